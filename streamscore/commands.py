@@ -1,0 +1,166 @@
+"""User-side commands: produce demo or JSON-lines events, consume any topic, run the end-to-end demo."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from streamscore.config import TOPIC_ROLES, Settings
+from streamscore.errors import StreamscoreError
+
+
+class InputError(StreamscoreError):
+    """A file or line the user gave cannot be used."""
+
+
+def add_produce_parser(sub) -> None:
+    produce = sub.add_parser("produce", help="write events transactionally (demo generator or JSON lines)")
+    produce.add_argument("--count", type=int, default=10_000, help="events to generate (default 10000)")
+    produce.add_argument("--rate", type=float, default=0.0, help="events/s; 0 = as fast as possible")
+    produce.add_argument("--seed", type=int, default=7)
+    produce.add_argument("--id-prefix", default=None, help="event id prefix (default: a fresh run id)")
+    produce.add_argument("--input", type=Path, default=None, help="a JSON-lines file of events instead")
+    produce.add_argument("--transaction-size", type=int, default=1000, help="events per transaction")
+    produce.add_argument("--topic", default=None, help="default: the events topic")
+    produce.add_argument("--quiet", action="store_true")
+
+
+def add_demo_parser(sub) -> None:
+    demo = sub.add_parser("demo", help="stack up, topics, events produced and read back end to end")
+    demo.add_argument("--count", type=int, default=5000)
+    demo.add_argument("--keep-running", action="store_true", help="leave the stack up afterwards (default)")
+
+
+def dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "produce":
+        return produce(settings, args)
+    if args.command == "demo":
+        from streamscore.demo import run_demo
+
+        return run_demo(settings, args)
+    raise StreamscoreError(f"unknown command {args.command!r}")
+
+
+def resolve_topic(settings: Settings, name_or_role: str) -> str:
+    role = name_or_role.replace("-", "_")
+    return settings.topic(role).name if role in TOPIC_ROLES else name_or_role
+
+
+def produce(settings: Settings, args: argparse.Namespace) -> int:
+    if args.count <= 0 or args.transaction_size <= 0 or args.rate < 0:
+        raise InputError("--count and --transaction-size must be > 0 and --rate >= 0")
+    topic = resolve_topic(settings, args.topic or "events")
+    if args.input is not None:
+        events: Iterable[dict] = read_json_lines(args.input)
+    else:
+        from models.demo_data import generate_events
+
+        prefix = args.id_prefix or f"ev-{int(time.time())}-"
+        events = generate_events(args.count, seed=args.seed, id_prefix=prefix)
+    stats = produce_events(settings, topic, events, rate=args.rate,
+                           transaction_size=args.transaction_size, progress=not args.quiet)
+    print(f"produced {stats['produced']} events to {topic} in {stats['seconds']:.1f}s "
+          f"({stats['rate']:.0f} events/s, {stats['transactions']} transactions)")
+    return 0
+
+
+def read_json_lines(path: Path) -> Iterator[dict]:
+    try:
+        fh = open(path, encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}") from None
+    with fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+            if not isinstance(record, dict):
+                raise InputError(f"{path}:{lineno}: expected a JSON object, got {type(record).__name__}")
+            yield record
+
+
+def produce_events(settings: Settings, topic: str, events: Iterable[dict], *, rate: float = 0.0,
+                   transaction_size: int = 1000, progress: bool = False) -> dict:
+    """Validate, encode and write ``events`` in transactions of ``transaction_size``; paced at ``rate``."""
+    from connectors.kafka_clients import transactional_producer
+    from schemas import serde_for
+
+    serde = serde_for("event")
+    producer = transactional_producer(settings)
+    began = time.monotonic()
+    produced = transactions = 0
+    in_txn = 0
+    try:
+        for event in events:
+            payload = serde.encode(event)  # raises RecordEncodeError naming the field
+            if in_txn == 0:
+                producer.begin_transaction()
+            producer.produce(topic, payload, key=str(event["event_id"]).encode())
+            produced += 1
+            in_txn += 1
+            if in_txn >= transaction_size:
+                producer.commit_transaction(30)
+                transactions, in_txn = transactions + 1, 0
+                if progress:
+                    _progress(produced, began)
+            if rate > 0:
+                _pace(produced, rate, began)
+        if in_txn:
+            producer.commit_transaction(30)
+            transactions += 1
+    except BaseException:
+        if in_txn:
+            producer.abort_transaction(10)
+        raise
+    finally:
+        producer.flush(10)
+    seconds = time.monotonic() - began
+    if progress:
+        print(file=sys.stderr)
+    return {"produced": produced, "transactions": transactions, "seconds": seconds,
+            "rate": produced / seconds if seconds > 0 else 0.0}
+
+
+def _pace(sent: int, rate: float, began: float) -> None:
+    ahead = sent / rate - (time.monotonic() - began)
+    if ahead > 0:
+        time.sleep(ahead)
+
+
+def _progress(produced: int, began: float) -> None:
+    elapsed = max(time.monotonic() - began, 1e-9)
+    print(f"\rproduced {produced} events ({produced / elapsed:.0f}/s)", end="", file=sys.stderr, flush=True)
+
+
+def consume(settings: Settings, args: argparse.Namespace) -> int:
+    from connectors.kafka_clients import read_topic
+
+    topic = resolve_topic(settings, args.topic)
+    if args.max is not None and args.max <= 0:
+        raise InputError("--max must be > 0")
+    for record in read_topic(settings, topic, max_records=args.max, idle_timeout_s=args.idle_timeout,
+                             from_beginning=args.from_beginning, follow=args.follow):
+        print(json.dumps(decode_for_display(record.value), default=str), flush=True)
+    return 0
+
+
+def decode_for_display(payload: bytes | None) -> dict:
+    """A JSON-able view of a payload: decoded fields, or the error and the raw bytes."""
+    from schemas import SerdeError, decode_any
+
+    try:
+        decoded = decode_any(payload or b"")
+    except SerdeError as exc:
+        return {"_error": str(exc), "_raw_base64": base64.b64encode(payload or b"").decode()}
+    record = decoded.record if hasattr(decoded, "record") else decoded
+    schema = getattr(decoded, "schema_name", None)
+    view = {k: (base64.b64encode(v).decode() if isinstance(v, bytes) else v) for k, v in record.items()}
+    return {"_schema": schema, **view} if schema else view

@@ -1,0 +1,39 @@
+"""structlog configuration: JSON lines in production, a console renderer in development; one place."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import structlog
+
+_configured = False
+
+
+def configure_logging(fmt: str | None = None, level: str | None = None) -> None:
+    """Configure structlog once. ``fmt``: 'json' or 'console' (env STREAMSCORE_LOG_FORMAT, default json)."""
+    global _configured
+    if _configured:
+        return
+    fmt = (fmt or os.environ.get("STREAMSCORE_LOG_FORMAT", "json")).lower()
+    level_name = (level or os.environ.get("STREAMSCORE_LOG_LEVEL", "info")).upper()
+    renderer = structlog.dev.ConsoleRenderer() if fmt == "console" else structlog.processors.JSONRenderer()
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level_name, logging.INFO)),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+    _configured = True
+
+
+def get_logger(name: str, **bound):
+    configure_logging()
+    return structlog.get_logger(name).bind(**bound)

@@ -1,0 +1,160 @@
+"""Processes the stack starts: launched detached, tracked by pid file, stopped only if still ours."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+from streamscore.errors import StackError
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    """How to run one service process."""
+
+    name: str
+    argv: Sequence[str]
+    log_file: Path
+    pid_file: Path
+    marker: str  # a string that must appear in /proc/<pid>/cmdline for the pid to be ours
+    env: Mapping[str, str] | None = None
+    cwd: Path | None = None
+
+
+def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    """True when something accepts TCP connections on host:port."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def read_pid(pid_file: Path) -> int | None:
+    try:
+        return int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie is not alive
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return state != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def pid_is_ours(pid: int, marker: str) -> bool:
+    """The pid is alive and its command line carries our marker (guards against pid reuse)."""
+    if not pid_alive(pid):
+        return False
+    for part in ("cmdline", "environ"):  # environ: a launcher script may not have exec'd yet
+        try:
+            text = Path(f"/proc/{pid}/{part}").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if marker in text:
+            return True
+    return False
+
+
+def running_pid(spec: ProcessSpec) -> int | None:
+    pid = read_pid(spec.pid_file)
+    return pid if pid is not None and pid_is_ours(pid, spec.marker) else None
+
+
+def start_process(spec: ProcessSpec) -> int:
+    """Start the process detached (own session), output appended to its log; write its pid file."""
+    spec.log_file.parent.mkdir(parents=True, exist_ok=True)
+    spec.pid_file.parent.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env.update(spec.env or {})
+    with open(spec.log_file, "ab") as log:
+        log.write(f"\n==== streamscore: starting {spec.name} at {time.ctime()} ====\n".encode())
+        log.flush()
+        try:
+            proc = subprocess.Popen(
+                list(spec.argv), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env=env, cwd=spec.cwd, start_new_session=True,
+            )
+        except FileNotFoundError as exc:
+            raise StackError(f"{spec.name}: cannot run {spec.argv[0]!r} ({exc.strerror})") from None
+    spec.pid_file.write_text(str(proc.pid))
+    return proc.pid
+
+
+def stop_process(spec: ProcessSpec, timeout_s: float = 30.0) -> bool:
+    """SIGTERM the process group we started, SIGKILL after timeout. False if nothing of ours ran."""
+    pid = running_pid(spec)
+    if pid is None:
+        spec.pid_file.unlink(missing_ok=True)
+        return False
+    _signal_group(pid, signal.SIGTERM)
+    if not wait_for(lambda: not pid_alive(pid), timeout_s):
+        _signal_group(pid, signal.SIGKILL)
+        wait_for(lambda: not pid_alive(pid), 10.0)
+    _reap(pid)
+    spec.pid_file.unlink(missing_ok=True)
+    return True
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)  # started with start_new_session: pgid == pid
+    except ProcessLookupError:
+        return
+    except PermissionError:
+        os.kill(pid, sig)
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def wait_for(check: Callable[[], bool], timeout_s: float, interval_s: float = 0.25,
+             propagate: tuple[type[BaseException], ...] = ()) -> bool:
+    """Poll ``check`` until it returns True or the timeout passes.
+
+    A probe that raises means "not yet", except for the exception types in ``propagate``.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if check():
+                return True
+        except propagate:
+            raise
+        except Exception:  # noqa: BLE001
+            pass
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval_s)
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    """The last lines of a log file ('' when it does not exist)."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - 64 * 1024))
+            data = fh.read().decode(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(data.splitlines()[-lines:])

@@ -1,0 +1,248 @@
+"""The three services of the local stack: Kafka (KRaft), a Flink session cluster, Redis."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import shutil
+import subprocess
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from streamscore.config import Address, Settings
+from streamscore.errors import StackError
+from streamscore.stack import jars
+from streamscore.stack.flink_home import FlinkHome
+from streamscore.stack.process import ProcessSpec, port_open
+
+KAFKA_MAIN = "kafka.Kafka"
+KAFKA_STORAGE_TOOL = "kafka.tools.StorageTool"
+
+
+@dataclass(frozen=True)
+class Health:
+    service: str
+    address: str
+    mode: str
+    running: bool
+    healthy: bool
+    detail: str
+    pids: tuple[int, ...] = ()
+
+
+def java_major_version() -> int:
+    """The major version of ``java`` on PATH; StackError when absent."""
+    java = shutil.which("java")
+    if java is None:
+        raise StackError("no 'java' on PATH: Kafka and Flink need a JDK 17+ (Debian: apt-get install openjdk-17-jdk)")
+    out = subprocess.run([java, "-version"], capture_output=True, text=True, check=False).stderr
+    match = re.search(r'version "(\d+)(?:\.(\d+))?', out)
+    if not match:
+        raise StackError(f"cannot read the Java version from: {out.strip()[:200]}")
+    major = int(match.group(1))
+    return int(match.group(2)) if major == 1 and match.group(2) else major
+
+
+def require_java17() -> None:
+    major = java_major_version()
+    if major < 17:
+        raise StackError(f"Java {major} found; Kafka 4 and Flink 2 need Java 17 or newer")
+
+
+class KafkaService:
+    """One Kafka broker in combined KRaft mode (broker + controller), transactions on one node."""
+
+    name = "kafka"
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.dir = settings.home / "kafka"
+        self.log_file = settings.log_dir / "kafka.log"
+
+    @property
+    def address(self) -> Address:
+        return self.settings.kafka
+
+    def ports(self) -> list[int]:
+        return [self.address.port, self.settings.kafka_controller_port]
+
+    def server_properties(self) -> str:
+        s = self.settings
+        host, port, ctrl = s.kafka.host, s.kafka.port, s.kafka_controller_port
+        props = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.voters": f"1@{host}:{ctrl}",
+            "listeners": f"PLAINTEXT://{host}:{port},CONTROLLER://{host}:{ctrl}",
+            "advertised.listeners": f"PLAINTEXT://{host}:{port}",
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "log.dirs": str(self.dir / "data"),
+            "num.partitions": "1",
+            "auto.create.topics.enable": "false",
+            "offsets.topic.replication.factor": "1",
+            "offsets.topic.num.partitions": "4",
+            # Transactions on a single node: the state log must accept one replica.
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "transaction.state.log.num.partitions": "4",
+            # The longest transaction a producer may ask for (Flink's sink uses up to this).
+            "transaction.max.timeout.ms": str(s.transaction_max_timeout_ms),
+            "group.initial.rebalance.delay.ms": "0",
+            "log.retention.hours": "24",
+            "share.coordinator.state.topic.replication.factor": "1",
+            "share.coordinator.state.topic.min.isr": "1",
+        }
+        return "".join(f"{k}={v}\n" for k, v in props.items())
+
+    def prepare(self) -> list[ProcessSpec]:
+        require_java17()
+        classpath = ":".join(str(p) for p in jars.resolve(
+            self.settings.cache_dir, f"kafka-{self.settings.kafka_version}",
+            jars.kafka_broker_artifacts(self.settings.kafka_version)))
+        self.dir.mkdir(parents=True, exist_ok=True)
+        props = self.dir / "server.properties"
+        props.write_text(self.server_properties())
+        (self.dir / "log4j2.yaml").write_text(_KAFKA_LOG4J2)
+        if not (self.dir / "data" / "meta.properties").is_file():
+            self._format_storage(classpath, props)
+        java_opts = [f"-Xms{self.settings.kafka_heap}", f"-Xmx{self.settings.kafka_heap}",
+                     f"-Dlog4j2.configurationFile={self.dir / 'log4j2.yaml'}",
+                     f"-Dkafka.logs.dir={self.settings.log_dir}"]
+        argv = ["java", *java_opts, "-cp", classpath, KAFKA_MAIN, str(props)]
+        return [ProcessSpec(self.name, argv, self.log_file, self.settings.run_dir / "kafka.pid", str(props))]
+
+    def _format_storage(self, classpath: str, props: Path) -> None:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        argv = ["java", "-cp", classpath, KAFKA_STORAGE_TOOL, "format", "-t", cluster_id, "-c", str(props)]
+        proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise StackError(f"kafka: formatting storage in {self.dir / 'data'} failed: {proc.stderr.strip()[-400:]}")
+
+    def probe(self) -> tuple[bool, str]:
+        if not port_open(self.address.host, self.address.port):
+            return False, "port closed"
+        from confluent_kafka.admin import AdminClient  # glue only; the probe needs a real client
+
+        admin = AdminClient({"bootstrap.servers": str(self.address), "socket.timeout.ms": 3000})
+        meta = admin.list_topics(timeout=3)
+        return bool(meta.brokers), f"{len(meta.brokers)} broker(s), {len(meta.topics)} topic(s)"
+
+
+class FlinkService:
+    """A Flink session cluster (JobManager + one TaskManager) from the apache-flink wheel."""
+
+    name = "flink"
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.home = FlinkHome(settings)
+        self.log_file = settings.log_dir / "flink-jobmanager.log"
+
+    @property
+    def address(self) -> Address:
+        return self.settings.flink_rest
+
+    def ports(self) -> list[int]:
+        return [self.address.port, self.settings.flink_rpc_port]
+
+    def prepare(self) -> list[ProcessSpec]:
+        require_java17()
+        connector = jars.resolve(
+            self.settings.cache_dir, f"flink-kafka-connector-{self.settings.flink_connector_version}",
+            [jars.flink_kafka_connector_artifact(self.settings.flink_connector_version)], transitive=False)
+        self.home.build(extra_jars=connector)
+        return [self.home.process_spec("jobmanager"), self.home.process_spec("taskmanager")]
+
+    def probe(self) -> tuple[bool, str]:
+        if not port_open(self.address.host, self.address.port):
+            return False, "port closed"
+        with urllib.request.urlopen(f"{self.settings.flink_rest_url}/overview", timeout=3) as resp:
+            overview = json.load(resp)
+        tms, slots = overview.get("taskmanagers", 0), overview.get("slots-total", 0)
+        detail = f"{tms} taskmanager(s), {slots} slot(s), {overview.get('jobs-running', 0)} running job(s)"
+        return tms >= 1 and slots >= 1, detail
+
+
+class RedisService:
+    """Redis from Debian's redis-server, no persistence (a cache, not a store)."""
+
+    name = "redis"
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.dir = settings.home / "redis"
+        self.log_file = settings.log_dir / "redis.log"
+
+    @property
+    def address(self) -> Address:
+        return self.settings.redis
+
+    def ports(self) -> list[int]:
+        return [self.address.port]
+
+    def prepare(self) -> list[ProcessSpec]:
+        server = shutil.which("redis-server") or (
+            "/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None)
+        if server is None:
+            raise StackError("redis: no 'redis-server' on PATH (Debian: apt-get install redis-server)")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        conf = self.config_file
+        conf.write_text(_REDIS_CONF.format(host=self.address.host, port=self.address.port, dir=self.dir))
+        return [ProcessSpec(self.name, [server, str(conf)], self.log_file,
+                            self.settings.run_dir / "redis.pid", str(conf))]
+
+    @property
+    def config_file(self) -> Path:
+        return self.dir / "redis.conf"
+
+    def probe(self) -> tuple[bool, str]:
+        if not port_open(self.address.host, self.address.port):
+            return False, "port closed"
+        import redis  # glue only
+
+        client = redis.Redis(host=self.address.host, port=self.address.port, socket_timeout=2)
+        info = client.info("server")
+        return bool(client.ping()), f"redis {info.get('redis_version', '?')}"
+
+
+# The config file path stays in the process title (proc-title-template), so 'down' can tell
+# the redis-server it started from any other one.
+_REDIS_CONF = """bind {host}
+port {port}
+dir {dir}
+save ""
+appendonly no
+daemonize no
+protected-mode yes
+maxmemory 512mb
+maxmemory-policy allkeys-lru
+proc-title-template "{{title}} {{listen-addr}} {{config-file}}"
+"""
+
+_KAFKA_LOG4J2 = """Configuration:
+  name: streamscore-kafka
+  Appenders:
+    Console:
+      name: STDOUT
+      PatternLayout:
+        pattern: "[%d] %p %m (%c)%n"
+  Loggers:
+    Root:
+      level: INFO
+      AppenderRef:
+        - ref: STDOUT
+    Logger:
+      - name: kafka
+        level: WARN
+      - name: org.apache.kafka
+        level: WARN
+      - name: kafka.server.KafkaServer
+        level: INFO
+      - name: kafka.server.BrokerServer
+        level: INFO
+"""
