@@ -50,7 +50,8 @@ def create_topics(settings: Settings, specs: Iterable[TopicSpec] | None = None) 
         else:
             wanted.append(NewTopic(spec.name, num_partitions=spec.partitions, replication_factor=1))
     if wanted:
-        futures = admin(settings).create_topics(wanted, operation_timeout=30)
+        client = admin(settings)  # keep a reference: the futures die with the client
+        futures = client.create_topics(wanted, operation_timeout=30)
         for name, future in futures.items():
             try:
                 future.result(timeout=30)
@@ -63,7 +64,8 @@ def create_topics(settings: Settings, specs: Iterable[TopicSpec] | None = None) 
 
 
 def delete_topics(settings: Settings, names: list[str]) -> None:
-    futures = admin(settings).delete_topics(names, operation_timeout=30)
+    client = admin(settings)
+    futures = client.delete_topics(names, operation_timeout=30)
     for name, future in futures.items():
         try:
             future.result(timeout=30)
