@@ -1,0 +1,149 @@
+"""Talk to a Flink cluster: submit PyFlink jobs with the wheel's ``flink`` CLI, list and cancel over REST."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from streamscore.config import Settings
+from streamscore.errors import StreamscoreError
+from streamscore.stack.flink_home import FlinkHome, pyflink_dir
+
+JOBS_DIR = Path(__file__).resolve().parent
+_JOB_ID = re.compile(r"JobID ([0-9a-f]{32})")
+
+
+class FlinkJobError(StreamscoreError):
+    """A job could not be submitted, found, or stopped."""
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    job_id: str
+    name: str
+    state: str
+    start_time_ms: int
+
+
+def flink_env(settings: Settings) -> dict[str, str]:
+    """Environment for the ``flink`` CLI: our conf (REST address) and lib (Kafka connector)."""
+    home = FlinkHome(settings)
+    env = dict(os.environ)
+    env.update({
+        "FLINK_HOME": str(pyflink_dir()),
+        "FLINK_CONF_DIR": str(home.conf_dir),
+        "FLINK_LIB_DIR": str(home.lib_dir),
+        "FLINK_LOG_DIR": str(settings.log_dir),
+        "_FLINK_HOME_DETERMINED": "1",
+        "PATH": os.path.dirname(settings.python_executable) + os.pathsep + env.get("PATH", ""),
+    })
+    return env
+
+
+def submit_python_job(settings: Settings, script: Path, job_args: list[str], *,
+                      savepoint: str | None = None, timeout_s: float = 180.0) -> str:
+    """Submit ``script`` detached to the cluster at ``settings.flink_rest``; returns the job id."""
+    flink = pyflink_dir() / "bin" / "flink"
+    argv = ["bash", str(flink), "run", "-d", "-m", str(settings.flink_rest)]
+    if savepoint:
+        argv += ["-s", savepoint]
+    argv += ["-pyexec", settings.python_executable, "-py", str(script), *job_args]
+    try:
+        proc = subprocess.run(argv, env=flink_env(settings), capture_output=True, text=True,
+                              timeout=timeout_s, check=False)
+    except subprocess.TimeoutExpired:
+        raise FlinkJobError(f"submitting {script.name} to {settings.flink_rest} timed out after {timeout_s:.0f}s") from None
+    match = _JOB_ID.search(proc.stdout + proc.stderr)
+    if proc.returncode != 0 or not match:
+        raise FlinkJobError(f"submitting {script.name} to {settings.flink_rest} failed: {_cause(proc.stdout + proc.stderr)}")
+    return match.group(1)
+
+
+def _cause(output: str) -> str:
+    """The most telling line of a Flink CLI failure (the last 'Caused by' / error line)."""
+    lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
+    for marker in ("StreamscoreError", "Error:", "Caused by:", "Exception:"):
+        hits = [ln for ln in lines if marker in ln]
+        if hits:
+            return hits[-1][:500]
+    return (lines[-1] if lines else "no output")[:500]
+
+
+def rest(settings: Settings, path: str, method: str = "GET", body: dict | None = None, timeout: float = 10.0):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(f"{settings.flink_rest_url}{path}", data=data, method=method,
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            payload = resp.read()
+    except urllib.error.HTTPError as exc:
+        raise FlinkJobError(f"Flink REST {method} {path}: HTTP {exc.code} {exc.read()[:300]!r}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise FlinkJobError(f"Flink at {settings.flink_rest} is unreachable: {exc}") from None
+    return json.loads(payload) if payload else {}
+
+
+def list_jobs(settings: Settings) -> list[JobInfo]:
+    jobs = rest(settings, "/jobs/overview").get("jobs", [])
+    return [JobInfo(j["jid"], j["name"], j["state"], j.get("start-time", 0)) for j in jobs]
+
+
+def job_state(settings: Settings, job_id: str) -> str:
+    return rest(settings, f"/jobs/{job_id}")["state"]
+
+
+def wait_for_state(settings: Settings, job_id: str, states: set[str], timeout_s: float = 60.0) -> str:
+    deadline = time.monotonic() + timeout_s
+    state = "UNKNOWN"
+    while time.monotonic() < deadline:
+        state = job_state(settings, job_id)
+        if state in states:
+            return state
+        if state in {"FAILED", "CANCELED", "FINISHED"} - states:
+            break
+        time.sleep(0.5)
+    raise FlinkJobError(f"job {job_id} is {state}, expected one of {sorted(states)}")
+
+
+def wait_running(settings: Settings, job_id: str, timeout_s: float = 60.0) -> None:
+    """Wait until the job and all its tasks run (sources are then consuming)."""
+    wait_for_state(settings, job_id, {"RUNNING"}, timeout_s)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        vertices = rest(settings, f"/jobs/{job_id}").get("vertices", [])
+        if vertices and all(v.get("status") == "RUNNING" for v in vertices):
+            return
+        time.sleep(0.5)
+    raise FlinkJobError(f"job {job_id}: tasks did not all reach RUNNING within {timeout_s:.0f}s")
+
+
+def cancel_job(settings: Settings, job_id: str, savepoint_dir: str | None = None,
+               timeout_s: float = 120.0) -> str | None:
+    """Cancel (or stop with a savepoint when ``savepoint_dir`` is given). Returns the savepoint path."""
+    if savepoint_dir is None:
+        rest(settings, f"/jobs/{job_id}", method="PATCH")
+        wait_for_state(settings, job_id, {"CANCELED"}, timeout_s)
+        return None
+    trigger = rest(settings, f"/jobs/{job_id}/stop", method="POST",
+                   body={"targetDirectory": savepoint_dir, "drain": False})
+    return _await_savepoint(settings, job_id, trigger["request-id"], timeout_s)
+
+
+def _await_savepoint(settings: Settings, job_id: str, request_id: str, timeout_s: float) -> str:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status = rest(settings, f"/jobs/{job_id}/savepoints/{request_id}")
+        if status.get("status", {}).get("id") == "COMPLETED":
+            operation = status.get("operation", {})
+            if "failure-cause" in operation:
+                raise FlinkJobError(f"savepoint of {job_id} failed: {operation['failure-cause'].get('class')}")
+            return operation["location"]
+        time.sleep(0.5)
+    raise FlinkJobError(f"savepoint of {job_id} did not complete within {timeout_s:.0f}s")
