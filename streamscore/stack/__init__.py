@@ -142,9 +142,7 @@ def _specs(svc: Service) -> list[ProcessSpec]:
     """The process specs of a service without side effects (no downloads, no formatting)."""
     if isinstance(svc, FlinkService):
         return [svc.home.process_spec("jobmanager"), svc.home.process_spec("taskmanager")]
-    run_dir = svc.settings.run_dir
-    marker = str(svc.dir / "server.properties") if isinstance(svc, KafkaService) else str(svc.config_file)
-    return [ProcessSpec(svc.name, [], svc.log_file, run_dir / f"{svc.name}.pid", marker)]
+    return [ProcessSpec(svc.name, [], svc.log_file, svc.settings.run_dir / f"{svc.name}.pid")]
 
 
 class _Died(StackError):

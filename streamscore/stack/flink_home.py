@@ -114,7 +114,6 @@ class FlinkHome:
             argv=["bash", str(self.dist / "bin" / script), "start-foreground"],
             log_file=self.settings.log_dir / f"flink-{role}.log",
             pid_file=self.settings.run_dir / f"flink-{role}.pid",
-            marker=str(self.conf_dir),
             env=env,
         )
 

@@ -22,7 +22,6 @@ class ProcessSpec:
     argv: Sequence[str]
     log_file: Path
     pid_file: Path
-    marker: str  # a string that must appear in /proc/<pid>/cmdline for the pid to be ours
     env: Mapping[str, str] | None = None
     cwd: Path | None = None
 
@@ -36,44 +35,36 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
         return False
 
 
-def read_pid(pid_file: Path) -> int | None:
+def process_start_ticks(pid: int) -> int | None:
+    """The kernel's start time of ``pid`` (clock ticks since boot); with the pid, a unique identity."""
     try:
-        return int(pid_file.read_text().strip())
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    if fields[0] == "Z":  # a zombie is not alive
+        return None
+    return int(fields[19])
+
+
+def read_pid_file(pid_file: Path) -> tuple[int, int] | None:
+    try:
+        pid, ticks = pid_file.read_text().split()
+        return int(pid), int(ticks)
     except (OSError, ValueError):
         return None
 
 
 def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie is not alive
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        return state != "Z"
-    except (OSError, IndexError):
-        return True
-
-
-def pid_is_ours(pid: int, marker: str) -> bool:
-    """The pid is alive and its command line carries our marker (guards against pid reuse)."""
-    if not pid_alive(pid):
-        return False
-    for part in ("cmdline", "environ"):  # environ: a launcher script may not have exec'd yet
-        try:
-            text = Path(f"/proc/{pid}/{part}").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if marker in text:
-            return True
-    return False
+    return process_start_ticks(pid) is not None
 
 
 def running_pid(spec: ProcessSpec) -> int | None:
-    pid = read_pid(spec.pid_file)
-    return pid if pid is not None and pid_is_ours(pid, spec.marker) else None
+    """The pid we started for ``spec`` if that very process still runs (pid reuse cannot fool it)."""
+    recorded = read_pid_file(spec.pid_file)
+    if recorded is None:
+        return None
+    pid, ticks = recorded
+    return pid if process_start_ticks(pid) == ticks else None
 
 
 def start_process(spec: ProcessSpec) -> int:
@@ -92,7 +83,7 @@ def start_process(spec: ProcessSpec) -> int:
             )
         except FileNotFoundError as exc:
             raise StackError(f"{spec.name}: cannot run {spec.argv[0]!r} ({exc.strerror})") from None
-    spec.pid_file.write_text(str(proc.pid))
+    spec.pid_file.write_text(f"{proc.pid} {process_start_ticks(proc.pid)}\n")
     return proc.pid
 
 

@@ -114,7 +114,7 @@ class KafkaService:
                      f"-Dlog4j2.configurationFile={self.dir / 'log4j2.yaml'}",
                      f"-Dkafka.logs.dir={self.settings.log_dir}"]
         argv = ["java", *java_opts, "-cp", classpath, KAFKA_MAIN, str(props)]
-        return [ProcessSpec(self.name, argv, self.log_file, self.settings.run_dir / "kafka.pid", str(props))]
+        return [ProcessSpec(self.name, argv, self.log_file, self.settings.run_dir / "kafka.pid")]
 
     def _format_storage(self, classpath: str, props: Path) -> None:
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
@@ -194,7 +194,7 @@ class RedisService:
         conf = self.config_file
         conf.write_text(_REDIS_CONF.format(host=self.address.host, port=self.address.port, dir=self.dir))
         return [ProcessSpec(self.name, [server, str(conf)], self.log_file,
-                            self.settings.run_dir / "redis.pid", str(conf))]
+                            self.settings.run_dir / "redis.pid")]
 
     @property
     def config_file(self) -> Path:
@@ -210,8 +210,6 @@ class RedisService:
         return bool(client.ping()), f"redis {info.get('redis_version', '?')}"
 
 
-# The config file path stays in the process title (proc-title-template), so 'down' can tell
-# the redis-server it started from any other one.
 _REDIS_CONF = """bind {host}
 port {port}
 dir {dir}
@@ -221,7 +219,6 @@ daemonize no
 protected-mode yes
 maxmemory 512mb
 maxmemory-policy allkeys-lru
-proc-title-template "{{title}} {{listen-addr}} {{config-file}}"
 """
 
 _KAFKA_LOG4J2 = """Configuration:

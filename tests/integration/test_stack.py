@@ -1,0 +1,108 @@
+"""The local stack for real: Kafka transactions, a PyFlink job on the session cluster, up/down cycles."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+
+from connectors.kafka_clients import read_topic, transactional_producer
+from jobs.flink_cluster import JOBS_DIR, cancel_job, submit_python_job, wait_running
+from streamscore.config import load_settings
+from streamscore.stack import Stack
+from streamscore.stack.process import port_open, running_pid
+
+pytestmark = pytest.mark.integration
+
+
+def _produce_batches(settings, topic, batches):
+    """batches: list of (ids, commit?) — each batch is one transaction."""
+    producer = transactional_producer(settings)
+    for ids, commit in batches:
+        producer.begin_transaction()
+        for event_id in ids:
+            producer.produce(topic, f"payload-{event_id}".encode(), key=event_id.encode())
+        if commit:
+            producer.commit_transaction(30)
+        else:
+            producer.flush(30)  # the records reach the broker, then the transaction is aborted
+            producer.abort_transaction(30)
+
+
+def test_read_committed_sees_exactly_the_committed_transactions(settings, fresh_topics):
+    (topic,) = fresh_topics("txn", partitions=2)
+    batches = []
+    for b in range(20):  # 20 transactions x 500 = 10,000 events; every third one aborted
+        ids = [f"e{b:02d}-{i:04d}" for i in range(500)]
+        batches.append((ids, b % 3 != 1))
+    _produce_batches(settings, topic, batches)
+
+    seen = [rec.key.decode() for rec in read_topic(settings, topic, idle_timeout_s=10)]
+    committed = {i for ids, commit in batches if commit for i in ids}
+    assert len(committed) == 500 * 13
+    assert len(seen) == len(set(seen)), "an id was read twice"
+    assert set(seen) == committed
+
+
+def test_pyflink_job_on_the_session_cluster_copies_events(settings, fresh_topics):
+    source, sink = fresh_topics("src", "dst")
+    ids = [f"flink-{i:05d}" for i in range(2000)]
+    _produce_batches(settings, source, [(ids[:1000], True), (ids[1000:], True)])
+
+    job_id = submit_python_job(settings, JOBS_DIR / "passthrough.py", [
+        "--bootstrap", settings.kafka_bootstrap, "--source-topic", source, "--sink-topic", sink,
+        "--group-id", f"it-{uuid.uuid4().hex[:8]}", "--transactional-id-prefix", f"it-{uuid.uuid4().hex[:8]}",
+        "--checkpoint-interval-ms", "1000", "--job-name", "it-passthrough",
+    ])
+    try:
+        wait_running(settings, job_id)
+        out = [rec.value.decode() for rec in read_topic(settings, sink, max_records=len(ids), idle_timeout_s=60)]
+    finally:
+        cancel_job(settings, job_id)
+    assert sorted(out) == sorted(f"payload-{i}" for i in ids)
+
+
+def _other_ports_settings(tmp_path):
+    env = dict(os.environ)
+    env.update({
+        "STREAMSCORE_HOME": str(tmp_path / "stack2"),
+        "STREAMSCORE_KAFKA_BOOTSTRAP": "127.0.0.1:19092", "STREAMSCORE_KAFKA_CONTROLLER_PORT": "19093",
+        "STREAMSCORE_FLINK_REST": "127.0.0.1:18081", "STREAMSCORE_FLINK_RPC_PORT": "16123",
+        "STREAMSCORE_REDIS": "127.0.0.1:16379", "STREAMSCORE_FLINK_SLOTS": "1",
+        "STREAMSCORE_FLINK_TASKMANAGER_MEMORY": "1536m",
+    })
+    return load_settings(env)
+
+
+def test_a_second_stack_comes_up_and_down_twice_without_leaking(tmp_path):
+    settings = _other_ports_settings(tmp_path)
+    stack = Stack(settings)
+    from streamscore.stack import _specs
+
+    for cycle in range(2):
+        reports = stack.up()
+        assert all(r.started for r in reports), f"cycle {cycle}: something was already running"
+        again = stack.up()  # idempotent: nothing new starts
+        assert not any(r.started for r in again)
+        health = stack.status()
+        assert all(h.healthy for h in health), health
+        pids = [p for h in health for p in h.pids]
+        assert len(pids) == 4  # kafka, redis, jobmanager, taskmanager
+
+        stopped = stack.down()
+        assert sorted(stopped) == ["flink-jobmanager", "flink-taskmanager", "kafka", "redis"]
+        for pid in pids:
+            assert not os.path.exists(f"/proc/{pid}") or _is_zombie(pid), f"pid {pid} leaked"
+        for port in (19092, 19093, 18081, 16379):
+            assert not port_open("127.0.0.1", port), f"port {port} still open after down"
+        assert all(running_pid(spec) is None for svc in stack.services for spec in _specs(svc))
+    assert stack.down() == []  # nothing left to stop
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
