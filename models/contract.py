@@ -1,0 +1,286 @@
+"""A model's feature contract: decoded events in, the model's float32 matrix out.
+
+:meth:`FeatureContract.to_matrix` is vectorized: it pulls every contract field
+out of all events at once (``operator.itemgetter`` + ``zip``), checks types with
+one ``set(map(type, column))`` per column, and checks NaN/inf/range with numpy.
+Only columns that fail the fast type check are re-checked value by value, and
+only the rows that fail are diagnosed one by one to build reject reasons.
+
+Encoding: numeric values (ints and booleans included) become float32;
+categorical values become the float32 index of the value in the category list
+("ordinal"); a value outside the list is rejected (``unknown_category="reject"``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from operator import itemgetter
+from typing import Any, Mapping, NamedTuple, Sequence
+
+import numpy as np
+
+from streamscore.errors import ContractError, ModelError
+
+NUMERIC_DTYPES = ("double", "float", "int", "long", "boolean")
+_FAST_TYPES = {"double": {float, int}, "float": {float, int}, "int": {int}, "long": {int}, "boolean": {bool}}
+_AVRO_COMPATIBLE = {"double": {"double", "float", "int", "long"}, "float": {"double", "float", "int", "long"},
+                    "int": {"int"}, "long": {"int", "long"}, "boolean": {"boolean"}, "string": {"string", "enum"}}
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "<missing>"
+
+
+_MISSING = _Missing()
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """One model input column and the event field it is read from."""
+
+    name: str
+    field: str
+    kind: str  # "numeric" | "categorical"
+    dtype: str  # double | float | int | long | boolean | string
+    range: tuple[float, float] | None = None
+    categories: tuple[str, ...] | None = None
+    encoding: str | None = None  # "ordinal" for categorical features
+    unknown_category: str | None = None  # "reject" for categorical features
+
+    def __post_init__(self) -> None:
+        where = f"features[{self.name!r}]"
+        if not self.name or not self.field:
+            raise ModelError(f"model card field '{where}.name/field': must be non-empty")
+        if self.kind == "numeric":
+            self._check_numeric(where)
+        elif self.kind == "categorical":
+            self._check_categorical(where)
+        else:
+            raise ModelError(f"model card field '{where}.kind': {self.kind!r} is not numeric|categorical")
+
+    def _check_numeric(self, where: str) -> None:
+        if self.dtype not in NUMERIC_DTYPES:
+            raise ModelError(f"model card field '{where}.dtype': {self.dtype!r} is not one of {NUMERIC_DTYPES}")
+        if self.range is None or len(self.range) != 2 or not all(map(math.isfinite, self.range)):
+            raise ModelError(f"model card field '{where}.range': needs finite [min, max]")
+        if self.range[0] > self.range[1]:
+            raise ModelError(f"model card field '{where}.range': min {self.range[0]} > max {self.range[1]}")
+        if self.categories is not None or self.encoding is not None or self.unknown_category is not None:
+            raise ModelError(f"model card field '{where}.categories': a numeric feature has no categories")
+
+    def _check_categorical(self, where: str) -> None:
+        if self.dtype != "string":
+            raise ModelError(f"model card field '{where}.dtype': categorical features are 'string'")
+        cats = self.categories
+        if not cats or len(set(cats)) != len(cats) or not all(isinstance(c, str) for c in cats):
+            raise ModelError(f"model card field '{where}.categories': needs unique, non-empty strings")
+        if self.encoding != "ordinal":
+            raise ModelError(f"model card field '{where}.encoding': {self.encoding!r} is not 'ordinal'")
+        if self.unknown_category != "reject":
+            raise ModelError(f"model card field '{where}.unknown_category': {self.unknown_category!r} is not 'reject'")
+        if self.range is not None:
+            raise ModelError(f"model card field '{where}.range': a categorical feature has no range")
+
+
+class MatrixResult(NamedTuple):
+    """``to_matrix`` output: rows of valid events in order, the rejects, their indexes."""
+
+    matrix: np.ndarray  # float32 [n_valid, d]
+    rejects: list[tuple[int, str]]  # (row index in the input, reason)
+    valid_rows: np.ndarray  # int64 indexes of the matrix rows in the input
+
+
+def _type_ok(value: Any, dtype: str) -> bool:
+    if dtype == "boolean":
+        return isinstance(value, (bool, np.bool_))
+    if isinstance(value, (bool, np.bool_)):
+        return False
+    if dtype in ("int", "long"):
+        return isinstance(value, (int, np.integer))
+    return isinstance(value, (int, float, np.integer, np.floating))
+
+
+class _NumericEncoder:
+    def __init__(self, spec: FeatureSpec) -> None:
+        self.spec = spec
+        self.fast_types = _FAST_TYPES[spec.dtype]
+        self.low, self.high = spec.range
+
+    def encode(self, column: Sequence[Any]) -> tuple[np.ndarray, np.ndarray | None]:
+        """Float64 values and the mask of rows that break the contract (None if none do)."""
+        values, wrong_type = None, None
+        if set(map(type, column)) <= self.fast_types:
+            try:
+                values = np.array(column, dtype=np.float64)
+            except OverflowError:  # an int too large for a double
+                values = None
+        if values is None:
+            dtype = self.spec.dtype
+            good = np.fromiter((_type_ok(v, dtype) for v in column), bool, len(column))
+            values = np.fromiter((_to_float(v) if ok else math.nan for v, ok in zip(column, good)),
+                                 np.float64, len(column))
+            wrong_type = ~good
+        bad = ~np.isfinite(values) | (values < self.low) | (values > self.high)
+        if wrong_type is not None:
+            bad |= wrong_type
+        return values, (bad if bad.any() else None)
+
+    def diagnose(self, value: Any) -> str:
+        if value is _MISSING:
+            return f"missing field '{self.spec.field}'"
+        if not _type_ok(value, self.spec.dtype):
+            return f"wrong type {type(value).__name__} (expected {self.spec.dtype})"
+        number = _to_float(value)
+        if math.isnan(number):
+            return "NaN"
+        if math.isinf(number) and isinstance(value, (float, np.floating)):
+            return "inf" if number > 0 else "-inf"
+        return f"value {value!r} out of range [{self.low}, {self.high}]"
+
+
+def _to_float(value: Any) -> float:
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
+class _CodeMap(dict):
+    def __missing__(self, key: Any) -> float:
+        return -1.0
+
+
+class _CategoricalEncoder:
+    def __init__(self, spec: FeatureSpec) -> None:
+        self.spec = spec
+        self.codes = _CodeMap({category: float(i) for i, category in enumerate(spec.categories)})
+
+    def encode(self, column: Sequence[Any]) -> tuple[np.ndarray, np.ndarray | None]:
+        try:
+            values = np.fromiter(map(self.codes.__getitem__, column), np.float64, len(column))
+        except TypeError:  # an unhashable value
+            values = np.fromiter((self.codes[v] if _hashable(v) else -1.0 for v in column), np.float64, len(column))
+        bad = values < 0
+        return values, (bad if bad.any() else None)
+
+    def diagnose(self, value: Any) -> str:
+        if value is _MISSING:
+            return f"missing field '{self.spec.field}'"
+        if not isinstance(value, str):
+            return f"wrong type {type(value).__name__} (expected string)"
+        return f"unknown category {value!r}"
+
+
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
+
+class FeatureContract:
+    """The ordered features a model reads, and the vectorized event encoder."""
+
+    def __init__(self, features: Sequence[FeatureSpec]) -> None:
+        if not features:
+            raise ModelError("model card field 'features': the contract has no features")
+        names = [f.name for f in features]
+        if len(set(names)) != len(names):
+            raise ModelError(f"model card field 'features': duplicate feature names in {names}")
+        self.features = tuple(features)
+        self.fields = tuple(f.field for f in features)
+        self._getter = itemgetter(*self.fields) if len(self.fields) > 1 else (lambda e, f=self.fields[0]: (e[f],))
+        self._encoders = [_NumericEncoder(f) if f.kind == "numeric" else _CategoricalEncoder(f) for f in features]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.features)
+
+    @property
+    def width(self) -> int:
+        return len(self.features)
+
+    def to_matrix(self, events: Sequence[Mapping[str, Any]]) -> MatrixResult:
+        """Encode events; rows breaking the contract are left out and reported."""
+        n = len(events)
+        columns, not_mapping = self._columns(events)
+        matrix = np.empty((n, self.width), dtype=np.float32)
+        bad_masks: list[tuple[int, np.ndarray]] = []
+        with np.errstate(over="ignore", invalid="ignore"):
+            for j, (encoder, column) in enumerate(zip(self._encoders, columns)):
+                values, bad = encoder.encode(column)
+                matrix[:, j] = values
+                if bad is not None:
+                    bad_masks.append((j, bad))
+        if not bad_masks and not not_mapping:
+            return MatrixResult(matrix, [], np.arange(n, dtype=np.int64))
+        rejects = self._diagnose(columns, bad_masks, not_mapping)
+        bad_rows = np.fromiter((row for row, _ in rejects), np.int64, len(rejects))
+        keep = np.ones(n, dtype=bool)
+        keep[bad_rows] = False
+        valid_rows = np.flatnonzero(keep)
+        return MatrixResult(matrix[valid_rows], rejects, valid_rows)
+
+    def _columns(self, events: Sequence[Any]) -> tuple[list[Sequence[Any]], dict[int, str]]:
+        try:
+            rows = list(map(self._getter, events))
+        except (KeyError, TypeError, IndexError):
+            return self._columns_slowly(events)
+        return (list(zip(*rows)) if rows else [() for _ in self.fields]), {}
+
+    def _columns_slowly(self, events: Sequence[Any]) -> tuple[list[Sequence[Any]], dict[int, str]]:
+        not_mapping = {i: type(e).__name__ for i, e in enumerate(events) if not isinstance(e, Mapping)}
+        safe = [{} if i in not_mapping else event for i, event in enumerate(events)]
+        return [[event.get(field, _MISSING) for event in safe] for field in self.fields], not_mapping
+
+    def _diagnose(self, columns: list[Sequence[Any]], bad_masks: list[tuple[int, np.ndarray]],
+                  not_mapping: dict[int, str]) -> list[tuple[int, str]]:
+        reasons = {i: [f"event is not a mapping (got {name})"] for i, name in not_mapping.items()}
+        for j, bad in bad_masks:
+            encoder = self._encoders[j]
+            for i in np.flatnonzero(bad).tolist():
+                if i not in not_mapping:
+                    reasons.setdefault(i, []).append(f"{encoder.spec.name}: {encoder.diagnose(columns[j][i])}")
+        return [(i, "; ".join(reasons[i])) for i in sorted(reasons)]
+
+
+def _avro_type_names(avro_type: Any) -> list[str]:
+    """Primitive names of an Avro field type; a union gives one name per branch."""
+    if isinstance(avro_type, list):
+        return [name for branch in avro_type for name in _avro_type_names(branch)]
+    if isinstance(avro_type, Mapping):
+        return _avro_type_names(avro_type.get("type"))
+    return [str(avro_type)]
+
+
+def _schema_mismatch(spec: FeatureSpec, avro_type: Any) -> str | None:
+    names = _avro_type_names(avro_type)
+    if "null" in names:
+        return f"{spec.name}: event field '{spec.field}' is nullable but the contract needs a value"
+    wrong = [name for name in names if name not in _AVRO_COMPATIBLE[spec.dtype]]
+    if wrong:
+        return f"{spec.name}: event field '{spec.field}' is {'|'.join(names)}, contract needs {spec.dtype}"
+    if isinstance(avro_type, Mapping) and avro_type.get("type") == "enum":
+        unknown = sorted(set(avro_type.get("symbols", ())) - set(spec.categories or ()))
+        if unknown:
+            return f"{spec.name}: enum symbols {unknown} are not contract categories"
+    return None
+
+
+def check_against_event_schema(contract: FeatureContract, avro_schema: Mapping[str, Any]) -> None:
+    """Raise ContractError listing every contract field absent from, or typed
+    incompatibly with, the Avro record schema ``avro_schema`` (a parsed .avsc)."""
+    event_fields = {field["name"]: field["type"] for field in avro_schema.get("fields", ())}
+    mismatches = []
+    for spec in contract.features:
+        if spec.field not in event_fields:
+            mismatches.append(f"{spec.name}: event field '{spec.field}' is not in schema {avro_schema.get('name')}")
+            continue
+        mismatch = _schema_mismatch(spec, event_fields[spec.field])
+        if mismatch:
+            mismatches.append(mismatch)
+    if mismatches:
+        raise ContractError("feature contract does not match the event schema: " + "; ".join(mismatches))
