@@ -162,6 +162,19 @@ class AvroSerde:
             raise RecordEncodeError(f"{self.name}: cannot encode record: {exc}") from exc
         return self._framing.frame(self._fingerprint, buffer.getvalue())
 
+    def encode_trusted(self, record: Mapping[str, Any]) -> bytes:
+        """Encode a record built by streamscore itself, skipping validation (the hot path).
+
+        Only for records whose fields and types the caller guarantees; a bad one raises
+        :class:`RecordEncodeError` at best and may encode garbage at worst.
+        """
+        buffer = io.BytesIO()
+        try:
+            schemaless_writer(buffer, self._schema, record)
+        except Exception as exc:  # noqa: BLE001
+            raise RecordEncodeError(f"{self.name}: cannot encode record: {exc}") from exc
+        return self._framing.frame(self._fingerprint, buffer.getvalue())
+
     def decode(self, payload: bytes | bytearray | memoryview) -> Record:
         """Decode one framed payload written with this schema."""
         key, body = self._framing.unframe(payload)

@@ -1,0 +1,48 @@
+"""Dead-letter envelopes: the original bytes, where they came from, the stage and the reason.
+
+Pure (no Kafka client): the scoring job builds envelopes here and its exactly-once sink writes them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from schemas import serde_for
+
+STAGES = ("DECODE", "CONTRACT", "INFERENCE", "ENCODE")
+MAX_REASON_CHARS = 1000
+
+
+@dataclass(frozen=True)
+class SourceCoordinates:
+    topic: str
+    partition: int
+    offset: int
+
+
+def dead_letter_record(original: bytes, source: SourceCoordinates, stage: str, reason: str, *,
+                       job: str, failed_time_ms: int, event_id: str | None = None,
+                       correlation_id: str | None = None) -> dict:
+    if stage not in STAGES:
+        raise ValueError(f"unknown dead-letter stage {stage!r}")
+    return {
+        "original_bytes": bytes(original),
+        "source_topic": source.topic,
+        "source_partition": int(source.partition),
+        "source_offset": int(source.offset),
+        "stage": stage,
+        "reason": reason[:MAX_REASON_CHARS],
+        "event_id": event_id,
+        "correlation_id": correlation_id,
+        "job": job,
+        "failed_time": int(failed_time_ms),
+    }
+
+
+def encode_dead_letter(record: dict) -> bytes:
+    return serde_for("dead_letter").encode_trusted(record)
+
+
+def dead_letter_key(source: SourceCoordinates, event_id: str | None) -> bytes:
+    """Keyed by event id when known, else by the source coordinates (stable across replays)."""
+    return (event_id or f"{source.topic}/{source.partition}/{source.offset}").encode()

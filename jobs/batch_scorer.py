@@ -1,0 +1,147 @@
+"""One micro-batch through the scoring path: decode -> contract -> ONNX -> scored record or dead letter.
+
+Pure Python (no pyflink): the Flink job calls :meth:`BatchScorer.score` once per Arrow batch,
+and unit tests call it directly. Every input row yields exactly one output row, either a
+scored record or a dead letter: inputs = scored + dead-lettered, always.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+from connectors.dead_letter import SourceCoordinates, dead_letter_key, dead_letter_record, encode_dead_letter
+from models.registry import LoadedModel
+from schemas import SerdeError, serde_for
+
+
+class Predictor:
+    """What the batch scorer needs of a model runtime (``models.runtime.OnnxScorer`` is one)."""
+
+    def predict_batch(self, features: np.ndarray) -> np.ndarray:  # pragma: no cover - protocol
+        raise NotImplementedError
+
+
+@dataclass
+class BatchResult:
+    """Per input row: whether it was scored, the Kafka key and the Avro payload to write."""
+
+    is_scored: list[bool]
+    keys: list[bytes]
+    bodies: list[bytes]
+    batch_id: str
+    model_calls: int = 0
+    inference_seconds: float = 0.0
+    dead_by_stage: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def scored(self) -> int:
+        return sum(self.is_scored)
+
+
+class BatchScorer:
+    def __init__(self, model: LoadedModel, predictor: Predictor, *, job: str, source_topic: str,
+                 clock_ms: Callable[[], int] | None = None):
+        self.card = model.card
+        self.contract = model.contract
+        self.predictor = predictor
+        self.job = job
+        self.source_topic = source_topic
+        self.threshold = float(model.card.outputs.threshold)
+        self._events = serde_for("event")
+        self._scored = serde_for("scored")
+        self._clock_ms = clock_ms or (lambda: int(time.time() * 1000))
+
+    def score(self, payloads: Sequence[bytes], partitions: Sequence[int], offsets: Sequence[int]) -> BatchResult:
+        n = len(payloads)
+        now = self._clock_ms()
+        batch_id = f"{self.job}:{partitions[0]}:{offsets[0]}:{n}" if n else f"{self.job}:empty"
+        result = BatchResult([False] * n, [b""] * n, [b""] * n, batch_id)
+        events, rows = self._decode(payloads, partitions, offsets, result, now)
+        matrix, valid = self._check_contract(events, rows, payloads, partitions, offsets, result, now)
+        if len(valid):
+            scores, failed = self._infer(matrix, result)
+            self._emit_scored(events, rows, valid, scores, failed, payloads, partitions, offsets, result, now)
+        return result
+
+    def _decode(self, payloads, partitions, offsets, result: BatchResult, now: int):
+        events, rows = [], []
+        decode = self._events.decode
+        for i, payload in enumerate(payloads):
+            try:
+                events.append(decode(payload))
+                rows.append(i)
+            except SerdeError as exc:
+                reason = f"{getattr(exc, 'reason', 'undecodable')}: {exc}"
+                self._dead(result, i, payloads[i], partitions[i], offsets[i], "DECODE", reason, now, None)
+        return events, rows
+
+    def _check_contract(self, events, rows, payloads, partitions, offsets, result: BatchResult, now: int):
+        matrix, rejects, valid = self.contract.to_matrix(events)
+        for j, reason in rejects:
+            event, i = events[j], rows[j]
+            self._dead(result, i, payloads[i], partitions[i], offsets[i], "CONTRACT", f"contract: {reason}", now, event)
+        return matrix, valid
+
+    def _infer(self, matrix: np.ndarray, result: BatchResult) -> tuple[np.ndarray, dict[int, str]]:
+        """Scores for every matrix row; a failing batch is retried row by row to isolate the culprit."""
+        began = time.perf_counter()
+        result.model_calls += 1
+        try:
+            scores = np.asarray(self.predictor.predict_batch(matrix), dtype=np.float64)
+            failed: dict[int, str] = {}
+        except Exception:  # noqa: BLE001 - isolate below; the stream must go on
+            scores, failed = self._infer_row_by_row(matrix, result)
+        result.inference_seconds += time.perf_counter() - began
+        for k in np.flatnonzero(~np.isfinite(scores)).tolist():
+            failed.setdefault(k, f"model returned a non-finite score {scores[k]!r}")
+        return scores, failed
+
+    def _infer_row_by_row(self, matrix: np.ndarray, result: BatchResult) -> tuple[np.ndarray, dict[int, str]]:
+        scores = np.full(len(matrix), np.nan)
+        failed: dict[int, str] = {}
+        for k in range(len(matrix)):
+            result.model_calls += 1
+            try:
+                scores[k] = float(self.predictor.predict_batch(matrix[k:k + 1])[0])
+            except Exception as exc:  # noqa: BLE001
+                failed[k] = f"inference failed: {type(exc).__name__}: {str(exc)[:300]}"
+        return scores, failed
+
+    def _emit_scored(self, events, rows, valid, scores, failed, payloads, partitions, offsets,
+                     result: BatchResult, now: int) -> None:
+        name, version, threshold = self.card.name, self.card.version, self.threshold
+        encode = self._scored.encode_trusted
+        for k, j in enumerate(valid.tolist()):
+            event, i = events[j], rows[j]
+            if k in failed:
+                self._dead(result, i, payloads[i], partitions[i], offsets[i], "INFERENCE", failed[k], now, event)
+                continue
+            score = float(scores[k])
+            record = {
+                "event_id": event["event_id"], "correlation_id": event["correlation_id"],
+                "model_name": name, "model_version": version, "score": score,
+                "label": int(score >= threshold), "threshold": threshold, "batch_id": result.batch_id,
+                "event_time": event["event_time"], "scored_time": now,
+            }
+            try:
+                result.bodies[i] = encode(record)
+            except SerdeError as exc:
+                self._dead(result, i, payloads[i], partitions[i], offsets[i], "ENCODE", str(exc), now, event)
+                continue
+            result.is_scored[i] = True
+            result.keys[i] = event["event_id"].encode()
+
+    def _dead(self, result: BatchResult, i: int, payload, partition, offset, stage: str, reason: str,
+              now: int, event: dict | None) -> None:
+        source = SourceCoordinates(self.source_topic, int(partition), int(offset))
+        event_id = event.get("event_id") if event else None
+        record = dead_letter_record(payload, source, stage, reason, job=self.job, failed_time_ms=now,
+                                    event_id=event_id, correlation_id=event.get("correlation_id") if event else None)
+        result.is_scored[i] = False
+        result.keys[i] = dead_letter_key(source, event_id)
+        result.bodies[i] = encode_dead_letter(record)
+        result.dead_by_stage[stage] = result.dead_by_stage.get(stage, 0) + 1
