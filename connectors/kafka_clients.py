@@ -20,7 +20,7 @@ class KafkaClientError(StreamscoreError):
 
 def client_config(settings: Settings) -> dict[str, str]:
     """The settings every client shares (the one place security settings will join)."""
-    return {"bootstrap.servers": settings.kafka_bootstrap}
+    return {"bootstrap.servers": settings.kafka_bootstrap, "log_level": 4}  # warnings and worse
 
 
 def admin(settings: Settings) -> AdminClient:
@@ -61,6 +61,21 @@ def create_topics(settings: Settings, specs: Iterable[TopicSpec] | None = None) 
                     raise KafkaClientError(f"cannot create topic {name!r}: {exc.args[0].str()}") from None
                 result[name] = "exists"
     return result
+
+
+def broker_config_value(settings: Settings, key: str, timeout_s: float = 10.0) -> str | None:
+    """A broker setting as the (first) broker reports it, e.g. transaction.max.timeout.ms."""
+    from confluent_kafka.admin import ConfigResource, ResourceType
+
+    client = admin(settings)
+    try:
+        brokers = client.list_topics(timeout=timeout_s).brokers
+        resource = ConfigResource(ResourceType.BROKER, str(min(brokers)))
+        configs = client.describe_configs([resource], request_timeout=timeout_s)[resource].result(timeout_s)
+    except (KafkaException, ValueError) as exc:
+        raise KafkaClientError(f"Kafka at {settings.kafka_bootstrap} is unreachable: {exc}") from None
+    entry = configs.get(key)
+    return entry.value if entry is not None else None
 
 
 def delete_topics(settings: Settings, names: list[str]) -> None:

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from streamscore.config import Settings
 from streamscore.errors import StreamscoreError
-from streamscore.stack.flink_home import FlinkHome, pyflink_dir
+from streamscore.stack.flink_home import pyflink_dir
+from streamscore.stack.services import FlinkService
 
 JOBS_DIR = Path(__file__).resolve().parent
 _JOB_ID = re.compile(r"JobID ([0-9a-f]{32})")
@@ -34,7 +35,7 @@ class JobInfo:
 
 def flink_env(settings: Settings) -> dict[str, str]:
     """Environment for the ``flink`` CLI: our conf (REST address) and lib (Kafka connector)."""
-    home = FlinkHome(settings)
+    home = FlinkService(settings).ensure_client_home()
     env = dict(os.environ)
     env.update({
         "FLINK_HOME": str(pyflink_dir()),
@@ -54,7 +55,7 @@ def submit_python_job(settings: Settings, script: Path, job_args: list[str], *,
     argv = ["bash", str(flink), "run", "-d", "-m", str(settings.flink_rest)]
     if savepoint:
         argv += ["-s", savepoint]
-    argv += ["-pyexec", settings.python_executable, "-py", str(script), *job_args]
+    argv += ["-pyexec", settings.cluster_python, "-py", str(script), *job_args]
     try:
         proc = subprocess.run(argv, env=flink_env(settings), capture_output=True, text=True,
                               timeout=timeout_s, check=False)

@@ -84,6 +84,8 @@ class Settings:
     redis_mode: str
     redis: Address
     python_executable: str
+    cluster_python: str
+    jobs_kafka_bootstrap: str
     topics: tuple[TopicSpec, ...] = field(default_factory=tuple)
     start_timeout_s: float = 120.0
 
@@ -207,6 +209,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         redis_mode=_parse_mode(get("REDIS_MODE", "local"), "REDIS_MODE", redis),
         redis=redis,
         python_executable=get("PYTHON", sys.executable),
+        # As seen from inside the Flink cluster (differ from the client's in containers).
+        cluster_python=get("FLINK_PYTHON", get("PYTHON", sys.executable)),
+        jobs_kafka_bootstrap=get("JOBS_KAFKA_BOOTSTRAP", str(kafka)),
         topics=_parse_topics(env),
         start_timeout_s=float(_parse_positive_int(get("START_TIMEOUT_S", "120"), "START_TIMEOUT_S")),
     )

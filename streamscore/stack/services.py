@@ -152,11 +152,20 @@ class FlinkService:
 
     def prepare(self) -> list[ProcessSpec]:
         require_java17()
-        connector = jars.resolve(
-            self.settings.cache_dir, f"flink-kafka-connector-{self.settings.flink_connector_version}",
-            [jars.flink_kafka_connector_artifact(self.settings.flink_connector_version)], transitive=False)
-        self.home.build(extra_jars=connector)
+        self.home.build(extra_jars=self.connector_jars())
         return [self.home.process_spec("jobmanager"), self.home.process_spec("taskmanager")]
+
+    def connector_jars(self) -> list[Path]:
+        """The Flink Kafka connector (cached from Maven Central on first use)."""
+        version = self.settings.flink_connector_version
+        return jars.resolve(self.settings.cache_dir, f"flink-kafka-connector-{version}",
+                            [jars.flink_kafka_connector_artifact(version)], transitive=False)
+
+    def ensure_client_home(self) -> FlinkHome:
+        """lib/ and conf/ for the ``flink`` client (also when the cluster is external)."""
+        if not (self.home.conf_dir / "config.yaml").is_file() or not any(self.home.lib_dir.glob("*kafka*.jar")):
+            self.home.build(extra_jars=self.connector_jars())
+        return self.home
 
     def probe(self) -> tuple[bool, str]:
         if not port_open(self.address.host, self.address.port):
