@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -105,6 +105,55 @@ def transactional_producer(settings: Settings, transactional_id: str | None = No
     except KafkaException as exc:
         raise KafkaClientError(f"cannot start a transaction at {settings.kafka_bootstrap}: {exc}") from None
     return producer
+
+
+def produce_transactionally(settings: Settings, topic: str, items: Iterable[tuple[bytes, bytes]], *,
+                            rate: float = 0.0, transaction_size: int = 1000,
+                            progress: Callable[[int, float], None] | None = None) -> dict:
+    """Write (key, value) pairs in transactions of ``transaction_size``, paced at ``rate`` per second.
+
+    Items are pulled lazily, so a generator can stamp each record with its send time.
+    An exception aborts the open transaction: nothing of it becomes visible.
+    """
+    producer = transactional_producer(settings)
+    began = time.monotonic()
+    produced = transactions = in_txn = 0
+    try:
+        for key, value in items:
+            if in_txn == 0:
+                producer.begin_transaction()
+            _produce(producer, topic, key, value)
+            produced, in_txn = produced + 1, in_txn + 1
+            if in_txn >= transaction_size:
+                producer.commit_transaction(30)
+                transactions, in_txn = transactions + 1, 0
+                if progress:
+                    progress(produced, time.monotonic() - began)
+            if rate > 0:
+                ahead = produced / rate - (time.monotonic() - began)
+                if ahead > 0:
+                    time.sleep(ahead)
+        if in_txn:
+            producer.commit_transaction(30)
+            transactions, in_txn = transactions + 1, 0
+    except BaseException:
+        if in_txn:
+            producer.abort_transaction(10)
+        raise
+    seconds = time.monotonic() - began
+    if progress:
+        progress(-produced, seconds)
+    return {"produced": produced, "transactions": transactions, "seconds": seconds,
+            "rate": produced / seconds if seconds > 0 else 0.0}
+
+
+def _produce(producer: Producer, topic: str, key: bytes, value: bytes) -> None:
+    while True:
+        try:
+            producer.produce(topic, value, key=key)
+            return
+        except BufferError:  # local queue full: let deliveries drain
+            producer.poll(0.05)
 
 
 @dataclass(frozen=True)

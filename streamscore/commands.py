@@ -90,54 +90,19 @@ def read_json_lines(path: Path) -> Iterator[dict]:
 def produce_events(settings: Settings, topic: str, events: Iterable[dict], *, rate: float = 0.0,
                    transaction_size: int = 1000, progress: bool = False) -> dict:
     """Validate, encode and write ``events`` in transactions of ``transaction_size``; paced at ``rate``."""
-    from connectors.kafka_clients import transactional_producer
+    from connectors.kafka_clients import produce_transactionally
     from schemas import serde_for
 
-    serde = serde_for("event")
-    producer = transactional_producer(settings)
-    began = time.monotonic()
-    produced = transactions = 0
-    in_txn = 0
-    try:
-        for event in events:
-            payload = serde.encode(event)  # raises RecordEncodeError naming the field
-            if in_txn == 0:
-                producer.begin_transaction()
-            producer.produce(topic, payload, key=str(event["event_id"]).encode())
-            produced += 1
-            in_txn += 1
-            if in_txn >= transaction_size:
-                producer.commit_transaction(30)
-                transactions, in_txn = transactions + 1, 0
-                if progress:
-                    _progress(produced, began)
-            if rate > 0:
-                _pace(produced, rate, began)
-        if in_txn:
-            producer.commit_transaction(30)
-            transactions += 1
-    except BaseException:
-        if in_txn:
-            producer.abort_transaction(10)
-        raise
-    finally:
-        producer.flush(10)
-    seconds = time.monotonic() - began
-    if progress:
-        print(file=sys.stderr)
-    return {"produced": produced, "transactions": transactions, "seconds": seconds,
-            "rate": produced / seconds if seconds > 0 else 0.0}
+    encode = serde_for("event").encode  # validates: a bad record raises RecordEncodeError naming the field
+    items = ((str(event["event_id"]).encode(), encode(event)) for event in events)
+    return produce_transactionally(settings, topic, items, rate=rate, transaction_size=transaction_size,
+                                   progress=_progress if progress else None)
 
 
-def _pace(sent: int, rate: float, began: float) -> None:
-    ahead = sent / rate - (time.monotonic() - began)
-    if ahead > 0:
-        time.sleep(ahead)
-
-
-def _progress(produced: int, began: float) -> None:
-    elapsed = max(time.monotonic() - began, 1e-9)
-    print(f"\rproduced {produced} events ({produced / elapsed:.0f}/s)", end="", file=sys.stderr, flush=True)
+def _progress(produced: int, elapsed: float) -> None:
+    end = "\n" if produced < 0 else ""
+    print(f"\rproduced {abs(produced)} events ({abs(produced) / max(elapsed, 1e-9):.0f}/s)", end=end,
+          file=sys.stderr, flush=True)
 
 
 def consume(settings: Settings, args: argparse.Namespace) -> int:
