@@ -26,8 +26,9 @@ and returns numpy-backed :class:`DriftProfile`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping, Union
+from typing import Any, Union
 
 import numpy as np
 

@@ -8,8 +8,8 @@ scored record or a dead letter: inputs = scored + dead-lettered, always.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -76,7 +76,7 @@ class BatchScorer:
                 rows.append(i)
             except SerdeError as exc:
                 reason = f"{getattr(exc, 'reason', 'undecodable')}: {exc}"
-                self._dead(result, i, payloads[i], partitions[i], offsets[i], "DECODE", reason, now, None)
+                self._dead(result, i, payload, partitions[i], offsets[i], "DECODE", reason, now, None)
         return events, rows
 
     def _check_contract(self, events, rows, payloads, partitions, offsets, result: BatchResult, now: int):
@@ -92,6 +92,8 @@ class BatchScorer:
         result.model_calls += 1
         try:
             scores = np.asarray(self.predictor.predict_batch(matrix), dtype=np.float64)
+            if scores.shape != (len(matrix),):
+                raise ValueError(f"predictor returned shape {scores.shape} for {len(matrix)} rows")
             failed: dict[int, str] = {}
         except Exception:  # noqa: BLE001 - isolate below; the stream must go on
             scores, failed = self._infer_row_by_row(matrix, result)
@@ -106,7 +108,10 @@ class BatchScorer:
         for k in range(len(matrix)):
             result.model_calls += 1
             try:
-                scores[k] = float(self.predictor.predict_batch(matrix[k:k + 1])[0])
+                one = np.asarray(self.predictor.predict_batch(matrix[k:k + 1]), dtype=np.float64)
+                if one.shape != (1,):
+                    raise ValueError(f"predictor returned shape {one.shape} for 1 row")
+                scores[k] = float(one[0])
             except Exception as exc:  # noqa: BLE001
                 failed[k] = f"inference failed: {type(exc).__name__}: {str(exc)[:300]}"
         return scores, failed

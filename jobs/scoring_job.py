@@ -80,6 +80,16 @@ class ScoreBatch(ScalarFunction):
         return pd.DataFrame({"is_scored": result.is_scored, "msg_key": result.keys, "body": result.bodies})
 
 
+def bundle_size(max_batch_size: int, at_least: int = 1000) -> int:
+    """Records per bundle (one JVM/Python synchronisation): a whole number of batches, >= ``at_least``.
+
+    A bundle ends a partial batch, so it must hold whole batches; more than one batch per bundle
+    keeps small batches from paying a synchronous round trip each. Latency stays bounded by
+    the bundle time (max delay).
+    """
+    return max_batch_size * max(1, -(-at_least // max_batch_size))
+
+
 def configure(t_env: TableEnvironment, config: ScoringJobConfig, connector_jar: str | None) -> None:
     conf = t_env.get_config()
     conf.set("pipeline.name", config.job_name)
@@ -88,7 +98,7 @@ def configure(t_env: TableEnvironment, config: ScoringJobConfig, connector_jar: 
     conf.set("execution.checkpointing.mode", "EXACTLY_ONCE")
     conf.set("execution.checkpointing.min-pause", "0 ms")
     conf.set("python.fn-execution.arrow.batch.size", str(config.max_batch_size))
-    conf.set("python.fn-execution.bundle.size", str(config.max_batch_size))
+    conf.set("python.fn-execution.bundle.size", str(bundle_size(config.max_batch_size)))
     conf.set("python.fn-execution.bundle.time", str(config.max_delay_ms))
     conf.set("python.metric.enabled", "true")
     conf.set("table.exec.resource.default-parallelism", str(config.parallelism))

@@ -115,7 +115,7 @@ def train_demo(seed: int = DEFAULT_SEED, rows: int = DEFAULT_ROWS,
         "threshold": _best_f1_threshold(y_valid, model.predict_proba(x_valid)[:, 1]),
         "training": TrainingSummary(
             algorithm=f"sklearn.HistGradientBoostingClassifier{sorted(params.items())}",
-            rows_train=int(len(y_train)), rows_test=int(len(y_test)), seed=seed,
+            rows_train=len(y_train), rows_test=len(y_test), seed=seed,
             positive_rate=round(float(labels.mean()), 6),
             test_auc=round(float(roc_auc_score(y_test, test_scores)), 6),
             library_versions=_library_versions()),

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from models.contract import FeatureContract, FeatureSpec
 from streamscore.errors import ModelError
@@ -156,7 +157,7 @@ class ModelCard:
         return _dumps(self.to_dict(), 0) + "\n"
 
     @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> "ModelCard":
+    def from_dict(cls, raw: Mapping[str, Any]) -> ModelCard:
         if not isinstance(raw, Mapping):
             raise _fail("<root>", "is not a JSON object")
         if _get(raw, "format_version", int, "format_version") != FORMAT_VERSION:

@@ -50,8 +50,9 @@ from ``event_time`` (the synthetic stream's UTC clock, increasing by
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
 
 import numpy as np
 

@@ -10,7 +10,7 @@ real records do not pay for lazy initialisation.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import onnxruntime as ort

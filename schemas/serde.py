@@ -171,7 +171,7 @@ class AvroSerde:
         buffer = io.BytesIO()
         try:
             schemaless_writer(buffer, self._schema, record)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise RecordEncodeError(f"{self.name}: cannot encode record: {exc}") from exc
         return self._framing.frame(self._fingerprint, buffer.getvalue())
 

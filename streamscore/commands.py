@@ -7,8 +7,8 @@ import base64
 import json
 import sys
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from streamscore.config import TOPIC_ROLES, Settings
 from streamscore.errors import StreamscoreError
@@ -56,7 +56,7 @@ def produce(settings: Settings, args: argparse.Namespace) -> int:
         raise InputError("--count and --transaction-size must be > 0 and --rate >= 0")
     topic = resolve_topic(settings, args.topic or "events")
     if args.input is not None:
-        events: Iterable[dict] = read_json_lines(args.input)
+        events: Iterable[dict] = list(read_json_lines(args.input))  # bad files fail before Kafka is contacted
     else:
         from models.demo_data import generate_events
 

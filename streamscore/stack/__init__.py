@@ -9,7 +9,13 @@ from typing import Protocol
 from streamscore.config import Address, Settings
 from streamscore.errors import StackError
 from streamscore.stack.process import (
-    ProcessSpec, port_open, running_pid, start_process, stop_process, tail, wait_for,
+    ProcessSpec,
+    port_open,
+    running_pid,
+    start_process,
+    stop_process,
+    tail,
+    wait_for,
 )
 from streamscore.stack.services import FlinkService, Health, KafkaService, RedisService
 

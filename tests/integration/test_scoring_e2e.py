@@ -82,7 +82,7 @@ def test_batch_size_1_and_512_give_the_same_scores(settings, fresh_topics):
     assert len(one.scored) == len(many.scored) == 2_000
     sizes_one = {int(r["batch_id"].rsplit(":", 1)[1]) for r in one.scored.values()}
     assert sizes_one == {1}, "max batch size 1 must give one-record model calls"
-    suffix = lambda report: {i.split("-", 2)[2]: r["score"] for i, r in report.scored.items()}  # noqa: E731
+    suffix = lambda report: {i.split("-", 2)[2]: r["score"] for i, r in report.scored.items()}
     a, b = suffix(one), suffix(many)
     assert a.keys() == b.keys()
     assert max(abs(a[k] - b[k]) for k in a) <= 1e-6

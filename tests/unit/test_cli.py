@@ -269,13 +269,6 @@ def test_read_json_lines_wants_objects(tmp_path):
         list(read_json_lines(path))
 
 
-_CONTACTS_KAFKA_FIRST = (
-    "product bug: produce reads --input lazily, inside produce_transactionally, after "
-    "transactional_producer() -> init_transactions(30): with no broker it blocks 30 s, floods stderr with "
-    "librdkafka connect errors and then reports a Kafka timeout instead of the file problem")
-
-
-@pytest.mark.xfail(strict=True, reason=_CONTACTS_KAFKA_FIRST)
 def test_produce_missing_input_file_fails_fast_naming_the_file(produce_runs):
     path, code, out, err = finish(produce_runs, "missing")
     assert code == 1
@@ -284,7 +277,6 @@ def test_produce_missing_input_file_fails_fast_naming_the_file(produce_runs):
     assert out == ""
 
 
-@pytest.mark.xfail(strict=True, reason=_CONTACTS_KAFKA_FIRST)
 def test_produce_malformed_input_line_fails_naming_file_and_line(produce_runs):
     path, code, out, err = finish(produce_runs, "bad_line")
     assert code == 1
