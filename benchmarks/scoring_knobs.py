@@ -35,7 +35,8 @@ def drain_throughput(settings, batch_size: int, count: int, **knobs) -> dict:
     tag = uuid.uuid4().hex[:8]
     events, scored, dead = _topics(settings, tag)
     encode = serde_for("event").encode_trusted
-    items = ((e["event_id"].encode(), encode(e)) for e in generate_events(count, seed=3, id_prefix=f"b{tag}-"))
+    items = ((e["event_id"].encode(), encode(e), None)
+             for e in generate_events(count, seed=3, id_prefix=f"b{tag}-"))
     produce_transactionally(settings, events, items, transaction_size=5000)
     config = scoring_config_from_settings(settings, events_topic=events, scored_topic=scored, dead_letter_topic=dead,
                                           job_name=f"bench-{tag}", max_batch_size=batch_size,

@@ -107,10 +107,13 @@ def transactional_producer(settings: Settings, transactional_id: str | None = No
     return producer
 
 
-def produce_transactionally(settings: Settings, topic: str, items: Iterable[tuple[bytes, bytes]], *,
+def produce_transactionally(settings: Settings, topic: str, items: Iterable[tuple[bytes, bytes, int | None]], *,
                             rate: float = 0.0, transaction_size: int = 1000,
                             progress: Callable[[int, float], None] | None = None) -> dict:
-    """Write (key, value) pairs in transactions of ``transaction_size``, paced at ``rate`` per second.
+    """Write (key, value, timestamp_ms) triples in transactions of ``transaction_size``, paced at ``rate``/s.
+
+    The Kafka timestamp is the event time (None: the broker's send time), so event-time
+    consumers such as the drift sidecar can window on it.
 
     Items are pulled lazily, so a generator can stamp each record with its send time.
     An exception aborts the open transaction: nothing of it becomes visible.
@@ -119,10 +122,10 @@ def produce_transactionally(settings: Settings, topic: str, items: Iterable[tupl
     began = time.monotonic()
     produced = transactions = in_txn = 0
     try:
-        for key, value in items:
+        for key, value, timestamp_ms in items:
             if in_txn == 0:
                 producer.begin_transaction()
-            _produce(producer, topic, key, value)
+            _produce(producer, topic, key, value, timestamp_ms)
             produced, in_txn = produced + 1, in_txn + 1
             if in_txn >= transaction_size:
                 producer.commit_transaction(30)
@@ -147,10 +150,10 @@ def produce_transactionally(settings: Settings, topic: str, items: Iterable[tupl
             "rate": produced / seconds if seconds > 0 else 0.0}
 
 
-def _produce(producer: Producer, topic: str, key: bytes, value: bytes) -> None:
+def _produce(producer: Producer, topic: str, key: bytes, value: bytes, timestamp_ms: int | None) -> None:
     while True:
         try:
-            producer.produce(topic, value, key=key)
+            producer.produce(topic, value, key=key, timestamp=timestamp_ms or 0)
             return
         except BufferError:  # local queue full: let deliveries drain
             producer.poll(0.05)

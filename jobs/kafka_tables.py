@@ -62,8 +62,8 @@ def sink_ddl(spec: KafkaTableSpec, transactional_id_prefix: str, transaction_tim
         "properties.compression.type": "lz4",
     }
     columns = "payload BYTES"
-    if keyed:
-        columns = "msg_key BYTES, payload BYTES"
+    if keyed:  # key + value + the Kafka timestamp (the source record's: event time flows through)
+        columns = "msg_key BYTES, payload BYTES, event_ts TIMESTAMP_LTZ(3) METADATA FROM 'timestamp'"
         options.update({"key.format": "raw", "key.fields": "msg_key", "value.format": "raw",
                         "value.fields-include": "EXCEPT_KEY"})
         del options["format"]

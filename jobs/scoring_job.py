@@ -118,11 +118,11 @@ def build_pipeline(t_env: TableEnvironment, config: ScoringJobConfig):
     score = udf(ScoreBatch(config), result_type=RESULT_TYPE, func_type="pandas", deterministic=True)
     t_env.create_temporary_function("score_batch", score)
     t_env.execute_sql("CREATE TEMPORARY VIEW scored_batch AS "
-                      "SELECT score_batch(payload, src_partition, src_offset) AS r FROM events_in")
+                      "SELECT score_batch(payload, src_partition, src_offset) AS r, src_timestamp FROM events_in")
     statements = t_env.create_statement_set()
-    statements.add_insert_sql("INSERT INTO scored_out SELECT r.msg_key, r.body FROM scored_batch WHERE r.is_scored")
+    statements.add_insert_sql("INSERT INTO scored_out SELECT r.msg_key, r.body, src_timestamp FROM scored_batch WHERE r.is_scored")
     statements.add_insert_sql(
-        "INSERT INTO dead_letter_out SELECT r.msg_key, r.body FROM scored_batch WHERE NOT r.is_scored")
+        "INSERT INTO dead_letter_out SELECT r.msg_key, r.body, src_timestamp FROM scored_batch WHERE NOT r.is_scored")
     return statements
 
 

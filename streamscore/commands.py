@@ -58,15 +58,22 @@ def produce(settings: Settings, args: argparse.Namespace) -> int:
     if args.input is not None:
         events: Iterable[dict] = list(read_json_lines(args.input))  # bad files fail before Kafka is contacted
     else:
-        from models.demo_data import generate_events
-
         prefix = args.id_prefix or f"ev-{int(time.time())}-"
-        events = generate_events(args.count, seed=args.seed, id_prefix=prefix)
+        events = _live_demo_events(args.count, args.seed, prefix)
     stats = produce_events(settings, topic, events, rate=args.rate,
                            transaction_size=args.transaction_size, progress=not args.quiet)
     print(f"produced {stats['produced']} events to {topic} in {stats['seconds']:.1f}s "
           f"({stats['rate']:.0f} events/s, {stats['transactions']} transactions)")
     return 0
+
+
+def _live_demo_events(count: int, seed: int, prefix: str) -> Iterator[dict]:
+    """Demo events stamped with their send time: a live stream (and a Kafka timestamp) of now."""
+    from models.demo_data import generate_events
+
+    for event in generate_events(count, seed=seed, id_prefix=prefix):
+        event["event_time"] = int(time.time() * 1000)
+        yield event
 
 
 def read_json_lines(path: Path) -> Iterator[dict]:
@@ -94,9 +101,14 @@ def produce_events(settings: Settings, topic: str, events: Iterable[dict], *, ra
     from schemas import serde_for
 
     encode = serde_for("event").encode  # validates: a bad record raises RecordEncodeError naming the field
-    items = ((str(event["event_id"]).encode(), encode(event)) for event in events)
+    items = ((str(event["event_id"]).encode(), encode(event), _event_time(event)) for event in events)
     return produce_transactionally(settings, topic, items, rate=rate, transaction_size=transaction_size,
                                    progress=_progress if progress else None)
+
+
+def _event_time(event: dict) -> int | None:
+    value = event.get("event_time")
+    return value if isinstance(value, int) and value > 0 else None
 
 
 def _progress(produced: int, elapsed: float) -> None:

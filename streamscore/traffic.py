@@ -104,10 +104,10 @@ def _payloads(count: int, seed: int, id_prefix: str, malformed_every: int, repor
             kind = MALFORMED_KINDS[(i // malformed_every) % len(MALFORMED_KINDS)]
             bad = malformed_variant(kind, event)
             report.malformed.append(bad)
-            yield event["event_id"].encode(), bad.payload
+            yield event["event_id"].encode(), bad.payload, event["event_time"]
         else:
             report.valid_ids.append(event["event_id"])
-            yield event["event_id"].encode(), encode(event)
+            yield event["event_id"].encode(), encode(event), event["event_time"]
         report.produced += 1
 
 
