@@ -21,8 +21,12 @@ def _with(options: dict[str, str]) -> str:
 
 
 def source_ddl(spec: KafkaTableSpec, group_id: str, startup: str = "group-offsets",
-               extra: dict[str, str] | None = None) -> str:
-    """Raw bytes plus topic/partition/offset/timestamp; offsets live in Flink checkpoints."""
+               extra: dict[str, str] | None = None, watermark_delay_ms: int | None = None) -> str:
+    """Raw bytes plus topic/partition/offset/timestamp; offsets live in Flink checkpoints.
+
+    With ``watermark_delay_ms`` the Kafka timestamp (the event time) is the rowtime, with a
+    bounded out-of-orderness watermark.
+    """
     options = {
         "connector": "kafka",
         "topic": spec.topic,
@@ -36,19 +40,23 @@ def source_ddl(spec: KafkaTableSpec, group_id: str, startup: str = "group-offset
     if startup == "group-offsets":
         options["properties.auto.offset.reset"] = "earliest"
     options.update(extra or {})
+    watermark = ""
+    if watermark_delay_ms is not None:
+        watermark = (f",\n  WATERMARK FOR src_timestamp AS src_timestamp - INTERVAL "
+                     f"'{watermark_delay_ms / 1000:.3f}' SECOND")
     return f"""CREATE TABLE {spec.table} (
   payload BYTES,
   src_topic STRING METADATA FROM 'topic' VIRTUAL,
   src_partition INT METADATA FROM 'partition' VIRTUAL,
   src_offset BIGINT METADATA FROM 'offset' VIRTUAL,
-  src_timestamp TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL
+  src_timestamp TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL{watermark}
 ) WITH (
   {_with(options)}
 )"""
 
 
 def sink_ddl(spec: KafkaTableSpec, transactional_id_prefix: str, transaction_timeout_ms: int,
-             exactly_once: bool = True, keyed: bool = False) -> str:
+             exactly_once: bool = True, keyed: bool = False, with_timestamp: bool = True) -> str:
     """Raw bytes value (and key); EXACTLY_ONCE commits Kafka transactions on Flink checkpoints."""
     options = {
         "connector": "kafka",
@@ -62,8 +70,10 @@ def sink_ddl(spec: KafkaTableSpec, transactional_id_prefix: str, transaction_tim
         "properties.compression.type": "lz4",
     }
     columns = "payload BYTES"
-    if keyed:  # key + value + the Kafka timestamp (the source record's: event time flows through)
-        columns = "msg_key BYTES, payload BYTES, event_ts TIMESTAMP_LTZ(3) METADATA FROM 'timestamp'"
+    if keyed:  # key + value (+ the Kafka timestamp: the source record's, so event time flows through)
+        columns = "msg_key BYTES, payload BYTES"
+        if with_timestamp:
+            columns += ", event_ts TIMESTAMP_LTZ(3) METADATA FROM 'timestamp'"
         options.update({"key.format": "raw", "key.fields": "msg_key", "value.format": "raw",
                         "value.fields-include": "EXCEPT_KEY"})
         del options["format"]

@@ -7,8 +7,9 @@ remote cluster all run exactly the same configuration.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 
+from jobs.job_config import config_from_json
 from streamscore.errors import ConfigError
 
 MIN_TRANSACTION_TIMEOUT_MS = 60_000
@@ -50,23 +51,7 @@ class ScoringJobConfig:
 
     @classmethod
     def from_json(cls, text: str) -> ScoringJobConfig:
-        try:
-            raw = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"scoring job config is not JSON: {exc.msg}") from None
-        if not isinstance(raw, dict):
-            raise ConfigError(f"scoring job config must be a JSON object, got {type(raw).__name__}")
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(raw) - set(known))
-        if unknown:
-            raise ConfigError(f"scoring job config has unknown keys {unknown}")
-        if "bootstrap" not in raw:
-            raise ConfigError("scoring job config needs 'bootstrap' (the Kafka bootstrap servers)")
-        for name, value in raw.items():
-            _check_json_type(name, value, cls.__dataclass_fields__[name].default)
-        if raw.get("providers") is not None:
-            raw["providers"] = tuple(raw["providers"])
-        return cls(**raw).checked()
+        return config_from_json(cls, text, "scoring job config")
 
     def with_changes(self, **changes) -> ScoringJobConfig:
         return replace(self, **changes).checked()
@@ -92,19 +77,6 @@ class ScoringJobConfig:
                 f"use at least {needed} ms, or transactions may expire before their checkpoint commits them"
             )
         return self
-
-
-def _check_json_type(name: str, value, default) -> None:
-    """JSON values must have the type of the field's default (str for required strings)."""
-    if name == "providers":
-        if value is not None and (not isinstance(value, list) or not all(isinstance(p, str) for p in value)):
-            raise ConfigError(f"providers must be a list of provider names, got {value!r}")
-        return
-    if value is None and default is None:
-        return
-    expected = str if default is None or isinstance(default, str) or name == "bootstrap" else type(default)
-    if isinstance(value, bool) and expected is not bool or not isinstance(value, expected):
-        raise ConfigError(f"{name} must be {expected.__name__}, got {type(value).__name__} {value!r}")
 
 
 def min_transaction_timeout_ms(config: ScoringJobConfig) -> int:

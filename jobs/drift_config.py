@@ -1,0 +1,63 @@
+"""The drift sidecar's settings: one frozen object, passed to the job as JSON."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, replace
+
+from jobs.job_config import config_from_json
+from streamscore.errors import ConfigError
+
+WINDOW_KINDS = ("count", "time")
+
+
+@dataclass(frozen=True)
+class DriftJobConfig:
+    bootstrap: str
+    model: str = "fraud:1.0.0"
+    registry_dir: str | None = None
+    events_topic: str = "events"
+    scored_topic: str = "scored"
+    alerts_topic: str = "drift-alerts"
+    control_topic: str = "control"
+    job_name: str = "streamscore-drift"
+    window_kind: str = "count"
+    window_events: int = 1000
+    window_ms: int = 60_000
+    allowed_lateness_ms: int = 5_000
+    max_out_of_orderness_ms: int = 2_000
+    idle_timeout_ms: int = 5_000
+    checkpoint_interval_ms: int = 1000
+    transaction_timeout_ms: int = 600_000
+    startup_mode: str = "group-offsets"
+    alpha: float = 0.01
+    confirm_k: int = 2
+    confirm_m: int = 3
+    cooldown_windows: int = 10
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> DriftJobConfig:
+        return config_from_json(cls, text, "drift job config")
+
+    def with_changes(self, **changes) -> DriftJobConfig:
+        return replace(self, **changes).checked()
+
+    def checked(self) -> DriftJobConfig:
+        if self.window_kind not in WINDOW_KINDS:
+            raise ConfigError(f"window_kind must be one of {WINDOW_KINDS}, got {self.window_kind!r}")
+        for name in ("window_events", "window_ms", "checkpoint_interval_ms", "confirm_k", "confirm_m"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("allowed_lateness_ms", "max_out_of_orderness_ms", "idle_timeout_ms", "cooldown_windows"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0 < self.alpha < 1:
+            raise ConfigError(f"alpha must be in (0, 1), got {self.alpha}")
+        if self.confirm_k > self.confirm_m:
+            raise ConfigError(f"confirm_k ({self.confirm_k}) cannot exceed confirm_m ({self.confirm_m})")
+        if self.startup_mode not in ("group-offsets", "earliest-offset", "latest-offset"):
+            raise ConfigError(f"startup_mode {self.startup_mode!r} is not group-offsets, earliest-offset or latest-offset")
+        return self

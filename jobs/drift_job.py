@@ -1,0 +1,169 @@
+"""The drift sidecar: windows of features (``events``) and predictions (``scored``) judged against the
+reference profile frozen with the model; alerts to ``drift-alerts``, retraining triggers to ``control``.
+
+Topology (Table API, then DataStream for the stateful part):
+
+1. Two Kafka sources, read_committed, with the Kafka timestamp (= event time) as rowtime and a
+   bounded out-of-orderness watermark.
+2. A vectorized (Arrow) function per source turns each micro-batch into *partial window counts*
+   (per feature: PSI bin counts and KS grid-cell counts, see ``drift.window_counts``) keyed by the
+   event-time window each record falls in; rows without a partial are filtered out, so roughly
+   one row per batch and window crosses into the stateful step, whatever the traffic.
+3. A keyed process function merges partials in Flink state (checkpointed), closes a window when
+   the watermark passes its end plus the allowed lateness (time windows) or when it holds the
+   configured number of events (count windows), judges it, applies hysteresis / cooldown /
+   episodes (``drift.decision``, state kept in Flink), and emits Avro alerts and triggers.
+4. Two Kafka EXACTLY_ONCE sinks.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import pandas as pd
+from pyflink.common import Row, Types
+from pyflink.datastream import StreamExecutionEnvironment
+from pyflink.datastream.functions import KeyedProcessFunction, RuntimeContext
+from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
+from pyflink.table import DataTypes, StreamTableEnvironment
+from pyflink.table.udf import FunctionContext, ScalarFunction, udf
+
+from jobs.drift_config import DriftJobConfig
+from jobs.kafka_tables import KafkaTableSpec, sink_ddl, source_ddl
+
+PARTIAL_TYPE = DataTypes.ROW([
+    DataTypes.FIELD("window_start", DataTypes.BIGINT()),
+    DataTypes.FIELD("n", DataTypes.BIGINT()),
+    DataTypes.FIELD("counts", DataTypes.BYTES()),
+])
+OUTPUT_TYPE = Types.ROW_NAMED(["sink", "msg_key", "payload"],
+                              [Types.STRING(), Types.PRIMITIVE_ARRAY(Types.BYTE()), Types.PRIMITIVE_ARRAY(Types.BYTE())])
+
+
+class PartialCounts(ScalarFunction):
+    """One Arrow batch of ``events`` or ``scored`` payloads -> partial counts per window (first rows)."""
+
+    def __init__(self, config: DriftJobConfig, source: str):
+        self.config, self.source = config, source
+        self.counter = None
+
+    def open(self, function_context: FunctionContext):
+        from drift.window_counts import counter_for_model
+
+        self.counter = counter_for_model(self.config.model, self.config.registry_dir)
+
+    def eval(self, payload: pd.Series, ts: pd.Series) -> pd.DataFrame:
+        window_ms = self.config.window_ms if self.config.window_kind == "time" else 0
+        millis = ts.astype("int64").to_numpy() if window_ms else None
+        partials = self.counter.partials(self.source, payload.tolist(), millis, window_ms)
+        n = len(payload)
+        starts, sizes, blobs = [0] * n, [0] * n, [b""] * n
+        for i, (window_start, size, blob) in enumerate(partials[:n]):
+            starts[i], sizes[i], blobs[i] = window_start, size, blob
+        return pd.DataFrame({"window_start": starts, "n": sizes, "counts": blobs})
+
+
+class DriftWindows(KeyedProcessFunction):
+    """Merges partials per window in Flink state; judges closed windows; emits alerts and triggers."""
+
+    def __init__(self, config: DriftJobConfig):
+        self.config = config
+
+    def open(self, runtime_context: RuntimeContext):
+        from drift.sidecar import SidecarLogic
+
+        self.logic = SidecarLogic.for_model(self.config)
+        self.windows = runtime_context.get_map_state(
+            MapStateDescriptor("windows", Types.LONG(), Types.PRIMITIVE_ARRAY(Types.BYTE())))
+        self.detector_state = runtime_context.get_state(
+            ValueStateDescriptor("detector", Types.PRIMITIVE_ARRAY(Types.BYTE())))
+
+    def process_element(self, value, ctx: KeyedProcessFunction.Context):
+        window_start, blob = value[0], value[2]
+        current = self.windows.get(window_start)
+        merged = self.logic.merge(current, blob)
+        if self.config.window_kind == "count":
+            if self.logic.events_in(merged) >= self.config.window_events:
+                self.windows.remove(window_start)
+                yield from self._judge(window_start, merged)
+                return
+        elif current is None:
+            ctx.timer_service().register_event_time_timer(
+                window_start + self.config.window_ms + self.config.allowed_lateness_ms - 1)
+        self.windows.put(window_start, merged)
+
+    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
+        window_start = timestamp + 1 - self.config.window_ms - self.config.allowed_lateness_ms
+        merged = self.windows.get(window_start)
+        if merged is not None:
+            self.windows.remove(window_start)
+            yield from self._judge(window_start, merged)
+
+    def _judge(self, window_start: int, counts: bytes):
+        state = self.detector_state.value()
+        outputs, new_state = self.logic.judge(window_start, counts, state)
+        self.detector_state.update(new_state)
+        for sink, key, payload in outputs:
+            yield Row(sink, key, payload)
+
+
+def _register_sources(t_env: StreamTableEnvironment, config: DriftJobConfig) -> None:
+    for table, topic in (("events_in", config.events_topic), ("scored_in", config.scored_topic)):
+        t_env.execute_sql(source_ddl(KafkaTableSpec(table, topic, config.bootstrap), f"{config.job_name}-{table}",
+                                     startup=config.startup_mode,
+                                     watermark_delay_ms=config.max_out_of_orderness_ms))
+    for table, topic, suffix in (("alerts_out", config.alerts_topic, "alerts"),
+                                 ("control_out", config.control_topic, "control")):
+        t_env.execute_sql(sink_ddl(KafkaTableSpec(table, topic, config.bootstrap),
+                                   f"{config.job_name}-{suffix}", config.transaction_timeout_ms,
+                                   exactly_once=True, keyed=True, with_timestamp=False))
+
+
+def build(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment, config: DriftJobConfig):
+    _register_sources(t_env, config)
+    partial_streams = []
+    for table, source in (("events_in", "events"), ("scored_in", "scored")):
+        fn = udf(PartialCounts(config, source), result_type=PARTIAL_TYPE, func_type="pandas")
+        t_env.create_temporary_function(f"partial_{source}", fn)
+        partials = t_env.sql_query(
+            f"SELECT p.window_start, p.n, p.counts FROM "
+            f"(SELECT partial_{source}(payload, CAST(src_timestamp AS BIGINT) * 0 + "
+            f"UNIX_TIMESTAMP_MS_OF(src_timestamp)) AS p FROM {table}) WHERE p.n > 0")
+        partial_streams.append(t_env.to_data_stream(partials))
+    merged = partial_streams[0].union(partial_streams[1])
+    outputs = merged.key_by(lambda row: 0, key_type=Types.INT()).process(DriftWindows(config), output_type=OUTPUT_TYPE)
+    out_table = t_env.from_data_stream(outputs)
+    t_env.create_temporary_view("drift_out", out_table)
+    statements = t_env.create_statement_set()
+    statements.add_insert_sql("INSERT INTO alerts_out SELECT msg_key, payload FROM drift_out WHERE sink = 'alerts'")
+    statements.add_insert_sql("INSERT INTO control_out SELECT msg_key, payload FROM drift_out WHERE sink = 'control'")
+    return statements
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="drift_job")
+    parser.add_argument("--config", required=True, help="DriftJobConfig as JSON")
+    parser.add_argument("--connector-jar", default=None)
+    parser.add_argument("--wait", action="store_true")
+    args = parser.parse_args(argv)
+    config = DriftJobConfig.from_json(args.config)
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.enable_checkpointing(config.checkpoint_interval_ms)
+    env.set_parallelism(1)
+    t_env = StreamTableEnvironment.create(env)
+    conf = t_env.get_config()
+    conf.set("pipeline.name", config.job_name)
+    conf.set("python.fn-execution.arrow.batch.size", "1000")
+    conf.set("python.fn-execution.bundle.size", "1000")
+    conf.set("python.fn-execution.bundle.time", "200")
+    conf.set("table.exec.source.idle-timeout", f"{config.idle_timeout_ms} ms")
+    if args.connector_jar:
+        conf.set("pipeline.jars", args.connector_jar)
+    result = build(env, t_env, config).execute()
+    print(f"streamscore: job {config.job_name} started with JobID {result.get_job_client().get_job_id()}", flush=True)
+    if args.wait:
+        result.wait()
+
+
+if __name__ == "__main__":
+    main()
