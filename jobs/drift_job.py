@@ -45,22 +45,28 @@ class PartialCounts(ScalarFunction):
 
     def __init__(self, config: DriftJobConfig, source: str):
         self.config, self.source = config, source
-        self.counter = None
+        self.logic = None
 
     def open(self, function_context: FunctionContext):
-        from drift.window_counts import counter_for_model
+        from jobs.drift_logic import SidecarLogic
 
-        self.counter = counter_for_model(self.config.model, self.config.registry_dir)
+        self.logic = SidecarLogic.for_model(self.config)
 
     def eval(self, payload: pd.Series, ts: pd.Series) -> pd.DataFrame:
         window_ms = self.config.window_ms if self.config.window_kind == "time" else 0
-        millis = ts.astype("int64").to_numpy() if window_ms else None
-        partials = self.counter.partials(self.source, payload.tolist(), millis, window_ms)
+        millis = _epoch_millis(ts)
+        partials = self.logic.partials(self.source, payload.tolist(), millis, window_ms)
         n = len(payload)
         starts, sizes, blobs = [0] * n, [0] * n, [b""] * n
         for i, (window_start, size, blob) in enumerate(partials[:n]):
             starts[i], sizes[i], blobs[i] = window_start, size, blob
         return pd.DataFrame({"window_start": starts, "n": sizes, "counts": blobs})
+
+
+def _epoch_millis(ts: pd.Series):
+    """Arrow TIMESTAMP_LTZ values -> int64 epoch milliseconds."""
+    values = pd.to_datetime(ts, utc=True)
+    return (values.astype("int64") // 1_000_000).to_numpy()
 
 
 class DriftWindows(KeyedProcessFunction):
@@ -127,8 +133,7 @@ def build(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment, config
         t_env.create_temporary_function(f"partial_{source}", fn)
         partials = t_env.sql_query(
             f"SELECT p.window_start, p.n, p.counts FROM "
-            f"(SELECT partial_{source}(payload, CAST(src_timestamp AS BIGINT) * 0 + "
-            f"UNIX_TIMESTAMP_MS_OF(src_timestamp)) AS p FROM {table}) WHERE p.n > 0")
+            f"(SELECT partial_{source}(payload, src_timestamp) AS p FROM {table}) WHERE p.n > 0")
         partial_streams.append(t_env.to_data_stream(partials))
     merged = partial_streams[0].union(partial_streams[1])
     outputs = merged.key_by(lambda row: 0, key_type=Types.INT()).process(DriftWindows(config), output_type=OUTPUT_TYPE)

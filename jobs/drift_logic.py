@@ -1,0 +1,153 @@
+"""What the drift sidecar does with records and windows, without Flink (unit-testable).
+
+``partials``: a micro-batch of raw ``events`` or ``scored`` payloads -> partial window counts.
+``judge``: a closed window's counts + the detector's state -> Avro alerts / triggers + new state.
+"""
+
+from __future__ import annotations
+
+import pickle
+import time
+import uuid
+
+import numpy as np
+
+from drift.window_counts import WindowCounter, counter_for_model
+from jobs.drift_config import DriftJobConfig
+from schemas import SerdeError, serde_for
+
+SINK_ALERTS, SINK_CONTROL = "alerts", "control"
+
+
+class SidecarLogic:
+    def __init__(self, config: DriftJobConfig, counter: WindowCounter, model_name: str, model_version: str):
+        self.config, self.counter = config, counter
+        self.model_name, self.model_version = model_name, model_version
+        self._events, self._scored = serde_for("event"), serde_for("scored")
+        self._alert, self._control = serde_for("drift_alert"), serde_for("control")
+
+    @classmethod
+    def for_model(cls, config: DriftJobConfig) -> SidecarLogic:
+        from models.registry import load_model
+
+        card = load_model(config.model, root=config.registry_dir).card
+        return cls(config, counter_for_model(config.model, config.registry_dir, _drift_settings(config)),
+                   card.name, card.version)
+
+    # -- micro-batches -> partial counts -------------------------------------------------------
+
+    def partials(self, source: str, payloads: list[bytes], millis: np.ndarray | None,
+                 window_ms: int) -> list[tuple[int, int, bytes]]:
+        """(window_start, records counted, counts bytes) per window present in the batch."""
+        if source == "events":
+            values, stamps = self._decode_events(payloads, millis)
+            count = self.counter.count_matrix
+        else:
+            values, stamps = self._decode_scores(payloads, millis)
+            count = self.counter.count_scores
+        if not len(values):
+            return []
+        if not window_ms or stamps is None:
+            return [(0, len(values), count(values, stamps).tobytes())]
+        starts = stamps - stamps % window_ms
+        out = []
+        for start in np.unique(starts):
+            rows = starts == start
+            out.append((int(start), int(rows.sum()), count(values[rows], stamps[rows]).tobytes()))
+        return out
+
+    def _decode_events(self, payloads, millis):
+        events, keep = [], []
+        for i, payload in enumerate(payloads):
+            try:
+                events.append(self._events.decode(payload))
+                keep.append(i)
+            except SerdeError:
+                continue  # the scoring job dead-letters it; drift watches what the model sees
+        matrix, _, valid = self.counter.contract.to_matrix(events)
+        rows = np.asarray(keep, dtype=np.int64)[valid]
+        return matrix, (np.asarray(millis, dtype=np.int64)[rows] if millis is not None else None)
+
+    def _decode_scores(self, payloads, millis):
+        scores, keep = [], []
+        for i, payload in enumerate(payloads):
+            try:
+                record = self._scored.decode(payload)
+            except SerdeError:
+                continue
+            if record["model_name"] == self.model_name and record["model_version"] == self.model_version:
+                scores.append(record["score"])
+                keep.append(i)
+        stamps = np.asarray(millis, dtype=np.int64)[keep] if millis is not None else None
+        return np.asarray(scores, dtype=np.float64), stamps
+
+    # -- window state ---------------------------------------------------------------------------
+
+    def merge(self, current: bytes | None, partial: bytes) -> bytes:
+        incoming = np.frombuffer(partial, dtype=np.int64).copy()
+        if current is None:
+            return incoming.tobytes()
+        return WindowCounter.merge(np.frombuffer(current, dtype=np.int64).copy(), incoming).tobytes()
+
+    @staticmethod
+    def events_in(counts: bytes) -> int:
+        return int(np.frombuffer(counts, dtype=np.int64)[0])
+
+    # -- closed windows -> alerts and triggers --------------------------------------------------
+
+    def judge(self, window_start: int, counts: bytes, detector_state: bytes | None):
+        """Judge one closed window; returns ([(sink, key, payload)], new detector state bytes)."""
+        vector = np.frombuffer(counts, dtype=np.int64)
+        stats = self.counter.judge_vector(vector)
+        detector = pickle.loads(detector_state) if detector_state else self._new_detector()
+        window = self._window_facts(window_start, vector)
+        decision = detector.observe(window["window_id"], stats)
+        outputs = [(SINK_ALERTS, self._key(window, a), self._alert_payload(window, a)) for a in decision.alerts]
+        if decision.trigger is not None:
+            outputs.append((SINK_CONTROL, self.model_name.encode(), self._trigger_payload(window, decision.trigger)))
+        return outputs, pickle.dumps(detector)
+
+    def _new_detector(self):
+        from drift.decision import DriftDetector
+
+        return DriftDetector(self.counter.judge.settings)
+
+    def _window_facts(self, window_start: int, vector: np.ndarray) -> dict:
+        first, last = int(vector[2]), int(vector[3])
+        if self.config.window_kind == "time":
+            start, end = window_start, window_start + self.config.window_ms
+        else:
+            start, end = first, last + 1
+        window_id = f"{self.config.job_name}:{self.config.window_kind}:{start}"
+        return {"window_id": window_id, "start": start, "end": end, "size": int(vector[0])}
+
+    def _key(self, window: dict, alert) -> bytes:
+        return f"{self.model_name}:{alert.feature}".encode()
+
+    def _alert_payload(self, window: dict, alert) -> bytes:
+        return self._alert.encode({
+            "alert_id": f"{window['window_id']}:{alert.feature}:{alert.statistic}",
+            "model_name": self.model_name, "model_version": self.model_version,
+            "feature": alert.feature, "window_id": window["window_id"],
+            "window_start": window["start"], "window_end": window["end"], "window_size": window["size"],
+            "statistic": alert.statistic, "value": float(alert.value),
+            "p_value": None if alert.p_value is None else float(alert.p_value),
+            "threshold": float(alert.threshold), "tier": alert.tier_name,
+            "emitted_time": int(time.time() * 1000),
+        })
+
+    def _trigger_payload(self, window: dict, trigger) -> bytes:
+        return self._control.encode({
+            "message_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{window['window_id']}:trigger")),
+            "kind": "RETRAIN_TRIGGER", "model_name": self.model_name, "model_version": self.model_version,
+            "tier": trigger.tier_name, "action": trigger.action, "reasons": list(trigger.reasons),
+            "window_ids": list(trigger.window_ids), "payload_json": None,
+            "emitted_time": int(time.time() * 1000),
+        })
+
+
+def _drift_settings(config: DriftJobConfig):
+    from drift.settings import DriftSettings
+
+    return DriftSettings(window_size=config.window_events, alpha=config.alpha, confirm_k=config.confirm_k,
+                         confirm_m=config.confirm_m, cooldown_windows=config.cooldown_windows)
