@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 import streamscore
-from drift.profile import build_profile
+from drift.profile import build_profile, score_profile
 from models import demo_data
 from models.card import ModelCard, OutputSpec, TensorSpec, TrainingSummary
 from models.registry import CARD_FILE, DEFAULT_ROOT, ONNX_FILE, ModelRegistry, sha256_hex
@@ -84,6 +84,13 @@ def _check_onnx_scores(onnx_bytes: bytes, x_test: np.ndarray, expected: np.ndarr
     return worst
 
 
+def _onnx_scores(onnx_bytes: bytes, matrix: np.ndarray) -> np.ndarray:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    return session.run(["probabilities"], {"features": matrix.astype(np.float32)})[0][:, 1].astype(np.float64)
+
+
 def _encode_events(rows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     events, labels = demo_data.generate_labelled(rows, seed)
     matrix, rejects, _ = demo_data.demo_contract().to_matrix(events)
@@ -120,7 +127,9 @@ def train_demo(seed: int = DEFAULT_SEED, rows: int = DEFAULT_ROWS,
             test_auc=round(float(roc_auc_score(y_test, test_scores)), 6),
             library_versions=_library_versions()),
         "max_score_diff": _check_onnx_scores(onnx_bytes, x_test, test_scores),
-        "drift_profile": build_profile(demo_data.demo_contract(), x_train),
+        "drift_profile": {**build_profile(demo_data.demo_contract(), x_train),
+                          # held-out scores: what the model says on data it has not seen
+                          "score": score_profile(_onnx_scores(onnx_bytes, x_test))},
     }
 
 
