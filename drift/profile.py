@@ -214,3 +214,26 @@ def load_profile(raw: Mapping[str, Any]) -> DriftProfile:
         else:
             raise ModelError(f"drift profile field '{where}.kind': {kind!r} is not numeric|categorical")
     return DriftProfile(rows=int(raw.get("rows", 0)), features=loaded)
+
+
+SCORE_FEATURE = "prediction_score"
+
+
+def score_profile(scores: np.ndarray) -> dict[str, Any]:
+    """A reference profile of the model's prediction scores (a 1-D vector).
+
+    The entry has the same layout as a numeric feature of :func:`build_profile`
+    (deciles, proportions, 1001 quantiles, count and moments), so the drift
+    detector watches the score distribution exactly like an input feature.
+    """
+    values = np.asarray(scores, dtype=np.float64)
+    if values.ndim != 1:
+        raise ModelError(f"score profile: scores must be a 1-D vector, got shape {values.shape}")
+    return _numeric_summary(SCORE_FEATURE, values)
+
+
+def load_score_profile(raw: Mapping[str, Any]) -> NumericProfile:
+    """Validate a :func:`score_profile` entry and return it as a :class:`NumericProfile`."""
+    if not isinstance(raw, Mapping) or raw.get("kind") != "numeric":
+        raise ModelError("score profile field 'kind': expected 'numeric'")
+    return _load_numeric(SCORE_FEATURE, raw, "score_profile")

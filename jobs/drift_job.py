@@ -65,8 +65,8 @@ class PartialCounts(ScalarFunction):
 
 def _epoch_millis(ts: pd.Series):
     """Arrow TIMESTAMP_LTZ values -> int64 epoch milliseconds."""
-    values = pd.to_datetime(ts, utc=True)
-    return (values.astype("int64") // 1_000_000).to_numpy()
+    values = pd.to_datetime(ts, utc=True).dt.tz_convert(None).to_numpy()
+    return values.astype("datetime64[ms]").astype("int64")
 
 
 class DriftWindows(KeyedProcessFunction):
@@ -76,7 +76,7 @@ class DriftWindows(KeyedProcessFunction):
         self.config = config
 
     def open(self, runtime_context: RuntimeContext):
-        from drift.sidecar import SidecarLogic
+        from jobs.drift_logic import SidecarLogic
 
         self.logic = SidecarLogic.for_model(self.config)
         self.windows = runtime_context.get_map_state(

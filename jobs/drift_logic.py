@@ -6,12 +6,12 @@
 
 from __future__ import annotations
 
-import pickle
 import time
 import uuid
 
 import numpy as np
 
+from drift.profile import load_profile
 from drift.window_counts import WindowCounter, counter_for_model
 from jobs.drift_config import DriftJobConfig
 from schemas import SerdeError, serde_for
@@ -20,9 +20,11 @@ SINK_ALERTS, SINK_CONTROL = "alerts", "control"
 
 
 class SidecarLogic:
-    def __init__(self, config: DriftJobConfig, counter: WindowCounter, model_name: str, model_version: str):
+    def __init__(self, config: DriftJobConfig, counter: WindowCounter, card):
         self.config, self.counter = config, counter
-        self.model_name, self.model_version = model_name, model_version
+        self.model_name, self.model_version = card.name, card.version
+        self._profile_raw = card.drift_profile
+        self._detector_template = None
         self._events, self._scored = serde_for("event"), serde_for("scored")
         self._alert, self._control = serde_for("drift_alert"), serde_for("control")
 
@@ -31,8 +33,7 @@ class SidecarLogic:
         from models.registry import load_model
 
         card = load_model(config.model, root=config.registry_dir).card
-        return cls(config, counter_for_model(config.model, config.registry_dir, _drift_settings(config)),
-                   card.name, card.version)
+        return cls(config, counter_for_model(config.model, config.registry_dir, _drift_settings(config)), card)
 
     # -- micro-batches -> partial counts -------------------------------------------------------
 
@@ -99,18 +100,25 @@ class SidecarLogic:
         """Judge one closed window; returns ([(sink, key, payload)], new detector state bytes)."""
         vector = np.frombuffer(counts, dtype=np.int64)
         stats = self.counter.judge_vector(vector)
-        detector = pickle.loads(detector_state) if detector_state else self._new_detector()
+        detector = self._detector(detector_state)
+        verdict = detector.advance(stats)
         window = self._window_facts(window_start, vector)
-        decision = detector.observe(window["window_id"], stats)
-        outputs = [(SINK_ALERTS, self._key(window, a), self._alert_payload(window, a)) for a in decision.alerts]
-        if decision.trigger is not None:
-            outputs.append((SINK_CONTROL, self.model_name.encode(), self._trigger_payload(window, decision.trigger)))
-        return outputs, pickle.dumps(detector)
+        tests = {t.feature: t for t in verdict.tests}
+        outputs = [(SINK_ALERTS, f"{self.model_name}:{a.feature}".encode(),
+                    self._alert_payload(window, a, tests[a.feature])) for a in verdict.alerts]
+        if verdict.trigger is not None:
+            outputs.append((SINK_CONTROL, self.model_name.encode(), self._trigger_payload(window, verdict.trigger)))
+        return outputs, detector.snapshot()
 
-    def _new_detector(self):
+    def _detector(self, state: bytes | None):
+        """The detector with its state (episodes, incident, window counter) restored from Flink state."""
         from drift.decision import DriftDetector
 
-        return DriftDetector(self.counter.judge.settings)
+        if self._detector_template is None:
+            self._detector_template = DriftDetector(load_profile(self._profile_raw), self.counter.judge.settings,
+                                                    score_reference=self._profile_raw.get("score") or None)
+        self._detector_template.restore(state)
+        return self._detector_template
 
     def _window_facts(self, window_start: int, vector: np.ndarray) -> dict:
         first, last = int(vector[2]), int(vector[3])
@@ -121,27 +129,24 @@ class SidecarLogic:
         window_id = f"{self.config.job_name}:{self.config.window_kind}:{start}"
         return {"window_id": window_id, "start": start, "end": end, "size": int(vector[0])}
 
-    def _key(self, window: dict, alert) -> bytes:
-        return f"{self.model_name}:{alert.feature}".encode()
-
-    def _alert_payload(self, window: dict, alert) -> bytes:
+    def _alert_payload(self, window: dict, alert, test) -> bytes:
+        threshold = max(float(test.psi_critical), float(self.counter.judge.settings.tier_bounds[alert.tier - 1]))
         return self._alert.encode({
-            "alert_id": f"{window['window_id']}:{alert.feature}:{alert.statistic}",
+            "alert_id": f"{window['window_id']}:{alert.feature}",
             "model_name": self.model_name, "model_version": self.model_version,
             "feature": alert.feature, "window_id": window["window_id"],
             "window_start": window["start"], "window_end": window["end"], "window_size": window["size"],
-            "statistic": alert.statistic, "value": float(alert.value),
-            "p_value": None if alert.p_value is None else float(alert.p_value),
-            "threshold": float(alert.threshold), "tier": alert.tier_name,
-            "emitted_time": int(time.time() * 1000),
+            "statistic": "PSI", "value": float(alert.psi), "p_value": float(alert.p_adjusted),
+            "threshold": threshold, "tier": alert.tier.name, "emitted_time": int(time.time() * 1000),
         })
 
     def _trigger_payload(self, window: dict, trigger) -> bytes:
         return self._control.encode({
             "message_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{window['window_id']}:trigger")),
             "kind": "RETRAIN_TRIGGER", "model_name": self.model_name, "model_version": self.model_version,
-            "tier": trigger.tier_name, "action": trigger.action, "reasons": list(trigger.reasons),
-            "window_ids": list(trigger.window_ids), "payload_json": None,
+            "tier": trigger.tier.name, "action": trigger.action,
+            "reasons": [trigger.rule, *[f"drift in {f}" for f in trigger.features]],
+            "window_ids": [window["window_id"]], "payload_json": None,
             "emitted_time": int(time.time() * 1000),
         })
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from connectors.kafka_clients import broker_config_value, existing_topics
 from jobs.flink_cluster import JOBS_DIR, FlinkJobError, list_jobs, submit_python_job, wait_running
+from jobs.drift_config import DriftJobConfig
 from jobs.scoring_config import ScoringJobConfig, check_against_broker
 from models.contract import check_against_event_schema
 from models.registry import load_model
@@ -17,6 +18,7 @@ from streamscore.errors import ConfigError
 from streamscore.stack.services import FlinkService
 
 SCORING_SCRIPT = JOBS_DIR / "scoring_job.py"
+DRIFT_SCRIPT = JOBS_DIR / "drift_job.py"
 
 
 def scoring_config_from_settings(settings: Settings, **overrides) -> ScoringJobConfig:
@@ -31,14 +33,18 @@ def scoring_config_from_settings(settings: Settings, **overrides) -> ScoringJobC
     return ScoringJobConfig(**base).checked()
 
 
-def preflight(settings: Settings, config: ScoringJobConfig) -> None:
-    """Refuse, with one clear message, what would break exactly-once or make the job restart forever."""
+def _require_topics(settings: Settings, roles_topics: tuple[tuple[str, str], ...]) -> None:
     topics = existing_topics(settings)
-    for role, topic in (("events", config.events_topic), ("scored", config.scored_topic),
-                        ("dead-letter", config.dead_letter_topic)):
+    for role, topic in roles_topics:
         if topic not in topics:
             raise ConfigError(f"{role} topic {topic!r} does not exist at {settings.kafka_bootstrap} "
                               f"(create it: streamscore topics create)")
+
+
+def preflight(settings: Settings, config: ScoringJobConfig) -> None:
+    """Refuse, with one clear message, what would break exactly-once or make the job restart forever."""
+    _require_topics(settings, (("events", config.events_topic), ("scored", config.scored_topic),
+                               ("dead-letter", config.dead_letter_topic)))
     raw = broker_config_value(settings, "transaction.max.timeout.ms")
     if raw is not None:
         check_against_broker(config, int(raw))
@@ -46,15 +52,49 @@ def preflight(settings: Settings, config: ScoringJobConfig) -> None:
     check_against_event_schema(model.contract, load_schema("event"))
 
 
+def drift_config_from_settings(settings: Settings, **overrides) -> DriftJobConfig:
+    base = {
+        "bootstrap": settings.jobs_kafka_bootstrap,
+        "events_topic": settings.topic("events").name,
+        "scored_topic": settings.topic("scored").name,
+        "alerts_topic": settings.topic("drift_alerts").name,
+        "control_topic": settings.topic("control").name,
+    }
+    base.update({k: v for k, v in overrides.items() if v is not None})
+    return DriftJobConfig(**base).checked()
+
+
+def preflight_drift(settings: Settings, config: DriftJobConfig) -> None:
+    _require_topics(settings, (("events", config.events_topic), ("scored", config.scored_topic),
+                               ("drift-alerts", config.alerts_topic), ("control", config.control_topic)))
+    raw = broker_config_value(settings, "transaction.max.timeout.ms")
+    if raw is not None and config.transaction_timeout_ms > int(raw):
+        raise ConfigError(f"transaction_timeout_ms {config.transaction_timeout_ms} exceeds the broker's "
+                          f"transaction.max.timeout.ms {raw}")
+    card = load_model(config.model, root=config.registry_dir).card
+    if not card.drift_profile:
+        raise ConfigError(f"model {card.ref} has no drift reference profile in its card")
+
+
 def submit_scoring(settings: Settings, config: ScoringJobConfig, *, savepoint: str | None = None,
                    wait: bool = True) -> str:
     """Submit to the Flink cluster at settings.flink_rest; returns the job id once it runs."""
     preflight(settings, config)
+    return _submit(settings, SCORING_SCRIPT, config, savepoint, wait)
+
+
+def submit_drift(settings: Settings, config: DriftJobConfig, *, savepoint: str | None = None,
+                 wait: bool = True) -> str:
+    preflight_drift(settings, config)
+    return _submit(settings, DRIFT_SCRIPT, config, savepoint, wait)
+
+
+def _submit(settings: Settings, script: Path, config, savepoint: str | None, wait: bool) -> str:
     running = [j for j in list_jobs(settings) if j.name == config.job_name and j.state in ("RUNNING", "CREATED")]
     if running:
         raise FlinkJobError(f"a job named {config.job_name!r} already runs ({running[0].job_id}); "
                             f"cancel it or choose another --job-name")
-    job_id = submit_python_job(settings, SCORING_SCRIPT, ["--config", config.to_json()], savepoint=savepoint)
+    job_id = submit_python_job(settings, script, ["--config", config.to_json()], savepoint=savepoint)
     if wait:
         wait_running(settings, job_id, timeout_s=120)
     return job_id

@@ -65,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("streamscore: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `streamscore consume scored | head`
+        sys.stderr.close()
+        return 0
 
 
 def _dispatch(args: argparse.Namespace, settings) -> int:

@@ -27,6 +27,10 @@ def add_produce_parser(sub) -> None:
     produce.add_argument("--input", type=Path, default=None, help="a JSON-lines file of events instead")
     produce.add_argument("--transaction-size", type=int, default=1000, help="events per transaction")
     produce.add_argument("--topic", default=None, help="default: the events topic")
+    produce.add_argument("--drift", action="append", default=[], metavar="FEATURE:KIND=AMOUNT",
+                         help="inject drift in demo events, e.g. device_trust_score:shift=0.5 (reference std devs), "
+                              "amount:scale=2, country:category_mix=0.3@NG; repeatable")
+    produce.add_argument("--drift-after", type=int, default=0, help="events before the drift starts")
     produce.add_argument("--quiet", action="store_true")
 
 
@@ -59,7 +63,8 @@ def produce(settings: Settings, args: argparse.Namespace) -> int:
         events: Iterable[dict] = list(read_json_lines(args.input))  # bad files fail before Kafka is contacted
     else:
         prefix = args.id_prefix or f"ev-{int(time.time())}-"
-        events = _live_demo_events(args.count, args.seed, prefix)
+        drift = [parse_drift(spec, args.drift_after) for spec in args.drift]
+        events = _live_demo_events(args.count, args.seed, prefix, drift)
     stats = produce_events(settings, topic, events, rate=args.rate,
                            transaction_size=args.transaction_size, progress=not args.quiet)
     print(f"produced {stats['produced']} events to {topic} in {stats['seconds']:.1f}s "
@@ -67,11 +72,30 @@ def produce(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _live_demo_events(count: int, seed: int, prefix: str) -> Iterator[dict]:
+def parse_drift(spec: str, start_after: int):
+    """'FEATURE:KIND=AMOUNT[@CATEGORY]' -> DriftSpec, e.g. 'device_trust_score:shift=0.5'."""
+    from models.demo_data import FEATURE_NAMES, DriftSpec
+
+    try:
+        feature, rest = spec.split(":", 1)
+        kind, amount = rest.split("=", 1)
+        amount, _, category = amount.partition("@")
+        value = float(amount)
+    except ValueError:
+        raise InputError(f"--drift {spec!r}: expected FEATURE:KIND=AMOUNT, e.g. device_trust_score:shift=0.5") from None
+    if feature not in FEATURE_NAMES:
+        raise InputError(f"--drift {spec!r}: unknown feature {feature!r}")
+    try:
+        return DriftSpec(feature, kind, value, start_after=start_after, category=category or None)
+    except (ValueError, StreamscoreError) as exc:
+        raise InputError(f"--drift {spec!r}: {exc}") from None
+
+
+def _live_demo_events(count: int, seed: int, prefix: str, drift=()) -> Iterator[dict]:
     """Demo events stamped with their send time: a live stream (and a Kafka timestamp) of now."""
     from models.demo_data import generate_events
 
-    for event in generate_events(count, seed=seed, id_prefix=prefix):
+    for event in generate_events(count, seed=seed, id_prefix=prefix, drift=drift):
         event["event_time"] = int(time.time() * 1000)
         yield event
 
