@@ -76,11 +76,12 @@ class WindowCounter:
         return vector
 
     def count_scores(self, scores: np.ndarray, millis: np.ndarray | None = None) -> np.ndarray:
+        """Counts of prediction scores. Their times do not move a window's first/last event time
+        (scores arrive after their events, so in count windows they would stretch it backwards)."""
         vector = self.empty()
         vector[1] = len(scores)
         if SCORE_FEATURE in self.bins:
             self._count_column(vector, SCORE_FEATURE, np.asarray(scores, dtype=np.float64))
-        self._stamp(vector, millis)
         return vector
 
     def _count_column(self, vector: np.ndarray, name: str, column: np.ndarray) -> None:

@@ -102,7 +102,7 @@ class SidecarLogic:
         stats = self.counter.judge_vector(vector)
         detector = self._detector(detector_state)
         verdict = detector.advance(stats)
-        window = self._window_facts(window_start, vector)
+        window = self._window_facts(window_start, vector, verdict.window_id)
         tests = {t.feature: t for t in verdict.tests}
         outputs = [(SINK_ALERTS, f"{self.model_name}:{a.feature}".encode(),
                     self._alert_payload(window, a, tests[a.feature])) for a in verdict.alerts]
@@ -120,13 +120,15 @@ class SidecarLogic:
         self._detector_template.restore(state)
         return self._detector_template
 
-    def _window_facts(self, window_start: int, vector: np.ndarray) -> dict:
+    def _window_facts(self, window_start: int, vector: np.ndarray, sequence: int) -> dict:
+        """Window bounds and a deterministic id (time windows: their start; count windows: their
+        sequence number, kept in the detector's checkpointed state, so replays reuse it)."""
         first, last = int(vector[2]), int(vector[3])
         if self.config.window_kind == "time":
-            start, end = window_start, window_start + self.config.window_ms
+            start, end, ordinal = window_start, window_start + self.config.window_ms, window_start
         else:
-            start, end = first, last + 1
-        window_id = f"{self.config.job_name}:{self.config.window_kind}:{start}"
+            start, end, ordinal = first, last + 1, sequence
+        window_id = f"{self.config.job_name}:{self.config.window_kind}:{ordinal}"
         return {"window_id": window_id, "start": start, "end": end, "size": int(vector[0])}
 
     def _alert_payload(self, window: dict, alert, test) -> bytes:

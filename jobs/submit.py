@@ -100,10 +100,15 @@ def _submit(settings: Settings, script: Path, config, savepoint: str | None, wai
     return job_id
 
 
-def run_embedded(settings: Settings, config: ScoringJobConfig) -> int:
+def run_embedded(settings: Settings, config: ScoringJobConfig | DriftJobConfig) -> int:
     """Run on a local MiniCluster in the foreground (Ctrl-C stops it)."""
-    preflight(settings, config)
+    if isinstance(config, DriftJobConfig):
+        preflight_drift(settings, config)
+        script = DRIFT_SCRIPT
+    else:
+        preflight(settings, config)
+        script = SCORING_SCRIPT
     jar = FlinkService(settings).connector_jars()[0]
-    argv = [settings.python_executable, str(SCORING_SCRIPT), "--config", config.to_json(),
+    argv = [settings.python_executable, str(script), "--config", config.to_json(),
             "--connector-jar", Path(jar).resolve().as_uri(), "--wait"]
     return subprocess.call(argv, stdout=sys.stdout, stderr=sys.stderr)

@@ -46,11 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
     consume.add_argument("--follow", action="store_true")
     consume.add_argument("--idle-timeout", type=float, default=5.0)
 
-    from streamscore import commands, job_commands
+    from streamscore import commands, drift_commands, job_commands
 
     commands.add_produce_parser(sub)
     commands.add_demo_parser(sub)
     job_commands.add_parsers(sub)
+    drift_commands.add_parsers(sub)
     return parser
 
 
@@ -79,6 +80,10 @@ def _dispatch(args: argparse.Namespace, settings) -> int:
         from streamscore import commands
 
         return commands.consume(settings, args)
+    if args.command in ("alerts", "control", "drift"):
+        from streamscore import drift_commands
+
+        return drift_commands.dispatch(args, settings)
     if args.command in ("run", "submit", "jobs", "models"):
         from streamscore import job_commands
 

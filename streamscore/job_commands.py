@@ -10,7 +10,7 @@ from streamscore.errors import StreamscoreError
 
 
 def _add_scoring_knobs(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("job", choices=["scoring"])
+    parser.add_argument("job", choices=["scoring", "drift"])
     parser.add_argument("--model", default="fraud:1.0.0", help="NAME:VERSION in the registry")
     parser.add_argument("--registry-dir", default=None)
     parser.add_argument("--job-name", default=None)
@@ -21,6 +21,9 @@ def _add_scoring_knobs(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--parallelism", type=int, default=None)
     parser.add_argument("--at-least-once", action="store_true", help="weaker sinks (benchmarks only)")
     parser.add_argument("--startup-mode", default=None, choices=["group-offsets", "earliest-offset", "latest-offset"])
+    parser.add_argument("--window-kind", default=None, choices=["count", "time"], help="drift: count or event time")
+    parser.add_argument("--window-events", type=int, default=None, help="drift: events per count window (1000)")
+    parser.add_argument("--window-ms", type=int, default=None, help="drift: event-time window length (60000)")
 
 
 def add_parsers(sub) -> None:
@@ -52,14 +55,30 @@ def scoring_config(settings: Settings, args: argparse.Namespace):
     )
 
 
+def drift_config(settings: Settings, args: argparse.Namespace):
+    from jobs.submit import drift_config_from_settings
+
+    return drift_config_from_settings(
+        settings, model=args.model, registry_dir=args.registry_dir, job_name=args.job_name,
+        checkpoint_interval_ms=args.checkpoint_interval_ms, transaction_timeout_ms=args.transaction_timeout_ms,
+        startup_mode=args.startup_mode, window_kind=args.window_kind, window_events=args.window_events,
+        window_ms=args.window_ms)
+
+
 def dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "run":
         from jobs.submit import run_embedded
 
-        return run_embedded(settings, scoring_config(settings, args))
+        config = scoring_config(settings, args) if args.job == "scoring" else drift_config(settings, args)
+        return run_embedded(settings, config)
     if args.command == "submit":
-        from jobs.submit import submit_scoring
+        from jobs.submit import submit_drift, submit_scoring
 
+        if args.job == "drift":
+            config = drift_config(settings, args)
+            job_id = submit_drift(settings, config, savepoint=args.from_savepoint)
+            print(f"submitted {config.job_name} ({config.model}, {config.window_kind} windows): {job_id}")
+            return 0
         config = scoring_config(settings, args)
         job_id = submit_scoring(settings, config, savepoint=args.from_savepoint)
         print(f"submitted {config.job_name} ({config.model}, batch {config.max_batch_size}, "
