@@ -116,38 +116,85 @@ def produce_transactionally(settings: Settings, topic: str, items: Iterable[tupl
     consumers such as the drift sidecar can window on it.
 
     Items are pulled lazily, so a generator can stamp each record with its send time.
-    An exception aborts the open transaction: nothing of it becomes visible.
+    Each record is committed exactly once: a commit that times out (broker restarting) is
+    retried, and a transaction the broker aborted is sent again whole. Any other exception
+    aborts the open transaction: nothing of it becomes visible.
     """
-    producer = transactional_producer(settings)
+    writer = _TransactionWriter(settings, topic)
     began = time.monotonic()
-    produced = transactions = in_txn = 0
+    produced = 0
     try:
         for key, value, timestamp_ms in items:
-            if in_txn == 0:
-                producer.begin_transaction()
-            _produce(producer, topic, key, value, timestamp_ms)
-            produced, in_txn = produced + 1, in_txn + 1
-            if in_txn >= transaction_size:
-                producer.commit_transaction(30)
-                transactions, in_txn = transactions + 1, 0
+            writer.add(key, value, timestamp_ms)
+            produced += 1
+            if len(writer.pending) >= transaction_size:
+                writer.commit()
                 if progress:
                     progress(produced, time.monotonic() - began)
             if rate > 0:
                 ahead = produced / rate - (time.monotonic() - began)
                 if ahead > 0:
                     time.sleep(ahead)
-        if in_txn:
-            producer.commit_transaction(30)
-            transactions, in_txn = transactions + 1, 0
+        writer.commit()
     except BaseException:
-        if in_txn:
-            producer.abort_transaction(10)
+        writer.abort()
         raise
     seconds = time.monotonic() - began
     if progress:
         progress(-produced, seconds)
-    return {"produced": produced, "transactions": transactions, "seconds": seconds,
-            "rate": produced / seconds if seconds > 0 else 0.0}
+    return {"produced": produced, "transactions": writer.transactions, "seconds": seconds,
+            "rate": produced / seconds if seconds > 0 else 0.0, "resent_transactions": writer.resent}
+
+
+class _TransactionWriter:
+    """One open transaction at a time, its records kept until committed so it can be sent again."""
+
+    RETRY_DEADLINE_S = 120.0
+
+    def __init__(self, settings: Settings, topic: str):
+        self.producer = transactional_producer(settings)
+        self.topic = topic
+        self.pending: list[tuple[bytes, bytes, int | None]] = []
+        self.transactions = self.resent = 0
+
+    def add(self, key: bytes, value: bytes, timestamp_ms: int | None) -> None:
+        if not self.pending:
+            self.producer.begin_transaction()
+        self.pending.append((key, value, timestamp_ms))
+        _produce(self.producer, self.topic, key, value, timestamp_ms)
+
+    def commit(self) -> None:
+        if not self.pending:
+            return
+        deadline = time.monotonic() + self.RETRY_DEADLINE_S
+        while True:
+            try:
+                self.producer.commit_transaction(30)
+                break
+            except KafkaException as exc:
+                error = exc.args[0]
+                if time.monotonic() > deadline or not (error.retriable() or error.txn_requires_abort()):
+                    raise KafkaClientError(f"commit failed: {error.str()}") from None
+                if error.txn_requires_abort():
+                    self._resend()
+        self.pending = []
+        self.transactions += 1
+
+    def _resend(self) -> None:
+        """The broker aborted the transaction (e.g. it restarted): abort ours and send it again."""
+        self.producer.abort_transaction(30)
+        self.resent += 1
+        self.producer.begin_transaction()
+        for key, value, timestamp_ms in self.pending:
+            _produce(self.producer, self.topic, key, value, timestamp_ms)
+
+    def abort(self) -> None:
+        if self.pending:
+            try:
+                self.producer.abort_transaction(10)
+            except KafkaException:
+                pass  # the transaction times out on the broker; nothing of it is visible
+        self.pending = []
 
 
 def _produce(producer: Producer, topic: str, key: bytes, value: bytes, timestamp_ms: int | None) -> None:

@@ -23,6 +23,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from drift.errors import DriftError
 from drift.judge import BatchStats, WindowJudge
 from drift.profile import (
     SCORE_FEATURE,
@@ -90,7 +91,7 @@ class WindowCounter:
         if name in self.grids:
             index = numeric_bin_index(profile.edges, column)
             g_start, g_stop, grid = self.grids[name]
-            cells = np.searchsorted(grid, column, side="right")
+            cells = np.searchsorted(grid, column, side="left")  # cell j: grid[j-1] < v <= grid[j]
             vector[g_start:g_stop] += np.bincount(cells, minlength=g_stop - g_start)
         else:
             index = categorical_bucket_index(profile.buckets[:-1], column)
@@ -110,6 +111,9 @@ class WindowCounter:
 
     def judge_vector(self, vector: np.ndarray) -> BatchStats:
         """PSI / KS / chi-square and the decision for one window's counts."""
+        if vector.shape != (self.size,):
+            raise DriftError(f"window counts have {vector.size} entries; this model's layout has {self.size} "
+                             f"(state written for another model or profile?)")
         refs = self.judge.references
         n_events, n_scores = int(vector[0]), int(vector[1])
         counts = np.zeros((1,) + self.judge.padded_shape)

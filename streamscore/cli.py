@@ -46,6 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
     consume.add_argument("--follow", action="store_true")
     consume.add_argument("--idle-timeout", type=float, default=5.0)
 
+    chaos = sub.add_parser("chaos", help="exactly-once under a fault, on the running stack")
+    chaos.add_argument("--fault", required=True, choices=["kill-taskmanager", "kill-python-worker", "restart-kafka"])
+    chaos.add_argument("--count", type=int, default=200_000)
+    chaos.add_argument("--rate", type=float, default=5000.0)
+
     from streamscore import commands, drift_commands, job_commands
 
     commands.add_produce_parser(sub)
@@ -80,6 +85,12 @@ def _dispatch(args: argparse.Namespace, settings) -> int:
         from streamscore import commands
 
         return commands.consume(settings, args)
+    if args.command == "chaos":
+        from streamscore.chaos import run_fault
+
+        report = run_fault(settings, args.fault, count=args.count, rate=args.rate)
+        print(report.line())
+        return 0 if report.passed else EXIT_ERROR
     if args.command in ("alerts", "control", "drift"):
         from streamscore import drift_commands
 

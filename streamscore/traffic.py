@@ -31,6 +31,7 @@ class TrafficReport:
     scored_duplicates: int = 0
     dead_letters: list[dict] = field(default_factory=list)
     latencies_ms: list[float] = field(default_factory=list)
+    arrivals: list[tuple[int, float]] = field(default_factory=list)  # (event time, visible at) in ms
     produce_seconds: float = 0.0
     drain_seconds: float = 0.0
 
@@ -83,6 +84,7 @@ class _Collector(threading.Thread):
             return
         self.report.scored[event_id] = record
         self.report.latencies_ms.append(now_ms - record["event_time"])
+        self.report.arrivals.append((record["event_time"], now_ms))
 
 
 def _end_offsets(consumer, settings: Settings, topics: list[str]) -> list[TopicPartition]:

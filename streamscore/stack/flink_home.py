@@ -92,6 +92,11 @@ class FlinkHome:
             "execution.checkpointing.dir": self.checkpoint_dir.as_uri(),
             "execution.checkpointing.savepoint-dir": self.savepoint_dir.as_uri(),
             "restart-strategy.type": "exponential-delay",
+            "restart-strategy.exponential-delay.initial-backoff": "1s",
+            "restart-strategy.exponential-delay.max-backoff": "10s",
+            # a killed TaskManager is noticed in seconds, not the default 50 s
+            "heartbeat.interval": 2000,
+            "heartbeat.timeout": 10000,
             "python.executable": s.python_executable,
             "python.client.executable": s.python_executable,
             "web.submit.enable": True,

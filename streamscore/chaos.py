@@ -1,0 +1,181 @@
+"""Fault runs: exactly-once checked under the faults that happen in production.
+
+One run: fresh topics, the scoring job, ``count`` events with unique ids produced at a steady
+rate, one fault injected a third of the way in, then a read_committed account of every id:
+scored or dead-lettered exactly once, never both, none missing. ``streamscore chaos`` runs it
+against the local stack; ``tests/integration/test_faults.py`` runs it in the suite.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+
+from connectors.kafka_clients import create_topics, delete_topics
+from jobs.flink_cluster import cancel_job
+from jobs.submit import scoring_config_from_settings, submit_scoring
+from streamscore.config import Settings, TopicSpec
+from streamscore.errors import StreamscoreError
+from streamscore.stack import Stack
+from streamscore.stack.process import read_pid_file, running_pid, stop_process
+from streamscore.traffic import TrafficReport, run_traffic
+
+
+@dataclass(frozen=True)
+class FaultReport:
+    fault: str
+    produced: int
+    scored: int
+    dead_lettered: int
+    duplicates: int
+    missing: int
+    in_both: int
+    recovery_s: float | None
+    fault_at_s: float
+
+    @property
+    def passed(self) -> bool:
+        return self.missing == 0 and self.duplicates == 0 and self.in_both == 0
+
+    def line(self) -> str:
+        recovery = f"{self.recovery_s:.1f}s" if self.recovery_s is not None else "n/a"
+        return (f"{self.fault}: produced {self.produced}, scored {self.scored}, dead-lettered {self.dead_lettered}, "
+                f"duplicates {self.duplicates}, missing {self.missing}, in both {self.in_both}, "
+                f"recovery {recovery} -> {'PASS' if self.passed else 'FAIL'}")
+
+
+def _taskmanager_spec(stack: Stack):
+    flink = stack.service("flink")
+    return flink.home.process_spec("taskmanager")
+
+
+def kill_taskmanager(stack: Stack) -> None:
+    """kill -9 the TaskManager, then start a new one (the job recovers from its last checkpoint)."""
+    spec = _taskmanager_spec(stack)
+    pid = running_pid(spec)
+    if pid is None:
+        raise StreamscoreError("chaos: no TaskManager of this stack is running")
+    os.kill(pid, signal.SIGKILL)
+    time.sleep(2)
+    stack.up(only=["flink"])
+
+
+def kill_python_worker(stack: Stack) -> None:
+    """kill -9 one Python worker process of the TaskManager (the task fails and restarts)."""
+    recorded = read_pid_file(_taskmanager_spec(stack).pid_file)
+    workers = _descendants(recorded[0]) if recorded else []
+    python = [pid for pid in workers if b"pyflink" in _cmdline(pid) or b"beam" in _cmdline(pid)]
+    if not python:
+        raise StreamscoreError("chaos: no Python worker process found under the TaskManager")
+    os.kill(python[0], signal.SIGKILL)
+
+
+def restart_kafka(stack: Stack, down_s: float = 5.0) -> None:
+    """Stop the broker (SIGTERM), keep it down ``down_s`` seconds, start it again on the same data."""
+    kafka = stack.service("kafka")
+    for spec in kafka.prepare():
+        stop_process(spec)
+    time.sleep(down_s)
+    stack.up(only=["kafka"])
+
+
+FAULTS = {"kill-taskmanager": kill_taskmanager, "kill-python-worker": kill_python_worker,
+          "restart-kafka": restart_kafka}
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                parent = int(open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return fh.read()
+    except OSError:
+        return b""
+
+
+def run_fault(settings: Settings, fault: str, *, count: int = 200_000, rate: float = 5000.0,
+              timeout_s: float = 300.0) -> FaultReport:
+    if fault not in FAULTS:
+        raise StreamscoreError(f"unknown fault {fault!r}; known: {', '.join(FAULTS)}")
+    stack = Stack(settings)
+    tag = uuid.uuid4().hex[:8]
+    names = [f"chaos-{role}-{tag}" for role in ("events", "scored", "dead")]
+    create_topics(settings, [TopicSpec(r, n, 2) for r, n in zip(("events", "scored", "dead"), names)])
+    config = scoring_config_from_settings(settings, events_topic=names[0], scored_topic=names[1],
+                                          dead_letter_topic=names[2], job_name=f"chaos-{tag}",
+                                          startup_mode="earliest-offset")
+    job_id = submit_scoring(settings, config)
+    injector = _Injector(FAULTS[fault], stack, delay_s=count / rate / 3)
+    try:
+        injector.start()
+        report = run_traffic(settings, count, id_prefix=f"c{tag}-", rate=rate, malformed_every=1000,
+                             transaction_size=max(1, int(rate // 20)), timeout_s=timeout_s,
+                             events_topic=names[0], scored_topic=names[1], dead_topic=names[2])
+        injector.join()
+    finally:
+        _cancel_quietly(settings, job_id)
+        delete_topics(settings, names)
+    if injector.error:
+        raise StreamscoreError(f"chaos: injecting {fault} failed: {injector.error}")
+    return _account(fault, report, injector)
+
+
+class _Injector(threading.Thread):
+    def __init__(self, action, stack: Stack, delay_s: float):
+        super().__init__(daemon=True)
+        self.action, self.stack, self.delay_s = action, stack, delay_s
+        self.fault_ms: int | None = None
+        self.error: str | None = None
+
+    def run(self) -> None:
+        time.sleep(self.delay_s)
+        self.fault_ms = int(time.time() * 1000)
+        try:
+            self.action(self.stack)
+        except Exception as exc:  # noqa: BLE001 - reported by run_fault
+            self.error = str(exc)
+
+
+def _cancel_quietly(settings: Settings, job_id: str) -> None:
+    try:
+        cancel_job(settings, job_id)
+    except StreamscoreError:
+        pass
+
+
+def _account(fault: str, report: TrafficReport, injector: _Injector) -> FaultReport:
+    valid, malformed_ids = set(report.valid_ids), len(report.malformed)
+    scored = set(report.scored)
+    dead_ids = {d["event_id"] for d in report.dead_letters if d.get("event_id")}
+    in_both = len(scored & dead_ids)
+    missing = len(valid - scored) + max(0, malformed_ids - len(report.dead_letters))
+    duplicates = report.scored_duplicates + max(0, len(report.dead_letters) - malformed_ids)
+    return FaultReport(fault, report.produced, len(scored), len(report.dead_letters), duplicates, missing,
+                       in_both, _recovery_s(report, injector.fault_ms), (injector.fault_ms or 0) / 1000.0)
+
+
+def _recovery_s(report: TrafficReport, fault_ms: int | None) -> float | None:
+    """Fault to the first scored record of an event sent after the fault becoming visible."""
+    if fault_ms is None:
+        return None
+    after = [arrival for event_time, arrival in report.arrivals if event_time >= fault_ms]
+    return (min(after) - fault_ms) / 1000.0 if after else None
