@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 from connectors.kafka_clients import broker_config_value, existing_topics
-from jobs.flink_cluster import JOBS_DIR, FlinkJobError, list_jobs, submit_python_job, wait_running
 from jobs.drift_config import DriftJobConfig
+from jobs.flink_cluster import JOBS_DIR, FlinkJobError, list_jobs, submit_python_job, wait_running
 from jobs.scoring_config import ScoringJobConfig, check_against_broker
 from models.contract import check_against_event_schema
 from models.registry import load_model
