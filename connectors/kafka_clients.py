@@ -152,8 +152,9 @@ class _TransactionWriter:
     RETRY_DEADLINE_S = 120.0
 
     def __init__(self, settings: Settings, topic: str):
-        self.producer = transactional_producer(settings)
-        self.topic = topic
+        self.settings, self.topic = settings, topic
+        self.transactional_id = f"streamscore-cli-{uuid.uuid4().hex[:12]}"
+        self.producer = transactional_producer(settings, self.transactional_id)
         self.pending: list[tuple[bytes, bytes, int | None]] = []
         self.transactions = self.resent = 0
 
@@ -164,6 +165,7 @@ class _TransactionWriter:
         _produce(self.producer, self.topic, key, value, timestamp_ms)
 
     def commit(self) -> None:
+        """Commit the open transaction, whatever the broker does meanwhile (restarts included)."""
         if not self.pending:
             return
         deadline = time.monotonic() + self.RETRY_DEADLINE_S
@@ -173,17 +175,32 @@ class _TransactionWriter:
                 break
             except KafkaException as exc:
                 error = exc.args[0]
-                if time.monotonic() > deadline or not (error.retriable() or error.txn_requires_abort()):
+                if time.monotonic() > deadline:
                     raise KafkaClientError(f"commit failed: {error.str()}") from None
                 if error.txn_requires_abort():
                     self._resend()
+                elif not error.retriable():  # fatal: fence ourselves with a new producer, send again
+                    self._restart_producer()
         self.pending = []
         self.transactions += 1
 
     def _resend(self) -> None:
         """The broker aborted the transaction (e.g. it restarted): abort ours and send it again."""
-        self.producer.abort_transaction(30)
+        try:
+            self.producer.abort_transaction(30)
+        except KafkaException:
+            self._restart_producer()
+            return
         self.resent += 1
+        self._send_pending()
+
+    def _restart_producer(self) -> None:
+        """A new producer under the same transactional id: the broker aborts what the old one left open."""
+        self.producer = transactional_producer(self.settings, self.transactional_id)
+        self.resent += 1
+        self._send_pending()
+
+    def _send_pending(self) -> None:
         self.producer.begin_transaction()
         for key, value, timestamp_ms in self.pending:
             _produce(self.producer, self.topic, key, value, timestamp_ms)

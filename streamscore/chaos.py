@@ -26,6 +26,17 @@ from streamscore.stack.process import read_pid_file, running_pid, stop_process
 from streamscore.traffic import TrafficReport, run_traffic
 
 
+@dataclass
+class FaultContext:
+    """What a fault may act on: the stack, and the job (which a savepoint restart replaces)."""
+
+    stack: Stack
+    settings: Settings
+    config: object
+    job_id: str
+    restarted_with: str = ""
+
+
 @dataclass(frozen=True)
 class FaultReport:
     fault: str
@@ -54,8 +65,9 @@ def _taskmanager_spec(stack: Stack):
     return flink.home.process_spec("taskmanager")
 
 
-def kill_taskmanager(stack: Stack) -> None:
+def kill_taskmanager(ctx: FaultContext) -> None:
     """kill -9 the TaskManager, then start a new one (the job recovers from its last checkpoint)."""
+    stack = ctx.stack
     spec = _taskmanager_spec(stack)
     pid = running_pid(spec)
     if pid is None:
@@ -65,9 +77,9 @@ def kill_taskmanager(stack: Stack) -> None:
     stack.up(only=["flink"])
 
 
-def kill_python_worker(stack: Stack) -> None:
+def kill_python_worker(ctx: FaultContext) -> None:
     """kill -9 one Python worker process of the TaskManager (the task fails and restarts)."""
-    recorded = read_pid_file(_taskmanager_spec(stack).pid_file)
+    recorded = read_pid_file(_taskmanager_spec(ctx.stack).pid_file)
     workers = _descendants(recorded[0]) if recorded else []
     python = [pid for pid in workers if b"pyflink" in _cmdline(pid) or b"beam" in _cmdline(pid)]
     if not python:
@@ -75,17 +87,25 @@ def kill_python_worker(stack: Stack) -> None:
     os.kill(python[0], signal.SIGKILL)
 
 
-def restart_kafka(stack: Stack, down_s: float = 5.0) -> None:
+def restart_kafka(ctx: FaultContext, down_s: float = 5.0) -> None:
     """Stop the broker (SIGTERM), keep it down ``down_s`` seconds, start it again on the same data."""
-    kafka = stack.service("kafka")
+    kafka = ctx.stack.service("kafka")
     for spec in kafka.prepare():
         stop_process(spec)
     time.sleep(down_s)
-    stack.up(only=["kafka"])
+    ctx.stack.up(only=["kafka"])
+
+
+def savepoint_restart(ctx: FaultContext) -> None:
+    """Stop the job with a savepoint, start it again from it with a quarter of the max batch size."""
+    location = cancel_job(ctx.settings, ctx.job_id, savepoint_dir=str(ctx.stack.service("flink").home.savepoint_dir))
+    config = ctx.config.with_changes(max_batch_size=max(1, ctx.config.max_batch_size // 4))
+    ctx.job_id = submit_scoring(ctx.settings, config, savepoint=location)
+    ctx.restarted_with = f"max batch size {ctx.config.max_batch_size} -> {config.max_batch_size} from {location}"
 
 
 FAULTS = {"kill-taskmanager": kill_taskmanager, "kill-python-worker": kill_python_worker,
-          "restart-kafka": restart_kafka}
+          "restart-kafka": restart_kafka, "savepoint-restart": savepoint_restart}
 
 
 def _descendants(pid: int) -> list[int]:
@@ -124,8 +144,8 @@ def run_fault(settings: Settings, fault: str, *, count: int = 200_000, rate: flo
     config = scoring_config_from_settings(settings, events_topic=names[0], scored_topic=names[1],
                                           dead_letter_topic=names[2], job_name=f"chaos-{tag}",
                                           startup_mode="earliest-offset")
-    job_id = submit_scoring(settings, config)
-    injector = _Injector(FAULTS[fault], stack, delay_s=count / rate / 3)
+    ctx = FaultContext(stack, settings, config, submit_scoring(settings, config))
+    injector = _Injector(FAULTS[fault], ctx, delay_s=count / rate / 3)
     try:
         injector.start()
         report = run_traffic(settings, count, id_prefix=f"c{tag}-", rate=rate, malformed_every=1000,
@@ -133,7 +153,7 @@ def run_fault(settings: Settings, fault: str, *, count: int = 200_000, rate: flo
                              events_topic=names[0], scored_topic=names[1], dead_topic=names[2])
         injector.join()
     finally:
-        _cancel_quietly(settings, job_id)
+        _cancel_quietly(settings, ctx.job_id)
         delete_topics(settings, names)
     if injector.error:
         raise StreamscoreError(f"chaos: injecting {fault} failed: {injector.error}")
@@ -141,9 +161,9 @@ def run_fault(settings: Settings, fault: str, *, count: int = 200_000, rate: flo
 
 
 class _Injector(threading.Thread):
-    def __init__(self, action, stack: Stack, delay_s: float):
+    def __init__(self, action, ctx: FaultContext, delay_s: float):
         super().__init__(daemon=True)
-        self.action, self.stack, self.delay_s = action, stack, delay_s
+        self.action, self.ctx, self.delay_s = action, ctx, delay_s
         self.fault_ms: int | None = None
         self.error: str | None = None
 
@@ -151,7 +171,7 @@ class _Injector(threading.Thread):
         time.sleep(self.delay_s)
         self.fault_ms = int(time.time() * 1000)
         try:
-            self.action(self.stack)
+            self.action(self.ctx)
         except Exception as exc:  # noqa: BLE001 - reported by run_fault
             self.error = str(exc)
 
