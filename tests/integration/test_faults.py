@@ -9,7 +9,7 @@ from streamscore.chaos import run_fault
 pytestmark = pytest.mark.integration
 
 
-@pytest.mark.parametrize("fault", ["kill-taskmanager", "restart-kafka"])
+@pytest.mark.parametrize("fault", ["kill-taskmanager", "kill-python-worker", "restart-kafka", "savepoint-restart"])
 def test_exactly_once_survives(settings, stack, fault):
     report = run_fault(settings, fault, count=200_000, rate=5000.0)
     print(report.line())
