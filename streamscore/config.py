@@ -79,6 +79,7 @@ class Settings:
     flink_rest: Address
     flink_rpc_port: int
     flink_slots: int
+    flink_metrics_port: int
     flink_taskmanager_memory: str
     flink_connector_version: str
     redis_mode: str
@@ -204,6 +205,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         flink_rest=flink_rest,
         flink_rpc_port=_parse_port(get("FLINK_RPC_PORT", "6123"), "FLINK_RPC_PORT"),
         flink_slots=_parse_positive_int(get("FLINK_SLOTS", "4"), "FLINK_SLOTS"),
+        flink_metrics_port=_parse_port(get("FLINK_METRICS_PORT", "9249"), "FLINK_METRICS_PORT"),
         flink_taskmanager_memory=get("FLINK_TASKMANAGER_MEMORY", "2560m"),
         flink_connector_version=get("FLINK_KAFKA_CONNECTOR_VERSION", "5.0.0-2.2"),
         redis_mode=_parse_mode(get("REDIS_MODE", "local"), "REDIS_MODE", redis),

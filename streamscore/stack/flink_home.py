@@ -99,6 +99,9 @@ class FlinkHome:
             "heartbeat.timeout": 10000,
             "python.executable": s.python_executable,
             "python.client.executable": s.python_executable,
+            # Prometheus reporter (bundled plugin): JobManager and TaskManager each take a port of the range
+            "metrics.reporter.prom.factory.class": "org.apache.flink.metrics.prometheus.PrometheusReporterFactory",
+            "metrics.reporter.prom.port": f"{s.flink_metrics_port}-{s.flink_metrics_port + 1}",
             "web.submit.enable": True,
             "web.cancel.enable": True,
         }

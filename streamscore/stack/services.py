@@ -173,7 +173,9 @@ class FlinkService:
         with urllib.request.urlopen(f"{self.settings.flink_rest_url}/overview", timeout=3) as resp:
             overview = json.load(resp)
         tms, slots = overview.get("taskmanagers", 0), overview.get("slots-total", 0)
-        detail = f"{tms} taskmanager(s), {slots} slot(s), {overview.get('jobs-running', 0)} running job(s)"
+        port = self.settings.flink_metrics_port
+        detail = (f"{tms} taskmanager(s), {slots} slot(s), {overview.get('jobs-running', 0)} running job(s); "
+                  f"Prometheus metrics on :{port}-{port + 1}")
         return tms >= 1 and slots >= 1, detail
 
 

@@ -536,8 +536,9 @@ def test_flink_properties_match_settings(services, settings):
             props.get("metrics.reporter.prom.factory.class")
             == "org.apache.flink.metrics.prometheus.PrometheusReporterFactory"
         ), f"{name}: the Prometheus reporter is not configured in FLINK_PROPERTIES"
-        assert props.get("metrics.reporter.prom.port") == "9249", (
-            f"{name}: metrics.reporter.prom.port should be 9249 (prometheus.yml scrapes it)"
+        assert str(props.get("metrics.reporter.prom.port")).split("-")[0] == "9249", (
+            f"{name}: metrics.reporter.prom.port should start at 9249 (prometheus.yml scrapes it; "
+            f"each container takes the first free port of the range)"
         )
         assert "9249" in [str(p) for p in services[name].get("expose") or []], (
             f"{name}: should expose 9249 for Prometheus"
@@ -616,7 +617,7 @@ def test_prometheus_scrapes_both_flink_reporters(services):
         for sc in job.get("static_configs", [])
         for t in sc.get("targets", [])
     }
-    port = _flink_properties(services["jobmanager"]).get("metrics.reporter.prom.port")
+    port = str(_flink_properties(services["jobmanager"]).get("metrics.reporter.prom.port")).split("-")[0]
     for name in FLINK_SERVICES:
         assert f"{name}:{port}" in targets, (
             f"prometheus.yml should scrape {name}:{port}, scrapes {sorted(targets)}"

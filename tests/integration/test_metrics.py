@@ -1,0 +1,66 @@
+"""The scoring job's metrics, scraped from Flink's Prometheus reporter, equal what came out of Kafka."""
+
+from __future__ import annotations
+
+import re
+import time
+import urllib.request
+import uuid
+from collections import defaultdict
+
+import pytest
+
+from jobs.flink_cluster import cancel_job
+from jobs.submit import scoring_config_from_settings, submit_scoring
+from streamscore.traffic import run_traffic
+
+pytestmark = pytest.mark.integration
+
+_SAMPLE = re.compile(r'^(flink_taskmanager_job_task_operator_model_version_\w+)\{([^}]*)\}\s+(\S+)$')
+
+
+def scrape(settings, job_name: str) -> dict[str, dict[str, float]]:
+    """metric -> {stage or '': value} for one job, from every reporter port of the local cluster."""
+    values: dict[str, dict[str, float]] = defaultdict(dict)
+    for port in (settings.flink_metrics_port, settings.flink_metrics_port + 1):
+        try:
+            text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            match = _SAMPLE.match(line)
+            if not match:
+                continue
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', match.group(2)))
+            if labels.get("job_name") == job_name.replace("-", "_"):
+                name = match.group(1).removeprefix("flink_taskmanager_job_task_operator_model_version_")
+                values[name][labels.get("stage", "")] = float(match.group(3))
+    return values
+
+
+def test_counters_equal_events_produced_scored_and_dead_lettered(settings, fresh_topics):
+    events, scored, dead = fresh_topics("events", "scored", "dead")
+    tag = uuid.uuid4().hex[:8]
+    config = scoring_config_from_settings(settings, events_topic=events, scored_topic=scored, dead_letter_topic=dead,
+                                          job_name=f"it-metrics-{tag}", startup_mode="earliest-offset")
+    job_id = submit_scoring(settings, config)
+    try:
+        report = run_traffic(settings, 20_000, id_prefix=f"m{tag}-", rate=0, malformed_every=50,
+                             events_topic=events, scored_topic=scored, dead_topic=dead)
+        deadline, metrics = time.monotonic() + 30, {}
+        while time.monotonic() < deadline:  # Python metrics reach the reporter after their bundle
+            metrics = scrape(settings, config.job_name)
+            if metrics.get("events_in", {}).get("") == report.produced:
+                break
+            time.sleep(1)
+    finally:
+        cancel_job(settings, job_id)
+    assert report.accounted == report.produced == 20_000
+    assert metrics["events_in"][""] == report.produced
+    assert metrics["events_scored"][""] == len(report.scored)
+    assert sum(metrics["stage_events_dead_lettered"].values()) == len(report.dead_letters) == 400
+    by_stage = defaultdict(int)
+    for bad in report.malformed:
+        by_stage[bad.stage] += 1
+    assert {k: int(v) for k, v in metrics["stage_events_dead_lettered"].items()} == dict(by_stage)
+    assert 1 <= metrics["model_calls"][""] <= report.produced / 10  # batches, not records
