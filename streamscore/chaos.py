@@ -14,7 +14,6 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 
 from connectors.kafka_clients import create_topics, delete_topics
 from jobs.flink_cluster import cancel_job
@@ -22,7 +21,7 @@ from jobs.submit import scoring_config_from_settings, submit_scoring
 from streamscore.config import Settings, TopicSpec
 from streamscore.errors import StreamscoreError
 from streamscore.stack import Stack
-from streamscore.stack.process import read_pid_file, running_pid, stop_process
+from streamscore.stack.process import descendants, read_pid_file, running_pid, stop_process
 from streamscore.traffic import TrafficReport, run_traffic
 
 
@@ -80,7 +79,7 @@ def kill_taskmanager(ctx: FaultContext) -> None:
 def kill_python_worker(ctx: FaultContext) -> None:
     """kill -9 one Python worker process of the TaskManager (the task fails and restarts)."""
     recorded = read_pid_file(_taskmanager_spec(ctx.stack).pid_file)
-    workers = _descendants(recorded[0]) if recorded else []
+    workers = [pid for pid, _ in descendants(recorded[0])] if recorded else []
     python = [pid for pid in workers if b"pyflink.fn_execution" in _cmdline(pid)]  # the worker, not its launcher
     if not python:
         raise StreamscoreError("chaos: no Python worker process found under the TaskManager")
@@ -106,23 +105,6 @@ def savepoint_restart(ctx: FaultContext) -> None:
 
 FAULTS = {"kill-taskmanager": kill_taskmanager, "kill-python-worker": kill_python_worker,
           "restart-kafka": restart_kafka, "savepoint-restart": savepoint_restart}
-
-
-def _descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                parent = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(parent, []).append(int(entry))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
 
 
 def _cmdline(pid: int) -> bytes:

@@ -93,13 +93,44 @@ def stop_process(spec: ProcessSpec, timeout_s: float = 30.0) -> bool:
     if pid is None:
         spec.pid_file.unlink(missing_ok=True)
         return False
+    children = descendants(pid)  # e.g. Flink's Python workers, which may outlive their TaskManager
     _signal_group(pid, signal.SIGTERM)
     if not wait_for(lambda: not pid_alive(pid), timeout_s):
         _signal_group(pid, signal.SIGKILL)
         wait_for(lambda: not pid_alive(pid), 10.0)
     _reap(pid)
+    _kill_leftovers(children)
     spec.pid_file.unlink(missing_ok=True)
     return True
+
+
+def _kill_leftovers(children: list[tuple[int, int | None]]) -> None:
+    """SIGKILL what the process started and left behind (checked by start time: never a reused pid)."""
+    for child, ticks in children:
+        if ticks is not None and process_start_ticks(child) == ticks:
+            try:
+                os.kill(child, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def descendants(pid: int) -> list[tuple[int, int | None]]:
+    """(pid, start ticks) of every process below ``pid``."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            parent = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(parent, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append((child, process_start_ticks(child)))
+            todo.append(child)
+    return found
 
 
 def _signal_group(pid: int, sig: int) -> None:

@@ -7,11 +7,12 @@ import uuid
 
 import pytest
 
-from connectors.kafka_clients import read_topic, transactional_producer
+from connectors.kafka_clients import create_topics, read_topic, transactional_producer
 from jobs.flink_cluster import JOBS_DIR, cancel_job, submit_python_job, wait_running
+from jobs.submit import scoring_config_from_settings, submit_scoring
 from streamscore.config import load_settings
 from streamscore.stack import Stack
-from streamscore.stack.process import port_open, running_pid
+from streamscore.stack.process import port_open, running_pid, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -89,6 +90,12 @@ def test_a_second_stack_comes_up_and_down_twice_without_leaking(tmp_path):
         assert all(h.healthy for h in health), health
         pids = [p for h in health for p in h.pids]
         assert len(pids) == 4  # kafka, redis, jobmanager, taskmanager
+        if cycle == 0:  # a job with Python workers (they must not outlive the TaskManager)
+            create_topics(settings)
+            job_id = submit_scoring(settings, scoring_config_from_settings(settings, job_name="updown"))
+            wait_running(settings, job_id)
+            cancel_job(settings, job_id)  # a canceled job's Python worker has outlived its TaskManager
+            assert _processes_of(settings.home), "no process of the second stack found"
 
         stopped = stack.down()
         assert sorted(stopped) == ["flink-jobmanager", "flink-taskmanager", "kafka", "redis"]
@@ -97,7 +104,23 @@ def test_a_second_stack_comes_up_and_down_twice_without_leaking(tmp_path):
         for port in (19092, 19093, 18081, 16379):
             assert not port_open("127.0.0.1", port), f"port {port} still open after down"
         assert all(running_pid(spec) is None for svc in stack.services for spec in _specs(svc))
+        assert wait_for(lambda: not _processes_of(settings.home), 10), _processes_of(settings.home)
     assert stack.down() == []  # nothing left to stop
+
+
+def _processes_of(home) -> list[int]:
+    """Processes whose command line or environment names the stack's home (workers included)."""
+    marker = str(home).encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != os.getpid():
+            try:
+                with open(f"/proc/{entry}/environ", "rb") as env, open(f"/proc/{entry}/cmdline", "rb") as cmd:
+                    if marker in env.read() or marker in cmd.read():
+                        found.append(int(entry))
+            except OSError:
+                continue
+    return [pid for pid in found if not _is_zombie(pid)]
 
 
 def _is_zombie(pid: int) -> bool:
