@@ -43,6 +43,11 @@ class SidecarLogic:
         if source == "events":
             values, stamps = self._decode_events(payloads, millis)
             count = self.counter.count_matrix
+        elif not window_ms:
+            # Count windows are cut on the events stream; scores are read from another topic at
+            # another pace, so in a count window they would belong to other events. Prediction
+            # drift is judged in event-time windows, where both streams align on event time.
+            return []
         else:
             values, stamps = self._decode_scores(payloads, millis)
             count = self.counter.count_scores

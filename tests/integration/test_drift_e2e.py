@@ -19,12 +19,14 @@ TOTAL, DRIFT_AFTER = 30_000, 15_000
 TIERS = ("NONE", "SMALL", "MODERATE", "SEVERE")
 
 
-def _produce_with_drift(settings, topic: str, prefix: str) -> int:
-    """30,000 live events; device_trust_score shifts by 1 reference std dev from event 15,000 on.
+def _produce_with_drift(settings, topic: str, prefix: str, tail: int = 0) -> int:
+    """30,000 live events; device_trust_score shifts by 1 reference std dev from event 15,000 on,
+    then ``tail`` undrifted events (they move the watermark past the last drifted time windows).
     Returns the send time (ms) of the first drifted event."""
     encode = serde_for("event").encode
     drift = [DriftSpec("device_trust_score", "shift", 1.0, start_after=DRIFT_AFTER)]
     events = generate_events(TOTAL, seed=21, id_prefix=prefix, drift=drift)
+    events += generate_events(tail, seed=22, id_prefix=f"{prefix}tail-")
     first_drifted = {}
 
     def items():
@@ -43,7 +45,9 @@ def _read_all(settings, topic: str, serde_name: str, settle_s: float) -> list[di
     return [serde.decode(r.value) for r in read_topic(settings, topic, idle_timeout_s=settle_s)]
 
 
-def test_injected_drift_raises_one_alert_episode_and_one_trigger_after_it_starts(settings, fresh_topics):
+@pytest.mark.parametrize("window_kind", ["count", "time"])
+def test_injected_drift_raises_one_alert_episode_and_one_trigger_after_it_starts(settings, fresh_topics, window_kind):
+    """Count windows of 1000 events, or event-time windows of 2 s (10,000 events at 5,000/s)."""
     events, scored, dead, alerts_topic, control_topic = fresh_topics("events", "scored", "dead", "alerts", "control")
     tag = uuid.uuid4().hex[:8]
     scoring = scoring_config_from_settings(settings, events_topic=events, scored_topic=scored,
@@ -51,10 +55,11 @@ def test_injected_drift_raises_one_alert_episode_and_one_trigger_after_it_starts
                                            startup_mode="earliest-offset")
     drift = drift_config_from_settings(settings, events_topic=events, scored_topic=scored, alerts_topic=alerts_topic,
                                        control_topic=control_topic, job_name=f"it-drift-{tag}",
-                                       startup_mode="earliest-offset", window_events=1000)
+                                       startup_mode="earliest-offset", window_events=1000,
+                                       window_kind=window_kind, window_ms=2000)
     jobs = [submit_scoring(settings, scoring), submit_drift(settings, drift)]
     try:
-        drift_started_ms = _produce_with_drift(settings, events, f"d{tag}-")
+        drift_started_ms = _produce_with_drift(settings, events, f"d{tag}-", tail=40_000 if window_kind == "time" else 0)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not _read_all(settings, control_topic, "control", 2):
             time.sleep(2)
@@ -77,6 +82,8 @@ def test_injected_drift_raises_one_alert_episode_and_one_trigger_after_it_starts
     ranks = [TIERS.index(a["tier"]) for a in shifted]
     assert ranks == sorted(set(ranks)), [(a["tier"], a["window_start"]) for a in shifted]
     assert all(a["model_name"] == "fraud" and a["window_size"] >= 1000 for a in alerts)
+    if window_kind == "time":
+        assert all(a["window_start"] % 2000 == 0 and a["window_end"] - a["window_start"] == 2000 for a in alerts)
 
     assert len(triggers) == 1, triggers
     trigger = triggers[0]

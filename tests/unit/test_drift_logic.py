@@ -168,8 +168,10 @@ def test_scored_partials_ignore_other_models_and_versions(logic):
     payloads = [serde.encode(r) for r in records] + [b"junk", _encode(_events(1, 7_400_504))[0]]
     millis = np.asarray([r["event_time"] for r in records] + [0, 0], dtype=np.int64)
     order = rng.permutation(len(payloads))
-    ((start, n, blob),) = logic.partials("scored", [payloads[i] for i in order], millis[order], 0)
+    one_window = 10**13  # an event-time window holding them all (scores are not counted in count windows)
+    ((start, n, blob),) = logic.partials("scored", [payloads[i] for i in order], millis[order], one_window)
     assert (start, n) == (0, len(mine))
+    assert logic.partials("scored", [payloads[i] for i in order], millis[order], 0) == []
     vector = np.frombuffer(blob, dtype=np.int64)
     kept = order[order < len(mine)]
     np.testing.assert_array_equal(vector, logic.counter.count_scores(mine[kept]))
