@@ -71,7 +71,13 @@ def kill_taskmanager(ctx: FaultContext) -> None:
     pid = running_pid(spec)
     if pid is None:
         raise StreamscoreError("chaos: no TaskManager of this stack is running")
+    tree = descendants(pid)
     os.kill(pid, signal.SIGKILL)
+    for child, _ in tree:  # the whole process tree dies, as with a lost host or container;
+        try:  # PyFlink's Python workers would otherwise linger as orphans
+            os.kill(child, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     time.sleep(2)
     stack.up(only=["flink"])
 

@@ -8,8 +8,10 @@ from typing import Protocol
 
 from streamscore.config import Address, Settings
 from streamscore.errors import StackError
+from streamscore.stack.flink_home import FlinkHome
 from streamscore.stack.process import (
     ProcessSpec,
+    kill_processes_with_env,
     port_open,
     running_pid,
     start_process,
@@ -122,6 +124,9 @@ class Stack:
             for spec in reversed(_specs(svc)):
                 if stop_process(spec):
                     stopped.append(spec.name)
+        orphans = kill_processes_with_env(f"FLINK_CONF_DIR={FlinkHome(self.settings).conf_dir}")
+        if orphans:
+            stopped.append(f"{orphans} orphaned Flink worker process(es)")
         return stopped
 
     def status(self) -> list[Health]:

@@ -114,6 +114,26 @@ def _kill_leftovers(children: list[tuple[int, int | None]]) -> None:
                 pass
 
 
+def kill_processes_with_env(entry: str) -> int:
+    """SIGKILL every process whose environment holds ``entry`` exactly (e.g. the Python workers of a
+    crashed TaskManager, which carry its FLINK_CONF_DIR). Returns how many were killed."""
+    wanted, killed = entry.encode(), 0
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        try:
+            env = Path(f"/proc/{name}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if wanted in env:
+            try:
+                os.kill(int(name), signal.SIGKILL)
+                killed += 1
+            except ProcessLookupError:
+                pass
+    return killed
+
+
 def descendants(pid: int) -> list[tuple[int, int | None]]:
     """(pid, start ticks) of every process below ``pid``."""
     children: dict[int, list[int]] = {}
