@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass
 
-from jobs.job_config import config_from_json
+from jobs.job_config import JsonJobConfig
 from streamscore.errors import ConfigError
 
 WINDOW_KINDS = ("count", "time")
 
 
 @dataclass(frozen=True)
-class DriftJobConfig:
+class DriftJobConfig(JsonJobConfig):
+    LABEL = "drift job config"
+
     bootstrap: str
     model: str = "fraud:1.0.0"
     registry_dir: str | None = None
@@ -34,16 +35,6 @@ class DriftJobConfig:
     confirm_k: int = 2
     confirm_m: int = 3
     cooldown_windows: int = 10
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> DriftJobConfig:
-        return config_from_json(cls, text, "drift job config")
-
-    def with_changes(self, **changes) -> DriftJobConfig:
-        return replace(self, **changes).checked()
 
     def checked(self) -> DriftJobConfig:
         if self.window_kind not in WINDOW_KINDS:

@@ -3,12 +3,28 @@
 from __future__ import annotations
 
 import json
-from dataclasses import fields
+from dataclasses import asdict, fields, replace
 from typing import Any
 
 from streamscore.errors import ConfigError
 
 _MISSING = object()
+
+
+class JsonJobConfig:
+    """Shared by the frozen job configs: JSON in and out, and checked copies. Subclasses set LABEL."""
+
+    LABEL = "job config"
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str):
+        return config_from_json(cls, text, cls.LABEL)
+
+    def with_changes(self, **changes):
+        return replace(self, **changes).checked()
 
 
 def config_from_json(cls, text: str, label: str, required: tuple[str, ...] = ("bootstrap",)) -> Any:

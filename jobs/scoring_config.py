@@ -6,10 +6,9 @@ remote cluster all run exactly the same configuration.
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass
 
-from jobs.job_config import config_from_json
+from jobs.job_config import JsonJobConfig
 from streamscore.errors import ConfigError
 
 MIN_TRANSACTION_TIMEOUT_MS = 60_000
@@ -17,7 +16,9 @@ TIMEOUT_HEADROOM = 10  # transaction timeout >= 10 x (checkpoint interval + max 
 
 
 @dataclass(frozen=True)
-class ScoringJobConfig:
+class ScoringJobConfig(JsonJobConfig):
+    LABEL = "scoring job config"
+
     bootstrap: str
     model: str = "fraud:1.0.0"
     registry_dir: str | None = None
@@ -45,16 +46,6 @@ class ScoringJobConfig:
     def transactional_prefix(self) -> str:
         """Stable per job: a restarted job aborts its own lingering transactions by this prefix."""
         return self.transactional_id_prefix or self.job_name
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> ScoringJobConfig:
-        return config_from_json(cls, text, "scoring job config")
-
-    def with_changes(self, **changes) -> ScoringJobConfig:
-        return replace(self, **changes).checked()
 
     def checked(self) -> ScoringJobConfig:
         """Refuse settings that cannot work, each with one clear message."""
