@@ -52,6 +52,17 @@ def require_java17() -> None:
         raise StackError(f"Java {major} found; Kafka 4 and Flink 2 need Java 17 or newer")
 
 
+def new_cluster_id(random_bytes=lambda: uuid.uuid4().bytes) -> str:
+    """A KRaft cluster id (URL-safe base64 of 16 random bytes) that never starts with '-'.
+
+    Kafka's own tool avoids a leading '-' too: an id like "-abc" reads as an option to its argument parser.
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(random_bytes()).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 class KafkaService:
     """One Kafka broker in combined KRaft mode (broker + controller), transactions on one node."""
 
@@ -117,8 +128,8 @@ class KafkaService:
         return [ProcessSpec(self.name, argv, self.log_file, self.settings.run_dir / "kafka.pid")]
 
     def _format_storage(self, classpath: str, props: Path) -> None:
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        argv = ["java", "-cp", classpath, KAFKA_STORAGE_TOOL, "format", "-t", cluster_id, "-c", str(props)]
+        argv = ["java", "-cp", classpath, KAFKA_STORAGE_TOOL, "format",
+                f"--cluster-id={new_cluster_id()}", f"--config={props}"]
         proc = subprocess.run(argv, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise StackError(f"kafka: formatting storage in {self.dir / 'data'} failed: {proc.stderr.strip()[-400:]}")
