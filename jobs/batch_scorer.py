@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from connectors.dead_letter import SourceCoordinates, dead_letter_key, dead_letter_record, encode_dead_letter
+from connectors.dead_letter import (SourceCoordinates, dead_letter_key, dead_letter_record, encode_dead_letter,
+                                    reason_code)
 from models.registry import LoadedModel
 from schemas import SerdeError, serde_for
 
@@ -25,6 +26,18 @@ class Predictor:
         raise NotImplementedError
 
 
+@dataclass(frozen=True)
+class DeadLetterNote:
+    """What a log line may say about one dead letter: ids and codes, never the payload."""
+
+    stage: str
+    reason_code: str
+    event_id: str | None
+    correlation_id: str | None
+    partition: int
+    offset: int
+
+
 @dataclass
 class BatchResult:
     """Per input row: whether it was scored, the Kafka key and the Avro payload to write."""
@@ -33,9 +46,16 @@ class BatchResult:
     keys: list[bytes]
     bodies: list[bytes]
     batch_id: str
-    model_calls: int = 0
+    call_sizes: list[int] = field(default_factory=list)  # rows per model call
     inference_seconds: float = 0.0
     dead_by_stage: dict[str, int] = field(default_factory=dict)
+    dead_letters: list[DeadLetterNote] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)  # of the scored rows
+    latencies_ms: list[int] = field(default_factory=list)  # scored time - event time, of the scored rows
+
+    @property
+    def model_calls(self) -> int:
+        return len(self.call_sizes)
 
     @property
     def scored(self) -> int:
@@ -89,7 +109,7 @@ class BatchScorer:
     def _infer(self, matrix: np.ndarray, result: BatchResult) -> tuple[np.ndarray, dict[int, str]]:
         """Scores for every matrix row; a failing batch is retried row by row to isolate the culprit."""
         began = time.perf_counter()
-        result.model_calls += 1
+        result.call_sizes.append(len(matrix))
         try:
             scores = np.asarray(self.predictor.predict_batch(matrix), dtype=np.float64)
             if scores.shape != (len(matrix),):
@@ -106,7 +126,7 @@ class BatchScorer:
         scores = np.full(len(matrix), np.nan)
         failed: dict[int, str] = {}
         for k in range(len(matrix)):
-            result.model_calls += 1
+            result.call_sizes.append(1)
             try:
                 one = np.asarray(self.predictor.predict_batch(matrix[k:k + 1]), dtype=np.float64)
                 if one.shape != (1,):
@@ -139,6 +159,8 @@ class BatchScorer:
                 continue
             result.is_scored[i] = True
             result.keys[i] = event["event_id"].encode()
+            result.scores.append(score)
+            result.latencies_ms.append(now - event["event_time"])
 
     def _dead(self, result: BatchResult, i: int, payload, partition, offset, stage: str, reason: str,
               now: int, event: dict | None) -> None:
@@ -150,3 +172,5 @@ class BatchScorer:
         result.keys[i] = dead_letter_key(source, event_id)
         result.bodies[i] = encode_dead_letter(record)
         result.dead_by_stage[stage] = result.dead_by_stage.get(stage, 0) + 1
+        result.dead_letters.append(DeadLetterNote(stage, reason_code(stage, reason), event_id, record["correlation_id"],
+                                                  int(partition), int(offset)))

@@ -37,6 +37,7 @@ class ScoringJobConfig(JsonJobConfig):
     startup_mode: str = "group-offsets"
     providers: tuple[str, ...] | None = None
     intra_op_threads: int = 1
+    low_confidence_band: float = 0.05  # |score - threshold| <= band counts as low confidence
 
     @property
     def consumer_group(self) -> str:
@@ -54,6 +55,8 @@ class ScoringJobConfig(JsonJobConfig):
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.max_batch_size > 100_000:
             raise ConfigError(f"max_batch_size {self.max_batch_size} is unreasonably large (max 100000)")
+        if not 0.0 <= self.low_confidence_band <= 1.0:
+            raise ConfigError(f"low_confidence_band must be within [0, 1], got {self.low_confidence_band}")
         if self.startup_mode not in ("group-offsets", "earliest-offset", "latest-offset"):
             raise ConfigError(f"startup_mode must be group-offsets, earliest-offset or latest-offset, "
                               f"got {self.startup_mode!r}")

@@ -30,7 +30,6 @@ RESULT_TYPE = DataTypes.ROW([
     DataTypes.FIELD("msg_key", DataTypes.BYTES()),
     DataTypes.FIELD("body", DataTypes.BYTES()),
 ])
-BATCH_SIZE_BUCKETS = (1, 8, 32, 64, 128, 256, 512, 1024, 4096)
 
 
 class ScoreBatch(ScalarFunction):
@@ -42,41 +41,28 @@ class ScoreBatch(ScalarFunction):
 
     def open(self, function_context: FunctionContext):
         from jobs.batch_scorer import BatchScorer
+        from jobs.job_metrics import ScoringMetrics
         from models.registry import load_model
         from models.runtime import OnnxScorer
-        from streamscore.logs import get_logger
+        from streamscore.logs import configure_logging, get_logger
 
+        configure_logging(stream="stdout")  # a Python worker's stdout becomes INFO lines of the TaskManager log
         model = load_model(self.config.model, root=self.config.registry_dir)
         predictor = OnnxScorer(model, providers=list(self.config.providers) if self.config.providers else None,
                                intra_op_threads=self.config.intra_op_threads)
         self.scorer = BatchScorer(model, predictor, job=self.config.job_name, source_topic=self.config.events_topic)
         self.log = get_logger("streamscore.scoring", job=self.config.job_name, model=model.card.ref)
         self.log.info("model_loaded", providers=predictor.providers)
-        self._register_metrics(function_context, model.card)
-
-    def _register_metrics(self, ctx: FunctionContext, card) -> None:
-        group = ctx.get_metric_group().add_group("model", card.name).add_group("version", card.version)
-        self.m_in = group.counter("events_in")
-        self.m_scored = group.counter("events_scored")
-        self.m_dead = {stage: group.add_group("stage", stage).counter("events_dead_lettered")
-                       for stage in ("DECODE", "CONTRACT", "INFERENCE", "ENCODE")}
-        self.m_batches = group.counter("model_calls")
-        self.m_batch_size = group.distribution("batch_size")
-        self.m_infer_ms = group.distribution("inference_ms")
+        self.metrics = ScoringMetrics(function_context.get_metric_group(), model.card.name, model.card.version,
+                                      self.scorer.threshold, self.config.low_confidence_band)
 
     def eval(self, payload: pd.Series, partition: pd.Series, offset: pd.Series) -> pd.DataFrame:
         result = self.scorer.score(payload.tolist(), partition.tolist(), offset.tolist())
-        n = len(payload)
-        self.m_in.inc(n)
-        self.m_scored.inc(result.scored)
-        for stage, count in result.dead_by_stage.items():
-            self.m_dead[stage].inc(count)
-        self.m_batches.inc(result.model_calls)
-        self.m_batch_size.update(n)
-        self.m_infer_ms.update(int(result.inference_seconds * 1000))
-        if result.dead_by_stage:
-            self.log.info("dead_lettered", batch_id=result.batch_id, count=n - result.scored,
-                          by_stage=result.dead_by_stage)
+        self.metrics.record_batch(result, len(payload))
+        for note in result.dead_letters:  # ids and codes only, never the payload
+            self.log.info("dead_lettered", batch_id=result.batch_id, stage=note.stage, reason_code=note.reason_code,
+                          event_id=note.event_id, correlation_id=note.correlation_id,
+                          source_partition=note.partition, source_offset=note.offset)
         return pd.DataFrame({"is_scored": result.is_scored, "msg_key": result.keys, "body": result.bodies})
 
 

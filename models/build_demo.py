@@ -117,14 +117,16 @@ def train_demo(seed: int = DEFAULT_SEED, rows: int = DEFAULT_ROWS,
     model = HistGradientBoostingClassifier(random_state=seed, **params).fit(x_train, y_train)
     test_scores = model.predict_proba(x_test)[:, 1]
     onnx_bytes = _to_onnx(model, matrix.shape[1], MODEL_NAME, MODEL_VERSION)
+    threshold = _best_f1_threshold(y_valid, model.predict_proba(x_valid)[:, 1])
     return {
         "onnx_bytes": onnx_bytes,
-        "threshold": _best_f1_threshold(y_valid, model.predict_proba(x_valid)[:, 1]),
+        "threshold": threshold,
         "training": TrainingSummary(
             algorithm=f"sklearn.HistGradientBoostingClassifier{sorted(params.items())}",
             rows_train=len(y_train), rows_test=len(y_test), seed=seed,
             positive_rate=round(float(labels.mean()), 6),
             test_auc=round(float(roc_auc_score(y_test, test_scores)), 6),
+            test_accuracy=round(float(np.mean((test_scores >= threshold) == y_test)), 6),
             library_versions=_library_versions()),
         "max_score_diff": _check_onnx_scores(onnx_bytes, x_test, test_scores),
         "drift_profile": {**build_profile(demo_data.demo_contract(), x_train),

@@ -10,7 +10,7 @@ Layout (``format_version`` 1)::
                  "label_rule": "score >= threshold", "threshold": 0.5},
      "onnx_sha256": "<hex>",
      "training": {"algorithm", "rows_train", "rows_test", "seed", "positive_rate",
-                  "test_auc", "library_versions": {...}},
+                  "test_auc", "test_accuracy" (at the threshold; optional), "library_versions": {...}},
      "drift_profile": {...}}                                        # drift.profile
 
 Every malformed or inconsistent field raises :class:`ModelError` naming it.
@@ -88,13 +88,16 @@ class TrainingSummary:
     positive_rate: float
     test_auc: float
     library_versions: Mapping[str, str] = field(default_factory=dict)
+    test_accuracy: float | None = None  # label accuracy at the threshold: the reference for labelled windows
 
     def __post_init__(self) -> None:
         for name in ("rows_train", "rows_test", "seed"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
                 raise _fail(f"training.{name}", "must be a non-negative integer")
-        for name in ("positive_rate", "test_auc"):
+        for name in ("positive_rate", "test_auc", "test_accuracy"):
             value = getattr(self, name)
+            if name == "test_accuracy" and value is None:
+                continue
             if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
                 raise _fail(f"training.{name}", f"{value!r} is not in [0, 1]")
 
@@ -148,6 +151,7 @@ class ModelCard:
             "onnx_sha256": self.onnx_sha256,
             "training": {"algorithm": t.algorithm, "rows_train": t.rows_train, "rows_test": t.rows_test,
                          "seed": t.seed, "positive_rate": t.positive_rate, "test_auc": t.test_auc,
+                         **({} if t.test_accuracy is None else {"test_accuracy": t.test_accuracy}),
                          "library_versions": dict(t.library_versions)},
             "drift_profile": self.drift_profile,
         }
@@ -252,6 +256,7 @@ def _training_from_dict(raw: Mapping[str, Any]) -> TrainingSummary:
                            rows_test=_get(raw, "rows_test", int, "training.rows_test"),
                            seed=_get(raw, "seed", int, "training.seed"),
                            positive_rate=number("positive_rate"), test_auc=number("test_auc"),
+                           test_accuracy=number("test_accuracy") if "test_accuracy" in raw else None,
                            library_versions=dict(versions))
 
 

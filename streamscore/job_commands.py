@@ -19,6 +19,8 @@ def _add_scoring_knobs(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint-interval-ms", type=int, default=None, help="default 1000")
     parser.add_argument("--transaction-timeout-ms", type=int, default=None, help="default 600000")
     parser.add_argument("--parallelism", type=int, default=None)
+    parser.add_argument("--low-confidence-band", type=float, default=None,
+                        help="scoring: |score - threshold| within this counts as low confidence (0.05)")
     parser.add_argument("--at-least-once", action="store_true", help="weaker sinks (benchmarks only)")
     parser.add_argument("--startup-mode", default=None, choices=["group-offsets", "earliest-offset", "latest-offset"])
     parser.add_argument("--window-kind", default=None, choices=["count", "time"], help="drift: count or event time")
@@ -51,7 +53,7 @@ def scoring_config(settings: Settings, args: argparse.Namespace):
         max_batch_size=args.max_batch_size, max_delay_ms=args.max_delay_ms,
         checkpoint_interval_ms=args.checkpoint_interval_ms, transaction_timeout_ms=args.transaction_timeout_ms,
         parallelism=args.parallelism, exactly_once=False if args.at_least_once else None,
-        startup_mode=args.startup_mode,
+        startup_mode=args.startup_mode, low_confidence_band=args.low_confidence_band,
     )
 
 

@@ -11,8 +11,12 @@ import structlog
 _configured = False
 
 
-def configure_logging(fmt: str | None = None, level: str | None = None) -> None:
-    """Configure structlog once. ``fmt``: 'json' or 'console' (env STREAMSCORE_LOG_FORMAT, default json)."""
+def configure_logging(fmt: str | None = None, level: str | None = None, stream: str = "stderr") -> None:
+    """Configure structlog once. ``fmt``: 'json' or 'console' (env STREAMSCORE_LOG_FORMAT, default json).
+
+    ``stream``: 'stderr' (the CLI: stdout stays for its output) or 'stdout' (Flink Python workers,
+    whose stdout becomes INFO lines of the TaskManager log; their stderr becomes ERROR lines).
+    """
     global _configured
     if _configured:
         return
@@ -29,7 +33,7 @@ def configure_logging(fmt: str | None = None, level: str | None = None) -> None:
         ],
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level_name, logging.INFO)),
         # WriteLogger, not PrintLogger: PyFlink workers replace print() with one lacking flush=.
-        logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.WriteLoggerFactory(file=sys.stdout if stream == "stdout" else sys.stderr),
         cache_logger_on_first_use=True,
     )
     _configured = True

@@ -1,0 +1,110 @@
+"""Flink metric groups for the jobs: counters, and Prometheus-style histograms built from counters.
+
+Flink's Prometheus reporter exports Flink histograms as *summaries* (quantiles per process,
+which cannot be aggregated), and Python metrics are integers. So a histogram here is a set
+of cumulative bucket counters in a key/value group ``le`` (the reporter turns the value into
+the ``le`` label) plus ``_count`` and ``_sum`` counters: exactly what ``histogram_quantile()``
+needs, summed across subtasks. Names and buckets are listed in ``docs/metrics.md``.
+
+Only duck-typed metric groups are used (``add_group``, ``counter``, ``gauge``), so this
+module needs no pyflink import and unit tests pass a recording fake.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from connectors.dead_letter import REASON_CODES, STAGES
+
+BATCH_SIZE_BUCKETS = (1, 8, 32, 64, 128, 256, 512, 1024, 4096)
+INFERENCE_MS_BUCKETS = (0.25, 0.5, 1, 2, 5, 10, 25, 50, 100, 250)
+LATENCY_MS_BUCKETS = (5, 10, 25, 50, 100, 250, 500, 750, 1000, 1500, 2500, 5000, 10000, 30000)
+SCORE_BUCKETS = tuple(round(0.1 * i, 1) for i in range(1, 11))
+
+
+def bucket_label(bound: float) -> str:
+    """The ``le`` label of a bound, as Prometheus client libraries write it (``1.0``, ``0.25``, ``+Inf``)."""
+    return "+Inf" if bound == float("inf") else repr(float(bound))
+
+
+def cumulative_counts(values: Sequence[float] | np.ndarray, bounds: Sequence[float]) -> np.ndarray:
+    """How many ``values`` are <= each bound, and in total (the ``+Inf`` bucket), cumulative like Prometheus."""
+    array = np.asarray(values, dtype=np.float64)
+    per_bucket = np.bincount(np.searchsorted(np.asarray(bounds, dtype=np.float64), array, side="left"),
+                             minlength=len(bounds) + 1)
+    return np.cumsum(per_bucket)
+
+
+class BucketHistogram:
+    """A Prometheus-compatible histogram made of Flink counters: ``le_<name>_bucket``, ``<name>_count``, sum."""
+
+    def __init__(self, group, name: str, bounds: Sequence[float], *, sum_scale: float = 1.0,
+                 sum_name: str | None = None):
+        self.bounds = tuple(float(b) for b in bounds)
+        labels = [bucket_label(b) for b in (*self.bounds, float("inf"))]
+        self.buckets = [group.add_group("le", label).counter(f"{name}_bucket") for label in labels]
+        self.count = group.counter(f"{name}_count")
+        self.sum = group.counter(sum_name or f"{name}_sum")
+        self.sum_scale = sum_scale
+
+    def observe(self, values: Sequence[float] | np.ndarray) -> None:
+        if len(values) == 0:
+            return
+        counts = cumulative_counts(values, self.bounds)
+        for counter, count in zip(self.buckets, counts.tolist()):
+            if count:
+                counter.inc(count)
+        self.count.inc(int(counts[-1]))
+        self.sum.inc(int(round(float(np.sum(values)) * self.sum_scale)))
+
+
+def low_confidence_count(scores: Iterable[float], threshold: float, band: float) -> int:
+    """Scores within ``band`` of the decision threshold: the model is unsure about these."""
+    array = np.fromiter(scores, dtype=np.float64)
+    return int(np.count_nonzero(np.abs(array - threshold) <= band))
+
+
+class ScoringMetrics:
+    """Every metric of the scoring step, under ``model=<name>``/``version=<version>`` groups."""
+
+    def __init__(self, root_group, model_name: str, model_version: str, threshold: float,
+                 low_confidence_band: float = 0.05):
+        group = root_group.add_group("model", model_name).add_group("version", model_version)
+        self.threshold, self.band = threshold, low_confidence_band
+        self.events_in = group.counter("events_in")
+        self.events_scored = group.counter("events_scored")
+        self.dead_by_stage = {stage: group.add_group("stage", stage).counter("events_dead_lettered")
+                              for stage in STAGES}
+        self._reason_group = group
+        self.dead_by_reason = {code: group.add_group("reason", code).counter("events_dead_lettered")
+                               for code in REASON_CODES}
+        self.model_calls = group.counter("model_calls")
+        self.low_confidence = group.counter("low_confidence")
+        self.batch_size = BucketHistogram(group, "batch_size", BATCH_SIZE_BUCKETS)
+        self.inference_ms = BucketHistogram(group, "inference_ms", INFERENCE_MS_BUCKETS,
+                                            sum_scale=1000.0, sum_name="inference_ms_sum_micro")
+        self.latency_ms = BucketHistogram(group, "latency_ms", LATENCY_MS_BUCKETS)
+        self.score = BucketHistogram(group, "score", SCORE_BUCKETS, sum_scale=1000.0, sum_name="score_sum_milli")
+
+    def record_batch(self, result, batch_rows: int) -> None:
+        """Account one Arrow batch (a :class:`jobs.batch_scorer.BatchResult`)."""
+        self.events_in.inc(batch_rows)
+        self.events_scored.inc(result.scored)
+        for note in result.dead_letters:
+            self.dead_by_stage[note.stage].inc(1)
+            self._reason_counter(note.reason_code).inc(1)
+        self.model_calls.inc(result.model_calls)
+        if result.call_sizes:
+            self.batch_size.observe(result.call_sizes)
+            per_call_ms = result.inference_seconds * 1000.0 / len(result.call_sizes)
+            self.inference_ms.observe([per_call_ms] * len(result.call_sizes))
+        self.latency_ms.observe(result.latencies_ms)
+        self.score.observe(result.scores)
+        self.low_confidence.inc(low_confidence_count(result.scores, self.threshold, self.band))
+
+    def _reason_counter(self, code: str):
+        if code not in self.dead_by_reason:
+            self.dead_by_reason[code] = self._reason_group.add_group("reason", code).counter("events_dead_lettered")
+        return self.dead_by_reason[code]

@@ -1,0 +1,146 @@
+"""Prometheus-style histograms made of counters, and the scoring step's accounting into them."""
+from collections import defaultdict
+
+import numpy as np
+import pytest
+
+from connectors.dead_letter import REASON_CODES, reason_code
+from jobs.batch_scorer import BatchResult, DeadLetterNote
+from jobs.job_metrics import (BucketHistogram, ScoringMetrics, bucket_label, cumulative_counts,
+                              low_confidence_count)
+
+
+class Counter:
+    def __init__(self):
+        self.value = 0
+
+    def inc(self, n=1):
+        self.value += n
+
+
+class Group:
+    """Records every counter by its full path, as Flink's reporter would name it."""
+
+    def __init__(self, registry=None, path=()):
+        self.registry = registry if registry is not None else {}
+        self.path = path
+
+    def add_group(self, key, value=None):
+        return Group(self.registry, self.path + ((key, value),))
+
+    def counter(self, name):
+        return self.registry.setdefault((self.path, name), Counter())
+
+    def value(self, name, **labels):
+        matches = [c.value for (path, n), c in self.registry.items()
+                   if n == name and all((k, v) in path for k, v in labels.items())]
+        assert len(matches) == 1, (name, labels, matches)
+        return matches[0]
+
+
+def test_cumulative_counts_match_prometheus_semantics():
+    # le is inclusive: 8 falls into le=8; 9 into le=32; 5000 only into +Inf.
+    counts = cumulative_counts([1, 8, 9, 32, 5000], (1, 8, 32))
+    assert counts.tolist() == [1, 2, 4, 5]
+
+
+def test_bucket_labels_are_prometheus_floats():
+    assert [bucket_label(b) for b in (1, 0.25, float("inf"))] == ["1.0", "0.25", "+Inf"]
+
+
+def test_histogram_buckets_count_and_sum_add_up_over_observations():
+    group = Group()
+    histogram = BucketHistogram(group, "latency_ms", (10, 100))
+    histogram.observe([5, 50, 500])
+    histogram.observe(np.array([10, 11]))
+    histogram.observe([])
+    assert [group.value("latency_ms_bucket", le=le) for le in ("10.0", "100.0", "+Inf")] == [2, 4, 5]
+    assert group.value("latency_ms_count") == 5
+    assert group.value("latency_ms_sum") == 576
+
+
+def test_low_confidence_counts_scores_near_the_threshold():
+    assert low_confidence_count([0.1, 0.18, 0.2, 0.25, 0.26, 0.9], threshold=0.2, band=0.05) == 3
+
+
+def _result(scores, latencies, notes, call_sizes):
+    n = len(scores) + len(notes)
+    result = BatchResult([True] * len(scores) + [False] * len(notes), [b""] * n, [b""] * n, "b1",
+                         call_sizes=list(call_sizes), inference_seconds=0.004)
+    result.scores, result.latencies_ms, result.dead_letters = list(scores), list(latencies), list(notes)
+    return result
+
+
+def test_scoring_metrics_account_a_batch_by_stage_reason_and_histograms():
+    group = Group()
+    metrics = ScoringMetrics(group, "fraud", "1.0.0", threshold=0.5, low_confidence_band=0.05)
+    notes = [DeadLetterNote("DECODE", "truncated", None, None, 0, 7),
+             DeadLetterNote("CONTRACT", "not_finite", "e9", "c9", 1, 3)]
+    metrics.record_batch(_result([0.1, 0.52, 0.97], [20, 300, 800], notes, [3]), batch_rows=5)
+    assert group.value("events_in", model="fraud", version="1.0.0") == 5
+    assert group.value("events_scored") == 3
+    assert group.value("events_dead_lettered", stage="DECODE") == 1
+    assert group.value("events_dead_lettered", reason="not_finite") == 1
+    assert group.value("events_dead_lettered", reason="truncated") == 1
+    assert group.value("model_calls") == 1
+    assert group.value("batch_size_count") == 1 and group.value("batch_size_bucket", le="8.0") == 1
+    assert group.value("batch_size_bucket", le="1.0") == 0
+    assert group.value("inference_ms_count") == 1 and group.value("inference_ms_sum_micro") == 4000
+    assert group.value("latency_ms_bucket", le="500.0") == 2 and group.value("latency_ms_count") == 3
+    assert group.value("score_bucket", le="0.1") == 1 and group.value("score_count") == 3
+    assert group.value("low_confidence") == 1
+
+
+def test_row_by_row_fallback_counts_every_model_call_in_the_batch_size_histogram():
+    group = Group()
+    metrics = ScoringMetrics(group, "fraud", "1.0.0", threshold=0.5)
+    metrics.record_batch(_result([0.1, 0.2], [1, 1], [], [2, 1, 1]), batch_rows=2)
+    assert group.value("model_calls") == 3 == group.value("batch_size_count")
+    assert group.value("batch_size_bucket", le="1.0") == 2
+
+
+@pytest.mark.parametrize("stage,reason,code", [
+    ("DECODE", "truncated: body ends early", "truncated"),
+    ("DECODE", "unknown_fingerprint: 0x12", "unknown_fingerprint"),
+    ("DECODE", "something new", "undecodable"),
+    ("CONTRACT", "contract: amount: NaN", "not_finite"),
+    ("CONTRACT", "contract: distance_from_home_km: -inf", "not_finite"),
+    ("CONTRACT", "contract: hour_of_day: value 42 out of range [0, 23]", "out_of_range"),
+    ("CONTRACT", "contract: country: unknown category 'Finland'", "unknown_category"),
+    ("CONTRACT", "contract: amount: missing field 'amount'", "missing_field"),
+    ("CONTRACT", "contract: amount: wrong type str (expected float)", "wrong_type"),
+    ("CONTRACT", "contract: event is not a mapping (got list)", "contract_other"),
+    ("INFERENCE", "model returned a non-finite score nan", "non_finite_score"),
+    ("INFERENCE", "inference failed: RuntimeError: x", "inference_failed"),
+    ("ENCODE", "anything", "encode_failed"),
+])
+def test_reason_codes_are_bounded_and_stable(stage, reason, code):
+    assert reason_code(stage, reason) == code
+    assert code in REASON_CODES
+
+
+EXPECTED_CODES = {"truncated": "truncated", "empty_body": "truncated", "garbage": "bad_marker",
+                  "foreign_fingerprint": "unknown_fingerprint", "trailing_bytes": "trailing_bytes",
+                  "nan": "not_finite", "infinite": "not_finite", "out_of_range": "out_of_range",
+                  "unknown_category": "unknown_category"}
+
+
+def test_every_malformed_kind_dead_letters_with_its_reason_code_and_correlation_id():
+    from jobs.batch_scorer import BatchScorer
+    from models.demo_data import generate_events
+    from models.registry import load_model
+    from models.runtime import OnnxScorer
+    from schemas.malformed import MALFORMED_KINDS, malformed_variant
+
+    model = load_model("fraud:1.0.0")
+    scorer = BatchScorer(model, OnnxScorer(model), job="t", source_topic="events")
+    events = generate_events(len(MALFORMED_KINDS), seed=3)
+    bad = [malformed_variant(kind, event) for kind, event in zip(MALFORMED_KINDS, events)]
+    result = scorer.score([b.payload for b in bad], [0] * len(bad), list(range(len(bad))))
+    assert result.scored == 0 and len(result.dead_letters) == len(bad)
+    by_offset = {note.offset: note for note in result.dead_letters}
+    for offset, (kind, case) in enumerate(zip(MALFORMED_KINDS, bad)):
+        note = by_offset[offset]
+        assert (note.stage, note.reason_code) == (case.stage, EXPECTED_CODES[kind]), kind
+        if case.event_id is not None:  # decodable: the correlation id follows the record into logs
+            assert note.correlation_id == events[offset]["correlation_id"]
