@@ -14,6 +14,10 @@ setup: $(VENV)/.installed
 	@command -v mvn >/dev/null 2>&1 || { echo "installing maven (Debian)"; \
 	  (apt-get update -qq && apt-get install -y -qq maven >/dev/null) || \
 	  { echo "cannot install maven: run 'apt-get install maven' as root"; exit 1; }; }
+	@command -v promtool >/dev/null 2>&1 || { echo "installing prometheus/promtool (Debian; its packaged service is stopped)"; \
+	  (apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus >/dev/null) || \
+	  { echo "cannot install prometheus: run 'apt-get install prometheus' as root"; exit 1; }; \
+	  service prometheus stop >/dev/null 2>&1; systemctl disable prometheus >/dev/null 2>&1; true; }
 	@command -v java >/dev/null 2>&1 || { echo "Java 17+ is required (apt-get install openjdk-17-jdk)"; exit 1; }
 
 $(VENV)/.installed: pyproject.toml
