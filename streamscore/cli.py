@@ -7,6 +7,7 @@ import json
 import sys
 import time
 
+from streamscore.cli_metrics import metrics_port
 from streamscore.config import load_settings
 from streamscore.errors import StreamscoreError
 
@@ -45,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     consume.add_argument("--max", type=int, default=None)
     consume.add_argument("--follow", action="store_true")
     consume.add_argument("--idle-timeout", type=float, default=5.0)
+    consume.add_argument("--metrics-port", type=metrics_port, default=None, metavar="PORT",
+                         help="serve Prometheus metrics on 127.0.0.1:PORT while consuming")
 
     chaos = sub.add_parser("chaos", help="exactly-once under a fault, on the running stack")
     chaos.add_argument("--fault", required=True, choices=["kill-taskmanager", "kill-python-worker", "restart-kafka",

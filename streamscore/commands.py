@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from streamscore.cli_metrics import DeliveryCounter, error_reason, metrics_port, serve_metrics
 from streamscore.config import TOPIC_ROLES, Settings
 from streamscore.errors import StreamscoreError
 
@@ -32,6 +33,8 @@ def add_produce_parser(sub) -> None:
                               "amount:scale=2, country:category_mix=0.3@NG; repeatable")
     produce.add_argument("--drift-after", type=int, default=0, help="events before the drift starts")
     produce.add_argument("--quiet", action="store_true")
+    produce.add_argument("--metrics-port", type=metrics_port, default=None, metavar="PORT",
+                         help="serve Prometheus metrics on 127.0.0.1:PORT while producing")
 
 
 def add_demo_parser(sub) -> None:
@@ -65,8 +68,9 @@ def produce(settings: Settings, args: argparse.Namespace) -> int:
         prefix = args.id_prefix or f"ev-{int(time.time())}-"
         drift = [parse_drift(spec, args.drift_after) for spec in args.drift]
         events = _live_demo_events(args.count, args.seed, prefix, drift)
-    stats = produce_events(settings, topic, events, rate=args.rate,
-                           transaction_size=args.transaction_size, progress=not args.quiet)
+    with serve_metrics(getattr(args, "metrics_port", None)) as metrics:
+        stats = produce_events(settings, topic, events, rate=args.rate, transaction_size=args.transaction_size,
+                               progress=not args.quiet, metrics=metrics)
     print(f"produced {stats['produced']} events to {topic} in {stats['seconds']:.1f}s "
           f"({stats['rate']:.0f} events/s, {stats['transactions']} transactions)")
     return 0
@@ -119,15 +123,25 @@ def read_json_lines(path: Path) -> Iterator[dict]:
 
 
 def produce_events(settings: Settings, topic: str, events: Iterable[dict], *, rate: float = 0.0,
-                   transaction_size: int = 1000, progress: bool = False) -> dict:
-    """Validate, encode and write ``events`` in transactions of ``transaction_size``; paced at ``rate``."""
+                   transaction_size: int = 1000, progress: bool = False, metrics=None) -> dict:
+    """Validate, encode and write ``events`` in transactions of ``transaction_size``; paced at ``rate``.
+
+    ``metrics`` (a :class:`streamscore.cli_metrics.CliMetrics`) counts delivered and failed records."""
     from connectors.kafka_clients import produce_transactionally
     from schemas import serde_for
 
     encode = serde_for("event").encode  # validates: a bad record raises RecordEncodeError naming the field
     items = ((str(event["event_id"]).encode(), encode(event), _event_time(event)) for event in events)
-    return produce_transactionally(settings, topic, items, rate=rate, transaction_size=transaction_size,
-                                   progress=_progress if progress else None)
+    if metrics is None:
+        return produce_transactionally(settings, topic, items, rate=rate, transaction_size=transaction_size,
+                                       progress=_progress if progress else None)
+    counter = DeliveryCounter(metrics, topic, echo=_progress if progress else None)
+    try:
+        return produce_transactionally(settings, topic, counter.count_pulled(items), rate=rate,
+                                       transaction_size=transaction_size, progress=counter)
+    except (StreamscoreError, KeyboardInterrupt) as exc:
+        counter.failed(exc)
+        raise
 
 
 def _event_time(event: dict) -> int | None:
@@ -147,9 +161,28 @@ def consume(settings: Settings, args: argparse.Namespace) -> int:
     topic = resolve_topic(settings, args.topic)
     if args.max is not None and args.max <= 0:
         raise InputError("--max must be > 0")
-    for record in read_topic(settings, topic, max_records=args.max, idle_timeout_s=args.idle_timeout,
-                             from_beginning=args.from_beginning, follow=args.follow):
-        print(json.dumps(decode_for_display(record.value), default=str), flush=True)
+    records = read_topic(settings, topic, max_records=args.max, idle_timeout_s=args.idle_timeout,
+                         from_beginning=args.from_beginning, follow=args.follow)
+    with serve_metrics(getattr(args, "metrics_port", None)) as metrics:
+        if metrics is None:
+            for record in records:
+                print(json.dumps(decode_for_display(record.value), default=str), flush=True)
+            return 0
+        return _consume_counted(records, topic, metrics)
+
+
+def _consume_counted(records: Iterable, topic: str, metrics) -> int:
+    """Print ``records`` as ``consume`` does, counting them and their failures in ``metrics``."""
+    try:
+        for record in records:
+            metrics.consumed(topic)
+            view = decode_for_display(record.value)
+            if "_error" in view:
+                metrics.consume_failed(topic, "decode")
+            print(json.dumps(view, default=str), flush=True)
+    except (StreamscoreError, KeyboardInterrupt) as exc:
+        metrics.consume_failed(topic, error_reason(exc))
+        raise
     return 0
 
 
