@@ -10,27 +10,36 @@ from dataclasses import dataclass
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from connectors.kafka_errors import ConnectionWatch, KafkaClientError, blocking_call, watch_of
+from connectors.kafka_security import librdkafka_properties
 from streamscore.config import Settings, TopicSpec
-from streamscore.errors import StreamscoreError
 
-
-class KafkaClientError(StreamscoreError):
-    """A Kafka operation failed (broker unreachable, topic missing, transaction aborted...)."""
+__all__ = ["KafkaClientError", "client_config"]  # KafkaClientError lives in kafka_errors; imported from here too
 
 
 def client_config(settings: Settings) -> dict[str, str]:
-    """The settings every client shares (the one place security settings will join)."""
-    return {"bootstrap.servers": settings.kafka_bootstrap, "log_level": 4}  # warnings and worse
+    """The settings every client shares, security included: the one place a client's config starts."""
+    security = librdkafka_properties(settings.kafka_security)  # {} for PLAINTEXT
+    watch = {"error_cb": ConnectionWatch()} if security else {}  # a refused login fails at once
+    return {"bootstrap.servers": settings.kafka_bootstrap, "log_level": 4, **security, **watch}  # log: warnings+
+
+
+def _list_topics(settings: Settings, client: AdminClient, timeout_s: float):
+    return blocking_call(settings, client, getattr(client, "streamscore_watch", None),
+                         lambda t: client.list_topics(timeout=t), timeout_s)
 
 
 def admin(settings: Settings) -> AdminClient:
-    return AdminClient(client_config(settings))
+    conf = client_config(settings)
+    client = AdminClient(conf)
+    client.streamscore_watch = watch_of(conf)  # None for PLAINTEXT
+    return client
 
 
 def existing_topics(settings: Settings, timeout_s: float = 10.0) -> dict[str, int]:
     """Topic name -> partition count, as the broker sees them."""
     try:
-        meta = admin(settings).list_topics(timeout=timeout_s)
+        meta = _list_topics(settings, admin(settings), timeout_s)
     except KafkaException as exc:
         raise KafkaClientError(f"Kafka at {settings.kafka_bootstrap} is unreachable: {exc}") from None
     return {name: len(t.partitions) for name, t in meta.topics.items() if not name.startswith("__")}
@@ -60,7 +69,20 @@ def create_topics(settings: Settings, specs: Iterable[TopicSpec] | None = None) 
                 if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                     raise KafkaClientError(f"cannot create topic {name!r}: {exc.args[0].str()}") from None
                 result[name] = "exists"
+        _wait_until_visible(settings, [t.topic for t in wanted])
     return result
+
+
+def _wait_until_visible(settings: Settings, names: list[str], timeout_s: float = 15.0) -> None:
+    """Creation is acknowledged by the controller before every broker's metadata has the topic."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        missing = set(names) - set(existing_topics(settings))
+        if not missing:
+            return
+        if time.monotonic() > deadline:
+            raise KafkaClientError(f"topics {sorted(missing)} were created but are not visible after {timeout_s:.0f} s")
+        time.sleep(0.1)
 
 
 def broker_config_value(settings: Settings, key: str, timeout_s: float = 10.0) -> str | None:
@@ -69,7 +91,7 @@ def broker_config_value(settings: Settings, key: str, timeout_s: float = 10.0) -
 
     client = admin(settings)
     try:
-        brokers = client.list_topics(timeout=timeout_s).brokers
+        brokers = _list_topics(settings, client, timeout_s).brokers
         resource = ConfigResource(ResourceType.BROKER, str(min(brokers)))
         configs = client.describe_configs([resource], request_timeout=timeout_s)[resource].result(timeout_s)
     except (KafkaException, ValueError) as exc:
@@ -101,7 +123,7 @@ def transactional_producer(settings: Settings, transactional_id: str | None = No
     conf.update(overrides)
     producer = Producer(conf)
     try:
-        producer.init_transactions(30)
+        blocking_call(settings, producer, watch_of(conf), producer.init_transactions, 30)
     except KafkaException as exc:
         raise KafkaClientError(f"cannot start a transaction at {settings.kafka_bootstrap}: {exc}") from None
     return producer

@@ -19,14 +19,19 @@ import numpy as np
 from connectors.dead_letter import REASON_CODES, STAGES
 
 BATCH_SIZE_BUCKETS = (1, 8, 32, 64, 128, 256, 512, 1024, 4096)
-INFERENCE_MS_BUCKETS = (0.25, 0.5, 1, 2, 5, 10, 25, 50, 100, 250)
-LATENCY_MS_BUCKETS = (5, 10, 25, 50, 100, 250, 500, 750, 1000, 1500, 2500, 5000, 10000, 30000)
-SCORE_BUCKETS = tuple(round(0.1 * i, 1) for i in range(1, 11))
+INFERENCE_US_BUCKETS = (250, 500, 1000, 2000, 5000, 10_000, 25_000, 50_000, 100_000, 250_000)
+LATENCY_MS_BUCKETS = (5, 10, 25, 50, 100, 250, 500, 750, 1000, 1500, 2500, 5000, 10_000, 30_000)
+SCORE_MILLI_BUCKETS = tuple(range(100, 1001, 100))
 
 
 def bucket_label(bound: float) -> str:
-    """The ``le`` label of a bound, as Prometheus client libraries write it (``1.0``, ``0.25``, ``+Inf``)."""
-    return "+Inf" if bound == float("inf") else repr(float(bound))
+    """The ``le`` label of a bound: integers only, because Flink's reporter turns '.' and '+' in
+    label values into '_' ("+Inf" arrives as "_Inf"; Prometheus relabels it back, see docs/metrics.md)."""
+    if bound == float("inf"):
+        return "+Inf"
+    if bound != int(bound):
+        raise ValueError(f"histogram bounds must be integers (choose the unit), got {bound}")
+    return str(int(bound))
 
 
 def cumulative_counts(values: Sequence[float] | np.ndarray, bounds: Sequence[float]) -> np.ndarray:
@@ -83,10 +88,9 @@ class ScoringMetrics:
         self.model_calls = group.counter("model_calls")
         self.low_confidence = group.counter("low_confidence")
         self.batch_size = BucketHistogram(group, "batch_size", BATCH_SIZE_BUCKETS)
-        self.inference_ms = BucketHistogram(group, "inference_ms", INFERENCE_MS_BUCKETS,
-                                            sum_scale=1000.0, sum_name="inference_ms_sum_micro")
+        self.inference_us = BucketHistogram(group, "inference_us", INFERENCE_US_BUCKETS)
         self.latency_ms = BucketHistogram(group, "latency_ms", LATENCY_MS_BUCKETS)
-        self.score = BucketHistogram(group, "score", SCORE_BUCKETS, sum_scale=1000.0, sum_name="score_sum_milli")
+        self.score_milli = BucketHistogram(group, "score_milli", SCORE_MILLI_BUCKETS)
 
     def record_batch(self, result, batch_rows: int) -> None:
         """Account one Arrow batch (a :class:`jobs.batch_scorer.BatchResult`)."""
@@ -98,10 +102,10 @@ class ScoringMetrics:
         self.model_calls.inc(result.model_calls)
         if result.call_sizes:
             self.batch_size.observe(result.call_sizes)
-            per_call_ms = result.inference_seconds * 1000.0 / len(result.call_sizes)
-            self.inference_ms.observe([per_call_ms] * len(result.call_sizes))
+            per_call_us = result.inference_seconds * 1e6 / len(result.call_sizes)
+            self.inference_us.observe([per_call_us] * len(result.call_sizes))
         self.latency_ms.observe(result.latencies_ms)
-        self.score.observe(result.scores)
+        self.score_milli.observe(np.asarray(result.scores, dtype=np.float64) * 1000.0)
         self.low_confidence.inc(low_confidence_count(result.scores, self.threshold, self.band))
 
     def _reason_counter(self, code: str):

@@ -10,6 +10,7 @@ from collections import defaultdict
 
 import pytest
 
+from connectors.dead_letter import reason_code
 from jobs.flink_cluster import cancel_job
 from jobs.submit import scoring_config_from_settings, submit_scoring
 from streamscore.traffic import run_traffic
@@ -34,7 +35,8 @@ def scrape(settings, job_name: str) -> dict[str, dict[str, float]]:
             labels = dict(re.findall(r'(\w+)="([^"]*)"', match.group(2)))
             if labels.get("job_name") == job_name.replace("-", "_"):
                 name = match.group(1).removeprefix("flink_taskmanager_job_task_operator_model_version_")
-                values[name][labels.get("stage", "")] = float(match.group(3))
+                label = next((labels[k] for k in ("stage", "reason", "le") if k in labels), "")
+                values[name][label] = float(match.group(3))
     return values
 
 
@@ -50,7 +52,8 @@ def test_counters_equal_events_produced_scored_and_dead_lettered(settings, fresh
         deadline, metrics = time.monotonic() + 30, {}
         while time.monotonic() < deadline:  # Python metrics reach the reporter after their bundle
             metrics = scrape(settings, config.job_name)
-            if metrics.get("events_in", {}).get("") == report.produced:
+            if (metrics.get("events_in", {}).get("") == report.produced
+                    and metrics.get("latency_ms_count", {}).get("") == len(report.scored)):
                 break
             time.sleep(1)
     finally:
@@ -64,3 +67,16 @@ def test_counters_equal_events_produced_scored_and_dead_lettered(settings, fresh
         by_stage[bad.stage] += 1
     assert {k: int(v) for k, v in metrics["stage_events_dead_lettered"].items()} == dict(by_stage)
     assert 1 <= metrics["model_calls"][""] <= report.produced / 10  # batches, not records
+    by_reason = defaultdict(int)
+    for bad in report.malformed:
+        by_reason[reason_code(bad.stage, bad.reason_prefix)] += 1
+    assert {k: int(v) for k, v in metrics["reason_events_dead_lettered"].items() if v} == dict(by_reason)
+    # histograms: one batch-size observation per model call, one latency and score per scored record
+    assert metrics["batch_size_count"][""] == metrics["model_calls"][""]
+    # Flink's reporter writes le="+Inf" as "_Inf" (Prometheus relabels it back: deploy/prometheus)
+    assert metrics["le_batch_size_bucket"]["_Inf"] == metrics["model_calls"][""]
+    assert metrics["le_latency_ms_bucket"]["_Inf"] == metrics["latency_ms_count"][""] == len(report.scored)
+    assert metrics["score_milli_count"][""] == metrics["le_score_milli_bucket"]["1000"] == len(report.scored)
+    # a bucket's series appears once something falls into it (Beam reports only updated counters)
+    buckets = [metrics["le_latency_ms_bucket"].get(le, 0.0) for le in ("100", "1000", "30000", "_Inf")]
+    assert buckets == sorted(buckets) and buckets[-1] > 0  # cumulative

@@ -44,8 +44,10 @@ def test_cumulative_counts_match_prometheus_semantics():
     assert counts.tolist() == [1, 2, 4, 5]
 
 
-def test_bucket_labels_are_prometheus_floats():
-    assert [bucket_label(b) for b in (1, 0.25, float("inf"))] == ["1.0", "0.25", "+Inf"]
+def test_bucket_labels_are_integers_because_flink_mangles_dots():
+    assert [bucket_label(b) for b in (1, 250.0, float("inf"))] == ["1", "250", "+Inf"]
+    with pytest.raises(ValueError, match="integers"):
+        bucket_label(0.25)
 
 
 def test_histogram_buckets_count_and_sum_add_up_over_observations():
@@ -54,7 +56,7 @@ def test_histogram_buckets_count_and_sum_add_up_over_observations():
     histogram.observe([5, 50, 500])
     histogram.observe(np.array([10, 11]))
     histogram.observe([])
-    assert [group.value("latency_ms_bucket", le=le) for le in ("10.0", "100.0", "+Inf")] == [2, 4, 5]
+    assert [group.value("latency_ms_bucket", le=le) for le in ("10", "100", "+Inf")] == [2, 4, 5]
     assert group.value("latency_ms_count") == 5
     assert group.value("latency_ms_sum") == 576
 
@@ -83,11 +85,11 @@ def test_scoring_metrics_account_a_batch_by_stage_reason_and_histograms():
     assert group.value("events_dead_lettered", reason="not_finite") == 1
     assert group.value("events_dead_lettered", reason="truncated") == 1
     assert group.value("model_calls") == 1
-    assert group.value("batch_size_count") == 1 and group.value("batch_size_bucket", le="8.0") == 1
-    assert group.value("batch_size_bucket", le="1.0") == 0
-    assert group.value("inference_ms_count") == 1 and group.value("inference_ms_sum_micro") == 4000
-    assert group.value("latency_ms_bucket", le="500.0") == 2 and group.value("latency_ms_count") == 3
-    assert group.value("score_bucket", le="0.1") == 1 and group.value("score_count") == 3
+    assert group.value("batch_size_count") == 1 and group.value("batch_size_bucket", le="8") == 1
+    assert group.value("batch_size_bucket", le="1") == 0
+    assert group.value("inference_us_count") == 1 and group.value("inference_us_sum") == 4000
+    assert group.value("latency_ms_bucket", le="500") == 2 and group.value("latency_ms_count") == 3
+    assert group.value("score_milli_bucket", le="100") == 1 and group.value("score_milli_count") == 3
     assert group.value("low_confidence") == 1
 
 
@@ -96,7 +98,7 @@ def test_row_by_row_fallback_counts_every_model_call_in_the_batch_size_histogram
     metrics = ScoringMetrics(group, "fraud", "1.0.0", threshold=0.5)
     metrics.record_batch(_result([0.1, 0.2], [1, 1], [], [2, 1, 1]), batch_rows=2)
     assert group.value("model_calls") == 3 == group.value("batch_size_count")
-    assert group.value("batch_size_bucket", le="1.0") == 2
+    assert group.value("batch_size_bucket", le="1") == 2
 
 
 @pytest.mark.parametrize("stage,reason,code", [
