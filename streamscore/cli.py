@@ -25,15 +25,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="streamscore", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    stack = sub.add_parser("stack", help="the local Kafka + Flink + Redis stack")
+    stack = sub.add_parser("stack", help="the local Kafka + Flink + Redis stack "
+                                         "(+ Prometheus with STREAMSCORE_PROMETHEUS=on)")
     stack_sub = stack.add_subparsers(dest="action", required=True, parser_class=_Parser)
     up = stack_sub.add_parser("up", help="start what is not running and wait until all answer")
-    up.add_argument("--only", nargs="+", choices=["kafka", "flink", "redis"])
+    up.add_argument("--only", nargs="+", choices=["kafka", "flink", "redis", "prometheus"])
     stack_sub.add_parser("down", help="stop what 'up' started")
     status = stack_sub.add_parser("status", help="each service, its address and health")
     status.add_argument("--json", action="store_true")
     logs = stack_sub.add_parser("logs", help="the tail of a service's log")
-    logs.add_argument("service", choices=["kafka", "flink", "redis"])
+    logs.add_argument("service", choices=["kafka", "flink", "redis", "prometheus"])
     logs.add_argument("-n", "--lines", type=int, default=50)
     stack_sub.add_parser("config", help="print the effective settings")
 
@@ -116,7 +117,7 @@ def _stack(args: argparse.Namespace, settings) -> int:
         began = time.monotonic()
         for report in stack.up(only=args.only):
             verb = "started" if report.started else "already up"
-            print(f"{report.service:6s} {verb:10s} ({report.seconds:.1f}s)")
+            print(f"{report.service:10s} {verb:10s} ({report.seconds:.1f}s)")
         _print_status(stack.status())
         print(f"stack up in {time.monotonic() - began:.1f}s (state and logs: {settings.home})")
     elif args.action == "down":
@@ -137,11 +138,11 @@ def _stack(args: argparse.Namespace, settings) -> int:
 
 
 def _print_status(health) -> None:
-    print(f"{'service':8s} {'mode':9s} {'address':22s} {'health':9s} detail")
+    print(f"{'service':10s} {'mode':9s} {'address':22s} {'health':9s} detail")
     for h in health:
         state = "healthy" if h.healthy else ("running" if h.running else "down")
         pids = f" pid {','.join(map(str, h.pids))}" if h.pids else ""
-        print(f"{h.service:8s} {h.mode:9s} {h.address:22s} {state:9s} {h.detail}{pids}")
+        print(f"{h.service:10s} {h.mode:9s} {h.address:22s} {state:9s} {h.detail}{pids}")
 
 
 def _topics(args: argparse.Namespace, settings) -> int:

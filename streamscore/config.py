@@ -89,6 +89,8 @@ class Settings:
     jobs_kafka_bootstrap: str
     topics: tuple[TopicSpec, ...] = field(default_factory=tuple)
     start_timeout_s: float = 120.0
+    prometheus_mode: str = "off"  # off | local (STREAMSCORE_PROMETHEUS=on) | external
+    prometheus: Address = Address("127.0.0.1", 9090)
 
     @property
     def kafka_bootstrap(self) -> str:
@@ -164,6 +166,14 @@ def _parse_mode(raw: str, name: str, address: Address) -> str:
     return mode
 
 
+def _parse_prometheus_mode(raw: str, address: Address) -> str:
+    """STREAMSCORE_PROMETHEUS: off (default), on (= local: the stack starts one), or external."""
+    mode = {"on": "local"}.get(raw.strip().lower(), raw.strip().lower())
+    if mode not in ("off", "local", "external"):
+        raise ConfigError(f"{ENV_PREFIX}PROMETHEUS must be 'off', 'on' (local) or 'external', got {raw!r}")
+    return mode if mode == "off" else _parse_mode(mode, "PROMETHEUS", address)
+
+
 def _parse_topics(env: Mapping[str, str]) -> tuple[TopicSpec, ...]:
     specs = []
     for role in TOPIC_ROLES:
@@ -189,6 +199,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     kafka = _parse_address(get("KAFKA_BOOTSTRAP", "127.0.0.1:9092"), "KAFKA_BOOTSTRAP")
     flink_rest = _parse_address(get("FLINK_REST", "127.0.0.1:8081"), "FLINK_REST")
     redis = _parse_address(get("REDIS", "127.0.0.1:6379"), "REDIS")
+    prometheus = _parse_address(get("PROMETHEUS_ADDRESS", "127.0.0.1:9090"), "PROMETHEUS_ADDRESS")
     home = Path(get("HOME", str(_default_home()))).expanduser().resolve()
     return Settings(
         home=home,
@@ -216,4 +227,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         jobs_kafka_bootstrap=get("JOBS_KAFKA_BOOTSTRAP", str(kafka)),
         topics=_parse_topics(env),
         start_timeout_s=float(_parse_positive_int(get("START_TIMEOUT_S", "120"), "START_TIMEOUT_S")),
+        prometheus_mode=_parse_prometheus_mode(get("PROMETHEUS", "off"), prometheus),
+        prometheus=prometheus,
     )

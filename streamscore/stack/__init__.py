@@ -19,6 +19,7 @@ from streamscore.stack.process import (
     tail,
     wait_for,
 )
+from streamscore.stack.prometheus import PrometheusService
 from streamscore.stack.services import FlinkService, Health, KafkaService, RedisService
 
 
@@ -47,6 +48,8 @@ class Stack:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.services: list[Service] = [KafkaService(settings), RedisService(settings), FlinkService(settings)]
+        if settings.prometheus_mode != "off":  # STREAMSCORE_PROMETHEUS=on|external
+            self.services.append(PrometheusService(settings))
 
     def mode(self, service: Service) -> str:
         return getattr(self.settings, f"{service.name}_mode")
@@ -118,6 +121,9 @@ class Stack:
     def down(self) -> list[str]:
         """Stop (by pid) what ``up`` started, in reverse order. Returns the names of processes stopped."""
         stopped = []
+        if self.settings.prometheus_mode == "off":  # one started earlier with STREAMSCORE_PROMETHEUS=on
+            prometheus = PrometheusService(self.settings)
+            stopped += [spec.name for spec in _specs(prometheus) if stop_process(spec)]
         for svc in reversed(self.services):
             if self.mode(svc) == "external":
                 continue
