@@ -50,6 +50,7 @@ SCHEMA_FILES: dict[str, str] = {
     "dead_letter": "dead_letter.avsc",
     "drift_alert": "drift_alert.avsc",
     "control": "control.avsc",
+    "label": "label.avsc",
 }
 
 Record = dict[str, Any]

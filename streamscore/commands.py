@@ -32,6 +32,11 @@ def add_produce_parser(sub) -> None:
                          help="inject drift in demo events, e.g. device_trust_score:shift=0.5 (reference std devs), "
                               "amount:scale=2, country:category_mix=0.3@NG; repeatable")
     produce.add_argument("--drift-after", type=int, default=0, help="events before the drift starts")
+    produce.add_argument("--labels", action="store_true",
+                         help="demo events: also write their ground truth to the labels topic, after the events")
+    produce.add_argument("--label-delay-ms", type=int, default=5000, help="label time = event time + this")
+    produce.add_argument("--label-flip", type=float, default=0.0, metavar="RATE",
+                         help="concept drift: flip this fraction of labels from --drift-after on")
     produce.add_argument("--quiet", action="store_true")
     produce.add_argument("--metrics-port", type=metrics_port, default=None, metavar="PORT",
                          help="serve Prometheus metrics on 127.0.0.1:PORT while producing")
@@ -62,18 +67,47 @@ def produce(settings: Settings, args: argparse.Namespace) -> int:
     if args.count <= 0 or args.transaction_size <= 0 or args.rate < 0:
         raise InputError("--count and --transaction-size must be > 0 and --rate >= 0")
     topic = resolve_topic(settings, args.topic or "events")
+    if args.labels and args.input is not None:
+        raise InputError("--labels needs demo events (the generator knows their true class), not --input")
     if args.input is not None:
         events: Iterable[dict] = list(read_json_lines(args.input))  # bad files fail before Kafka is contacted
     else:
         prefix = args.id_prefix or f"ev-{int(time.time())}-"
         drift = [parse_drift(spec, args.drift_after) for spec in args.drift]
         events = _live_demo_events(args.count, args.seed, prefix, drift)
+    sent: list[dict] = []
     with serve_metrics(getattr(args, "metrics_port", None)) as metrics:
-        stats = produce_events(settings, topic, events, rate=args.rate, transaction_size=args.transaction_size,
+        stats = produce_events(settings, topic, _remember(events, sent if args.labels else None),
+                               rate=args.rate, transaction_size=args.transaction_size,
                                progress=not args.quiet, metrics=metrics)
     print(f"produced {stats['produced']} events to {topic} in {stats['seconds']:.1f}s "
           f"({stats['rate']:.0f} events/s, {stats['transactions']} transactions)")
+    if args.labels:
+        _produce_demo_labels(settings, args, sent, drift if args.input is None else ())
     return 0
+
+
+def _remember(events: Iterable[dict], sink: list | None) -> Iterator[dict]:
+    for event in events:
+        if sink is not None:
+            sink.append(event)
+        yield event
+
+
+def _produce_demo_labels(settings: Settings, args: argparse.Namespace, sent: list[dict], drift) -> None:
+    """The true classes of the demo events just sent (the generator knows them), delayed, maybe flipped."""
+    from models.demo_data import draw_labels, generate_columns
+    from models.demo_labels import LabelPlan, label_records
+    from streamscore.labels import produce_labels
+
+    try:
+        plan = LabelPlan(args.label_delay_ms, args.label_flip, args.drift_after, seed=args.seed)
+    except StreamscoreError as exc:
+        raise InputError(str(exc)) from None
+    truth = draw_labels(generate_columns(len(sent), args.seed, drift), args.seed)
+    stats = produce_labels(settings, label_records(sent, truth, plan))
+    print(f"produced {stats['produced']} labels to {settings.topic('labels').name} "
+          f"(delay {plan.delay_ms} ms, {plan.flip_rate:.0%} flipped after {plan.flip_after})")
 
 
 def parse_drift(spec: str, start_after: int):

@@ -18,18 +18,20 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from streamscore.errors import ConfigError
+from streamscore.security import KafkaSecurity, RedisSecurity, load_kafka_security, load_redis_security
 
 ENV_PREFIX = "STREAMSCORE_"
 LOCAL_HOSTS = ("127.0.0.1", "localhost")
-TOPIC_ROLES = ("events", "scored", "dead_letter", "drift_alerts", "control")
+TOPIC_ROLES = ("events", "scored", "dead_letter", "drift_alerts", "control", "labels")
 DEFAULT_TOPIC_NAMES = {
     "events": "events",
     "scored": "scored",
     "dead_letter": "dead-letter",
     "drift_alerts": "drift-alerts",
     "control": "control",
+    "labels": "labels",
 }
-DEFAULT_PARTITIONS = {"events": 2, "scored": 2, "dead_letter": 1, "drift_alerts": 1, "control": 1}
+DEFAULT_PARTITIONS = {"events": 2, "scored": 2, "dead_letter": 1, "drift_alerts": 1, "control": 1, "labels": 1}
 
 
 def _project_root() -> Path | None:
@@ -91,6 +93,8 @@ class Settings:
     start_timeout_s: float = 120.0
     prometheus_mode: str = "off"  # off | local (STREAMSCORE_PROMETHEUS=on) | external
     prometheus: Address = Address("127.0.0.1", 9090)
+    kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)  # PLAINTEXT
+    redis_security: RedisSecurity = field(default_factory=RedisSecurity)  # no auth, no TLS
 
     @property
     def kafka_bootstrap(self) -> str:
@@ -119,7 +123,7 @@ class Settings:
         raise ConfigError(f"unknown topic role {role!r}; known: {', '.join(TOPIC_ROLES)}")
 
     def describe(self) -> dict[str, str]:
-        """A printable view (no secrets are held here; security settings live elsewhere)."""
+        """A printable view; passwords are Secrets, so they print as ***."""
         return {f.name: str(getattr(self, f.name)) for f in fields(self) if f.name != "topics"}
 
 
@@ -229,4 +233,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         start_timeout_s=float(_parse_positive_int(get("START_TIMEOUT_S", "120"), "START_TIMEOUT_S")),
         prometheus_mode=_parse_prometheus_mode(get("PROMETHEUS", "off"), prometheus),
         prometheus=prometheus,
+        kafka_security=load_kafka_security(env),
+        redis_security=load_redis_security(env),
     )

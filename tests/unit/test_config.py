@@ -14,7 +14,7 @@ def test_defaults_bind_everything_to_loopback():
     assert s.flink_rest_url == "http://127.0.0.1:8081"
     assert s.redis_url == "redis://127.0.0.1:6379/0"
     assert (s.kafka_mode, s.flink_mode, s.redis_mode) == ("local", "local", "local")
-    assert [t.name for t in s.topics] == ["events", "scored", "dead-letter", "drift-alerts", "control"]
+    assert [t.name for t in s.topics] == ["events", "scored", "dead-letter", "drift-alerts", "control", "labels"]
     assert s.topic("events").partitions == 2
     assert s.transaction_max_timeout_ms == 900_000
 
@@ -65,4 +65,4 @@ def test_bad_settings_give_one_clear_error(env, message):
 
 def test_unknown_topic_role_is_a_config_error():
     with pytest.raises(ConfigError, match="unknown topic role"):
-        load_settings({}).topic("labels")
+        load_settings({}).topic("features")
