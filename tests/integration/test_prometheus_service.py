@@ -12,9 +12,11 @@ import json
 import socket
 import threading
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -26,6 +28,7 @@ from streamscore.stack.prometheus import find_prometheus
 pytestmark = pytest.mark.integration
 
 PREFIX = "flink_taskmanager_job_task_operator_model_version_"
+DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "dashboards" / "streamscore.json"
 STUB_METRICS = (
     f'{PREFIX}le_latency_ms_bucket{{job_name="it_prom",model="fraud",version="1_0_0",le="500"}} 90\n'
     f'{PREFIX}le_latency_ms_bucket{{job_name="it_prom",model="fraud",version="1_0_0",le="_Inf"}} 100\n'
@@ -91,6 +94,23 @@ def wait_until(check, timeout_s: float = 60.0):
     return check()
 
 
+def assert_dashboard_queries_parse(base: str) -> None:
+    """Every query of the Grafana dashboard, its variables filled in, is valid PromQL for this Prometheus."""
+    board = json.loads(DASHBOARD.read_text())
+    filled = {"$__rate_interval": "1m", "$__range": "5m", "$model": ".*", "$version": ".*", "$job": ".*"}
+    for panel in board["panels"]:
+        for target in panel["targets"]:
+            expr = target["expr"]
+            for name, value in filled.items():
+                expr = expr.replace(name, value)
+            url = f"{base}/api/v1/query?query={urllib.parse.quote(expr)}"
+            try:
+                status = get_json(url)["status"]
+            except urllib.error.HTTPError as exc:
+                status = f"{exc.code}: {exc.read().decode()[:300]}"
+            assert status == "success", f"panel {panel['title']!r}: {expr}: {status}"
+
+
 def test_local_prometheus_starts_alone_loads_the_rules_scrapes_and_stops(tmp_path, stub_reporter):
     find_prometheus()  # a clear failure when Debian's prometheus is missing
     port = free_port_pair()
@@ -115,6 +135,7 @@ def test_local_prometheus_starts_alone_loads_the_rules_scrapes_and_stops(tmp_pat
 
         relabelled = wait_until(lambda: query(base, f'{PREFIX}le_latency_ms_bucket{{le="+Inf", version="1.0.0"}}'))
         assert relabelled and relabelled[0]["value"][1] == "100", "Flink's _Inf / 1_0_0 were not relabelled"
+        assert_dashboard_queries_parse(base)
         targets = get_json(f"{base}/api/v1/targets")["data"]["activeTargets"]
         assert {t["scrapeUrl"] for t in targets} == {f"http://127.0.0.1:{stub_reporter}/metrics",
                                                      f"http://127.0.0.1:{stub_reporter + 1}/metrics"}
