@@ -72,7 +72,7 @@ def test_delivery_counter_counts_commits_and_what_never_got_delivered():
 def test_produce_command_serves_metrics_while_it_runs(settings, monkeypatch):
     port, seen = free_port(), {}
 
-    def fake_produce(settings, topic, items, *, rate, transaction_size, progress):
+    def fake_produce(settings, topic, items, *, rate, transaction_size, progress, **_limits):
         produced = 0
         for _ in items:
             produced += 1
@@ -96,7 +96,7 @@ def test_produce_counts_the_records_of_a_failed_transaction(settings, monkeypatc
     events = list(generate_events(3, seed=1, id_prefix="t-"))
     events[2]["amount"] = "not a number"
 
-    def fake_produce(settings, topic, items, *, rate, transaction_size, progress):
+    def fake_produce(settings, topic, items, *, rate, transaction_size, progress, **_limits):
         for _ in items:
             pass
 
