@@ -131,7 +131,8 @@ def transactional_producer(settings: Settings, transactional_id: str | None = No
 
 def produce_transactionally(settings: Settings, topic: str, items: Iterable[tuple[bytes, bytes, int | None]], *,
                             rate: float = 0.0, transaction_size: int = 1000,
-                            progress: Callable[[int, float], None] | None = None) -> dict:
+                            progress: Callable[[int, float], None] | None = None,
+                            throttle: Callable[[], None] | None = None, producer_config: dict | None = None) -> dict:
     """Write (key, value, timestamp_ms) triples in transactions of ``transaction_size``, paced at ``rate``/s.
 
     The Kafka timestamp is the event time (None: the broker's send time), so event-time
@@ -141,12 +142,17 @@ def produce_transactionally(settings: Settings, topic: str, items: Iterable[tupl
     Each record is committed exactly once: a commit that times out (broker restarting) is
     retried, and a transaction the broker aborted is sent again whole. Any other exception
     aborts the open transaction: nothing of it becomes visible.
+
+    ``throttle`` is called before each record (a rate ceiling); ``producer_config`` adds to the
+    producer's configuration (e.g. ``message.max.bytes``).
     """
-    writer = _TransactionWriter(settings, topic)
+    writer = _TransactionWriter(settings, topic, producer_config or {})
     began = time.monotonic()
     produced = 0
     try:
         for key, value, timestamp_ms in items:
+            if throttle:
+                throttle()
             writer.add(key, value, timestamp_ms)
             produced += 1
             if len(writer.pending) >= transaction_size:
@@ -173,10 +179,10 @@ class _TransactionWriter:
 
     RETRY_DEADLINE_S = 120.0
 
-    def __init__(self, settings: Settings, topic: str):
-        self.settings, self.topic = settings, topic
+    def __init__(self, settings: Settings, topic: str, producer_config: dict):
+        self.settings, self.topic, self.producer_config = settings, topic, producer_config
         self.transactional_id = f"streamscore-cli-{uuid.uuid4().hex[:12]}"
-        self.producer = transactional_producer(settings, self.transactional_id)
+        self.producer = transactional_producer(settings, self.transactional_id, **producer_config)
         self.pending: list[tuple[bytes, bytes, int | None]] = []
         self.transactions = self.resent = 0
 
@@ -218,7 +224,7 @@ class _TransactionWriter:
 
     def _restart_producer(self) -> None:
         """A new producer under the same transactional id: the broker aborts what the old one left open."""
-        self.producer = transactional_producer(self.settings, self.transactional_id)
+        self.producer = transactional_producer(self.settings, self.transactional_id, **self.producer_config)
         self.resent += 1
         self._send_pending()
 

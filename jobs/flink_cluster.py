@@ -12,6 +12,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from jobs.job_secrets import job_secrets_env, without_secrets
 from streamscore.config import Settings
 from streamscore.errors import StreamscoreError
 from streamscore.stack.flink_home import pyflink_dir
@@ -57,8 +58,9 @@ def submit_python_job(settings: Settings, script: Path, job_args: list[str], *,
         argv += ["-s", savepoint]
     argv += ["-pyexec", settings.cluster_python, "-py", str(script), *job_args]
     try:
-        proc = subprocess.run(argv, env=flink_env(settings), capture_output=True, text=True,
-                              timeout=timeout_s, check=False)
+        with job_secrets_env(settings) as secrets_env:  # deleted once the job graph is submitted
+            env = without_secrets(flink_env(settings)) | secrets_env
+            proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout_s, check=False)
     except subprocess.TimeoutExpired:
         raise FlinkJobError(f"submitting {script.name} to {settings.flink_rest} timed out after {timeout_s:.0f}s") from None
     match = _JOB_ID.search(proc.stdout + proc.stderr)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from jobs.job_secrets import job_kafka_properties
+
 
 @dataclass(frozen=True)
 class KafkaTableSpec:
@@ -14,6 +16,11 @@ class KafkaTableSpec:
 
 def _quote(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
+
+
+def _security_options() -> dict[str, str]:
+    """The Kafka client security properties the submitter left for this job ({} for PLAINTEXT)."""
+    return {f"properties.{key}": value for key, value in job_kafka_properties().items()}
 
 
 def _with(options: dict[str, str]) -> str:
@@ -36,6 +43,7 @@ def source_ddl(spec: KafkaTableSpec, group_id: str, startup: str = "group-offset
         "scan.startup.mode": startup,
         "properties.auto.offset.reset": "earliest",
         "format": "raw",
+        **_security_options(),
     }
     if startup == "group-offsets":
         options["properties.auto.offset.reset"] = "earliest"
@@ -68,6 +76,7 @@ def sink_ddl(spec: KafkaTableSpec, transactional_id_prefix: str, transaction_tim
         "properties.transaction.timeout.ms": str(transaction_timeout_ms),
         "properties.linger.ms": "5",
         "properties.compression.type": "lz4",
+        **_security_options(),
     }
     columns = "payload BYTES"
     if keyed:  # key + value (+ the Kafka timestamp: the source record's, so event time flows through)

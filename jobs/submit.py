@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 from connectors.kafka_clients import broker_config_value, existing_topics
 from jobs.drift_config import DriftJobConfig
 from jobs.flink_cluster import JOBS_DIR, FlinkJobError, list_jobs, submit_python_job, wait_running
+from jobs.job_secrets import job_secrets_env, without_secrets
 from jobs.scoring_config import ScoringJobConfig, check_against_broker
 from models.contract import check_against_event_schema
 from models.registry import load_model
@@ -111,4 +113,6 @@ def run_embedded(settings: Settings, config: ScoringJobConfig | DriftJobConfig) 
     jar = FlinkService(settings).connector_jars()[0]
     argv = [settings.python_executable, str(script), "--config", config.to_json(),
             "--connector-jar", Path(jar).resolve().as_uri(), "--wait"]
-    return subprocess.call(argv, stdout=sys.stdout, stderr=sys.stderr)
+    with job_secrets_env(settings) as secrets_env:  # a 0600 file while the job runs, never argv
+        env = without_secrets(dict(os.environ)) | secrets_env
+        return subprocess.call(argv, stdout=sys.stdout, stderr=sys.stderr, env=env)

@@ -23,6 +23,12 @@ def add_produce_parser(sub) -> None:
     produce = sub.add_parser("produce", help="write events transactionally (demo generator or JSON lines)")
     produce.add_argument("--count", type=int, default=10_000, help="events to generate (default 10000)")
     produce.add_argument("--rate", type=float, default=0.0, help="events/s; 0 = as fast as possible")
+    produce.add_argument("--max-rate", type=float, default=None, metavar="EVENTS_PER_S",
+                         help="a ceiling on events/s (token bucket, bursts of at most 0.1 s of events) that holds "
+                              "even while --rate catches up after a stall; --rate may not exceed it")
+    produce.add_argument("--max-message-bytes", type=int, default=None, metavar="BYTES",
+                         help="refuse (count, do not send) events whose encoded key + value exceed BYTES; "
+                              "also caps the producer's message.max.bytes")
     produce.add_argument("--seed", type=int, default=7)
     produce.add_argument("--id-prefix", default=None, help="event id prefix (default: a fresh run id)")
     produce.add_argument("--input", type=Path, default=None, help="a JSON-lines file of events instead")
@@ -66,6 +72,7 @@ def resolve_topic(settings: Settings, name_or_role: str) -> str:
 def produce(settings: Settings, args: argparse.Namespace) -> int:
     if args.count <= 0 or args.transaction_size <= 0 or args.rate < 0:
         raise InputError("--count and --transaction-size must be > 0 and --rate >= 0")
+    _check_bounds(args)
     topic = resolve_topic(settings, args.topic or "events")
     if args.labels and args.input is not None:
         raise InputError("--labels needs demo events (the generator knows their true class), not --input")
@@ -79,12 +86,29 @@ def produce(settings: Settings, args: argparse.Namespace) -> int:
     with serve_metrics(getattr(args, "metrics_port", None)) as metrics:
         stats = produce_events(settings, topic, _remember(events, sent if args.labels else None),
                                rate=args.rate, transaction_size=args.transaction_size,
-                               progress=not args.quiet, metrics=metrics)
+                               progress=not args.quiet, metrics=metrics, max_rate=args.max_rate,
+                               max_message_bytes=args.max_message_bytes)
     print(f"produced {stats['produced']} events to {topic} in {stats['seconds']:.1f}s "
-          f"({stats['rate']:.0f} events/s, {stats['transactions']} transactions)")
+          f"({stats['rate']:.0f} events/s, {stats['transactions']} transactions){_refused_note(args, stats)}")
     if args.labels:
         _produce_demo_labels(settings, args, sent, drift if args.input is None else ())
     return 0
+
+
+def _check_bounds(args: argparse.Namespace) -> None:
+    if args.max_rate is not None and args.max_rate <= 0:
+        raise InputError(f"--max-rate must be > 0 events/s, got {args.max_rate:g}")
+    if args.max_rate is not None and args.rate > args.max_rate:
+        raise InputError(f"--rate {args.rate:g} is above --max-rate {args.max_rate:g}: lower --rate or raise the ceiling")
+    if args.max_message_bytes is not None and args.max_message_bytes <= 0:
+        raise InputError(f"--max-message-bytes must be > 0, got {args.max_message_bytes}")
+
+
+def _refused_note(args: argparse.Namespace, stats: dict) -> str:
+    if args.max_message_bytes is None:
+        return ""
+    largest = f" (largest {stats['largest_refused']} bytes)" if stats["refused_oversized"] else ""
+    return f"; refused {stats['refused_oversized']} larger than {args.max_message_bytes} bytes{largest}"
 
 
 def _remember(events: Iterable[dict], sink: list | None) -> Iterator[dict]:
@@ -157,25 +181,40 @@ def read_json_lines(path: Path) -> Iterator[dict]:
 
 
 def produce_events(settings: Settings, topic: str, events: Iterable[dict], *, rate: float = 0.0,
-                   transaction_size: int = 1000, progress: bool = False, metrics=None) -> dict:
-    """Validate, encode and write ``events`` in transactions of ``transaction_size``; paced at ``rate``.
+                   transaction_size: int = 1000, progress: bool = False, metrics=None,
+                   max_rate: float | None = None, max_message_bytes: int | None = None) -> dict:
+    """Validate, encode and write ``events`` in transactions of ``transaction_size``; paced at ``rate``,
+    never above ``max_rate``; events larger than ``max_message_bytes`` are refused and counted.
 
     ``metrics`` (a :class:`streamscore.cli_metrics.CliMetrics`) counts delivered and failed records."""
     from connectors.kafka_clients import produce_transactionally
     from schemas import serde_for
+    from streamscore.bounds import SizeBound, TokenBucket
 
     encode = serde_for("event").encode  # validates: a bad record raises RecordEncodeError naming the field
     items = ((str(event["event_id"]).encode(), encode(event), _event_time(event)) for event in events)
+    bound = SizeBound(max_message_bytes) if max_message_bytes is not None else None
+    limits = {"throttle": TokenBucket(max_rate).acquire if max_rate is not None else None,
+              "producer_config": {"message.max.bytes": bound.producer_message_max_bytes()} if bound else None}
+    items = bound.filter(items) if bound else items
     if metrics is None:
-        return produce_transactionally(settings, topic, items, rate=rate, transaction_size=transaction_size,
-                                       progress=_progress if progress else None)
+        return _with_refused(bound, produce_transactionally(
+            settings, topic, items, rate=rate, transaction_size=transaction_size,
+            progress=_progress if progress else None, **limits))
     counter = DeliveryCounter(metrics, topic, echo=_progress if progress else None)
     try:
-        return produce_transactionally(settings, topic, counter.count_pulled(items), rate=rate,
-                                       transaction_size=transaction_size, progress=counter)
+        return _with_refused(bound, produce_transactionally(
+            settings, topic, counter.count_pulled(items), rate=rate, transaction_size=transaction_size,
+            progress=counter, **limits))
     except (StreamscoreError, KeyboardInterrupt) as exc:
         counter.failed(exc)
         raise
+
+
+def _with_refused(bound, stats: dict) -> dict:
+    """The producer's stats plus what the size bound refused (read after the records went through it)."""
+    return stats | {"refused_oversized": bound.refused if bound else 0,
+                    "largest_refused": bound.largest_refused if bound else 0}
 
 
 def _event_time(event: dict) -> int | None:

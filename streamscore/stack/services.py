@@ -14,7 +14,8 @@ from pathlib import Path
 
 from streamscore.config import Address, Settings
 from streamscore.errors import StackError
-from streamscore.stack import jars
+from streamscore.security import write_private
+from streamscore.stack import jars, security_conf
 from streamscore.stack.flink_home import FlinkHome
 from streamscore.stack.process import ProcessSpec, port_open
 
@@ -108,6 +109,7 @@ class KafkaService:
             "share.coordinator.state.topic.replication.factor": "1",
             "share.coordinator.state.topic.min.isr": "1",
         }
+        props.update(security_conf.listener_properties(s, self.dir))  # none for PLAINTEXT
         return "".join(f"{k}={v}\n" for k, v in props.items())
 
     def prepare(self) -> list[ProcessSpec]:
@@ -117,10 +119,11 @@ class KafkaService:
             jars.kafka_broker_artifacts(self.settings.kafka_version)))
         self.dir.mkdir(parents=True, exist_ok=True)
         props = self.dir / "server.properties"
-        props.write_text(self.server_properties())
+        write_private(props, self.server_properties())  # may hold keys: 0600
         (self.dir / "log4j2.yaml").write_text(_KAFKA_LOG4J2)
         if not (self.dir / "data" / "meta.properties").is_file():
             self._format_storage(classpath, props)
+        self._check_scram_users()
         java_opts = [f"-Xms{self.settings.kafka_heap}", f"-Xmx{self.settings.kafka_heap}",
                      f"-Dlog4j2.configurationFile={self.dir / 'log4j2.yaml'}",
                      f"-Dkafka.logs.dir={self.settings.log_dir}"]
@@ -130,16 +133,39 @@ class KafkaService:
     def _format_storage(self, classpath: str, props: Path) -> None:
         argv = ["java", "-cp", classpath, KAFKA_STORAGE_TOOL, "format",
                 f"--cluster-id={new_cluster_id()}", f"--config={props}"]
-        proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+        scram = security_conf.scram_format_arguments(self.settings, self.dir)
+        args_file = self.dir / "format.args"  # SCRAM passwords go through a 0600 file, never argv
+        if scram:
+            write_private(args_file, "\n".join(scram) + "\n")
+            argv.append(f"@{args_file}")
+        try:
+            proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+        finally:
+            args_file.unlink(missing_ok=True)
         if proc.returncode != 0:
-            raise StackError(f"kafka: formatting storage in {self.dir / 'data'} failed: {proc.stderr.strip()[-400:]}")
+            cause = security_conf.scrub(proc.stderr.strip()[-400:], self.settings, self.dir)
+            raise StackError(f"kafka: formatting storage in {self.dir / 'data'} failed: {cause}")
+        (self.dir / "scram-users").write_text(security_conf.scram_marker(self.settings))
+
+    def _check_scram_users(self) -> None:
+        """SCRAM users exist only if the storage was formatted with them: say so instead of failing logins."""
+        marker = self.dir / "scram-users"
+        had = marker.read_text() if marker.is_file() else "none\n"
+        wanted = security_conf.scram_marker(self.settings)
+        if wanted != "none\n" and had != wanted:
+            raise StackError(f"kafka: the storage in {self.dir / 'data'} was formatted without the SCRAM user "
+                             f"{wanted.strip()!r} (it has: {had.strip()}); stop the stack and remove "
+                             f"{self.dir} to format it again with the user")
 
     def probe(self) -> tuple[bool, str]:
         if not port_open(self.address.host, self.address.port):
             return False, "port closed"
         from confluent_kafka.admin import AdminClient  # glue only; the probe needs a real client
 
-        admin = AdminClient({"bootstrap.servers": str(self.address), "socket.timeout.ms": 3000})
+        from connectors.kafka_clients import client_config  # with the security settings
+
+        admin = AdminClient(client_config(self.settings) | {"bootstrap.servers": str(self.address),
+                                                            "socket.timeout.ms": 3000})
         meta = admin.list_topics(timeout=3)
         return bool(meta.brokers), f"{len(meta.brokers)} broker(s), {len(meta.topics)} topic(s)"
 
@@ -212,9 +238,13 @@ class RedisService:
             "/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None)
         if server is None:
             raise StackError("redis: no 'redis-server' on PATH (Debian: apt-get install redis-server)")
+        if self.settings.redis_security.tls:
+            raise StackError("redis: the local stack serves Redis without TLS; for TLS point "
+                             "STREAMSCORE_REDIS at a TLS Redis with STREAMSCORE_REDIS_MODE=external")
         self.dir.mkdir(parents=True, exist_ok=True)
-        conf = self.config_file
-        conf.write_text(_REDIS_CONF.format(host=self.address.host, port=self.address.port, dir=self.dir))
+        conf = _REDIS_CONF.format(host=self.address.host, port=self.address.port, dir=self.dir)
+        # with a password set the file holds it: 0600
+        write_private(self.config_file, conf + security_conf.redis_auth_lines(self.settings))
         return [ProcessSpec(self.name, [server, str(conf)], self.log_file,
                             self.settings.run_dir / "redis.pid")]
 
@@ -225,11 +255,13 @@ class RedisService:
     def probe(self) -> tuple[bool, str]:
         if not port_open(self.address.host, self.address.port):
             return False, "port closed"
-        import redis  # glue only
+        from connectors.redis_client import RedisClientError, server_info  # AUTH and TLS from the settings
 
-        client = redis.Redis(host=self.address.host, port=self.address.port, socket_timeout=2)
-        info = client.info("server")
-        return bool(client.ping()), f"redis {info.get('redis_version', '?')}"
+        try:
+            info = server_info(self.settings)
+        except RedisClientError as exc:
+            return False, str(exc)
+        return True, f"redis {info.get('redis_version', '?')}"
 
 
 _REDIS_CONF = """bind {host}
