@@ -11,7 +11,8 @@ Layout (``format_version`` 1)::
      "onnx_sha256": "<hex>",
      "training": {"algorithm", "rows_train", "rows_test", "seed", "positive_rate",
                   "test_auc", "test_accuracy" (at the threshold; optional), "library_versions": {...}},
-     "drift_profile": {...}}                                        # drift.profile
+     "drift_profile": {...},                                        # drift.profile
+     "optimization": {"parent", "transformation", ...}}             # only on optimized versions
 
 Every malformed or inconsistent field raises :class:`ModelError` naming it.
 """
@@ -115,6 +116,7 @@ class ModelCard:
     training: TrainingSummary
     drift_profile: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
+    optimization: Mapping[str, Any] = field(default_factory=dict)  # models.optimize: parent, deltas, speed-ups
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.match(self.name):
@@ -129,6 +131,9 @@ class ModelCard:
         profiled = self.drift_profile.get("features") if self.drift_profile else None
         if profiled is not None and sorted(profiled) != sorted(contract.names):
             raise _fail("drift_profile.features", "does not cover exactly the contract's features")
+        if not isinstance(self.optimization, Mapping) or (
+                self.optimization and not {"parent", "transformation"} <= set(self.optimization)):
+            raise _fail("optimization", "is not an object with 'parent' and 'transformation'")
 
     @property
     def ref(self) -> str:
@@ -154,6 +159,7 @@ class ModelCard:
                          **({} if t.test_accuracy is None else {"test_accuracy": t.test_accuracy}),
                          "library_versions": dict(t.library_versions)},
             "drift_profile": self.drift_profile,
+            **({"optimization": self.optimization} if self.optimization else {}),
         }
 
     def to_json(self) -> str:
@@ -175,6 +181,7 @@ class ModelCard:
             onnx_sha256=_get(raw, "onnx_sha256", str, "onnx_sha256"),
             training=_training_from_dict(_get(raw, "training", Mapping, "training")),
             drift_profile=raw.get("drift_profile") or {}, description=raw.get("description", ""),
+            optimization=raw.get("optimization") or {},
         )
 
 

@@ -141,10 +141,12 @@ class ModelRegistry:
         return sorted(refs, key=lambda ref: (ref.name, _version_key(ref.version), ref.version))
 
     def latest(self, name: str) -> ModelRef:
+        """The newest version of ``name``; optimized builds (``1.0.0+int8``) only when nothing else exists."""
         versions = [ref for ref in self.list_models() if ref.name == name]
         if not versions:
             raise ModelError(f"no model named {name!r} under {self.root}")
-        return versions[-1]
+        releases = [ref for ref in versions if "+" not in ref.version]
+        return (releases or versions)[-1]
 
     def load(self, name: str, version: str | None = None) -> LoadedModel:
         """Load ``name, version``, a ``"name:version"`` ref, or the latest version of ``name``."""

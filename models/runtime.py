@@ -6,11 +6,24 @@ is used as given and must be available. Threads default to ``intra_op=1`` and
 ``inter_op=1``: a Flink task slot is one worker, parallelism comes from slots.
 The session is warmed up at load with batches of several sizes so the first
 real records do not pay for lazy initialisation.
+
+GPU providers get the options production needs (:class:`GpuOptions`): TensorRT
+with its engine and timing caches on disk (an engine is built once per model,
+shape profile and GPU, not at every start), one shape profile covering batch 1
+to ``trt_max_batch`` (no rebuild when a batch size is new), FP16 on request;
+CUDA with its arena settings. When a GPU provider runs the session,
+``predict_batch`` uses IO binding: the batch is copied to the device once,
+explicitly, and only the score output is bound and copied back. Which
+provider actually runs the session is logged (``onnx_session_ready``): TensorRT
+or CUDA can fail to initialise, and ONNX Runtime then falls back to the next one.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
@@ -26,6 +39,45 @@ GRAPH_OPTIMIZATION = {
     "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
 }
 WARMUP_BATCH_SIZES = (1, 7, 64, 256)
+GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+
+
+def _default_trt_cache_dir() -> str:
+    base = os.environ.get("STREAMSCORE_CACHE_DIR") or str(Path.home() / ".cache" / "streamscore")
+    return str(Path(base) / "tensorrt")
+
+
+@dataclass(frozen=True)
+class GpuOptions:
+    """Settings of the GPU providers; ignored when the session runs on the CPU."""
+
+    device_id: int = 0
+    trt_fp16: bool = False  # TensorRT may run layers in FP16 (looser scores; see benchmarks/gpu_check.py)
+    trt_cache_dir: str = field(default_factory=_default_trt_cache_dir)
+    trt_max_batch: int = 4096  # the shape profile: batch 1 .. trt_max_batch, tuned for trt_opt_batch
+    trt_opt_batch: int = 512
+    trt_workspace_bytes: int = 2 << 30
+    io_binding: bool | None = None  # None: on exactly when a GPU provider runs the session
+
+    def __post_init__(self) -> None:
+        if self.device_id < 0 or not 1 <= self.trt_opt_batch <= self.trt_max_batch:
+            raise ModelError(f"GpuOptions: need device_id >= 0 and 1 <= trt_opt_batch <= trt_max_batch, got {self}")
+
+
+def provider_options(provider: str, gpu: GpuOptions, input_name: str, width: int) -> dict[str, str]:
+    """ONNX Runtime options of one execution provider (strings, as its C API takes them)."""
+    if provider == "TensorrtExecutionProvider":
+        shape = lambda batch: f"{input_name}:{batch}x{width}"
+        return {"device_id": str(gpu.device_id), "trt_fp16_enable": str(gpu.trt_fp16),
+                "trt_engine_cache_enable": "True", "trt_engine_cache_path": gpu.trt_cache_dir,
+                "trt_timing_cache_enable": "True", "trt_timing_cache_path": gpu.trt_cache_dir,
+                "trt_max_workspace_size": str(gpu.trt_workspace_bytes),
+                "trt_profile_min_shapes": shape(1), "trt_profile_opt_shapes": shape(gpu.trt_opt_batch),
+                "trt_profile_max_shapes": shape(gpu.trt_max_batch)}
+    if provider == "CUDAExecutionProvider":
+        return {"device_id": str(gpu.device_id), "arena_extend_strategy": "kNextPowerOfTwo",
+                "cudnn_conv_algo_search": "HEURISTIC", "do_copy_in_default_stream": "True"}
+    return {}
 
 
 def choose_providers(requested: Sequence[str] | None = None,
@@ -66,7 +118,7 @@ class OnnxScorer:
 
     def __init__(self, model: LoadedModel, *, providers: Sequence[str] | None = None,
                  intra_op_threads: int = 1, inter_op_threads: int = 1, graph_optimization: str = "all",
-                 warmup_batch_sizes: Sequence[int] = WARMUP_BATCH_SIZES) -> None:
+                 warmup_batch_sizes: Sequence[int] = WARMUP_BATCH_SIZES, gpu: GpuOptions | None = None) -> None:
         self.model = model
         card = model.card
         self.input_name = card.onnx_input.name
@@ -74,13 +126,30 @@ class OnnxScorer:
         self.score_output = card.outputs.score_output
         self.score_column = card.outputs.score_column
         self.threshold = float(card.outputs.threshold)
+        self.gpu = gpu or GpuOptions()
         options = _session_options(intra_op_threads, inter_op_threads, graph_optimization)
         chosen = choose_providers(providers)
+        if "TensorrtExecutionProvider" in chosen:
+            Path(self.gpu.trt_cache_dir).mkdir(parents=True, exist_ok=True)
+        per_provider = [provider_options(p, self.gpu, self.input_name, self.width) for p in chosen]
         try:
-            self.session = ort.InferenceSession(model.onnx_bytes, sess_options=options, providers=chosen)
+            self.session = ort.InferenceSession(model.onnx_bytes, sess_options=options, providers=chosen,
+                                                provider_options=per_provider)
         except Exception as exc:  # onnxruntime raises its own exception types
             raise ModelError(f"{card.ref}: ONNX Runtime could not load the model: {exc}") from exc
+        on_gpu = self.providers[0] in GPU_PROVIDERS
+        self.io_binding = on_gpu if self.gpu.io_binding is None else self.gpu.io_binding
+        self._device = "cuda" if on_gpu else "cpu"
         self.warm_up(warmup_batch_sizes)
+        self._log_ready(chosen, graph_optimization)
+
+    def _log_ready(self, requested: list[str], graph_optimization: str) -> None:
+        from streamscore.logs import get_logger
+
+        get_logger("models.runtime").info(
+            "onnx_session_ready", model=self.model.card.ref, provider=self.providers[0], providers=self.providers,
+            requested=requested, io_binding=self.io_binding, graph_optimization=graph_optimization,
+            trt_fp16=self.gpu.trt_fp16 if self.providers[0] == "TensorrtExecutionProvider" else None)
 
     @property
     def providers(self) -> list[str]:
@@ -99,9 +168,25 @@ class OnnxScorer:
             raise ModelError(f"predict_batch needs shape (n, {self.width}), got {features.shape}")
         if features.shape[0] == 0:
             return np.empty(0, dtype=np.float64)
-        output = self.session.run([self.score_output], {self.input_name: np.ascontiguousarray(features)})[0]
+        features = np.ascontiguousarray(features)
+        if self.io_binding:
+            output = self._run_bound(features)
+        else:
+            output = self.session.run([self.score_output], {self.input_name: features})[0]
         scores = output if self.score_column is None else output[:, self.score_column]
         return scores.astype(np.float64)
+
+    def _run_bound(self, features: np.ndarray) -> np.ndarray:
+        """One run with IO binding: the input is placed on the session's device once, the score comes back."""
+        binding = self.session.io_binding()
+        if self._device == "cpu":
+            binding.bind_cpu_input(self.input_name, features)
+        else:
+            on_device = ort.OrtValue.ortvalue_from_numpy(features, self._device, self.gpu.device_id)
+            binding.bind_ortvalue_input(self.input_name, on_device)
+        binding.bind_output(self.score_output, "cpu")
+        self.session.run_with_iobinding(binding)
+        return binding.get_outputs()[0].numpy()
 
     def labels(self, scores: np.ndarray) -> np.ndarray:
         return labels_from_scores(scores, self.threshold)

@@ -1,4 +1,4 @@
-"""CLI for jobs and models: ``run``, ``submit``, ``jobs list|cancel``, ``models list|show|build-demo``."""
+"""CLI for jobs and models: ``run``, ``submit``, ``jobs list|cancel``, ``models list|show|build-demo|optimize``."""
 
 from __future__ import annotations
 
@@ -41,8 +41,11 @@ def add_parsers(sub) -> None:
     jobs.add_argument("--savepoint", action="store_true", help="stop with a savepoint (cancel)")
 
     models = sub.add_parser("models", help="the on-disk model registry")
-    models.add_argument("action", choices=["list", "show", "build-demo"])
-    models.add_argument("ref", nargs="?", help="NAME:VERSION (show)")
+    models.add_argument("action", choices=["list", "show", "build-demo", "optimize"])
+    models.add_argument("ref", nargs="?", help="NAME:VERSION (show, optimize)")
+    from models import optimize_cli
+
+    optimize_cli.add_arguments(models)
 
 
 def scoring_config(settings: Settings, args: argparse.Namespace):
@@ -108,19 +111,20 @@ def _jobs(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _models(args: argparse.Namespace) -> int:
+    from models import optimize_cli
     from models.registry import ModelRegistry, load_model
 
+    if args.action == "optimize":
+        return optimize_cli.optimize(args)
     if args.action == "list":
-        for ref in ModelRegistry().list_models():
+        for ref in ModelRegistry(args.registry_dir).list_models():
             print(ref)
     elif args.action == "show":
         if not args.ref:
             raise StreamscoreError("models show needs NAME:VERSION")
-        card = load_model(args.ref).card.to_dict()
+        card = load_model(args.ref, root=args.registry_dir).card.to_dict()
         card.pop("drift_profile", None)
         print(json.dumps(card, indent=2))
     else:
-        from models.build_demo import build_demo
-
-        print(json.dumps(build_demo(), indent=2, default=str))
+        return optimize_cli.build_demo(args)
     return 0

@@ -1,0 +1,175 @@
+"""Train, convert, verify and register the heavier demo model (``fraud-mlp:1.0.0``).
+
+``python -m models.build_heavy [--registry DIR]`` or ``streamscore models build-demo --heavy``
+
+The same events, feature contract, split, threshold rule and drift profile as
+``fraud:1.0.0`` (:mod:`models.build_demo`), but the model is a multi-layer
+perceptron 25-512-512-256-1 (ReLU, about 410k weights, ~1.6 MB of float32) so that
+inference cost, INT8/FP16 conversion and GPU providers show above the per-call overhead.
+
+- Features are standardised with a ``StandardScaler`` fitted on the training
+  split, and the scaling is *folded into the first layer* (``W' = W / s``,
+  ``b' = b - (m / s) W``): the ONNX graph holds only MatMul/Add/Relu/Sigmoid, no
+  ``ai.onnx.ml`` operator, so TensorRT can take all of it.
+- Training is ``partial_fit`` epochs with a fixed seed; the epoch with the best
+  validation AUC is kept (it overfits after about 5 epochs).
+- The converted graph is pruned to the ``probabilities`` output (skl2onnx's
+  ``label`` output needs ``ai.onnx.ml.ArrayFeatureExtractor``; the card's label
+  rule is ``score >= threshold`` anyway).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+from drift.profile import build_profile, score_profile
+from models import demo_data
+from models.build_demo import (
+    DEFAULT_ROWS,
+    DEFAULT_SEED,
+    _best_f1_threshold,
+    _encode_events,
+    _library_versions,
+    _onnx_scores,
+    _split,
+    _to_onnx,
+)
+from models.card import ModelCard, OutputSpec, TensorSpec, TrainingSummary
+from models.registry import CARD_FILE, DEFAULT_ROOT, ONNX_FILE, ModelRegistry, sha256_hex
+from streamscore.errors import ModelError
+
+MODEL_NAME, MODEL_VERSION = "fraud-mlp", "1.0.0"
+HIDDEN_LAYERS = (512, 512, 256)
+EPOCHS = 6
+MLP_PARAMS = {"hidden_layer_sizes": HIDDEN_LAYERS, "alpha": 1e-2, "batch_size": 512, "learning_rate_init": 3e-4}
+SCORE_TOLERANCE = 1e-4  # folding the scaler changes float32 rounding a little
+
+
+def _fit_best_epoch(x_train: np.ndarray, y_train: np.ndarray, x_valid: np.ndarray, y_valid: np.ndarray,
+                    seed: int, epochs: int, params: dict[str, Any]) -> tuple[Any, int, float]:
+    """``partial_fit`` epoch by epoch; returns (the best model on validation AUC, its epoch, that AUC)."""
+    from sklearn.metrics import roc_auc_score
+    from sklearn.neural_network import MLPClassifier
+
+    model = MLPClassifier(random_state=seed, **params)
+    best: tuple[Any, int, float] = (None, -1, -1.0)
+    for epoch in range(1, epochs + 1):
+        model.partial_fit(x_train, y_train, classes=np.array([0, 1]))
+        auc = float(roc_auc_score(y_valid, model.predict_proba(x_valid)[:, 1]))
+        if auc > best[2]:
+            best = (copy.deepcopy(model), epoch, auc)
+    return best
+
+
+def _fold_scaler(model: Any, mean: np.ndarray, scale: np.ndarray) -> Any:
+    """A copy of ``model`` that takes raw features: the standardisation moves into layer 1."""
+    folded = copy.deepcopy(model)
+    weights, bias = model.coefs_[0], model.intercepts_[0]
+    folded.coefs_[0] = weights / scale[:, None]
+    folded.intercepts_[0] = bias - (mean / scale) @ weights
+    return folded
+
+
+def _prune_to_scores(onnx_bytes: bytes, keep_output: str = "probabilities") -> bytes:
+    """Drop every graph output but ``keep_output`` and the nodes/initializers only they needed."""
+    model = onnx.load_model_from_string(onnx_bytes)
+    graph = model.graph
+    kept_outputs = [o for o in graph.output if o.name == keep_output]
+    del graph.output[:]
+    graph.output.extend(kept_outputs)
+    needed, kept_nodes = {keep_output}, []
+    for node in reversed(list(graph.node)):
+        if needed.intersection(node.output):
+            kept_nodes.append(node)
+            needed.update(name for name in node.input if name)
+    del graph.node[:]
+    graph.node.extend(reversed(kept_nodes))
+    kept_inits = [init for init in graph.initializer if init.name in needed]
+    del graph.initializer[:]
+    graph.initializer.extend(kept_inits)
+    onnx.checker.check_model(model)
+    return model.SerializeToString(deterministic=True)
+
+
+def _check_scores(onnx_bytes: bytes, x_test: np.ndarray, expected: np.ndarray) -> float:
+    worst = float(np.max(np.abs(_onnx_scores(onnx_bytes, x_test) - expected)))
+    if worst > SCORE_TOLERANCE:
+        raise ModelError(f"ONNX Runtime scores differ from sklearn's by {worst:.2e} (> {SCORE_TOLERANCE})")
+    return worst
+
+
+def train_heavy(seed: int = DEFAULT_SEED, rows: int = DEFAULT_ROWS, epochs: int = EPOCHS,
+                model_params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train and convert; returns the ONNX bytes, the card fields and the checks' numbers."""
+    from sklearn.metrics import roc_auc_score
+    from sklearn.preprocessing import StandardScaler
+
+    params = {**MLP_PARAMS, **(model_params or {})}
+    matrix, labels = _encode_events(rows, seed)
+    x_train, y_train, x_valid, y_valid, x_test, y_test = _split(matrix, labels, seed)
+    scaler = StandardScaler().fit(x_train)
+    scaled, best_epoch, valid_auc = _fit_best_epoch(scaler.transform(x_train), y_train, scaler.transform(x_valid),
+                                                    y_valid, seed, epochs, params)
+    model = _fold_scaler(scaled, scaler.mean_, scaler.scale_)
+    test_scores = scaled.predict_proba(scaler.transform(x_test))[:, 1]
+    onnx_bytes = _prune_to_scores(_to_onnx(model, matrix.shape[1], MODEL_NAME, MODEL_VERSION))
+    algorithm = (f"sklearn.MLPClassifier{sorted(params.items())} + StandardScaler folded into layer 1; "
+                 f"epoch {best_epoch} of {epochs} (best validation AUC {valid_auc:.4f})")
+    return {
+        "onnx_bytes": onnx_bytes,
+        "threshold": _best_f1_threshold(y_valid, _onnx_scores(onnx_bytes, x_valid)),
+        "training": TrainingSummary(
+            algorithm=algorithm, rows_train=len(y_train), rows_test=len(y_test), seed=seed,
+            positive_rate=round(float(labels.mean()), 6),
+            test_auc=round(float(roc_auc_score(y_test, test_scores)), 6), library_versions=_library_versions()),
+        "max_score_diff": _check_scores(onnx_bytes, x_test, test_scores),
+        "drift_profile": {**build_profile(demo_data.demo_contract(), x_train),
+                          "score": score_profile(_onnx_scores(onnx_bytes, x_test))},
+    }
+
+
+def build_heavy(registry_dir: str | Path | None = None, seed: int = DEFAULT_SEED, rows: int = DEFAULT_ROWS,
+                epochs: int = EPOCHS, model_params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train the heavy demo model and write ``<registry_dir>/fraud-mlp/1.0.0/model.{onnx,json}``."""
+    trained = train_heavy(seed, rows, epochs, model_params)
+    contract = demo_data.demo_contract()
+    card = ModelCard(
+        name=MODEL_NAME, version=MODEL_VERSION,
+        description=("Heavier demo card-fraud classifier: an MLP 25-512-512-256-1 on the same features and "
+                     "contract as fraud:1.0.0, for INT8/FP16 optimization and GPU checks."),
+        features=contract.features,
+        onnx_input=TensorSpec(name="features", dtype="float32", shape=(None, contract.width)),
+        outputs=OutputSpec(score_output="probabilities", score_column=1, threshold=trained["threshold"]),
+        onnx_sha256=sha256_hex(trained["onnx_bytes"]), training=trained["training"],
+        drift_profile=trained["drift_profile"])
+    registry = ModelRegistry(registry_dir if registry_dir is not None else DEFAULT_ROOT)
+    directory = registry.directory(MODEL_NAME, MODEL_VERSION)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / ONNX_FILE).write_bytes(trained["onnx_bytes"])
+    (directory / CARD_FILE).write_text(card.to_json(), encoding="utf-8")
+    registry.load(MODEL_NAME, MODEL_VERSION)  # round trip: checksum and graph checks
+    return {"directory": str(directory), "test_auc": card.training.test_auc, "threshold": card.outputs.threshold,
+            "algorithm": card.training.algorithm, "onnx_bytes": len(trained["onnx_bytes"]),
+            "max_score_diff": trained["max_score_diff"], "sha256": card.onnx_sha256}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m models.build_heavy", description=__doc__.splitlines()[0])
+    parser.add_argument("--registry", type=Path, default=DEFAULT_ROOT, help="registry root (default: models/)")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--rows", type=int, default=DEFAULT_ROWS)
+    parser.add_argument("--epochs", type=int, default=EPOCHS)
+    args = parser.parse_args(argv)
+    for key, value in build_heavy(args.registry, seed=args.seed, rows=args.rows, epochs=args.epochs).items():
+        print(f"{key}: {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
