@@ -245,7 +245,7 @@ class RedisService:
         conf = _REDIS_CONF.format(host=self.address.host, port=self.address.port, dir=self.dir)
         # with a password set the file holds it: 0600
         write_private(self.config_file, conf + security_conf.redis_auth_lines(self.settings))
-        return [ProcessSpec(self.name, [server, str(conf)], self.log_file,
+        return [ProcessSpec(self.name, [server, str(self.config_file)], self.log_file,
                             self.settings.run_dir / "redis.pid")]
 
     @property

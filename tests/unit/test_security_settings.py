@@ -206,6 +206,6 @@ def test_the_local_redis_config_holds_the_password_only_privately(tmp_path):
     settings = load_settings({"STREAMSCORE_HOME": str(tmp_path / "home"), "STREAMSCORE_REDIS_PASSWORD": PLANTED})
     service = RedisService(settings)
     spec = service.prepare()[0]
-    assert PLANTED not in " ".join(spec.argv)
+    assert spec.argv[1:] == [str(service.config_file)] and PLANTED not in " ".join(spec.argv)
     assert "requirepass" in service.config_file.read_text()
     assert stat.S_IMODE(service.config_file.stat().st_mode) == 0o600
