@@ -158,3 +158,15 @@ def test_gpu_provider_options(tmp_path):
     assert cuda["device_id"] == "0" and provider_options("CPUExecutionProvider", gpu, "features", 25) == {}
     with pytest.raises(ModelError, match="trt_opt_batch"):
         GpuOptions(trt_opt_batch=8192)
+
+
+def test_gpu_check_settings_and_score_checks():
+    from benchmarks.gpu_check import score_check, usable_settings
+
+    assert usable_settings(["AzureExecutionProvider", "CPUExecutionProvider"]) == ["cpu"]
+    assert usable_settings(["CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"]) == [
+        "cpu", "cuda", "trt", "trt-fp16"]
+    cpu = np.linspace(0.0, 1.0, 101)
+    assert score_check("fraud-mlp:1.0.0", "cuda", cpu + 5e-4, cpu, 0.5)["passed"]
+    assert not score_check("fraud-mlp:1.0.0", "cuda", cpu + 5e-3, cpu, 0.5)["passed"]
+    assert score_check("fraud-mlp:1.0.0", "trt-fp16", cpu + 5e-3, cpu, 0.5)["passed"]
