@@ -84,37 +84,54 @@ def summarize(vector: np.ndarray) -> LabelledSummary:
 
 @dataclass(frozen=True)
 class LabelledDecision:
-    """One closed labelled window: its numbers, the accuracy verdict, and whether to alert."""
+    """One closed labelled window: its numbers, the accuracy verdict, and what to emit."""
 
     sequence: int
     summary: LabelledSummary
     verdict: AccuracyVerdict
-    alert: bool  # a new episode or an escalation: emit an alert and a trigger (once per episode and tier)
+    alert: bool  # the window starts an episode or raises its tier (never repeated within an episode)
+    trigger: Tier | None  # the episode is confirmed (k of the last m windows): trigger once, at its worst tier
 
 
 class LabelledEpisodes:
-    """Tiers over consecutive labelled windows, without duplicates: an alert and a trigger when a
-    window starts an episode or raises its tier; a window with no significant drop ends the episode.
-    State (window sequence, episode tier) round-trips through bytes for Flink state."""
+    """Tiers over consecutive labelled windows, without duplicates.
 
-    def __init__(self, reference_accuracy: float, reference_n: int | None = None, alpha: float = 0.01):
+    An alert when a window starts an episode or raises its tier; a retraining trigger once per
+    episode, when ``confirm_k`` of the last ``confirm_m`` windows have a significant drop (a single
+    unlucky window does not retrain a model), at the episode's worst tier so far. A window with no
+    significant drop ends the episode. State round-trips through bytes for Flink state.
+    """
+
+    def __init__(self, reference_accuracy: float, reference_n: int | None = None, *, alpha: float = 0.01,
+                 confirm_k: int = 2, confirm_m: int = 3):
         self.reference_accuracy, self.reference_n, self.alpha = reference_accuracy, reference_n, alpha
-        self.sequence, self.episode_tier = 0, Tier.NONE
+        self.confirm_k, self.confirm_m = confirm_k, confirm_m
+        self.sequence, self.episode_tier, self.triggered, self.recent = 0, Tier.NONE, False, []
 
     def decide(self, vector: np.ndarray) -> LabelledDecision:
         summary = summarize(vector)
         verdict = judge_accuracy(self.reference_accuracy, summary.accuracy, summary.n, alpha=self.alpha,
                                  reference_n=self.reference_n)
         alert = verdict.tier > self.episode_tier
-        self.episode_tier = Tier.NONE if verdict.tier == Tier.NONE else max(self.episode_tier, verdict.tier)
-        decision = LabelledDecision(self.sequence, summary, verdict, alert)
+        self.recent = (self.recent + [int(verdict.tier)])[-self.confirm_m:]
+        if verdict.tier == Tier.NONE:
+            self.episode_tier, self.triggered = Tier.NONE, False
+        else:
+            self.episode_tier = max(self.episode_tier, verdict.tier)
+        trigger = None
+        if not self.triggered and sum(t > 0 for t in self.recent) >= self.confirm_k:
+            trigger, self.triggered = self.episode_tier, True
+        decision = LabelledDecision(self.sequence, summary, verdict, alert, trigger)
         self.sequence += 1
         return decision
 
     def snapshot(self) -> bytes:
-        return json.dumps({"sequence": self.sequence, "episode_tier": int(self.episode_tier)}).encode()
+        return json.dumps({"sequence": self.sequence, "episode_tier": int(self.episode_tier),
+                           "triggered": self.triggered, "recent": self.recent}).encode()
 
     def restore(self, state: bytes | None) -> None:
         raw = json.loads(state) if state else {}
         self.sequence = int(raw.get("sequence", 0))
         self.episode_tier = Tier(int(raw.get("episode_tier", 0)))
+        self.triggered = bool(raw.get("triggered", False))
+        self.recent = [int(t) for t in raw.get("recent", [])]

@@ -35,11 +35,15 @@ class DriftJobConfig(JsonJobConfig):
     confirm_k: int = 2
     confirm_m: int = 3
     cooldown_windows: int = 10
+    labels_topic: str | None = None  # delayed ground truth joined to scored records by event id; None = off
+    label_window_events: int = 1000  # labelled (joined) events per accuracy window
+    label_wait_ms: int = 600_000  # how long a scored record waits for its label (join state TTL)
 
     def checked(self) -> DriftJobConfig:
         if self.window_kind not in WINDOW_KINDS:
             raise ConfigError(f"window_kind must be one of {WINDOW_KINDS}, got {self.window_kind!r}")
-        for name in ("window_events", "window_ms", "checkpoint_interval_ms", "confirm_k", "confirm_m"):
+        for name in ("window_events", "window_ms", "checkpoint_interval_ms", "confirm_k", "confirm_m",
+                     "label_window_events", "label_wait_ms"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("allowed_lateness_ms", "max_out_of_orderness_ms", "idle_timeout_ms", "cooldown_windows"):

@@ -29,12 +29,22 @@ from pyflink.table import DataTypes, StreamTableEnvironment
 from pyflink.table.udf import FunctionContext, ScalarFunction, udf
 
 from jobs.drift_config import DriftJobConfig
+from jobs.drift_logic import LABELS_WINDOW
 from jobs.kafka_tables import KafkaTableSpec, sink_ddl, source_ddl
 
 PARTIAL_TYPE = DataTypes.ROW([
     DataTypes.FIELD("window_start", DataTypes.BIGINT()),
     DataTypes.FIELD("n", DataTypes.BIGINT()),
     DataTypes.FIELD("counts", DataTypes.BYTES()),
+])
+SCORED_IDS_TYPE = DataTypes.ROW([
+    DataTypes.FIELD("event_id", DataTypes.STRING()),
+    DataTypes.FIELD("score", DataTypes.DOUBLE()),
+    DataTypes.FIELD("predicted", DataTypes.INT()),
+])
+LABEL_IDS_TYPE = DataTypes.ROW([
+    DataTypes.FIELD("event_id", DataTypes.STRING()),
+    DataTypes.FIELD("label", DataTypes.INT()),
 ])
 OUTPUT_TYPE = Types.ROW_NAMED(["sink", "msg_key", "payload"],
                               [Types.STRING(), Types.PRIMITIVE_ARRAY(Types.BYTE()), Types.PRIMITIVE_ARRAY(Types.BYTE())])
@@ -63,6 +73,38 @@ class PartialCounts(ScalarFunction):
         return pd.DataFrame({"window_start": starts, "n": sizes, "counts": blobs})
 
 
+class DecodeIds(ScalarFunction):
+    """Arrow batches of ``scored`` or ``labels`` payloads -> the join's columns (event_id None = skip)."""
+
+    def __init__(self, config: DriftJobConfig, source: str):
+        self.config, self.source = config, source
+        self.logic = None
+
+    def open(self, function_context: FunctionContext):
+        from jobs.drift_logic import SidecarLogic
+
+        self.logic = SidecarLogic.for_model(self.config)
+
+    def eval(self, payload: pd.Series) -> pd.DataFrame:
+        if self.source == "scored":
+            ids, scores, predicted = self.logic.decode_scored_ids(payload.tolist())
+            return pd.DataFrame({"event_id": ids, "score": scores, "predicted": predicted})
+        ids, labels = self.logic.decode_label_ids(payload.tolist())
+        return pd.DataFrame({"event_id": ids, "label": labels})
+
+
+class LabelledPartial(ScalarFunction):
+    """Joined (score, predicted, actual) rows of one Arrow batch -> one partial count vector (first row)."""
+
+    def eval(self, score: pd.Series, predicted: pd.Series, actual: pd.Series) -> pd.DataFrame:
+        from jobs.drift_logic import SidecarLogic
+
+        n = len(score)
+        window, size, blob = SidecarLogic.label_partial(score.to_numpy(), predicted.to_numpy(), actual.to_numpy())
+        return pd.DataFrame({"window_start": [window] * n, "n": [size] + [0] * (n - 1),
+                             "counts": [blob] + [b""] * (n - 1)})
+
+
 def _epoch_millis(ts: pd.Series):
     """Arrow TIMESTAMP_LTZ values -> int64 epoch milliseconds."""
     values = pd.to_datetime(ts, utc=True).dt.tz_convert(None).to_numpy()
@@ -78,7 +120,14 @@ class DriftWindows(KeyedProcessFunction):
     def open(self, runtime_context: RuntimeContext):
         from jobs.drift_logic import SidecarLogic
 
+        from jobs.job_metrics import SidecarMetrics
+
         self.logic = SidecarLogic.for_model(self.config)
+        self.metrics = SidecarMetrics(runtime_context.get_metrics_group(), self.logic.model_name,
+                                      self.logic.model_version, self.logic.counter.contract.names)
+        self.labelled = runtime_context.get_state(ValueStateDescriptor("labelled", Types.PRIMITIVE_ARRAY(Types.BYTE())))
+        self.labelled_state = runtime_context.get_state(
+            ValueStateDescriptor("labelled_episodes", Types.PRIMITIVE_ARRAY(Types.BYTE())))
         self.windows = runtime_context.get_map_state(
             MapStateDescriptor("windows", Types.LONG(), Types.PRIMITIVE_ARRAY(Types.BYTE())))
         self.detector_state = runtime_context.get_state(
@@ -86,6 +135,9 @@ class DriftWindows(KeyedProcessFunction):
 
     def process_element(self, value, ctx: KeyedProcessFunction.Context):
         window_start, blob = value[0], value[2]
+        if window_start == LABELS_WINDOW:
+            yield from self._labelled(blob)
+            return
         current = self.windows.get(window_start)
         merged = self.logic.merge(current, blob)
         if self.config.window_kind == "count":
@@ -109,12 +161,41 @@ class DriftWindows(KeyedProcessFunction):
         state = self.detector_state.value()
         outputs, new_state = self.logic.judge(window_start, counts, state)
         self.detector_state.update(new_state)
+        self.metrics.record_window(self.logic.last_verdict)
+        for sink, key, payload in outputs:
+            yield Row(sink, key, payload)
+
+    def _labelled(self, blob: bytes):
+        merged = self.logic.merge_labelled(self.labelled.value(), blob)
+        if self.logic.events_in(merged) < self.config.label_window_events:
+            self.labelled.update(merged)
+            return
+        self.labelled.clear()
+        outputs, new_state = self.logic.judge_labelled(merged, self.labelled_state.value())
+        self.labelled_state.update(new_state)
+        self.metrics.record_labelled(self.logic.last_labelled)
         for sink, key, payload in outputs:
             yield Row(sink, key, payload)
 
 
-def _register_sources(t_env: StreamTableEnvironment, config: DriftJobConfig) -> None:
-    for table, topic in (("events_in", config.events_topic), ("scored_in", config.scored_topic)):
+def labels_enabled(config: DriftJobConfig) -> bool:
+    """Labels are joined when a labels topic is configured and the model card holds the reference accuracy."""
+    if not config.labels_topic:
+        return False
+    from models.registry import load_model
+
+    if load_model(config.model, root=config.registry_dir).card.training.test_accuracy is None:
+        print(f"streamscore: labels topic {config.labels_topic!r} ignored: model {config.model} has no "
+              f"training.test_accuracy in its card (the reference labelled windows are judged against)", flush=True)
+        return False
+    return True
+
+
+def _register_sources(t_env: StreamTableEnvironment, config: DriftJobConfig, with_labels: bool) -> None:
+    sources = [("events_in", config.events_topic), ("scored_in", config.scored_topic)]
+    if with_labels:
+        sources.append(("labels_in", config.labels_topic))
+    for table, topic in sources:
         t_env.execute_sql(source_ddl(KafkaTableSpec(table, topic, config.bootstrap), f"{config.job_name}-{table}",
                                      startup=config.startup_mode,
                                      watermark_delay_ms=config.max_out_of_orderness_ms))
@@ -125,8 +206,28 @@ def _register_sources(t_env: StreamTableEnvironment, config: DriftJobConfig) -> 
                                    exactly_once=True, keyed=True, with_timestamp=False))
 
 
+def _labelled_partials(t_env: StreamTableEnvironment, config: DriftJobConfig):
+    """Labels joined to scored records by event id (a regular join in Flink SQL, state kept for
+    ``label_wait_ms``), then counted per Arrow batch into labelled partials."""
+    for name, source, result_type in (("scored_ids", "scored", SCORED_IDS_TYPE), ("label_ids", "labels", LABEL_IDS_TYPE)):
+        t_env.create_temporary_function(f"decode_{name}", udf(DecodeIds(config, source), result_type=result_type,
+                                                               func_type="pandas"))
+    t_env.create_temporary_function("labelled_partial", udf(LabelledPartial(), result_type=PARTIAL_TYPE,
+                                                             func_type="pandas"))
+    t_env.execute_sql("CREATE TEMPORARY VIEW scored_ids AS SELECT d.event_id AS event_id, d.score AS score, "
+                      "d.predicted AS predicted FROM (SELECT decode_scored_ids(payload) AS d FROM scored_in) "
+                      "WHERE d.event_id IS NOT NULL")
+    t_env.execute_sql("CREATE TEMPORARY VIEW label_ids AS SELECT d.event_id AS event_id, d.label AS label "
+                      "FROM (SELECT decode_label_ids(payload) AS d FROM labels_in) WHERE d.event_id IS NOT NULL")
+    joined = t_env.sql_query(
+        "SELECT p.window_start, p.n, p.counts FROM (SELECT labelled_partial(s.score, s.predicted, l.label) AS p "
+        "FROM scored_ids s JOIN label_ids l ON s.event_id = l.event_id) WHERE p.n > 0")
+    return t_env.to_data_stream(joined)
+
+
 def build(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment, config: DriftJobConfig):
-    _register_sources(t_env, config)
+    with_labels = labels_enabled(config)
+    _register_sources(t_env, config, with_labels)
     partial_streams = []
     for table, source in (("events_in", "events"), ("scored_in", "scored")):
         fn = udf(PartialCounts(config, source), result_type=PARTIAL_TYPE, func_type="pandas")
@@ -135,7 +236,9 @@ def build(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment, config
             f"SELECT p.window_start, p.n, p.counts FROM "
             f"(SELECT partial_{source}(payload, src_timestamp) AS p FROM {table}) WHERE p.n > 0")
         partial_streams.append(t_env.to_data_stream(partials))
-    merged = partial_streams[0].union(partial_streams[1])
+    if with_labels:
+        partial_streams.append(_labelled_partials(t_env, config))
+    merged = partial_streams[0].union(*partial_streams[1:])
     outputs = merged.key_by(lambda row: 0, key_type=Types.INT()).process(DriftWindows(config), output_type=OUTPUT_TYPE)
     out_table = t_env.from_data_stream(outputs)
     t_env.create_temporary_view("drift_out", out_table)
@@ -162,6 +265,7 @@ def main(argv: list[str] | None = None) -> None:
     conf.set("python.fn-execution.bundle.size", "1000")
     conf.set("python.fn-execution.bundle.time", "200")
     conf.set("table.exec.source.idle-timeout", f"{config.idle_timeout_ms} ms")
+    conf.set("table.exec.state.ttl", f"{config.label_wait_ms} ms")  # the label join's state
     if args.connector_jar:
         conf.set("pipeline.jars", args.connector_jar)
     result = build(env, t_env, config).execute()

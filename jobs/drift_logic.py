@@ -17,6 +17,8 @@ from jobs.drift_config import DriftJobConfig
 from schemas import SerdeError, serde_for
 
 SINK_ALERTS, SINK_CONTROL = "alerts", "control"
+LABELS_WINDOW = -1  # the partial stream's window key for labelled (joined) rows: counted, not timed
+ACCURACY_FEATURE = "model_accuracy"
 
 
 class SidecarLogic:
@@ -25,8 +27,13 @@ class SidecarLogic:
         self.model_name, self.model_version = card.name, card.version
         self._profile_raw = card.drift_profile
         self._detector_template = None
+        self.reference_accuracy = card.training.test_accuracy
+        self.reference_n = card.training.rows_test
+        self.last_verdict = None
+        self.last_labelled = None
         self._events, self._scored = serde_for("event"), serde_for("scored")
         self._alert, self._control = serde_for("drift_alert"), serde_for("control")
+        self._label = serde_for("label")
 
     @classmethod
     def for_model(cls, config: DriftJobConfig) -> SidecarLogic:
@@ -107,6 +114,7 @@ class SidecarLogic:
         stats = self.counter.judge_vector(vector)
         detector = self._detector(detector_state)
         verdict = detector.advance(stats)
+        self.last_verdict = verdict
         window = self._window_facts(window_start, vector, verdict.window_id)
         tests = {t.feature: t for t in verdict.tests}
         outputs = [(SINK_ALERTS, f"{self.model_name}:{a.feature}".encode(),
@@ -155,6 +163,88 @@ class SidecarLogic:
             "reasons": [trigger.rule, *[f"drift in {f}" for f in trigger.features]],
             "window_ids": [window["window_id"]], "payload_json": None,
             "emitted_time": int(time.time() * 1000),
+        })
+
+
+    # -- labelled windows (delayed ground truth joined by event id) --------------------------------
+
+    def decode_scored_ids(self, payloads: list[bytes]) -> tuple[list, list, list]:
+        """(event_id or None, score, predicted label) per scored payload of this model."""
+        ids, scores, predicted = [None] * len(payloads), [0.0] * len(payloads), [0] * len(payloads)
+        for i, payload in enumerate(payloads):
+            try:
+                record = self._scored.decode(payload)
+            except SerdeError:
+                continue
+            if record["model_name"] == self.model_name and record["model_version"] == self.model_version:
+                ids[i], scores[i], predicted[i] = record["event_id"], record["score"], record["label"]
+        return ids, scores, predicted
+
+    def decode_label_ids(self, payloads: list[bytes]) -> tuple[list, list]:
+        """(event_id or None, true label) per labels payload."""
+        ids, labels = [None] * len(payloads), [0] * len(payloads)
+        for i, payload in enumerate(payloads):
+            try:
+                record = self._label.decode(payload)
+            except SerdeError:
+                continue
+            if record["label"] in (0, 1):
+                ids[i], labels[i] = record["event_id"], record["label"]
+        return ids, labels
+
+    @staticmethod
+    def label_partial(scores, predicted, actual) -> tuple[int, int, bytes]:
+        from drift.labelled import label_counts
+
+        counts = label_counts(np.asarray(scores), np.asarray(predicted), np.asarray(actual))
+        return LABELS_WINDOW, int(counts[0]), counts.tobytes()
+
+    @staticmethod
+    def merge_labelled(current: bytes | None, partial: bytes) -> bytes:
+        from drift.labelled import merge
+
+        previous = None if current is None else np.frombuffer(current, dtype=np.int64)
+        return merge(previous, np.frombuffer(partial, dtype=np.int64)).tobytes()
+
+    def judge_labelled(self, counts: bytes, state: bytes | None):
+        """A closed labelled window -> ([(sink, key, payload)], new state); alerts once per episode and tier."""
+        from drift.labelled import LabelledEpisodes
+
+        episodes = LabelledEpisodes(self.reference_accuracy, self.reference_n, alpha=self.config.alpha,
+                                    confirm_k=self.config.confirm_k, confirm_m=self.config.confirm_m)
+        episodes.restore(state)
+        decision = episodes.decide(np.frombuffer(counts, dtype=np.int64))
+        self.last_labelled = decision
+        window = {"window_id": f"{self.config.job_name}:labels:{decision.sequence}", "start": 0, "end": 0,
+                  "size": decision.summary.n}
+        outputs = []
+        if decision.alert:
+            outputs.append((SINK_ALERTS, f"{self.model_name}:{ACCURACY_FEATURE}".encode(),
+                            self._accuracy_alert(window, decision)))
+        if decision.trigger is not None:
+            outputs.append((SINK_CONTROL, self.model_name.encode(), self._accuracy_trigger(window, decision)))
+        return outputs, episodes.snapshot()
+
+    def _accuracy_alert(self, window: dict, decision) -> bytes:
+        verdict = decision.verdict
+        return self._alert.encode({
+            "alert_id": f"{window['window_id']}:{ACCURACY_FEATURE}", "model_name": self.model_name,
+            "model_version": self.model_version, "feature": ACCURACY_FEATURE, "window_id": window["window_id"],
+            "window_start": window["start"], "window_end": window["end"], "window_size": window["size"],
+            "statistic": "ACCURACY", "value": float(verdict.observed), "p_value": float(verdict.p_value),
+            "threshold": float(verdict.reference), "tier": verdict.tier.name, "emitted_time": int(time.time() * 1000),
+        })
+
+    def _accuracy_trigger(self, window: dict, decision) -> bytes:
+        verdict, summary = decision.verdict, decision.summary
+        auc = "n/a" if summary.auc is None else f"{summary.auc:.3f}"
+        reason = (f"accuracy {verdict.observed:.3f} vs reference {verdict.reference:.3f} "
+                  f"({verdict.drop * 100:.1f} points, p {verdict.p_value:.1e}) over {summary.n} labelled events; AUC {auc}")
+        return self._control.encode({
+            "message_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{window['window_id']}:trigger")),
+            "kind": "RETRAIN_TRIGGER", "model_name": self.model_name, "model_version": self.model_version,
+            "tier": decision.trigger.name, "action": decision.trigger.action, "reasons": [reason],
+            "window_ids": [window["window_id"]], "payload_json": None, "emitted_time": int(time.time() * 1000),
         })
 
 

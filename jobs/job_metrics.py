@@ -112,3 +112,50 @@ class ScoringMetrics:
         if code not in self.dead_by_reason:
             self.dead_by_reason[code] = self._reason_group.add_group("reason", code).counter("events_dead_lettered")
         return self.dead_by_reason[code]
+
+
+class SidecarMetrics:
+    """The drift sidecar's metrics under ``model``/``version``/``drift`` groups (see docs/metrics.md).
+
+    Gauges read the last closed window's values; Python gauges are integers, hence x1000."""
+
+    TIERS = ("SMALL", "MODERATE", "SEVERE")
+
+    def __init__(self, root_group, model_name: str, model_version: str, features: Sequence[str]):
+        group = root_group.add_group("model", model_name).add_group("version", model_version).add_group("drift")
+        self.psi_milli: dict[str, int] = dict.fromkeys(features, 0)
+        self.ks_milli: dict[str, int] = dict.fromkeys(features, 0)
+        for feature in features:
+            feature_group = group.add_group("feature", feature)
+            feature_group.gauge("psi_milli", lambda f=feature: self.psi_milli[f])
+            feature_group.gauge("ks_milli", lambda f=feature: self.ks_milli[f])
+        self.windows_closed = group.counter("windows_closed")
+        self.alerts = {tier: group.add_group("tier", tier).counter("alerts") for tier in self.TIERS}
+        self.triggers = {tier: group.add_group("tier", tier).counter("triggers") for tier in self.TIERS}
+        labels = group.add_group("labels")
+        self.accuracy_milli, self.auc_milli = 0, 0
+        labels.gauge("accuracy_milli", lambda: self.accuracy_milli)
+        labels.gauge("auc_milli", lambda: self.auc_milli)
+        self.labelled_windows = labels.counter("windows_closed")
+
+    def record_window(self, verdict) -> None:
+        """A judged feature window (a :class:`drift.decision.WindowVerdict`)."""
+        self.windows_closed.inc(1)
+        for test in verdict.tests:
+            if test.feature in self.psi_milli:
+                self.psi_milli[test.feature] = int(round(test.psi * 1000))
+                self.ks_milli[test.feature] = int(round(test.statistic * 1000)) if test.test == "KS" else 0
+        for alert in verdict.alerts:
+            self.alerts[alert.tier.name].inc(1)
+        if verdict.trigger is not None:
+            self.triggers[verdict.trigger.tier.name].inc(1)
+
+    def record_labelled(self, decision) -> None:
+        """A judged labelled window (a :class:`drift.labelled.LabelledDecision`)."""
+        self.labelled_windows.inc(1)
+        self.accuracy_milli = int(round(decision.summary.accuracy * 1000))
+        self.auc_milli = int(round((decision.summary.auc or 0.0) * 1000))
+        if decision.alert:
+            self.alerts[decision.verdict.tier.name].inc(1)
+        if decision.trigger is not None:
+            self.triggers[decision.trigger.name].inc(1)

@@ -61,14 +61,18 @@ def drift_config_from_settings(settings: Settings, **overrides) -> DriftJobConfi
         "scored_topic": settings.topic("scored").name,
         "alerts_topic": settings.topic("drift_alerts").name,
         "control_topic": settings.topic("control").name,
+        "labels_topic": settings.topic("labels").name,
     }
     base.update({k: v for k, v in overrides.items() if v is not None})
+    if base["labels_topic"] == "":
+        base["labels_topic"] = None  # labels explicitly off
     return DriftJobConfig(**base).checked()
 
 
 def preflight_drift(settings: Settings, config: DriftJobConfig) -> None:
     _require_topics(settings, (("events", config.events_topic), ("scored", config.scored_topic),
-                               ("drift-alerts", config.alerts_topic), ("control", config.control_topic)))
+                               ("drift-alerts", config.alerts_topic), ("control", config.control_topic),
+                               *((("labels", config.labels_topic),) if config.labels_topic else ())))
     raw = broker_config_value(settings, "transaction.max.timeout.ms")
     if raw is not None and config.transaction_timeout_ms > int(raw):
         raise ConfigError(f"transaction_timeout_ms {config.transaction_timeout_ms} exceeds the broker's "

@@ -49,6 +49,7 @@ def test_no_drop_rarely_alerts_and_a_big_drop_alerts_once_per_episode():
     episodes = LabelledEpisodes(reference_accuracy=0.95)
     decisions = [episodes.decide(label_counts(*_window(rng, 1000, 0.85))) for _ in range(4)]
     assert [d.alert for d in decisions] == [True, False, False, False]
+    assert [d.trigger for d in decisions] == [None, Tier.SEVERE, None, None]  # confirmed by 2 of 3, once
     assert decisions[0].verdict.tier == Tier.SEVERE and decisions[0].sequence == 0
     recovered = episodes.decide(label_counts(*_window(rng, 1000, 0.95)))
     assert not recovered.alert and episodes.episode_tier == Tier.NONE
@@ -65,3 +66,13 @@ def test_escalation_alerts_again_and_state_round_trips():
     assert (restored.sequence, restored.episode_tier) == (1, Tier.MODERATE)
     worse = restored.decide(label_counts(*_window(rng, 4000, 0.85)))
     assert worse.alert and worse.verdict.tier == Tier.SEVERE
+    assert worse.trigger == Tier.SEVERE  # the restored state remembered the first tiered window
+
+
+def test_one_unlucky_window_alerts_but_never_triggers():
+    rng = np.random.default_rng(5)
+    episodes = LabelledEpisodes(reference_accuracy=0.95)
+    bad = episodes.decide(label_counts(*_window(rng, 1000, 0.85)))
+    good = [episodes.decide(label_counts(*_window(rng, 1000, 0.95))) for _ in range(3)]
+    assert bad.alert and bad.trigger is None
+    assert all(d.trigger is None and not d.alert for d in good)

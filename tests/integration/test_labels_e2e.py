@@ -1,0 +1,87 @@
+"""Delayed labels joined to scored records in the drift sidecar: accuracy windows on the real stack.
+
+6,000 events are scored; then their true labels arrive on a labels topic, the second half with
+10 % flipped (concept drift: the features do not move, only the truth does). Windows of 1,000
+labelled events: the first three match the card's held-out accuracy and stay quiet; the fourth
+drops ~9 points and raises one SEVERE accuracy alert and one trigger; the episode then continues
+without repeating them.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+
+from connectors.kafka_clients import produce_transactionally, read_topic
+from jobs.flink_cluster import cancel_job
+from jobs.submit import drift_config_from_settings, scoring_config_from_settings, submit_drift, submit_scoring
+from models.demo_data import generate_labelled
+from models.demo_labels import LabelPlan, label_records
+from schemas import serde_for
+from streamscore.labels import produce_labels
+
+pytestmark = pytest.mark.integration
+
+TOTAL, FLIP_AFTER = 6_000, 3_000
+
+
+def _read(settings, topic: str, schema: str, idle_s: float) -> list[dict]:
+    serde = serde_for(schema)
+    return [serde.decode(r.value) for r in read_topic(settings, topic, idle_timeout_s=idle_s)]
+
+
+def _wait_for(predicate, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(1)
+
+
+def test_flipped_labels_raise_one_accuracy_alert_and_trigger(settings, fresh_topics):
+    events_t, scored_t, dead_t, alerts_t, control_t, labels_t = fresh_topics(
+        "events", "scored", "dead", "alerts", "control", "labels")
+    tag = uuid.uuid4().hex[:8]
+    scoring = scoring_config_from_settings(settings, events_topic=events_t, scored_topic=scored_t,
+                                           dead_letter_topic=dead_t, job_name=f"it-lscore-{tag}",
+                                           startup_mode="earliest-offset")
+    drift = drift_config_from_settings(settings, events_topic=events_t, scored_topic=scored_t, alerts_topic=alerts_t,
+                                       control_topic=control_t, labels_topic=labels_t, job_name=f"it-ldrift-{tag}",
+                                       startup_mode="earliest-offset", label_window_events=1000)
+    events, truth = generate_labelled(TOTAL, seed=31, id_prefix=f"l{tag}-")
+    now = int(time.time() * 1000)
+    for i, event in enumerate(events):
+        event["event_time"] = now + i
+    encode = serde_for("event").encode
+    jobs = [submit_scoring(settings, scoring), submit_drift(settings, drift)]
+    try:
+        produce_transactionally(settings, events_t, ((e["event_id"].encode(), encode(e), e["event_time"])
+                                                     for e in events), transaction_size=500)
+        _wait_for(lambda: len(_read(settings, scored_t, "scored", 2)) >= TOTAL, 120, "all events scored")
+        labels = label_records(events, truth, LabelPlan(delay_ms=2000, flip_rate=0.10, flip_after=FLIP_AFTER, seed=5))
+        produce_labels(settings, labels, topic=labels_t, transaction_size=500)
+        _wait_for(lambda: _read(settings, control_t, "control", 2), 120, "an accuracy trigger")
+        time.sleep(5)  # later windows would add (duplicate) alerts now
+        alerts = [a for a in _read(settings, alerts_t, "drift_alert", 3) if a["statistic"] == "ACCURACY"]
+        triggers = _read(settings, control_t, "control", 3)
+    finally:
+        for job_id in jobs:
+            cancel_job(settings, job_id)
+
+    # Windows close at >= 1000 joined rows on Arrow-batch boundaries, so the window where the flip
+    # begins mixes clean and flipped labels: it may alert at a lower tier, escalated by the next one.
+    facts = [(a["window_id"], a["window_size"], round(a["value"], 3), a["tier"]) for a in alerts]
+    tiers = [("SMALL", "MODERATE", "SEVERE").index(a["tier"]) for a in alerts]
+    assert alerts and tiers == sorted(set(tiers)) and alerts[-1]["tier"] == "SEVERE", facts
+    assert len({a["alert_id"] for a in alerts}) == len(alerts), facts
+    sequences = [int(a["window_id"].rsplit(":", 1)[1]) for a in alerts]
+    assert sequences[0] >= 1, facts  # the first window (1000+ true labels) is quiet
+    assert all(a["feature"] == "model_accuracy" and a["window_size"] >= 1000 for a in alerts)
+    assert all(a["threshold"] == pytest.approx(0.95725) for a in alerts)
+    assert 0.80 < alerts[-1]["value"] < 0.90 and alerts[-1]["p_value"] < 1e-6, facts
+    assert len(triggers) == 1, triggers
+    trigger = triggers[0]
+    assert (trigger["tier"], trigger["action"]) == ("SEVERE", "emergency_rollback_or_retrain")
+    assert trigger["reasons"][0].startswith("accuracy 0.8") and "AUC" in trigger["reasons"][0]
