@@ -70,5 +70,6 @@ def blocking_call(settings: Settings, client, watch: ConnectionWatch | None, cal
             client.poll(0)  # serve error_cb
             if watch.refusal:
                 raise KafkaAuthError(refused_message(settings, watch.refusal)) from None
-            if exc.args[0].code() not in _TIMEOUTS or time.monotonic() >= deadline:
-                raise
+            error = exc.args[0]
+            if not (error.code() in _TIMEOUTS or error.retriable()) or time.monotonic() >= deadline:
+                raise  # as the single call would have, after the same time

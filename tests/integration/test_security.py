@@ -1,0 +1,289 @@
+"""The security baseline for real: a second stack (own home, free ports) with Kafka on a SASL_SSL
+listener (SCRAM-SHA-512, certificates made here) and Redis with a password.
+
+Every kind of client goes through it (confluent-kafka admin/producer/consumer, the CLI, a PyFlink
+job on the stack's session cluster), a wrong password fails at once with one clear line, and the
+planted passwords are then looked for everywhere they must not be: every file under the stack's
+home (logs, configs, checkpoints), the CLI's output, the Flink REST API, every process's argv.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from security_certs import make_tls_files
+
+from connectors.kafka_clients import (
+    create_topics,
+    existing_topics,
+    read_topic,
+    transactional_producer,
+)
+from connectors.kafka_errors import KafkaAuthError
+from connectors.redis_client import RedisClientError, redis_client, server_info
+from jobs.flink_cluster import JOBS_DIR, cancel_job, rest, submit_python_job, wait_running
+from streamscore.config import TopicSpec, load_settings
+from streamscore.security import Secret
+from streamscore.stack import Stack
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+KAFKA_SECRET = "Zebra-Planted-7781"
+REDIS_SECRET = "Quokka-Redis-5513"
+
+
+def _free_port(pair: bool = False) -> int:
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if not pair or _bindable(port + 1):
+            return port
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def _private_file(path: Path, text: str) -> Path:
+    path.write_text(text + "\n")
+    path.chmod(0o600)
+    return path
+
+
+@dataclasses.dataclass
+class SecureStack:
+    settings: object
+    env: dict
+    root: Path
+
+
+@pytest.fixture(scope="module")
+def secure(tmp_path_factory):
+    root = tmp_path_factory.mktemp("secure")
+    tls = make_tls_files(root / "tls")
+    env = {
+        "STREAMSCORE_HOME": str(root / "home"),
+        "STREAMSCORE_KAFKA_BOOTSTRAP": f"127.0.0.1:{_free_port()}",
+        "STREAMSCORE_KAFKA_CONTROLLER_PORT": str(_free_port()), "STREAMSCORE_KAFKA_HEAP": "512m",
+        "STREAMSCORE_KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "STREAMSCORE_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+        "STREAMSCORE_KAFKA_SASL_USERNAME": "alice",
+        "STREAMSCORE_KAFKA_SASL_PASSWORD_FILE": str(_private_file(root / "kafka.pw", KAFKA_SECRET)),
+        "STREAMSCORE_KAFKA_SSL_CA_FILE": str(tls.ca_cert),
+        "STREAMSCORE_KAFKA_BROKER_CERT_FILE": str(tls.server_cert),
+        "STREAMSCORE_KAFKA_BROKER_KEY_FILE": str(tls.server_key),
+        "STREAMSCORE_REDIS": f"127.0.0.1:{_free_port()}",
+        "STREAMSCORE_REDIS_PASSWORD_FILE": str(_private_file(root / "redis.pw", REDIS_SECRET)),
+        "STREAMSCORE_FLINK_REST": f"127.0.0.1:{_free_port()}", "STREAMSCORE_FLINK_RPC_PORT": str(_free_port()),
+        "STREAMSCORE_FLINK_METRICS_PORT": str(_free_port(pair=True)), "STREAMSCORE_FLINK_SLOTS": "1",
+        "STREAMSCORE_FLINK_TASKMANAGER_MEMORY": "1536m",
+    }
+    settings = load_settings(env)
+    stack = Stack(settings)
+    try:
+        stack.up(only=["kafka", "redis", "flink"])
+        yield SecureStack(settings, env, root)
+    finally:
+        stack.down()
+
+
+def _wrong_password(settings, secret: str = "wrong-password-123"):
+    return dataclasses.replace(settings, kafka_security=dataclasses.replace(
+        settings.kafka_security, password=Secret(secret)))
+
+
+def _cli(secure: SecureStack, *args: str, **env_changes) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMSCORE_")} | secure.env | env_changes
+    return subprocess.run([sys.executable, "-m", "streamscore.cli", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def _topic(secure: SecureStack, partitions: int = 1) -> str:
+    name = f"sec-{uuid.uuid4().hex[:8]}"
+    assert create_topics(secure.settings, [TopicSpec("t", name, partitions)]) == {name: "created"}
+    return name
+
+
+def test_confluent_clients_work_over_sasl_ssl(secure):
+    topic = _topic(secure, partitions=2)
+    producer = transactional_producer(secure.settings)
+    producer.begin_transaction()
+    for i in range(200):
+        producer.produce(topic, f"v{i}".encode(), key=f"k{i}".encode())
+    producer.commit_transaction(30)
+    values = sorted(r.value.decode() for r in read_topic(secure.settings, topic, idle_timeout_s=10))
+    assert values == sorted(f"v{i}" for i in range(200))
+    assert existing_topics(secure.settings)[topic] == 2
+
+
+def test_a_wrong_password_fails_at_once_with_one_clear_error(secure):
+    wrong = _wrong_password(secure.settings)
+    for attempt in (lambda: existing_topics(wrong), lambda: transactional_producer(wrong),
+                    lambda: next(read_topic(wrong, "events"))):
+        began = time.monotonic()
+        with pytest.raises(KafkaAuthError) as info:
+            attempt()
+        assert time.monotonic() - began < 8, "a refused login must not wait for the full timeout"
+        message = str(info.value)
+        assert "refused the connection as user 'alice'" in message and "Authentication failed" in message
+        assert "wrong-password-123" not in message and KAFKA_SECRET not in message
+
+
+def test_an_untrusted_broker_certificate_is_refused(secure, tmp_path):
+    other_ca = make_tls_files(tmp_path / "other").ca_cert
+    untrusting = dataclasses.replace(secure.settings, kafka_security=dataclasses.replace(
+        secure.settings.kafka_security, ca_file=other_ca))
+    with pytest.raises(KafkaAuthError, match="certificate verify failed"):
+        existing_topics(untrusting)
+
+
+def test_the_cli_works_over_sasl_ssl_and_fails_in_one_line(secure):
+    topic = f"cli-{uuid.uuid4().hex[:8]}"
+    created = _cli(secure, "topics", "create")
+    assert created.returncode == 0, created.stderr
+    create_topics(secure.settings, [TopicSpec("t", topic, 1)])
+    produced = _cli(secure, "produce", "--count", "300", "--topic", topic, "--quiet", "--max-rate", "2000")
+    assert produced.returncode == 0, produced.stderr
+    assert "produced 300 events" in produced.stdout
+    consumed = _cli(secure, "consume", topic, "--from-beginning", "--max", "300", "--idle-timeout", "10")
+    assert consumed.returncode == 0, consumed.stderr
+    assert len({json.loads(line)["event_id"] for line in consumed.stdout.splitlines()}) == 300
+    wrong = _cli(secure, "topics", "list",
+                 STREAMSCORE_KAFKA_SASL_PASSWORD_FILE=str(_private_file(secure.root / "bad.pw", "nope-4242")))
+    ours = [line for line in wrong.stderr.splitlines() if line.startswith("streamscore:")]
+    assert wrong.returncode == 1 and len(ours) == 1 and "refused the connection as user 'alice'" in ours[0]
+    assert "Traceback" not in wrong.stderr and "nope-4242" not in wrong.stderr + wrong.stdout
+
+
+def test_status_and_config_show_no_secret(secure):
+    status = _cli(secure, "stack", "status")
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert status.stdout.count("healthy") >= 3
+    config = _cli(secure, "stack", "config")
+    assert '"kafka_security": "SASL_SSL SCRAM-SHA-512 user=alice password=***' in config.stdout
+    for text in (status.stdout, status.stderr, config.stdout, config.stderr, repr(secure.settings)):
+        assert KAFKA_SECRET not in text and REDIS_SECRET not in text
+
+
+def test_redis_needs_its_password(secure):
+    client = redis_client(secure.settings)
+    client.set("security-test", "ok")
+    assert client.get("security-test") == b"ok"
+    wrong = dataclasses.replace(secure.settings, redis_security=dataclasses.replace(
+        secure.settings.redis_security, password=Secret("bad-redis-pw-99")))
+    with pytest.raises(RedisClientError, match="refused user 'default'") as info:
+        server_info(wrong)
+    assert "bad-redis-pw-99" not in str(info.value) and REDIS_SECRET not in str(info.value)
+    none = dataclasses.replace(secure.settings, redis_security=dataclasses.replace(
+        secure.settings.redis_security, password=None))
+    with pytest.raises(RedisClientError, match="set STREAMSCORE_REDIS_PASSWORD_FILE"):
+        server_info(none)
+
+
+def test_redis_over_tls_with_auth(tmp_path):
+    """Debian's redis-server speaks TLS: the client's TLS settings are tried against a real one."""
+    tls, port = make_tls_files(tmp_path / "tls"), _free_port()
+    conf = _private_file(tmp_path / "redis-tls.conf", "\n".join([
+        "bind 127.0.0.1", "port 0", f"tls-port {port}", f"tls-cert-file {tls.server_cert}",
+        f"tls-key-file {tls.server_key}", f"tls-ca-cert-file {tls.ca_cert}", "tls-auth-clients no",
+        'save ""', f'requirepass "{REDIS_SECRET}"', f"dir {tmp_path}"]))
+    server = subprocess.Popen(["redis-server", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        env = {"STREAMSCORE_HOME": str(tmp_path / "home"), "STREAMSCORE_REDIS": f"127.0.0.1:{port}",
+               "STREAMSCORE_REDIS_MODE": "external", "STREAMSCORE_REDIS_PASSWORD": REDIS_SECRET,
+               "STREAMSCORE_REDIS_TLS": "1", "STREAMSCORE_REDIS_CA_FILE": str(tls.ca_cert)}
+        settings = load_settings(env)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                assert server_info(settings)["redis_version"]
+                break
+            except RedisClientError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        with pytest.raises(RedisClientError, match="does not answer") as info:
+            server_info(load_settings(env | {"STREAMSCORE_REDIS_TLS": "0"}))  # plaintext to a TLS port
+        assert REDIS_SECRET not in str(info.value)
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def test_a_flink_job_reads_and_writes_over_sasl_ssl(secure, monkeypatch):
+    source, sink = _topic(secure), _topic(secure)
+    producer = transactional_producer(secure.settings)
+    producer.begin_transaction()
+    for i in range(500):
+        producer.produce(source, f"flink-{i}".encode())
+    producer.commit_transaction(30)
+    # a password variable in the submitter's environment must not reach the job (Flink logs its env)
+    monkeypatch.setenv("STREAMSCORE_KAFKA_SASL_PASSWORD", KAFKA_SECRET)
+    job_id = submit_python_job(secure.settings, JOBS_DIR / "passthrough.py", [
+        "--bootstrap", secure.settings.kafka_bootstrap, "--source-topic", source, "--sink-topic", sink,
+        "--group-id", f"sec-{uuid.uuid4().hex[:8]}", "--transactional-id-prefix", f"sec-{uuid.uuid4().hex[:8]}",
+        "--checkpoint-interval-ms", "1000", "--job-name", "security-passthrough"])
+    try:
+        wait_running(secure.settings, job_id)
+        copied = [r.value.decode() for r in read_topic(secure.settings, sink, max_records=500, idle_timeout_s=60)]
+        responses = _job_rest_responses(secure.settings, job_id)
+        argv = _all_process_argv()
+    finally:
+        cancel_job(secure.settings, job_id)
+    assert sorted(copied) == sorted(f"flink-{i}" for i in range(500))
+    assert len(responses) >= 7
+    for path, body in responses.items():
+        assert KAFKA_SECRET not in body, f"the password is in Flink REST {path}"
+        assert "ScramLoginModule" not in body, f"the JAAS config is in Flink REST {path}"
+    assert not [cmd for cmd in argv if KAFKA_SECRET in cmd or REDIS_SECRET in cmd]
+    assert not list((secure.settings.run_dir / "secrets").glob("*")), "the job's properties file was left behind"
+
+
+def _job_rest_responses(settings, job_id: str) -> dict[str, str]:
+    paths = [f"/jobs/{job_id}", f"/jobs/{job_id}/plan", f"/jobs/{job_id}/config",
+             f"/jobs/{job_id}/jobmanager/config", f"/jobs/{job_id}/exceptions",
+             f"/jobs/{job_id}/checkpoints/config", "/jobmanager/config", "/jobs/overview"]
+    bodies = {path: json.dumps(rest(settings, path)) for path in paths}
+    for vertex in rest(settings, f"/jobs/{job_id}")["vertices"]:
+        path = f"/jobs/{job_id}/vertices/{vertex['id']}"
+        bodies[path] = json.dumps(rest(settings, path))
+    return bodies
+
+
+def _all_process_argv() -> list[str]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                found.append(Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+            except OSError:
+                continue
+    return found
+
+
+def test_zz_no_secret_in_any_file_of_the_stack(secure):
+    """Last in the module: after every client above has run, grep the whole stack home."""
+    home = secure.settings.home
+    files = [p for p in home.rglob("*") if p.is_file() and not p.is_symlink()]
+    assert any(p.suffix == ".log" for p in files) and len(files) > 20
+    kafka_hits = [p for p in files if KAFKA_SECRET.encode() in p.read_bytes()]
+    redis_hits = [p for p in files if REDIS_SECRET.encode() in p.read_bytes()]
+    assert kafka_hits == [], f"the Kafka password is in {kafka_hits}"
+    assert redis_hits == [home / "redis" / "redis.conf"]  # requirepass, and nowhere else
+    assert (redis_hits[0].stat().st_mode & 0o077) == 0
+    assert ((home / "kafka" / "server.properties").stat().st_mode & 0o077) == 0
