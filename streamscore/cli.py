@@ -50,6 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
     consume.add_argument("--metrics-port", type=metrics_port, default=None, metavar="PORT",
                          help="serve Prometheus metrics on 127.0.0.1:PORT while consuming")
 
+    bench = sub.add_parser("bench", help="benchmarks side by side on the running stack (see benchmarks/bench.py)")
+    from benchmarks.options import add_arguments as add_bench_arguments
+
+    add_bench_arguments(bench)
+
     chaos = sub.add_parser("chaos", help="exactly-once under a fault, on the running stack")
     chaos.add_argument("--fault", required=True, choices=["kill-taskmanager", "kill-python-worker", "restart-kafka",
                                                              "savepoint-restart"])
@@ -90,6 +95,11 @@ def _dispatch(args: argparse.Namespace, settings) -> int:
         from streamscore import commands
 
         return commands.consume(settings, args)
+    if args.command == "bench":
+        from benchmarks.bench import run as run_bench
+
+        payload = run_bench(args, settings)
+        return EXIT_ERROR if any(r.get("error") for r in payload["rows"]) else 0
     if args.command == "chaos":
         from streamscore.chaos import run_fault
 

@@ -1,0 +1,147 @@
+"""``streamscore bench``: every system side by side, interleaved, on the local stack.
+
+    streamscore bench                 # the full run (3 repetitions; ~40 min on 2 cores)
+    streamscore bench --smoke         # a few thousand events per system, 1 repetition (< 3 min)
+
+Order: ONNX Runtime alone, then repetitions of (system A, B, C, ...), so slow drifts of a shared
+machine hit every system alike. Results: a table on stdout, JSON and Markdown (and PNG plots
+when matplotlib is installed) under ``benchmarks/results/``, and PASS/MISS lines for the targets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import statistics
+import subprocess
+import traceback
+from dataclasses import dataclass
+
+import psutil
+
+from benchmarks import report, systems
+from benchmarks.feed import EventPool
+from benchmarks.limits import feature_matrix, onnx_rows
+from benchmarks.measure import RunParams, measure
+from benchmarks.options import add_arguments
+from streamscore.config import Settings, load_settings
+from streamscore.stack import Stack
+
+ONNX_BATCHES = (1, 8, 64, 256, 1024)
+
+
+@dataclass(frozen=True)
+class BenchPlan:
+    repetitions: int
+    target_drain_s: float
+    min_backlog: int
+    max_backlog: int
+    latency_seconds: float
+    latency_max_events: int
+    onnx_seconds: float
+    sweep_batches: tuple[int, ...]
+    sweep_delays: tuple[int, ...]
+    commit_interval_ms: int = 1000
+    stall_s: float = 60.0
+
+    def backlog(self, rate: float) -> int:
+        return int(min(self.max_backlog, max(self.min_backlog, rate * self.target_drain_s)))
+
+
+FULL = BenchPlan(3, 10.0, 5_000, 600_000, 10.0, 150_000, 2.0, (1, 8, 64, 256, 1024), (10,))
+SMOKE = BenchPlan(1, 0.0, 2_000, 2_000, 2.0, 2_000, 0.2, (8,), (), stall_s=45.0)
+
+
+def machine() -> dict:
+    java = subprocess.run(["java", "-version"], capture_output=True, text=True, check=False).stderr.splitlines()
+    return {"cores": os.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+            "python": platform.python_version(), "java": java[0] if java else "unknown",
+            "platform": platform.platform(), "load_avg_at_start": os.getloadavg()}
+
+
+def _stack_pids(settings: Settings) -> dict[str, tuple[int, ...]]:
+    return {h.service: h.pids for h in Stack(settings).status()}
+
+
+def run_onnx(pool: EventPool, plan: BenchPlan) -> dict[int, dict]:
+    matrix = feature_matrix(pool.backlog(4096).values)
+    reps = [onnx_rows(matrix, ONNX_BATCHES, plan.onnx_seconds) for _ in range(plan.repetitions)]
+    return {b: {"min": min(r[b] for r in reps), "median": statistics.median(r[b] for r in reps),
+                "max": max(r[b] for r in reps), "n": len(reps)} for b in ONNX_BATCHES}
+
+
+def run_systems(settings: Settings, plan: BenchPlan, specs: list[systems.SystemSpec], pool: EventPool) -> list[dict]:
+    rows: list[dict] = []
+    stack_pids = _stack_pids(settings)
+    for rep in range(1, plan.repetitions + 1):
+        for spec in specs:  # interleaved: A B C, A B C, ...
+            seen = [r["events_per_s"] for r in rows if r["system"] == spec.key and r.get("events_per_s")]
+            rate = statistics.median(seen) if seen else spec.rate_hint
+            params = RunParams(plan.backlog(rate), plan.latency_seconds, plan.latency_max_events,
+                               plan.commit_interval_ms, plan.stall_s)
+            try:
+                row = measure(settings, spec, pool, params, stack_pids)
+            except Exception as exc:  # noqa: BLE001 - one failed system must not end the run
+                row = {"system": spec.key, "label": spec.label, "group": spec.group, "void": True,
+                       "commit_interval_ms": plan.commit_interval_ms, "max_delay_ms": spec.max_delay_ms,
+                       "error": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc()[-2000:]}
+            row["repetition"] = rep
+            rows.append(row)
+            print(_progress(row), flush=True)
+    return rows
+
+
+def _progress(row: dict) -> str:
+    if row.get("error"):
+        return f"rep {row['repetition']} {row['system']}: ERROR {row['error']}"
+    return (f"rep {row['repetition']} {row['system']}: {row.get('events_per_s')} events/s "
+            f"(backlog {row['backlog']}), p50/p95/p99 {row.get('p50_ms')}/{row.get('p95_ms')}/{row.get('p99_ms')} ms "
+            f"at {row.get('latency_rate')}/s, CPU {row.get('cpu_s_per_million')} s/M, "
+            f"lost {row.get('lost')} dup {row.get('duplicates')}{' VOID' if row.get('void') else ''}")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="streamscore bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace, settings: Settings | None = None) -> dict:
+    settings = settings or load_settings()
+    plan = SMOKE if args.smoke else FULL
+    if args.repetitions:
+        plan = BenchPlan(**{**plan.__dict__, "repetitions": args.repetitions})
+    specs = systems.catalogue(plan.sweep_batches, plan.sweep_delays)
+    if args.systems:
+        specs = [s for s in specs if s.key in args.systems]
+    began = dt.datetime.now(dt.UTC)
+    pool = EventPool()
+    info = machine()
+    onnx = run_onnx(pool, plan)
+    rows = run_systems(settings, plan, specs, pool)
+    summaries = report.summarize(rows)
+    payload = {"started": began.isoformat(timespec="seconds"), "mode": "smoke" if args.smoke else "full",
+               "note": args.note, "machine": info, "plan": plan.__dict__,
+               "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+               "onnx_rows_per_s": onnx, "rows": rows, "summaries": summaries,
+               "checks": [c.__dict__ for c in report.checks(summaries)]}
+    table = report.markdown(summaries, onnx)
+    stamp = began.strftime("%Y%m%dT%H%M%SZ") + ("-smoke" if args.smoke else "")
+    payload["files"] = [str(p) for p in report.write(args.out, stamp, payload, table)]
+    print("\n" + table + "\n")
+    for check in report.checks(summaries):
+        print(check.line())
+    print("\nwrote " + ", ".join(payload["files"]))
+    return payload
+
+
+def main(argv: list[str] | None = None) -> int:
+    payload = run(parse_args(argv))
+    return 1 if any(r.get("error") for r in payload["rows"]) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,104 @@
+"""What every system is fed: the same generated, Avro-encoded events, preloaded or sent open-loop.
+
+- :class:`EventPool` generates the demo events once (one seed) and encodes them with the
+  project's serde; every system gets a prefix of the same backlog list and of the same
+  latency list, so all systems see identical bytes.
+- :func:`preload` writes a backlog in large Kafka transactions (visible at once to the
+  read_committed consumers of the systems under test).
+- :func:`send_open_loop` sends at a fixed rate whatever the systems do: record ``i`` is due at
+  ``t0 + i / rate``, carries that intended send time in the ``intended_send_ms`` header, and
+  latency is measured from it, so a sender that falls behind cannot hide latency.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from confluent_kafka import Producer
+
+from connectors.kafka_clients import client_config, produce_transactionally
+from models.demo_data import generate_events
+from schemas import serde_for
+from streamscore.config import Settings
+
+SEED = 3
+HEADER = "intended_send_ms"
+
+
+@dataclass(frozen=True)
+class EncodedEvents:
+    keys: list[bytes]
+    values: list[bytes]
+
+    def head(self, count: int) -> EncodedEvents:
+        return EncodedEvents(self.keys[:count], self.values[:count])
+
+    def ids(self) -> set[str]:
+        return {k.decode() for k in self.keys}
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+class EventPool:
+    """Backlog and latency events, generated lazily and grown on demand (prefixes never change)."""
+
+    def __init__(self) -> None:
+        self._lists: dict[str, EncodedEvents] = {}
+
+    def backlog(self, count: int) -> EncodedEvents:
+        return self._get("bk-", count)
+
+    def latency(self, count: int) -> EncodedEvents:
+        return self._get("lt-", count)
+
+    def _get(self, prefix: str, count: int) -> EncodedEvents:
+        have = self._lists.get(prefix)
+        if have is None or len(have) < count:
+            encode = serde_for("event").encode_trusted
+            events = generate_events(count, seed=SEED + len(prefix) + ord(prefix[0]), id_prefix=prefix)
+            have = EncodedEvents([e["event_id"].encode() for e in events], [encode(e) for e in events])
+            self._lists[prefix] = have
+        return have.head(count)
+
+
+def preload(settings: Settings, topic: str, events: EncodedEvents) -> float:
+    """Write ``events`` transactionally; returns the seconds it took."""
+    items = ((k, v, None) for k, v in zip(events.keys, events.values))
+    return produce_transactionally(settings, topic, items, transaction_size=20_000)["seconds"]
+
+
+@dataclass
+class OpenLoopResult:
+    intended_ms: np.ndarray  # per event index
+    sent: int
+    seconds: float
+    max_lag_ms: float  # how far the sender fell behind its schedule (0 = on time)
+
+
+def send_open_loop(settings: Settings, topic: str, events: EncodedEvents, rate: float) -> OpenLoopResult:
+    """Send every event at its due time (non-transactional, idempotent; visible at once)."""
+    producer = Producer(client_config(settings) | {"enable.idempotence": True, "linger.ms": 1,
+                                                   "compression.type": "lz4"})
+    count = len(events)
+    t0 = time.time() + 0.05
+    intended = (t0 + np.arange(count) / rate) * 1000.0
+    sent, max_lag = 0, 0.0
+    while sent < count:
+        due = min(count, int((time.time() - t0) * rate) + 1)
+        if due > sent:
+            max_lag = max(max_lag, time.time() * 1000.0 - intended[sent])
+        while sent < due:
+            header = [(HEADER, b"%d" % int(intended[sent]))]
+            try:
+                producer.produce(topic, events.values[sent], key=events.keys[sent], headers=header)
+            except BufferError:
+                producer.poll(0.01)
+                continue
+            sent += 1
+        producer.poll(0)
+        time.sleep(0.0005)
+    producer.flush(30)
+    return OpenLoopResult(intended, sent, time.time() - t0, max(0.0, max_lag))

@@ -1,0 +1,145 @@
+"""One measured run of one system: drain a preloaded backlog, then latency under open-loop load.
+
+1. **Drain**: ``backlog`` events are preloaded into a fresh input topic, the system starts and
+   reads it from the beginning. Throughput = records visible at the read_committed sink after
+   the first commit (+50 ms) / time from then to the last one: startup, model load, JIT and the
+   first commit or checkpoint (the warm-up) are excluded.
+2. **Latency**: on the same, now warm, system an open-loop sender sends at 50 % of the
+   throughput just measured; latency = first visible at the sink - intended send time. The
+   first 20 % of the sending span is warm-up and excluded.
+3. **Accounting**: every backlog and latency event must be visible exactly once (distinct ids):
+   any lost or duplicated event makes the run void.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+
+import numpy as np
+
+from benchmarks import systems
+from benchmarks.feed import EventPool, preload, send_open_loop
+from benchmarks.procstats import ProcessSampler, stack_roles
+from benchmarks.sink import SinkCollector, account
+from connectors.kafka_clients import create_topics, delete_topics
+from streamscore.config import Settings, TopicSpec
+from streamscore.errors import StreamscoreError
+
+PARTITIONS = 2
+WARMUP_FRACTION = 0.2
+
+
+class BenchError(StreamscoreError):
+    """A benchmark run could not be carried out."""
+
+
+@dataclass(frozen=True)
+class RunParams:
+    backlog: int
+    latency_seconds: float
+    latency_max_events: int
+    commit_interval_ms: int = 1000
+    stall_s: float = 60.0
+
+
+def measure(settings: Settings, spec: systems.SystemSpec, pool: EventPool, params: RunParams,
+            stack_pids: dict[str, tuple[int, ...]]) -> dict:
+    tag = uuid.uuid4().hex[:8]
+    topics = systems.Topics(f"bench-in-{tag}", f"bench-out-{tag}", f"bench-dead-{tag}")
+    create_topics(settings, [TopicSpec(r, n, PARTITIONS) for r, n in
+                             zip(("events", "scored", "dead"), (topics.source, topics.scored, topics.dead))])
+    backlog = pool.backlog(params.backlog)
+    row = {"system": spec.key, "label": spec.label, "group": spec.group, "backlog": len(backlog),
+           "commit_interval_ms": params.commit_interval_ms, "max_batch": spec.max_batch,
+           "max_delay_ms": spec.max_delay_ms, "exactly_once": spec.exactly_once}
+    collector = sampler = running = None
+    try:
+        row["preload_s"] = round(preload(settings, topics.source, backlog), 2)
+        keyed = set() if spec.kind == "flink-passthrough" else {topics.scored}
+        collector = SinkCollector(settings, [topics.scored, topics.dead], keyed)
+        collector.start()
+        holder: list[systems.RunningSystem] = []
+        sampler = ProcessSampler(stack_roles(stack_pids, flink=spec.kind.startswith("flink"),
+                                             loop_pid=lambda: holder[0].loop_pid if holder else None))
+        sampler.start()
+        running = systems.start(settings, spec, topics, params.commit_interval_ms)
+        holder.append(running)
+        started_at = running.started_at(settings)
+        row.update(_drain(collector, sampler, running, len(backlog), params, started_at))
+        latency_ids: set[str] = set()
+        if row["drained"]:
+            latency_ids = _latency(settings, row, collector, pool, topics, len(backlog), params)
+        systems.stop(settings, running)
+        running = None
+        sampler.stop()
+        row["peak_rss_mb"] = {k: round(v, 1) for k, v in sampler.peak_rss_mb().items()}
+        time.sleep(1.0)  # a late duplicate would show up here
+        collector.stop()
+        _account(row, collector, backlog.ids() | latency_ids, topics.dead)
+    finally:
+        if running is not None:
+            systems.stop(settings, running)
+        for thread in (sampler, collector):
+            if thread is not None and thread.is_alive():
+                thread.stop()
+        delete_topics(settings, [topics.source, topics.scored, topics.dead])
+    return row
+
+
+def _drain(collector: SinkCollector, sampler: ProcessSampler, running: systems.RunningSystem, count: int,
+           params: RunParams, started_at: float) -> dict:
+    drained = collector.wait_for(count, stall_s=params.stall_s, timeout_s=params.stall_s + 600)
+    if not running.alive():
+        raise BenchError(f"{running.spec.key}: the worker process died (see .streamscore/logs/bench-*.log)")
+    times = np.array([a.at for a in collector.arrivals[:count]])
+    if len(times) < 2:
+        return {"drained": False, "events_per_s": None}
+    start, end = times.min() + 0.05, times.max()
+    window = times[times > start]
+    with_startup = end - start < 2 * params.commit_interval_ms / 1000.0
+    if with_startup:  # too few commits to leave the first one out: count from the system's start
+        start, window = started_at, times
+    rate = len(window) / (end - start)
+    cpu = sampler.cpu_seconds(start, end)
+    return {"drained": drained, "events_per_s": round(rate, 1), "drain_window_s": round(end - start, 2),
+            "drain_measured_events": len(window), "drain_includes_startup": bool(with_startup),
+            "cpu_s_by_role": {k: round(v, 3) for k, v in cpu.items()},
+            "cpu_s_per_million": round(sum(cpu.values()) / max(1, len(window)) * 1e6, 1)}
+
+
+def _latency(settings: Settings, row: dict, collector: SinkCollector, pool: EventPool, topics: systems.Topics,
+             backlog: int, params: RunParams) -> set[str]:
+    rate = max(10.0, 0.5 * row["events_per_s"])
+    count = int(max(100, min(params.latency_max_events, rate * params.latency_seconds)))
+    events = pool.latency(count)
+    sent = send_open_loop(settings, topics.source, events, rate)
+    collector.wait_for(backlog + count, stall_s=min(30.0, params.stall_s), timeout_s=120)
+    first_at = _first_arrivals(list(collector.arrivals), events.ids())
+    keep = int(count * WARMUP_FRACTION)
+    latencies = [first_at[k.decode()] * 1000.0 - sent.intended_ms[i]
+                 for i, k in enumerate(events.keys) if i >= keep and k.decode() in first_at]
+    p50, p95, p99 = np.percentile(latencies, [50, 95, 99]) if latencies else (np.nan,) * 3
+    row.update({"latency_rate": round(rate, 1), "latency_events": count, "latency_measured": len(latencies),
+                "sender_max_lag_ms": round(sent.max_lag_ms, 1),
+                "p50_ms": round(float(p50), 1), "p95_ms": round(float(p95), 1), "p99_ms": round(float(p99), 1)})
+    return events.ids()
+
+
+def _first_arrivals(arrivals, wanted: set[str]) -> dict[str, float]:
+    from benchmarks.sink import IdReader
+
+    reader, first = IdReader(), {}
+    for arrival in arrivals:
+        event_id = reader.event_id(arrival)
+        if event_id in wanted:
+            first.setdefault(event_id, arrival.at)
+    return first
+
+
+def _account(row: dict, collector: SinkCollector, expected: set[str], dead_topic: str) -> None:
+    acc = account(collector.arrivals, expected, dead_topic)
+    row.update({"expected": acc.expected, "distinct": acc.distinct, "lost": acc.lost,
+                "duplicates": acc.duplicates, "dead_lettered": acc.dead_lettered,
+                "void": not acc.clean or not row.get("drained")})

@@ -1,0 +1,124 @@
+"""Summaries of a benchmark run: min/median/max per system, the Markdown table, JSON, plots, target checks."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+
+EO = "streamscore-eo"
+
+
+def _stats(values: list[float]) -> dict | None:
+    values = [v for v in values if v is not None and not math.isnan(v)]
+    if not values:
+        return None
+    return {"min": min(values), "median": statistics.median(values), "max": max(values), "n": len(values)}
+
+
+def summarize(rows: list[dict]) -> list[dict]:
+    """One summary per system (in first-seen order); void runs are listed but not summarised."""
+    order: list[str] = []
+    for row in rows:
+        if row["system"] not in order:
+            order.append(row["system"])
+    out = []
+    for key in order:
+        runs = [r for r in rows if r["system"] == key]
+        valid = [r for r in runs if not r.get("void") and not r.get("error")]
+        first = runs[0]
+        rss: dict[str, float] = {}
+        for r in valid:
+            for role, mb in r.get("peak_rss_mb", {}).items():
+                rss[role] = max(rss.get(role, 0.0), mb)
+        out.append({
+            "system": key, "label": first["label"], "group": first["group"],
+            "commit_interval_ms": first["commit_interval_ms"], "max_delay_ms": first.get("max_delay_ms"),
+            "max_batch": first.get("max_batch"), "exactly_once": first.get("exactly_once"), "runs": len(runs), "void_runs": len(runs) - len(valid),
+            "lost": sum(r.get("lost", 0) for r in runs), "duplicates": sum(r.get("duplicates", 0) for r in runs),
+            "events_per_s": _stats([r.get("events_per_s") for r in valid]),
+            "latency_rate": _stats([r.get("latency_rate") for r in valid]),
+            **{p: _stats([r.get(f"{p}_ms") for r in valid]) for p in ("p50", "p95", "p99")},
+            "cpu_s_per_million": _stats([r.get("cpu_s_per_million") for r in valid]),
+            "peak_rss_mb": rss,
+        })
+    return out
+
+
+def _med(summary: dict, field: str) -> float | None:
+    stats = summary.get(field)
+    return stats["median"] if stats else None
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    value: float | None
+    target: str
+    passed: bool
+
+    def line(self) -> str:
+        shown = "n/a" if self.value is None else f"{self.value:.2f}"
+        return f"{'PASS' if self.passed else 'MISS'}  {self.name}: {shown} (target {self.target})"
+
+
+def checks(summaries: list[dict]) -> list[Check]:
+    by = {s["system"]: s for s in summaries}
+    eo = by.get(EO)
+    out: list[Check] = []
+    if eo is None:
+        return out
+    eo_rate = _med(eo, "events_per_s")
+    for other, floor in (("handwritten-1", 3.0), ("quix", 2.0), ("handwritten-batched", 0.5),
+                         ("flink-passthrough", 0.5)):
+        base = _med(by[other], "events_per_s") if other in by else None
+        ratio = eo_rate / base if eo_rate and base else None
+        out.append(Check(f"streamscore EO / {other} throughput", ratio, f">= {floor}x",
+                         ratio is not None and ratio >= floor))
+    bound = eo["commit_interval_ms"] + 2 * (eo["max_delay_ms"] or 0) + 50
+    p99 = _med(eo, "p99")
+    out.append(Check(f"streamscore EO p99 at 50% load, ms (bound = checkpoint {eo['commit_interval_ms']} "
+                     f"+ 2 x delay {eo['max_delay_ms']} + 50)", p99, f"<= {bound}", p99 is not None and p99 <= bound))
+    return out
+
+
+def _fmt(stats: dict | None, digits: int = 0) -> str:
+    if not stats:
+        return "void"
+    if stats["n"] == 1:
+        return f"{stats['median']:,.{digits}f}"
+    return f"{stats['median']:,.{digits}f} ({stats['min']:,.{digits}f}-{stats['max']:,.{digits}f})"
+
+
+def markdown(summaries: list[dict], onnx: dict | None) -> str:
+    header = ("| system | events/s median (min-max) | latency rate/s | p50 / p95 / p99 ms | commit / checkpoint "
+              "| CPU s per M events | peak RSS MB (by process) | runs (void) |")
+    lines = [header, "|---|---|---|---|---|---|---|---|"]
+    for s in summaries:
+        lat = " / ".join(_fmt(s[p]) for p in ("p50", "p95", "p99")) if s["p99"] else "void"
+        rss = ", ".join(f"{role} {mb:,.0f}" for role, mb in s["peak_rss_mb"].items())
+        delay = f", delay {s['max_delay_ms']} ms" if s.get("max_delay_ms") else ""
+        lines.append(f"| {s['label']} | {_fmt(s['events_per_s'])} | {_fmt(s['latency_rate'])} | {lat} | "
+                     f"{s['commit_interval_ms']} ms{delay} | {_fmt(s['cpu_s_per_million'], 1)} | {rss} | "
+                     f"{s['runs']} ({s['void_runs']}) |")
+    if onnx:
+        lines += ["", "| ONNX Runtime alone, batch | " + " | ".join(str(b) for b in onnx) + " |",
+                  "|---|" + "---|" * len(onnx),
+                  "| rows/s median (min-max) | " + " | ".join(_fmt(v) for v in onnx.values()) + " |"]
+    return "\n".join(lines)
+
+
+def write(out_dir: Path, stamp: str, payload: dict, table: str) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path = out_dir / f"bench-{stamp}.json"
+    md_path = out_dir / f"bench-{stamp}.md"
+    json_path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    md_path.write_text(table + "\n")
+    paths = [json_path, md_path]
+    try:
+        from benchmarks.plots import plot
+    except ImportError:  # matplotlib is optional
+        return paths
+    return paths + plot(out_dir, stamp, payload["summaries"])

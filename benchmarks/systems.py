@@ -1,0 +1,141 @@
+"""The systems under test and how each is started and stopped on the local stack.
+
+Every system reads one input topic (2 partitions) from its beginning, read_committed, and writes
+an output topic (and a dead-letter topic) with Kafka transactions committed every
+``commit_interval_ms`` (Flink: checkpoints at that interval). Each runs with one worker:
+Flink parallelism 1, or one process.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from jobs.flink_cluster import JOBS_DIR, cancel_job, rest, submit_python_job, wait_running
+from jobs.submit import scoring_config_from_settings, submit_scoring
+from streamscore.config import Settings
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Topics:
+    source: str
+    scored: str
+    dead: str
+
+
+@dataclass(frozen=True)
+class SystemSpec:
+    key: str  # short, stable id used in JSON and ratio checks
+    label: str
+    kind: str  # flink-scoring | flink-passthrough | loop-score | loop-passthrough | quix
+    group: str  # limits | baseline | peer | streamscore | sweep
+    max_batch: int | None = None
+    max_delay_ms: int | None = None
+    exactly_once: bool = True
+    rate_hint: float = 5000.0  # events/s guess to size the first backlog
+    note: str = ""
+
+
+@dataclass
+class RunningSystem:
+    spec: SystemSpec
+    flink_job: str | None = None
+    process: subprocess.Popen | None = None
+    keyed_topics: set[str] = field(default_factory=set)
+    launched_at: float = field(default_factory=time.time)
+
+    @property
+    def loop_pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    @property
+    def on_flink(self) -> bool:
+        return self.flink_job is not None
+
+    def started_at(self, settings: Settings) -> float:
+        """When it could start reading: all Flink tasks running, or the worker process launched."""
+        if self.flink_job is None:
+            return self.launched_at
+        vertices = rest(settings, f"/jobs/{self.flink_job}").get("vertices", [])
+        starts = [v.get("start-time", -1) for v in vertices]
+        return max(starts) / 1000.0 if starts and min(starts) > 0 else self.launched_at
+
+    def alive(self) -> bool:
+        return self.process is None or self.process.poll() is None
+
+
+def start(settings: Settings, spec: SystemSpec, topics: Topics, commit_interval_ms: int) -> RunningSystem:
+    tag = uuid.uuid4().hex[:8]
+    if spec.kind == "flink-scoring":
+        config = scoring_config_from_settings(
+            settings, events_topic=topics.source, scored_topic=topics.scored, dead_letter_topic=topics.dead,
+            job_name=f"bench-{spec.key}-{tag}", max_batch_size=spec.max_batch, max_delay_ms=spec.max_delay_ms,
+            checkpoint_interval_ms=commit_interval_ms, exactly_once=spec.exactly_once,
+            startup_mode="earliest-offset")
+        return RunningSystem(spec, flink_job=submit_scoring(settings, config), keyed_topics={topics.scored})
+    if spec.kind == "flink-passthrough":
+        args = ["--bootstrap", settings.jobs_kafka_bootstrap, "--source-topic", topics.source,
+                "--sink-topic", topics.scored, "--group-id", f"bench-pt-{tag}",
+                "--transactional-id-prefix", f"bench-pt-{tag}", "--checkpoint-interval-ms",
+                str(commit_interval_ms), "--job-name", f"bench-passthrough-{tag}"]
+        job_id = submit_python_job(settings, JOBS_DIR / "passthrough.py", args)
+        wait_running(settings, job_id, timeout_s=120)
+        return RunningSystem(spec, flink_job=job_id)
+    kind = {"loop-score": "score", "loop-passthrough": "passthrough", "quix": "quix"}[spec.kind]
+    argv = [sys.executable, "-m", "benchmarks.worker", kind, "--source", topics.source, "--scored", topics.scored,
+            "--dead", topics.dead, "--max-batch", str(spec.max_batch or 1),
+            "--commit-interval-ms", str(commit_interval_ms)]
+    log = open(settings.log_dir / f"bench-{spec.key}.log", "ab")  # noqa: SIM115 - owned by the process
+    process = subprocess.Popen(argv, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                               env=os.environ | {"PYTHONPATH": str(REPO)})
+    log.close()
+    return RunningSystem(spec, process=process, keyed_topics={topics.scored})
+
+
+def stop(settings: Settings, running: RunningSystem) -> None:
+    """Cancel the Flink job, or SIGTERM the worker (SIGKILL after 30 s)."""
+    if running.flink_job:
+        cancel_job(settings, running.flink_job)
+    if running.process and running.process.poll() is None:
+        running.process.send_signal(signal.SIGTERM)
+        try:
+            running.process.wait(30)
+        except subprocess.TimeoutExpired:
+            running.process.kill()
+            running.process.wait(10)
+
+
+def catalogue(sweep_batches: tuple[int, ...], sweep_delays: tuple[int, ...]) -> list[SystemSpec]:
+    """All systems of one run, in their interleaving order."""
+    systems = [
+        SystemSpec("kafka-passthrough", "Kafka->Kafka pass-through, confluent-kafka, transactional (no model)",
+                   "loop-passthrough", "limits", max_batch=1000, rate_hint=60_000),
+        SystemSpec("flink-passthrough", "Flink SQL pass-through, exactly-once (no Python, no model)",
+                   "flink-passthrough", "limits", rate_hint=100_000),
+        SystemSpec("handwritten-1", "hand-written loop, 1 record per model call", "loop-score", "baseline",
+                   max_batch=1, rate_hint=2500),
+        SystemSpec("handwritten-batched", "hand-written loop, batches of 512", "loop-score", "baseline",
+                   max_batch=512, rate_hint=20_000),
+        SystemSpec("quix", "Quix Streams 3, exactly-once, 1 record per model call", "quix", "peer",
+                   rate_hint=2000, note="Quix has no native micro-batching; per record is what its users write"),
+        SystemSpec("streamscore-eo", "streamscore, exactly-once (batch 512, delay 100 ms)", "flink-scoring",
+                   "streamscore", max_batch=512, max_delay_ms=100, rate_hint=20_000),
+        SystemSpec("streamscore-alo", "streamscore, at-least-once (batch 512, delay 100 ms)", "flink-scoring",
+                   "streamscore", max_batch=512, max_delay_ms=100, exactly_once=False, rate_hint=20_000),
+    ]
+    for size in sweep_batches:
+        systems.append(SystemSpec(f"sweep-b{size}-d100", f"streamscore EO, batch {size}, delay 100 ms",
+                                  "flink-scoring", "sweep", max_batch=size, max_delay_ms=100,
+                                  rate_hint=max(500.0, min(20_000.0, 700.0 * size))))
+    for delay in sweep_delays:
+        systems.append(SystemSpec(f"sweep-b512-d{delay}", f"streamscore EO, batch 512, delay {delay} ms",
+                                  "flink-scoring", "sweep", max_batch=512, max_delay_ms=delay, rate_hint=20_000))
+    return systems

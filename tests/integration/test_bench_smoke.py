@@ -1,0 +1,43 @@
+"""``streamscore bench --smoke`` on the real stack: every system processes every event exactly once.
+
+Not a timed test: the numbers of a smoke run mean nothing (a few thousand events, mostly
+start-up); what must hold is the accounting and the shape of the results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+
+from benchmarks.bench import ONNX_BATCHES, SMOKE, run
+from benchmarks.systems import catalogue
+
+pytestmark = pytest.mark.integration
+
+
+def test_bench_smoke_accounts_for_every_event(settings, stack, tmp_path):
+    args = argparse.Namespace(smoke=True, repetitions=None, systems=None, out=tmp_path, note="test")
+    payload = run(args, settings)
+
+    expected_systems = [s.key for s in catalogue(SMOKE.sweep_batches, SMOKE.sweep_delays)]
+    rows = payload["rows"]
+    assert [r["system"] for r in rows] == expected_systems
+    for row in rows:
+        assert not row.get("error"), f"{row['system']}: {row.get('error')}\n{row.get('trace', '')}"
+        assert row["drained"], f"{row['system']} did not drain its backlog"
+        assert row["expected"] == row["backlog"] + row["latency_events"], row["system"]
+        assert (row["lost"], row["duplicates"]) == (0, 0), f"{row['system']}: {row['lost']} lost, " \
+                                                           f"{row['duplicates']} duplicated"
+        assert row["distinct"] == row["expected"]
+        assert row["events_per_s"] > 0 and row["p99_ms"] > 0
+        assert row["commit_interval_ms"] == SMOKE.commit_interval_ms
+        assert "kafka" in row["peak_rss_mb"]
+        assert not row["void"]
+
+    written = json.loads(next(tmp_path.glob("bench-*-smoke.json")).read_text())
+    assert [s["system"] for s in written["summaries"]] == expected_systems
+    assert sorted(int(b) for b in written["onnx_rows_per_s"]) == sorted(ONNX_BATCHES)
+    assert {c["name"].split(":")[0] for c in written["checks"]} >= {"streamscore EO / quix throughput"}
+    assert next(tmp_path.glob("bench-*-smoke.md")).read_text().startswith("| system |")
