@@ -106,7 +106,7 @@ class Settings:
 
     @property
     def redis_url(self) -> str:
-        return f"redis://{self.redis}/0"
+        return f"{'rediss' if self.redis_security.tls else 'redis'}://{self.redis}/0"  # never a password
 
     @property
     def log_dir(self) -> Path:

@@ -199,6 +199,8 @@ def load_redis_security(env: Mapping[str, str]) -> RedisSecurity:
         raise ConfigError(f"{PREFIX}REDIS_USERNAME needs {PREFIX}REDIS_PASSWORD_FILE (or _PASSWORD)")
     if security.password and any(c.isspace() for c in security.password.reveal()):
         raise ConfigError(f"{PREFIX}REDIS_PASSWORD must not contain whitespace")
+    if security.username and not security.username.replace("-", "").replace("_", "").isalnum():
+        raise ConfigError(f"{PREFIX}REDIS_USERNAME may hold letters, digits, '-' and '_' only")
     return security
 
 

@@ -83,6 +83,7 @@ def test_the_password_is_in_no_printable_view_of_the_settings(tmp_path, pem_file
     ({"STREAMSCORE_KAFKA_SSL_ENDPOINT_IDENTIFICATION": "maybe"}, "https or none"),
     ({"STREAMSCORE_REDIS_USERNAME": "bob"}, "needs STREAMSCORE_REDIS_PASSWORD"),
     ({"STREAMSCORE_REDIS_TLS": "perhaps"}, "1/0"),
+    ({"STREAMSCORE_REDIS_USERNAME": "bob smith", "STREAMSCORE_REDIS_PASSWORD": "x"}, "letters, digits"),
 ])
 def test_bad_security_settings_give_one_clear_error(tmp_path, pem_files, extra, message):
     extra = {k: v.format(ca=pem_files["ca.pem"]) for k, v in extra.items()}
@@ -196,6 +197,7 @@ def test_redis_auth_and_tls_reach_the_client_and_the_local_server(tmp_path, pem_
     tls = load_settings(env | {"STREAMSCORE_REDIS_TLS": "1", "STREAMSCORE_REDIS_CA_FILE": str(pem_files["ca.pem"])})
     assert {k: redis_kwargs(tls)[k] for k in ("ssl", "ssl_ca_certs", "ssl_cert_reqs")} == {
         "ssl": True, "ssl_ca_certs": str(pem_files["ca.pem"].resolve()), "ssl_cert_reqs": "required"}
+    assert tls.redis_url.startswith("rediss://") and settings.redis_url.startswith("redis://")
     with pytest.raises(StackError, match="without TLS"):
         RedisService(tls).prepare()
 
