@@ -13,8 +13,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from connectors.dead_letter import (SourceCoordinates, dead_letter_key, dead_letter_record, encode_dead_letter,
-                                    reason_code)
+from connectors.dead_letter import (
+    SourceCoordinates,
+    dead_letter_key,
+    dead_letter_record,
+    encode_dead_letter,
+    reason_code,
+)
 from models.registry import LoadedModel
 from schemas import SerdeError, serde_for
 

@@ -119,7 +119,6 @@ class DriftWindows(KeyedProcessFunction):
 
     def open(self, runtime_context: RuntimeContext):
         from jobs.drift_logic import SidecarLogic
-
         from jobs.job_metrics import SidecarMetrics
 
         self.logic = SidecarLogic.for_model(self.config)

@@ -62,7 +62,7 @@ class BucketHistogram:
             if count:
                 counter.inc(count)
         self.count.inc(int(counts[-1]))
-        self.sum.inc(int(round(float(np.sum(values)) * self.sum_scale)))
+        self.sum.inc(round(float(np.sum(values)) * self.sum_scale))
 
 
 def low_confidence_count(scores: Iterable[float], threshold: float, band: float) -> int:
@@ -143,8 +143,8 @@ class SidecarMetrics:
         self.windows_closed.inc(1)
         for test in verdict.tests:
             if test.feature in self.psi_milli:
-                self.psi_milli[test.feature] = int(round(test.psi * 1000))
-                self.ks_milli[test.feature] = int(round(test.statistic * 1000)) if test.test == "KS" else 0
+                self.psi_milli[test.feature] = round(float(test.psi) * 1000)
+                self.ks_milli[test.feature] = round(float(test.statistic) * 1000) if test.test == "KS" else 0
         for alert in verdict.alerts:
             self.alerts[alert.tier.name].inc(1)
         if verdict.trigger is not None:
@@ -153,8 +153,8 @@ class SidecarMetrics:
     def record_labelled(self, decision) -> None:
         """A judged labelled window (a :class:`drift.labelled.LabelledDecision`)."""
         self.labelled_windows.inc(1)
-        self.accuracy_milli = int(round(decision.summary.accuracy * 1000))
-        self.auc_milli = int(round((decision.summary.auc or 0.0) * 1000))
+        self.accuracy_milli = round(decision.summary.accuracy * 1000)
+        self.auc_milli = round((decision.summary.auc or 0.0) * 1000)
         if decision.alert:
             self.alerts[decision.verdict.tier.name].inc(1)
         if decision.trigger is not None:

@@ -51,9 +51,11 @@ def run_demo(settings: Settings, args: argparse.Namespace) -> int:
 
     _step("drift: 6000 normal events, then 6000 with device_trust_score shifted by 1 reference std dev")
     drift_ok = _show_drift(settings)
+    _step("delayed labels: 5000 events scored, then their true labels, 10 % flipped after the first 2000")
+    accuracy_ok = _show_accuracy(settings)
     print(f"\ndemo finished in {time.monotonic() - began:.0f}s; the stack keeps running "
           f"(Flink UI {settings.flink_rest_url}; stop it with: streamscore stack down)")
-    ok = traffic.accounted == traffic.produced and traffic.scored_duplicates == 0 and drift_ok
+    ok = traffic.accounted == traffic.produced and traffic.scored_duplicates == 0 and drift_ok and accuracy_ok
     return 0 if ok else 1
 
 
@@ -95,6 +97,62 @@ def _show_drift(settings: Settings) -> bool:
     if not (found_alerts and found_triggers):
         print("  no drift alert and trigger within 90 s (see: streamscore stack logs flink)")
     return bool(found_alerts and found_triggers)
+
+
+def _show_accuracy(settings: Settings) -> bool:
+    """Concept drift only labels reveal: features unchanged, the truth flips for 10 % of events."""
+    from models.demo_data import generate_labelled
+    from models.demo_labels import LabelPlan, label_records
+    from streamscore.commands import produce_events
+    from streamscore.labels import produce_labels
+
+    prefix = f"labelled-{uuid.uuid4().hex[:8]}-"
+    events, truth = generate_labelled(5000, seed=41, id_prefix=prefix)
+    now = int(time.time() * 1000)
+    for i, event in enumerate(events):
+        event["event_time"] = now + i
+    produce_events(settings, settings.topic("events").name, events, transaction_size=500)
+    _wait_until_scored(settings, prefix, len(events))  # labels come later than their events
+    produce_labels(settings, label_records(events, truth, LabelPlan(delay_ms=30_000, flip_rate=0.10, flip_after=2000)))
+    found_alerts, found_triggers = _wait_for_accuracy_findings(settings, since_ms=now)
+    for a in found_alerts:
+        print(f"  ALERT   accuracy {a['value']:.3f} vs reference {a['threshold']:.3f}: tier {a['tier']}, "
+              f"p {a['p_value']:.1e}, window of {a['window_size']} labelled events")
+    for t in found_triggers:
+        print(f"  TRIGGER {t['tier']:8s} -> {t['action']}: {'; '.join(t['reasons'])}")
+    if not (found_alerts and found_triggers):
+        print("  no accuracy alert and trigger within 90 s (see: streamscore stack logs flink)")
+    return bool(found_alerts and found_triggers)
+
+
+def _wait_until_scored(settings: Settings, prefix: str, count: int, timeout_s: float = 60) -> None:
+    from connectors.kafka_clients import read_topic
+    from schemas import serde_for
+
+    scored, deadline = serde_for("scored"), time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        records = read_topic(settings, settings.topic("scored").name, idle_timeout_s=1)
+        if sum(scored.decode(r.value)["event_id"].startswith(prefix) for r in records) >= count:
+            return
+        time.sleep(1)
+
+
+def _wait_for_accuracy_findings(settings: Settings, since_ms: int, timeout_s: float = 90) -> tuple[list, list]:
+    """Accuracy alerts on ``drift-alerts`` and accuracy triggers on ``control`` emitted after ``since_ms``."""
+    from connectors.kafka_clients import read_topic
+    from schemas import serde_for
+
+    alerts, control = serde_for("drift_alert"), serde_for("control")
+    deadline, found, triggers = time.monotonic() + timeout_s, [], []
+    while time.monotonic() < deadline and not (found and triggers):
+        time.sleep(2)
+        found = [a for a in (alerts.decode(r.value) for r in read_topic(
+            settings, settings.topic("drift_alerts").name, idle_timeout_s=2))
+            if a["statistic"] == "ACCURACY" and a["emitted_time"] > since_ms]
+        triggers = [t for t in (control.decode(r.value) for r in read_topic(
+            settings, settings.topic("control").name, idle_timeout_s=2))
+            if t["emitted_time"] > since_ms and t["reasons"] and t["reasons"][0].startswith("accuracy")]
+    return found, triggers
 
 
 def _print_outcome(traffic) -> None:

@@ -13,6 +13,7 @@ import time
 import uuid
 
 import pytest
+from flink_metrics import scrape
 
 from connectors.kafka_clients import produce_transactionally, read_topic
 from jobs.flink_cluster import cancel_job
@@ -66,6 +67,11 @@ def test_flipped_labels_raise_one_accuracy_alert_and_trigger(settings, fresh_top
         time.sleep(5)  # later windows would add (duplicate) alerts now
         alerts = [a for a in _read(settings, alerts_t, "drift_alert", 3) if a["statistic"] == "ACCURACY"]
         triggers = _read(settings, control_t, "control", 3)
+        deadline = time.monotonic() + 20  # Python metrics reach the reporter after their bundle
+        metrics = scrape(settings, drift.job_name)
+        while not metrics.get("drift_tier_triggers", {}).get("SEVERE") and time.monotonic() < deadline:
+            time.sleep(1)
+            metrics = scrape(settings, drift.job_name)
     finally:
         for job_id in jobs:
             cancel_job(settings, job_id)
@@ -80,8 +86,17 @@ def test_flipped_labels_raise_one_accuracy_alert_and_trigger(settings, fresh_top
     assert sequences[0] >= 1, facts  # the first window (1000+ true labels) is quiet
     assert all(a["feature"] == "model_accuracy" and a["window_size"] >= 1000 for a in alerts)
     assert all(a["threshold"] == pytest.approx(0.95725) for a in alerts)
-    assert 0.80 < alerts[-1]["value"] < 0.90 and alerts[-1]["p_value"] < 1e-6, facts
+    # flipped windows sit near 0.866; a window mixing clean and flipped labels is SEVERE below 0.907
+    assert 0.80 < alerts[-1]["value"] < 0.907 and alerts[-1]["p_value"] < 1e-6, facts
     assert len(triggers) == 1, triggers
     trigger = triggers[0]
     assert (trigger["tier"], trigger["action"]) == ("SEVERE", "emergency_rollback_or_retrain")
     assert trigger["reasons"][0].startswith("accuracy 0.8") and "AUC" in trigger["reasons"][0]
+    # the sidecar's metrics say the same: labelled windows, the last accuracy, alerts and the trigger by tier
+    assert metrics["drift_labels_windows_closed"][""] >= 3, dict(metrics)
+    assert 800 <= metrics["drift_labels_accuracy_milli"][""] <= 907
+    assert 600 <= metrics["drift_labels_auc_milli"][""] <= 900
+    assert metrics["drift_tier_triggers"].get("SEVERE") == 1
+    assert metrics["drift_tier_alerts"].get("SEVERE") == 1
+    assert metrics["drift_windows_closed"][""] >= 5  # 6,000 events in feature windows of 1,000
+    assert len(metrics["drift_feature_psi_milli"]) == 25  # one gauge per contract feature

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import re
 import time
-import urllib.request
 import uuid
 from collections import defaultdict
 
 import pytest
+from flink_metrics import scrape
 
 from connectors.dead_letter import reason_code
 from jobs.flink_cluster import cancel_job
@@ -16,29 +15,6 @@ from jobs.submit import scoring_config_from_settings, submit_scoring
 from streamscore.traffic import run_traffic
 
 pytestmark = pytest.mark.integration
-
-_SAMPLE = re.compile(r'^(flink_taskmanager_job_task_operator_model_version_\w+)\{([^}]*)\}\s+(\S+)$')
-
-
-def scrape(settings, job_name: str) -> dict[str, dict[str, float]]:
-    """metric -> {stage or '': value} for one job, from every reporter port of the local cluster."""
-    values: dict[str, dict[str, float]] = defaultdict(dict)
-    for port in (settings.flink_metrics_port, settings.flink_metrics_port + 1):
-        try:
-            text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-        except OSError:
-            continue
-        for line in text.splitlines():
-            match = _SAMPLE.match(line)
-            if not match:
-                continue
-            labels = dict(re.findall(r'(\w+)="([^"]*)"', match.group(2)))
-            if labels.get("job_name") == job_name.replace("-", "_"):
-                name = match.group(1).removeprefix("flink_taskmanager_job_task_operator_model_version_")
-                label = next((labels[k] for k in ("stage", "reason", "le") if k in labels), "")
-                values[name][label] = float(match.group(3))
-    return values
-
 
 def test_counters_equal_events_produced_scored_and_dead_lettered(settings, fresh_topics):
     events, scored, dead = fresh_topics("events", "scored", "dead")
