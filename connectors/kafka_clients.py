@@ -249,6 +249,12 @@ def _produce(producer: Producer, topic: str, key: bytes, value: bytes, timestamp
             return
         except BufferError:  # local queue full: let deliveries drain
             producer.poll(0.05)
+        except KafkaException as exc:
+            error = exc.args[0]
+            if error.code() == KafkaError._UNKNOWN_TOPIC:
+                raise KafkaClientError(f"topic {topic!r} does not exist (create it: streamscore topics create, "
+                                       f"or name an existing topic)") from None
+            raise KafkaClientError(f"cannot produce to {topic!r}: {error.str()}") from None
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import time
 from streamscore.cli_metrics import metrics_port
 from streamscore.config import load_settings
 from streamscore.errors import StreamscoreError
+from streamscore.logs import configure_logging
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -23,6 +24,10 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="streamscore", description=__doc__)
+    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default=None,
+                        help="structured log level (env STREAMSCORE_LOG_LEVEL, default info)")
+    parser.add_argument("--log-format", choices=["json", "console"], default=None,
+                        help="logs on stderr as JSON lines or for a terminal (env STREAMSCORE_LOG_FORMAT, default json)")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     stack = sub.add_parser("stack", help="the local Kafka + Flink + Redis stack "
@@ -72,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    configure_logging(fmt=args.log_format, level=args.log_level)
     try:
         settings = load_settings()
         return _dispatch(args, settings)

@@ -82,6 +82,7 @@ def produce(settings: Settings, args: argparse.Namespace) -> int:
         prefix = args.id_prefix or f"ev-{int(time.time())}-"
         drift = [parse_drift(spec, args.drift_after) for spec in args.drift]
         events = _live_demo_events(args.count, args.seed, prefix, drift)
+    _require_topic(settings, topic)  # after reading the input: a bad file is reported without Kafka
     sent: list[dict] = []
     with serve_metrics(getattr(args, "metrics_port", None)) as metrics:
         stats = produce_events(settings, topic, _remember(events, sent if args.labels else None),
@@ -109,6 +110,14 @@ def _refused_note(args: argparse.Namespace, stats: dict) -> str:
         return ""
     largest = f" (largest {stats['largest_refused']} bytes)" if stats["refused_oversized"] else ""
     return f"; refused {stats['refused_oversized']} larger than {args.max_message_bytes} bytes{largest}"
+
+
+def _require_topic(settings: Settings, topic: str) -> None:
+    from connectors.kafka_clients import existing_topics
+
+    if topic not in existing_topics(settings):
+        raise InputError(f"topic {topic!r} does not exist at {settings.kafka_bootstrap} "
+                         f"(create it: streamscore topics create, or name an existing topic)")
 
 
 def _remember(events: Iterable[dict], sink: list | None) -> Iterator[dict]:
@@ -191,8 +200,7 @@ def produce_events(settings: Settings, topic: str, events: Iterable[dict], *, ra
     from schemas import serde_for
     from streamscore.bounds import SizeBound, TokenBucket
 
-    encode = serde_for("event").encode  # validates: a bad record raises RecordEncodeError naming the field
-    items = ((str(event["event_id"]).encode(), encode(event), _event_time(event)) for event in events)
+    items = _encoded_events(events, topic, serde_for("event").encode)
     bound = SizeBound(max_message_bytes) if max_message_bytes is not None else None
     limits = {"throttle": TokenBucket(max_rate).acquire if max_rate is not None else None,
               "producer_config": {"message.max.bytes": bound.producer_message_max_bytes()} if bound else None}
@@ -209,6 +217,20 @@ def produce_events(settings: Settings, topic: str, events: Iterable[dict], *, ra
     except (StreamscoreError, KeyboardInterrupt) as exc:
         counter.failed(exc)
         raise
+
+
+def _encoded_events(events: Iterable[dict], topic: str, encode) -> Iterator[tuple[bytes, bytes, int | None]]:
+    """(key, Avro payload, event time) per event; ``encode`` validates (a bad record raises naming the field).
+
+    Each event is logged at debug level with its ids (never its payload), so one event can be
+    followed by its correlation id from here to the scoring job's log and the output topics."""
+    from streamscore.logs import get_logger
+
+    log = get_logger("streamscore.produce", topic=topic)
+    for event in events:
+        payload = encode(event)
+        log.debug("event_sent", event_id=event.get("event_id"), correlation_id=event.get("correlation_id"))
+        yield str(event["event_id"]).encode(), payload, _event_time(event)
 
 
 def _with_refused(bound, stats: dict) -> dict:

@@ -83,6 +83,7 @@ def test_produce_command_serves_metrics_while_it_runs(settings, monkeypatch):
         return {"produced": produced, "seconds": 0.2, "rate": produced / 0.2, "transactions": 3}
 
     monkeypatch.setattr("connectors.kafka_clients.produce_transactionally", fake_produce)
+    monkeypatch.setattr("streamscore.commands._require_topic", lambda settings, topic: None)
     args = build_parser().parse_args(["produce", "--count", "250", "--transaction-size", "100", "--quiet",
                                       "--metrics-port", str(port)])
     assert commands.produce(settings, args) == 0
@@ -101,6 +102,7 @@ def test_produce_counts_the_records_of_a_failed_transaction(settings, monkeypatc
             pass
 
     monkeypatch.setattr("connectors.kafka_clients.produce_transactionally", fake_produce)
+    monkeypatch.setattr("streamscore.commands._require_topic", lambda settings, topic: None)
     port = free_port()
     with serve_metrics(port) as metrics:
         with pytest.raises(SerdeError, match="amount"):
