@@ -57,6 +57,9 @@ class BatchResult:
     dead_letters: list[DeadLetterNote] = field(default_factory=list)
     scores: list[float] = field(default_factory=list)  # of the scored rows
     latencies_ms: list[int] = field(default_factory=list)  # scored time - event time, of the scored rows
+    cache_lookups: int = 0  # rows looked up in the prediction cache
+    cache_hits: int = 0
+    cache_errors: int = 0  # failed cache calls (the cache bypassed itself; scoring went on)
 
     @property
     def model_calls(self) -> int:
@@ -69,7 +72,7 @@ class BatchResult:
 
 class BatchScorer:
     def __init__(self, model: LoadedModel, predictor: Predictor, *, job: str, source_topic: str,
-                 clock_ms: Callable[[], int] | None = None):
+                 clock_ms: Callable[[], int] | None = None, cache=None):
         self.card = model.card
         self.contract = model.contract
         self.predictor = predictor
@@ -79,6 +82,7 @@ class BatchScorer:
         self._events = serde_for("event")
         self._scored = serde_for("scored")
         self._clock_ms = clock_ms or (lambda: int(time.time() * 1000))
+        self.cache = cache  # a connectors.prediction_cache.PredictionCache, or None
 
     def score(self, payloads: Sequence[bytes], partitions: Sequence[int], offsets: Sequence[int]) -> BatchResult:
         n = len(payloads)
@@ -112,7 +116,27 @@ class BatchScorer:
         return matrix, valid
 
     def _infer(self, matrix: np.ndarray, result: BatchResult) -> tuple[np.ndarray, dict[int, str]]:
-        """Scores for every matrix row; a failing batch is retried row by row to isolate the culprit."""
+        """Scores for every matrix row: cached ones from the prediction cache (one lookup per batch),
+        the rest from the model (one call), written back to the cache."""
+        if self.cache is None:
+            return self._infer_model(matrix, result)
+        errors_before = self.cache.stats.errors
+        keys = self.cache.keys(matrix)
+        scores, hit = self.cache.lookup(keys)
+        result.cache_lookups, result.cache_hits = len(keys), int(hit.sum())
+        failed: dict[int, str] = {}
+        misses = np.flatnonzero(~hit)
+        if len(misses):
+            fresh, fresh_failed = self._infer_model(matrix[misses], result)
+            scores[misses] = fresh
+            failed = {int(misses[k]): reason for k, reason in fresh_failed.items()}
+            good = [k for k in range(len(misses)) if k not in fresh_failed]
+            self.cache.store([keys[misses[k]] for k in good], fresh[good])
+        result.cache_errors = self.cache.stats.errors - errors_before
+        return scores, failed
+
+    def _infer_model(self, matrix: np.ndarray, result: BatchResult) -> tuple[np.ndarray, dict[int, str]]:
+        """Model scores for every matrix row; a failing batch is retried row by row to isolate the culprit."""
         began = time.perf_counter()
         result.call_sizes.append(len(matrix))
         try:

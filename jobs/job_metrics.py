@@ -87,6 +87,9 @@ class ScoringMetrics:
                                for code in REASON_CODES}
         self.model_calls = group.counter("model_calls")
         self.low_confidence = group.counter("low_confidence")
+        self.cache_lookups = group.counter("cache_lookups")
+        self.cache_hits = group.counter("cache_hits")
+        self.cache_errors = group.counter("cache_errors")
         self.batch_size = BucketHistogram(group, "batch_size", BATCH_SIZE_BUCKETS)
         self.inference_us = BucketHistogram(group, "inference_us", INFERENCE_US_BUCKETS)
         self.latency_ms = BucketHistogram(group, "latency_ms", LATENCY_MS_BUCKETS)
@@ -107,6 +110,10 @@ class ScoringMetrics:
         self.latency_ms.observe(result.latencies_ms)
         self.score_milli.observe(np.asarray(result.scores, dtype=np.float64) * 1000.0)
         self.low_confidence.inc(low_confidence_count(result.scores, self.threshold, self.band))
+        if result.cache_lookups or result.cache_errors:
+            self.cache_lookups.inc(result.cache_lookups)
+            self.cache_hits.inc(result.cache_hits)
+            self.cache_errors.inc(result.cache_errors)
 
     def _reason_counter(self, code: str):
         if code not in self.dead_by_reason:

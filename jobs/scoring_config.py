@@ -38,6 +38,12 @@ class ScoringJobConfig(JsonJobConfig):
     providers: tuple[str, ...] | None = None
     intra_op_threads: int = 1
     low_confidence_band: float = 0.05  # |score - threshold| <= band counts as low confidence
+    cache_enabled: bool = False  # Redis prediction cache (connectors.prediction_cache)
+    cache_ttl_s: int = 3600
+    redis_url: str | None = None  # redis:// or rediss://, never with a password
+    redis_username: str | None = None
+    redis_password_file: str | None = None  # read on the TaskManager, never sent in this config
+    redis_ca_file: str | None = None
 
     @property
     def consumer_group(self) -> str:
@@ -55,6 +61,11 @@ class ScoringJobConfig(JsonJobConfig):
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.max_batch_size > 100_000:
             raise ConfigError(f"max_batch_size {self.max_batch_size} is unreasonably large (max 100000)")
+        if self.cache_enabled and (not self.redis_url or self.cache_ttl_s < 1):
+            raise ConfigError(f"the prediction cache needs redis_url and cache_ttl_s >= 1 "
+                              f"(got {self.redis_url!r}, {self.cache_ttl_s})")
+        if self.redis_url and "@" in self.redis_url:
+            raise ConfigError("redis_url must not carry credentials: use redis_username and redis_password_file")
         if not 0.0 <= self.low_confidence_band <= 1.0:
             raise ConfigError(f"low_confidence_band must be within [0, 1], got {self.low_confidence_band}")
         if self.startup_mode not in ("group-offsets", "earliest-offset", "latest-offset"):

@@ -50,11 +50,22 @@ class ScoreBatch(ScalarFunction):
         model = load_model(self.config.model, root=self.config.registry_dir)
         predictor = OnnxScorer(model, providers=list(self.config.providers) if self.config.providers else None,
                                intra_op_threads=self.config.intra_op_threads)
-        self.scorer = BatchScorer(model, predictor, job=self.config.job_name, source_topic=self.config.events_topic)
         self.log = get_logger("streamscore.scoring", job=self.config.job_name, model=model.card.ref)
-        self.log.info("model_loaded", providers=predictor.providers)
+        self.scorer = BatchScorer(model, predictor, job=self.config.job_name, source_topic=self.config.events_topic,
+                                  cache=self._cache(model.card.ref))
+        self.log.info("model_loaded", providers=predictor.providers, cache=self.config.cache_enabled)
         self.metrics = ScoringMetrics(function_context.get_metric_group(), model.card.name, model.card.version,
                                       self.scorer.threshold, self.config.low_confidence_band)
+
+    def _cache(self, model_ref: str):
+        if not self.config.cache_enabled:
+            return None
+        from connectors.prediction_cache import PredictionCache, redis_factory
+
+        c = self.config
+        factory = redis_factory(c.redis_url, username=c.redis_username, password_file=c.redis_password_file,
+                                ca_file=c.redis_ca_file)
+        return PredictionCache(factory, model_ref=model_ref, ttl_s=c.cache_ttl_s, log=self.log)
 
     def eval(self, payload: pd.Series, partition: pd.Series, offset: pd.Series) -> pd.DataFrame:
         result = self.scorer.score(payload.tolist(), partition.tolist(), offset.tolist())

@@ -30,9 +30,20 @@ def scoring_config_from_settings(settings: Settings, **overrides) -> ScoringJobC
         "events_topic": settings.topic("events").name,
         "scored_topic": settings.topic("scored").name,
         "dead_letter_topic": settings.topic("dead_letter").name,
+        **_redis_fields(settings),
     }
     base.update({k: v for k, v in overrides.items() if v is not None})
     return ScoringJobConfig(**base).checked()
+
+
+def _redis_fields(settings: Settings) -> dict:
+    """Where the job's prediction cache finds Redis: address, user, CA, and the password's *file*
+    (read on the TaskManager), so no password travels in the job's configuration."""
+    security = settings.redis_security
+    password_file = os.environ.get("STREAMSCORE_REDIS_PASSWORD_FILE") if security.password else None
+    return {"redis_url": settings.redis_url, "redis_username": security.username,
+            "redis_password_file": str(Path(password_file).resolve()) if password_file else None,
+            "redis_ca_file": str(security.ca_file) if security.ca_file else None}
 
 
 def _require_topics(settings: Settings, roles_topics: tuple[tuple[str, str], ...]) -> None:

@@ -13,7 +13,7 @@ import signal
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from connectors.kafka_clients import create_topics, delete_topics
 from jobs.flink_cluster import cancel_job
@@ -47,6 +47,7 @@ class FaultReport:
     in_both: int
     recovery_s: float | None
     fault_at_s: float
+    cache: dict | None = None  # cache faults: lookups, hits, errors (job metrics) and the job's log events
 
     @property
     def passed(self) -> bool:
@@ -54,9 +55,11 @@ class FaultReport:
 
     def line(self) -> str:
         recovery = f"{self.recovery_s:.1f}s" if self.recovery_s is not None else "n/a"
+        cache = "" if self.cache is None else (f", cache lookups {self.cache['lookups']}, errors {self.cache['errors']}, "
+                                               f"log {'/'.join(self.cache['log_events']) or 'none'}")
         return (f"{self.fault}: produced {self.produced}, scored {self.scored}, dead-lettered {self.dead_lettered}, "
                 f"duplicates {self.duplicates}, missing {self.missing}, in both {self.in_both}, "
-                f"recovery {recovery} -> {'PASS' if self.passed else 'FAIL'}")
+                f"recovery {recovery}{cache} -> {'PASS' if self.passed else 'FAIL'}")
 
 
 def _taskmanager_spec(stack: Stack):
@@ -101,6 +104,16 @@ def restart_kafka(ctx: FaultContext, down_s: float = 5.0) -> None:
     ctx.stack.up(only=["kafka"])
 
 
+def redis_outage(ctx: FaultContext, down_s: float = 30.0) -> None:
+    """Stop Redis (the job's prediction cache) for ``down_s`` seconds, then start it again: the
+    cache bypasses itself with a metric and a log line, and scoring goes on without it."""
+    redis = ctx.stack.service("redis")
+    for spec in redis.prepare():
+        stop_process(spec)
+    time.sleep(down_s)
+    ctx.stack.up(only=["redis"])
+
+
 def savepoint_restart(ctx: FaultContext) -> None:
     """Stop the job with a savepoint, start it again from it with a quarter of the max batch size."""
     location = cancel_job(ctx.settings, ctx.job_id, savepoint_dir=str(ctx.stack.service("flink").home.savepoint_dir))
@@ -110,7 +123,8 @@ def savepoint_restart(ctx: FaultContext) -> None:
 
 
 FAULTS = {"kill-taskmanager": kill_taskmanager, "kill-python-worker": kill_python_worker,
-          "restart-kafka": restart_kafka, "savepoint-restart": savepoint_restart}
+          "restart-kafka": restart_kafka, "savepoint-restart": savepoint_restart, "redis-outage": redis_outage}
+CACHE_FAULTS = ("redis-outage",)  # run with the Redis prediction cache on
 
 
 def _cmdline(pid: int) -> bytes:
@@ -131,21 +145,49 @@ def run_fault(settings: Settings, fault: str, *, count: int = 200_000, rate: flo
     create_topics(settings, [TopicSpec(r, n, 2) for r, n in zip(("events", "scored", "dead"), names)])
     config = scoring_config_from_settings(settings, events_topic=names[0], scored_topic=names[1],
                                           dead_letter_topic=names[2], job_name=f"chaos-{tag}",
-                                          startup_mode="earliest-offset")
+                                          startup_mode="earliest-offset", cache_enabled=fault in CACHE_FAULTS)
     ctx = FaultContext(stack, settings, config, submit_scoring(settings, config))
-    injector = _Injector(FAULTS[fault], ctx, delay_s=count / rate / 3)
+    # a third of the way in; an outage that lasts (Redis, 30 s) starts earlier, so that traffic
+    # outlives it and shows the recovery too
+    delay_s = 5.0 if fault in CACHE_FAULTS else count / rate / 3
+    injector = _Injector(FAULTS[fault], ctx, delay_s=delay_s)
     try:
         injector.start()
         report = run_traffic(settings, count, id_prefix=f"c{tag}-", rate=rate, malformed_every=1000,
                              transaction_size=max(1, int(rate // 20)), timeout_s=timeout_s,
                              events_topic=names[0], scored_topic=names[1], dead_topic=names[2])
         injector.join()
+        cache = _cache_evidence(settings, config.job_name) if fault in CACHE_FAULTS else None
     finally:
         _cancel_quietly(settings, ctx.job_id)
         delete_topics(settings, names)
     if injector.error:
         raise StreamscoreError(f"chaos: injecting {fault} failed: {injector.error}")
-    return _account(fault, report, injector)
+    return replace(_account(fault, report, injector), cache=cache)
+
+
+def _cache_evidence(settings: Settings, job_name: str, wait_s: float = 15.0) -> dict:
+    """The job's cache metrics (once they are reported) and its cache log events, in order."""
+    from streamscore.flink_metrics import scrape
+
+    deadline, metrics = time.monotonic() + wait_s, {}
+    while time.monotonic() < deadline:
+        metrics = scrape(settings, job_name)
+        if metrics.get("cache_errors", {}).get(""):
+            break
+        time.sleep(1)
+    events = [line.split('"event": "', 1)[1].split('"', 1)[0] for line in _taskmanager_log_lines(settings, job_name)
+              if '"event": "prediction_cache_' in line]
+    return {"lookups": int(metrics.get("cache_lookups", {}).get("", 0)),
+            "errors": int(metrics.get("cache_errors", {}).get("", 0)), "log_events": events}
+
+
+def _taskmanager_log_lines(settings: Settings, job_name: str) -> list[str]:
+    lines = []
+    for path in sorted(settings.log_dir.glob("flink-*taskexecutor*.log")):
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            lines += [line for line in fh if f'"job": "{job_name}"' in line]
+    return lines
 
 
 class _Injector(threading.Thread):

@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     chaos = sub.add_parser("chaos", help="exactly-once under a fault, on the running stack")
     chaos.add_argument("--fault", required=True, choices=["kill-taskmanager", "kill-python-worker", "restart-kafka",
-                                                             "savepoint-restart"])
+                                                          "savepoint-restart", "redis-outage"])
     chaos.add_argument("--count", type=int, default=200_000)
     chaos.add_argument("--rate", type=float, default=5000.0)
 

@@ -19,6 +19,9 @@ def _add_scoring_knobs(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint-interval-ms", type=int, default=None, help="default 1000")
     parser.add_argument("--transaction-timeout-ms", type=int, default=None, help="default 600000")
     parser.add_argument("--parallelism", type=int, default=None)
+    parser.add_argument("--cache", action="store_true",
+                        help="scoring: cache predictions in Redis (one MGET per micro-batch; off by default)")
+    parser.add_argument("--cache-ttl-s", type=int, default=None, help="scoring: cached prediction lifetime (3600)")
     parser.add_argument("--low-confidence-band", type=float, default=None,
                         help="scoring: |score - threshold| within this counts as low confidence (0.05)")
     parser.add_argument("--at-least-once", action="store_true", help="weaker sinks (benchmarks only)")
@@ -57,6 +60,7 @@ def scoring_config(settings: Settings, args: argparse.Namespace):
         checkpoint_interval_ms=args.checkpoint_interval_ms, transaction_timeout_ms=args.transaction_timeout_ms,
         parallelism=args.parallelism, exactly_once=False if args.at_least_once else None,
         startup_mode=args.startup_mode, low_confidence_band=args.low_confidence_band,
+        cache_enabled=True if args.cache else None, cache_ttl_s=args.cache_ttl_s,
     )
 
 

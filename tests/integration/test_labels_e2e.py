@@ -13,7 +13,6 @@ import time
 import uuid
 
 import pytest
-from flink_metrics import scrape
 
 from connectors.kafka_clients import produce_transactionally, read_topic
 from jobs.flink_cluster import cancel_job
@@ -21,6 +20,7 @@ from jobs.submit import drift_config_from_settings, scoring_config_from_settings
 from models.demo_data import generate_labelled
 from models.demo_labels import LabelPlan, label_records
 from schemas import serde_for
+from streamscore.flink_metrics import scrape
 from streamscore.labels import produce_labels
 
 pytestmark = pytest.mark.integration

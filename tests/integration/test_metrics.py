@@ -7,11 +7,11 @@ import uuid
 from collections import defaultdict
 
 import pytest
-from flink_metrics import scrape
 
 from connectors.dead_letter import reason_code
 from jobs.flink_cluster import cancel_job
 from jobs.submit import scoring_config_from_settings, submit_scoring
+from streamscore.flink_metrics import scrape
 from streamscore.traffic import run_traffic
 
 pytestmark = pytest.mark.integration

@@ -1,4 +1,5 @@
-"""Scraping Flink's Prometheus reporter of the local cluster, for one job's operator metrics."""
+"""Scraping Flink's Prometheus reporter of the local cluster for one job's streamscore metrics
+(the fault harness reads them before it cancels its job; the tests compare them with Kafka)."""
 
 from __future__ import annotations
 
