@@ -115,7 +115,8 @@ def check_onnx_against_card(card: ModelCard, onnx_bytes: bytes) -> None:
     """Checksum, input and score output of the ONNX model must match the card."""
     digest = sha256_hex(onnx_bytes)
     if digest != card.onnx_sha256:
-        raise ModelError(f"{card.ref}: onnx sha256 {digest} != card onnx_sha256 {card.onnx_sha256}")
+        raise ModelError(f"{card.ref}: the ONNX file's sha256 {digest} is not the card's onnx_sha256 "
+                         f"{card.onnx_sha256}: the file is corrupt or was replaced")
     try:
         graph = onnx.load_model_from_string(onnx_bytes).graph
     except Exception as exc:  # protobuf raises its own DecodeError family
@@ -159,7 +160,10 @@ class ModelRegistry:
         if (card.name, card.version) != (ref.name, ref.version):
             raise ModelError(f"model {ref}: card says {card.ref}")
         onnx_bytes = (directory / ONNX_FILE).read_bytes()
-        check_onnx_against_card(card, onnx_bytes)
+        try:
+            check_onnx_against_card(card, onnx_bytes)
+        except ModelError as exc:
+            raise ModelError(f"{exc} ({directory / ONNX_FILE})") from None
         return LoadedModel(ref=ref, card=card, onnx_bytes=onnx_bytes, directory=directory)
 
 
