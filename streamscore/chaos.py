@@ -17,7 +17,8 @@ from dataclasses import dataclass, replace
 
 from connectors.kafka_clients import create_topics, delete_topics
 from jobs.flink_cluster import cancel_job
-from jobs.submit import scoring_config_from_settings, submit_scoring
+from jobs.submit import drift_config_from_settings, scoring_config_from_settings, submit_drift, submit_scoring
+from models.demo_data import DriftSpec
 from streamscore.config import Settings, TopicSpec
 from streamscore.errors import StreamscoreError
 from streamscore.stack import Stack
@@ -48,10 +49,13 @@ class FaultReport:
     recovery_s: float | None
     fault_at_s: float
     cache: dict | None = None  # cache faults: lookups, hits, errors (job metrics) and the job's log events
+    alerts: int = 0  # drift alerts the sidecar committed during the run
+    triggers: int = 0
+    drift_duplicates: int = 0  # alerts or triggers committed twice
 
     @property
     def passed(self) -> bool:
-        return self.missing == 0 and self.duplicates == 0 and self.in_both == 0
+        return self.missing == 0 and self.duplicates == 0 and self.in_both == 0 and self.drift_duplicates == 0
 
     def line(self) -> str:
         recovery = f"{self.recovery_s:.1f}s" if self.recovery_s is not None else "n/a"
@@ -59,7 +63,8 @@ class FaultReport:
                                                f"log {'/'.join(self.cache['log_events']) or 'none'}")
         return (f"{self.fault}: produced {self.produced}, scored {self.scored}, dead-lettered {self.dead_lettered}, "
                 f"duplicates {self.duplicates}, missing {self.missing}, in both {self.in_both}, "
-                f"recovery {recovery}{cache} -> {'PASS' if self.passed else 'FAIL'}")
+                f"recovery {recovery}, drift alerts {self.alerts} / triggers {self.triggers} "
+                f"(duplicated {self.drift_duplicates}){cache} -> {'PASS' if self.passed else 'FAIL'}")
 
 
 def _taskmanager_spec(stack: Stack):
@@ -137,15 +142,20 @@ def _cmdline(pid: int) -> bytes:
 
 def run_fault(settings: Settings, fault: str, *, count: int = 200_000, rate: float = 5000.0,
               timeout_s: float = 300.0) -> FaultReport:
+    """The scoring job and the drift sidecar on fresh topics, ``count`` events (a 1-sigma drift in
+    the second half, so the sidecar alerts), one fault, then every id and every alert accounted."""
     if fault not in FAULTS:
         raise StreamscoreError(f"unknown fault {fault!r}; known: {', '.join(FAULTS)}")
-    stack = Stack(settings)
-    tag = uuid.uuid4().hex[:8]
-    names = [f"chaos-{role}-{tag}" for role in ("events", "scored", "dead")]
-    create_topics(settings, [TopicSpec(r, n, 2) for r, n in zip(("events", "scored", "dead"), names)])
-    config = scoring_config_from_settings(settings, events_topic=names[0], scored_topic=names[1],
-                                          dead_letter_topic=names[2], job_name=f"chaos-{tag}",
+    stack, tag = Stack(settings), uuid.uuid4().hex[:8]
+    topics = {role: f"chaos-{role}-{tag}" for role in ("events", "scored", "dead", "alerts", "control")}
+    create_topics(settings, [TopicSpec(r, n, 2 if r in ("events", "scored") else 1) for r, n in topics.items()])
+    config = scoring_config_from_settings(settings, events_topic=topics["events"], scored_topic=topics["scored"],
+                                          dead_letter_topic=topics["dead"], job_name=f"chaos-{tag}",
                                           startup_mode="earliest-offset", cache_enabled=fault in CACHE_FAULTS)
+    drift = drift_config_from_settings(settings, events_topic=topics["events"], scored_topic=topics["scored"],
+                                       alerts_topic=topics["alerts"], control_topic=topics["control"],
+                                       labels_topic="", job_name=f"chaos-drift-{tag}", startup_mode="earliest-offset")
+    drift_job = submit_drift(settings, drift)
     ctx = FaultContext(stack, settings, config, submit_scoring(settings, config))
     # a third of the way in; an outage that lasts (Redis, 30 s) starts earlier, so that traffic
     # outlives it and shows the recovery too
@@ -155,15 +165,32 @@ def run_fault(settings: Settings, fault: str, *, count: int = 200_000, rate: flo
         injector.start()
         report = run_traffic(settings, count, id_prefix=f"c{tag}-", rate=rate, malformed_every=1000,
                              transaction_size=max(1, int(rate // 20)), timeout_s=timeout_s,
-                             events_topic=names[0], scored_topic=names[1], dead_topic=names[2])
+                             events_topic=topics["events"], scored_topic=topics["scored"], dead_topic=topics["dead"],
+                             drift=[DriftSpec("device_trust_score", "shift", 1.0, start_after=count // 2)])
         injector.join()
         cache = _cache_evidence(settings, config.job_name) if fault in CACHE_FAULTS else None
+        drift_counts = _drift_outputs(settings, topics["alerts"], topics["control"])
     finally:
-        _cancel_quietly(settings, ctx.job_id)
-        delete_topics(settings, names)
+        for job_id in (ctx.job_id, drift_job):
+            _cancel_quietly(settings, job_id)
+        delete_topics(settings, list(topics.values()))
     if injector.error:
         raise StreamscoreError(f"chaos: injecting {fault} failed: {injector.error}")
-    return replace(_account(fault, report, injector), cache=cache)
+    return replace(_account(fault, report, injector), cache=cache, **drift_counts)
+
+
+def _drift_outputs(settings: Settings, alerts_topic: str, control_topic: str, settle_s: float = 8.0) -> dict:
+    """Alerts and triggers the sidecar committed, and how many of them repeat an id already seen."""
+    from connectors.kafka_clients import read_topic
+    from schemas import serde_for
+
+    time.sleep(settle_s)  # the last windows close, and a duplicate would be committed by now
+    alerts = [serde_for("drift_alert").decode(r.value)["alert_id"] for r in read_topic(settings, alerts_topic,
+                                                                                        idle_timeout_s=3)]
+    triggers = [serde_for("control").decode(r.value)["message_id"] for r in read_topic(settings, control_topic,
+                                                                                        idle_timeout_s=3)]
+    return {"alerts": len(alerts), "triggers": len(triggers),
+            "drift_duplicates": len(alerts) - len(set(alerts)) + len(triggers) - len(set(triggers))}
 
 
 def _cache_evidence(settings: Settings, job_name: str, wait_s: float = 15.0) -> dict:

@@ -97,10 +97,10 @@ def _end_offsets(consumer, settings: Settings, topics: list[str]) -> list[TopicP
     return assignment
 
 
-def _payloads(count: int, seed: int, id_prefix: str, malformed_every: int, report: TrafficReport):
+def _payloads(count: int, seed: int, id_prefix: str, malformed_every: int, report: TrafficReport, drift=()):
     """(key, value) pairs; event time = the moment the record is handed to the producer."""
     encode = serde_for("event").encode_trusted
-    for i, event in enumerate(generate_events(count, seed=seed, id_prefix=id_prefix)):
+    for i, event in enumerate(generate_events(count, seed=seed, id_prefix=id_prefix, drift=drift)):
         event["event_time"] = int(time.time() * 1000)
         if malformed_every and i % malformed_every == malformed_every - 1:
             kind = MALFORMED_KINDS[(i // malformed_every) % len(MALFORMED_KINDS)]
@@ -116,7 +116,7 @@ def _payloads(count: int, seed: int, id_prefix: str, malformed_every: int, repor
 def run_traffic(settings: Settings, count: int, *, id_prefix: str, seed: int = 11, rate: float = 0.0,
                 malformed_every: int = 100, transaction_size: int = 100, timeout_s: float = 180.0,
                 events_topic: str | None = None, scored_topic: str | None = None,
-                dead_topic: str | None = None) -> TrafficReport:
+                dead_topic: str | None = None, drift=()) -> TrafficReport:
     report = TrafficReport()
     scored_topic = scored_topic or settings.topic("scored").name
     dead_topic = dead_topic or settings.topic("dead_letter").name
@@ -125,7 +125,7 @@ def run_traffic(settings: Settings, count: int, *, id_prefix: str, seed: int = 1
     try:
         stats = produce_transactionally(
             settings, events_topic or settings.topic("events").name,
-            _payloads(count, seed, id_prefix, malformed_every, report),
+            _payloads(count, seed, id_prefix, malformed_every, report, drift),
             rate=rate, transaction_size=transaction_size)
         report.produce_seconds = stats["seconds"]
         began = time.monotonic()

@@ -21,6 +21,9 @@ def test_exactly_once_survives(settings, stack, fault):
     assert report.in_both == 0, report.line()
     assert report.scored + report.dead_lettered == report.produced
     assert report.recovery_s is not None, "no event sent after the fault was ever scored"
+    # the drift sidecar ran through the fault: the drift in the second half was alerted, never twice
+    assert report.alerts >= 1 and report.triggers >= 1, report.line()
+    assert report.drift_duplicates == 0, report.line()
     if fault == "redis-outage":  # the cache degraded visibly and came back; scoring never stopped
         assert report.cache["errors"] >= 1 and report.cache["lookups"] > 0, report.line()
         assert report.cache["log_events"][:2] == ["prediction_cache_unavailable", "prediction_cache_recovered"], \
