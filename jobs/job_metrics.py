@@ -75,8 +75,11 @@ class ScoringMetrics:
     """Every metric of the scoring step, under ``model=<name>``/``version=<version>`` groups."""
 
     def __init__(self, root_group, model_name: str, model_version: str, threshold: float,
-                 low_confidence_band: float = 0.05):
+                 low_confidence_band: float = 0.05, provider: str | None = None):
         group = root_group.add_group("model", model_name).add_group("version", model_version)
+        # an info-style series: which execution provider this worker's session runs on (counted with
+        # the first batch: Python metrics are reported per bundle, an update in open() is lost)
+        self._provider_session = group.add_group("provider", provider).counter("model_sessions") if provider else None
         self.threshold, self.band = threshold, low_confidence_band
         self.events_in = group.counter("events_in")
         self.events_scored = group.counter("events_scored")
@@ -97,6 +100,9 @@ class ScoringMetrics:
 
     def record_batch(self, result, batch_rows: int) -> None:
         """Account one Arrow batch (a :class:`jobs.batch_scorer.BatchResult`)."""
+        if self._provider_session is not None:
+            self._provider_session.inc(1)
+            self._provider_session = None
         self.events_in.inc(batch_rows)
         self.events_scored.inc(result.scored)
         for note in result.dead_letters:

@@ -55,7 +55,8 @@ class ScoreBatch(ScalarFunction):
                                   cache=self._cache(model.card.ref))
         self.log.info("model_loaded", providers=predictor.providers, cache=self.config.cache_enabled)
         self.metrics = ScoringMetrics(function_context.get_metric_group(), model.card.name, model.card.version,
-                                      self.scorer.threshold, self.config.low_confidence_band)
+                                      self.scorer.threshold, self.config.low_confidence_band,
+                                      provider=predictor.providers[0])
 
     def _cache(self, model_ref: str):
         if not self.config.cache_enabled:

@@ -9,7 +9,7 @@ from collections import defaultdict
 
 OPERATOR_PREFIX = "flink_taskmanager_job_task_operator_model_version_"
 _SAMPLE = re.compile(r'^(flink_taskmanager_job_task_operator_model_version_\w+)\{([^}]*)\}\s+(\S+)$')
-_GROUP_LABELS = ("stage", "reason", "le", "feature", "tier")
+_GROUP_LABELS = ("stage", "reason", "le", "feature", "tier", "provider")
 
 
 def scrape(settings, job_name: str) -> dict[str, dict[str, float]]:

@@ -49,6 +49,7 @@ def test_counters_equal_events_produced_scored_and_dead_lettered(settings, fresh
     assert {k: int(v) for k, v in metrics["reason_events_dead_lettered"].items() if v} == dict(by_reason)
     # histograms: one batch-size observation per model call, one latency and score per scored record
     assert metrics["batch_size_count"][""] == metrics["model_calls"][""]
+    assert metrics["provider_model_sessions"] == {"CPUExecutionProvider": 1.0}  # which provider really runs
     # Flink's reporter writes le="+Inf" as "_Inf" (Prometheus relabels it back: deploy/prometheus)
     assert metrics["le_batch_size_bucket"]["_Inf"] == metrics["model_calls"][""]
     assert metrics["le_latency_ms_bucket"]["_Inf"] == metrics["latency_ms_count"][""] == len(report.scored)

@@ -75,7 +75,8 @@ def _result(scores, latencies, notes, call_sizes):
 
 def test_scoring_metrics_account_a_batch_by_stage_reason_and_histograms():
     group = Group()
-    metrics = ScoringMetrics(group, "fraud", "1.0.0", threshold=0.5, low_confidence_band=0.05)
+    metrics = ScoringMetrics(group, "fraud", "1.0.0", threshold=0.5, low_confidence_band=0.05,
+                             provider="CPUExecutionProvider")
     notes = [DeadLetterNote("DECODE", "truncated", None, None, 0, 7),
              DeadLetterNote("CONTRACT", "not_finite", "e9", "c9", 1, 3)]
     metrics.record_batch(_result([0.1, 0.52, 0.97], [20, 300, 800], notes, [3]), batch_rows=5)
@@ -91,6 +92,8 @@ def test_scoring_metrics_account_a_batch_by_stage_reason_and_histograms():
     assert group.value("latency_ms_bucket", le="500") == 2 and group.value("latency_ms_count") == 3
     assert group.value("score_milli_bucket", le="100") == 1 and group.value("score_milli_count") == 3
     assert group.value("low_confidence") == 1
+    metrics.record_batch(_result([0.3], [1], [], [1]), batch_rows=1)
+    assert group.value("model_sessions", provider="CPUExecutionProvider") == 1  # once per session
 
 
 def test_row_by_row_fallback_counts_every_model_call_in_the_batch_size_histogram():
