@@ -20,8 +20,11 @@ from connectors.dead_letter import (
     encode_dead_letter,
     reason_code,
 )
+from jobs.model_pool import ModelPool, VersionModel
+from jobs.model_router import RoutePlan
 from models.registry import LoadedModel
 from schemas import SerdeError, serde_for
+from streamscore.errors import ModelError
 
 
 class Predictor:
@@ -60,6 +63,12 @@ class BatchResult:
     cache_lookups: int = 0  # rows looked up in the prediction cache
     cache_hits: int = 0
     cache_errors: int = 0  # failed cache calls (the cache bypassed itself; scoring went on)
+    shadow_bodies: list[bytes | None] = field(default_factory=list)  # per input row: the challenger's record
+    version_call_us: dict[str, list[float]] = field(default_factory=dict)  # primary version -> us per model call
+    version_scored: dict[str, int] = field(default_factory=dict)  # primary version -> rows scored
+    shadow: dict = field(default_factory=dict)  # challenger version -> jobs.shadow_scoring.ShadowStats
+    shadow_errors: int = 0  # shadow passes that failed as a whole (champion output unaffected)
+    shadow_error: str | None = None
 
     @property
     def model_calls(self) -> int:
@@ -72,7 +81,8 @@ class BatchResult:
 
 class BatchScorer:
     def __init__(self, model: LoadedModel, predictor: Predictor, *, job: str, source_topic: str,
-                 clock_ms: Callable[[], int] | None = None, cache=None):
+                 clock_ms: Callable[[], int] | None = None, cache=None, router=None,
+                 loader: Callable[[str], VersionModel] | None = None):
         self.card = model.card
         self.contract = model.contract
         self.predictor = predictor
@@ -83,18 +93,59 @@ class BatchScorer:
         self._scored = serde_for("scored")
         self._clock_ms = clock_ms or (lambda: int(time.time() * 1000))
         self.cache = cache  # a connectors.prediction_cache.PredictionCache, or None
+        self.router = router  # a jobs.model_router.ModelRouter (versions by event time), or None: this model only
+        self.pool = ModelPool(VersionModel(model.card, predictor, cache), loader or self._no_other_versions)
+
+    def _no_other_versions(self, version: str) -> VersionModel:
+        raise ModelError(f"this scorer has no registry loader for version {version!r}")
 
     def score(self, payloads: Sequence[bytes], partitions: Sequence[int], offsets: Sequence[int]) -> BatchResult:
         n = len(payloads)
         now = self._clock_ms()
         batch_id = f"{self.job}:{partitions[0]}:{offsets[0]}:{n}" if n else f"{self.job}:empty"
-        result = BatchResult([False] * n, [b""] * n, [b""] * n, batch_id)
+        result = BatchResult([False] * n, [b""] * n, [b""] * n, batch_id, shadow_bodies=[None] * n)
         events, rows = self._decode(payloads, partitions, offsets, result, now)
         matrix, valid = self._check_contract(events, rows, payloads, partitions, offsets, result, now)
         if len(valid):
-            scores, failed = self._infer(matrix, result)
-            self._emit_scored(events, rows, valid, scores, failed, payloads, partitions, offsets, result, now)
+            picked = [events[j] for j in valid.tolist()]
+            plan = self._plan(picked)
+            scores, failed, cards = self._score_primary(matrix, plan.primary, result)
+            self._emit_scored(events, rows, valid, scores, failed, cards, payloads, partitions, offsets, result, now)
+            if any(version is not None for version in plan.shadow):
+                from jobs.shadow_scoring import score_shadow
+
+                scored_rows = [rows[j] for j in valid.tolist()]
+                score_shadow(self, picked, scored_rows, matrix, plan.shadow, scores, cards, result, now)
         return result
+
+    def _plan(self, picked: list[dict]) -> RoutePlan:
+        if self.router is None:
+            return RoutePlan([self.card.version] * len(picked), [None] * len(picked))
+        return self.router.plan([e["event_time"] for e in picked], [e["event_id"] for e in picked])
+
+    def _score_primary(self, matrix: np.ndarray, versions: list[str], result: BatchResult):
+        """One model call (or cache pass) per primary version present in the batch."""
+        n = len(versions)
+        scores, failed, cards = np.full(n, np.nan), {}, [self.card] * n
+        for version, index in version_groups(versions):
+            try:
+                chosen = self.pool.get(version)
+            except ModelError as exc:
+                failed.update({int(k): f"inference failed: {exc}"[:400] for k in index})
+                continue
+            calls_before, seconds_before = len(result.call_sizes), result.inference_seconds
+            part = matrix if len(index) == n else matrix[index]
+            got, got_failed = self._infer(part, result, chosen)
+            calls = len(result.call_sizes) - calls_before
+            if calls:
+                per_call = (result.inference_seconds - seconds_before) * 1e6 / calls
+                result.version_call_us.setdefault(version, []).extend([per_call] * calls)
+            scores[index] = got
+            failed.update({int(index[k]): reason for k, reason in got_failed.items()})
+            for k in index.tolist():
+                cards[k] = chosen.card
+            result.version_scored[version] = result.version_scored.get(version, 0) + len(index) - len(got_failed)
+        return scores, failed, cards
 
     def _decode(self, payloads, partitions, offsets, result: BatchResult, now: int):
         events, rows = [], []
@@ -115,49 +166,54 @@ class BatchScorer:
             self._dead(result, i, payloads[i], partitions[i], offsets[i], "CONTRACT", f"contract: {reason}", now, event)
         return matrix, valid
 
-    def _infer(self, matrix: np.ndarray, result: BatchResult) -> tuple[np.ndarray, dict[int, str]]:
+    def _infer(self, matrix: np.ndarray, result: BatchResult,
+               chosen: VersionModel) -> tuple[np.ndarray, dict[int, str]]:
         """Scores for every matrix row: cached ones from the prediction cache (one lookup per batch),
         the rest from the model (one call), written back to the cache."""
-        if self.cache is None:
-            return self._infer_model(matrix, result)
-        errors_before = self.cache.stats.errors
-        keys = self.cache.keys(matrix)
-        scores, hit = self.cache.lookup(keys)
-        result.cache_lookups, result.cache_hits = len(keys), int(hit.sum())
+        cache, predictor = chosen.cache, chosen.predictor
+        if cache is None:
+            return self._infer_model(matrix, result, predictor)
+        errors_before = cache.stats.errors
+        keys = cache.keys(matrix)
+        scores, hit = cache.lookup(keys)
+        result.cache_lookups += len(keys)
+        result.cache_hits += int(hit.sum())
         failed: dict[int, str] = {}
         misses = np.flatnonzero(~hit)
         if len(misses):
-            fresh, fresh_failed = self._infer_model(matrix[misses], result)
+            fresh, fresh_failed = self._infer_model(matrix[misses], result, predictor)
             scores[misses] = fresh
             failed = {int(misses[k]): reason for k, reason in fresh_failed.items()}
             good = [k for k in range(len(misses)) if k not in fresh_failed]
-            self.cache.store([keys[misses[k]] for k in good], fresh[good])
-        result.cache_errors = self.cache.stats.errors - errors_before
+            cache.store([keys[misses[k]] for k in good], fresh[good])
+        result.cache_errors += cache.stats.errors - errors_before
         return scores, failed
 
-    def _infer_model(self, matrix: np.ndarray, result: BatchResult) -> tuple[np.ndarray, dict[int, str]]:
+    def _infer_model(self, matrix: np.ndarray, result: BatchResult,
+                     predictor: Predictor) -> tuple[np.ndarray, dict[int, str]]:
         """Model scores for every matrix row; a failing batch is retried row by row to isolate the culprit."""
         began = time.perf_counter()
         result.call_sizes.append(len(matrix))
         try:
-            scores = np.asarray(self.predictor.predict_batch(matrix), dtype=np.float64)
+            scores = np.asarray(predictor.predict_batch(matrix), dtype=np.float64)
             if scores.shape != (len(matrix),):
                 raise ValueError(f"predictor returned shape {scores.shape} for {len(matrix)} rows")
             failed: dict[int, str] = {}
         except Exception:  # noqa: BLE001 - isolate below; the stream must go on
-            scores, failed = self._infer_row_by_row(matrix, result)
+            scores, failed = self._infer_row_by_row(matrix, result, predictor)
         result.inference_seconds += time.perf_counter() - began
         for k in np.flatnonzero(~np.isfinite(scores)).tolist():
             failed.setdefault(k, f"model returned a non-finite score {scores[k]!r}")
         return scores, failed
 
-    def _infer_row_by_row(self, matrix: np.ndarray, result: BatchResult) -> tuple[np.ndarray, dict[int, str]]:
+    def _infer_row_by_row(self, matrix: np.ndarray, result: BatchResult,
+                          predictor: Predictor) -> tuple[np.ndarray, dict[int, str]]:
         scores = np.full(len(matrix), np.nan)
         failed: dict[int, str] = {}
         for k in range(len(matrix)):
             result.call_sizes.append(1)
             try:
-                one = np.asarray(self.predictor.predict_batch(matrix[k:k + 1]), dtype=np.float64)
+                one = np.asarray(predictor.predict_batch(matrix[k:k + 1]), dtype=np.float64)
                 if one.shape != (1,):
                     raise ValueError(f"predictor returned shape {one.shape} for 1 row")
                 scores[k] = float(one[0])
@@ -165,15 +221,16 @@ class BatchScorer:
                 failed[k] = f"inference failed: {type(exc).__name__}: {str(exc)[:300]}"
         return scores, failed
 
-    def _emit_scored(self, events, rows, valid, scores, failed, payloads, partitions, offsets,
+    def _emit_scored(self, events, rows, valid, scores, failed, cards, payloads, partitions, offsets,
                      result: BatchResult, now: int) -> None:
-        name, version, threshold = self.card.name, self.card.version, self.threshold
         encode = self._scored.encode_trusted
         for k, j in enumerate(valid.tolist()):
             event, i = events[j], rows[j]
             if k in failed:
                 self._dead(result, i, payloads[i], partitions[i], offsets[i], "INFERENCE", failed[k], now, event)
                 continue
+            card = cards[k]
+            name, version, threshold = card.name, card.version, float(card.outputs.threshold)
             score = float(scores[k])
             record = {
                 "event_id": event["event_id"], "correlation_id": event["correlation_id"],
@@ -203,3 +260,12 @@ class BatchScorer:
         result.dead_by_stage[stage] = result.dead_by_stage.get(stage, 0) + 1
         result.dead_letters.append(DeadLetterNote(stage, reason_code(stage, reason), event_id, record["correlation_id"],
                                                   int(partition), int(offset)))
+
+
+def version_groups(versions: Sequence[str | None]) -> list[tuple[str, np.ndarray]]:
+    """(version, row indices) for each distinct non-null version, in first-seen order."""
+    groups: dict[str, list[int]] = {}
+    for k, version in enumerate(versions):
+        if version is not None:
+            groups.setdefault(version, []).append(k)
+    return [(version, np.asarray(index, dtype=np.intp)) for version, index in groups.items()]

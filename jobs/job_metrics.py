@@ -127,6 +127,56 @@ class ScoringMetrics:
         return self.dead_by_reason[code]
 
 
+SCORE_DIFF_MILLI_BUCKETS = (1, 5, 10, 25, 50, 100, 250, 500, 1000)
+
+
+class LifecycleMetrics:
+    """Per model version (promotion, canary, shadow): ``model=<name>/lifecycle/version=<v>/...``.
+
+    Groups are made on first use, inside ``eval`` (a metric first updated in ``open()`` is lost);
+    versions are few, so the label cardinality stays small."""
+
+    def __init__(self, root_group, model_name: str):
+        self._group = root_group.add_group("model", model_name).add_group("lifecycle")
+        self._roles: dict[tuple[str, str], tuple] = {}
+        self._shadows: dict[str, tuple] = {}
+        self.shadow_failures = self._group.counter("shadow_failures")
+
+    def _role(self, version: str, role: str):
+        key = (version, role)
+        if key not in self._roles:
+            group = self._group.add_group("version", version).add_group("role", role)
+            self._roles[key] = (group.counter("events_scored"), BucketHistogram(group, "inference_us",
+                                                                                INFERENCE_US_BUCKETS))
+        return self._roles[key]
+
+    def _shadow(self, version: str):
+        if version not in self._shadows:
+            group = self._group.add_group("version", version).add_group("shadow")
+            self._shadows[version] = (group.counter("label_agreements"), group.counter("label_disagreements"),
+                                      group.counter("bad_scores"),
+                                      BucketHistogram(group, "score_diff_milli", SCORE_DIFF_MILLI_BUCKETS))
+        return self._shadows[version]
+
+    def record_batch(self, result) -> None:
+        """Account one :class:`jobs.batch_scorer.BatchResult`: champion versions, challengers, failures."""
+        for version, call_us in result.version_call_us.items():
+            scored, inference_us = self._role(version, "champion")
+            scored.inc(result.version_scored.get(version, 0))
+            inference_us.observe(call_us)
+        for version, stats in result.shadow.items():
+            scored, inference_us = self._role(version, "shadow")
+            scored.inc(stats.records)
+            inference_us.observe(stats.call_us)
+            agree, disagree, bad, diff = self._shadow(version)
+            agree.inc(stats.agreements)
+            disagree.inc(stats.records - stats.agreements)
+            bad.inc(stats.bad_scores)
+            diff.observe(stats.score_diff_milli)
+        if result.shadow_errors:
+            self.shadow_failures.inc(result.shadow_errors)
+
+
 class SidecarMetrics:
     """The drift sidecar's metrics under ``model``/``version``/``drift`` groups (see docs/metrics.md).
 

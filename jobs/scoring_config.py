@@ -44,6 +44,10 @@ class ScoringJobConfig(JsonJobConfig):
     redis_username: str | None = None
     redis_password_file: str | None = None  # read on the TaskManager, never sent in this config
     redis_ca_file: str | None = None
+    control_topic: str | None = None  # follow lifecycle messages (promote, shadow, canary) here; None: pinned model
+    shadow_topic: str | None = None  # the challenger's records (needed with control_topic)
+    activation_delay_ms: int = 10_000  # promotions take effect this long after publication (jobs.model_router)
+    control_max_wait_ms: int = 30_000  # how long a record may wait for the control reader to catch up
 
     @property
     def consumer_group(self) -> str:
@@ -74,6 +78,8 @@ class ScoringJobConfig(JsonJobConfig):
         topics = [self.events_topic, self.scored_topic, self.dead_letter_topic]
         if len(set(topics)) != 3:
             raise ConfigError(f"events, scored and dead-letter topics must differ, got {topics}")
+        if self.control_topic is not None:
+            _check_lifecycle(self, topics)
         needed = min_transaction_timeout_ms(self)
         if self.exactly_once and self.transaction_timeout_ms < needed:
             raise ConfigError(
@@ -82,6 +88,15 @@ class ScoringJobConfig(JsonJobConfig):
                 f"use at least {needed} ms, or transactions may expire before their checkpoint commits them"
             )
         return self
+
+
+def _check_lifecycle(config: ScoringJobConfig, topics: list[str]) -> None:
+    if not config.shadow_topic or len({*topics, config.control_topic, config.shadow_topic}) != 5:
+        raise ConfigError(f"following control needs a shadow topic; events, scored, dead-letter, control and "
+                          f"shadow topics must differ, got {[*topics, config.control_topic, config.shadow_topic]}")
+    if config.activation_delay_ms < 100 or config.control_max_wait_ms < 1000:
+        raise ConfigError(f"activation_delay_ms must be >= 100 and control_max_wait_ms >= 1000, got "
+                          f"{config.activation_delay_ms} and {config.control_max_wait_ms}")
 
 
 def min_transaction_timeout_ms(config: ScoringJobConfig) -> int:

@@ -10,6 +10,10 @@ Arrow batches, and each batch is one model call.
   nothing buffered is lost on failure (it is replayed from the checkpointed offsets)
 - both sinks are Kafka EXACTLY_ONCE sinks with a stable transactional-id prefix per job;
   the planner reuses the one Python step for both (one model call per batch, not two)
+- with ``control_topic`` set, the function follows model lifecycle messages without restart
+  (``jobs.model_router``: the version of a record is a pure function of its event time and the
+  control log, so replays route identically), and a third EXACTLY_ONCE sink writes the shadow
+  challenger's records to ``shadow_topic``
 
 Run: ``streamscore run scoring`` (embedded MiniCluster) or ``streamscore submit scoring``.
 """
@@ -29,6 +33,7 @@ RESULT_TYPE = DataTypes.ROW([
     DataTypes.FIELD("is_scored", DataTypes.BOOLEAN()),
     DataTypes.FIELD("msg_key", DataTypes.BYTES()),
     DataTypes.FIELD("body", DataTypes.BYTES()),
+    DataTypes.FIELD("shadow_body", DataTypes.BYTES()),  # the challenger's record, or null (no shadow)
 ])
 
 
@@ -41,7 +46,7 @@ class ScoreBatch(ScalarFunction):
 
     def open(self, function_context: FunctionContext):
         from jobs.batch_scorer import BatchScorer
-        from jobs.job_metrics import ScoringMetrics
+        from jobs.job_metrics import LifecycleMetrics, ScoringMetrics
         from models.registry import load_model
         from models.runtime import OnnxScorer
         from streamscore.logs import configure_logging, get_logger
@@ -51,12 +56,44 @@ class ScoreBatch(ScalarFunction):
         predictor = OnnxScorer(model, providers=list(self.config.providers) if self.config.providers else None,
                                intra_op_threads=self.config.intra_op_threads)
         self.log = get_logger("streamscore.scoring", job=self.config.job_name, model=model.card.ref)
+        self.router, self.follower = self._router(model.card)
         self.scorer = BatchScorer(model, predictor, job=self.config.job_name, source_topic=self.config.events_topic,
-                                  cache=self._cache(model.card.ref))
-        self.log.info("model_loaded", providers=predictor.providers, cache=self.config.cache_enabled)
+                                  cache=self._cache(model.card.ref), router=self.router, loader=self._load_version)
+        self.log.info("model_loaded", providers=predictor.providers, cache=self.config.cache_enabled,
+                      control_topic=self.config.control_topic)
         self.metrics = ScoringMetrics(function_context.get_metric_group(), model.card.name, model.card.version,
                                       self.scorer.threshold, self.config.low_confidence_band,
                                       provider=predictor.providers[0])
+        self.lifecycle = LifecycleMetrics(function_context.get_metric_group(), model.card.name)
+
+    def _router(self, card):
+        """The model router and its control-reading thread, when the job follows control."""
+        if not self.config.control_topic:
+            return None, None
+        from jobs.control_follower import ControlFollower
+        from jobs.model_router import ModelRouter
+
+        router = ModelRouter(card.name, card.version, activation_delay_ms=self.config.activation_delay_ms,
+                             max_wait_ms=self.config.control_max_wait_ms)
+        follower = ControlFollower(self.config.bootstrap, self.config.control_topic, router, log=self.log)
+        follower.start()
+        return router, follower
+
+    def _load_version(self, version: str):
+        """Another version of the job's model, from the registry (lazily, on its first routed record)."""
+        from jobs.model_pool import VersionModel
+        from models.registry import load_model
+        from models.runtime import OnnxScorer
+
+        model = load_model(f"{self.scorer.card.name}:{version}", root=self.config.registry_dir)
+        predictor = OnnxScorer(model, providers=list(self.config.providers) if self.config.providers else None,
+                               intra_op_threads=self.config.intra_op_threads)
+        self.log.info("model_version_loaded", version=version, providers=predictor.providers)
+        return VersionModel(model.card, predictor, self._cache(model.card.ref))
+
+    def close(self):
+        if getattr(self, "follower", None) is not None:
+            self.follower.stop()
 
     def _cache(self, model_ref: str):
         if not self.config.cache_enabled:
@@ -71,11 +108,15 @@ class ScoreBatch(ScalarFunction):
     def eval(self, payload: pd.Series, partition: pd.Series, offset: pd.Series) -> pd.DataFrame:
         result = self.scorer.score(payload.tolist(), partition.tolist(), offset.tolist())
         self.metrics.record_batch(result, len(payload))
+        self.lifecycle.record_batch(result)
+        if result.shadow_error:
+            self.log.warning("shadow_failed", batch_id=result.batch_id, reason=result.shadow_error)
         for note in result.dead_letters:  # ids and codes only, never the payload
             self.log.info("dead_lettered", batch_id=result.batch_id, stage=note.stage, reason_code=note.reason_code,
                           event_id=note.event_id, correlation_id=note.correlation_id,
                           source_partition=note.partition, source_offset=note.offset)
-        return pd.DataFrame({"is_scored": result.is_scored, "msg_key": result.keys, "body": result.bodies})
+        return pd.DataFrame({"is_scored": result.is_scored, "msg_key": result.keys, "body": result.bodies,
+                             "shadow_body": result.shadow_bodies})
 
 
 def bundle_size(max_batch_size: int, at_least: int = 1000) -> int:
@@ -108,8 +149,10 @@ def build_pipeline(t_env: TableEnvironment, config: ScoringJobConfig):
     """Tables, the vectorized scoring function and a statement set writing both sinks."""
     source = KafkaTableSpec("events_in", config.events_topic, config.bootstrap)
     t_env.execute_sql(source_ddl(source, config.consumer_group, startup=config.startup_mode))
-    for table, topic, suffix in (("scored_out", config.scored_topic, "scored"),
-                                 ("dead_letter_out", config.dead_letter_topic, "dead-letter")):
+    sinks = [("scored_out", config.scored_topic, "scored"), ("dead_letter_out", config.dead_letter_topic, "dead-letter")]
+    if config.control_topic:
+        sinks.append(("shadow_out", config.shadow_topic, "shadow"))
+    for table, topic, suffix in sinks:
         t_env.execute_sql(sink_ddl(KafkaTableSpec(table, topic, config.bootstrap),
                                    f"{config.transactional_prefix}-{suffix}", config.transaction_timeout_ms,
                                    exactly_once=config.exactly_once, keyed=True))
@@ -121,6 +164,9 @@ def build_pipeline(t_env: TableEnvironment, config: ScoringJobConfig):
     statements.add_insert_sql("INSERT INTO scored_out SELECT r.msg_key, r.body, src_timestamp FROM scored_batch WHERE r.is_scored")
     statements.add_insert_sql(
         "INSERT INTO dead_letter_out SELECT r.msg_key, r.body, src_timestamp FROM scored_batch WHERE NOT r.is_scored")
+    if config.control_topic:
+        statements.add_insert_sql("INSERT INTO shadow_out SELECT r.msg_key, r.shadow_body, src_timestamp "
+                                  "FROM scored_batch WHERE r.shadow_body IS NOT NULL")
     return statements
 
 

@@ -57,7 +57,9 @@ def _require_topics(settings: Settings, roles_topics: tuple[tuple[str, str], ...
 def preflight(settings: Settings, config: ScoringJobConfig) -> None:
     """Refuse, with one clear message, what would break exactly-once or make the job restart forever."""
     _require_topics(settings, (("events", config.events_topic), ("scored", config.scored_topic),
-                               ("dead-letter", config.dead_letter_topic)))
+                               ("dead-letter", config.dead_letter_topic),
+                               *((("control", config.control_topic), ("scored-shadow", config.shadow_topic))
+                                 if config.control_topic else ())))
     raw = broker_config_value(settings, "transaction.max.timeout.ms")
     if raw is not None:
         check_against_broker(config, int(raw))

@@ -22,7 +22,7 @@ from streamscore.security import KafkaSecurity, RedisSecurity, load_kafka_securi
 
 ENV_PREFIX = "STREAMSCORE_"
 LOCAL_HOSTS = ("127.0.0.1", "localhost")
-TOPIC_ROLES = ("events", "scored", "dead_letter", "drift_alerts", "control", "labels")
+TOPIC_ROLES = ("events", "scored", "dead_letter", "drift_alerts", "control", "labels", "scored_shadow")
 DEFAULT_TOPIC_NAMES = {
     "events": "events",
     "scored": "scored",
@@ -30,8 +30,10 @@ DEFAULT_TOPIC_NAMES = {
     "drift_alerts": "drift-alerts",
     "control": "control",
     "labels": "labels",
+    "scored_shadow": "scored-shadow",
 }
-DEFAULT_PARTITIONS = {"events": 2, "scored": 2, "dead_letter": 1, "drift_alerts": 1, "control": 1, "labels": 1}
+DEFAULT_PARTITIONS = {"events": 2, "scored": 2, "dead_letter": 1, "drift_alerts": 1, "control": 1, "labels": 1,
+                      "scored_shadow": 2}
 
 
 def _project_root() -> Path | None:

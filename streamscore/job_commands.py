@@ -1,4 +1,5 @@
-"""CLI for jobs and models: ``run``, ``submit``, ``jobs list|cancel``, ``models list|show|build-demo|optimize``."""
+"""CLI for jobs and models: ``run``, ``submit``, ``jobs list|cancel``, ``models list|show|build-demo|optimize``
+(and the lifecycle actions of ``streamscore.model_commands``: register, promote, rollback, shadow, canary)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ def _add_scoring_knobs(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-ttl-s", type=int, default=None, help="scoring: cached prediction lifetime (3600)")
     parser.add_argument("--low-confidence-band", type=float, default=None,
                         help="scoring: |score - threshold| within this counts as low confidence (0.05)")
+    parser.add_argument("--follow-control", action="store_true",
+                        help="scoring: follow model promotions, shadow and canary on the control topic")
     parser.add_argument("--at-least-once", action="store_true", help="weaker sinks (benchmarks only)")
     parser.add_argument("--startup-mode", default=None, choices=["group-offsets", "earliest-offset", "latest-offset"])
     parser.add_argument("--window-kind", default=None, choices=["count", "time"], help="drift: count or event time")
@@ -44,11 +47,15 @@ def add_parsers(sub) -> None:
     jobs.add_argument("--savepoint", action="store_true", help="stop with a savepoint (cancel)")
 
     models = sub.add_parser("models", help="the on-disk model registry")
-    models.add_argument("action", choices=["list", "show", "build-demo", "optimize"])
-    models.add_argument("ref", nargs="?", help="NAME:VERSION (show, optimize)")
+    from streamscore import model_commands
+
+    models.add_argument("action", choices=["list", "show", "build-demo", "optimize", *model_commands.ACTIONS])
+    models.add_argument("ref", nargs="?", help="NAME:VERSION (show, optimize, promote, shadow-attach, canary), "
+                                               "NAME (rollback, shadow-detach)")
     from models import optimize_cli
 
     optimize_cli.add_arguments(models)
+    model_commands.add_arguments(models)
 
 
 def scoring_config(settings: Settings, args: argparse.Namespace):
@@ -61,6 +68,8 @@ def scoring_config(settings: Settings, args: argparse.Namespace):
         parallelism=args.parallelism, exactly_once=False if args.at_least_once else None,
         startup_mode=args.startup_mode, low_confidence_band=args.low_confidence_band,
         cache_enabled=True if args.cache else None, cache_ttl_s=args.cache_ttl_s,
+        **({"control_topic": settings.topic("control").name, "shadow_topic": settings.topic("scored_shadow").name}
+           if getattr(args, "follow_control", False) else {}),
     )
 
 
@@ -95,6 +104,10 @@ def dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     if args.command == "jobs":
         return _jobs(args, settings)
+    from streamscore import model_commands
+
+    if args.action in model_commands.ACTIONS:
+        return model_commands.dispatch(args, settings)
     return _models(args)
 
 

@@ -14,7 +14,8 @@ def test_defaults_bind_everything_to_loopback():
     assert s.flink_rest_url == "http://127.0.0.1:8081"
     assert s.redis_url == "redis://127.0.0.1:6379/0"
     assert (s.kafka_mode, s.flink_mode, s.redis_mode) == ("local", "local", "local")
-    assert [t.name for t in s.topics] == ["events", "scored", "dead-letter", "drift-alerts", "control", "labels"]
+    assert [t.name for t in s.topics] == ["events", "scored", "dead-letter", "drift-alerts", "control", "labels",
+                                          "scored-shadow"]
     assert s.topic("events").partitions == 2
     assert s.transaction_max_timeout_ms == 900_000
 

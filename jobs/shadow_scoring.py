@@ -1,0 +1,77 @@
+"""Shadow scoring: a challenger version scores the rows the champion scored, for comparison only.
+
+Called by :class:`jobs.batch_scorer.BatchScorer` after the champion's records are final. It
+writes nothing but ``result.shadow_bodies`` and shadow statistics, and all of a batch's shadow
+work is committed at the end or not at all: a challenger that cannot load, raises, or returns
+garbage costs a counted, logged shadow error, never a change to the champion's output.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class ShadowStats:
+    """One challenger's comparison with the champion over one batch."""
+
+    records: int = 0  # shadow records emitted
+    agreements: int = 0  # same label as the champion
+    bad_scores: int = 0  # rows the challenger gave a non-finite score (no shadow record)
+    score_diff_milli: list[float] = field(default_factory=list)  # |challenger - champion| x 1000 per record
+    call_us: list[float] = field(default_factory=list)  # wall time per challenger model call
+
+
+def score_shadow(scorer, picked: list[dict], rows: list[int], matrix: np.ndarray, shadow: list[str | None],
+                 champion_scores: np.ndarray, cards: list, result, now: int) -> None:
+    """Score ``picked`` (the contract-valid events, ``rows`` their input rows) with their challengers."""
+    bodies: dict[int, bytes] = {}
+    stats: dict[str, ShadowStats] = {}
+    try:
+        from jobs.batch_scorer import version_groups
+
+        for version, index in version_groups(shadow):
+            index = np.asarray([k for k in index.tolist() if result.is_scored[rows[k]]], dtype=np.intp)
+            if len(index):
+                stats[version] = _challenge(scorer, version, picked, rows, matrix, index, champion_scores,
+                                            cards, result.batch_id, now, bodies)
+    except Exception as exc:  # noqa: BLE001 - the champion's output must never depend on the challenger
+        result.shadow_errors += 1
+        result.shadow_error = f"{type(exc).__name__}: {str(exc)[:300]}"
+        return
+    for i, body in bodies.items():
+        result.shadow_bodies[i] = body
+    result.shadow.update(stats)
+
+
+def _challenge(scorer, version: str, picked, rows, matrix, index, champion_scores, cards, batch_id: str,
+               now: int, bodies: dict[int, bytes]) -> ShadowStats:
+    challenger = scorer.pool.get(version)
+    began = time.perf_counter()
+    scores = np.asarray(challenger.predictor.predict_batch(matrix[index]), dtype=np.float64)
+    elapsed_us = (time.perf_counter() - began) * 1e6
+    if scores.shape != (len(index),):
+        raise ValueError(f"challenger {version} returned shape {scores.shape} for {len(index)} rows")
+    stats = ShadowStats(call_us=[elapsed_us])
+    threshold = float(challenger.card.outputs.threshold)
+    encode = scorer._scored.encode_trusted
+    for k, score in zip(index.tolist(), scores.tolist()):
+        if not math.isfinite(score):
+            stats.bad_scores += 1
+            continue
+        event, champion = picked[k], float(champion_scores[k])
+        label = int(score >= threshold)
+        bodies[rows[k]] = encode({
+            "event_id": event["event_id"], "correlation_id": event["correlation_id"],
+            "model_name": challenger.card.name, "model_version": challenger.card.version, "score": score,
+            "label": label, "threshold": threshold, "batch_id": batch_id,
+            "event_time": event["event_time"], "scored_time": now,
+        })
+        stats.records += 1
+        stats.agreements += int(label == int(champion >= float(cards[k].outputs.threshold)))
+        stats.score_diff_milli.append(abs(score - champion) * 1000.0)
+    return stats

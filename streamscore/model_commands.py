@@ -1,0 +1,174 @@
+"""``streamscore models register | promote | rollback | shadow-attach | shadow-detach | canary``.
+
+Lifecycle changes are control messages (``schemas/avro/control.avsc``) on the control topic,
+each with ``payload_json`` = ``{"version", "effective_from_ms", "previous"[, "percent"]}``,
+``effective_from_ms`` = publish time + activation delay. Scoring jobs that follow control route
+records by event time against these messages (``jobs/model_router.py`` says why this keeps
+replays deterministic, and why a message must commit within half the delay: this module
+checks that and fails loudly otherwise). A promotion also sets the Redis pointer
+``streamscore:model:<name>:current`` for readers outside Flink (a Redis failure only warns).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import uuid
+
+from jobs.model_router import DEFAULT_ACTIVATION_DELAY_MS
+from models.registry import ModelRegistry, parse_ref
+from streamscore.config import Settings
+from streamscore.errors import ModelError, StreamscoreError
+
+ACTIONS = ("register", "promote", "rollback", "shadow-attach", "shadow-detach", "canary")
+PRIMARY_KINDS = ("MODEL_PROMOTED", "MODEL_ROLLED_BACK")
+KIND_OF = {"promote": "MODEL_PROMOTED", "rollback": "MODEL_ROLLED_BACK", "shadow-attach": "SHADOW_ATTACHED",
+           "shadow-detach": "SHADOW_DETACHED", "canary": "CANARY_WEIGHT"}
+
+
+def add_arguments(models: argparse.ArgumentParser) -> None:
+    models.add_argument("--onnx", default=None, help="register: the ONNX file")
+    models.add_argument("--card", default=None, help="register: its model card (model.json with name and version)")
+    models.add_argument("--training-sample", default=None, help="register: JSON lines of events for the drift profile")
+    models.add_argument("--percent", type=int, default=None, help="canary: share of events (0..100; 0 ends it)")
+    models.add_argument("--activation-delay-ms", type=int, default=DEFAULT_ACTIVATION_DELAY_MS,
+                        help="lifecycle: takes effect this long after publication (>= the jobs' own delay)")
+    models.add_argument("--control-topic", default=None, help="lifecycle: default the settings' control topic")
+
+
+def pointer_key(name: str) -> str:
+    return f"streamscore:model:{name}:current"
+
+
+def lifecycle_message(kind: str, name: str, version: str, *, now_ms: int, delay_ms: int,
+                      previous: str | None = None, percent: int | None = None) -> dict:
+    """The control record announcing one lifecycle change."""
+    payload = {"version": version, "effective_from_ms": now_ms + delay_ms, "previous": previous}
+    if percent is not None:
+        payload["percent"] = percent
+    return {"message_id": str(uuid.uuid4()), "kind": kind, "model_name": name, "model_version": version,
+            "tier": None, "action": kind.lower(), "reasons": [], "window_ids": [],
+            "payload_json": json.dumps(payload, sort_keys=True), "emitted_time": now_ms}
+
+
+def current_primary(messages: list[dict], name: str) -> dict | None:
+    """The payload of the latest promotion/rollback of ``name`` in log order, or None."""
+    latest = None
+    for message in messages:
+        if message.get("kind") in PRIMARY_KINDS and message.get("model_name") == name:
+            latest = json.loads(message.get("payload_json") or "{}")
+    return latest
+
+
+def rollback_target(messages: list[dict], name: str) -> tuple[str, str]:
+    """(version to go back to, version in force now): the previous of the latest promotion."""
+    current = current_primary(messages, name)
+    if not current or not current.get("previous"):
+        raise StreamscoreError(f"nothing to roll back for model {name!r}: no promotion with a previous version "
+                               f"on the control topic")
+    return current["previous"], current["version"]
+
+
+def _read_control(settings: Settings, topic: str) -> list[dict]:
+    from connectors.kafka_clients import read_topic
+    from schemas import SerdeError, serde_for
+
+    serde, messages = serde_for("control"), []
+    for record in read_topic(settings, topic, idle_timeout_s=3.0):
+        try:
+            messages.append(serde.decode(record.value))
+        except SerdeError:
+            continue
+    return messages
+
+
+def publish(settings: Settings, topic: str, message: dict, guard_ms: int) -> None:
+    """One transaction with one message; refuses to commit later than the guard after its emitted time."""
+    from connectors.kafka_clients import transactional_producer
+    from schemas import serde_for
+
+    producer = transactional_producer(settings)
+    producer.begin_transaction()
+    producer.produce(topic, serde_for("control").encode(message), key=message["model_name"].encode())
+    producer.flush(10)
+    if int(time.time() * 1000) - message["emitted_time"] > guard_ms // 2:
+        producer.abort_transaction(10)
+        raise StreamscoreError(f"publishing to {topic!r} took too long; aborted (nothing published): try again")
+    producer.commit_transaction(10)
+    late = int(time.time() * 1000) - message["emitted_time"]
+    if late > guard_ms:
+        raise StreamscoreError(f"the {message['kind']} message committed {late} ms after it was stamped (guard "
+                               f"{guard_ms} ms): jobs may have routed records near its effective time differently")
+
+
+def _set_pointer(settings: Settings, name: str, version: str) -> None:
+    try:
+        from connectors.redis_client import redis_client
+
+        redis_client(settings).set(pointer_key(name), version)
+    except Exception as exc:  # noqa: BLE001 - the pointer is a convenience; control is the truth
+        print(f"warning: Redis pointer {pointer_key(name)} not updated: {type(exc).__name__}: {exc}", file=sys.stderr)
+
+
+def _check_same_contract(registry: ModelRegistry, name: str, version: str, other: str | None) -> None:
+    model = registry.load(name, version)  # checksum and ONNX graph
+    if other and other != version and registry.load(name, other).card.features != model.card.features:
+        raise ModelError(f"{name}:{version} has another feature contract than {name}:{other}: a running job "
+                         f"cannot switch between them (deploy it as a new job)")
+
+
+def dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    if args.action == "register":
+        return _register(args)
+    if not args.ref:
+        raise StreamscoreError(f"models {args.action} needs NAME:VERSION (rollback, shadow-detach: NAME)")
+    topic = args.control_topic or settings.topic("control").name
+    name, version, previous, percent = _resolve(args, _read_control(settings, topic))
+    if version is not None:
+        _check_same_contract(ModelRegistry(args.registry_dir), name, version, previous)
+    message = lifecycle_message(KIND_OF[args.action], name, version or "", now_ms=int(time.time() * 1000),
+                                delay_ms=args.activation_delay_ms, previous=previous, percent=percent)
+    publish(settings, topic, message, guard_ms=args.activation_delay_ms // 2)
+    if args.action in ("promote", "rollback"):
+        _set_pointer(settings, name, version)
+    effective = json.loads(message["payload_json"])["effective_from_ms"]
+    print(f"{message['kind']} {name}:{version or '-'}" + (f" {percent}%" if percent is not None else "")
+          + (f" (previous {previous})" if previous and args.action in ("promote", "rollback") else "")
+          + f", effective from event time {effective} ms, on {topic}")
+    return 0
+
+
+def _resolve(args: argparse.Namespace, history: list[dict]) -> tuple[str, str | None, str | None, int | None]:
+    """(name, version, previous primary version, canary percent) of the requested change."""
+    if ":" in args.ref:
+        ref = parse_ref(args.ref)
+        name, version = ref.name, ref.version
+    else:
+        name, version = args.ref, None
+    current = current_primary(history, name)
+    previous = current["version"] if current else None
+    percent = None
+    if args.action == "rollback":
+        version, previous = rollback_target(history, name)
+    elif args.action == "canary":
+        percent = args.percent
+        if percent is None or not 0 <= percent <= 100:
+            raise StreamscoreError("models canary needs --percent between 0 and 100")
+    elif args.action == "shadow-detach":
+        version = None
+    if version is None and args.action != "shadow-detach":
+        raise StreamscoreError(f"models {args.action} needs NAME:VERSION")
+    return name, version, previous, percent
+
+
+def _register(args: argparse.Namespace) -> int:
+    from models.register import register_model
+
+    if not args.onnx or not args.card:
+        raise StreamscoreError("models register needs --onnx FILE and --card FILE")
+    model = register_model(args.onnx, args.card, args.registry_dir, args.training_sample)
+    profile = "with a drift profile" if model.card.drift_profile else "without a drift profile"
+    print(f"registered {model.card.ref} at {model.directory} ({profile})")
+    return 0
