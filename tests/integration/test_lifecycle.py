@@ -1,0 +1,155 @@
+"""Model lifecycle on the real stack: promote and attach a shadow while events flow, no restart.
+
+One scoring job on fresh topics follows a fresh control topic. Its registry is a temp folder
+holding ``fraud-it`` 1.0.0, 1.1.0 and 1.2.0 (copies of the demo model registered under another
+name, so the shared Redis pointer of ``fraud`` is never touched). While 5000 events flow, the
+CLI path promotes 1.1.0 and attaches 1.2.0 in shadow; then every event is checked against the
+announced effective times: its version in ``scored``, its record in ``scored-shadow``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import threading
+import time
+import urllib.request
+import uuid
+from collections import defaultdict
+
+import numpy as np
+import pytest
+
+from connectors.kafka_clients import read_topic
+from connectors.redis_client import redis_client
+from jobs.flink_cluster import cancel_job, list_jobs
+from jobs.submit import scoring_config_from_settings, submit_scoring
+from models.demo_data import generate_events
+from models.register import register_model
+from models.registry import DEFAULT_ROOT, load_model
+from models.runtime import OnnxScorer
+from schemas import serde_for
+from streamscore import model_commands
+from streamscore.traffic import run_traffic
+
+pytestmark = pytest.mark.integration
+
+NAME = "fraud-it"
+DELAY_MS = 3000  # the job's activation delay; the shadow message uses a longer one (allowed: >= the job's)
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory):
+    root = tmp_path_factory.mktemp("registry")
+    source = DEFAULT_ROOT / "fraud" / "1.0.0"
+    card = json.loads((source / "model.json").read_text())
+    for version in ("1.0.0", "1.1.0", "1.2.0"):
+        card_file = root / f"card-{version}.json"
+        card_file.write_text(json.dumps({**card, "name": NAME, "version": version}))
+        register_model(source / "model.onnx", card_file, root)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def _lifecycle(settings, action, ref, registry, control, delay_ms):
+    args = argparse.Namespace(action=action, ref=ref, registry_dir=str(registry), control_topic=control,
+                              activation_delay_ms=delay_ms, percent=None, onnx=None, card=None, training_sample=None)
+    assert model_commands.dispatch(args, settings) == 0
+    for message in read_topic(settings, control, idle_timeout_s=2.0):
+        last = serde_for("control").decode(message.value)
+    return json.loads(last["payload_json"])["effective_from_ms"]
+
+
+def _lifecycle_metrics(settings, job_name: str, timeout_s: float = 20.0) -> dict[str, dict[tuple, float]]:
+    """The job's ``model_lifecycle`` series from Flink's reporter: name -> {(version, role, le): value}."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        values: dict[str, dict[tuple, float]] = defaultdict(dict)
+        for port in (settings.flink_metrics_port, settings.flink_metrics_port + 1):
+            try:
+                text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+            except OSError:
+                continue
+            for line in text.splitlines():
+                match = re.match(r"^flink_taskmanager_job_task_operator_model_lifecycle_(\w+)\{([^}]*)\}\s+(\S+)$", line)
+                labels = dict(re.findall(r'(\w+)="([^"]*)"', match.group(2))) if match else {}
+                if match and labels.get("job_name") == job_name.replace("-", "_"):
+                    key = (labels.get("version"), labels.get("role"), labels.get("le"))
+                    values[match.group(1)][key] = float(match.group(3))
+        if "version_shadow_label_agreements" in values or time.monotonic() > deadline:
+            return values
+        time.sleep(1.0)
+
+
+def test_promotion_and_shadow_while_events_flow(settings, fresh_topics, registry):
+    events, scored, dead, shadow = fresh_topics("events", "scored", "dead", "shadow", partitions=2)
+    (control,) = fresh_topics("control")
+    tag = uuid.uuid4().hex[:8]
+    config = scoring_config_from_settings(
+        settings, events_topic=events, scored_topic=scored, dead_letter_topic=dead, control_topic=control,
+        shadow_topic=shadow, model=f"{NAME}:1.0.0", registry_dir=str(registry), job_name=f"it-lifecycle-{tag}",
+        activation_delay_ms=DELAY_MS, startup_mode="earliest-offset", max_delay_ms=50)
+    job_id = submit_scoring(settings, config)
+    effective: dict[str, int] = {}
+
+    def change_models():  # while the events flow
+        time.sleep(1.0)
+        effective["promote"] = _lifecycle(settings, "promote", f"{NAME}:1.1.0", registry, control, DELAY_MS)
+        effective["shadow"] = _lifecycle(settings, "shadow-attach", f"{NAME}:1.2.0", registry, control, 6000)
+
+    changer = threading.Thread(target=change_models)
+    try:
+        changer.start()
+        report = run_traffic(settings, 5000, id_prefix=f"lc-{tag}-", seed=17, rate=400, malformed_every=0,
+                             transaction_size=100, timeout_s=90, events_topic=events, scored_topic=scored,
+                             dead_topic=dead)
+        changer.join(30)
+        shadow_records = [serde_for("scored").decode(r.value) for r in read_topic(settings, shadow, idle_timeout_s=3)]
+        running = {j.job_id: j.state for j in list_jobs(settings)}
+        pointer = redis_client(settings).get(model_commands.pointer_key(NAME))
+        metrics = _lifecycle_metrics(settings, config.job_name)
+    finally:
+        cancel_job(settings, job_id)
+        redis_client(settings).delete(model_commands.pointer_key(NAME))
+
+    assert running.get(job_id) == "RUNNING"  # the same job followed control: no resubmission
+    assert pointer == b"1.1.0"
+    # every event exactly once, scored by the version in force at its event time
+    assert report.scored_duplicates == 0 and not report.dead_letters
+    assert sorted(report.scored) == sorted(report.valid_ids)
+    records = list(report.scored.values())
+    promote_at, shadow_at = effective["promote"], effective["shadow"]
+    assert all(r["model_version"] == ("1.1.0" if r["event_time"] >= promote_at else "1.0.0") for r in records)
+    before = sum(r["event_time"] < promote_at for r in records)
+    assert 300 < before < len(records) - 300, "the promotion must fall inside the traffic"
+
+    # the champion's scores are the model's scores whatever the version (the versions share the ONNX)
+    events_by_id = {e["event_id"]: e for e in generate_events(5000, seed=17, id_prefix=f"lc-{tag}-")}
+    contract = load_model(f"{NAME}:1.0.0", root=registry).contract
+    ids = sorted(report.scored)
+    matrix, _, _ = contract.to_matrix([events_by_id[i] for i in ids])
+    expected = OnnxScorer(load_model(f"{NAME}:1.0.0", root=registry)).predict_batch(matrix)
+    np.testing.assert_allclose([report.scored[i]["score"] for i in ids], expected, rtol=0, atol=1e-6)
+
+    # one shadow record per scored event from the shadow's effective time on, by the challenger
+    shadow_ids = [r["event_id"] for r in shadow_records]
+    assert len(shadow_ids) == len(set(shadow_ids))
+    assert set(shadow_ids) == {r["event_id"] for r in records if r["event_time"] >= shadow_at}
+    assert 300 < len(shadow_ids) < len(records) - 300
+    assert {r["model_version"] for r in shadow_records} == {"1.2.0"}
+    for r in shadow_records:
+        assert abs(r["score"] - report.scored[r["event_id"]]["score"]) <= 1e-6
+
+    # lifecycle metrics: events and inference time per version and role, shadow agreement and score difference
+    # (Flink's reporter writes version 1.1.0 as 1_1_0, see docs/metrics.md)
+    scored_by = metrics["version_role_events_scored"]
+    assert scored_by[("1_0_0", "champion", None)] == before
+    assert scored_by[("1_1_0", "champion", None)] == len(records) - before
+    assert scored_by[("1_2_0", "shadow", None)] == len(shadow_ids)
+    assert metrics["version_shadow_label_agreements"][("1_2_0", None, None)] == len(shadow_ids)
+    assert metrics["version_shadow_label_disagreements"][("1_2_0", None, None)] == 0
+    assert metrics["version_shadow_score_diff_milli_count"][("1_2_0", None, None)] == len(shadow_ids)
+    assert metrics["version_shadow_le_score_diff_milli_bucket"][("1_2_0", None, "1")] == len(shadow_ids)
+    assert metrics["version_role_inference_us_count"][("1_2_0", "shadow", None)] >= 1
