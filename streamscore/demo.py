@@ -53,9 +53,15 @@ def run_demo(settings: Settings, args: argparse.Namespace) -> int:
     drift_ok = _show_drift(settings)
     _step("delayed labels: 5000 events scored, then their true labels, 10 % flipped after the first 2000")
     accuracy_ok = _show_accuracy(settings)
+    # -- model lifecycle (streamscore/lifecycle_demo.py: its own job, topics and registry, removed after)
+    _step("model lifecycle: promote fraud:1.1.0 and attach fraud:1.2.0 in shadow while events flow")
+    from streamscore.lifecycle_demo import show_lifecycle
+
+    lifecycle_ok = show_lifecycle(settings)
     print(f"\ndemo finished in {time.monotonic() - began:.0f}s; the stack keeps running "
           f"(Flink UI {settings.flink_rest_url}; stop it with: streamscore stack down)")
     ok = traffic.accounted == traffic.produced and traffic.scored_duplicates == 0 and drift_ok and accuracy_ok
+    ok = ok and lifecycle_ok
     return 0 if ok else 1
 
 
