@@ -71,16 +71,33 @@ def rollback_target(messages: list[dict], name: str) -> tuple[str, str]:
     return current["previous"], current["version"]
 
 
-def _read_control(settings: Settings, topic: str) -> list[dict]:
-    from connectors.kafka_clients import read_topic
+def _read_control(settings: Settings, topic: str, timeout_s: float = 15.0) -> list[dict]:
+    """Every decodable message of the control topic, read_committed, up to its end as of now."""
+    from confluent_kafka import TopicPartition
+
+    from connectors.kafka_clients import KafkaClientError, existing_topics, read_committed_consumer
     from schemas import SerdeError, serde_for
 
-    serde, messages = serde_for("control"), []
-    for record in read_topic(settings, topic, idle_timeout_s=3.0):
-        try:
-            messages.append(serde.decode(record.value))
-        except SerdeError:
-            continue
+    partitions = existing_topics(settings).get(topic)
+    if partitions is None:
+        raise KafkaClientError(f"control topic {topic!r} does not exist at {settings.kafka_bootstrap}")
+    consumer = read_committed_consumer(settings, **{"enable.partition.eof": False})
+    serde, messages, deadline = serde_for("control"), [], time.monotonic() + timeout_s
+    try:
+        tps = [TopicPartition(topic, p, -2) for p in range(partitions)]
+        consumer.assign(tps)
+        ends = [consumer.get_watermark_offsets(tp, timeout=5, cached=False)[1] for tp in tps]
+        while any(end > 0 and tp.offset < end for tp, end in zip(consumer.position(tps), ends)):
+            if time.monotonic() > deadline:
+                raise KafkaClientError(f"could not read control topic {topic!r} to its end in {timeout_s:.0f} s")
+            for record in consumer.consume(num_messages=500, timeout=0.2):
+                if record.error() is None:
+                    try:
+                        messages.append(serde.decode(record.value()))
+                    except SerdeError:
+                        continue
+    finally:
+        consumer.close()
     return messages
 
 

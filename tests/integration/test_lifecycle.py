@@ -2,9 +2,10 @@
 
 One scoring job on fresh topics follows a fresh control topic. Its registry is a temp folder
 holding ``fraud-it`` 1.0.0, 1.1.0 and 1.2.0 (copies of the demo model registered under another
-name, so the shared Redis pointer of ``fraud`` is never touched). While 5000 events flow, the
-CLI path promotes 1.1.0 and attaches 1.2.0 in shadow; then every event is checked against the
-announced effective times: its version in ``scored``, its record in ``scored-shadow``.
+name, so the shared Redis pointer of ``fraud`` is never touched). While 6000 events flow, the
+CLI path promotes 1.1.0, attaches 1.2.0 in shadow and then sends 30 % of events to 1.2.0 as a
+canary; every event is checked against the announced effective times: its version in ``scored``
+(for the canary: by its event id's bucket), its record in ``scored-shadow``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import pytest
 from connectors.kafka_clients import read_topic
 from connectors.redis_client import redis_client
 from jobs.flink_cluster import cancel_job, list_jobs
+from jobs.model_router import canary_bucket
 from jobs.submit import scoring_config_from_settings, submit_scoring
 from models.demo_data import generate_events
 from models.register import register_model
@@ -53,13 +55,11 @@ def registry(tmp_path_factory):
     shutil.rmtree(root, ignore_errors=True)
 
 
-def _lifecycle(settings, action, ref, registry, control, delay_ms):
+def _lifecycle(settings, action, ref, registry, control, delay_ms, percent=None):
     args = argparse.Namespace(action=action, ref=ref, registry_dir=str(registry), control_topic=control,
-                              activation_delay_ms=delay_ms, percent=None, onnx=None, card=None, training_sample=None)
+                              activation_delay_ms=delay_ms, percent=percent, onnx=None, card=None,
+                              training_sample=None)
     assert model_commands.dispatch(args, settings) == 0
-    for message in read_topic(settings, control, idle_timeout_s=2.0):
-        last = serde_for("control").decode(message.value)
-    return json.loads(last["payload_json"])["effective_from_ms"]
 
 
 def _lifecycle_metrics(settings, job_name: str, timeout_s: float = 20.0) -> dict[str, dict[tuple, float]]:
@@ -92,17 +92,17 @@ def test_promotion_and_shadow_while_events_flow(settings, fresh_topics, registry
         shadow_topic=shadow, model=f"{NAME}:1.0.0", registry_dir=str(registry), job_name=f"it-lifecycle-{tag}",
         activation_delay_ms=DELAY_MS, startup_mode="earliest-offset", max_delay_ms=50)
     job_id = submit_scoring(settings, config)
-    effective: dict[str, int] = {}
 
     def change_models():  # while the events flow
         time.sleep(1.0)
-        effective["promote"] = _lifecycle(settings, "promote", f"{NAME}:1.1.0", registry, control, DELAY_MS)
-        effective["shadow"] = _lifecycle(settings, "shadow-attach", f"{NAME}:1.2.0", registry, control, 6000)
+        _lifecycle(settings, "promote", f"{NAME}:1.1.0", registry, control, DELAY_MS)
+        _lifecycle(settings, "shadow-attach", f"{NAME}:1.2.0", registry, control, 5000)
+        _lifecycle(settings, "canary", f"{NAME}:1.2.0", registry, control, 8000, percent=30)
 
     changer = threading.Thread(target=change_models)
     try:
         changer.start()
-        report = run_traffic(settings, 5000, id_prefix=f"lc-{tag}-", seed=17, rate=400, malformed_every=0,
+        report = run_traffic(settings, 6000, id_prefix=f"lc-{tag}-", seed=17, rate=400, malformed_every=0,
                              transaction_size=100, timeout_s=90, events_topic=events, scored_topic=scored,
                              dead_topic=dead)
         changer.join(30)
@@ -110,6 +110,7 @@ def test_promotion_and_shadow_while_events_flow(settings, fresh_topics, registry
         running = {j.job_id: j.state for j in list_jobs(settings)}
         pointer = redis_client(settings).get(model_commands.pointer_key(NAME))
         metrics = _lifecycle_metrics(settings, config.job_name)
+        announced = [serde_for("control").decode(r.value) for r in read_topic(settings, control, idle_timeout_s=2)]
     finally:
         cancel_job(settings, job_id)
         redis_client(settings).delete(model_commands.pointer_key(NAME))
@@ -120,13 +121,24 @@ def test_promotion_and_shadow_while_events_flow(settings, fresh_topics, registry
     assert report.scored_duplicates == 0 and not report.dead_letters
     assert sorted(report.scored) == sorted(report.valid_ids)
     records = list(report.scored.values())
-    promote_at, shadow_at = effective["promote"], effective["shadow"]
-    assert all(r["model_version"] == ("1.1.0" if r["event_time"] >= promote_at else "1.0.0") for r in records)
+    effective = {m["kind"]: json.loads(m["payload_json"])["effective_from_ms"] for m in announced}
+    promote_at, shadow_at = effective["MODEL_PROMOTED"], effective["SHADOW_ATTACHED"]
+    canary_at = effective["CANARY_WEIGHT"]
+
+    def expected_version(r):
+        if r["event_time"] >= canary_at and canary_bucket(r["event_id"]) < 30:
+            return "1.2.0"
+        return "1.1.0" if r["event_time"] >= promote_at else "1.0.0"
+
+    assert all(r["model_version"] == expected_version(r) for r in records)
     before = sum(r["event_time"] < promote_at for r in records)
+    canaried = sum(r["model_version"] == "1.2.0" for r in records)
+    in_canary_window = sum(r["event_time"] >= canary_at for r in records)
     assert 300 < before < len(records) - 300, "the promotion must fall inside the traffic"
+    assert in_canary_window > 300 and 0.2 < canaried / in_canary_window < 0.4
 
     # the champion's scores are the model's scores whatever the version (the versions share the ONNX)
-    events_by_id = {e["event_id"]: e for e in generate_events(5000, seed=17, id_prefix=f"lc-{tag}-")}
+    events_by_id = {e["event_id"]: e for e in generate_events(6000, seed=17, id_prefix=f"lc-{tag}-")}
     contract = load_model(f"{NAME}:1.0.0", root=registry).contract
     ids = sorted(report.scored)
     matrix, _, _ = contract.to_matrix([events_by_id[i] for i in ids])
@@ -146,7 +158,8 @@ def test_promotion_and_shadow_while_events_flow(settings, fresh_topics, registry
     # (Flink's reporter writes version 1.1.0 as 1_1_0, see docs/metrics.md)
     scored_by = metrics["version_role_events_scored"]
     assert scored_by[("1_0_0", "champion", None)] == before
-    assert scored_by[("1_1_0", "champion", None)] == len(records) - before
+    assert scored_by[("1_1_0", "champion", None)] == len(records) - before - canaried
+    assert scored_by[("1_2_0", "champion", None)] == canaried
     assert scored_by[("1_2_0", "shadow", None)] == len(shadow_ids)
     assert metrics["version_shadow_label_agreements"][("1_2_0", None, None)] == len(shadow_ids)
     assert metrics["version_shadow_label_disagreements"][("1_2_0", None, None)] == 0
