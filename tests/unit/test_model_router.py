@@ -304,3 +304,51 @@ def test_promotion_messages_encode_and_rollback_goes_to_the_previous_version():
     with pytest.raises(StreamscoreError, match="nothing to roll back"):
         rollback_target(history[:1], "fraud")
     assert current_primary(history, "other") is None
+
+
+# ---------------------------------------------------------------- lifecycle metrics
+
+class FakeCounter:
+    def __init__(self):
+        self.value = 0
+
+    def inc(self, n=1):
+        self.value += n
+
+
+class FakeGroup:
+    def __init__(self, registry=None, path=()):
+        self.registry, self.path = ({} if registry is None else registry), path
+
+    def add_group(self, key, value=None):
+        return FakeGroup(self.registry, self.path + ((key, value),))
+
+    def counter(self, name):
+        return self.registry.setdefault((self.path, name), FakeCounter())
+
+    def value(self, name, **labels):
+        found = [c.value for (path, n), c in self.registry.items()
+                 if n == name and all((k, v) in path for k, v in labels.items())]
+        assert len(found) == 1, (name, labels, found)
+        return found[0]
+
+
+def test_lifecycle_metrics_count_versions_roles_and_shadow_agreement(model, onnx):
+    from jobs.job_metrics import LifecycleMetrics
+
+    versions = {"1.1.0": version_of(model, "1.1.0", onnx), "2.0.0": version_of(model, "2.0.0", Shifted(onnx, 0.5))}
+    changes = [change(PRIMARY, T0 + 30, "1.1.0", 1), change(SHADOW, T0 + 50, "2.0.0", 2)]
+    result = routed_scorer(model, onnx, changes, versions).score(batch(80), [0] * 80, list(range(80)))
+    group = FakeGroup()
+    metrics = LifecycleMetrics(group, "fraud")
+    metrics.record_batch(result)
+    assert group.value("events_scored", version="1.0.0", role="champion") == 30
+    assert group.value("events_scored", version="1.1.0", role="champion") == 50
+    assert group.value("events_scored", version="2.0.0", role="shadow") == 30
+    assert group.value("inference_us_count", version="1.1.0", role="champion") == 1
+    stats = result.shadow["2.0.0"]
+    assert group.value("label_agreements", version="2.0.0") == stats.agreements
+    assert group.value("label_disagreements", version="2.0.0") == 30 - stats.agreements > 0
+    assert group.value("score_diff_milli_count", version="2.0.0") == 30
+    assert group.value("score_diff_milli_bucket", version="2.0.0", le="+Inf") == 30
+    assert group.value("shadow_failures") == 0
