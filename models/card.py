@@ -90,6 +90,7 @@ class TrainingSummary:
     test_auc: float
     library_versions: Mapping[str, str] = field(default_factory=dict)
     test_accuracy: float | None = None  # label accuracy at the threshold: the reference for labelled windows
+    retraining: Mapping[str, Any] = field(default_factory=dict)  # models.retrain: parent, answered triggers, data
 
     def __post_init__(self) -> None:
         for name in ("rows_train", "rows_test", "seed"):
@@ -157,7 +158,8 @@ class ModelCard:
             "training": {"algorithm": t.algorithm, "rows_train": t.rows_train, "rows_test": t.rows_test,
                          "seed": t.seed, "positive_rate": t.positive_rate, "test_auc": t.test_auc,
                          **({} if t.test_accuracy is None else {"test_accuracy": t.test_accuracy}),
-                         "library_versions": dict(t.library_versions)},
+                         "library_versions": dict(t.library_versions),
+                         **({"retraining": dict(t.retraining)} if t.retraining else {})},
             "drift_profile": self.drift_profile,
             **({"optimization": self.optimization} if self.optimization else {}),
         }
@@ -264,7 +266,7 @@ def _training_from_dict(raw: Mapping[str, Any]) -> TrainingSummary:
                            seed=_get(raw, "seed", int, "training.seed"),
                            positive_rate=number("positive_rate"), test_auc=number("test_auc"),
                            test_accuracy=number("test_accuracy") if "test_accuracy" in raw else None,
-                           library_versions=dict(versions))
+                           library_versions=dict(versions), retraining=dict(raw.get("retraining") or {}))
 
 
 def _dumps(value: Any, level: int) -> str:

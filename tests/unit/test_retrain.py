@@ -1,0 +1,117 @@
+"""models.retrain: a challenger trained on recent labelled events, judged against its parent."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from models import demo_data
+from models.card import ModelCard
+from models.register import register_model
+from models.registry import load_model
+from models.retrain import RetrainRequest, TooFewLabelsError, next_version, parent_params, retrain
+from streamscore.errors import ModelError
+
+TRAVEL = demo_data.MERCHANTS.index("travel")
+TINY = {"max_iter": 20}
+
+
+def travel_ring(n: int, seed: int, *, mix: float = 0.3, uplift: float = 2.5) -> tuple[list[dict], np.ndarray]:
+    """A drifted world: 30 % more travel purchases (feature drift) and travel now risky (concept drift):
+    the known mechanism's log-odds + ``uplift`` for travel; the parent never saw that relation."""
+    drift = [demo_data.DriftSpec("merchant_category", "category_mix", mix, category="travel")]
+    columns = demo_data.generate_columns(n, seed, drift)
+    logit = demo_data.fraud_logit(columns) + uplift * (columns["merchant_category"] == TRAVEL)
+    draws = np.random.default_rng(seed + 1).random(n)
+    labels = (draws < 1.0 / (1.0 + np.exp(-logit))).astype(np.int8)
+    return demo_data.columns_to_events(columns, seed, id_prefix=f"rt{seed}-"), labels
+
+
+@pytest.fixture(scope="module")
+def parent():
+    return load_model("fraud:1.0.0")
+
+
+@pytest.fixture(scope="module")
+def drifted_result(parent):
+    events, labels = travel_ring(8000, seed=41)
+    request = RetrainRequest(answers=("trigger-1",), window_ids=("w:0", "w:1"), source={"events_topic": "events"},
+                             taken_versions=("1.0.0", "1.0.0+int8"))
+    return retrain(parent, events, labels, request)
+
+
+def test_challenger_beats_parent_on_drifted_held_out_events(drifted_result):
+    parent, challenger = drifted_result.parent, drifted_result.challenger
+    assert parent.rows == challenger.rows == 2400 and parent.positives == challenger.positives > 50
+    assert challenger.auc > parent.auc + 0.02, (parent, challenger)
+    # accuracy is each model at its own F1-best threshold: reported, not a ranking (fraud is rare)
+    assert 0.8 < challenger.accuracy < 1 and 0.8 < parent.accuracy < 1
+
+
+def test_without_drift_the_recent_data_does_not_make_a_better_model(parent):
+    # the parent learnt the same world from 84k rows: 5k recent rows cannot beat it by much
+    events, labels = demo_data.generate_labelled(8000, seed=43)
+    result = retrain(parent, events, labels, RetrainRequest())
+    assert result.challenger.auc < result.parent.auc + 0.01, (result.parent, result.challenger)
+
+
+def test_card_answers_the_trigger_and_describes_its_data(drifted_result, parent):
+    card = drifted_result.card
+    assert card.ref == "fraud:1.1.0" and card.features == parent.card.features
+    assert card.onnx_input == parent.card.onnx_input and card.training.algorithm == parent.card.training.algorithm
+    retraining = card.training.retraining
+    assert retraining["parent"] == "fraud:1.0.0" and retraining["answers"] == ["trigger-1"]
+    assert retraining["window_ids"] == ["w:0", "w:1"]
+    data = retraining["data"]
+    assert data["events_topic"] == "events" and data["rows"] == 8000 and data["rows_holdout"] == 2400
+    assert data["rows_train"] == 5600 == card.training.rows_train
+    assert data["event_time_from"] < data["event_time_to"]
+    assert retraining["holdout_challenger"]["auc"] == card.training.test_auc
+    assert card.training.test_accuracy == drifted_result.challenger.accuracy
+    # the new reference is the recent data: travel's share moved from ~5 % to ~33 %
+    travel_share = card.drift_profile["features"]["merchant_category"]
+    assert json.dumps(travel_share) != json.dumps(parent.card.drift_profile["features"]["merchant_category"])
+    assert ModelCard.from_dict(json.loads(card.to_json())) == card  # the retraining block survives the file
+
+
+def test_challenger_registers_through_the_usual_checks(drifted_result, tmp_path):
+    (tmp_path / "model.onnx").write_bytes(drifted_result.onnx_bytes)
+    (tmp_path / "model.json").write_text(drifted_result.card.to_json())
+    model = register_model(tmp_path / "model.onnx", tmp_path / "model.json", tmp_path / "registry")
+    assert str(model.ref) == "fraud:1.1.0" and model.card.training.retraining["answers"] == ["trigger-1"]
+
+
+def test_next_version_skips_taken_releases():
+    assert next_version("1.0.0") == "1.1.0"
+    assert next_version("1.0.0", ["1.1.0", "1.2.0", "1.3.0+int8"]) == "1.3.0"
+    assert next_version("2.4.1", ["2.5.0-rc.1"]) == "2.5.0"
+    with pytest.raises(ModelError):
+        next_version("latest")
+
+
+def test_too_few_labelled_events_is_refused(parent):
+    events, labels = travel_ring(2000, seed=44)
+    with pytest.raises(TooFewLabelsError, match="2000 labelled recent events .* needs >= 3000"):
+        retrain(parent, events, labels, RetrainRequest())
+    with pytest.raises(TooFewLabelsError, match="0 positive"):
+        retrain(parent, events, np.zeros(2000, dtype=np.int8), RetrainRequest(min_labelled=1000))
+
+
+def test_events_the_contract_rejects_do_not_count(parent):
+    events, labels = travel_ring(3100, seed=45)
+    for event in events[:200]:
+        event["merchant_category"] = "casino"  # not in the contract's vocabulary
+    with pytest.raises(TooFewLabelsError, match="2900 labelled"):
+        retrain(parent, events, labels, RetrainRequest(model_params=TINY))
+
+
+def test_only_the_parents_algorithm_family_is_retrained(parent):
+    assert parent_params(parent.card)["max_iter"] == 150
+    import dataclasses
+
+    other = dataclasses.replace(parent.card, training=dataclasses.replace(parent.card.training,
+                                                                          algorithm="torch.MLP[]"))
+    with pytest.raises(ModelError, match="supports sklearn.HistGradientBoostingClassifier only"):
+        parent_params(other)
