@@ -66,12 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
     chaos.add_argument("--count", type=int, default=200_000)
     chaos.add_argument("--rate", type=float, default=5000.0)
 
-    from streamscore import commands, drift_commands, job_commands
+    from streamscore import commands, drift_commands, job_commands, retrain_commands
 
     commands.add_produce_parser(sub)
     commands.add_demo_parser(sub)
     job_commands.add_parsers(sub)
     drift_commands.add_parsers(sub)
+    retrain_commands.add_parser(sub)
     return parser
 
 
@@ -116,6 +117,10 @@ def _dispatch(args: argparse.Namespace, settings) -> int:
         from streamscore import drift_commands
 
         return drift_commands.dispatch(args, settings)
+    if args.command == "retrain":
+        from streamscore import retrain_commands
+
+        return retrain_commands.dispatch(args, settings)
     if args.command in ("run", "submit", "jobs", "models"):
         from streamscore import job_commands
 

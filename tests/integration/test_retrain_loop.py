@@ -1,0 +1,201 @@
+"""The retraining loop on the real stack: drift -> trigger -> retrained challenger in shadow -> agreement.
+
+Fresh topics, a temp registry holding ``fraud-rt:1.0.0`` (a copy of the demo model under another
+name), one scoring job following its own control topic and the drift sidecar on the same topics.
+8,000 drifted events (30 % more travel purchases, and travel now risky: a concept the parent never
+saw, as in ``tests/unit/test_retrain.py``) and their labels are produced; the sidecar's
+trigger is answered by ``streamscore retrain`` (the CLI, in process), which registers
+``fraud-rt:1.1.0`` and attaches it in shadow. 4,000 more drifted events after the attach must each
+have one champion record (1.0.0, unchanged scores) and one ``scored-shadow`` record (1.1.0), with
+agreement metrics; on those fresh events the challenger ranks fraud better than the champion.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import time
+import urllib.request
+import uuid
+from collections import defaultdict
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from connectors.kafka_clients import produce_transactionally, read_topic
+from jobs.flink_cluster import cancel_job
+from jobs.submit import drift_config_from_settings, scoring_config_from_settings, submit_drift, submit_scoring
+from models import demo_data
+from models.demo_labels import LabelPlan, label_records
+from models.register import register_model
+from models.registry import DEFAULT_ROOT, ModelRegistry, load_model
+from models.runtime import OnnxScorer
+from schemas import serde_for
+from streamscore import cli
+from streamscore.labels import produce_labels
+
+pytestmark = pytest.mark.integration
+
+NAME, DELAY_MS = "fraud-rt", 3000
+FIRST, SECOND = 8000, 4000
+
+
+def travel_ring(n: int, seed: int) -> tuple[list[dict], np.ndarray]:
+    """Drifted events and labels: 30 % more travel, and travel now risky (log-odds + 2.5)."""
+    drift = [demo_data.DriftSpec("merchant_category", "category_mix", 0.3, category="travel")]
+    columns = demo_data.generate_columns(n, seed, drift)
+    logit = demo_data.fraud_logit(columns) + 2.5 * (columns["merchant_category"] == demo_data.MERCHANTS.index("travel"))
+    labels = (np.random.default_rng(seed + 1).random(n) < 1.0 / (1.0 + np.exp(-logit))).astype(np.int8)
+    return demo_data.columns_to_events(columns, seed, id_prefix=f"rt{seed}-"), labels
+
+
+@pytest.fixture
+def registry(tmp_path):
+    source = DEFAULT_ROOT / "fraud" / "1.0.0"
+    card = json.loads((source / "model.json").read_text())
+    (tmp_path / "card.json").write_text(json.dumps({**card, "name": NAME}))
+    register_model(source / "model.onnx", tmp_path / "card.json", tmp_path / "registry")
+    yield tmp_path / "registry"
+    shutil.rmtree(tmp_path / "registry", ignore_errors=True)
+
+
+def _read(settings, topic: str, schema: str, idle_s: float = 2.0) -> list[dict]:
+    serde = serde_for(schema)
+    return [serde.decode(r.value) for r in read_topic(settings, topic, idle_timeout_s=idle_s)]
+
+
+def _wait_for(fetch, predicate, timeout_s: float, what: str):
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = fetch()
+        if predicate(value):
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(1)
+
+
+def _produce(settings, topics, events, truth, start_ms: int) -> None:
+    for i, event in enumerate(events):
+        event["event_time"] = start_ms + i
+    encode = serde_for("event").encode
+    produce_transactionally(settings, topics["events"], ((e["event_id"].encode(), encode(e), e["event_time"])
+                                                         for e in events), transaction_size=500)
+    produce_labels(settings, label_records(events, truth, LabelPlan(delay_ms=1000)), topic=topics["labels"],
+                   transaction_size=500)
+
+
+def _lifecycle_metrics(settings, job_name: str) -> dict[str, dict[tuple, float]]:
+    """``model_lifecycle_*`` series of one job from Flink's reporter: name -> {(version, role): value}."""
+    values: dict[str, dict[tuple, float]] = defaultdict(dict)
+    for port in (settings.flink_metrics_port, settings.flink_metrics_port + 1):
+        try:
+            text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        except OSError:
+            continue
+        for match in re.finditer(r"^flink_taskmanager_job_task_operator_model_lifecycle_(\w+)\{([^}]*)\}\s+(\S+)$",
+                                 text, re.MULTILINE):
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', match.group(2)))
+            if labels.get("job_name") == job_name.replace("-", "_") and "le" not in labels:
+                values[match.group(1)][(labels.get("version"), labels.get("role"))] = float(match.group(3))
+    return values
+
+
+def _retrain(topics, registry, capsys) -> str:
+    code = cli.main(["retrain", "--model", NAME, "--registry-dir", str(registry), "--control-topic",
+                     topics["control"], "--events-topic", topics["events"], "--labels-topic", topics["labels"],
+                     "--activation-delay-ms", str(DELAY_MS)])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    return out.out
+
+
+def test_drift_trigger_retrained_challenger_in_shadow(settings, fresh_topics, registry, capsys):
+    names = fresh_topics("events", "scored", "shadow", partitions=2)
+    names += fresh_topics("dead", "control", "alerts", "labels")
+    topics = dict(zip(("events", "scored", "shadow", "dead", "control", "alerts", "labels"), names))
+    tag = uuid.uuid4().hex[:8]
+    scoring = scoring_config_from_settings(
+        settings, events_topic=topics["events"], scored_topic=topics["scored"], dead_letter_topic=topics["dead"],
+        control_topic=topics["control"], shadow_topic=topics["shadow"], model=f"{NAME}:1.0.0",
+        registry_dir=str(registry), job_name=f"it-retrain-{tag}", activation_delay_ms=DELAY_MS,
+        startup_mode="earliest-offset", max_delay_ms=50)
+    drift = drift_config_from_settings(
+        settings, model=f"{NAME}:1.0.0", registry_dir=str(registry), events_topic=topics["events"],
+        scored_topic=topics["scored"], alerts_topic=topics["alerts"], control_topic=topics["control"],
+        labels_topic="", job_name=f"it-retrain-drift-{tag}", startup_mode="earliest-offset")
+    first, first_truth = travel_ring(FIRST, seed=61)
+    second, second_truth = travel_ring(SECOND, seed=62)
+    for event in second:
+        event["event_id"] = f"after-{event['event_id']}"
+    jobs = [submit_scoring(settings, scoring), submit_drift(settings, drift)]
+    try:
+        _produce(settings, topics, first, first_truth, int(time.time() * 1000) - 20_000)
+        control = _wait_for(lambda: _read(settings, topics["control"], "control"),
+                            lambda ms: any(m["kind"] == "RETRAIN_TRIGGER" for m in ms), 120, "a retrain trigger")
+        trained = _retrain(topics, registry, capsys)
+        again = _retrain(topics, registry, capsys)
+        control = _read(settings, topics["control"], "control")
+        attach = next(m for m in control if m["kind"] == "SHADOW_ATTACHED")
+        effective = json.loads(attach["payload_json"])["effective_from_ms"]
+        time.sleep(max(0.0, (effective - time.time() * 1000) / 1000) + 0.5)
+        _produce(settings, topics, second, second_truth, int(time.time() * 1000))
+        ids = {e["event_id"] for e in second}
+        scored = _wait_for(lambda: [r for r in _read(settings, topics["scored"], "scored") if r["event_id"] in ids],
+                           lambda rs: len(rs) >= SECOND, 120, "the second batch scored")
+        shadow = _wait_for(lambda: _read(settings, topics["shadow"], "scored"),
+                           lambda rs: len(rs) >= SECOND, 60, "the second batch shadowed")
+        time.sleep(3)
+        metrics = _wait_for(lambda: _lifecycle_metrics(settings, scoring.job_name),
+                            lambda m: sum(m.get("version_shadow_label_agreements", {}).values())
+                            + sum(m.get("version_shadow_label_disagreements", {}).values()) >= SECOND,
+                            30, "shadow agreement metrics")
+        shadow = _read(settings, topics["shadow"], "scored")
+    finally:
+        for job_id in jobs:
+            cancel_job(settings, job_id)
+
+    triggers = [m for m in control if m["kind"] == "RETRAIN_TRIGGER"]
+    challenger = load_model(f"{NAME}:1.1.0", root=registry)
+    answered = challenger.card.training.retraining
+    print(trained)
+    assert triggers and triggers[0]["tier"] and triggers[0]["model_version"] == "1.0.0"
+    assert triggers[0]["message_id"] in answered["answers"] and answered["parent"] == f"{NAME}:1.0.0"
+    assert f"registered {NAME}:1.1.0" in trained and f"SHADOW_ATTACHED {NAME}:1.1.0" in trained
+    assert "already answered" in again and [m["model_version"] for m in control
+                                            if m["kind"] == "SHADOW_ATTACHED"] == ["1.1.0"]
+    held_out = answered["holdout_challenger"]["auc"], answered["holdout_parent"]["auc"]
+    assert held_out[0] > held_out[1], held_out
+    assert {r.version for r in ModelRegistry(registry).list_models()} == {"1.0.0", "1.1.0"}
+
+    # champion: one record per event, the parent's version and scores, untouched by the shadow
+    assert len(scored) == SECOND == len({r["event_id"] for r in scored})
+    assert {r["model_version"] for r in scored} == {"1.0.0"}
+    by_id = {e["event_id"]: e for e in second}
+    order = sorted(ids)
+    parent = load_model(f"{NAME}:1.0.0", root=registry)
+    matrix = parent.contract.to_matrix([by_id[i] for i in order]).matrix
+    champion = {r["event_id"]: r for r in scored}
+    np.testing.assert_allclose([champion[i]["score"] for i in order], OnnxScorer(parent).predict_batch(matrix),
+                               rtol=0, atol=1e-6)
+    # shadow: exactly the events after the attach, once each, by the challenger
+    assert sorted(r["event_id"] for r in shadow) == order
+    assert {r["model_version"] for r in shadow} == {"1.1.0"}
+    challenger_scores = {r["event_id"]: r["score"] for r in shadow}
+    np.testing.assert_allclose([challenger_scores[i] for i in order], OnnxScorer(challenger).predict_batch(matrix),
+                               rtol=0, atol=1e-6)
+    truth = dict(zip((e["event_id"] for e in second), second_truth.tolist()))
+    y = [truth[i] for i in order]
+    auc_champion = roc_auc_score(y, [champion[i]["score"] for i in order])
+    auc_challenger = roc_auc_score(y, [challenger_scores[i] for i in order])
+    agree = sum(champion[i]["label"] == r["label"] for i, r in ((r["event_id"], r) for r in shadow))
+    print(f"fresh drifted events: AUC champion {auc_champion:.4f}, challenger {auc_challenger:.4f}; "
+          f"label agreement {agree / SECOND:.1%}")
+    assert auc_challenger > auc_champion, (auc_champion, auc_challenger)
+    # agreement metrics of the shadow (Flink writes version 1.1.0 as 1_1_0)
+    assert metrics["version_shadow_label_agreements"][("1_1_0", None)] == agree
+    assert metrics["version_shadow_label_disagreements"][("1_1_0", None)] == SECOND - agree
+    assert metrics["version_shadow_score_diff_milli_count"][("1_1_0", None)] == SECOND
+    assert metrics["version_role_events_scored"][("1_1_0", "shadow")] == SECOND
