@@ -103,13 +103,13 @@ def _lifecycle_metrics(settings, job_name: str) -> dict[str, dict[tuple, float]]
     return values
 
 
-def _retrain(topics, registry, capsys) -> str:
+def _retrain(topics, registry, capsys, *extra: str, expect: int = 0) -> tuple[str, str]:
     code = cli.main(["retrain", "--model", NAME, "--registry-dir", str(registry), "--control-topic",
                      topics["control"], "--events-topic", topics["events"], "--labels-topic", topics["labels"],
-                     "--activation-delay-ms", str(DELAY_MS)])
+                     "--activation-delay-ms", str(DELAY_MS), *extra])
     out = capsys.readouterr()
-    assert code == 0, out.err
-    return out.out
+    assert code == expect, out.err
+    return out.out, out.err
 
 
 def test_drift_trigger_retrained_challenger_in_shadow(settings, fresh_topics, registry, capsys):
@@ -135,8 +135,9 @@ def test_drift_trigger_retrained_challenger_in_shadow(settings, fresh_topics, re
         _produce(settings, topics, first, first_truth, int(time.time() * 1000) - 20_000)
         control = _wait_for(lambda: _read(settings, topics["control"], "control"),
                             lambda ms: any(m["kind"] == "RETRAIN_TRIGGER" for m in ms), 120, "a retrain trigger")
-        trained = _retrain(topics, registry, capsys)
-        again = _retrain(topics, registry, capsys)
+        _, refused = _retrain(topics, registry, capsys, "--min-labelled", "9000", "--recent", "9000", expect=1)
+        trained, _ = _retrain(topics, registry, capsys)
+        again, _ = _retrain(topics, registry, capsys)
         control = _read(settings, topics["control"], "control")
         attach = next(m for m in control if m["kind"] == "SHADOW_ATTACHED")
         effective = json.loads(attach["payload_json"])["effective_from_ms"]
@@ -164,6 +165,9 @@ def test_drift_trigger_retrained_challenger_in_shadow(settings, fresh_topics, re
     assert triggers and triggers[0]["tier"] and triggers[0]["model_version"] == "1.0.0"
     assert triggers[0]["message_id"] in answered["answers"] and answered["parent"] == f"{NAME}:1.0.0"
     assert f"registered {NAME}:1.1.0" in trained and f"SHADOW_ATTACHED {NAME}:1.1.0" in trained
+    refused_lines = [line for line in refused.splitlines() if not line.startswith("{")]  # JSON log lines aside
+    refusal = f"streamscore: error: {FIRST} labelled recent events for {NAME}:1.0.0; retraining needs >= 9000"
+    assert refused_lines == [refusal], refused
     assert "already answered" in again and [m["model_version"] for m in control
                                             if m["kind"] == "SHADOW_ATTACHED"] == ["1.1.0"]
     held_out = answered["holdout_challenger"]["auc"], answered["holdout_parent"]["auc"]

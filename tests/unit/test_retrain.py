@@ -115,3 +115,22 @@ def test_only_the_parents_algorithm_family_is_retrained(parent):
                                                                           algorithm="torch.MLP[]"))
     with pytest.raises(ModelError, match="supports sklearn.HistGradientBoostingClassifier only"):
         parent_params(other)
+
+
+def test_pending_triggers_are_those_no_registered_card_answers(drifted_result, tmp_path):
+    from models.registry import ModelRegistry
+    from streamscore.retrain_commands import answered_by, pending_triggers, shadow_attached
+
+    (tmp_path / "model.onnx").write_bytes(drifted_result.onnx_bytes)
+    (tmp_path / "model.json").write_text(drifted_result.card.to_json())
+    register_model(tmp_path / "model.onnx", tmp_path / "model.json", tmp_path / "registry")
+    answered = answered_by(ModelRegistry(tmp_path / "registry"), "fraud")
+    assert answered == {"trigger-1": "1.1.0"}
+
+    def message(message_id, kind="RETRAIN_TRIGGER", name="fraud", version="1.0.0"):
+        return {"message_id": message_id, "kind": kind, "model_name": name, "model_version": version}
+
+    log = [message("trigger-1"), message("trigger-2"), message("other", name="fraud-mlp"),
+           message("x", kind="SHADOW_ATTACHED", version="1.1.0"), message("trigger-3")]
+    assert [m["message_id"] for m in pending_triggers(log, "fraud", answered)] == ["trigger-2", "trigger-3"]
+    assert shadow_attached(log, "fraud", "1.1.0") and not shadow_attached(log, "fraud", "1.2.0")
