@@ -11,6 +11,22 @@ import structlog
 _configured = False
 
 
+class _CurrentStream:
+    """Writes to whatever ``sys.stdout`` / ``sys.stderr`` is *now* (tests and PyFlink replace them),
+    not to the object that was there when logging was configured."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def write(self, text: str) -> int:
+        return getattr(sys, self.name).write(text)
+
+    def flush(self) -> None:
+        stream = getattr(sys, self.name)
+        if hasattr(stream, "flush"):
+            stream.flush()
+
+
 def configure_logging(fmt: str | None = None, level: str | None = None, stream: str = "stderr") -> None:
     """Configure structlog once. ``fmt``: 'json' or 'console' (env STREAMSCORE_LOG_FORMAT, default json).
 
@@ -33,7 +49,7 @@ def configure_logging(fmt: str | None = None, level: str | None = None, stream: 
         ],
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level_name, logging.INFO)),
         # WriteLogger, not PrintLogger: PyFlink workers replace print() with one lacking flush=.
-        logger_factory=structlog.WriteLoggerFactory(file=sys.stdout if stream == "stdout" else sys.stderr),
+        logger_factory=structlog.WriteLoggerFactory(file=_CurrentStream("stdout" if stream == "stdout" else "stderr")),
         cache_logger_on_first_use=True,
     )
     _configured = True
