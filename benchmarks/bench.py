@@ -74,7 +74,6 @@ def run_onnx(pool: EventPool, plan: BenchPlan) -> dict[int, dict]:
 
 def run_systems(settings: Settings, plan: BenchPlan, specs: list[systems.SystemSpec], pool: EventPool) -> list[dict]:
     rows: list[dict] = []
-    stack_pids = _stack_pids(settings)
     for rep in range(1, plan.repetitions + 1):
         for spec in specs:  # interleaved: A B C, A B C, ...
             seen = [r["events_per_s"] for r in rows if r["system"] == spec.key and r.get("events_per_s")]
@@ -82,7 +81,7 @@ def run_systems(settings: Settings, plan: BenchPlan, specs: list[systems.SystemS
             params = RunParams(plan.backlog(rate), plan.latency_seconds, plan.latency_max_events,
                                plan.commit_interval_ms, plan.stall_s)
             try:
-                row = measure(settings, spec, pool, params, stack_pids)
+                row = measure(settings, spec, pool, params, _stack_pids(settings))  # a restarted TM has a new pid
             except Exception as exc:  # noqa: BLE001 - one failed system must not end the run
                 row = {"system": spec.key, "label": spec.label, "group": spec.group, "void": True,
                        "commit_interval_ms": plan.commit_interval_ms, "max_delay_ms": spec.max_delay_ms,

@@ -115,14 +115,15 @@ def _latency(settings: Settings, row: dict, collector: SinkCollector, pool: Even
     count = int(max(100, min(params.latency_max_events, rate * params.latency_seconds)))
     events = pool.latency(count)
     sent = send_open_loop(settings, topics.source, events, rate)
-    collector.wait_for(backlog + count, stall_s=min(30.0, params.stall_s), timeout_s=120)
+    complete = collector.wait_for(backlog + count, stall_s=min(30.0, params.stall_s), timeout_s=120)
     first_at = _first_arrivals(list(collector.arrivals), events.ids())
     keep = int(count * WARMUP_FRACTION)
     latencies = [first_at[k.decode()] * 1000.0 - sent.intended_ms[i]
                  for i, k in enumerate(events.keys) if i >= keep and k.decode() in first_at]
     p50, p95, p99 = np.percentile(latencies, [50, 95, 99]) if latencies else (np.nan,) * 3
     row.update({"latency_rate": round(rate, 1), "latency_events": count, "latency_measured": len(latencies),
-                "sender_max_lag_ms": round(sent.max_lag_ms, 1),
+                "sender_max_lag_ms": round(sent.max_lag_ms, 1), "latency_complete": complete,
+                "latency_lost": count - len(first_at),
                 "p50_ms": round(float(p50), 1), "p95_ms": round(float(p95), 1), "p99_ms": round(float(p99), 1)})
     return events.ids()
 
@@ -140,6 +141,6 @@ def _first_arrivals(arrivals, wanted: set[str]) -> dict[str, float]:
 
 def _account(row: dict, collector: SinkCollector, expected: set[str], dead_topic: str) -> None:
     acc = account(collector.arrivals, expected, dead_topic)
-    row.update({"expected": acc.expected, "distinct": acc.distinct, "lost": acc.lost,
+    row.update({"expected": acc.expected, "arrivals": len(collector.arrivals), "distinct": acc.distinct, "lost": acc.lost,
                 "duplicates": acc.duplicates, "dead_lettered": acc.dead_lettered,
                 "void": not acc.clean or not row.get("drained")})
