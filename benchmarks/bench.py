@@ -113,7 +113,7 @@ def run(args: argparse.Namespace, settings: Settings | None = None) -> dict:
     plan = SMOKE if args.smoke else FULL
     if args.repetitions:
         plan = BenchPlan(**{**plan.__dict__, "repetitions": args.repetitions})
-    specs = systems.catalogue(plan.sweep_batches, plan.sweep_delays)
+    specs = systems.catalogue(plan.sweep_batches, plan.sweep_delays, model_rows=not args.smoke)
     if args.systems:
         specs = [s for s in specs if s.key in args.systems]
     began = dt.datetime.now(dt.UTC)

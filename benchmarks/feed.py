@@ -48,20 +48,37 @@ class EventPool:
     def __init__(self) -> None:
         self._lists: dict[str, EncodedEvents] = {}
 
-    def backlog(self, count: int) -> EncodedEvents:
-        return self._get("bk-", count)
+    def backlog(self, count: int, repeat: float = 0.0) -> EncodedEvents:
+        return self._get("bk-", count, repeat)
 
-    def latency(self, count: int) -> EncodedEvents:
-        return self._get("lt-", count)
+    def latency(self, count: int, repeat: float = 0.0) -> EncodedEvents:
+        return self._get("lt-", count, repeat)
 
-    def _get(self, prefix: str, count: int) -> EncodedEvents:
-        have = self._lists.get(prefix)
+    def _get(self, prefix: str, count: int, repeat: float) -> EncodedEvents:
+        key = f"{prefix}{repeat}"
+        have = self._lists.get(key)
         if have is None or len(have) < count:
             encode = serde_for("event").encode_trusted
             events = generate_events(count, seed=SEED + len(prefix) + ord(prefix[0]), id_prefix=prefix)
+            if repeat:
+                with_repeats(events, repeat, seed=SEED)
             have = EncodedEvents([e["event_id"].encode() for e in events], [encode(e) for e in events])
-            self._lists[prefix] = have
+            self._lists[key] = have
         return have.head(count)
+
+
+HOT_SET = 1000  # repeated inputs are drawn from the first events: a warm cache holds them all
+
+
+def with_repeats(events: list[dict], fraction: float, seed: int) -> None:
+    """Give a ``fraction`` of the events after the first :data:`HOT_SET` the features of one of
+    those (ids, correlation ids and times stay unique): repeated inputs, as a prediction cache sees them."""
+    rng = np.random.default_rng(seed)
+    keep = ("event_id", "correlation_id", "event_time")
+    for i in range(HOT_SET, len(events)):
+        if rng.random() < fraction:
+            source = events[int(rng.integers(0, HOT_SET))]
+            events[i].update({k: v for k, v in source.items() if k not in keep})
 
 
 def preload(settings: Settings, topic: str, events: EncodedEvents) -> float:

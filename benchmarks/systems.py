@@ -42,6 +42,9 @@ class SystemSpec:
     exactly_once: bool = True
     rate_hint: float = 5000.0  # events/s guess to size the first backlog
     note: str = ""
+    model: str | None = None  # streamscore rows: the model scored (default fraud:1.0.0)
+    cache: bool = False  # streamscore rows: the Redis prediction cache on
+    repeat: float = 0.0  # fraction of events repeating an earlier event's features
 
 
 @dataclass
@@ -79,7 +82,7 @@ def start(settings: Settings, spec: SystemSpec, topics: Topics, commit_interval_
             settings, events_topic=topics.source, scored_topic=topics.scored, dead_letter_topic=topics.dead,
             job_name=f"bench-{spec.key}-{tag}", max_batch_size=spec.max_batch, max_delay_ms=spec.max_delay_ms,
             checkpoint_interval_ms=commit_interval_ms, exactly_once=spec.exactly_once,
-            startup_mode="earliest-offset")
+            startup_mode="earliest-offset", model=spec.model, cache_enabled=spec.cache or None)
         return RunningSystem(spec, flink_job=submit_scoring(settings, config), keyed_topics={topics.scored})
     if spec.kind == "flink-passthrough":
         args = ["--bootstrap", settings.jobs_kafka_bootstrap, "--source-topic", topics.source,
@@ -113,8 +116,25 @@ def stop(settings: Settings, running: RunningSystem) -> None:
             running.process.wait(10)
 
 
-def catalogue(sweep_batches: tuple[int, ...], sweep_delays: tuple[int, ...]) -> list[SystemSpec]:
-    """All systems of one run, in their interleaving order."""
+def model_and_cache_rows() -> list[SystemSpec]:
+    """Inside the scoring job (EO, batch 512, delay 100 ms): the heavy MLP in FP32 and INT8, and the
+    Redis prediction cache at 0 / 50 / 90 % repeated inputs on the cheap tree model and on the MLP."""
+    rows = [SystemSpec("model-mlp-fp32", "streamscore EO, fraud-mlp FP32 (25-512-512-256-1)", "flink-scoring",
+                       "models", max_batch=512, max_delay_ms=100, rate_hint=8000, model="fraud-mlp:1.0.0"),
+            SystemSpec("model-mlp-int8", "streamscore EO, fraud-mlp INT8", "flink-scoring", "models",
+                       max_batch=512, max_delay_ms=100, rate_hint=10_000, model="fraud-mlp:1.0.0+int8")]
+    for model, name in (("fraud:1.0.0", "trees"), ("fraud-mlp:1.0.0", "mlp")):
+        for repeat in (0.0, 0.5, 0.9):
+            rows.append(SystemSpec(f"cache-{name}-r{int(repeat * 100)}",
+                                   f"streamscore EO + Redis cache, {name}, {int(repeat * 100)} % repeated inputs",
+                                   "flink-scoring", "cache", max_batch=512, max_delay_ms=100, rate_hint=10_000,
+                                   model=model, cache=True, repeat=repeat))
+    return rows
+
+
+def catalogue(sweep_batches: tuple[int, ...], sweep_delays: tuple[int, ...],
+              model_rows: bool = True) -> list[SystemSpec]:
+    """All systems of one run, in their interleaving order (``model_rows``: the model and cache rows)."""
     systems = [
         SystemSpec("kafka-passthrough", "Kafka->Kafka pass-through, confluent-kafka, transactional (no model)",
                    "loop-passthrough", "limits", max_batch=1000, rate_hint=60_000),
@@ -135,6 +155,7 @@ def catalogue(sweep_batches: tuple[int, ...], sweep_delays: tuple[int, ...]) -> 
         systems.append(SystemSpec(f"sweep-b{size}-d100", f"streamscore EO, batch {size}, delay 100 ms",
                                   "flink-scoring", "sweep", max_batch=size, max_delay_ms=100,
                                   rate_hint=max(500.0, min(20_000.0, 700.0 * size))))
+    systems += model_and_cache_rows() if model_rows else []
     for delay in sweep_delays:
         systems.append(SystemSpec(f"sweep-b512-d{delay}", f"streamscore EO, batch 512, delay {delay} ms",
                                   "flink-scoring", "sweep", max_batch=512, max_delay_ms=delay, rate_hint=20_000))
