@@ -95,7 +95,9 @@ def test_flipped_labels_raise_one_accuracy_alert_and_trigger(settings, fresh_top
     # the sidecar's metrics say the same: labelled windows, the last accuracy, alerts and the trigger by tier
     assert metrics["drift_labels_windows_closed"][""] >= 3, dict(metrics)
     assert 800 <= metrics["drift_labels_accuracy_milli"][""] <= 907
-    assert 600 <= metrics["drift_labels_auc_milli"][""] <= 900
+    # true frauds (~3 %) keep high scores, flipped legitimate events (~10 %) get random ones:
+    # AUC ~0.58 in a flipped window, far below the card's 0.85
+    assert 450 <= metrics["drift_labels_auc_milli"][""] <= 750
     assert metrics["drift_tier_triggers"].get("SEVERE") == 1
     assert metrics["drift_tier_alerts"].get("SEVERE") == 1
     assert metrics["drift_windows_closed"][""] >= 5  # 6,000 events in feature windows of 1,000
