@@ -135,25 +135,33 @@ def train_demo(seed: int = DEFAULT_SEED, rows: int = DEFAULT_ROWS,
     }
 
 
-def build_demo(registry_dir: str | Path | None = None, seed: int = DEFAULT_SEED,
-               rows: int = DEFAULT_ROWS, model_params: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Train the demo model and write ``<registry_dir>/fraud/1.0.0/model.{onnx,json}``."""
-    trained = train_demo(seed, rows, model_params)
+def write_demo_model(registry_dir: str | Path | None, name: str, version: str, description: str,
+                     trained: dict[str, Any]) -> tuple[ModelCard, Path]:
+    """Card + ONNX of a trained demo model (the demo contract) into the registry, then loaded back
+    (checksum and graph checks). ``trained`` holds onnx_bytes, threshold, training, drift_profile."""
     contract = demo_data.demo_contract()
     card = ModelCard(
-        name=MODEL_NAME, version=MODEL_VERSION,
-        description="Demo card-fraud classifier trained on models.demo_data synthetic transactions.",
-        features=contract.features,
+        name=name, version=version, description=description, features=contract.features,
         onnx_input=TensorSpec(name="features", dtype="float32", shape=(None, contract.width)),
         outputs=OutputSpec(score_output="probabilities", score_column=1, threshold=trained["threshold"]),
         onnx_sha256=sha256_hex(trained["onnx_bytes"]), training=trained["training"],
         drift_profile=trained["drift_profile"])
     registry = ModelRegistry(registry_dir if registry_dir is not None else DEFAULT_ROOT)
-    directory = registry.directory(MODEL_NAME, MODEL_VERSION)
+    directory = registry.directory(name, version)
     directory.mkdir(parents=True, exist_ok=True)
     (directory / ONNX_FILE).write_bytes(trained["onnx_bytes"])
     (directory / CARD_FILE).write_text(card.to_json(), encoding="utf-8")
-    registry.load(MODEL_NAME, MODEL_VERSION)  # round trip: checksum and graph checks
+    registry.load(name, version)
+    return card, directory
+
+
+def build_demo(registry_dir: str | Path | None = None, seed: int = DEFAULT_SEED,
+               rows: int = DEFAULT_ROWS, model_params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train the demo model and write ``<registry_dir>/fraud/1.0.0/model.{onnx,json}``."""
+    trained = train_demo(seed, rows, model_params)
+    card, directory = write_demo_model(registry_dir, MODEL_NAME, MODEL_VERSION,
+                                       "Demo card-fraud classifier trained on models.demo_data synthetic transactions.",
+                                       trained)
     return {"directory": str(directory), "test_auc": card.training.test_auc, "threshold": card.outputs.threshold,
             "positive_rate": card.training.positive_rate, "onnx_bytes": len(trained["onnx_bytes"]),
             "max_score_diff": trained["max_score_diff"], "sha256": card.onnx_sha256}

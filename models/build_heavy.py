@@ -39,9 +39,10 @@ from models.build_demo import (
     _onnx_scores,
     _split,
     _to_onnx,
+    write_demo_model,
 )
-from models.card import ModelCard, OutputSpec, TensorSpec, TrainingSummary
-from models.registry import CARD_FILE, DEFAULT_ROOT, ONNX_FILE, ModelRegistry, sha256_hex
+from models.card import TrainingSummary
+from models.registry import DEFAULT_ROOT
 from streamscore.errors import ModelError
 
 MODEL_NAME, MODEL_VERSION = "fraud-mlp", "1.0.0"
@@ -138,22 +139,10 @@ def build_heavy(registry_dir: str | Path | None = None, seed: int = DEFAULT_SEED
                 epochs: int = EPOCHS, model_params: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train the heavy demo model and write ``<registry_dir>/fraud-mlp/1.0.0/model.{onnx,json}``."""
     trained = train_heavy(seed, rows, epochs, model_params)
-    contract = demo_data.demo_contract()
-    card = ModelCard(
-        name=MODEL_NAME, version=MODEL_VERSION,
-        description=("Heavier demo card-fraud classifier: an MLP 25-512-512-256-1 on the same features and "
-                     "contract as fraud:1.0.0, for INT8/FP16 optimization and GPU checks."),
-        features=contract.features,
-        onnx_input=TensorSpec(name="features", dtype="float32", shape=(None, contract.width)),
-        outputs=OutputSpec(score_output="probabilities", score_column=1, threshold=trained["threshold"]),
-        onnx_sha256=sha256_hex(trained["onnx_bytes"]), training=trained["training"],
-        drift_profile=trained["drift_profile"])
-    registry = ModelRegistry(registry_dir if registry_dir is not None else DEFAULT_ROOT)
-    directory = registry.directory(MODEL_NAME, MODEL_VERSION)
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / ONNX_FILE).write_bytes(trained["onnx_bytes"])
-    (directory / CARD_FILE).write_text(card.to_json(), encoding="utf-8")
-    registry.load(MODEL_NAME, MODEL_VERSION)  # round trip: checksum and graph checks
+    card, directory = write_demo_model(
+        registry_dir, MODEL_NAME, MODEL_VERSION,
+        ("Heavier demo card-fraud classifier: an MLP 25-512-512-256-1 on the same features and "
+         "contract as fraud:1.0.0, for INT8/FP16 optimization and GPU checks."), trained)
     return {"directory": str(directory), "test_auc": card.training.test_auc, "threshold": card.outputs.threshold,
             "algorithm": card.training.algorithm, "onnx_bytes": len(trained["onnx_bytes"]),
             "max_score_diff": trained["max_score_diff"], "sha256": card.onnx_sha256}
