@@ -81,16 +81,21 @@ class SidecarLogic:
         rows = np.asarray(keep, dtype=np.int64)[valid]
         return matrix, (np.asarray(millis, dtype=np.int64)[rows] if millis is not None else None)
 
-    def _decode_scores(self, payloads, millis):
-        scores, keep = [], []
+    def _own_scored(self, payloads):
+        """(index, record) of the decodable scored records of this model version."""
         for i, payload in enumerate(payloads):
             try:
                 record = self._scored.decode(payload)
             except SerdeError:
                 continue
             if record["model_name"] == self.model_name and record["model_version"] == self.model_version:
-                scores.append(record["score"])
-                keep.append(i)
+                yield i, record
+
+    def _decode_scores(self, payloads, millis):
+        scores, keep = [], []
+        for i, record in self._own_scored(payloads):
+            scores.append(record["score"])
+            keep.append(i)
         stamps = np.asarray(millis, dtype=np.int64)[keep] if millis is not None else None
         return np.asarray(scores, dtype=np.float64), stamps
 
@@ -171,13 +176,8 @@ class SidecarLogic:
     def decode_scored_ids(self, payloads: list[bytes]) -> tuple[list, list, list]:
         """(event_id or None, score, predicted label) per scored payload of this model."""
         ids, scores, predicted = [None] * len(payloads), [0.0] * len(payloads), [0] * len(payloads)
-        for i, payload in enumerate(payloads):
-            try:
-                record = self._scored.decode(payload)
-            except SerdeError:
-                continue
-            if record["model_name"] == self.model_name and record["model_version"] == self.model_version:
-                ids[i], scores[i], predicted[i] = record["event_id"], record["score"], record["label"]
+        for i, record in self._own_scored(payloads):
+            ids[i], scores[i], predicted[i] = record["event_id"], record["score"], record["label"]
         return ids, scores, predicted
 
     def decode_label_ids(self, payloads: list[bytes]) -> tuple[list, list]:

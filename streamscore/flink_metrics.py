@@ -8,25 +8,32 @@ import urllib.request
 from collections import defaultdict
 
 OPERATOR_PREFIX = "flink_taskmanager_job_task_operator_model_version_"
-_SAMPLE = re.compile(r'^(flink_taskmanager_job_task_operator_model_version_\w+)\{([^}]*)\}\s+(\S+)$')
+LIFECYCLE_PREFIX = "flink_taskmanager_job_task_operator_model_lifecycle_"
 _GROUP_LABELS = ("stage", "reason", "le", "feature", "tier", "provider")
 
 
-def scrape(settings, job_name: str) -> dict[str, dict[str, float]]:
-    """metric (after the prefix) -> {its group label's value, or '': value}, from every reporter port."""
-    values: dict[str, dict[str, float]] = defaultdict(dict)
+def job_series(settings, job_name: str, prefix: str) -> list[tuple[str, dict[str, str], float]]:
+    """(name after ``prefix``, labels, value) of one job's series, from every reporter port."""
+    sample = re.compile(rf"^{re.escape(prefix)}(\w+)\{{([^}}]*)\}}\s+(\S+)$")
+    out = []
     for port in (settings.flink_metrics_port, settings.flink_metrics_port + 1):
         try:
             text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
         except OSError:
             continue
         for line in text.splitlines():
-            match = _SAMPLE.match(line)
+            match = sample.match(line)
             if not match:
                 continue
             labels = dict(re.findall(r'(\w+)="([^"]*)"', match.group(2)))
             if labels.get("job_name") == job_name.replace("-", "_"):
-                name = match.group(1).removeprefix(OPERATOR_PREFIX)
-                label = next((labels[k] for k in _GROUP_LABELS if k in labels), "")
-                values[name][label] = float(match.group(3))
+                out.append((match.group(1), labels, float(match.group(3))))
+    return out
+
+
+def scrape(settings, job_name: str) -> dict[str, dict[str, float]]:
+    """metric (after the prefix) -> {its group label's value, or '': value}, from every reporter port."""
+    values: dict[str, dict[str, float]] = defaultdict(dict)
+    for name, labels, value in job_series(settings, job_name, OPERATOR_PREFIX):
+        values[name][next((labels[k] for k in _GROUP_LABELS if k in labels), "")] = value
     return values

@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shutil
 import threading
 import time
-import urllib.request
 import uuid
 from collections import defaultdict
 
@@ -34,6 +32,7 @@ from models.registry import DEFAULT_ROOT, load_model
 from models.runtime import OnnxScorer
 from schemas import serde_for
 from streamscore import model_commands
+from streamscore.flink_metrics import LIFECYCLE_PREFIX, job_series
 from streamscore.traffic import run_traffic
 
 pytestmark = pytest.mark.integration
@@ -67,17 +66,8 @@ def _lifecycle_metrics(settings, job_name: str, timeout_s: float = 20.0) -> dict
     deadline = time.monotonic() + timeout_s
     while True:
         values: dict[str, dict[tuple, float]] = defaultdict(dict)
-        for port in (settings.flink_metrics_port, settings.flink_metrics_port + 1):
-            try:
-                text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-            except OSError:
-                continue
-            for line in text.splitlines():
-                match = re.match(r"^flink_taskmanager_job_task_operator_model_lifecycle_(\w+)\{([^}]*)\}\s+(\S+)$", line)
-                labels = dict(re.findall(r'(\w+)="([^"]*)"', match.group(2))) if match else {}
-                if match and labels.get("job_name") == job_name.replace("-", "_"):
-                    key = (labels.get("version"), labels.get("role"), labels.get("le"))
-                    values[match.group(1)][key] = float(match.group(3))
+        for name, labels, value in job_series(settings, job_name, LIFECYCLE_PREFIX):
+            values[name][(labels.get("version"), labels.get("role"), labels.get("le"))] = value
         if "version_shadow_label_agreements" in values or time.monotonic() > deadline:
             return values
         time.sleep(1.0)

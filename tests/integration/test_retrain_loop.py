@@ -13,10 +13,8 @@ agreement metrics; on those fresh events the challenger ranks fraud better than 
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import time
-import urllib.request
 import uuid
 from collections import defaultdict
 
@@ -34,6 +32,7 @@ from models.registry import DEFAULT_ROOT, ModelRegistry, load_model
 from models.runtime import OnnxScorer
 from schemas import serde_for
 from streamscore import cli
+from streamscore.flink_metrics import LIFECYCLE_PREFIX, job_series
 from streamscore.labels import produce_labels
 
 pytestmark = pytest.mark.integration
@@ -90,16 +89,9 @@ def _produce(settings, topics, events, truth, start_ms: int) -> None:
 def _lifecycle_metrics(settings, job_name: str) -> dict[str, dict[tuple, float]]:
     """``model_lifecycle_*`` series of one job from Flink's reporter: name -> {(version, role): value}."""
     values: dict[str, dict[tuple, float]] = defaultdict(dict)
-    for port in (settings.flink_metrics_port, settings.flink_metrics_port + 1):
-        try:
-            text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-        except OSError:
-            continue
-        for match in re.finditer(r"^flink_taskmanager_job_task_operator_model_lifecycle_(\w+)\{([^}]*)\}\s+(\S+)$",
-                                 text, re.MULTILINE):
-            labels = dict(re.findall(r'(\w+)="([^"]*)"', match.group(2)))
-            if labels.get("job_name") == job_name.replace("-", "_") and "le" not in labels:
-                values[match.group(1)][(labels.get("version"), labels.get("role"))] = float(match.group(3))
+    for name, labels, value in job_series(settings, job_name, LIFECYCLE_PREFIX):
+        if "le" not in labels:
+            values[name][(labels.get("version"), labels.get("role"))] = value
     return values
 
 
