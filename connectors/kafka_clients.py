@@ -282,11 +282,12 @@ def read_committed_consumer(settings: Settings, group_id: str | None = None, **o
 
 def read_topic(settings: Settings, topic: str, *, max_records: int | None = None,
                idle_timeout_s: float = 5.0, from_beginning: bool = True,
-               follow: bool = False) -> Iterator[ConsumedRecord]:
-    """Read committed records of ``topic``. Stops at the end of every partition (unless ``follow``),
+               follow: bool = False, isolation_level: str = "read_committed") -> Iterator[ConsumedRecord]:
+    """Read committed records of ``topic`` (``isolation_level="read_uncommitted"``: also records of
+    open and aborted transactions). Stops at the end of every partition (unless ``follow``),
     after ``max_records``, or after ``idle_timeout_s`` with nothing new."""
-    consumer = read_committed_consumer(
-        settings, **({} if from_beginning else {"auto.offset.reset": "latest"}))
+    start = {} if from_beginning else {"auto.offset.reset": "latest"}
+    consumer = read_committed_consumer(settings, **start, **{"isolation.level": isolation_level})
     partitions = existing_topics(settings).get(topic)
     if partitions is None:
         consumer.close()

@@ -17,10 +17,11 @@ from schemas import SerdeError, serde_for
 
 
 class ControlFollower(threading.Thread):
-    def __init__(self, bootstrap: str, topic: str, router: ModelRouter, *, poll_interval_s: float = 0.5,
-                 round_timeout_s: float = 10.0, log=None) -> None:
+    def __init__(self, client_env: dict[str, str], topic: str, router: ModelRouter, *,
+                 poll_interval_s: float = 0.5, round_timeout_s: float = 10.0, log=None) -> None:
+        """``client_env``: the ``STREAMSCORE_KAFKA_*`` settings of the reader (bootstrap, security)."""
         super().__init__(name=f"control-follower-{topic}", daemon=True)
-        self.bootstrap, self.topic, self.router = bootstrap, topic, router
+        self.client_env, self.topic, self.router = client_env, topic, router
         self.poll_interval_s, self.round_timeout_s = poll_interval_s, round_timeout_s
         self.log = log
         self._stop = threading.Event()
@@ -47,7 +48,7 @@ class ControlFollower(threading.Thread):
         from connectors.kafka_clients import existing_topics, read_committed_consumer
         from streamscore.config import load_settings
 
-        settings = load_settings({"STREAMSCORE_KAFKA_BOOTSTRAP": self.bootstrap, "STREAMSCORE_KAFKA_MODE": "external"})
+        settings = load_settings(self.client_env)  # reads the SASL password from its file, here on the TaskManager
         partitions = existing_topics(settings).get(self.topic)
         if partitions is None:
             raise RuntimeError(f"control topic {self.topic!r} does not exist")

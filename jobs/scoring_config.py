@@ -48,10 +48,29 @@ class ScoringJobConfig(JsonJobConfig):
     shadow_topic: str | None = None  # the challenger's records (needed with control_topic)
     activation_delay_ms: int = 10_000  # promotions take effect this long after publication (jobs.model_router)
     control_max_wait_ms: int = 30_000  # how long a record may wait for the control reader to catch up
+    # How the job's Python worker (the control reader) logs in to Kafka: the Java source and sinks get
+    # theirs through jobs.job_secrets. Paths only: the SASL password is read from its file on the TaskManager.
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password_file: str | None = None
+    kafka_ssl_ca_file: str | None = None
+    kafka_ssl_cert_file: str | None = None
+    kafka_ssl_key_file: str | None = None
+    kafka_ssl_endpoint_identification: bool = True
 
     @property
     def consumer_group(self) -> str:
         return self.group_id or self.job_name
+
+    def python_kafka_env(self) -> dict[str, str]:
+        """``STREAMSCORE_*`` settings for a confluent-kafka client in the job's Python worker."""
+        fields = {"BOOTSTRAP": self.bootstrap, "MODE": "external", "SECURITY_PROTOCOL": self.kafka_security_protocol,
+                  "SASL_MECHANISM": self.kafka_sasl_mechanism, "SASL_USERNAME": self.kafka_sasl_username,
+                  "SASL_PASSWORD_FILE": self.kafka_sasl_password_file, "SSL_CA_FILE": self.kafka_ssl_ca_file,
+                  "SSL_CERT_FILE": self.kafka_ssl_cert_file, "SSL_KEY_FILE": self.kafka_ssl_key_file,
+                  "SSL_ENDPOINT_IDENTIFICATION": "https" if self.kafka_ssl_endpoint_identification else "none"}
+        return {f"STREAMSCORE_KAFKA_{name}": value for name, value in fields.items() if value}
 
     @property
     def transactional_prefix(self) -> str:
@@ -94,6 +113,10 @@ def _check_lifecycle(config: ScoringJobConfig, topics: list[str]) -> None:
     if not config.shadow_topic or len({*topics, config.control_topic, config.shadow_topic}) != 5:
         raise ConfigError(f"following control needs a shadow topic; events, scored, dead-letter, control and "
                           f"shadow topics must differ, got {[*topics, config.control_topic, config.shadow_topic]}")
+    if config.kafka_security_protocol.startswith("SASL_") and not config.kafka_sasl_password_file:
+        raise ConfigError("following control over SASL needs STREAMSCORE_KAFKA_SASL_PASSWORD_FILE, a file the "
+                          "TaskManagers can read: the job's control reader logs in with it (a password is never "
+                          "put in the job's configuration)")
     if config.activation_delay_ms < 100 or config.control_max_wait_ms < 1000:
         raise ConfigError(f"activation_delay_ms must be >= 100 and control_max_wait_ms >= 1000, got "
                           f"{config.activation_delay_ms} and {config.control_max_wait_ms}")

@@ -75,7 +75,7 @@ class ScoreBatch(ScalarFunction):
 
         router = ModelRouter(card.name, card.version, activation_delay_ms=self.config.activation_delay_ms,
                              max_wait_ms=self.config.control_max_wait_ms)
-        follower = ControlFollower(self.config.bootstrap, self.config.control_topic, router, log=self.log)
+        follower = ControlFollower(self.config.python_kafka_env(), self.config.control_topic, router, log=self.log)
         follower.start()
         return router, follower
 

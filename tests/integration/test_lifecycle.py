@@ -156,3 +156,77 @@ def test_promotion_and_shadow_while_events_flow(settings, fresh_topics, registry
     assert metrics["version_shadow_score_diff_milli_count"][("1_2_0", None, None)] == len(shadow_ids)
     assert metrics["version_shadow_le_score_diff_milli_bucket"][("1_2_0", None, "1")] == len(shadow_ids)
     assert metrics["version_role_inference_us_count"][("1_2_0", "shadow", None)] >= 1
+
+
+def _effective_promotion_ms(settings, control: str) -> int:
+    messages = [serde_for("control").decode(r.value) for r in read_topic(settings, control, idle_timeout_s=1)]
+    return next(json.loads(m["payload_json"])["effective_from_ms"] for m in messages if m["kind"] == "MODEL_PROMOTED")
+
+
+def _every_attempt(settings, topic: str) -> dict[str, list[dict]]:
+    """event id -> every record written for it, committed or aborted (read_uncommitted)."""
+    attempts: dict[str, list[dict]] = defaultdict(list)
+    decode = serde_for("scored").decode
+    for record in read_topic(settings, topic, idle_timeout_s=3, isolation_level="read_uncommitted"):
+        scored = decode(record.value)
+        attempts[scored["event_id"]].append(scored)
+    return attempts
+
+
+def test_taskmanager_killed_right_after_promotion_replays_with_the_recorded_versions(
+        settings, stack, fresh_topics, registry):
+    """kill -9 of the TaskManager half a second after a promotion takes effect: the job recovers
+    from its checkpoint and replays; every record (committed, and every aborted attempt too) carries
+    the version in force at its event time, so the replay chose the versions the first run chose."""
+    from streamscore.chaos import FaultContext, kill_taskmanager
+
+    events, scored, dead, shadow = fresh_topics("events", "scored", "dead", "shadow", partitions=2)
+    (control,) = fresh_topics("control")
+    tag = uuid.uuid4().hex[:8]
+    config = scoring_config_from_settings(
+        settings, events_topic=events, scored_topic=scored, dead_letter_topic=dead, control_topic=control,
+        shadow_topic=shadow, model=f"{NAME}:1.0.0", registry_dir=str(registry), job_name=f"it-lifecycle-kill-{tag}",
+        activation_delay_ms=DELAY_MS, startup_mode="earliest-offset", max_delay_ms=50)
+    ctx = FaultContext(stack, settings, config, submit_scoring(settings, config))
+    killed_at: list[int] = []
+
+    def promote_then_kill():
+        time.sleep(2.0)
+        _lifecycle(settings, "promote", f"{NAME}:1.1.0", registry, control, DELAY_MS)
+        time.sleep(max(0.0, _effective_promotion_ms(settings, control) / 1000 + 0.5 - time.time()))
+        killed_at.append(int(time.time() * 1000))
+        kill_taskmanager(ctx)
+
+    changer = threading.Thread(target=promote_then_kill)
+    try:
+        changer.start()
+        report = run_traffic(settings, 10_000, id_prefix=f"lk-{tag}-", seed=23, rate=400, malformed_every=0,
+                             transaction_size=40, timeout_s=120, events_topic=events, scored_topic=scored,
+                             dead_topic=dead)
+        changer.join(60)
+        attempts = _every_attempt(settings, scored)
+        promote_at = _effective_promotion_ms(settings, control)
+    finally:
+        cancel_job(settings, ctx.job_id)
+        redis_client(settings).delete(model_commands.pointer_key(NAME))
+
+    assert killed_at, "the TaskManager was never killed"
+    assert report.scored_duplicates == 0 and not report.dead_letters
+    assert sorted(report.scored) == sorted(report.valid_ids)
+
+    def expected(r):
+        return "1.1.0" if r["event_time"] >= promote_at else "1.0.0"
+
+    records = list(report.scored.values())
+    assert all(r["model_version"] == expected(r) for r in records)
+    assert 1000 < sum(r["event_time"] < promote_at for r in records) < len(records) - 1000
+    # the replay: records written before the kill in transactions that were then aborted, and
+    # written again after the recovery -- with the same version (and score) both times
+    replayed = {i: copies for i, copies in attempts.items() if len(copies) > 1}
+    print(f"kill {killed_at[0] - promote_at} ms after the promotion took effect; {len(replayed)} events "
+          f"written more than once (aborted attempts), {sum(len(c) for c in attempts.values())} attempts in all")
+    assert replayed, "the kill aborted no transaction: nothing was replayed"
+    assert any(expected(c[0]) == "1.1.0" for c in replayed.values()), "the replay did not cross the promotion"
+    for copies in replayed.values():
+        assert {c["model_version"] for c in copies} == {expected(copies[0])}
+        assert max(c["score"] for c in copies) - min(c["score"] for c in copies) <= 1e-6

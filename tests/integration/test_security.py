@@ -9,10 +9,10 @@ home (logs, configs, checkpoints), the CLI's output, the Flink REST API, every p
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +20,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from secure_stack import free_port, private_file, secure_env
 from security_certs import make_tls_files
 
 from connectors.kafka_clients import (
@@ -31,39 +32,20 @@ from connectors.kafka_clients import (
 from connectors.kafka_errors import KafkaAuthError
 from connectors.redis_client import RedisClientError, redis_client, server_info
 from jobs.flink_cluster import JOBS_DIR, cancel_job, rest, submit_python_job, wait_running
+from jobs.submit import scoring_config_from_settings, submit_scoring
+from models.register import register_model
+from models.registry import DEFAULT_ROOT
+from streamscore import model_commands
 from streamscore.config import TopicSpec, load_settings
 from streamscore.security import Secret
 from streamscore.stack import Stack
+from streamscore.traffic import run_traffic
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 KAFKA_SECRET = "Zebra-Planted-7781"
 REDIS_SECRET = "Quokka-Redis-5513"
-
-
-def _free_port(pair: bool = False) -> int:
-    while True:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        if not pair or _bindable(port + 1):
-            return port
-
-
-def _bindable(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
-
-
-def _private_file(path: Path, text: str) -> Path:
-    path.write_text(text + "\n")
-    path.chmod(0o600)
-    return path
 
 
 @dataclasses.dataclass
@@ -77,22 +59,7 @@ class SecureStack:
 def secure(tmp_path_factory):
     root = tmp_path_factory.mktemp("secure")
     tls = make_tls_files(root / "tls")
-    env = {
-        "STREAMSCORE_HOME": str(root / "home"),
-        "STREAMSCORE_KAFKA_BOOTSTRAP": f"127.0.0.1:{_free_port()}",
-        "STREAMSCORE_KAFKA_CONTROLLER_PORT": str(_free_port()), "STREAMSCORE_KAFKA_HEAP": "512m",
-        "STREAMSCORE_KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "STREAMSCORE_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
-        "STREAMSCORE_KAFKA_SASL_USERNAME": "alice",
-        "STREAMSCORE_KAFKA_SASL_PASSWORD_FILE": str(_private_file(root / "kafka.pw", KAFKA_SECRET)),
-        "STREAMSCORE_KAFKA_SSL_CA_FILE": str(tls.ca_cert),
-        "STREAMSCORE_KAFKA_BROKER_CERT_FILE": str(tls.server_cert),
-        "STREAMSCORE_KAFKA_BROKER_KEY_FILE": str(tls.server_key),
-        "STREAMSCORE_REDIS": f"127.0.0.1:{_free_port()}",
-        "STREAMSCORE_REDIS_PASSWORD_FILE": str(_private_file(root / "redis.pw", REDIS_SECRET)),
-        "STREAMSCORE_FLINK_REST": f"127.0.0.1:{_free_port()}", "STREAMSCORE_FLINK_RPC_PORT": str(_free_port()),
-        "STREAMSCORE_FLINK_METRICS_PORT": str(_free_port(pair=True)), "STREAMSCORE_FLINK_SLOTS": "1",
-        "STREAMSCORE_FLINK_TASKMANAGER_MEMORY": "1536m",
-    }
+    env = secure_env(root, tls, kafka_password=KAFKA_SECRET, redis_password=REDIS_SECRET)
     settings = load_settings(env)
     stack = Stack(settings)
     try:
@@ -164,7 +131,7 @@ def test_the_cli_works_over_sasl_ssl_and_fails_in_one_line(secure):
     assert consumed.returncode == 0, consumed.stderr
     assert len({json.loads(line)["event_id"] for line in consumed.stdout.splitlines()}) == 300
     wrong = _cli(secure, "topics", "list",
-                 STREAMSCORE_KAFKA_SASL_PASSWORD_FILE=str(_private_file(secure.root / "bad.pw", "nope-4242")))
+                 STREAMSCORE_KAFKA_SASL_PASSWORD_FILE=str(private_file(secure.root / "bad.pw", "nope-4242")))
     ours = [line for line in wrong.stderr.splitlines() if line.startswith("streamscore:")]
     assert wrong.returncode == 1 and len(ours) == 1 and "refused the connection as user 'alice'" in ours[0]
     assert "Traceback" not in wrong.stderr and "nope-4242" not in wrong.stderr + wrong.stdout
@@ -197,8 +164,8 @@ def test_redis_needs_its_password(secure):
 
 def test_redis_over_tls_with_auth(tmp_path):
     """Debian's redis-server speaks TLS: the client's TLS settings are tried against a real one."""
-    tls, port = make_tls_files(tmp_path / "tls"), _free_port()
-    conf = _private_file(tmp_path / "redis-tls.conf", "\n".join([
+    tls, port = make_tls_files(tmp_path / "tls"), free_port()
+    conf = private_file(tmp_path / "redis-tls.conf", "\n".join([
         "bind 127.0.0.1", "port 0", f"tls-port {port}", f"tls-cert-file {tls.server_cert}",
         f"tls-key-file {tls.server_key}", f"tls-ca-cert-file {tls.ca_cert}", "tls-auth-clients no",
         'save ""', f'requirepass "{REDIS_SECRET}"', f"dir {tmp_path}"]))
@@ -274,6 +241,44 @@ def _all_process_argv() -> list[str]:
             except OSError:
                 continue
     return found
+
+
+def test_a_scoring_job_follows_control_over_sasl_ssl(secure, monkeypatch, tmp_path):
+    """The scoring job's control reader (confluent-kafka in the Python worker) logs in like the
+    job's Java clients: a promotion published over SASL_SSL switches the version of later events."""
+    for name, value in secure.env.items():  # the submitter's environment: names the password *file*
+        monkeypatch.setenv(name, value)
+    events, scored, dead, shadow, control = (_topic(secure) for _ in range(5))
+    registry = _two_versions(tmp_path)
+    config = scoring_config_from_settings(
+        secure.settings, events_topic=events, scored_topic=scored, dead_letter_topic=dead, control_topic=control,
+        shadow_topic=shadow, model="fraud-sec:1.0.0", registry_dir=str(registry), activation_delay_ms=2000,
+        job_name=f"sec-scoring-{uuid.uuid4().hex[:8]}", startup_mode="earliest-offset", max_delay_ms=50)
+    assert config.kafka_sasl_password_file and KAFKA_SECRET not in config.to_json()
+    job_id = submit_scoring(secure.settings, config)
+    topics = {"events_topic": events, "scored_topic": scored, "dead_topic": dead}
+    try:
+        before = run_traffic(secure.settings, 1000, id_prefix="sec-a-", malformed_every=0, timeout_s=120, **topics)
+        model_commands.dispatch(argparse.Namespace(
+            action="promote", ref="fraud-sec:1.1.0", registry_dir=str(registry), control_topic=control,
+            activation_delay_ms=2000, percent=None, onnx=None, card=None, training_sample=None), secure.settings)
+        time.sleep(2.5)
+        after = run_traffic(secure.settings, 1000, id_prefix="sec-b-", malformed_every=0, timeout_s=60, **topics)
+    finally:
+        cancel_job(secure.settings, job_id)
+    assert sorted(before.scored) == sorted(before.valid_ids) and sorted(after.scored) == sorted(after.valid_ids)
+    assert {r["model_version"] for r in before.scored.values()} == {"1.0.0"}
+    assert {r["model_version"] for r in after.scored.values()} == {"1.1.0"}
+
+
+def _two_versions(tmp_path: Path) -> Path:
+    """A registry holding fraud-sec 1.0.0 and 1.1.0 (copies of the demo model under another name)."""
+    source = DEFAULT_ROOT / "fraud" / "1.0.0"
+    card = json.loads((source / "model.json").read_text())
+    for version in ("1.0.0", "1.1.0"):
+        (tmp_path / f"card-{version}.json").write_text(json.dumps({**card, "name": "fraud-sec", "version": version}))
+        register_model(source / "model.onnx", tmp_path / f"card-{version}.json", tmp_path / "registry")
+    return tmp_path / "registry"
 
 
 def test_zz_no_secret_in_any_file_of_the_stack(secure):

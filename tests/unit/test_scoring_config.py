@@ -181,3 +181,42 @@ def test_broker_max_timeout():
 def test_broker_max_timeout_does_not_matter_at_least_once():
     config = base(exactly_once=False, transaction_timeout_ms=600_000)
     assert check_against_broker(config, 1) is None
+
+
+def _secure(tmp_path, **changes) -> ScoringJobConfig:
+    password = tmp_path / "kafka.pw"
+    password.write_text("s3cret-pw\n")
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not read here\n")
+    return base(control_topic="control", shadow_topic="shadow", kafka_security_protocol="SASL_SSL",
+                kafka_sasl_mechanism="SCRAM-SHA-256", kafka_sasl_username="alice",
+                kafka_sasl_password_file=str(password), kafka_ssl_ca_file=str(ca),
+                kafka_ssl_endpoint_identification=False, **changes)
+
+
+def test_the_control_reader_logs_in_like_the_submitter(tmp_path):
+    from streamscore.config import load_settings
+
+    config = _secure(tmp_path)
+    text = config.to_json()
+    assert "s3cret-pw" not in text  # the password's file travels, never the password
+    back = ScoringJobConfig.from_json(text)
+    assert back == config
+    settings = load_settings(back.python_kafka_env())  # as the Python worker does on the TaskManager
+    security = settings.kafka_security
+    assert (settings.kafka_bootstrap, settings.kafka_mode) == (BOOTSTRAP, "external")
+    assert (security.protocol, security.sasl_mechanism, security.username) == ("SASL_SSL", "SCRAM-SHA-256", "alice")
+    assert security.password.reveal() == "s3cret-pw"
+    assert security.ca_file == tmp_path / "ca.pem" and security.endpoint_identification is False
+
+
+def test_plaintext_reader_env_has_no_security():
+    settings_env = base().python_kafka_env()
+    assert settings_env["STREAMSCORE_KAFKA_SECURITY_PROTOCOL"] == "PLAINTEXT"
+    assert not any("PASSWORD" in k or "SSL_CA" in k for k in settings_env)
+
+
+def test_following_control_over_sasl_needs_a_password_file(tmp_path):
+    with pytest.raises(ConfigError, match="STREAMSCORE_KAFKA_SASL_PASSWORD_FILE"):
+        dataclasses.replace(_secure(tmp_path), kafka_sasl_password_file=None).checked()
+    base(kafka_security_protocol="SASL_SSL").checked()  # a pinned model reads no control: fine
