@@ -13,29 +13,43 @@ Glue only (training is ``models.retrain``, registration ``models.register``, the
    Fewer than ``--min-labelled`` (3,000) labelled events -> one error line (``--follow``: a line,
    then it waits for more labels).
 3. Train (``models.retrain``: parent = the version the trigger judged), register through
-   ``models.register`` (the usual checks), publish SHADOW_ATTACHED. Never promotes.
+   ``models.register`` (the usual checks), publish SHADOW_ATTACHED.
+4. Promotion stays a human decision (``streamscore models promote``) unless ``--auto-promote
+   AGREEMENT``: then, while the answering version is the model's current shadow (a one-shot run,
+   or every poll of ``--follow``), its evidence is read from Kafka (``streamscore.shadow_evidence``:
+   the job's ``scored`` and ``scored-shadow`` records joined by event id, and ``labels``) and judged
+   by ``models.promotion_policy`` (at least ``--promote-after`` shadowed events, agreement >=
+   AGREEMENT, and with >= ``--promote-min-labelled`` labelled ones, accuracy not below the
+   champion's). A yes publishes MODEL_PROMOTED as ``streamscore models promote`` does, then
+   SHADOW_DETACHED (unless ``--keep-shadow``); a no prints one line saying why. A version already
+   promoted or rolled back (per control) is never promoted again.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 from jobs.model_router import DEFAULT_ACTIVATION_DELAY_MS
+from models.promotion_policy import DEFAULT_MIN_LABELLED, DEFAULT_PROMOTE_AFTER, PromotionPolicy
 from models.registry import ModelRegistry
 from streamscore.config import Settings
 from streamscore.errors import StreamscoreError
+from streamscore.shadow_evidence import read_tail
 
 TRIGGER = "RETRAIN_TRIGGER"
 DEFAULT_RECENT = 10_000
+TOPIC_OPTIONS = {"control": "control", "events": "events", "labels": "labels", "scored": "scored",
+                 "shadow": "scored_shadow"}  # --<key>-topic -> the settings' topic role
 
 
 def add_parser(sub) -> None:
     retrain = sub.add_parser("retrain", help="answer retraining triggers on control: train a challenger on recent "
-                                             "labelled events, register it, attach it in shadow (never promotes)")
+                                             "labelled events, register it, attach it in shadow (promotes only "
+                                             "with --auto-promote)")
     retrain.add_argument("--model", required=True, help="model NAME whose triggers to answer")
     retrain.add_argument("--follow", action="store_true", help="keep waiting for new triggers")
     retrain.add_argument("--min-labelled", type=int, default=3000, help="refuse with fewer labelled events")
@@ -44,8 +58,27 @@ def add_parser(sub) -> None:
     retrain.add_argument("--activation-delay-ms", type=int, default=DEFAULT_ACTIVATION_DELAY_MS,
                          help="the shadow attach takes effect this long after publication")
     retrain.add_argument("--poll-s", type=float, default=2.0, help="--follow: seconds between reads of control")
-    for role in ("control", "events", "labels"):
-        retrain.add_argument(f"--{role}-topic", default=None, help=f"default: the settings' {role} topic")
+    retrain.add_argument("--auto-promote", type=_agreement, default=None, metavar="AGREEMENT",
+                         help="promote the challenger in shadow when its label agreement with the champion is >= "
+                              "AGREEMENT (0 < AGREEMENT <= 1) and its accuracy is not below the champion's")
+    retrain.add_argument("--promote-after", type=int, default=DEFAULT_PROMOTE_AFTER,
+                         help="--auto-promote: shadowed events needed before deciding")
+    retrain.add_argument("--promote-min-labelled", type=int, default=DEFAULT_MIN_LABELLED,
+                         help="--auto-promote: labelled shadowed events needed to compare accuracies")
+    retrain.add_argument("--keep-shadow", action="store_true", help="--auto-promote: do not detach the shadow "
+                                                                     "after promoting it")
+    for key, role in TOPIC_OPTIONS.items():
+        retrain.add_argument(f"--{key}-topic", default=None, help=f"default: the settings' {role} topic")
+
+
+def _agreement(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"AGREEMENT must be a number in (0, 1], got {text!r}")
+    return value
 
 
 def answered_by(registry: ModelRegistry, name: str) -> dict[str, str]:
@@ -73,19 +106,33 @@ def shadow_attached(messages: list[dict], name: str, version: str) -> bool:
 def dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.min_labelled < 100 or args.recent < args.min_labelled:
         raise StreamscoreError("retrain needs --min-labelled >= 100 and --recent >= --min-labelled")
-    topics = {role: getattr(args, f"{role}_topic") or settings.topic(role).name
-              for role in ("control", "events", "labels")}
+    _policy(args)  # refuse bad --promote-* values before reading anything
+    topics = {key: getattr(args, f"{key}_topic") or settings.topic(role).name for key, role in TOPIC_OPTIONS.items()}
+    said: set[str] = set()  # the last decision line printed: --follow does not repeat it
     if not args.follow:
-        return 0 if answer_once(args, settings, topics, quiet_if_none=False) else 1
-    print(f"following {topics['control']} for {TRIGGER} of {args.model} (Ctrl-C stops)", flush=True)
+        return 0 if answer_once(args, settings, topics, quiet_if_none=False, said=said) else 1
+    promoting = f", promoting at agreement >= {args.auto_promote}" if args.auto_promote is not None else ""
+    print(f"following {topics['control']} for {TRIGGER} of {args.model}{promoting} (Ctrl-C stops)", flush=True)
     while True:
-        answer_once(args, settings, topics, quiet_if_none=True)
+        answer_once(args, settings, topics, quiet_if_none=True, said=said)
         time.sleep(args.poll_s)
 
 
+def _policy(args: argparse.Namespace) -> PromotionPolicy | None:
+    if args.auto_promote is None:
+        return None
+    if args.promote_after > args.recent:  # the evidence is read from the last --recent shadow records
+        raise StreamscoreError("retrain --auto-promote needs --promote-after <= --recent")
+    try:
+        return PromotionPolicy(args.auto_promote, args.promote_after, args.promote_min_labelled)
+    except ValueError as exc:
+        raise StreamscoreError(f"retrain --auto-promote: {exc}") from exc
+
+
 def answer_once(args: argparse.Namespace, settings: Settings, topics: dict[str, str], *,
-                quiet_if_none: bool) -> bool:
-    """Answer the pending triggers (if any); True when something was trained, attached or already done."""
+                quiet_if_none: bool, said: set[str] | None = None) -> bool:
+    """Answer the pending triggers (if any) and, with ``--auto-promote``, judge the challenger already in
+    shadow; True when something was trained, attached or already done."""
     from models.retrain import TooFewLabelsError
     from streamscore.model_commands import _read_control
 
@@ -94,7 +141,10 @@ def answer_once(args: argparse.Namespace, settings: Settings, topics: dict[str, 
     answered = answered_by(registry, args.model)
     pending = pending_triggers(messages, args.model, answered)
     if not pending:
-        return _nothing_pending(args, settings, topics, messages, answered, quiet_if_none)
+        version = _nothing_pending(args, settings, topics, messages, answered, quiet_if_none)
+        if version and args.auto_promote is not None and shadow_attached(messages, args.model, version):
+            consider_promotion(args, settings, topics, messages, version, set() if said is None else said)
+        return version is not None
     try:
         version = _train_and_register(args, settings, topics, registry, pending)
     except TooFewLabelsError as exc:
@@ -102,23 +152,47 @@ def answer_once(args: argparse.Namespace, settings: Settings, topics: dict[str, 
             raise
         print(f"waiting for labels: {exc}", flush=True)
         return False
-    _attach(args, settings, topics["control"], version)
+    _lifecycle(args, settings, topics["control"], "shadow-attach", f"{args.model}:{version}")
     return True
 
 
-def _nothing_pending(args, settings, topics, messages, answered, quiet_if_none: bool) -> bool:
+def _nothing_pending(args, settings, topics, messages, answered, quiet_if_none: bool) -> str | None:
+    """The version answering the latest trigger (attached in shadow now if it never was); None: no trigger."""
     triggers = [m for m in messages if m.get("kind") == TRIGGER and m.get("model_name") == args.model]
     if not triggers:
         if quiet_if_none:
-            return False
+            return None
         raise StreamscoreError(f"no {TRIGGER} for model {args.model!r} on {topics['control']}: nothing to answer")
     version = answered[triggers[-1]["message_id"]]
     if shadow_attached(messages, args.model, version):
         if not quiet_if_none:
             print(f"trigger {triggers[-1]['message_id']} already answered by {args.model}:{version} (in shadow)")
-        return True
+        return version
     print(f"trigger {triggers[-1]['message_id']} answered by {args.model}:{version}, not yet in shadow: attaching")
-    _attach(args, settings, topics["control"], version)
+    _lifecycle(args, settings, topics["control"], "shadow-attach", f"{args.model}:{version}")
+    return version
+
+
+def consider_promotion(args, settings: Settings, topics: dict[str, str], messages: list[dict], version: str,
+                       said: set[str]) -> bool:
+    """--auto-promote: promote ``version`` (then detach the shadow) when its evidence meets the policy;
+    prints the decision unless it is the last line printed. True when it promoted."""
+    from models.promotion_policy import decide, history_refusal
+    from streamscore.shadow_evidence import read_evidence
+
+    ref = f"{args.model}:{version}"
+    refusal = history_refusal(messages, args.model, version)
+    decision = decide(read_evidence(settings, topics, version, args.recent), _policy(args)) if not refusal else None
+    line = decision.line(ref) if decision else f"not promoting {ref}: {refusal}"
+    if line not in said:  # a new decision or new evidence: say it (repeating nothing while idle)
+        said.clear()
+        said.add(line)
+        print(line, flush=True)
+    if not decision or not decision.promote:
+        return False
+    _lifecycle(args, settings, topics["control"], "promote", ref)
+    if not args.keep_shadow:
+        _lifecycle(args, settings, topics["control"], "shadow-detach", args.model)
     return True
 
 
@@ -148,13 +222,15 @@ def _train_and_register(args, settings: Settings, topics: dict[str, str], regist
     return model.card.version
 
 
-def _attach(args, settings: Settings, control_topic: str, version: str) -> None:
+def _lifecycle(args, settings: Settings, control_topic: str, action: str, ref: str) -> None:
+    """One lifecycle change exactly as ``streamscore models ACTION REF`` makes it."""
     from streamscore import model_commands
 
     model_commands.dispatch(argparse.Namespace(
-        action="shadow-attach", ref=f"{args.model}:{version}", registry_dir=args.registry_dir,
-        control_topic=control_topic, activation_delay_ms=args.activation_delay_ms, percent=None, onnx=None,
-        card=None, training_sample=None), settings)
+        action=action, ref=ref, registry_dir=args.registry_dir, control_topic=control_topic,
+        activation_delay_ms=args.activation_delay_ms, percent=None, onnx=None, card=None,
+        training_sample=None), settings)
+    sys.stdout.flush()  # its line, now: --follow may run with a pipe as stdout
 
 
 def collect_labelled(settings: Settings, topics: dict[str, str], recent: int) -> tuple[list[dict], list[int], dict]:
@@ -168,38 +244,3 @@ def collect_labelled(settings: Settings, topics: dict[str, str], recent: int) ->
     source = {"events_topic": topics["events"], "labels_topic": topics["labels"], "events_read": len(events),
               "labels_read": len(labels), "joined": len(labelled)}
     return labelled, [labels[e["event_id"]] for e in labelled], source
-
-
-def read_tail(settings: Settings, topic: str, count: int, decode, timeout_s: float = 60.0) -> list[dict]:
-    """Decoded committed records among the last ``count`` offsets of ``topic`` (spread over its partitions);
-    records that do not decode are skipped."""
-    from confluent_kafka import TopicPartition
-
-    from connectors.kafka_clients import KafkaClientError, existing_topics, read_committed_consumer
-    from streamscore.errors import SerdeError
-
-    partitions = existing_topics(settings).get(topic)
-    if partitions is None:
-        raise KafkaClientError(f"topic {topic!r} does not exist at {settings.kafka_bootstrap}")
-    consumer = read_committed_consumer(settings, **{"enable.partition.eof": False})
-    records, deadline, share = [], time.monotonic() + timeout_s, math.ceil(count / partitions)
-    try:
-        bounds = [consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=5, cached=False)
-                  for p in range(partitions)]
-        tps = [TopicPartition(topic, p, max(low, high - share)) for p, (low, high) in enumerate(bounds)]
-        consumer.assign(tps)
-        ends = [high for _low, high in bounds]
-        while any(end > start.offset and tp.offset < end
-                  for tp, start, end in zip(consumer.position(tps), tps, ends)):
-            if time.monotonic() > deadline:
-                raise KafkaClientError(f"could not read the end of topic {topic!r} in {timeout_s:.0f} s")
-            for record in consumer.consume(num_messages=1000, timeout=0.2):
-                if record.error() is None:
-                    try:
-                        records.append(decode(record.value()))
-                    except SerdeError:
-                        continue
-    finally:
-        consumer.close()
-    return records
-
