@@ -29,6 +29,8 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from streamscore.errors import ModelError
+
 PRIMARY_KINDS = ("MODEL_PROMOTED", "MODEL_ROLLED_BACK")
 SHADOW_KINDS = ("SHADOW_ATTACHED", "SHADOW_DETACHED")
 DEFAULT_PROMOTE_AFTER = 2000
@@ -46,9 +48,9 @@ class PromotionPolicy:
 
     def __post_init__(self) -> None:
         if not 0.0 < self.agreement <= 1.0:
-            raise ValueError(f"the agreement threshold must be in (0, 1], got {self.agreement!r}")
+            raise ModelError(f"the agreement threshold must be in (0, 1], got {self.agreement!r}")
         if self.promote_after < 1 or self.min_labelled < 1:
-            raise ValueError(f"promote_after and min_labelled must be >= 1, got {self.promote_after}, "
+            raise ModelError(f"promote_after and min_labelled must be >= 1, got {self.promote_after}, "
                              f"{self.min_labelled}")
 
 
@@ -65,7 +67,7 @@ class ShadowEvidence:
     def __post_init__(self) -> None:
         if not (0 <= self.agreements <= self.shadowed and 0 <= self.labelled <= self.shadowed
                 and 0 <= self.champion_correct <= self.labelled and 0 <= self.challenger_correct <= self.labelled):
-            raise ValueError(f"inconsistent shadow evidence: {self}")
+            raise ModelError(f"inconsistent shadow evidence: {self}")
 
     @property
     def agreement(self) -> float | None:

@@ -203,10 +203,15 @@ def _cache_evidence(settings: Settings, job_name: str, wait_s: float = 15.0) -> 
         if metrics.get("cache_errors", {}).get(""):
             break
         time.sleep(1)
-    events = [line.split('"event": "', 1)[1].split('"', 1)[0] for line in _taskmanager_log_lines(settings, job_name)
-              if '"event": "prediction_cache_' in line]
     return {"lookups": int(metrics.get("cache_lookups", {}).get("", 0)),
-            "errors": int(metrics.get("cache_errors", {}).get("", 0)), "log_events": events}
+            "errors": int(metrics.get("cache_errors", {}).get("", 0)),
+            "log_events": cache_log_events(settings, job_name)}
+
+
+def cache_log_events(settings: Settings, job_name: str) -> list[str]:
+    """The job's ``prediction_cache_*`` log events (unavailable, recovered...) in the TaskManager log, in order."""
+    return [line.split('"event": "', 1)[1].split('"', 1)[0] for line in _taskmanager_log_lines(settings, job_name)
+            if '"event": "prediction_cache_' in line]
 
 
 def _taskmanager_log_lines(settings: Settings, job_name: str) -> list[str]:

@@ -37,7 +37,7 @@ from jobs.model_router import DEFAULT_ACTIVATION_DELAY_MS
 from models.promotion_policy import DEFAULT_MIN_LABELLED, DEFAULT_PROMOTE_AFTER, PromotionPolicy
 from models.registry import ModelRegistry
 from streamscore.config import Settings
-from streamscore.errors import StreamscoreError
+from streamscore.errors import ModelError, StreamscoreError
 from streamscore.shadow_evidence import read_tail
 
 TRIGGER = "RETRAIN_TRIGGER"
@@ -125,7 +125,7 @@ def _policy(args: argparse.Namespace) -> PromotionPolicy | None:
         raise StreamscoreError("retrain --auto-promote needs --promote-after <= --recent")
     try:
         return PromotionPolicy(args.auto_promote, args.promote_after, args.promote_min_labelled)
-    except ValueError as exc:
+    except ModelError as exc:
         raise StreamscoreError(f"retrain --auto-promote: {exc}") from exc
 
 

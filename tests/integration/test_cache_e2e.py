@@ -34,7 +34,7 @@ from jobs.submit import scoring_config_from_settings, submit_scoring
 from models.demo_data import generate_events
 from models.registry import load_model
 from schemas import serde_for
-from streamscore.chaos import _taskmanager_log_lines
+from streamscore.chaos import cache_log_events
 from streamscore.errors import StreamscoreError
 from streamscore.flink_metrics import scrape
 from streamscore.stack.process import pid_alive, running_pid
@@ -129,9 +129,7 @@ def _run_c_through_a_redis_kill(settings, stack, jobs: dict, topics: dict, recor
     after = _wait_metric(settings, job_name, "cache_lookups", COUNT)
     _wait_committed(settings, topics["c"])
     time.sleep(SETTLE_S)
-    log_events = [line.split('"event": "', 1)[1].split('"', 1)[0]
-                  for line in _taskmanager_log_lines(settings, job_name) if '"event": "prediction_cache_' in line]
-    return {"c_before_kill": before, "c": after, "c_log": log_events}
+    return {"c_before_kill": before, "c": after, "c_log": cache_log_events(settings, job_name)}
 
 
 def _cancel_quietly(settings, job_id: str) -> None:

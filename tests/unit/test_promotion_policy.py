@@ -14,6 +14,7 @@ from models.promotion_policy import (
     evidence_from_records,
     history_refusal,
 )
+from streamscore.errors import ModelError
 
 POLICY = PromotionPolicy(agreement=0.95, promote_after=2000, min_labelled=500)
 
@@ -63,15 +64,15 @@ def test_promotes_an_as_accurate_challenger():
 @pytest.mark.parametrize("kwargs", [{"agreement": 0.0}, {"agreement": 1.01}, {"agreement": 0.9, "promote_after": 0},
                                     {"agreement": 0.9, "min_labelled": 0}])
 def test_policy_refuses_bad_values(kwargs):
-    with pytest.raises(ValueError):
+    with pytest.raises(ModelError):
         PromotionPolicy(**kwargs)
     assert PromotionPolicy(1.0).agreement == 1.0
 
 
 def test_evidence_refuses_inconsistent_counts():
-    with pytest.raises(ValueError):
+    with pytest.raises(ModelError):
         ShadowEvidence(shadowed=10, agreements=11)
-    with pytest.raises(ValueError):
+    with pytest.raises(ModelError):
         ShadowEvidence(shadowed=10, agreements=5, labelled=4, champion_correct=5)
     assert ShadowEvidence(0, 0).agreement is None and ShadowEvidence(0, 0).champion_accuracy is None
 
