@@ -268,6 +268,9 @@ class ConsumedRecord:
     headers: tuple
 
 
+FIRST_ANSWER_GRACE_S = 10.0  # read_topic: how long to wait for the broker's first answer before "idle" counts
+
+
 def read_committed_consumer(settings: Settings, group_id: str | None = None, **overrides) -> Consumer:
     conf = client_config(settings) | {
         "group.id": group_id or f"streamscore-reader-{uuid.uuid4().hex[:12]}",
@@ -299,13 +302,17 @@ def read_topic(settings: Settings, topic: str, *, max_records: int | None = None
 def _drain(consumer: Consumer, partitions: int, max_records: int | None, idle_timeout_s: float,
            follow: bool) -> Iterator[ConsumedRecord]:
     at_end: set[int] = set()
-    count, last_data = 0, time.monotonic()
+    count, last_data, began, answered = 0, time.monotonic(), time.monotonic(), False
     try:
         while max_records is None or count < max_records:
             msgs = consumer.consume(num_messages=1000, timeout=0.5)
-            if not msgs and not follow and time.monotonic() - last_data > idle_timeout_s:
+            # idle only counts once the broker answered (a first fetch can take seconds on a busy
+            # machine), or after FIRST_ANSWER_GRACE_S with no answer at all
+            idle_since = last_data if answered else max(last_data, began + FIRST_ANSWER_GRACE_S - idle_timeout_s)
+            if not msgs and not follow and time.monotonic() - idle_since > idle_timeout_s:
                 return
             for msg in msgs:
+                answered = True
                 err = msg.error()
                 if err is not None:
                     if err.code() == KafkaError._PARTITION_EOF:

@@ -46,6 +46,7 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 KAFKA_SECRET = "Zebra-Planted-7781"
 REDIS_SECRET = "Quokka-Redis-5513"
+DELAY_MS = 6000  # promotion activation delay: its commit must land within half of it over SASL_SSL, also when busy
 
 
 @dataclasses.dataclass
@@ -252,7 +253,7 @@ def test_a_scoring_job_follows_control_over_sasl_ssl(secure, monkeypatch, tmp_pa
     registry = _two_versions(tmp_path)
     config = scoring_config_from_settings(
         secure.settings, events_topic=events, scored_topic=scored, dead_letter_topic=dead, control_topic=control,
-        shadow_topic=shadow, model="fraud-sec:1.0.0", registry_dir=str(registry), activation_delay_ms=2000,
+        shadow_topic=shadow, model="fraud-sec:1.0.0", registry_dir=str(registry), activation_delay_ms=DELAY_MS,
         job_name=f"sec-scoring-{uuid.uuid4().hex[:8]}", startup_mode="earliest-offset", max_delay_ms=50)
     assert config.kafka_sasl_password_file and KAFKA_SECRET not in config.to_json()
     job_id = submit_scoring(secure.settings, config)
@@ -261,8 +262,8 @@ def test_a_scoring_job_follows_control_over_sasl_ssl(secure, monkeypatch, tmp_pa
         before = run_traffic(secure.settings, 1000, id_prefix="sec-a-", malformed_every=0, timeout_s=120, **topics)
         model_commands.dispatch(argparse.Namespace(
             action="promote", ref="fraud-sec:1.1.0", registry_dir=str(registry), control_topic=control,
-            activation_delay_ms=2000, percent=None, onnx=None, card=None, training_sample=None), secure.settings)
-        time.sleep(2.5)
+            activation_delay_ms=DELAY_MS, percent=None, onnx=None, card=None, training_sample=None), secure.settings)
+        time.sleep(DELAY_MS / 1000 + 0.5)
         after = run_traffic(secure.settings, 1000, id_prefix="sec-b-", malformed_every=0, timeout_s=60, **topics)
     finally:
         cancel_job(secure.settings, job_id)
