@@ -116,6 +116,7 @@ def run(args: argparse.Namespace, settings: Settings | None = None) -> dict:
     specs = systems.catalogue(plan.sweep_batches, plan.sweep_delays, model_rows=not args.smoke)
     if args.systems:
         specs = [s for s in specs if s.key in args.systems]
+    systems.ensure_models(specs)
     began = dt.datetime.now(dt.UTC)
     pool = EventPool()
     info = machine()

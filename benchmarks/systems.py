@@ -47,6 +47,9 @@ class SystemSpec:
     repeat: float = 0.0  # fraction of events repeating an earlier event's features
 
 
+WIDE_MODEL = "fraud-wide:1.0.0"
+
+
 @dataclass
 class RunningSystem:
     spec: SystemSpec
@@ -118,18 +121,34 @@ def stop(settings: Settings, running: RunningSystem) -> None:
 
 def model_and_cache_rows() -> list[SystemSpec]:
     """Inside the scoring job (EO, batch 512, delay 100 ms): the heavy MLP in FP32 and INT8, and the
-    Redis prediction cache at 0 / 50 / 90 % repeated inputs on the cheap tree model and on the MLP."""
+    Redis prediction cache at 0 / 50 / 90 % repeated inputs on the cheap tree model, on the MLP and
+    on the deliberately expensive ``fraud-wide`` (with its no-cache row as the baseline)."""
     rows = [SystemSpec("model-mlp-fp32", "streamscore EO, fraud-mlp FP32 (25-512-512-256-1)", "flink-scoring",
                        "models", max_batch=512, max_delay_ms=100, rate_hint=8000, model="fraud-mlp:1.0.0"),
             SystemSpec("model-mlp-int8", "streamscore EO, fraud-mlp INT8", "flink-scoring", "models",
-                       max_batch=512, max_delay_ms=100, rate_hint=10_000, model="fraud-mlp:1.0.0+int8")]
-    for model, name in (("fraud:1.0.0", "trees"), ("fraud-mlp:1.0.0", "mlp")):
+                       max_batch=512, max_delay_ms=100, rate_hint=10_000, model="fraud-mlp:1.0.0+int8"),
+            SystemSpec("model-wide", "streamscore EO, fraud-wide FP32 (25-1536-1536-512-1), no cache",
+                       "flink-scoring", "models", max_batch=512, max_delay_ms=100, rate_hint=3000,
+                       model=WIDE_MODEL)]
+    for model, name in (("fraud:1.0.0", "trees"), ("fraud-mlp:1.0.0", "mlp"), (WIDE_MODEL, "wide")):
         for repeat in (0.0, 0.5, 0.9):
             rows.append(SystemSpec(f"cache-{name}-r{int(repeat * 100)}",
                                    f"streamscore EO + Redis cache, {name}, {int(repeat * 100)} % repeated inputs",
-                                   "flink-scoring", "cache", max_batch=512, max_delay_ms=100, rate_hint=10_000,
+                                   "flink-scoring", "cache", max_batch=512, max_delay_ms=100,
+                                   rate_hint=3000 if name == "wide" else 10_000,
                                    model=model, cache=True, repeat=repeat))
     return rows
+
+
+def ensure_models(specs: list[SystemSpec]) -> None:
+    """Build the models a run needs that are built on demand (``fraud-wide``, not committed)."""
+    from models.registry import DEFAULT_ROOT
+
+    if any(s.model == WIDE_MODEL for s in specs) and not (DEFAULT_ROOT / "fraud-wide" / "1.0.0").is_dir():
+        from models.build_heavy import build_wide
+
+        print(f"building {WIDE_MODEL} (the deliberately expensive model; about a minute) ...", flush=True)
+        print(f"built {build_wide()}", flush=True)
 
 
 def catalogue(sweep_batches: tuple[int, ...], sweep_delays: tuple[int, ...],

@@ -50,6 +50,10 @@ HIDDEN_LAYERS = (512, 512, 256)
 EPOCHS = 6
 MLP_PARAMS = {"hidden_layer_sizes": HIDDEN_LAYERS, "alpha": 1e-2, "batch_size": 512, "learning_rate_init": 3e-4}
 SCORE_TOLERANCE = 1e-4  # folding the scaler changes float32 rounding a little
+# The deliberately expensive model of the prediction-cache benchmark: ~8x the MLP's arithmetic
+# (3.2M multiply-adds a row, ~13 MB), so a model call costs more than the rest of the job's
+# work per event. Built on demand (``streamscore bench`` builds it when a row needs it), not committed.
+WIDE_NAME, WIDE_HIDDEN, WIDE_EPOCHS, WIDE_ROWS = "fraud-wide", (1536, 1536, 512), 2, 40_000
 
 
 def _fit_best_epoch(x_train: np.ndarray, y_train: np.ndarray, x_valid: np.ndarray, y_valid: np.ndarray,
@@ -106,7 +110,7 @@ def _check_scores(onnx_bytes: bytes, x_test: np.ndarray, expected: np.ndarray) -
 
 
 def train_heavy(seed: int = DEFAULT_SEED, rows: int = DEFAULT_ROWS, epochs: int = EPOCHS,
-                model_params: dict[str, Any] | None = None) -> dict[str, Any]:
+                model_params: dict[str, Any] | None = None, name: str = MODEL_NAME) -> dict[str, Any]:
     """Train and convert; returns the ONNX bytes, the card fields and the checks' numbers."""
     from sklearn.metrics import roc_auc_score
     from sklearn.preprocessing import StandardScaler
@@ -119,7 +123,7 @@ def train_heavy(seed: int = DEFAULT_SEED, rows: int = DEFAULT_ROWS, epochs: int 
                                                     y_valid, seed, epochs, params)
     model = _fold_scaler(scaled, scaler.mean_, scaler.scale_)
     test_scores = scaled.predict_proba(scaler.transform(x_test))[:, 1]
-    onnx_bytes = _prune_to_scores(_to_onnx(model, matrix.shape[1], MODEL_NAME, MODEL_VERSION))
+    onnx_bytes = _prune_to_scores(_to_onnx(model, matrix.shape[1], name, MODEL_VERSION))
     algorithm = (f"sklearn.MLPClassifier{sorted(params.items())} + StandardScaler folded into layer 1; "
                  f"epoch {best_epoch} of {epochs} (best validation AUC {valid_auc:.4f})")
     return {
@@ -148,14 +152,28 @@ def build_heavy(registry_dir: str | Path | None = None, seed: int = DEFAULT_SEED
             "max_score_diff": trained["max_score_diff"], "sha256": card.onnx_sha256}
 
 
+def build_wide(registry_dir: str | Path | None = None, seed: int = DEFAULT_SEED) -> dict[str, Any]:
+    """Train the deliberately expensive ``fraud-wide:1.0.0`` (25-1536-1536-512-1) into ``registry_dir``."""
+    params = {"hidden_layer_sizes": WIDE_HIDDEN}
+    trained = train_heavy(seed, WIDE_ROWS, WIDE_EPOCHS, params, name=WIDE_NAME)
+    card, directory = write_demo_model(
+        registry_dir, WIDE_NAME, MODEL_VERSION,
+        ("Deliberately expensive demo card-fraud classifier: an MLP 25-1536-1536-512-1 (3.2M multiply-adds "
+         "a row) on the contract of fraud:1.0.0, for the prediction-cache benchmark."), trained)
+    return {"directory": str(directory), "test_auc": card.training.test_auc, "onnx_bytes": len(trained["onnx_bytes"])}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m models.build_heavy", description=__doc__.splitlines()[0])
     parser.add_argument("--registry", type=Path, default=DEFAULT_ROOT, help="registry root (default: models/)")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--rows", type=int, default=DEFAULT_ROWS)
     parser.add_argument("--epochs", type=int, default=EPOCHS)
+    parser.add_argument("--wide", action="store_true", help="build fraud-wide:1.0.0 (the cache benchmark's) instead")
     args = parser.parse_args(argv)
-    for key, value in build_heavy(args.registry, seed=args.seed, rows=args.rows, epochs=args.epochs).items():
+    built = build_wide(args.registry, seed=args.seed) if args.wide else build_heavy(
+        args.registry, seed=args.seed, rows=args.rows, epochs=args.epochs)
+    for key, value in built.items():
         print(f"{key}: {value}")
     return 0
 
