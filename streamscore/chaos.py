@@ -52,6 +52,7 @@ class FaultReport:
     alerts: int = 0  # drift alerts the sidecar committed during the run
     triggers: int = 0
     drift_duplicates: int = 0  # alerts or triggers committed twice
+    recounted: int = 0  # the live collector stalled this many times and a fresh read_committed read took over
 
     @property
     def passed(self) -> bool:
@@ -64,7 +65,9 @@ class FaultReport:
         return (f"{self.fault}: produced {self.produced}, scored {self.scored}, dead-lettered {self.dead_lettered}, "
                 f"duplicates {self.duplicates}, missing {self.missing}, in both {self.in_both}, "
                 f"recovery {recovery}, drift alerts {self.alerts} / triggers {self.triggers} "
-                f"(duplicated {self.drift_duplicates}){cache} -> {'PASS' if self.passed else 'FAIL'}")
+                f"(duplicated {self.drift_duplicates}){cache}"
+                f"{f', recounted {self.recounted}x by a fresh read' if self.recounted else ''}"
+                f" -> {'PASS' if self.passed else 'FAIL'}")
 
 
 def _taskmanager_spec(stack: Stack):
@@ -253,7 +256,8 @@ def _account(fault: str, report: TrafficReport, injector: _Injector) -> FaultRep
     missing = len(valid - scored) + max(0, malformed_ids - len(report.dead_letters))
     duplicates = report.scored_duplicates + max(0, len(report.dead_letters) - malformed_ids)
     return FaultReport(fault, report.produced, len(scored), len(report.dead_letters), duplicates, missing,
-                       in_both, _recovery_s(report, injector.fault_ms), (injector.fault_ms or 0) / 1000.0)
+                       in_both, _recovery_s(report, injector.fault_ms), (injector.fault_ms or 0) / 1000.0,
+                       recounted=report.recounted)
 
 
 def _recovery_s(report: TrafficReport, fault_ms: int | None) -> float | None:

@@ -34,6 +34,7 @@ class TrafficReport:
     arrivals: list[tuple[int, float]] = field(default_factory=list)  # (event time, visible at) in ms
     produce_seconds: float = 0.0
     drain_seconds: float = 0.0
+    recounted: int = 0  # times the live collector stalled and a fresh read_committed read took over
 
     @property
     def accounted(self) -> int:
@@ -50,12 +51,13 @@ class _Collector(threading.Thread):
     """Reads scored and dead-letter records from the current end of both topics."""
 
     def __init__(self, settings: Settings, scored_topic: str, dead_topic: str, report: TrafficReport,
-                 id_prefix: str):
+                 id_prefix: str, start: list[TopicPartition] | None = None):
         super().__init__(daemon=True)
         self.report, self.id_prefix = report, id_prefix
-        self.scored_topic = scored_topic
+        self.scored_topic, self.dead_topic = scored_topic, dead_topic
         self.consumer = read_committed_consumer(settings, **{"enable.partition.eof": False})
-        self.consumer.assign(_end_offsets(self.consumer, settings, [scored_topic, dead_topic]))
+        self.start_offsets = start or _end_offsets(self.consumer, settings, [scored_topic, dead_topic])
+        self.consumer.assign([TopicPartition(tp.topic, tp.partition, tp.offset) for tp in self.start_offsets])
         self.stop_event = threading.Event()
         self._scored, self._dead = serde_for("scored"), serde_for("dead_letter")
 
@@ -128,17 +130,82 @@ def run_traffic(settings: Settings, count: int, *, id_prefix: str, seed: int = 1
             _payloads(count, seed, id_prefix, malformed_every, report, drift),
             rate=rate, transaction_size=transaction_size)
         report.produce_seconds = stats["seconds"]
-        began = time.monotonic()
-        deadline = began + timeout_s
-        while time.monotonic() < deadline and _mine(report, id_prefix) < report.produced:
-            time.sleep(0.2)
-        time.sleep(1.0)  # a late duplicate would show up here
-        report.drain_seconds = time.monotonic() - began
+        report.drain_seconds = _wait_accounted(settings, report, collector, timeout_s)
     finally:
         collector.stop_event.set()
         collector.join(10)
+    if _mine(report, id_prefix) < report.produced:  # the final word is a fresh read_committed read
+        _recount(settings, report, collector)
     report.dead_letters = [d for d in report.dead_letters if _is_mine(d, report, id_prefix)]
     return report
+
+
+STALL_S = 20.0  # no new record for this long while some are missing: check with a fresh read
+
+
+def _wait_accounted(settings: Settings, report: TrafficReport, collector: _Collector, timeout_s: float) -> float:
+    """Wait until every produced record is seen (scored or dead-lettered), at most ``timeout_s``.
+    A live consumer can stall (seen once after a broker restart): after ``STALL_S`` without
+    progress a fresh read counts, and ends the wait when it finds every record."""
+    began = last_progress = time.monotonic()
+    seen = _mine(report, collector.id_prefix)
+    while time.monotonic() < began + timeout_s and seen < report.produced:
+        time.sleep(0.2)
+        now_seen = _mine(report, collector.id_prefix)
+        if now_seen > seen:
+            seen, last_progress = now_seen, time.monotonic()
+        elif time.monotonic() - last_progress > STALL_S:
+            last_progress = time.monotonic()
+            fresh = _fresh_read(settings, report, collector)
+            if _mine(fresh, collector.id_prefix) >= report.produced:
+                _adopt(report, fresh, collector)
+                break
+    time.sleep(1.0)  # a late duplicate would show up here
+    return time.monotonic() - began
+
+
+def _recount(settings: Settings, report: TrafficReport, collector: _Collector) -> None:
+    """The final word when the live count is short: a fresh read, taken when it holds more."""
+    fresh = _fresh_read(settings, report, collector)
+    if _mine(fresh, collector.id_prefix) > _mine(report, collector.id_prefix):
+        _adopt(report, fresh, collector)
+
+
+def _fresh_read(settings: Settings, report: TrafficReport, collector: _Collector) -> TrafficReport:
+    """The scored and dead-letter topics read afresh (read_committed) from where the collector started."""
+    fresh = TrafficReport(malformed=report.malformed)
+    counter = _Collector(settings, collector.scored_topic, collector.dead_topic, fresh, collector.id_prefix,
+                         start=collector.start_offsets)
+    try:
+        for msg in _drain_all(counter.consumer):
+            counter._take(msg.topic(), msg.value(), time.time() * 1000.0)
+    finally:
+        counter.consumer.close()
+    return fresh
+
+
+def _adopt(report: TrafficReport, fresh: TrafficReport, collector: _Collector) -> None:
+    """Take the fresh read's records (the live collector stops first, so nothing counts twice).
+    Records first seen by the fresh read count as visible then: an upper bound of their latency."""
+    collector.stop_event.set()
+    collector.join(5)
+    for (event_time, seen_ms), event_id in zip(fresh.arrivals, fresh.scored):
+        if event_id not in report.scored:
+            report.arrivals.append((event_time, seen_ms))
+            report.latencies_ms.append(seen_ms - event_time)
+    report.scored, report.scored_duplicates = fresh.scored, fresh.scored_duplicates
+    report.dead_letters = fresh.dead_letters
+    report.recounted += 1
+
+
+def _drain_all(consumer, idle_s: float = 5.0):
+    """Every record from the assigned positions until ``idle_s`` without one."""
+    last = time.monotonic()
+    while time.monotonic() - last < idle_s:
+        for msg in consumer.consume(num_messages=2000, timeout=0.5):
+            if msg.error() is None:
+                last = time.monotonic()
+                yield msg
 
 
 def _mine(report: TrafficReport, id_prefix: str) -> int:

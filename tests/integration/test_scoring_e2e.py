@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections import Counter
 
@@ -86,3 +87,27 @@ def test_batch_size_1_and_512_give_the_same_scores(settings, fresh_topics):
     a, b = suffix(one), suffix(many)
     assert a.keys() == b.keys()
     assert max(abs(a[k] - b[k]) for k in a) <= 1e-6
+
+
+def test_a_stalled_collector_is_recounted_from_a_fresh_read(settings, fresh_topics, monkeypatch):
+    """The accounting harness itself: when its live consumer stops delivering (as seen once after
+    a broker restart), a fresh read_committed read of the topics finishes the count, without
+    counting any record twice."""
+    from streamscore import traffic
+
+    def stalling_run(self):  # delivers the first 200 scored records, then hangs until stopped
+        try:
+            while not self.stop_event.is_set() and len(self.report.scored) < 200:
+                for msg in self.consumer.consume(num_messages=50, timeout=0.2):
+                    if msg.error() is None:
+                        self._take(msg.topic(), msg.value(), time.time() * 1000.0)
+            self.stop_event.wait()
+        finally:
+            self.consumer.close()
+
+    monkeypatch.setattr(traffic._Collector, "run", stalling_run)
+    monkeypatch.setattr(traffic, "STALL_S", 3.0)
+    report, _ = _run_job(settings, fresh_topics, 3000)
+    assert report.recounted >= 1
+    assert sorted(report.scored) == sorted(report.valid_ids) and report.scored_duplicates == 0
+    assert len(report.dead_letters) == len(report.malformed) == 30
