@@ -21,7 +21,7 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
-from connectors.kafka_clients import KafkaClientError, read_topic
+from connectors.kafka_clients import read_topic
 from connectors.redis_client import redis_client
 from jobs.flink_cluster import cancel_job, list_jobs
 from jobs.model_router import canary_bucket
@@ -39,6 +39,7 @@ pytestmark = pytest.mark.integration
 
 NAME = "fraud-it"
 DELAY_MS = 3000  # the job's activation delay; the shadow message uses a longer one (allowed: >= the job's)
+KILL_DELAY_MS = 6000  # the kill test's: its promotion must commit within half of it while a consumer follows
 
 
 @pytest.fixture(scope="module")
@@ -165,15 +166,23 @@ def _effective_promotion_ms(settings, control: str) -> int | None:
 
 
 def _wait_for_written(settings, topic: str, predicate, timeout_s: float = 90.0) -> None:
-    """Until the job has written (not necessarily committed) a scored record matching ``predicate``."""
+    """Until the job has written (not necessarily committed) a scored record matching ``predicate``:
+    one read_uncommitted consumer follows the topic, so the match is seen within milliseconds."""
+    from confluent_kafka import TopicPartition
+
+    from connectors.kafka_clients import existing_topics, read_committed_consumer
+
     decode, deadline = serde_for("scored").decode, time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:  # a fresh topic's metadata may still be on its way: retry such errors
-            records = read_topic(settings, topic, idle_timeout_s=3, isolation_level="read_uncommitted")
-            if any(predicate(decode(r.value)) for r in records):
-                return
-        except KafkaClientError:
-            time.sleep(0.2)
+    consumer = read_committed_consumer(settings, **{"isolation.level": "read_uncommitted",
+                                                    "enable.partition.eof": False})
+    try:
+        consumer.assign([TopicPartition(topic, p, -2) for p in range(existing_topics(settings)[topic])])
+        while time.monotonic() < deadline:
+            for msg in consumer.consume(num_messages=500, timeout=0.1):
+                if msg.error() is None and predicate(decode(msg.value())):
+                    return
+    finally:
+        consumer.close()
     raise AssertionError(f"no matching record was written to {topic} in {timeout_s:.0f} s")
 
 
@@ -201,7 +210,7 @@ def test_taskmanager_killed_right_after_promotion_replays_with_the_recorded_vers
     config = scoring_config_from_settings(
         settings, events_topic=events, scored_topic=scored, dead_letter_topic=dead, control_topic=control,
         shadow_topic=shadow, model=f"{NAME}:1.0.0", registry_dir=str(registry), job_name=f"it-lifecycle-kill-{tag}",
-        activation_delay_ms=DELAY_MS, startup_mode="earliest-offset", max_delay_ms=50)
+        activation_delay_ms=KILL_DELAY_MS, startup_mode="earliest-offset", max_delay_ms=50)
     ctx = FaultContext(stack, settings, config, submit_scoring(settings, config))
     killed_at: list[int] = []
     failed: list[BaseException] = []
@@ -209,7 +218,7 @@ def test_taskmanager_killed_right_after_promotion_replays_with_the_recorded_vers
     def promote_then_kill():  # once the job scores, promote; kill as soon as it wrote a 1.1.0 record
         try:
             _wait_for_written(settings, scored, lambda r: True)
-            _lifecycle(settings, "promote", f"{NAME}:1.1.0", registry, control, DELAY_MS)
+            _lifecycle(settings, "promote", f"{NAME}:1.1.0", registry, control, KILL_DELAY_MS)
             _wait_for_written(settings, scored, lambda r: r["model_version"] == "1.1.0")
             killed_at.append(int(time.time() * 1000))
             kill_taskmanager(ctx)
