@@ -40,6 +40,10 @@ pytestmark = pytest.mark.integration
 NAME = "fraud-it"
 DELAY_MS = 3000  # the job's activation delay; the shadow message uses a longer one (allowed: >= the job's)
 KILL_DELAY_MS = 6000  # the kill test's: its promotion must commit within half of it while a consumer follows
+# The kill test's checkpoint interval: each transaction stays open this long, so the record that
+# triggers the kill is (almost always) in one the kill aborts; at 1 s a busy machine's commit
+# sometimes landed between seeing that record and the kill, and nothing was replayed.
+KILL_CHECKPOINT_MS = 4000
 
 
 @pytest.fixture(scope="module")
@@ -74,14 +78,21 @@ def _lifecycle_metrics(settings, job_name: str, timeout_s: float = 20.0) -> dict
         time.sleep(1.0)
 
 
-def test_promotion_and_shadow_while_events_flow(settings, fresh_topics, registry):
+def _lifecycle_job(settings, fresh_topics, registry, job_name: str, **knobs):
+    """Fresh topics and the config of a job following a fresh control topic, pinned to 1.0.0 at start."""
     events, scored, dead, shadow = fresh_topics("events", "scored", "dead", "shadow", partitions=2)
     (control,) = fresh_topics("control")
-    tag = uuid.uuid4().hex[:8]
     config = scoring_config_from_settings(
         settings, events_topic=events, scored_topic=scored, dead_letter_topic=dead, control_topic=control,
-        shadow_topic=shadow, model=f"{NAME}:1.0.0", registry_dir=str(registry), job_name=f"it-lifecycle-{tag}",
-        activation_delay_ms=DELAY_MS, startup_mode="earliest-offset", max_delay_ms=50)
+        shadow_topic=shadow, model=f"{NAME}:1.0.0", registry_dir=str(registry), job_name=job_name,
+        startup_mode="earliest-offset", max_delay_ms=50, **knobs)
+    return config, (events, scored, dead, shadow, control)
+
+
+def test_promotion_and_shadow_while_events_flow(settings, fresh_topics, registry):
+    tag = uuid.uuid4().hex[:8]
+    config, (events, scored, dead, shadow, control) = _lifecycle_job(
+        settings, fresh_topics, registry, f"it-lifecycle-{tag}", activation_delay_ms=DELAY_MS)
     job_id = submit_scoring(settings, config)
 
     def change_models():  # while the events flow
@@ -165,9 +176,10 @@ def _effective_promotion_ms(settings, control: str) -> int | None:
                  if m["kind"] == "MODEL_PROMOTED"), None)
 
 
-def _wait_for_written(settings, topic: str, predicate, timeout_s: float = 90.0) -> None:
-    """Until the job has written (not necessarily committed) a scored record matching ``predicate``:
-    one read_uncommitted consumer follows the topic, so the match is seen within milliseconds."""
+def _wait_for_written(settings, topic: str, predicate, timeout_s: float = 90.0, uncommitted: bool = False) -> None:
+    """Until the job has written a scored record matching ``predicate``: one read_uncommitted consumer
+    follows the topic, so the match is seen within milliseconds. With ``uncommitted``, only a match
+    still in an open transaction counts (its offset at or past the partition's last stable offset)."""
     from confluent_kafka import TopicPartition
 
     from connectors.kafka_clients import existing_topics, read_committed_consumer
@@ -175,14 +187,22 @@ def _wait_for_written(settings, topic: str, predicate, timeout_s: float = 90.0) 
     decode, deadline = serde_for("scored").decode, time.monotonic() + timeout_s
     consumer = read_committed_consumer(settings, **{"isolation.level": "read_uncommitted",
                                                     "enable.partition.eof": False})
+    committed_view = read_committed_consumer(settings)  # its watermark query answers the LSO
+
+    def still_open(msg) -> bool:
+        _, last_stable = committed_view.get_watermark_offsets(TopicPartition(topic, msg.partition()),
+                                                              timeout=5, cached=False)
+        return msg.offset() >= last_stable
+
     try:
         consumer.assign([TopicPartition(topic, p, -2) for p in range(existing_topics(settings)[topic])])
         while time.monotonic() < deadline:
             for msg in consumer.consume(num_messages=500, timeout=0.1):
-                if msg.error() is None and predicate(decode(msg.value())):
+                if msg.error() is None and predicate(decode(msg.value())) and (not uncommitted or still_open(msg)):
                     return
     finally:
         consumer.close()
+        committed_view.close()
     raise AssertionError(f"no matching record was written to {topic} in {timeout_s:.0f} s")
 
 
@@ -204,13 +224,10 @@ def test_taskmanager_killed_right_after_promotion_replays_with_the_recorded_vers
     at its event time, so the replay chose the versions the first run chose."""
     from streamscore.chaos import FaultContext, kill_taskmanager
 
-    events, scored, dead, shadow = fresh_topics("events", "scored", "dead", "shadow", partitions=2)
-    (control,) = fresh_topics("control")
     tag = uuid.uuid4().hex[:8]
-    config = scoring_config_from_settings(
-        settings, events_topic=events, scored_topic=scored, dead_letter_topic=dead, control_topic=control,
-        shadow_topic=shadow, model=f"{NAME}:1.0.0", registry_dir=str(registry), job_name=f"it-lifecycle-kill-{tag}",
-        activation_delay_ms=KILL_DELAY_MS, startup_mode="earliest-offset", max_delay_ms=50)
+    config, (events, scored, dead, shadow, control) = _lifecycle_job(
+        settings, fresh_topics, registry, f"it-lifecycle-kill-{tag}", activation_delay_ms=KILL_DELAY_MS,
+        checkpoint_interval_ms=KILL_CHECKPOINT_MS)
     ctx = FaultContext(stack, settings, config, submit_scoring(settings, config))
     killed_at: list[int] = []
     failed: list[BaseException] = []
@@ -219,7 +236,7 @@ def test_taskmanager_killed_right_after_promotion_replays_with_the_recorded_vers
         try:
             _wait_for_written(settings, scored, lambda r: True)
             _lifecycle(settings, "promote", f"{NAME}:1.1.0", registry, control, KILL_DELAY_MS)
-            _wait_for_written(settings, scored, lambda r: r["model_version"] == "1.1.0")
+            _wait_for_written(settings, scored, lambda r: r["model_version"] == "1.1.0", uncommitted=True)
             killed_at.append(int(time.time() * 1000))
             kill_taskmanager(ctx)
         except BaseException as exc:  # noqa: BLE001 - reported by the test below
