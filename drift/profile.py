@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
@@ -70,7 +70,7 @@ class CategoricalProfile:
         return np.bincount(index, minlength=len(self.buckets))
 
 
-FeatureProfile = Union[NumericProfile, CategoricalProfile]
+FeatureProfile = NumericProfile | CategoricalProfile
 
 
 @dataclass(frozen=True)

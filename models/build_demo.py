@@ -35,8 +35,8 @@ from streamscore.errors import ModelError
 MODEL_NAME, MODEL_VERSION = "fraud", "1.0.0"
 DEFAULT_SEED, DEFAULT_ROWS = 20_240_601, 120_000
 ONNX_OPSETS = {"": 17, "ai.onnx.ml": 3}
-MODEL_PARAMS = dict(max_iter=150, learning_rate=0.1, max_leaf_nodes=15, min_samples_leaf=50,
-                    l2_regularization=1.0, early_stopping=False)
+MODEL_PARAMS = {"max_iter": 150, "learning_rate": 0.1, "max_leaf_nodes": 15, "min_samples_leaf": 50,
+                "l2_regularization": 1.0, "early_stopping": False}
 SCORE_TOLERANCE = 1e-5
 _LIBRARIES = ("numpy", "scikit-learn", "skl2onnx", "onnx", "onnxruntime")
 

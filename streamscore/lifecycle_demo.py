@@ -40,9 +40,8 @@ def _registry() -> Path:
 def _announce(settings: Settings, topic: str, kind: str, version: str, previous: str | None) -> int:
     from streamscore.model_commands import lifecycle_message, publish
 
-    message = lifecycle_message(kind, "fraud", version, now_ms=int(time.time() * 1000), delay_ms=DELAY_MS,
-                                previous=previous)
-    publish(settings, topic, message, guard_ms=DELAY_MS // 2)
+    message = publish(settings, topic, lambda now_ms: lifecycle_message(
+        kind, "fraud", version, now_ms=now_ms, delay_ms=DELAY_MS, previous=previous), guard_ms=DELAY_MS // 2)
     return json.loads(message["payload_json"])["effective_from_ms"]
 
 

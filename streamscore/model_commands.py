@@ -16,6 +16,7 @@ import json
 import sys
 import time
 import uuid
+from collections.abc import Callable
 
 from jobs.model_router import DEFAULT_ACTIVATION_DELAY_MS
 from models.registry import ModelRegistry, parse_ref
@@ -101,12 +102,15 @@ def _read_control(settings: Settings, topic: str, timeout_s: float = 15.0) -> li
     return messages
 
 
-def publish(settings: Settings, topic: str, message: dict, guard_ms: int) -> None:
-    """One transaction with one message; refuses to commit later than the guard after its emitted time."""
+def publish(settings: Settings, topic: str, stamp: Callable[[int], dict], guard_ms: int) -> dict:
+    """One transaction with one message, ``stamp(now_ms)``; returns it. The message is stamped only
+    once the transactional producer is ready (its start-up, seconds on a busy machine, is not spent
+    from the guard), and the commit is refused when it would land later than the guard."""
     from connectors.kafka_clients import transactional_producer
     from schemas import serde_for
 
     producer = transactional_producer(settings)
+    message = stamp(int(time.time() * 1000))
     producer.begin_transaction()
     producer.produce(topic, serde_for("control").encode(message), key=message["model_name"].encode())
     producer.flush(10)
@@ -118,6 +122,7 @@ def publish(settings: Settings, topic: str, message: dict, guard_ms: int) -> Non
     if late > guard_ms:
         raise StreamscoreError(f"the {message['kind']} message committed {late} ms after it was stamped (guard "
                                f"{guard_ms} ms): jobs may have routed records near its effective time differently")
+    return message
 
 
 def _set_pointer(settings: Settings, name: str, version: str) -> None:
@@ -145,9 +150,9 @@ def dispatch(args: argparse.Namespace, settings: Settings) -> int:
     name, version, previous, percent = _resolve(args, _read_control(settings, topic))
     if version is not None:
         _check_same_contract(ModelRegistry(args.registry_dir), name, version, previous)
-    message = lifecycle_message(KIND_OF[args.action], name, version or "", now_ms=int(time.time() * 1000),
-                                delay_ms=args.activation_delay_ms, previous=previous, percent=percent)
-    publish(settings, topic, message, guard_ms=args.activation_delay_ms // 2)
+    message = publish(settings, topic, lambda now_ms: lifecycle_message(
+        KIND_OF[args.action], name, version or "", now_ms=now_ms, delay_ms=args.activation_delay_ms,
+        previous=previous, percent=percent), guard_ms=args.activation_delay_ms // 2)
     if args.action in ("promote", "rollback"):
         _set_pointer(settings, name, version)
     effective = json.loads(message["payload_json"])["effective_from_ms"]

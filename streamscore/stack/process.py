@@ -182,7 +182,7 @@ def wait_for(check: Callable[[], bool], timeout_s: float, interval_s: float = 0.
                 return True
         except propagate:
             raise
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001, S110 - not answering yet: try again until the deadline
             pass
         if time.monotonic() >= deadline:
             return False

@@ -225,7 +225,7 @@ def test_taskmanager_killed_right_after_promotion_replays_with_the_recorded_vers
     from streamscore.chaos import FaultContext, kill_taskmanager
 
     tag = uuid.uuid4().hex[:8]
-    config, (events, scored, dead, shadow, control) = _lifecycle_job(
+    config, (events, scored, dead, _shadow, control) = _lifecycle_job(
         settings, fresh_topics, registry, f"it-lifecycle-kill-{tag}", activation_delay_ms=KILL_DELAY_MS,
         checkpoint_interval_ms=KILL_CHECKPOINT_MS)
     ctx = FaultContext(stack, settings, config, submit_scoring(settings, config))

@@ -1,13 +1,16 @@
 """Prometheus-style histograms made of counters, and the scoring step's accounting into them."""
-from collections import defaultdict
-
 import numpy as np
 import pytest
 
 from connectors.dead_letter import REASON_CODES, reason_code
 from jobs.batch_scorer import BatchResult, DeadLetterNote
-from jobs.job_metrics import (BucketHistogram, ScoringMetrics, bucket_label, cumulative_counts,
-                              low_confidence_count)
+from jobs.job_metrics import (
+    BucketHistogram,
+    ScoringMetrics,
+    bucket_label,
+    cumulative_counts,
+    low_confidence_count,
+)
 
 
 class Counter:

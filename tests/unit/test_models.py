@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
 import re
@@ -66,7 +67,7 @@ def test_events_match_the_avro_schema_and_are_well_formed(events):
     assert all(list(event) == schema_fields for event in events)
     assert len({event["event_id"] for event in events}) == len(events)
     times = [event["event_time"] for event in events]
-    assert all(isinstance(t, int) for t in times) and all(b > a for a, b in zip(times, times[1:]))
+    assert all(isinstance(t, int) for t in times) and all(b > a for a, b in itertools.pairwise(times))
     first = events[0]
     assert first["event_id"] == "evt-000000000" and type(first["card_present"]) is bool
     assert type(first["hour_of_day"]) is int and type(first["amount"]) is float
