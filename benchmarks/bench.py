@@ -26,7 +26,7 @@ from benchmarks.feed import EventPool
 from benchmarks.limits import feature_matrix, onnx_rows
 from benchmarks.measure import RunParams, measure
 from benchmarks.options import add_arguments
-from streamscore.config import Settings, load_settings
+from streamscore.foundation.config import Settings, load_settings
 from streamscore.stack import Stack
 
 ONNX_BATCHES = (1, 8, 64, 256, 1024)

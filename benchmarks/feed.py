@@ -21,7 +21,7 @@ from confluent_kafka import Producer
 from connectors.kafka_clients import client_config, produce_transactionally
 from models.demo_data import generate_events
 from schemas import serde_for
-from streamscore.config import Settings
+from streamscore.foundation.config import Settings
 
 SEED = 3
 HEADER = "intended_send_ms"

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from confluent_kafka import Consumer, Producer
 
 from connectors.kafka_clients import client_config
-from streamscore.config import Settings
+from streamscore.foundation.config import Settings
 
 
 def _scorer(source: str):

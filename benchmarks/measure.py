@@ -24,8 +24,8 @@ from benchmarks.feed import EventPool, preload, send_open_loop
 from benchmarks.procstats import ProcessSampler, stack_roles
 from benchmarks.sink import SinkCollector, account
 from connectors.kafka_clients import create_topics, delete_topics
-from streamscore.config import Settings, TopicSpec
-from streamscore.errors import StreamscoreError
+from streamscore.foundation.config import Settings, TopicSpec
+from streamscore.foundation.errors import StreamscoreError
 
 PARTITIONS = 2
 WARMUP_FRACTION = 0.2
@@ -141,6 +141,7 @@ def _first_arrivals(arrivals, wanted: set[str]) -> dict[str, float]:
 
 def _account(row: dict, collector: SinkCollector, expected: set[str], dead_topic: str) -> None:
     acc = account(collector.arrivals, expected, dead_topic)
-    row.update({"expected": acc.expected, "arrivals": len(collector.arrivals), "distinct": acc.distinct, "lost": acc.lost,
+    row.update({"expected": acc.expected, "arrivals": len(collector.arrivals), "distinct": acc.distinct,
+                "lost": acc.lost,
                 "duplicates": acc.duplicates, "dead_lettered": acc.dead_lettered,
                 "void": not acc.clean or not row.get("drained")})

@@ -1,4 +1,4 @@
-"""The options of ``streamscore bench`` (no heavy imports: the CLI builds its parser with them)."""
+"""The options of ``streamscore bench`` (the CLI reads them only when ``bench`` runs)."""
 
 from __future__ import annotations
 

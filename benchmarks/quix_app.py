@@ -18,7 +18,7 @@ from quixstreams import Application, message_context
 from quixstreams.models.serializers import Serializer
 
 from benchmarks.handwritten import _scorer
-from streamscore.config import Settings
+from streamscore.foundation.config import Settings
 
 
 class _Body(Serializer):

@@ -36,7 +36,8 @@ def summarize(rows: list[dict]) -> list[dict]:
         out.append({
             "system": key, "label": first["label"], "group": first["group"],
             "commit_interval_ms": first["commit_interval_ms"], "max_delay_ms": first.get("max_delay_ms"),
-            "max_batch": first.get("max_batch"), "exactly_once": first.get("exactly_once"), "runs": len(runs), "void_runs": len(runs) - len(valid),
+            "max_batch": first.get("max_batch"), "exactly_once": first.get("exactly_once"), "runs": len(runs),
+            "void_runs": len(runs) - len(valid),
             "lost": sum(r.get("lost", 0) for r in runs), "duplicates": sum(r.get("duplicates", 0) for r in runs),
             "events_per_s": _stats([r.get("events_per_s") for r in valid]),
             "latency_rate": _stats([r.get("latency_rate") for r in valid]),

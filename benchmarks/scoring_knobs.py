@@ -21,8 +21,8 @@ from jobs.flink_cluster import cancel_job
 from jobs.submit import scoring_config_from_settings, submit_scoring
 from models.demo_data import generate_events
 from schemas import serde_for
-from streamscore.config import TopicSpec, load_settings
-from streamscore.traffic import run_traffic
+from streamscore.foundation.config import TopicSpec, load_settings
+from streamscore.harness.traffic import run_traffic
 
 
 def _topics(settings, tag: str) -> tuple[str, str, str]:

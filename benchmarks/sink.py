@@ -17,7 +17,7 @@ from confluent_kafka import TopicPartition
 
 from connectors.kafka_clients import existing_topics, read_committed_consumer
 from schemas import SerdeError, serde_for
-from streamscore.config import Settings
+from streamscore.foundation.config import Settings
 
 
 @dataclass(frozen=True)

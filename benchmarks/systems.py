@@ -19,7 +19,7 @@ from pathlib import Path
 
 from jobs.flink_cluster import JOBS_DIR, cancel_job, rest, submit_python_job, wait_running
 from jobs.submit import scoring_config_from_settings, submit_scoring
-from streamscore.config import Settings
+from streamscore.foundation.config import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -13,7 +13,7 @@ import signal
 import threading
 import uuid
 
-from streamscore.config import load_settings
+from streamscore.foundation.config import load_settings
 
 
 def main(argv: list[str] | None = None) -> int:

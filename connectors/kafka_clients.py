@@ -12,7 +12,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from connectors.kafka_errors import ConnectionWatch, KafkaClientError, blocking_call, watch_of
 from connectors.kafka_security import librdkafka_properties
-from streamscore.config import Settings, TopicSpec
+from streamscore.foundation.config import Settings, TopicSpec
 
 __all__ = ["KafkaClientError", "client_config"]  # KafkaClientError lives in kafka_errors; imported from here too
 
@@ -41,7 +41,7 @@ def existing_topics(settings: Settings, timeout_s: float = 10.0) -> dict[str, in
     try:
         meta = _list_topics(settings, admin(settings), timeout_s)
     except KafkaException as exc:
-        raise KafkaClientError(f"Kafka at {settings.kafka_bootstrap} is unreachable: {exc}") from None
+        raise KafkaClientError(f"Kafka at {settings.kafka_bootstrap} is unreachable: {exc}") from exc
     return {name: len(t.partitions) for name, t in meta.topics.items() if not name.startswith("__")}
 
 
@@ -67,7 +67,7 @@ def create_topics(settings: Settings, specs: Iterable[TopicSpec] | None = None) 
                 result[name] = "created"
             except KafkaException as exc:
                 if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                    raise KafkaClientError(f"cannot create topic {name!r}: {exc.args[0].str()}") from None
+                    raise KafkaClientError(f"cannot create topic {name!r}: {exc.args[0].str()}") from exc
                 result[name] = "exists"
         _wait_until_visible(settings, [t.topic for t in wanted])
     return result
@@ -95,7 +95,7 @@ def broker_config_value(settings: Settings, key: str, timeout_s: float = 10.0) -
         resource = ConfigResource(ResourceType.BROKER, str(min(brokers)))
         configs = client.describe_configs([resource], request_timeout=timeout_s)[resource].result(timeout_s)
     except (KafkaException, ValueError) as exc:
-        raise KafkaClientError(f"Kafka at {settings.kafka_bootstrap} is unreachable: {exc}") from None
+        raise KafkaClientError(f"Kafka at {settings.kafka_bootstrap} is unreachable: {exc}") from exc
     entry = configs.get(key)
     return entry.value if entry is not None else None
 
@@ -108,7 +108,7 @@ def delete_topics(settings: Settings, names: list[str]) -> None:
             future.result(timeout=30)
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
-                raise KafkaClientError(f"cannot delete topic {name!r}: {exc.args[0].str()}") from None
+                raise KafkaClientError(f"cannot delete topic {name!r}: {exc.args[0].str()}") from exc
 
 
 def transactional_producer(settings: Settings, transactional_id: str | None = None, **overrides) -> Producer:
@@ -125,7 +125,7 @@ def transactional_producer(settings: Settings, transactional_id: str | None = No
     try:
         blocking_call(settings, producer, watch_of(conf), producer.init_transactions, 30)
     except KafkaException as exc:
-        raise KafkaClientError(f"cannot start a transaction at {settings.kafka_bootstrap}: {exc}") from None
+        raise KafkaClientError(f"cannot start a transaction at {settings.kafka_bootstrap}: {exc}") from exc
     return producer
 
 
@@ -204,7 +204,7 @@ class _TransactionWriter:
             except KafkaException as exc:
                 error = exc.args[0]
                 if time.monotonic() > deadline:
-                    raise KafkaClientError(f"commit failed: {error.str()}") from None
+                    raise KafkaClientError(f"commit failed: {error.str()}") from exc
                 if error.txn_requires_abort():
                     self._resend()
                 elif not error.retriable():  # fatal: fence ourselves with a new producer, send again
@@ -253,8 +253,8 @@ def _produce(producer: Producer, topic: str, key: bytes, value: bytes, timestamp
             error = exc.args[0]
             if error.code() == KafkaError._UNKNOWN_TOPIC:
                 raise KafkaClientError(f"topic {topic!r} does not exist (create it: streamscore topics create, "
-                                       f"or name an existing topic)") from None
-            raise KafkaClientError(f"cannot produce to {topic!r}: {error.str()}") from None
+                                       f"or name an existing topic)") from exc
+            raise KafkaClientError(f"cannot produce to {topic!r}: {error.str()}") from exc
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ from typing import TypeVar
 
 from confluent_kafka import KafkaError, KafkaException
 
-from streamscore.config import Settings
-from streamscore.errors import StreamscoreError
+from streamscore.foundation.config import Settings
+from streamscore.foundation.errors import StreamscoreError
 
 T = TypeVar("T")
 _REFUSALS = {KafkaError._AUTHENTICATION, KafkaError._SSL}
@@ -23,7 +23,30 @@ _TIMEOUTS = {KafkaError._TRANSPORT, KafkaError._TIMED_OUT}
 
 
 class KafkaClientError(StreamscoreError):
-    """A Kafka operation failed (broker unreachable, topic missing, transaction aborted...)."""
+    """A Kafka operation failed (broker unreachable, topic missing, transaction aborted...).
+
+    Raised ``from`` librdkafka's own exception where there is one, so its error stays reachable:
+    :attr:`kafka_error` is that ``KafkaError`` and :attr:`retriable` its verdict.
+    """
+
+    @property
+    def kafka_error(self):
+        """librdkafka's ``KafkaError`` behind this one, or None (found along the cause chain)."""
+        cause = self.__cause__
+        while cause is not None:
+            error = cause.args[0] if cause.args else None
+            if hasattr(error, "retriable") and hasattr(error, "code"):
+                return error
+            if hasattr(cause, "retriable") and hasattr(cause, "code"):
+                return cause
+            cause = cause.__cause__
+        return None
+
+    @property
+    def retriable(self) -> bool:
+        """librdkafka's verdict that the operation may succeed if tried again (False when unknown)."""
+        error = self.kafka_error
+        return bool(error is not None and error.retriable())
 
 
 class KafkaAuthError(KafkaClientError):
@@ -69,7 +92,7 @@ def blocking_call(settings: Settings, client, watch: ConnectionWatch | None, cal
         except KafkaException as exc:
             client.poll(0)  # serve error_cb
             if watch.refusal:
-                raise KafkaAuthError(refused_message(settings, watch.refusal)) from None
+                raise KafkaAuthError(refused_message(settings, watch.refusal)) from exc
             error = exc.args[0]
             if not (error.code() in _TIMEOUTS or error.retriable()) or time.monotonic() >= deadline:
                 raise  # as the single call would have, after the same time

@@ -1,6 +1,6 @@
 """The Kafka security settings rendered for each kind of client: librdkafka (confluent-kafka) and Java (Flink).
 
-Both renderings come from the one :class:`~streamscore.security.KafkaSecurity` of the settings.
+Both renderings come from the one :class:`~streamscore.foundation.security.KafkaSecurity` of the settings.
 Their output holds the password in clear: hand it to a client, never print or log it.
 """
 
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from streamscore.errors import ConfigError
-from streamscore.security import KafkaSecurity
+from streamscore.foundation.errors import ConfigError
+from streamscore.foundation.security import KafkaSecurity
 
 # flink-sql-connector-kafka relocates the Kafka client under this prefix, so a JAAS login module
 # must be named with it (the unshaded name fails with "No LoginModule found").
@@ -78,7 +78,7 @@ def _read_pem(path: Path, setting: str) -> str:
     try:
         text = path.read_text(encoding="ascii")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"STREAMSCORE_{setting}: cannot read {path}: {type(exc).__name__}") from None
+        raise ConfigError(f"STREAMSCORE_{setting}: cannot read {path}: {type(exc).__name__}") from exc
     if "-----BEGIN " not in text:
         raise ConfigError(f"STREAMSCORE_{setting}: {path} is not PEM")
     return text.strip()

@@ -10,8 +10,8 @@ from typing import Any
 
 import redis
 
-from streamscore.config import Settings
-from streamscore.errors import StreamscoreError
+from streamscore.foundation.config import Settings
+from streamscore.foundation.errors import StreamscoreError
 
 
 class RedisClientError(StreamscoreError):
@@ -49,11 +49,11 @@ def server_info(settings: Settings, client: redis.Redis | None = None) -> dict:
     except redis.AuthenticationError as exc:
         hint = "set STREAMSCORE_REDIS_PASSWORD_FILE" if not settings.redis_security.password else \
             "check STREAMSCORE_REDIS_USERNAME / STREAMSCORE_REDIS_PASSWORD_FILE"
-        raise RedisClientError(f"{where} refused user {user!r}: {_first_line(exc)}; {hint}") from None
+        raise RedisClientError(f"{where} refused user {user!r}: {_first_line(exc)}; {hint}") from exc
     except redis.ResponseError as exc:
-        raise RedisClientError(f"{where} refused the request as user {user!r}: {_first_line(exc)}") from None
+        raise RedisClientError(f"{where} refused the request as user {user!r}: {_first_line(exc)}") from exc
     except redis.RedisError as exc:
-        raise RedisClientError(f"{where} does not answer: {type(exc).__name__}: {_first_line(exc)}") from None
+        raise RedisClientError(f"{where} does not answer: {type(exc).__name__}: {_first_line(exc)}") from exc
 
 
 def _first_line(exc: Exception) -> str:

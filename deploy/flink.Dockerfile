@@ -15,7 +15,7 @@
 #     starts out writable by the flink user.
 #
 # Versions: Flink and PyFlink must be the same release (pyproject.toml pins apache-flink), and
-# the connector must be built for that Flink line (streamscore/config.py's
+# the connector must be built for that Flink line (streamscore/foundation/config.py's
 # flink_connector_version). tests/unit/test_compose.py checks both.
 
 ARG FLINK_VERSION=2.2.1

@@ -1,6 +1,6 @@
 """Drift monitoring: reference profiles, drift statistics and sample-size-aware decisions.
 
-* :mod:`drift.profile` -- the reference profile stored in the model card.
+* :mod:`models.drift_profile` -- the reference profile stored in the model card.
 * :mod:`drift.stats` -- :func:`psi`, :func:`ks_2samp` (scipy-equal, presorted reference),
   :func:`chi2_test`, :func:`bh_adjust`, :func:`bonferroni`.
 * :mod:`drift.judge` / :mod:`drift.decision` -- per-window tests judged against
@@ -15,9 +15,9 @@ from drift.accuracy import AccuracyVerdict, judge_accuracy
 from drift.decision import Alert, DriftDetector, FeatureTest, Trigger, WindowVerdict
 from drift.errors import DriftError
 from drift.judge import WindowJudge
-from drift.profile import build_profile, load_profile, load_score_profile, score_profile
 from drift.settings import DriftSettings, Tier
 from drift.stats import bh_adjust, bonferroni, chi2_test, ks_2samp, presort, psi, psi_critical
+from models.drift_profile import build_profile, load_profile, load_score_profile, score_profile
 
 __all__ = [
     "AccuracyVerdict", "Alert", "DriftDetector", "DriftError", "DriftSettings", "FeatureTest", "Tier",

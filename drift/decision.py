@@ -27,14 +27,14 @@ the hysteresis altogether (they are neither drift nor evidence of its absence).
 
 from __future__ import annotations
 
-import pickle
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from drift.detector_state import decode_state, encode_state
 from drift.judge import BatchStats, WindowJudge
-from drift.profile import DriftProfile, NumericProfile, load_profile
 from drift.settings import DriftSettings, Tier
+from models.drift_profile import DriftProfile, NumericProfile, load_profile
 
 
 @dataclass(frozen=True)
@@ -142,7 +142,7 @@ class DriftDetector:
     @classmethod
     def for_card(cls, card, settings: DriftSettings | None = None) -> DriftDetector:
         """A detector for a :class:`~models.card.ModelCard`: its ``drift_profile`` and, if the
-        profile carries a ``"score"`` entry (:func:`~drift.profile.score_profile`), the scores too."""
+        profile carries a ``"score"`` entry (:func:`~models.drift_profile.score_profile`), the scores too."""
         raw = card.drift_profile
         return cls(load_profile(raw), settings, score_reference=raw.get("score") or None)
 
@@ -206,18 +206,23 @@ class DriftDetector:
         return trigger
 
     def snapshot(self) -> bytes:
-        """The detector's state between windows (episodes, incident, next window id), for a stream
-        processor's checkpointed state; the profile and settings are not part of it."""
-        return pickle.dumps((self._episodes, self._incident, self._next_id), protocol=pickle.HIGHEST_PROTOCOL)
+        """The detector's state between windows (episodes, incident, next window id) as versioned JSON
+        (:mod:`drift.detector_state`), for a stream processor's checkpointed state; the profile and
+        settings are not part of it."""
+        return encode_state(self._episodes, self._incident, self._next_id)
 
     def restore(self, snapshot: bytes | None) -> None:
-        """Continue from a :meth:`snapshot` (None: start afresh)."""
+        """Continue from a :meth:`snapshot` (None: start afresh). Anything else, a pre-JSON pickle
+        snapshot included (never unpickled), raises :class:`~drift.errors.DriftError` and leaves
+        the state alone."""
         if snapshot is None:
-            self._episodes = {}
-            self._incident = _Incident(history=deque(maxlen=self.settings.confirm_m))
-            self._next_id = 0
-            return
-        self._episodes, self._incident, self._next_id = pickle.loads(snapshot)
+            episodes, incident, next_id = {}, {}, 0
+        else:
+            episodes, incident, next_id = decode_state(snapshot)
+        history = deque(incident.pop("history", ()), maxlen=self.settings.confirm_m)
+        self._episodes = {name: _Episode(**fields) for name, fields in episodes.items()}
+        self._incident = _Incident(**incident, history=history)
+        self._next_id = next_id
 
     @property
     def open_episodes(self) -> dict[str, Tier]:

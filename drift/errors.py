@@ -1,6 +1,6 @@
-"""The drift package's error type (a :class:`~streamscore.errors.StreamscoreError`)."""
+"""The drift package's error type (a :class:`~streamscore.foundation.errors.StreamscoreError`)."""
 
-from streamscore.errors import StreamscoreError
+from streamscore.foundation.errors import StreamscoreError
 
 
 class DriftError(StreamscoreError):

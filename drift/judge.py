@@ -39,7 +39,9 @@ from scipy import stats as _stats
 
 from drift.ecdf import GridCdf, ks_statistic_grids
 from drift.errors import DriftError
-from drift.profile import (
+from drift.settings import DriftSettings
+from drift.stats import bh_adjust, bonferroni, chi2_counts, effective_size, ks_pvalue, psi_unchecked
+from models.drift_profile import (
     SCORE_FEATURE,
     DriftProfile,
     FeatureProfile,
@@ -48,8 +50,6 @@ from drift.profile import (
     load_score_profile,
     numeric_bin_index,
 )
-from drift.settings import DriftSettings
-from drift.stats import bh_adjust, bonferroni, chi2_counts, effective_size, ks_pvalue, psi_unchecked
 
 CHUNK_ROWS = 50_000  # events per whole-array pass in WindowJudge.judge_batch
 

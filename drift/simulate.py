@@ -24,9 +24,9 @@ import numpy as np
 
 from drift.decision import DriftDetector
 from drift.judge import WindowJudge
-from drift.profile import DriftProfile, load_profile
 from drift.settings import DriftSettings, Tier
 from drift.stats import ks_2samp, presort
+from models.drift_profile import DriftProfile, load_profile
 
 SIZES = (100, 250, 500, 1000, 2500, 5000)
 SHIFTS = (0.1, 0.2, 0.3, 0.5, 0.75, 1.0)

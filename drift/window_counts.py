@@ -25,15 +25,15 @@ import numpy as np
 
 from drift.errors import DriftError
 from drift.judge import BatchStats, WindowJudge
-from drift.profile import (
+from drift.settings import DriftSettings
+from drift.stats import chi2_counts, ks_pvalue, psi_unchecked
+from models.drift_profile import (
     SCORE_FEATURE,
     categorical_bucket_index,
     load_profile,
     load_score_profile,
     numeric_bin_index,
 )
-from drift.settings import DriftSettings
-from drift.stats import chi2_counts, ks_pvalue, psi_unchecked
 
 HEADER = 4  # events, scores, first_ms, last_ms
 _NO_TIME = np.iinfo(np.int64).max

@@ -21,10 +21,10 @@ from connectors.dead_letter import (
     reason_code,
 )
 from jobs.model_pool import ModelPool, VersionModel
-from jobs.model_router import RoutePlan
+from jobs.model_router import RoutePlan, version_groups
 from models.registry import LoadedModel
 from schemas import SerdeError, serde_for
-from streamscore.errors import ModelError
+from streamscore.foundation.errors import ModelError
 
 
 class Predictor:
@@ -260,12 +260,3 @@ class BatchScorer:
         result.dead_by_stage[stage] = result.dead_by_stage.get(stage, 0) + 1
         result.dead_letters.append(DeadLetterNote(stage, reason_code(stage, reason), event_id, record["correlation_id"],
                                                   int(partition), int(offset)))
-
-
-def version_groups(versions: Sequence[str | None]) -> list[tuple[str, np.ndarray]]:
-    """(version, row indices) for each distinct non-null version, in first-seen order."""
-    groups: dict[str, list[int]] = {}
-    for k, version in enumerate(versions):
-        if version is not None:
-            groups.setdefault(version, []).append(k)
-    return [(version, np.asarray(index, dtype=np.intp)) for version, index in groups.items()]

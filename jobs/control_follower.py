@@ -46,7 +46,7 @@ class ControlFollower(threading.Thread):
         from confluent_kafka import TopicPartition
 
         from connectors.kafka_clients import existing_topics, read_committed_consumer
-        from streamscore.config import load_settings
+        from streamscore.foundation.config import load_settings
 
         settings = load_settings(self.client_env)  # reads the SASL password from its file, here on the TaskManager
         partitions = existing_topics(settings).get(self.topic)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from jobs.job_config import JsonJobConfig
-from streamscore.errors import ConfigError
+from streamscore.foundation.errors import ConfigError
 
 WINDOW_KINDS = ("count", "time")
 
@@ -54,5 +54,6 @@ class DriftJobConfig(JsonJobConfig):
         if self.confirm_k > self.confirm_m:
             raise ConfigError(f"confirm_k ({self.confirm_k}) cannot exceed confirm_m ({self.confirm_m})")
         if self.startup_mode not in ("group-offsets", "earliest-offset", "latest-offset"):
-            raise ConfigError(f"startup_mode {self.startup_mode!r} is not group-offsets, earliest-offset or latest-offset")
+            raise ConfigError(f"startup_mode {self.startup_mode!r} is not group-offsets, earliest-offset "
+                              f"or latest-offset")
         return self

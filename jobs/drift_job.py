@@ -47,7 +47,8 @@ LABEL_IDS_TYPE = DataTypes.ROW([
     DataTypes.FIELD("label", DataTypes.INT()),
 ])
 OUTPUT_TYPE = Types.ROW_NAMED(["sink", "msg_key", "payload"],
-                              [Types.STRING(), Types.PRIMITIVE_ARRAY(Types.BYTE()), Types.PRIMITIVE_ARRAY(Types.BYTE())])
+                              [Types.STRING(), Types.PRIMITIVE_ARRAY(Types.BYTE()),
+                               Types.PRIMITIVE_ARRAY(Types.BYTE())])
 
 
 class PartialCounts(ScalarFunction):
@@ -208,7 +209,8 @@ def _register_sources(t_env: StreamTableEnvironment, config: DriftJobConfig, wit
 def _labelled_partials(t_env: StreamTableEnvironment, config: DriftJobConfig):
     """Labels joined to scored records by event id (a regular join in Flink SQL, state kept for
     ``label_wait_ms``), then counted per Arrow batch into labelled partials."""
-    for name, source, result_type in (("scored_ids", "scored", SCORED_IDS_TYPE), ("label_ids", "labels", LABEL_IDS_TYPE)):
+    for name, source, result_type in (("scored_ids", "scored", SCORED_IDS_TYPE),
+                                      ("label_ids", "labels", LABEL_IDS_TYPE)):
         t_env.create_temporary_function(f"decode_{name}", udf(DecodeIds(config, source), result_type=result_type,
                                                                func_type="pandas"))
     t_env.create_temporary_function("labelled_partial", udf(LabelledPartial(), result_type=PARTIAL_TYPE,

@@ -11,9 +11,9 @@ import uuid
 
 import numpy as np
 
-from drift.profile import load_profile
 from drift.window_counts import WindowCounter, counter_for_model
 from jobs.drift_config import DriftJobConfig
+from models.drift_profile import load_profile
 from schemas import SerdeError, serde_for
 
 SINK_ALERTS, SINK_CONTROL = "alerts", "control"
@@ -239,7 +239,8 @@ class SidecarLogic:
         verdict, summary = decision.verdict, decision.summary
         auc = "n/a" if summary.auc is None else f"{summary.auc:.3f}"
         reason = (f"accuracy {verdict.observed:.3f} vs reference {verdict.reference:.3f} "
-                  f"({verdict.drop * 100:.1f} points, p {verdict.p_value:.1e}) over {summary.n} labelled events; AUC {auc}")
+                  f"({verdict.drop * 100:.1f} points, p {verdict.p_value:.1e}) over {summary.n} labelled events; "
+                  f"AUC {auc}")
         return self._control.encode({
             "message_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{window['window_id']}:trigger")),
             "kind": "RETRAIN_TRIGGER", "model_name": self.model_name, "model_version": self.model_version,

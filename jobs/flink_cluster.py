@@ -12,11 +12,10 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from jobs.flink_home import client_home, pyflink_dir
 from jobs.job_secrets import job_secrets_env, without_secrets
-from streamscore.config import Settings
-from streamscore.errors import StreamscoreError
-from streamscore.stack.flink_home import pyflink_dir
-from streamscore.stack.services import FlinkService
+from streamscore.foundation.config import Settings
+from streamscore.foundation.errors import StreamscoreError
 
 JOBS_DIR = Path(__file__).resolve().parent
 _JOB_ID = re.compile(r"JobID ([0-9a-f]{32})")
@@ -36,17 +35,7 @@ class JobInfo:
 
 def flink_env(settings: Settings) -> dict[str, str]:
     """Environment for the ``flink`` CLI: our conf (REST address) and lib (Kafka connector)."""
-    home = FlinkService(settings).ensure_client_home()
-    env = dict(os.environ)
-    env.update({
-        "FLINK_HOME": str(pyflink_dir()),
-        "FLINK_CONF_DIR": str(home.conf_dir),
-        "FLINK_LIB_DIR": str(home.lib_dir),
-        "FLINK_LOG_DIR": str(settings.log_dir),
-        "_FLINK_HOME_DETERMINED": "1",
-        "PATH": os.path.dirname(settings.python_executable) + os.pathsep + env.get("PATH", ""),
-    })
-    return env
+    return dict(os.environ) | client_home(settings).env()
 
 
 def submit_python_job(settings: Settings, script: Path, job_args: list[str], *,
@@ -61,11 +50,13 @@ def submit_python_job(settings: Settings, script: Path, job_args: list[str], *,
         with job_secrets_env(settings) as secrets_env:  # deleted once the job graph is submitted
             env = without_secrets(flink_env(settings)) | secrets_env
             proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout_s, check=False)
-    except subprocess.TimeoutExpired:
-        raise FlinkJobError(f"submitting {script.name} to {settings.flink_rest} timed out after {timeout_s:.0f}s") from None
+    except subprocess.TimeoutExpired as exc:
+        raise FlinkJobError(f"submitting {script.name} to {settings.flink_rest} timed out after "
+                            f"{timeout_s:.0f}s") from exc
     match = _JOB_ID.search(proc.stdout + proc.stderr)
     if proc.returncode != 0 or not match:
-        raise FlinkJobError(f"submitting {script.name} to {settings.flink_rest} failed: {_cause(proc.stdout + proc.stderr)}")
+        raise FlinkJobError(f"submitting {script.name} to {settings.flink_rest} failed: "
+                            f"{_cause(proc.stdout + proc.stderr)}")
     return match.group(1)
 
 
@@ -87,9 +78,9 @@ def rest(settings: Settings, path: str, method: str = "GET", body: dict | None =
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             payload = resp.read()
     except urllib.error.HTTPError as exc:
-        raise FlinkJobError(f"Flink REST {method} {path}: HTTP {exc.code} {exc.read()[:300]!r}") from None
+        raise FlinkJobError(f"Flink REST {method} {path}: HTTP {exc.code} {exc.read()[:300]!r}") from exc
     except (urllib.error.URLError, OSError) as exc:
-        raise FlinkJobError(f"Flink at {settings.flink_rest} is unreachable: {exc}") from None
+        raise FlinkJobError(f"Flink at {settings.flink_rest} is unreachable: {exc}") from exc
     return json.loads(payload) if payload else {}
 
 

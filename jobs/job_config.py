@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict, fields, replace
 from typing import Any
 
-from streamscore.errors import ConfigError
+from streamscore.foundation.errors import ConfigError
 
 _MISSING = object()
 
@@ -32,7 +32,7 @@ def config_from_json(cls, text: str, label: str, required: tuple[str, ...] = ("b
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"{label} is not JSON: {exc.msg}") from None
+        raise ConfigError(f"{label} is not JSON: {exc.msg}") from exc
     if not isinstance(raw, dict):
         raise ConfigError(f"{label} must be a JSON object, got {type(raw).__name__}")
     known = {f.name: f for f in fields(cls)}

@@ -21,9 +21,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from connectors.kafka_security import java_client_properties
-from streamscore.config import Settings
-from streamscore.errors import ConfigError
-from streamscore.security import write_private
+from streamscore.foundation.config import Settings
+from streamscore.foundation.errors import ConfigError
+from streamscore.foundation.security import write_private
 
 ENV_VAR = "STREAMSCORE_JOB_KAFKA_PROPERTIES_FILE"
 
@@ -60,7 +60,7 @@ def job_kafka_properties(environ: dict[str, str] | None = None) -> dict[str, str
     try:
         props = json.loads(Path(raw).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"{ENV_VAR}: cannot read the Kafka properties file {raw}: {type(exc).__name__}") from None
+        raise ConfigError(f"{ENV_VAR}: cannot read the Kafka properties file {raw}: {type(exc).__name__}") from exc
     if not isinstance(props, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in props.items()):
         raise ConfigError(f"{ENV_VAR}: {raw} must hold a JSON object of strings")
     return props

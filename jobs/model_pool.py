@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from models.card import ModelCard
-from streamscore.errors import ModelError
+from streamscore.foundation.errors import ModelError
 
 
 @dataclass(frozen=True)

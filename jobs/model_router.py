@@ -50,7 +50,9 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from streamscore.errors import StreamscoreError
+import numpy as np
+
+from streamscore.foundation.errors import StreamscoreError
 
 DEFAULT_ACTIVATION_DELAY_MS = 10_000
 PRIMARY, SHADOW, CANARY = "primary", "shadow", "canary"
@@ -214,3 +216,12 @@ class ModelRouter:
                 primary.append(route.version_for(event_id))
                 shadow.append(route.shadow)
         return RoutePlan(primary, shadow)
+
+
+def version_groups(versions: Sequence[str | None]) -> list[tuple[str, np.ndarray]]:
+    """(version, row indices) for each distinct non-null version, in first-seen order."""
+    groups: dict[str, list[int]] = {}
+    for k, version in enumerate(versions):
+        if version is not None:
+            groups.setdefault(version, []).append(k)
+    return [(version, np.asarray(index, dtype=np.intp)) for version, index in groups.items()]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from jobs.job_config import JsonJobConfig
-from streamscore.errors import ConfigError
+from streamscore.foundation.errors import ConfigError
 
 MIN_TRANSACTION_TIMEOUT_MS = 60_000
 TIMEOUT_HEADROOM = 10  # transaction timeout >= 10 x (checkpoint interval + max delay)

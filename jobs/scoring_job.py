@@ -49,7 +49,7 @@ class ScoreBatch(ScalarFunction):
         from jobs.job_metrics import LifecycleMetrics, ScoringMetrics
         from models.registry import load_model
         from models.runtime import OnnxScorer
-        from streamscore.logs import configure_logging, get_logger
+        from streamscore.foundation.logs import configure_logging, get_logger
 
         configure_logging(stream="stdout")  # a Python worker's stdout becomes INFO lines of the TaskManager log
         model = load_model(self.config.model, root=self.config.registry_dir)
@@ -149,7 +149,8 @@ def build_pipeline(t_env: TableEnvironment, config: ScoringJobConfig):
     """Tables, the vectorized scoring function and a statement set writing both sinks."""
     source = KafkaTableSpec("events_in", config.events_topic, config.bootstrap)
     t_env.execute_sql(source_ddl(source, config.consumer_group, startup=config.startup_mode))
-    sinks = [("scored_out", config.scored_topic, "scored"), ("dead_letter_out", config.dead_letter_topic, "dead-letter")]
+    sinks = [("scored_out", config.scored_topic, "scored"),
+             ("dead_letter_out", config.dead_letter_topic, "dead-letter")]
     if config.control_topic:
         sinks.append(("shadow_out", config.shadow_topic, "shadow"))
     for table, topic, suffix in sinks:
@@ -161,7 +162,8 @@ def build_pipeline(t_env: TableEnvironment, config: ScoringJobConfig):
     t_env.execute_sql("CREATE TEMPORARY VIEW scored_batch AS "
                       "SELECT score_batch(payload, src_partition, src_offset) AS r, src_timestamp FROM events_in")
     statements = t_env.create_statement_set()
-    statements.add_insert_sql("INSERT INTO scored_out SELECT r.msg_key, r.body, src_timestamp FROM scored_batch WHERE r.is_scored")
+    statements.add_insert_sql("INSERT INTO scored_out SELECT r.msg_key, r.body, src_timestamp "
+                              "FROM scored_batch WHERE r.is_scored")
     statements.add_insert_sql(
         "INSERT INTO dead_letter_out SELECT r.msg_key, r.body, src_timestamp FROM scored_batch WHERE NOT r.is_scored")
     if config.control_topic:

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from jobs.model_router import version_groups
+
 
 @dataclass
 class ShadowStats:
@@ -32,8 +34,6 @@ def score_shadow(scorer, picked: list[dict], rows: list[int], matrix: np.ndarray
     bodies: dict[int, bytes] = {}
     stats: dict[str, ShadowStats] = {}
     try:
-        from jobs.batch_scorer import version_groups
-
         for version, index in version_groups(shadow):
             index = np.asarray([k for k in index.tolist() if result.is_scored[rows[k]]], dtype=np.intp)
             if len(index):

@@ -10,14 +10,14 @@ from pathlib import Path
 from connectors.kafka_clients import broker_config_value, existing_topics
 from jobs.drift_config import DriftJobConfig
 from jobs.flink_cluster import JOBS_DIR, FlinkJobError, list_jobs, submit_python_job, wait_running
+from jobs.flink_home import connector_jars
 from jobs.job_secrets import job_secrets_env, without_secrets
 from jobs.scoring_config import ScoringJobConfig, check_against_broker
 from models.contract import check_against_event_schema
 from models.registry import load_model
 from schemas import load_schema
-from streamscore.config import Settings
-from streamscore.errors import ConfigError
-from streamscore.stack.services import FlinkService
+from streamscore.foundation.config import Settings
+from streamscore.foundation.errors import ConfigError
 
 SCORING_SCRIPT = JOBS_DIR / "scoring_job.py"
 DRIFT_SCRIPT = JOBS_DIR / "drift_job.py"
@@ -144,7 +144,7 @@ def run_embedded(settings: Settings, config: ScoringJobConfig | DriftJobConfig) 
     else:
         preflight(settings, config)
         script = SCORING_SCRIPT
-    jar = FlinkService(settings).connector_jars()[0]
+    jar = connector_jars(settings)[0]
     argv = [settings.python_executable, str(script), "--config", config.to_json(),
             "--connector-jar", Path(jar).resolve().as_uri(), "--wait"]
     with job_secrets_env(settings) as secrets_env:  # a 0600 file while the job runs, never argv

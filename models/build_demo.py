@@ -26,11 +26,11 @@ from typing import Any
 import numpy as np
 
 import streamscore
-from drift.profile import build_profile, score_profile
 from models import demo_data
 from models.card import ModelCard, OutputSpec, TensorSpec, TrainingSummary
+from models.drift_profile import build_profile, score_profile
 from models.registry import CARD_FILE, DEFAULT_ROOT, ONNX_FILE, ModelRegistry, sha256_hex
-from streamscore.errors import ModelError
+from streamscore.foundation.errors import ModelError
 
 MODEL_NAME, MODEL_VERSION = "fraud", "1.0.0"
 DEFAULT_SEED, DEFAULT_ROWS = 20_240_601, 120_000

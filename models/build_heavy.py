@@ -28,7 +28,6 @@ from typing import Any
 import numpy as np
 import onnx
 
-from drift.profile import build_profile, score_profile
 from models import demo_data
 from models.build_demo import (
     DEFAULT_ROWS,
@@ -42,8 +41,9 @@ from models.build_demo import (
     write_demo_model,
 )
 from models.card import TrainingSummary
+from models.drift_profile import build_profile, score_profile
 from models.registry import DEFAULT_ROOT
-from streamscore.errors import ModelError
+from streamscore.foundation.errors import ModelError
 
 MODEL_NAME, MODEL_VERSION = "fraud-mlp", "1.0.0"
 HIDDEN_LAYERS = (512, 512, 256)

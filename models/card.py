@@ -11,7 +11,7 @@ Layout (``format_version`` 1)::
      "onnx_sha256": "<hex>",
      "training": {"algorithm", "rows_train", "rows_test", "seed", "positive_rate",
                   "test_auc", "test_accuracy" (at the threshold; optional), "library_versions": {...}},
-     "drift_profile": {...},                                        # drift.profile
+     "drift_profile": {...},                                        # models.drift_profile
      "optimization": {"parent", "transformation", ...}}             # only on optimized versions
 
 Every malformed or inconsistent field raises :class:`ModelError` naming it.
@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from models.contract import FeatureContract, FeatureSpec
-from streamscore.errors import ModelError
+from streamscore.foundation.errors import ModelError
 
 FORMAT_VERSION = 1
 LABEL_RULE = "score >= threshold"

@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from streamscore.errors import ContractError, ModelError
+from streamscore.foundation.errors import ContractError, ModelError
 
 NUMERIC_DTYPES = ("double", "float", "int", "long", "boolean")
 _FAST_TYPES = {"double": {float, int}, "float": {float, int}, "int": {int}, "long": {int}, "boolean": {bool}}

@@ -250,10 +250,7 @@ def _apply_drift(columns: dict, spec: DriftSpec, rng: np.random.Generator) -> No
         values[rows] = _shift_booleans(values[rows], spec, draws)
     else:
         mean, std = reference_moments()[spec.feature]
-        if spec.kind == "shift":
-            moved = values[rows] + spec.amount * std
-        else:
-            moved = mean + (values[rows] - mean) * spec.amount
+        moved = values[rows] + spec.amount * std if spec.kind == "shift" else mean + (values[rows] - mean) * spec.amount
         moved = np.clip(moved, feature.low, feature.high)
         values[rows] = np.rint(moved) if feature.dtype == "int" else moved
 

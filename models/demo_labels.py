@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from streamscore.errors import ModelError
+from streamscore.foundation.errors import ModelError
 
 
 @dataclass(frozen=True)

@@ -25,13 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from drift.profile import score_profile
 from models import optimize_bench as bench
 from models import optimize_transforms as transforms
 from models.card import ModelCard
+from models.drift_profile import score_profile
 from models.registry import CARD_FILE, ONNX_FILE, LoadedModel, ModelRef, ModelRegistry, sha256_hex
 from models.runtime import OnnxScorer
-from streamscore.errors import ModelError
+from streamscore.foundation.errors import ModelError
 
 TRANSFORMATIONS = ("int8", "fp16", "opt-basic", "opt-extended", "opt-all")
 EVAL_SEED, CALIBRATION_SEED = 90_210_001, 90_210_002  # no model is trained on these draws

@@ -25,7 +25,7 @@ import onnx
 import onnxruntime as ort
 
 from models.runtime import GRAPH_OPTIMIZATION
-from streamscore.errors import ModelError
+from streamscore.foundation.errors import ModelError
 
 CONVERTIBLE_OPS = frozenset({"MatMul", "Gemm", "Conv", "ConvTranspose", "LSTM", "GRU", "Attention"})
 CALIBRATION_BATCH = 256

@@ -1,7 +1,7 @@
 """When may the retrainer promote its challenger by itself (``streamscore retrain --auto-promote``)?
 
 Pure (no Kafka, no Flink): the evidence is counted from decoded records and control messages
-that the caller read (``streamscore.shadow_evidence``); this module joins, counts and decides.
+that the caller read (``streamscore.lifecycle.shadow_evidence``); this module joins, counts and decides.
 
 **Evidence.** An event is *shadowed* when it has a record of the challenger version on
 ``scored-shadow`` and a champion record (another version) on ``scored``. Label agreement is the
@@ -29,7 +29,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from streamscore.errors import ModelError
+from streamscore.foundation.errors import ModelError
 
 PRIMARY_KINDS = ("MODEL_PROMOTED", "MODEL_ROLLED_BACK")
 SHADOW_KINDS = ("SHADOW_ATTACHED", "SHADOW_DETACHED")

@@ -29,7 +29,7 @@ from models.registry import (
     sha256_hex,
 )
 from schemas import load_schema
-from streamscore.errors import ModelError
+from streamscore.foundation.errors import ModelError
 
 
 def read_training_sample(path: str | Path, card: ModelCard) -> np.ndarray:
@@ -41,7 +41,7 @@ def read_training_sample(path: str | Path, card: ModelCard) -> np.ndarray:
                 try:
                     events.append(json.loads(line))
                 except json.JSONDecodeError as exc:
-                    raise ModelError(f"training sample {path} line {number}: not JSON: {exc.msg}") from None
+                    raise ModelError(f"training sample {path} line {number}: not JSON: {exc.msg}") from exc
     matrix, _rejects, valid = card.contract.to_matrix(events)
     if len(valid) < 100:
         raise ModelError(f"training sample {path}: {len(valid)} usable events; a reference profile needs >= 100")
@@ -49,7 +49,7 @@ def read_training_sample(path: str | Path, card: ModelCard) -> np.ndarray:
 
 
 def _with_profile(card: ModelCard, onnx_bytes: bytes, sample: np.ndarray) -> ModelCard:
-    from drift.profile import build_profile, score_profile
+    from models.drift_profile import build_profile, score_profile
     from models.runtime import OnnxScorer
 
     scorer = OnnxScorer(LoadedModel(ref=None, card=card, onnx_bytes=onnx_bytes, directory=Path(".")))
@@ -69,7 +69,7 @@ def register_model(onnx_path: str | Path, card_path: str | Path, registry_dir: s
     try:
         onnx_bytes = Path(onnx_path).read_bytes()
     except OSError as exc:
-        raise ModelError(f"cannot read ONNX file {onnx_path}: {exc.strerror}") from None
+        raise ModelError(f"cannot read ONNX file {onnx_path}: {exc.strerror}") from exc
     card = dataclasses.replace(card, onnx_sha256=sha256_hex(onnx_bytes))
     check_onnx_against_card(card, onnx_bytes)
     check_against_event_schema(card.contract, load_schema("event"))
@@ -83,5 +83,5 @@ def register_model(onnx_path: str | Path, card_path: str | Path, registry_dir: s
         staging.rename(target)  # atomic: a reader sees the whole version or none of it
     except OSError as exc:
         shutil.rmtree(staging, ignore_errors=True)
-        raise ModelError(f"cannot write {target}: {exc}") from None
+        raise ModelError(f"cannot write {target}: {exc}") from exc
     return registry.load(card.name, card.version)

@@ -19,7 +19,7 @@ import onnx
 
 from models.card import ModelCard, load_card
 from models.contract import FeatureContract
-from streamscore.errors import ModelError
+from streamscore.foundation.errors import ModelError
 
 DEFAULT_ROOT = Path(__file__).resolve().parent
 ONNX_FILE = "model.onnx"
@@ -163,7 +163,7 @@ class ModelRegistry:
         try:
             check_onnx_against_card(card, onnx_bytes)
         except ModelError as exc:
-            raise ModelError(f"{exc} ({directory / ONNX_FILE})") from None
+            raise ModelError(f"{exc} ({directory / ONNX_FILE})") from exc
         return LoadedModel(ref=ref, card=card, onnx_bytes=onnx_bytes, directory=directory)
 
 

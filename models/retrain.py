@@ -29,7 +29,6 @@ from typing import Any
 
 import numpy as np
 
-from drift.profile import build_profile, score_profile
 from models.build_demo import (
     _best_f1_threshold,
     _check_onnx_scores,
@@ -38,9 +37,10 @@ from models.build_demo import (
     _to_onnx,
 )
 from models.card import ModelCard, TrainingSummary
+from models.drift_profile import build_profile, score_profile
 from models.registry import LoadedModel, sha256_hex
 from models.runtime import OnnxScorer
-from streamscore.errors import ModelError
+from streamscore.foundation.errors import ModelError
 
 MIN_LABELLED = 3000
 HOLDOUT_FRACTION = 0.3
@@ -119,8 +119,8 @@ def parent_params(card: ModelCard) -> dict[str, Any]:
                          f"{ALGORITHM} only")
     try:
         return dict(ast.literal_eval(algorithm[len(ALGORITHM):]))
-    except (ValueError, SyntaxError, TypeError):
-        raise ModelError(f"{card.ref}: cannot read hyper-parameters from {algorithm!r}") from None
+    except (ValueError, SyntaxError, TypeError) as exc:
+        raise ModelError(f"{card.ref}: cannot read hyper-parameters from {algorithm!r}") from exc
 
 
 def labelled_matrix(card: ModelCard, events: Sequence[Mapping[str, Any]],

@@ -29,7 +29,7 @@ import numpy as np
 import onnxruntime as ort
 
 from models.registry import LoadedModel
-from streamscore.errors import ModelError
+from streamscore.foundation.errors import ModelError
 
 PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 GRAPH_OPTIMIZATION = {
@@ -67,7 +67,8 @@ class GpuOptions:
 def provider_options(provider: str, gpu: GpuOptions, input_name: str, width: int) -> dict[str, str]:
     """ONNX Runtime options of one execution provider (strings, as its C API takes them)."""
     if provider == "TensorrtExecutionProvider":
-        shape = lambda batch: f"{input_name}:{batch}x{width}"
+        def shape(batch):
+            return f"{input_name}:{batch}x{width}"
         return {"device_id": str(gpu.device_id), "trt_fp16_enable": str(gpu.trt_fp16),
                 "trt_engine_cache_enable": "True", "trt_engine_cache_path": gpu.trt_cache_dir,
                 "trt_timing_cache_enable": "True", "trt_timing_cache_path": gpu.trt_cache_dir,
@@ -144,7 +145,7 @@ class OnnxScorer:
         self._log_ready(chosen, graph_optimization)
 
     def _log_ready(self, requested: list[str], graph_optimization: str) -> None:
-        from streamscore.logs import get_logger
+        from streamscore.foundation.logs import get_logger
 
         get_logger("models.runtime").info(
             "onnx_session_ready", model=self.model.card.ref, provider=self.providers[0], providers=self.providers,

@@ -26,7 +26,7 @@ from schemas.serde import (
     schema_fingerprint,
     serde_for,
 )
-from streamscore.errors import SerdeError
+from streamscore.foundation.errors import SerdeError
 
 __all__ = [
     "SCHEMA_FILES",

@@ -1,13 +1,13 @@
 """Typed errors of the Avro serde.
 
-Every error derives from :class:`streamscore.errors.SerdeError` (through
+Every error derives from :class:`streamscore.foundation.errors.SerdeError` (through
 :class:`PayloadError`) and carries a short machine-friendly ``reason`` code that
 a dead-letter record can store next to its human-readable message.
 """
 
 from __future__ import annotations
 
-from streamscore.errors import SerdeError
+from streamscore.foundation.errors import SerdeError
 
 
 class PayloadError(SerdeError):

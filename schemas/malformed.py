@@ -44,7 +44,8 @@ def malformed_variant(kind: str, event: dict) -> MalformedPayload:
     if kind == "trailing_bytes":
         return MalformedPayload(kind, events.encode(event) + b"\x00\x01", None, "DECODE", "trailing_bytes")
     if kind == "nan":
-        return MalformedPayload(kind, events.encode(_with(event, amount=math.nan)), eid, "CONTRACT", "contract: amount: NaN")
+        payload = events.encode(_with(event, amount=math.nan))
+        return MalformedPayload(kind, payload, eid, "CONTRACT", "contract: amount: NaN")
     if kind == "infinite":
         payload = events.encode(_with(event, distance_from_home_km=math.inf))
         return MalformedPayload(kind, payload, eid, "CONTRACT", "contract: distance_from_home_km: inf")

@@ -82,8 +82,8 @@ class SingleObjectFraming:
             raise EmptyPayloadError("payload is None (a tombstone?)")
         try:
             view = memoryview(payload).cast("B")
-        except (TypeError, ValueError):
-            raise BadMarkerError(f"payload must be bytes-like, got {type(payload).__name__}") from None
+        except (TypeError, ValueError) as exc:
+            raise BadMarkerError(f"payload must be bytes-like, got {type(payload).__name__}") from exc
         size = len(view)
         if not size:
             raise EmptyPayloadError("payload is empty")
@@ -193,15 +193,15 @@ class AvroSerde:
         stream = io.BytesIO(body)
         try:
             record = schemaless_reader(stream, self._reader_schema, None)
-        except Exception as exc:  # noqa: BLE001 - EOFError, UnicodeDecodeError, IndexError...
+        except Exception as exc:
             ran_out = isinstance(exc, IndexError) and stream.tell() >= len(body)
             if isinstance(exc, EOFError) or ran_out:  # fastavro: varint cut -> IndexError
                 raise TruncatedPayloadError(
                     f"{self.name}: body ends before the record does ({exc or 'end of data'})"
-                ) from None
+                ) from exc
             raise MalformedBodyError(
                 f"{self.name}: body is not valid Avro: {type(exc).__name__}: {exc}"
-            ) from None
+            ) from exc
         left = len(body) - stream.tell()
         if left:
             raise TrailingBytesError(f"{self.name}: {left} trailing byte(s) after the record")
@@ -229,7 +229,7 @@ class AvroSerde:
                 f"{self.name}: field {field!r} expects {expected}, "
                 f"got {type(data.datum).__name__ if data else '?'} {got}",
                 field=field,
-            ) from None
+            ) from exc
 
 
 def _describe_type(schema: Any) -> str:
@@ -249,9 +249,9 @@ def load_schema(name: str) -> dict[str, Any]:
     """Return the parsed schema ``name`` (one of :data:`SCHEMA_FILES`); read once."""
     try:
         filename = SCHEMA_FILES[name]
-    except KeyError:
+    except KeyError as exc:
         known = ", ".join(SCHEMA_FILES)
-        raise UnknownSchemaError(f"unknown schema {name!r}; known: {known}") from None
+        raise UnknownSchemaError(f"unknown schema {name!r}; known: {known}") from exc
     with open(SCHEMA_DIR / filename, encoding="utf-8") as handle:
         return parse_schema(json.load(handle))
 
@@ -280,6 +280,6 @@ def decode_any(payload: bytes | bytearray | memoryview) -> Decoded:
     known = _serdes_by_fingerprint()
     try:
         name, serde = known[key]
-    except KeyError:
-        raise UnknownFingerprintError(key, tuple(known)) from None
+    except KeyError as exc:
+        raise UnknownFingerprintError(key, tuple(known)) from exc
     return Decoded(name, serde.decode_body(body))

@@ -6,9 +6,9 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
-from streamscore.config import Address, Settings
-from streamscore.errors import StackError
-from streamscore.stack.flink_home import FlinkHome
+from jobs.flink_home import FlinkHome
+from streamscore.foundation.config import Address, Settings
+from streamscore.foundation.errors import StackError
 from streamscore.stack.process import (
     ProcessSpec,
     kill_processes_with_env,
@@ -110,7 +110,7 @@ class Stack:
             raise StackError(
                 f"{svc.name}: process {died.spec.name} exited during start-up; see its log {died.spec.log_file}\n"
                 + _indent(tail(died.spec.log_file, 15))
-            ) from None
+            ) from died
         if not ok:
             where = "the external service" if not started and self.mode(svc) == "external" else "it"
             raise StackError(
@@ -158,7 +158,7 @@ class Stack:
 def _specs(svc: Service) -> list[ProcessSpec]:
     """The process specs of a service without side effects (no downloads, no formatting)."""
     if isinstance(svc, FlinkService):
-        return [svc.home.process_spec("jobmanager"), svc.home.process_spec("taskmanager")]
+        return [svc.process_spec("jobmanager"), svc.process_spec("taskmanager")]
     return [ProcessSpec(svc.name, [], svc.log_file, svc.settings.run_dir / f"{svc.name}.pid")]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -11,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from streamscore.errors import StackError
+from streamscore.foundation.errors import StackError
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ def start_process(spec: ProcessSpec) -> int:
                 env=env, cwd=spec.cwd, start_new_session=True,
             )
         except FileNotFoundError as exc:
-            raise StackError(f"{spec.name}: cannot run {spec.argv[0]!r} ({exc.strerror})") from None
+            raise StackError(f"{spec.name}: cannot run {spec.argv[0]!r} ({exc.strerror})") from exc
     spec.pid_file.write_text(f"{proc.pid} {process_start_ticks(proc.pid)}\n")
     return proc.pid
 
@@ -108,10 +109,8 @@ def _kill_leftovers(children: list[tuple[int, int | None]]) -> None:
     """SIGKILL what the process started and left behind (checked by start time: never a reused pid)."""
     for child, ticks in children:
         if ticks is not None and process_start_ticks(child) == ticks:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(child, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
 
 def kill_processes_with_env(entry: str) -> int:
@@ -163,10 +162,8 @@ def _signal_group(pid: int, sig: int) -> None:
 
 
 def _reap(pid: int) -> None:
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def wait_for(check: Callable[[], bool], timeout_s: float, interval_s: float = 0.25,
@@ -182,7 +179,7 @@ def wait_for(check: Callable[[], bool], timeout_s: float, interval_s: float = 0.
                 return True
         except propagate:
             raise
-        except Exception:  # noqa: BLE001, S110 - not answering yet: try again until the deadline
+        except Exception:  # noqa: BLE001 - not answering yet: try again until the deadline
             pass
         if time.monotonic() >= deadline:
             return False

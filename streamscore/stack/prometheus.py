@@ -16,8 +16,8 @@ from pathlib import Path
 
 import yaml
 
-from streamscore.config import Address, Settings
-from streamscore.errors import StackError
+from streamscore.foundation.config import Address, Settings
+from streamscore.foundation.errors import StackError
 from streamscore.stack.process import ProcessSpec, port_open
 
 DEPLOY_DIR = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
@@ -32,7 +32,7 @@ def compose_relabel_configs(deploy_dir: Path = DEPLOY_DIR) -> list[dict]:
     try:
         config = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
-        raise StackError(f"prometheus: cannot read {path} ({exc}); run from a streamscore checkout") from None
+        raise StackError(f"prometheus: cannot read {path} ({exc}); run from a streamscore checkout") from exc
     for job in config.get("scrape_configs", []):
         if job.get("job_name") == "flink":
             return list(job.get("metric_relabel_configs", []))

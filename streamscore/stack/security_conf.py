@@ -15,9 +15,9 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
-from streamscore.config import Settings
-from streamscore.errors import StackError
-from streamscore.security import KafkaSecurity, write_private
+from streamscore.foundation.config import Settings
+from streamscore.foundation.errors import StackError
+from streamscore.foundation.security import KafkaSecurity, write_private
 
 BROKER_USER = "streamscore-broker"
 _SCRAM_UNSAFE = set(',[]="\\') | {" "}

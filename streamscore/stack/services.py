@@ -12,11 +12,12 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from streamscore.config import Address, Settings
-from streamscore.errors import StackError
-from streamscore.security import write_private
-from streamscore.stack import jars, security_conf
-from streamscore.stack.flink_home import FlinkHome
+from jobs import jars
+from jobs.flink_home import FlinkHome, connector_jars
+from streamscore.foundation.config import Address, Settings
+from streamscore.foundation.errors import StackError
+from streamscore.foundation.security import write_private
+from streamscore.stack import security_conf
 from streamscore.stack.process import ProcessSpec, port_open
 
 KAFKA_MAIN = "kafka.Kafka"
@@ -189,20 +190,18 @@ class FlinkService:
 
     def prepare(self) -> list[ProcessSpec]:
         require_java17()
-        self.home.build(extra_jars=self.connector_jars())
-        return [self.home.process_spec("jobmanager"), self.home.process_spec("taskmanager")]
+        self.home.build(extra_jars=connector_jars(self.settings))
+        return [self.process_spec("jobmanager"), self.process_spec("taskmanager")]
 
-    def connector_jars(self) -> list[Path]:
-        """The Flink Kafka connector (cached from Maven Central on first use)."""
-        version = self.settings.flink_connector_version
-        return jars.resolve(self.settings.cache_dir, f"flink-kafka-connector-{version}",
-                            [jars.flink_kafka_connector_artifact(version)], transitive=False)
-
-    def ensure_client_home(self) -> FlinkHome:
-        """lib/ and conf/ for the ``flink`` client (also when the cluster is external)."""
-        if not (self.home.conf_dir / "config.yaml").is_file() or not any(self.home.lib_dir.glob("*kafka*.jar")):
-            self.home.build(extra_jars=self.connector_jars())
-        return self.home
+    def process_spec(self, role: str) -> ProcessSpec:
+        script = {"jobmanager": "jobmanager.sh", "taskmanager": "taskmanager.sh"}[role]
+        return ProcessSpec(
+            name=f"flink-{role}",
+            argv=["bash", str(self.home.dist / "bin" / script), "start-foreground"],
+            log_file=self.settings.log_dir / f"flink-{role}.log",
+            pid_file=self.settings.run_dir / f"flink-{role}.pid",
+            env=self.home.env() | {"FLINK_PID_DIR": str(self.settings.run_dir)},
+        )
 
     def probe(self) -> tuple[bool, str]:
         if not port_open(self.address.host, self.address.port):

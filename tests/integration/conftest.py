@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from connectors.kafka_clients import create_topics, delete_topics
-from streamscore.config import TopicSpec, load_settings
+from streamscore.foundation.config import TopicSpec, load_settings
 from streamscore.stack import Stack
 
 

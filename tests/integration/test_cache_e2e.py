@@ -30,13 +30,13 @@ import pytest
 from benchmarks.feed import with_repeats
 from connectors.kafka_clients import produce_transactionally, read_topic
 from jobs.flink_cluster import cancel_job, wait_running
+from jobs.flink_metrics import scrape
 from jobs.submit import scoring_config_from_settings, submit_scoring
 from models.demo_data import generate_events
 from models.registry import load_model
 from schemas import serde_for
-from streamscore.chaos import cache_log_events
-from streamscore.errors import StreamscoreError
-from streamscore.flink_metrics import scrape
+from streamscore.foundation.errors import StreamscoreError
+from streamscore.harness.chaos import cache_log_events
 from streamscore.stack.process import pid_alive, running_pid
 
 pytestmark = pytest.mark.integration

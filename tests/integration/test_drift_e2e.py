@@ -59,7 +59,8 @@ def test_injected_drift_raises_one_alert_episode_and_one_trigger_after_it_starts
                                        window_kind=window_kind, window_ms=2000)
     jobs = [submit_scoring(settings, scoring), submit_drift(settings, drift)]
     try:
-        drift_started_ms = _produce_with_drift(settings, events, f"d{tag}-", tail=40_000 if window_kind == "time" else 0)
+        tail = 40_000 if window_kind == "time" else 0
+        drift_started_ms = _produce_with_drift(settings, events, f"d{tag}-", tail=tail)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not _read_all(settings, control_topic, "control", 2):
             time.sleep(2)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streamscore.chaos import run_fault
+from streamscore.harness.chaos import run_fault
 
 pytestmark = pytest.mark.integration
 

@@ -16,12 +16,12 @@ import pytest
 
 from connectors.kafka_clients import produce_transactionally, read_topic
 from jobs.flink_cluster import cancel_job
+from jobs.flink_metrics import scrape
 from jobs.submit import drift_config_from_settings, scoring_config_from_settings, submit_drift, submit_scoring
 from models.demo_data import generate_labelled
 from models.demo_labels import LabelPlan, label_records
 from schemas import serde_for
-from streamscore.flink_metrics import scrape
-from streamscore.labels import produce_labels
+from streamscore.harness.labels import produce_labels
 
 pytestmark = pytest.mark.integration
 

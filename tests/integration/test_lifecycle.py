@@ -10,7 +10,6 @@ canary; every event is checked against the announced effective times: its versio
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import threading
@@ -24,6 +23,7 @@ import pytest
 from connectors.kafka_clients import read_topic
 from connectors.redis_client import redis_client
 from jobs.flink_cluster import cancel_job, list_jobs
+from jobs.flink_metrics import LIFECYCLE_PREFIX, job_series
 from jobs.model_router import canary_bucket
 from jobs.submit import scoring_config_from_settings, submit_scoring
 from models.demo_data import generate_events
@@ -31,9 +31,9 @@ from models.register import register_model
 from models.registry import DEFAULT_ROOT, load_model
 from models.runtime import OnnxScorer
 from schemas import serde_for
-from streamscore import model_commands
-from streamscore.flink_metrics import LIFECYCLE_PREFIX, job_series
-from streamscore.traffic import run_traffic
+from streamscore.foundation.vocabulary import LifecycleAction
+from streamscore.harness.traffic import run_traffic
+from streamscore.lifecycle import control as control_protocol
 
 pytestmark = pytest.mark.integration
 
@@ -60,10 +60,11 @@ def registry(tmp_path_factory):
 
 
 def _lifecycle(settings, action, ref, registry, control, delay_ms, percent=None):
-    args = argparse.Namespace(action=action, ref=ref, registry_dir=str(registry), control_topic=control,
-                              activation_delay_ms=delay_ms, percent=percent, onnx=None, card=None,
-                              training_sample=None)
-    assert model_commands.dispatch(args, settings) == 0
+    change = control_protocol.LifecycleChange(LifecycleAction(action), ref, control_topic=control,
+                                              registry_dir=str(registry), activation_delay_ms=delay_ms,
+                                              percent=percent)
+    published = control_protocol.apply_change(settings, change)
+    assert published.message["kind"] == LifecycleAction(action).kind
 
 
 def _lifecycle_metrics(settings, job_name: str, timeout_s: float = 20.0) -> dict[str, dict[tuple, float]]:
@@ -110,12 +111,12 @@ def test_promotion_and_shadow_while_events_flow(settings, fresh_topics, registry
         changer.join(30)
         shadow_records = [serde_for("scored").decode(r.value) for r in read_topic(settings, shadow, idle_timeout_s=3)]
         running = {j.job_id: j.state for j in list_jobs(settings)}
-        pointer = redis_client(settings).get(model_commands.pointer_key(NAME))
+        pointer = redis_client(settings).get(control_protocol.pointer_key(NAME))
         metrics = _lifecycle_metrics(settings, config.job_name)
         announced = [serde_for("control").decode(r.value) for r in read_topic(settings, control, idle_timeout_s=2)]
     finally:
         cancel_job(settings, job_id)
-        redis_client(settings).delete(model_commands.pointer_key(NAME))
+        redis_client(settings).delete(control_protocol.pointer_key(NAME))
 
     assert running.get(job_id) == "RUNNING"  # the same job followed control: no resubmission
     assert pointer == b"1.1.0"
@@ -222,7 +223,7 @@ def test_taskmanager_killed_right_after_promotion_replays_with_the_recorded_vers
     (in a transaction its next checkpoint would have committed): the job recovers from its checkpoint
     and replays; every record (committed, and every aborted attempt too) carries the version in force
     at its event time, so the replay chose the versions the first run chose."""
-    from streamscore.chaos import FaultContext, kill_taskmanager
+    from streamscore.harness.chaos import FaultContext, kill_taskmanager
 
     tag = uuid.uuid4().hex[:8]
     config, (events, scored, dead, _shadow, control) = _lifecycle_job(
@@ -254,7 +255,7 @@ def test_taskmanager_killed_right_after_promotion_replays_with_the_recorded_vers
         promote_at = _effective_promotion_ms(settings, control)
     finally:
         cancel_job(settings, ctx.job_id)
-        redis_client(settings).delete(model_commands.pointer_key(NAME))
+        redis_client(settings).delete(control_protocol.pointer_key(NAME))
 
     assert not failed, f"promoting or killing failed: {failed[0]!r}"
     assert killed_at and promote_at, "the TaskManager was never killed"

@@ -43,7 +43,8 @@ def _job_log_lines(settings, job_name: str) -> list[dict]:
     return [r for r in _json_lines(text) if r.get("job") == job_name]
 
 
-def test_a_dead_letter_is_traceable_by_correlation_id_from_producer_log_to_dead_letter(settings, fresh_topics, tmp_path):
+def test_a_dead_letter_is_traceable_by_correlation_id_from_producer_log_to_dead_letter(
+        settings, fresh_topics, tmp_path):
     events_t, scored_t, dead_t = fresh_topics("events", "scored", "dead")
     tag = uuid.uuid4().hex[:8]
     config = scoring_config_from_settings(settings, events_topic=events_t, scored_topic=scored_t,
@@ -56,7 +57,7 @@ def test_a_dead_letter_is_traceable_by_correlation_id_from_producer_log_to_dead_
     source.write_text("".join(json.dumps(e) + "\n" for e in events))
     job_id = submit_scoring(settings, config)
     try:
-        produced = subprocess.run([sys.executable, "-m", "streamscore.cli", "--log-level", "debug", "produce",
+        produced = subprocess.run([sys.executable, "-m", "streamscore.cli.main", "--log-level", "debug", "produce",
                                    "--input", str(source), "--topic", events_t, "--quiet"],
                                   capture_output=True, text=True, timeout=120, check=False)
         assert produced.returncode == 0, produced.stderr[-2000:]

@@ -10,9 +10,9 @@ import pytest
 
 from connectors.dead_letter import reason_code
 from jobs.flink_cluster import cancel_job
+from jobs.flink_metrics import scrape
 from jobs.submit import scoring_config_from_settings, submit_scoring
-from streamscore.flink_metrics import scrape
-from streamscore.traffic import run_traffic
+from streamscore.harness.traffic import run_traffic
 
 pytestmark = pytest.mark.integration
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from streamscore.config import load_settings
+from streamscore.foundation.config import load_settings
 from streamscore.stack import Stack
 from streamscore.stack.process import pid_alive, running_pid
 from streamscore.stack.prometheus import find_prometheus

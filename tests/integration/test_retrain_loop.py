@@ -32,6 +32,7 @@ from sklearn.metrics import roc_auc_score
 
 from connectors.kafka_clients import produce_transactionally, read_topic
 from jobs.flink_cluster import cancel_job
+from jobs.flink_metrics import LIFECYCLE_PREFIX, job_series
 from jobs.submit import drift_config_from_settings, scoring_config_from_settings, submit_drift, submit_scoring
 from models import demo_data
 from models.demo_labels import LabelPlan, label_records
@@ -39,9 +40,8 @@ from models.register import register_model
 from models.registry import DEFAULT_ROOT, ModelRegistry, load_model
 from models.runtime import OnnxScorer
 from schemas import serde_for
-from streamscore import cli
-from streamscore.flink_metrics import LIFECYCLE_PREFIX, job_series
-from streamscore.labels import produce_labels
+from streamscore.cli import main as cli
+from streamscore.harness.labels import produce_labels
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ from jobs.submit import scoring_config_from_settings, submit_scoring
 from models.registry import load_model
 from models.runtime import OnnxScorer
 from schemas.malformed import MALFORMED_KINDS
-from streamscore.traffic import run_traffic
+from streamscore.harness.traffic import run_traffic
 
 pytestmark = pytest.mark.integration
 
@@ -83,7 +83,8 @@ def test_batch_size_1_and_512_give_the_same_scores(settings, fresh_topics):
     assert len(one.scored) == len(many.scored) == 2_000
     sizes_one = {int(r["batch_id"].rsplit(":", 1)[1]) for r in one.scored.values()}
     assert sizes_one == {1}, "max batch size 1 must give one-record model calls"
-    suffix = lambda report: {i.split("-", 2)[2]: r["score"] for i, r in report.scored.items()}
+    def suffix(report):
+        return {i.split("-", 2)[2]: r["score"] for i, r in report.scored.items()}
     a, b = suffix(one), suffix(many)
     assert a.keys() == b.keys()
     assert max(abs(a[k] - b[k]) for k in a) <= 1e-6
@@ -93,7 +94,7 @@ def test_a_stalled_collector_is_recounted_from_a_fresh_read(settings, fresh_topi
     """The accounting harness itself: when its live consumer stops delivering (as seen once after
     a broker restart), a fresh read_committed read of the topics finishes the count, without
     counting any record twice."""
-    from streamscore import traffic
+    from streamscore.harness import traffic
 
     def stalling_run(self):  # delivers the first 200 scored records, then hangs until stopped
         try:

@@ -9,7 +9,6 @@ home (logs, configs, checkpoints), the CLI's output, the Flink REST API, every p
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import os
@@ -35,11 +34,12 @@ from jobs.flink_cluster import JOBS_DIR, cancel_job, rest, submit_python_job, wa
 from jobs.submit import scoring_config_from_settings, submit_scoring
 from models.register import register_model
 from models.registry import DEFAULT_ROOT
-from streamscore import model_commands
-from streamscore.config import TopicSpec, load_settings
-from streamscore.security import Secret
+from streamscore.foundation.config import TopicSpec, load_settings
+from streamscore.foundation.security import Secret
+from streamscore.foundation.vocabulary import LifecycleAction
+from streamscore.harness.traffic import run_traffic
+from streamscore.lifecycle import control as control_protocol
 from streamscore.stack import Stack
-from streamscore.traffic import run_traffic
 
 pytestmark = pytest.mark.integration
 
@@ -77,7 +77,7 @@ def _wrong_password(settings, secret: str = "wrong-password-123"):
 
 def _cli(secure: SecureStack, *args: str, **env_changes) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMSCORE_")} | secure.env | env_changes
-    return subprocess.run([sys.executable, "-m", "streamscore.cli", *args], cwd=REPO, env=env,
+    return subprocess.run([sys.executable, "-m", "streamscore.cli.main", *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=120, check=False)
 
 
@@ -260,9 +260,9 @@ def test_a_scoring_job_follows_control_over_sasl_ssl(secure, monkeypatch, tmp_pa
     topics = {"events_topic": events, "scored_topic": scored, "dead_topic": dead}
     try:
         before = run_traffic(secure.settings, 1000, id_prefix="sec-a-", malformed_every=0, timeout_s=120, **topics)
-        model_commands.dispatch(argparse.Namespace(
-            action="promote", ref="fraud-sec:1.1.0", registry_dir=str(registry), control_topic=control,
-            activation_delay_ms=DELAY_MS, percent=None, onnx=None, card=None, training_sample=None), secure.settings)
+        control_protocol.apply_change(secure.settings, control_protocol.LifecycleChange(
+            LifecycleAction.PROMOTE, "fraud-sec:1.1.0", registry_dir=str(registry), control_topic=control,
+            activation_delay_ms=DELAY_MS))
         time.sleep(DELAY_MS / 1000 + 0.5)
         after = run_traffic(secure.settings, 1000, id_prefix="sec-b-", malformed_every=0, timeout_s=60, **topics)
     finally:

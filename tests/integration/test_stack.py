@@ -10,7 +10,7 @@ import pytest
 from connectors.kafka_clients import create_topics, read_topic, transactional_producer
 from jobs.flink_cluster import JOBS_DIR, cancel_job, submit_python_job, wait_running
 from jobs.submit import scoring_config_from_settings, submit_scoring
-from streamscore.config import load_settings
+from streamscore.foundation.config import load_settings
 from streamscore.stack import Stack
 from streamscore.stack.process import port_open, running_pid, wait_for
 

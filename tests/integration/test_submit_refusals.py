@@ -25,7 +25,7 @@ MODELS = Path(__file__).resolve().parents[2] / "models"
 
 def _submit(extra_env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, **extra_env}
-    return subprocess.run([sys.executable, "-m", "streamscore.cli", "submit", "scoring", "--job-name",
+    return subprocess.run([sys.executable, "-m", "streamscore.cli.main", "submit", "scoring", "--job-name",
                            "it-refused", *args], capture_output=True, text=True, env=env, timeout=120, check=False)
 
 
@@ -72,7 +72,8 @@ def test_a_wrong_topic_name_is_refused(settings, stack):
 
 
 def test_an_unreachable_broker_is_refused(settings, stack):
-    line = _one_error_line(_submit({"STREAMSCORE_KAFKA_MODE": "external", "STREAMSCORE_KAFKA_BOOTSTRAP": "127.0.0.1:1"}))
+    unreachable = {"STREAMSCORE_KAFKA_MODE": "external", "STREAMSCORE_KAFKA_BOOTSTRAP": "127.0.0.1:1"}
+    line = _one_error_line(_submit(unreachable))
     assert "127.0.0.1:1" in line and "unreachable" in line
 
 

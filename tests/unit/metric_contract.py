@@ -26,7 +26,7 @@ def documented_metrics(doc: Path = METRICS_DOC) -> set[str]:
     names: set[str] = set()
     prefix = ""
     for line in doc.read_text().splitlines():
-        if line.startswith("## "):
+        if line.startswith("#"):  # a section of any level starts without a prefix
             prefix = ""
         found = re.match(r"Prefix `([a-z_]+)`", line)
         if found:

@@ -6,9 +6,9 @@ import argparse
 
 import pytest
 
-from streamscore.bounds import LIBRDKAFKA_MIN_MESSAGE_MAX_BYTES, RECORD_OVERHEAD_BYTES, SizeBound, TokenBucket
-from streamscore.commands import InputError, _check_bounds
-from streamscore.errors import ConfigError
+from streamscore.cli.bounds import LIBRDKAFKA_MIN_MESSAGE_MAX_BYTES, RECORD_OVERHEAD_BYTES, SizeBound, TokenBucket
+from streamscore.cli.produce import InputError, _check_bounds
+from streamscore.foundation.errors import ConfigError
 
 
 class FakeClock:

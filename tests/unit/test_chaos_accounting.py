@@ -5,8 +5,8 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from schemas.malformed import MalformedPayload
-from streamscore.chaos import _account
-from streamscore.traffic import TrafficReport
+from streamscore.harness.chaos import _account
+from streamscore.harness.traffic import TrafficReport
 
 
 def _report(valid, scored, dead_ids, malformed=0, duplicates=0, arrivals=()):

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from models.demo_data import generate_events
-from streamscore.cli import EXIT_ERROR, EXIT_USAGE, main
-from streamscore.commands import InputError, read_json_lines
+from streamscore.cli.main import EXIT_ERROR, EXIT_USAGE, main
+from streamscore.cli.produce import InputError, read_json_lines
 
 REPO = Path(__file__).resolve().parents[2]
 CLOSED = "127.0.0.1:1"  # nothing listens on port 1
@@ -75,7 +75,7 @@ def produce_runs(tmp_path_factory):
     env.update(offline_env(folder / "home"))
     procs = {}
     for name, path in (("missing", missing), ("bad_line", bad_line)):
-        argv = [sys.executable, "-m", "streamscore.cli", "produce", "--input", str(path), "--quiet"]
+        argv = [sys.executable, "-m", "streamscore.cli.main", "produce", "--input", str(path), "--quiet"]
         procs[name] = (path, subprocess.Popen(argv, cwd=REPO, env=env, stdin=subprocess.DEVNULL,
                                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     started = time.monotonic()

@@ -17,11 +17,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from connectors.kafka_clients import ConsumedRecord, KafkaClientError
 from models.demo_data import generate_events
 from schemas import serde_for
-from streamscore import commands
-from streamscore.cli import EXIT_USAGE, build_parser
-from streamscore.cli_metrics import DeliveryCounter, MetricsServerError, serve_metrics
-from streamscore.config import load_settings
-from streamscore.errors import SerdeError
+from streamscore.cli import produce, topics
+from streamscore.cli.cli_metrics import DeliveryCounter, MetricsServerError, serve_metrics
+from streamscore.cli.main import EXIT_USAGE, build_parser
+from streamscore.foundation.config import load_settings
+from streamscore.foundation.errors import SerdeError
 
 
 def free_port() -> int:
@@ -83,10 +83,10 @@ def test_produce_command_serves_metrics_while_it_runs(settings, monkeypatch):
         return {"produced": produced, "seconds": 0.2, "rate": produced / 0.2, "transactions": 3}
 
     monkeypatch.setattr("connectors.kafka_clients.produce_transactionally", fake_produce)
-    monkeypatch.setattr("streamscore.commands._require_topic", lambda settings, topic: None)
+    monkeypatch.setattr("streamscore.cli.produce._require_topic", lambda settings, topic: None)
     args = build_parser().parse_args(["produce", "--count", "250", "--transaction-size", "100", "--quiet",
                                       "--metrics-port", str(port)])
-    assert commands.produce(settings, args) == 0
+    assert produce.produce_from(settings, args) == 0
     assert seen[("streamscore_produced_total", (("topic", "events"),))] == 250
     with pytest.raises(OSError):  # and it is gone once the command returns
         urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2)
@@ -102,11 +102,11 @@ def test_produce_counts_the_records_of_a_failed_transaction(settings, monkeypatc
             pass
 
     monkeypatch.setattr("connectors.kafka_clients.produce_transactionally", fake_produce)
-    monkeypatch.setattr("streamscore.commands._require_topic", lambda settings, topic: None)
+    monkeypatch.setattr("streamscore.cli.produce._require_topic", lambda settings, topic: None)
     port = free_port()
     with serve_metrics(port) as metrics:
         with pytest.raises(SerdeError, match="amount"):
-            commands.produce_events(settings, "events", events, metrics=metrics)
+            produce.produce_events(settings, "events", events, metrics=metrics)
         values = scrape(port)
     assert values[("streamscore_produce_errors_total", (("reason", "encode"), ("topic", "events")))] == 3
     assert values.get(("streamscore_produced_total", (("topic", "events"),)), 0) == 0
@@ -126,7 +126,7 @@ def test_consume_command_counts_records_and_decode_errors(settings, monkeypatch)
     monkeypatch.setattr("connectors.kafka_clients.read_topic", fake_read_topic)
     args = build_parser().parse_args(["consume", "scored", "--metrics-port", str(port)])
     with pytest.raises(KafkaClientError):
-        commands.consume(settings, args)
+        topics.consume_topic(settings, args)
     assert seen[("streamscore_consumed_total", (("topic", "scored"),))] == 3
     assert seen[("streamscore_consume_errors_total", (("reason", "decode"), ("topic", "scored")))] == 1
 
@@ -156,5 +156,5 @@ def test_argparse_namespace_without_the_option_still_works(settings, monkeypatch
     """Callers that build their own Namespace (the demo) need not know the option."""
     monkeypatch.setattr("connectors.kafka_clients.read_topic", lambda *a, **k: iter(()))
     args = argparse.Namespace(topic="scored", max=None, idle_timeout=0.1, from_beginning=True, follow=False)
-    assert commands.consume(settings, args) == 0
+    assert topics.consume_topic(settings, args) == 0
 

@@ -18,8 +18,8 @@ from urllib.parse import urlparse
 import pytest
 import yaml
 
-from streamscore.config import load_settings
-from streamscore.errors import StreamscoreError
+from streamscore.foundation.config import load_settings
+from streamscore.foundation.errors import StreamscoreError
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -141,7 +141,7 @@ def _mount_target(service: dict, source: str) -> str:
 def _depends_on(service: dict) -> dict[str, str]:
     deps = service.get("depends_on") or {}
     if isinstance(deps, list):
-        return {name: "service_started" for name in deps}
+        return dict.fromkeys(deps, "service_started")
     return {name: (spec or {}).get("condition", "service_started") for name, spec in deps.items()}
 
 
@@ -575,7 +575,7 @@ def test_flink_checkpoints_on_a_named_volume_shared_by_both(services):
 
 def test_flink_properties_mirror_the_local_flink_config(services, settings):
     try:
-        from streamscore.stack.flink_home import FlinkHome
+        from jobs.flink_home import FlinkHome
 
         local = FlinkHome(settings).config()
     except (ImportError, StreamscoreError) as exc:  # it needs the apache-flink wheel

@@ -4,8 +4,8 @@ import dataclasses
 
 import pytest
 
-from streamscore.config import load_settings
-from streamscore.errors import ConfigError
+from streamscore.foundation.config import load_settings
+from streamscore.foundation.errors import ConfigError
 
 
 def test_defaults_bind_everything_to_loopback():

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import pickle
+import re
+
 import numpy as np
 import pytest
 
@@ -186,6 +190,97 @@ def test_too_small_windows_leave_the_hysteresis_alone(profile):
     verdicts = _run(DriftDetector(profile), [{"a": S}, _stats({}, too_small=True), {"a": S}])
     assert verdicts[1].too_small and verdicts[1].tier == Tier.NONE
     assert verdicts[2].trigger is not None and verdicts[2].trigger.window_id == 2
+
+
+# --- checkpointed state: versioned JSON, never pickle ---------------------------------------------------
+
+_BEFORE = [{"a": Tier.SMALL}, {"a": Tier.SMALL}, {"a": Tier.SMALL, "b": Tier.MODERATE}, {}]  # windows 0-3
+_AFTER = [{"a": Tier.MODERATE}, {"b": Tier.MODERATE}, {}, {}, {"a": Tier.SMALL}, {"b": Tier.SEVERE}]
+
+
+def _outputs(verdict):
+    return (verdict.window_id, verdict.tier, verdict.alerts, verdict.trigger, verdict.resolved)
+
+
+def test_snapshot_round_trip_continues_exactly(profile):
+    settings = DriftSettings(cooldown_windows=4, clear_windows=2)
+    original = DriftDetector(profile, settings)
+    _run(original, _BEFORE)
+    snapshot = original.snapshot()
+    restored = DriftDetector(profile, settings)
+    restored.restore(snapshot)
+    assert restored.snapshot() == snapshot and restored.open_episodes == original.open_episodes
+    continued, resumed = _run(original, _AFTER), _run(restored, _AFTER)
+    assert [_outputs(v) for v in resumed] == [_outputs(v) for v in continued]
+    assert resumed == continued
+    # the state matters: window 4 escalates a's open episode and triggers MODERATE (b in window 2)
+    assert continued[0].window_id == 4 and [(a.feature, a.escalation) for a in continued[0].alerts] == [("a", True)]
+    assert continued[0].trigger is not None and continued[0].trigger.tier == Tier.MODERATE
+    fresh = _run(DriftDetector(profile, settings), _AFTER)
+    assert [_outputs(v) for v in fresh] != [_outputs(v) for v in continued]
+    restored.restore(None)
+    assert restored.snapshot() == DriftDetector(profile, settings).snapshot()
+
+
+def test_snapshot_is_versioned_json_without_pickle(profile):
+    detector = DriftDetector(profile, DriftSettings(cooldown_windows=4, clear_windows=2))
+    _run(detector, _BEFORE)
+    snapshot = detector.snapshot()
+    assert isinstance(snapshot, bytes) and not snapshot.startswith(b"\x80") and b"pickle" not in snapshot
+    assert json.loads(snapshot.decode("utf-8")) == {
+        "format": "drift-detector", "version": 1,
+        "episodes": {"a": {"tier": 1, "clean": 1}, "b": {"tier": 2, "clean": 1}},
+        "incident": {"tier": 1, "clean": 1, "cooldown": 2, "last_trigger": 1, "history": [1, 2, 0]},
+        "next_window_id": 4,
+    }
+
+
+def test_legacy_pickle_snapshot_is_refused_not_unpickled(profile, monkeypatch):
+    detector = DriftDetector(profile)
+    _run(detector, _BEFORE)
+    legacy = pickle.dumps((detector._episodes, detector._incident, detector._next_id),
+                          protocol=pickle.HIGHEST_PROTOCOL)  # what streamscore wrote before
+    before = detector.snapshot()
+
+    def no_unpickling(*args, **kwargs):
+        raise AssertionError("the detector state must never be unpickled")
+
+    for name in ("loads", "load", "Unpickler", "_loads", "_load", "_Unpickler"):
+        monkeypatch.setattr(pickle, name, no_unpickling, raising=False)
+    for snapshot in (legacy, pickle.dumps(({}, {"tier": 1}, 3), protocol=2)):
+        with pytest.raises(DriftError) as caught:
+            detector.restore(snapshot)
+        message = str(caught.value)
+        assert "\n" not in message
+        assert message == ("drift detector state is in the pre-JSON pickle format of older streamscore builds "
+                           "(savepoint from an older version): start the drift sidecar fresh, without that savepoint")
+    assert detector.snapshot() == before  # a refused restore leaves the state alone
+
+
+def test_unknown_snapshot_version_is_refused(profile):
+    detector = DriftDetector(profile)
+    raw = json.loads(detector.snapshot())
+    for version in (2, 0, "1", True):
+        with pytest.raises(DriftError, match=f"has version {version!r}, but this streamscore reads only version 1"):
+            detector.restore(json.dumps({**raw, "version": version}).encode())
+
+
+@pytest.mark.parametrize("change, text", [
+    (lambda raw: raw.pop("next_window_id"), "next_window_id is missing"),
+    (lambda raw: raw["incident"].update(tier=7), "incident.tier is 7, not a tier"),
+    (lambda raw: raw["incident"].update(history=[1, None]), "incident.history[1] is None, not a tier"),
+    (lambda raw: raw["episodes"].update(a={"tier": 1, "clean": True}), "episodes['a'].clean is True, not a count"),
+    (lambda raw: raw.update(format="drift-labelled"), "is not a 'drift-detector' snapshot"),
+])
+def test_malformed_snapshots_are_refused_in_one_line(profile, change, text):
+    detector = DriftDetector(profile)
+    raw = json.loads(detector.snapshot())
+    change(raw)
+    with pytest.raises(DriftError, match=re.escape(text)):
+        detector.restore(json.dumps(raw).encode())
+    for junk in (b"", b"not json", b"\xff\xfe", b"[1, 2]"):
+        with pytest.raises(DriftError, match="drift detector state is not"):
+            detector.restore(junk)
 
 
 def test_settings_are_validated():

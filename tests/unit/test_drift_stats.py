@@ -14,8 +14,8 @@ from scipy import stats
 from drift import DriftError, bh_adjust, bonferroni, chi2_test, ks_2samp, presort, psi, psi_critical
 from drift.ecdf import GridCdf, ks_statistic_grid
 from drift.kolmogorov import kstwo_sf
-from drift.profile import _sorted_quantile_grid
 from drift.stats import PSI_EPSILON, chi2_counts, ks_pvalue
+from models.drift_profile import _sorted_quantile_grid
 
 # --- PSI -------------------------------------------------------------------------------------------
 
@@ -29,7 +29,8 @@ def test_psi_equals_the_closed_form():
 
 def test_psi_smooths_empty_bins_with_the_documented_epsilon():
     e, a = np.array([0.5, 0.5, 0.0]), np.array([0.5, 0.4, 0.1])
-    smooth = lambda p: (p + PSI_EPSILON) / (1 + 3 * PSI_EPSILON)
+    def smooth(p):
+        return (p + PSI_EPSILON) / (1 + 3 * PSI_EPSILON)
     expected = float(np.sum((smooth(a) - smooth(e)) * np.log(smooth(a) / smooth(e))))
     assert psi(e, a) == pytest.approx(expected, rel=1e-14)
     assert math.isfinite(psi(e, a))

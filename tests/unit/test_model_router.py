@@ -1,5 +1,5 @@
 """Unit tests of model lifecycle routing: jobs/model_router.py, the routed/shadow batch path,
-models/register.py and the control messages of streamscore/model_commands.py.
+models/register.py and the control messages of streamscore/lifecycle/control.py.
 
 Real demo model (fraud:1.0.0, CPU); a second "version" is the same ONNX under another card
 version, or a stand-in predictor that shifts or raises.
@@ -32,8 +32,8 @@ from models.register import register_model
 from models.registry import DEFAULT_ROOT, ModelRegistry, load_model
 from models.runtime import OnnxScorer
 from schemas import decode_any, serde_for
-from streamscore.errors import ModelError, StreamscoreError
-from streamscore.model_commands import current_primary, lifecycle_message, rollback_target
+from streamscore.foundation.errors import ModelError, StreamscoreError
+from streamscore.lifecycle.control import current_primary, lifecycle_message, rollback_target
 
 T0 = 1_700_000_000_000
 EVENT_SERDE = serde_for("event")

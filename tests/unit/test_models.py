@@ -22,7 +22,7 @@ from models.contract import FeatureContract, FeatureSpec, check_against_event_sc
 from models.demo_data import DriftSpec, demo_contract, generate_events, generate_labelled, generate_matrix
 from models.registry import DEFAULT_ROOT, ModelRef, ModelRegistry, load_model, parse_ref, sha256_hex
 from models.runtime import OnnxScorer, choose_providers, labels_from_scores
-from streamscore.errors import ContractError, ModelError
+from streamscore.foundation.errors import ContractError, ModelError
 
 REPO = Path(__file__).resolve().parents[2]
 EVENT_SCHEMA = json.loads((REPO / "schemas" / "avro" / "event.avsc").read_text())
@@ -294,7 +294,7 @@ def test_contract_mismatch_with_the_onnx_graph(registry_copy, card_edit, graph_e
 
 def test_card_naming_another_model_is_refused(registry_copy):
     shutil.copytree(registry_copy / "fraud" / "1.0.0", registry_copy / "fraud" / "2.0.0")
-    with pytest.raises(ModelError, match="card says fraud:1.0.0"):
+    with pytest.raises(ModelError, match=r"card says fraud:1.0.0"):
         ModelRegistry(registry_copy).load("fraud:2.0.0")
 
 

@@ -15,8 +15,8 @@ from models.optimize import OptimizeOptions, optimize_model, variant_version
 from models.optimize_bench import auc, held_out_sample
 from models.registry import DEFAULT_ROOT, ModelRegistry
 from models.runtime import GpuOptions, OnnxScorer, provider_options
-from streamscore.cli import main as cli_main
-from streamscore.errors import ModelError
+from streamscore.cli.main import main as cli_main
+from streamscore.foundation.errors import ModelError
 
 FAST = {"eval_rows": 4_000, "calibration_rows": 512, "bench_seconds": 0.02, "bench_rounds": 1}
 

@@ -127,7 +127,7 @@ def test_batch_scorer_scores_only_misses_and_gives_identical_outputs():
 
 def test_cache_config_is_checked():
     from jobs.scoring_config import ScoringJobConfig
-    from streamscore.errors import ConfigError
+    from streamscore.foundation.errors import ConfigError
 
     with pytest.raises(ConfigError, match="needs redis_url"):
         ScoringJobConfig(bootstrap="b", cache_enabled=True).checked()

@@ -1,4 +1,4 @@
-"""Unit tests of drift/profile.py: the drift reference profile."""
+"""Unit tests of models/drift_profile.py: the drift reference profile."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from drift import build_profile, load_profile
-from drift.profile import OOV_BUCKET, QUANTILE_POINTS, CategoricalProfile, NumericProfile
 from models.demo_data import demo_contract, generate_matrix
-from streamscore.errors import ModelError
+from models.drift_profile import OOV_BUCKET, QUANTILE_POINTS, CategoricalProfile, NumericProfile
+from streamscore.foundation.errors import ModelError
 
 
 def _feature(name: str, kind: str = "numeric", categories=None) -> SimpleNamespace:

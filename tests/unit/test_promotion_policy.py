@@ -14,7 +14,7 @@ from models.promotion_policy import (
     evidence_from_records,
     history_refusal,
 )
-from streamscore.errors import ModelError
+from streamscore.foundation.errors import ModelError
 
 POLICY = PromotionPolicy(agreement=0.95, promote_after=2000, min_labelled=500)
 
@@ -121,7 +121,7 @@ def test_history_allows_only_the_current_shadow_never_promoted_or_rolled_back():
 
 
 def test_retrain_cli_takes_the_policy_and_the_evidence_topics():
-    from streamscore.cli import build_parser
+    from streamscore.cli.main import build_parser
 
     args = build_parser().parse_args(["retrain", "--model", "fraud", "--auto-promote", "0.9", "--promote-after",
                                       "3000", "--scored-topic", "s", "--shadow-topic", "sh"])
@@ -135,17 +135,16 @@ def test_retrain_cli_takes_the_policy_and_the_evidence_topics():
 
 
 def test_retrainer_promotes_then_detaches_and_says_each_decision_once(monkeypatch, capsys):
-    import argparse
-
-    from streamscore import retrain_commands, shadow_evidence
+    from streamscore.lifecycle import retraining as retrain_commands
+    from streamscore.lifecycle import shadow_evidence
 
     evidence = [ShadowEvidence(1500, 1400), ShadowEvidence(1500, 1400), ShadowEvidence(2500, 2400)]
     monkeypatch.setattr(shadow_evidence, "read_evidence", lambda settings, topics, version, recent: evidence.pop(0))
     published = []
     monkeypatch.setattr(retrain_commands, "_lifecycle",
                         lambda args, settings, topic, action, ref: published.append((action, ref, topic)))
-    args = argparse.Namespace(model="fraud", auto_promote=0.9, promote_after=2000, promote_min_labelled=500,
-                              recent=10_000, keep_shadow=False)
+    args = retrain_commands.RetrainOptions(model="fraud", auto_promote=0.9, promote_after=2000,
+                                           promote_min_labelled=500, recent=10_000, keep_shadow=False)
     topics, said = {"control": "ctl"}, set()
     messages = [_control("SHADOW_ATTACHED", "1.1.0")]
     for _ in range(3):
@@ -163,7 +162,7 @@ def test_retrainer_promotes_then_detaches_and_says_each_decision_once(monkeypatc
 
 
 def test_retrain_refuses_evidence_it_could_never_read(capsys):
-    from streamscore.cli import main
+    from streamscore.cli.main import main
 
     assert main(["retrain", "--model", "fraud", "--auto-promote", "0.9", "--promote-after", "20000"]) != 0
     assert "needs --promote-after <= --recent" in capsys.readouterr().err

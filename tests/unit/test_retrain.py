@@ -12,7 +12,7 @@ from models.card import ModelCard
 from models.register import register_model
 from models.registry import load_model
 from models.retrain import RetrainRequest, TooFewLabelsError, next_version, parent_params, retrain
-from streamscore.errors import ModelError
+from streamscore.foundation.errors import ModelError
 
 TRAVEL = demo_data.MERCHANTS.index("travel")
 TINY = {"max_iter": 20}
@@ -93,7 +93,7 @@ def test_next_version_skips_taken_releases():
 
 def test_too_few_labelled_events_is_refused(parent):
     events, labels = travel_ring(2000, seed=44)
-    with pytest.raises(TooFewLabelsError, match="2000 labelled recent events .* needs >= 3000"):
+    with pytest.raises(TooFewLabelsError, match=r"2000 labelled recent events .* needs >= 3000"):
         retrain(parent, events, labels, RetrainRequest())
     with pytest.raises(TooFewLabelsError, match="0 positive"):
         retrain(parent, events, np.zeros(2000, dtype=np.int8), RetrainRequest(min_labelled=1000))
@@ -113,13 +113,13 @@ def test_only_the_parents_algorithm_family_is_retrained(parent):
 
     other = dataclasses.replace(parent.card, training=dataclasses.replace(parent.card.training,
                                                                           algorithm="torch.MLP[]"))
-    with pytest.raises(ModelError, match="supports sklearn.HistGradientBoostingClassifier only"):
+    with pytest.raises(ModelError, match=r"supports sklearn.HistGradientBoostingClassifier only"):
         parent_params(other)
 
 
 def test_pending_triggers_are_those_no_registered_card_answers(drifted_result, tmp_path):
     from models.registry import ModelRegistry
-    from streamscore.retrain_commands import answered_by, pending_triggers, shadow_attached
+    from streamscore.lifecycle.retraining import answered_by, pending_triggers, shadow_attached
 
     (tmp_path / "model.onnx").write_bytes(drifted_result.onnx_bytes)
     (tmp_path / "model.json").write_text(drifted_result.card.to_json())

@@ -14,7 +14,7 @@ from jobs.scoring_config import (
     check_against_broker,
     min_transaction_timeout_ms,
 )
-from streamscore.errors import ConfigError
+from streamscore.foundation.errors import ConfigError
 
 BOOTSTRAP = "127.0.0.1:19092"
 
@@ -195,7 +195,7 @@ def _secure(tmp_path, **changes) -> ScoringJobConfig:
 
 
 def test_the_control_reader_logs_in_like_the_submitter(tmp_path):
-    from streamscore.config import load_settings
+    from streamscore.foundation.config import load_settings
 
     config = _secure(tmp_path)
     text = config.to_json()

@@ -14,9 +14,9 @@ from connectors.kafka_security import FLINK_SHADED_KAFKA_PREFIX, java_client_pro
 from connectors.redis_client import redis_kwargs
 from jobs import kafka_tables
 from jobs.job_secrets import ENV_VAR, job_kafka_properties, job_secrets_env, without_secrets
-from streamscore.config import load_settings
-from streamscore.errors import ConfigError, StackError
-from streamscore.security import Secret
+from streamscore.foundation.config import load_settings
+from streamscore.foundation.errors import ConfigError, StackError
+from streamscore.foundation.security import Secret
 from streamscore.stack import security_conf
 from streamscore.stack.services import KafkaService, RedisService
 
@@ -94,7 +94,7 @@ def test_bad_security_settings_give_one_clear_error(tmp_path, pem_files, extra, 
 
 def test_an_unreadable_password_file_is_named_not_shown(tmp_path, pem_files):
     env = sasl_env(tmp_path, pem_files, STREAMSCORE_KAFKA_SASL_PASSWORD_FILE=str(tmp_path / "missing"))
-    with pytest.raises(ConfigError, match="KAFKA_SASL_PASSWORD_FILE: cannot read .*missing"):
+    with pytest.raises(ConfigError, match=r"KAFKA_SASL_PASSWORD_FILE: cannot read .*missing"):
         load_settings(env)
 
 

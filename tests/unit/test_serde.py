@@ -31,7 +31,7 @@ from schemas import (
     schema_fingerprint,
     serde_for,
 )
-from streamscore.errors import SerdeError
+from streamscore.foundation.errors import SerdeError
 
 NAMES = sorted(SCHEMA_FILES)
 AVRO_DIR = Path(__file__).resolve().parents[2] / "schemas" / "avro"

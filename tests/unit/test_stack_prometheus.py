@@ -13,15 +13,16 @@ import sys
 import pytest
 import yaml
 
-from streamscore.config import load_settings
-from streamscore.errors import ConfigError, StackError
+from streamscore.foundation.config import load_settings
+from streamscore.foundation.errors import ConfigError, StackError
 from streamscore.stack import Stack
 from streamscore.stack.process import ProcessSpec, pid_alive, running_pid, start_process
 from streamscore.stack.prometheus import DEPLOY_DIR, PrometheusService, compose_relabel_configs
 
 
 def settings_for(tmp_path, **env):
-    return load_settings({"STREAMSCORE_HOME": str(tmp_path / "home"), **{f"STREAMSCORE_{k}": v for k, v in env.items()}})
+    overrides = {f"STREAMSCORE_{k}": v for k, v in env.items()}
+    return load_settings({"STREAMSCORE_HOME": str(tmp_path / "home"), **overrides})
 
 
 @pytest.mark.parametrize(("raw", "mode"), [("off", "off"), ("on", "local"), ("ON", "local"), ("local", "local"),
@@ -79,7 +80,7 @@ def test_missing_deploy_files_are_stack_errors(tmp_path):
     service = PrometheusService(settings_for(tmp_path, PROMETHEUS="on"), deploy_dir=tmp_path / "nowhere")
     with pytest.raises(StackError, match="rules directory"):
         service.config()
-    with pytest.raises(StackError, match="prometheus.yml"):
+    with pytest.raises(StackError, match=r"prometheus.yml"):
         compose_relabel_configs(tmp_path / "nowhere")
 
 

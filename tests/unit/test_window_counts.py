@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 
 from drift.judge import WindowJudge
-from drift.profile import SCORE_FEATURE, load_profile
 from drift.settings import Tier
 from drift.window_counts import HEADER, WindowCounter, counter_for_model
 from models.demo_data import DriftSpec, generate_matrix
+from models.drift_profile import SCORE_FEATURE, load_profile
 from models.registry import load_model
 from models.runtime import OnnxScorer
 

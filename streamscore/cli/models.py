@@ -1,0 +1,139 @@
+"""``streamscore models ACTION``: the on-disk registry (list, show, build-demo, optimize, register) and the
+model lifecycle on the control topic (promote, rollback, shadow-attach, shadow-detach, canary).
+
+Each action is a subcommand of its own with only its own flags (``streamscore models optimize --help``).
+The lifecycle protocol is ``streamscore.lifecycle.control``; this module is its flags and its lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from jobs.model_router import DEFAULT_ACTIVATION_DELAY_MS
+from streamscore.foundation.config import Settings
+from streamscore.foundation.errors import StreamscoreError
+from streamscore.foundation.vocabulary import LifecycleAction
+
+LIFECYCLE_HELP = {
+    LifecycleAction.PROMOTE: ("NAME:VERSION", "make VERSION the champion (event time now + the activation delay)"),
+    LifecycleAction.ROLLBACK: ("NAME", "go back to the version the latest promotion replaced"),
+    LifecycleAction.SHADOW_ATTACH: ("NAME:VERSION", "score every event with VERSION too, on the shadow topic"),
+    LifecycleAction.SHADOW_DETACH: ("NAME", "stop shadow scoring"),
+    LifecycleAction.CANARY: ("NAME:VERSION", "let VERSION score --percent of the events (0 ends the canary)"),
+}
+
+
+def register(sub) -> None:
+    models = sub.add_parser("models", help="the model registry and the model lifecycle (promote, shadow, canary)")
+    actions = models.add_subparsers(dest="action", required=True, metavar="ACTION", parser_class=type(models))
+    _add_registry_actions(actions)
+    for action, (ref, text) in LIFECYCLE_HELP.items():
+        parser = actions.add_parser(action.value, help=text)
+        parser.add_argument("ref", nargs="?", metavar=ref)
+        parser.add_argument("--activation-delay-ms", type=int, default=DEFAULT_ACTIVATION_DELAY_MS,
+                            help="takes effect this long after publication (>= the jobs' own delay)")
+        parser.add_argument("--control-topic", default=None, help="default: the settings' control topic")
+        if action is LifecycleAction.CANARY:
+            parser.add_argument("--percent", type=int, default=None, help="share of events (0..100; 0 ends it)")
+        _registry_dir(parser)
+        parser.set_defaults(handler=lifecycle)
+
+
+def _registry_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--registry-dir", default=None, help="registry root (default: models/)")
+
+
+def _add_registry_actions(actions) -> None:
+    listing = actions.add_parser("list", help="every NAME:VERSION in the registry")
+    listing.set_defaults(handler=list_models)
+    show = actions.add_parser("show", help="a model card (without its drift profile)")
+    show.add_argument("ref", nargs="?", metavar="NAME:VERSION")
+    show.set_defaults(handler=show_model)
+    build = actions.add_parser("build-demo", help="train and register the demo model (fraud:1.0.0)")
+    build.add_argument("--heavy", action="store_true", help="the MLP fraud-mlp:1.0.0 instead")
+    build.set_defaults(handler=build_demo)
+    optimize = actions.add_parser("optimize", help="a faster variant of a model, checked on held-out rows")
+    optimize.add_argument("ref", nargs="?", metavar="NAME:VERSION")
+    which = optimize.add_mutually_exclusive_group()
+    which.add_argument("--int8", action="store_true", help="static INT8 quantization")
+    which.add_argument("--fp16", action="store_true", help="FP16 conversion (for GPU providers)")
+    which.add_argument("--opt-level", choices=["basic", "extended", "all"], help="ONNX Runtime graph level")
+    optimize.add_argument("--max-auc-drop", type=float, default=0.01,
+                          help="refuse a version whose held-out AUC drops more (default 0.01)")
+    optimize.add_argument("--eval-rows", type=int, default=20_000, help="held-out rows (default 20000)")
+    optimize.add_argument("--force", action="store_true", help="replace an existing variant")
+    optimize.set_defaults(handler=optimize_model)
+    register_parser = actions.add_parser("register", help="add an ONNX model and its card to the registry")
+    register_parser.add_argument("--onnx", default=None, help="the ONNX file")
+    register_parser.add_argument("--card", default=None, help="its model card (model.json with name and version)")
+    register_parser.add_argument("--training-sample", default=None, help="JSON lines of events for the drift profile")
+    register_parser.set_defaults(handler=register_model)
+    for parser in (listing, show, build, optimize, register_parser):
+        _registry_dir(parser)
+
+
+def lifecycle(args: argparse.Namespace, settings: Settings) -> int:
+    from streamscore.lifecycle.control import LifecycleChange, apply_change
+
+    action = LifecycleAction(args.action)
+    if not args.ref:
+        raise StreamscoreError(f"models {action} needs NAME:VERSION (rollback, shadow-detach: NAME)")
+    change = LifecycleChange(action, args.ref, control_topic=args.control_topic, registry_dir=args.registry_dir,
+                             activation_delay_ms=args.activation_delay_ms, percent=getattr(args, "percent", None))
+    print(apply_change(settings, change).line())
+    return 0
+
+
+def list_models(args: argparse.Namespace, settings: Settings) -> int:
+    from models.registry import ModelRegistry
+
+    for ref in ModelRegistry(args.registry_dir).list_models():
+        print(ref)
+    return 0
+
+
+def show_model(args: argparse.Namespace, settings: Settings) -> int:
+    from models.registry import load_model
+
+    if not args.ref:
+        raise StreamscoreError("models show needs NAME:VERSION")
+    card = load_model(args.ref, root=args.registry_dir).card.to_dict()
+    card.pop("drift_profile", None)
+    print(json.dumps(card, indent=2))
+    return 0
+
+
+def build_demo(args: argparse.Namespace, settings: Settings) -> int:
+    if args.heavy:
+        from models.build_heavy import build_heavy as build
+    else:
+        from models.build_demo import build_demo as build
+    print(json.dumps(build(args.registry_dir), indent=2, default=str))
+    return 0
+
+
+def optimize_model(args: argparse.Namespace, settings: Settings) -> int:
+    from models.optimize import OptimizeOptions
+    from models.optimize import optimize_model as optimize
+
+    if not args.ref:
+        raise StreamscoreError("models optimize needs NAME:VERSION")
+    kind = "int8" if args.int8 else "fp16" if args.fp16 else f"opt-{args.opt_level}" if args.opt_level else None
+    if kind is None:
+        raise StreamscoreError("models optimize needs one of --int8, --fp16, --opt-level LEVEL")
+    options = OptimizeOptions(transformation=kind, max_auc_drop=args.max_auc_drop, eval_rows=args.eval_rows,
+                              force=args.force)
+    print(json.dumps(optimize(args.ref, options, args.registry_dir), indent=2))
+    return 0
+
+
+def register_model(args: argparse.Namespace, settings: Settings) -> int:
+    from models.register import register_model as register_files
+
+    if not args.onnx or not args.card:
+        raise StreamscoreError("models register needs --onnx FILE and --card FILE")
+    model = register_files(args.onnx, args.card, args.registry_dir, args.training_sample)
+    profile = "with a drift profile" if model.card.drift_profile else "without a drift profile"
+    print(f"registered {model.card.ref} at {model.directory} ({profile})")
+    return 0

@@ -1,0 +1,227 @@
+"""``streamscore produce``: write demo or JSON-lines events (and demo labels) transactionally."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from streamscore.cli.cli_metrics import DeliveryCounter, metrics_port, serve_metrics
+from streamscore.cli.topics import resolve_topic
+from streamscore.foundation.config import Settings
+from streamscore.foundation.errors import InputError, StreamscoreError
+
+
+def register(sub) -> None:
+    produce = sub.add_parser("produce", help="write events transactionally (demo generator or JSON lines)")
+    produce.add_argument("--count", type=int, default=10_000, help="events to generate (default 10000)")
+    produce.add_argument("--rate", type=float, default=0.0, help="events/s; 0 = as fast as possible")
+    produce.add_argument("--max-rate", type=float, default=None, metavar="EVENTS_PER_S",
+                         help="a ceiling on events/s (token bucket, bursts of at most 0.1 s of events) that holds "
+                              "even while --rate catches up after a stall; --rate may not exceed it")
+    produce.add_argument("--max-message-bytes", type=int, default=None, metavar="BYTES",
+                         help="refuse (count, do not send) events whose encoded key + value exceed BYTES; "
+                              "also caps the producer's message.max.bytes")
+    produce.add_argument("--seed", type=int, default=7)
+    produce.add_argument("--id-prefix", default=None, help="event id prefix (default: a fresh run id)")
+    produce.add_argument("--input", type=Path, default=None, help="a JSON-lines file of events instead")
+    produce.add_argument("--transaction-size", type=int, default=1000, help="events per transaction")
+    produce.add_argument("--topic", default=None, help="default: the events topic")
+    produce.add_argument("--drift", action="append", default=[], metavar="FEATURE:KIND=AMOUNT",
+                         help="inject drift in demo events, e.g. device_trust_score:shift=0.5 (reference std devs), "
+                              "amount:scale=2, country:category_mix=0.3@NG; repeatable")
+    produce.add_argument("--drift-after", type=int, default=0, help="events before the drift starts")
+    produce.add_argument("--labels", action="store_true",
+                         help="demo events: also write their ground truth to the labels topic, after the events")
+    produce.add_argument("--label-delay-ms", type=int, default=5000, help="label time = event time + this")
+    produce.add_argument("--label-flip", type=float, default=0.0, metavar="RATE",
+                         help="concept drift: flip this fraction of labels from --drift-after on")
+    produce.add_argument("--quiet", action="store_true")
+    produce.add_argument("--metrics-port", type=metrics_port, default=None, metavar="PORT",
+                         help="serve Prometheus metrics on 127.0.0.1:PORT while producing")
+    produce.set_defaults(handler=lambda args, settings: produce_from(settings, args))
+
+
+def produce_from(settings: Settings, args: argparse.Namespace) -> int:
+    if args.count <= 0 or args.transaction_size <= 0 or args.rate < 0:
+        raise InputError("--count and --transaction-size must be > 0 and --rate >= 0")
+    _check_bounds(args)
+    topic = resolve_topic(settings, args.topic or "events")
+    if args.labels and args.input is not None:
+        raise InputError("--labels needs demo events (the generator knows their true class), not --input")
+    if args.input is not None:
+        events: Iterable[dict] = list(read_json_lines(args.input))  # bad files fail before Kafka is contacted
+    else:
+        prefix = args.id_prefix or f"ev-{int(time.time())}-"
+        drift = [parse_drift(spec, args.drift_after) for spec in args.drift]
+        events = live_demo_events(args.count, args.seed, prefix, drift)
+    _require_topic(settings, topic)  # after reading the input: a bad file is reported without Kafka
+    sent: list[dict] = []
+    with serve_metrics(getattr(args, "metrics_port", None)) as metrics:
+        stats = produce_events(settings, topic, _remember(events, sent if args.labels else None),
+                               rate=args.rate, transaction_size=args.transaction_size,
+                               progress=not args.quiet, metrics=metrics, max_rate=args.max_rate,
+                               max_message_bytes=args.max_message_bytes)
+    print(f"produced {stats['produced']} events to {topic} in {stats['seconds']:.1f}s "
+          f"({stats['rate']:.0f} events/s, {stats['transactions']} transactions){_refused_note(args, stats)}")
+    if args.labels:
+        _produce_demo_labels(settings, args, sent, drift if args.input is None else ())
+    return 0
+
+
+def _check_bounds(args: argparse.Namespace) -> None:
+    if args.max_rate is not None and args.max_rate <= 0:
+        raise InputError(f"--max-rate must be > 0 events/s, got {args.max_rate:g}")
+    if args.max_rate is not None and args.rate > args.max_rate:
+        raise InputError(f"--rate {args.rate:g} is above --max-rate {args.max_rate:g}: "
+                         f"lower --rate or raise the ceiling")
+    if args.max_message_bytes is not None and args.max_message_bytes <= 0:
+        raise InputError(f"--max-message-bytes must be > 0, got {args.max_message_bytes}")
+
+
+def _refused_note(args: argparse.Namespace, stats: dict) -> str:
+    if args.max_message_bytes is None:
+        return ""
+    largest = f" (largest {stats['largest_refused']} bytes)" if stats["refused_oversized"] else ""
+    return f"; refused {stats['refused_oversized']} larger than {args.max_message_bytes} bytes{largest}"
+
+
+def _require_topic(settings: Settings, topic: str) -> None:
+    from connectors.kafka_clients import existing_topics
+
+    if topic not in existing_topics(settings):
+        raise InputError(f"topic {topic!r} does not exist at {settings.kafka_bootstrap} "
+                         f"(create it: streamscore topics create, or name an existing topic)")
+
+
+def _remember(events: Iterable[dict], sink: list | None) -> Iterator[dict]:
+    for event in events:
+        if sink is not None:
+            sink.append(event)
+        yield event
+
+
+def _produce_demo_labels(settings: Settings, args: argparse.Namespace, sent: list[dict], drift) -> None:
+    """The true classes of the demo events just sent (the generator knows them), delayed, maybe flipped."""
+    from models.demo_data import draw_labels, generate_columns
+    from models.demo_labels import LabelPlan, label_records
+    from streamscore.harness.labels import produce_labels
+
+    try:
+        plan = LabelPlan(args.label_delay_ms, args.label_flip, args.drift_after, seed=args.seed)
+    except StreamscoreError as exc:
+        raise InputError(str(exc)) from exc
+    truth = draw_labels(generate_columns(len(sent), args.seed, drift), args.seed)
+    stats = produce_labels(settings, label_records(sent, truth, plan))
+    print(f"produced {stats['produced']} labels to {settings.topic('labels').name} "
+          f"(delay {plan.delay_ms} ms, {plan.flip_rate:.0%} flipped after {plan.flip_after})")
+
+
+def parse_drift(spec: str, start_after: int):
+    """'FEATURE:KIND=AMOUNT[@CATEGORY]' -> DriftSpec, e.g. 'device_trust_score:shift=0.5'."""
+    from models.demo_data import FEATURE_NAMES, DriftSpec
+
+    try:
+        feature, rest = spec.split(":", 1)
+        kind, amount = rest.split("=", 1)
+        amount, _, category = amount.partition("@")
+        value = float(amount)
+    except ValueError as exc:
+        raise InputError(f"--drift {spec!r}: expected FEATURE:KIND=AMOUNT, e.g. device_trust_score:shift=0.5") from exc
+    if feature not in FEATURE_NAMES:
+        raise InputError(f"--drift {spec!r}: unknown feature {feature!r}")
+    try:
+        return DriftSpec(feature, kind, value, start_after=start_after, category=category or None)
+    except (ValueError, StreamscoreError) as exc:
+        raise InputError(f"--drift {spec!r}: {exc}") from exc
+
+
+def live_demo_events(count: int, seed: int, prefix: str, drift=()) -> Iterator[dict]:
+    """Demo events stamped with their send time: a live stream (and a Kafka timestamp) of now."""
+    from models.demo_data import generate_events
+
+    for event in generate_events(count, seed=seed, id_prefix=prefix, drift=drift):
+        event["event_time"] = int(time.time() * 1000)
+        yield event
+
+
+def read_json_lines(path: Path) -> Iterator[dict]:
+    try:
+        fh = open(path, encoding="utf-8")  # noqa: SIM115 - opened apart, so a read error reads as one
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}") from exc
+    with fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from exc
+            if not isinstance(record, dict):
+                raise InputError(f"{path}:{lineno}: expected a JSON object, got {type(record).__name__}")
+            yield record
+
+
+def produce_events(settings: Settings, topic: str, events: Iterable[dict], *, rate: float = 0.0,
+                   transaction_size: int = 1000, progress: bool = False, metrics=None,
+                   max_rate: float | None = None, max_message_bytes: int | None = None) -> dict:
+    """Validate, encode and write ``events`` in transactions of ``transaction_size``; paced at ``rate``,
+    never above ``max_rate``; events larger than ``max_message_bytes`` are refused and counted.
+
+    ``metrics`` (a :class:`streamscore.cli.cli_metrics.CliMetrics`) counts delivered and failed records."""
+    from connectors.kafka_clients import produce_transactionally
+    from schemas import serde_for
+    from streamscore.cli.bounds import SizeBound, TokenBucket
+
+    items = _encoded_events(events, topic, serde_for("event").encode)
+    bound = SizeBound(max_message_bytes) if max_message_bytes is not None else None
+    limits = {"throttle": TokenBucket(max_rate).acquire if max_rate is not None else None,
+              "producer_config": {"message.max.bytes": bound.producer_message_max_bytes()} if bound else None}
+    items = bound.filter(items) if bound else items
+    if metrics is None:
+        return _with_refused(bound, produce_transactionally(
+            settings, topic, items, rate=rate, transaction_size=transaction_size,
+            progress=_progress if progress else None, **limits))
+    counter = DeliveryCounter(metrics, topic, echo=_progress if progress else None)
+    try:
+        return _with_refused(bound, produce_transactionally(
+            settings, topic, counter.count_pulled(items), rate=rate, transaction_size=transaction_size,
+            progress=counter, **limits))
+    except (StreamscoreError, KeyboardInterrupt) as exc:
+        counter.failed(exc)
+        raise
+
+
+def _encoded_events(events: Iterable[dict], topic: str, encode) -> Iterator[tuple[bytes, bytes, int | None]]:
+    """(key, Avro payload, event time) per event; ``encode`` validates (a bad record raises naming the field).
+
+    Each event is logged at debug level with its ids (never its payload), so one event can be
+    followed by its correlation id from here to the scoring job's log and the output topics."""
+    from streamscore.foundation.logs import get_logger
+
+    log = get_logger("streamscore.produce", topic=topic)
+    for event in events:
+        payload = encode(event)
+        log.debug("event_sent", event_id=event.get("event_id"), correlation_id=event.get("correlation_id"))
+        yield str(event["event_id"]).encode(), payload, _event_time(event)
+
+
+def _with_refused(bound, stats: dict) -> dict:
+    """The producer's stats plus what the size bound refused (read after the records went through it)."""
+    return stats | {"refused_oversized": bound.refused if bound else 0,
+                    "largest_refused": bound.largest_refused if bound else 0}
+
+
+def _event_time(event: dict) -> int | None:
+    value = event.get("event_time")
+    return value if isinstance(value, int) and value > 0 else None
+
+
+def _progress(produced: int, elapsed: float) -> None:
+    end = "\n" if produced < 0 else ""
+    print(f"\rproduced {abs(produced)} events ({abs(produced) / max(elapsed, 1e-9):.0f}/s)", end=end,
+          file=sys.stderr, flush=True)

@@ -1,0 +1,33 @@
+"""The one root exception type of streamscore and its families.
+
+Every error streamscore raises on purpose derives from :class:`StreamscoreError`,
+so callers (the CLI above all) can catch one type and print one clear line.
+"""
+
+
+class StreamscoreError(Exception):
+    """Root of every error streamscore raises deliberately."""
+
+
+class ConfigError(StreamscoreError):
+    """A setting is missing, malformed or inconsistent."""
+
+
+class StackError(StreamscoreError):
+    """A local-stack service failed to start, stop or answer."""
+
+
+class SerdeError(StreamscoreError):
+    """A payload could not be encoded or decoded."""
+
+
+class ModelError(StreamscoreError):
+    """A model file or model card is missing, corrupt or inconsistent."""
+
+
+class ContractError(StreamscoreError):
+    """A record does not satisfy a model's feature contract."""
+
+
+class InputError(StreamscoreError):
+    """A file, line or value the user gave cannot be used."""

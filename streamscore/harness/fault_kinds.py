@@ -1,0 +1,13 @@
+"""The faults ``streamscore chaos`` can inject, declared once (no heavy imports: the CLI reads it for --fault)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class FaultKind(StrEnum):
+    KILL_TASKMANAGER = "kill-taskmanager"
+    KILL_PYTHON_WORKER = "kill-python-worker"
+    RESTART_KAFKA = "restart-kafka"
+    SAVEPOINT_RESTART = "savepoint-restart"
+    REDIS_OUTAGE = "redis-outage"  # runs with the Redis prediction cache on

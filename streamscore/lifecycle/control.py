@@ -1,0 +1,204 @@
+"""The model-lifecycle protocol on the control topic: promote, rollback, shadow-attach/-detach, canary.
+
+Lifecycle changes are control messages (``schemas/avro/control.avsc``) on the control topic,
+each with ``payload_json`` = ``{"version", "effective_from_ms", "previous"[, "percent"]}``,
+``effective_from_ms`` = publish time + activation delay. Scoring jobs that follow control route
+records by event time against these messages (``jobs/model_router.py`` says why this keeps
+replays deterministic, and why a message must commit within half the delay: :func:`publish`
+checks that and fails loudly otherwise). A promotion also sets the Redis pointer
+``streamscore:model:<name>:current`` for readers outside Flink (a Redis failure only warns).
+``streamscore models ACTION`` (``streamscore.cli.models``) and ``streamscore retrain`` both make
+their changes through :func:`apply_change`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from jobs.model_router import DEFAULT_ACTIVATION_DELAY_MS
+from models.registry import ModelRegistry, parse_ref
+from streamscore.foundation.config import Settings
+from streamscore.foundation.errors import ModelError, StreamscoreError
+from streamscore.foundation.vocabulary import PRIMARY_KINDS, ControlKind, LifecycleAction
+
+
+@dataclass(frozen=True)
+class LifecycleChange:
+    """One change a user (or the retrainer) asks for: ``ref`` is NAME:VERSION, or NAME for rollback and
+    shadow-detach; ``percent`` only for canary."""
+
+    action: LifecycleAction
+    ref: str
+    control_topic: str | None = None  # default: the settings' control topic
+    registry_dir: str | None = None
+    activation_delay_ms: int = DEFAULT_ACTIVATION_DELAY_MS
+    percent: int | None = None
+
+
+@dataclass(frozen=True)
+class PublishedChange:
+    """What :func:`apply_change` published, and the one line that says so."""
+
+    message: dict
+    topic: str
+    name: str
+    version: str | None
+    previous: str | None
+    percent: int | None
+
+    @property
+    def effective_from_ms(self) -> int:
+        return json.loads(self.message["payload_json"])["effective_from_ms"]
+
+    def line(self) -> str:
+        primary = self.message["kind"] in PRIMARY_KINDS
+        return (f"{self.message['kind']} {self.name}:{self.version or '-'}"
+                + (f" {self.percent}%" if self.percent is not None else "")
+                + (f" (previous {self.previous})" if self.previous and primary else "")
+                + f", effective from event time {self.effective_from_ms} ms, on {self.topic}")
+
+
+def pointer_key(name: str) -> str:
+    return f"streamscore:model:{name}:current"
+
+
+def lifecycle_message(kind: ControlKind, name: str, version: str, *, now_ms: int, delay_ms: int,
+                      previous: str | None = None, percent: int | None = None) -> dict:
+    """The control record announcing one lifecycle change."""
+    payload = {"version": version, "effective_from_ms": now_ms + delay_ms, "previous": previous}
+    if percent is not None:
+        payload["percent"] = percent
+    return {"message_id": str(uuid.uuid4()), "kind": str(kind), "model_name": name, "model_version": version,
+            "tier": None, "action": str(kind).lower(), "reasons": [], "window_ids": [],
+            "payload_json": json.dumps(payload, sort_keys=True), "emitted_time": now_ms}
+
+
+def current_primary(messages: list[dict], name: str) -> dict | None:
+    """The payload of the latest promotion/rollback of ``name`` in log order, or None."""
+    latest = None
+    for message in messages:
+        if message.get("kind") in PRIMARY_KINDS and message.get("model_name") == name:
+            latest = json.loads(message.get("payload_json") or "{}")
+    return latest
+
+
+def rollback_target(messages: list[dict], name: str) -> tuple[str, str]:
+    """(version to go back to, version in force now): the previous of the latest promotion."""
+    current = current_primary(messages, name)
+    if not current or not current.get("previous"):
+        raise StreamscoreError(f"nothing to roll back for model {name!r}: no promotion with a previous version "
+                               f"on the control topic")
+    return current["previous"], current["version"]
+
+
+def read_control(settings: Settings, topic: str, timeout_s: float = 15.0) -> list[dict]:
+    """Every decodable message of the control topic, read_committed, up to its end as of now."""
+    from confluent_kafka import TopicPartition
+
+    from connectors.kafka_clients import KafkaClientError, existing_topics, read_committed_consumer
+    from schemas import SerdeError, serde_for
+
+    partitions = existing_topics(settings).get(topic)
+    if partitions is None:
+        raise KafkaClientError(f"control topic {topic!r} does not exist at {settings.kafka_bootstrap}")
+    consumer = read_committed_consumer(settings, **{"enable.partition.eof": False})
+    serde, messages, deadline = serde_for("control"), [], time.monotonic() + timeout_s
+    try:
+        tps = [TopicPartition(topic, p, -2) for p in range(partitions)]
+        consumer.assign(tps)
+        ends = [consumer.get_watermark_offsets(tp, timeout=5, cached=False)[1] for tp in tps]
+        while any(end > 0 and tp.offset < end for tp, end in zip(consumer.position(tps), ends)):
+            if time.monotonic() > deadline:
+                raise KafkaClientError(f"could not read control topic {topic!r} to its end in {timeout_s:.0f} s")
+            for record in consumer.consume(num_messages=500, timeout=0.2):
+                if record.error() is None:
+                    try:
+                        messages.append(serde.decode(record.value()))
+                    except SerdeError:
+                        continue
+    finally:
+        consumer.close()
+    return messages
+
+
+def publish(settings: Settings, topic: str, stamp: Callable[[int], dict], guard_ms: int) -> dict:
+    """One transaction with one message, ``stamp(now_ms)``; returns it. The message is stamped only
+    once the transactional producer is ready (its start-up, seconds on a busy machine, is not spent
+    from the guard), and the commit is refused when it would land later than the guard."""
+    from connectors.kafka_clients import transactional_producer
+    from schemas import serde_for
+
+    producer = transactional_producer(settings)
+    message = stamp(int(time.time() * 1000))
+    producer.begin_transaction()
+    producer.produce(topic, serde_for("control").encode(message), key=message["model_name"].encode())
+    producer.flush(10)
+    if int(time.time() * 1000) - message["emitted_time"] > guard_ms // 2:
+        producer.abort_transaction(10)
+        raise StreamscoreError(f"publishing to {topic!r} took too long; aborted (nothing published): try again")
+    producer.commit_transaction(10)
+    late = int(time.time() * 1000) - message["emitted_time"]
+    if late > guard_ms:
+        raise StreamscoreError(f"the {message['kind']} message committed {late} ms after it was stamped (guard "
+                               f"{guard_ms} ms): jobs may have routed records near its effective time differently")
+    return message
+
+
+def _set_pointer(settings: Settings, name: str, version: str) -> None:
+    try:
+        from connectors.redis_client import redis_client
+
+        redis_client(settings).set(pointer_key(name), version)
+    except Exception as exc:  # noqa: BLE001 - the pointer is a convenience; control is the truth
+        print(f"warning: Redis pointer {pointer_key(name)} not updated: {type(exc).__name__}: {exc}", file=sys.stderr)
+
+
+def _check_same_contract(registry: ModelRegistry, name: str, version: str, other: str | None) -> None:
+    model = registry.load(name, version)  # checksum and ONNX graph
+    if other and other != version and registry.load(name, other).card.features != model.card.features:
+        raise ModelError(f"{name}:{version} has another feature contract than {name}:{other}: a running job "
+                         f"cannot switch between them (deploy it as a new job)")
+
+
+def apply_change(settings: Settings, change: LifecycleChange) -> PublishedChange:
+    """Publish ``change`` on control (checked against the registry and the control history first)."""
+    action = LifecycleAction(change.action)
+    topic = change.control_topic or settings.topic("control").name
+    name, version, previous, percent = _resolve(change, read_control(settings, topic))
+    if version is not None:
+        _check_same_contract(ModelRegistry(change.registry_dir), name, version, previous)
+    message = publish(settings, topic, lambda now_ms: lifecycle_message(
+        action.kind, name, version or "", now_ms=now_ms, delay_ms=change.activation_delay_ms,
+        previous=previous, percent=percent), guard_ms=change.activation_delay_ms // 2)
+    if action in (LifecycleAction.PROMOTE, LifecycleAction.ROLLBACK):
+        _set_pointer(settings, name, version)
+    return PublishedChange(message, topic, name, version, previous, percent)
+
+
+def _resolve(change: LifecycleChange, history: list[dict]) -> tuple[str, str | None, str | None, int | None]:
+    """(name, version, previous primary version, canary percent) of the requested change."""
+    action = LifecycleAction(change.action)
+    if ":" in change.ref:
+        ref = parse_ref(change.ref)
+        name, version = ref.name, ref.version
+    else:
+        name, version = change.ref, None
+    current = current_primary(history, name)
+    previous = current["version"] if current else None
+    percent = None
+    if action is LifecycleAction.ROLLBACK:
+        version, previous = rollback_target(history, name)
+    elif action is LifecycleAction.CANARY:
+        percent = change.percent
+        if percent is None or not 0 <= percent <= 100:
+            raise StreamscoreError("models canary needs --percent between 0 and 100")
+    elif action is LifecycleAction.SHADOW_DETACH:
+        version = None
+    if version is None and action is not LifecycleAction.SHADOW_DETACH:
+        raise StreamscoreError(f"models {action} needs NAME:VERSION")
+    return name, version, previous, percent
