@@ -1,11 +1,13 @@
 # The two set-up commands of the README:
 #   make demo   installs everything and runs the main job on the local stack, end to end
-#   make test   installs everything and runs the whole test suite (what .ci/run calls)
+#   make test   installs everything and runs the whole test suite on a stack of its own
+#               (.streamscore-test/, other ports: tests/conftest.py), so it passes after `make demo`
+# .ci/run runs `make lint`, then the two in that order.
 PYTHON ?= python3.11
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: setup demo test test-unit stack-down clean
+.PHONY: setup demo test test-unit lint stack-down test-stack-down clean
 
 setup: $(VENV)/.installed
 	@command -v redis-server >/dev/null 2>&1 || { echo "installing redis-server (Debian)"; \
@@ -37,8 +39,16 @@ test: setup
 test-unit: setup
 	$(PY) -m pytest -q tests/unit
 
+lint: setup
+	$(VENV)/bin/ruff check .
+
 stack-down:
 	$(VENV)/bin/streamscore stack down
 
-clean: stack-down
-	rm -rf .streamscore
+# the suite's own stack, if a run was interrupted before it took it down
+test-stack-down:
+	$(PY) -c "import os, runpy; os.environ.update(runpy.run_path('tests/conftest.py')['TEST_STACK_ENV']); \
+	  from streamscore.cli.main import main; raise SystemExit(main(['stack', 'down']))"
+
+clean: stack-down test-stack-down
+	rm -rf .streamscore .streamscore-test
