@@ -13,18 +13,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from connectors.dead_letter import (
-    SourceCoordinates,
-    dead_letter_key,
-    dead_letter_record,
-    encode_dead_letter,
-    reason_code,
-)
+from connectors.dead_letter import dead_letter_key, dead_letter_record, encode_dead_letter
+from jobs.batch import Batch, PrimaryScores, ValidRows, scored_record
 from jobs.model_pool import ModelPool, VersionModel
 from jobs.model_router import RoutePlan, version_groups
 from models.registry import LoadedModel
 from schemas import SerdeError, serde_for
 from streamscore.foundation.errors import ModelError
+from streamscore.foundation.vocabulary import DeadLetterStage, Reason, RejectCode
 
 
 class Predictor:
@@ -38,8 +34,8 @@ class Predictor:
 class DeadLetterNote:
     """What a log line may say about one dead letter: ids and codes, never the payload."""
 
-    stage: str
-    reason_code: str
+    stage: DeadLetterStage
+    reason_code: RejectCode
     event_id: str | None
     correlation_id: str | None
     partition: int
@@ -101,21 +97,18 @@ class BatchScorer:
 
     def score(self, payloads: Sequence[bytes], partitions: Sequence[int], offsets: Sequence[int]) -> BatchResult:
         n = len(payloads)
-        now = self._clock_ms()
         batch_id = f"{self.job}:{partitions[0]}:{offsets[0]}:{n}" if n else f"{self.job}:empty"
+        batch = Batch(payloads, partitions, offsets, self.source_topic, self._clock_ms(), batch_id)
         result = BatchResult([False] * n, [b""] * n, [b""] * n, batch_id, shadow_bodies=[None] * n)
-        events, rows = self._decode(payloads, partitions, offsets, result, now)
-        matrix, valid = self._check_contract(events, rows, payloads, partitions, offsets, result, now)
-        if len(valid):
-            picked = [events[j] for j in valid.tolist()]
-            plan = self._plan(picked)
-            scores, failed, cards = self._score_primary(matrix, plan.primary, result)
-            self._emit_scored(events, rows, valid, scores, failed, cards, payloads, partitions, offsets, result, now)
+        valid = self._check_contract(batch, *self._decode(batch, result), result)
+        if len(valid.rows):
+            plan = self._plan(valid.events)
+            primary = self._score_primary(valid.matrix, plan.primary, result)
+            self._emit_scored(batch, valid, primary, result)
             if any(version is not None for version in plan.shadow):
-                from jobs.shadow_scoring import score_shadow
+                from jobs.shadow_scoring import ShadowPass, score_shadow
 
-                scored_rows = [rows[j] for j in valid.tolist()]
-                score_shadow(self, picked, scored_rows, matrix, plan.shadow, scores, cards, result, now)
+                score_shadow(ShadowPass(self, batch, valid, primary), plan.shadow, result)
         return result
 
     def _plan(self, picked: list[dict]) -> RoutePlan:
@@ -123,7 +116,7 @@ class BatchScorer:
             return RoutePlan([self.card.version] * len(picked), [None] * len(picked))
         return self.router.plan([e["event_time"] for e in picked], [e["event_id"] for e in picked])
 
-    def _score_primary(self, matrix: np.ndarray, versions: list[str], result: BatchResult):
+    def _score_primary(self, matrix: np.ndarray, versions: list[str], result: BatchResult) -> PrimaryScores:
         """One model call (or cache pass) per primary version present in the batch."""
         n = len(versions)
         scores, failed, cards = np.full(n, np.nan), {}, [self.card] * n
@@ -131,7 +124,8 @@ class BatchScorer:
             try:
                 chosen = self.pool.get(version)
             except ModelError as exc:
-                failed.update({int(k): f"inference failed: {exc}"[:400] for k in index})
+                failed.update({int(k): Reason(f"inference failed: {exc}"[:400], RejectCode.INFERENCE_FAILED)
+                               for k in index})
                 continue
             calls_before, seconds_before = len(result.call_sizes), result.inference_seconds
             part = matrix if len(index) == n else matrix[index]
@@ -145,29 +139,30 @@ class BatchScorer:
             for k in index.tolist():
                 cards[k] = chosen.card
             result.version_scored[version] = result.version_scored.get(version, 0) + len(index) - len(got_failed)
-        return scores, failed, cards
+        return PrimaryScores(scores, failed, cards)
 
-    def _decode(self, payloads, partitions, offsets, result: BatchResult, now: int):
+    def _decode(self, batch: Batch, result: BatchResult) -> tuple[list[dict], list[int]]:
         events, rows = [], []
         decode = self._events.decode
-        for i, payload in enumerate(payloads):
+        for i, payload in enumerate(batch.payloads):
             try:
                 events.append(decode(payload))
                 rows.append(i)
             except SerdeError as exc:
-                reason = f"{getattr(exc, 'reason', 'undecodable')}: {exc}"
-                self._dead(result, i, payload, partitions[i], offsets[i], "DECODE", reason, now, None)
+                code = getattr(exc, "reason", RejectCode.UNDECODABLE)
+                code = code if code in set(RejectCode) else RejectCode.UNDECODABLE
+                self._dead(result, batch, i, DeadLetterStage.DECODE, Reason(f"{code}: {exc}", code))
         return events, rows
 
-    def _check_contract(self, events, rows, payloads, partitions, offsets, result: BatchResult, now: int):
+    def _check_contract(self, batch: Batch, events: list[dict], rows: list[int], result: BatchResult) -> ValidRows:
         matrix, rejects, valid = self.contract.to_matrix(events)
         for j, reason in rejects:
-            event, i = events[j], rows[j]
-            self._dead(result, i, payloads[i], partitions[i], offsets[i], "CONTRACT", f"contract: {reason}", now, event)
-        return matrix, valid
+            self._dead(result, batch, rows[j], DeadLetterStage.CONTRACT, Reason(f"contract: {reason}", reason.code),
+                       events[j])
+        return ValidRows([events[j] for j in valid.tolist()], [rows[j] for j in valid.tolist()], matrix)
 
     def _infer(self, matrix: np.ndarray, result: BatchResult,
-               chosen: VersionModel) -> tuple[np.ndarray, dict[int, str]]:
+               chosen: VersionModel) -> tuple[np.ndarray, dict[int, Reason]]:
         """Scores for every matrix row: cached ones from the prediction cache (one lookup per batch),
         the rest from the model (one call), written back to the cache."""
         cache, predictor = chosen.cache, chosen.predictor
@@ -178,7 +173,7 @@ class BatchScorer:
         scores, hit = cache.lookup(keys)
         result.cache_lookups += len(keys)
         result.cache_hits += int(hit.sum())
-        failed: dict[int, str] = {}
+        failed: dict[int, Reason] = {}
         misses = np.flatnonzero(~hit)
         if len(misses):
             fresh, fresh_failed = self._infer_model(matrix[misses], result, predictor)
@@ -190,7 +185,7 @@ class BatchScorer:
         return scores, failed
 
     def _infer_model(self, matrix: np.ndarray, result: BatchResult,
-                     predictor: Predictor) -> tuple[np.ndarray, dict[int, str]]:
+                     predictor: Predictor) -> tuple[np.ndarray, dict[int, Reason]]:
         """Model scores for every matrix row; a failing batch is retried row by row to isolate the culprit."""
         began = time.perf_counter()
         result.call_sizes.append(len(matrix))
@@ -198,18 +193,19 @@ class BatchScorer:
             scores = np.asarray(predictor.predict_batch(matrix), dtype=np.float64)
             if scores.shape != (len(matrix),):
                 raise ValueError(f"predictor returned shape {scores.shape} for {len(matrix)} rows")
-            failed: dict[int, str] = {}
+            failed: dict[int, Reason] = {}
         except Exception:  # noqa: BLE001 - isolate below; the stream must go on
             scores, failed = self._infer_row_by_row(matrix, result, predictor)
         result.inference_seconds += time.perf_counter() - began
         for k in np.flatnonzero(~np.isfinite(scores)).tolist():
-            failed.setdefault(k, f"model returned a non-finite score {scores[k]!r}")
+            reason = Reason(f"model returned a non-finite score {scores[k]!r}", RejectCode.NON_FINITE_SCORE)
+            failed.setdefault(k, reason)
         return scores, failed
 
     def _infer_row_by_row(self, matrix: np.ndarray, result: BatchResult,
-                          predictor: Predictor) -> tuple[np.ndarray, dict[int, str]]:
+                          predictor: Predictor) -> tuple[np.ndarray, dict[int, Reason]]:
         scores = np.full(len(matrix), np.nan)
-        failed: dict[int, str] = {}
+        failed: dict[int, Reason] = {}
         for k in range(len(matrix)):
             result.call_sizes.append(1)
             try:
@@ -218,45 +214,38 @@ class BatchScorer:
                     raise ValueError(f"predictor returned shape {one.shape} for 1 row")
                 scores[k] = float(one[0])
             except Exception as exc:  # noqa: BLE001
-                failed[k] = f"inference failed: {type(exc).__name__}: {str(exc)[:300]}"
+                failed[k] = Reason(f"inference failed: {type(exc).__name__}: {str(exc)[:300]}",
+                                   RejectCode.INFERENCE_FAILED)
         return scores, failed
 
-    def _emit_scored(self, events, rows, valid, scores, failed, cards, payloads, partitions, offsets,
-                     result: BatchResult, now: int) -> None:
+    def _emit_scored(self, batch: Batch, valid: ValidRows, primary: PrimaryScores, result: BatchResult) -> None:
         encode = self._scored.encode_trusted
-        for k, j in enumerate(valid.tolist()):
-            event, i = events[j], rows[j]
-            if k in failed:
-                self._dead(result, i, payloads[i], partitions[i], offsets[i], "INFERENCE", failed[k], now, event)
+        for k, (event, i) in enumerate(zip(valid.events, valid.rows)):
+            if k in primary.failed:
+                self._dead(result, batch, i, DeadLetterStage.INFERENCE, primary.failed[k], event)
                 continue
-            card = cards[k]
-            name, version, threshold = card.name, card.version, float(card.outputs.threshold)
-            score = float(scores[k])
-            record = {
-                "event_id": event["event_id"], "correlation_id": event["correlation_id"],
-                "model_name": name, "model_version": version, "score": score,
-                "label": int(score >= threshold), "threshold": threshold, "batch_id": result.batch_id,
-                "event_time": event["event_time"], "scored_time": now,
-            }
+            score = float(primary.scores[k])
             try:
-                result.bodies[i] = encode(record)
+                result.bodies[i] = encode(scored_record(event, primary.cards[k], score, batch))
             except SerdeError as exc:
-                self._dead(result, i, payloads[i], partitions[i], offsets[i], "ENCODE", str(exc), now, event)
+                self._dead(result, batch, i, DeadLetterStage.ENCODE, Reason(str(exc), RejectCode.ENCODE_FAILED), event)
                 continue
             result.is_scored[i] = True
             result.keys[i] = event["event_id"].encode()
             result.scores.append(score)
-            result.latencies_ms.append(now - event["event_time"])
+            result.latencies_ms.append(batch.now_ms - event["event_time"])
 
-    def _dead(self, result: BatchResult, i: int, payload, partition, offset, stage: str, reason: str,
-              now: int, event: dict | None) -> None:
-        source = SourceCoordinates(self.source_topic, int(partition), int(offset))
+    def _dead(self, result: BatchResult, batch: Batch, i: int, stage: DeadLetterStage, reason: Reason,
+              event: dict | None = None) -> None:
+        """Input row ``i`` becomes a dead letter: its original bytes, where they came from, stage and reason."""
+        source = batch.source(i)
         event_id = event.get("event_id") if event else None
-        record = dead_letter_record(payload, source, stage, reason, job=self.job, failed_time_ms=now,
-                                    event_id=event_id, correlation_id=event.get("correlation_id") if event else None)
+        record = dead_letter_record(batch.payloads[i], source, stage, reason, job=self.job,
+                                    failed_time_ms=batch.now_ms, event_id=event_id,
+                                    correlation_id=event.get("correlation_id") if event else None)
         result.is_scored[i] = False
         result.keys[i] = dead_letter_key(source, event_id)
         result.bodies[i] = encode_dead_letter(record)
         result.dead_by_stage[stage] = result.dead_by_stage.get(stage, 0) + 1
-        result.dead_letters.append(DeadLetterNote(stage, reason_code(stage, reason), event_id, record["correlation_id"],
-                                                  int(partition), int(offset)))
+        result.dead_letters.append(DeadLetterNote(stage, reason.code, event_id, record["correlation_id"],
+                                                  source.partition, source.offset))

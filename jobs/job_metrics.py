@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from connectors.dead_letter import REASON_CODES, STAGES
+from streamscore.foundation.vocabulary import DeadLetterStage, RejectCode
 
 BATCH_SIZE_BUCKETS = (1, 8, 32, 64, 128, 256, 512, 1024, 4096)
 INFERENCE_US_BUCKETS = (250, 500, 1000, 2000, 5000, 10_000, 25_000, 50_000, 100_000, 250_000)
@@ -84,10 +84,10 @@ class ScoringMetrics:
         self.events_in = group.counter("events_in")
         self.events_scored = group.counter("events_scored")
         self.dead_by_stage = {stage: group.add_group("stage", stage).counter("events_dead_lettered")
-                              for stage in STAGES}
+                              for stage in DeadLetterStage}
         self._reason_group = group
         self.dead_by_reason = {code: group.add_group("reason", code).counter("events_dead_lettered")
-                               for code in REASON_CODES}
+                               for code in RejectCode}
         self.model_calls = group.counter("model_calls")
         self.low_confidence = group.counter("low_confidence")
         self.cache_lookups = group.counter("cache_lookups")

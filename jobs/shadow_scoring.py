@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from jobs.batch import Batch, PrimaryScores, ValidRows, scored_record
 from jobs.model_router import version_groups
 
 
@@ -28,17 +29,27 @@ class ShadowStats:
     call_us: list[float] = field(default_factory=list)  # wall time per challenger model call
 
 
-def score_shadow(scorer, picked: list[dict], rows: list[int], matrix: np.ndarray, shadow: list[str | None],
-                 champion_scores: np.ndarray, cards: list, result, now: int) -> None:
-    """Score ``picked`` (the contract-valid events, ``rows`` their input rows) with their challengers."""
+@dataclass(frozen=True)
+class ShadowPass:
+    """One batch's shadow pass: the scorer (its model pool, its encoder), the batch, its valid rows and
+    what the champion said of them."""
+
+    scorer: object  # jobs.batch_scorer.BatchScorer
+    batch: Batch
+    valid: ValidRows
+    primary: PrimaryScores
+
+
+def score_shadow(shadow_pass: ShadowPass, shadow: list[str | None], result) -> None:
+    """Score the valid rows that ``shadow`` names a challenger for (those the champion scored)."""
     bodies: dict[int, bytes] = {}
     stats: dict[str, ShadowStats] = {}
+    rows = shadow_pass.valid.rows
     try:
         for version, index in version_groups(shadow):
             index = np.asarray([k for k in index.tolist() if result.is_scored[rows[k]]], dtype=np.intp)
             if len(index):
-                stats[version] = _challenge(scorer, version, picked, rows, matrix, index, champion_scores,
-                                            cards, result.batch_id, now, bodies)
+                stats[version] = _challenge(shadow_pass, version, index, bodies)
     except Exception as exc:  # noqa: BLE001 - the champion's output must never depend on the challenger
         result.shadow_errors += 1
         result.shadow_error = f"{type(exc).__name__}: {str(exc)[:300]}"
@@ -48,11 +59,12 @@ def score_shadow(scorer, picked: list[dict], rows: list[int], matrix: np.ndarray
     result.shadow.update(stats)
 
 
-def _challenge(scorer, version: str, picked, rows, matrix, index, champion_scores, cards, batch_id: str,
-               now: int, bodies: dict[int, bytes]) -> ShadowStats:
+def _challenge(shadow_pass: ShadowPass, version: str, index: np.ndarray, bodies: dict[int, bytes]) -> ShadowStats:
+    """The challenger ``version`` on valid rows ``index``: its records into ``bodies``, its agreement stats."""
+    scorer, valid, primary = shadow_pass.scorer, shadow_pass.valid, shadow_pass.primary
     challenger = scorer.pool.get(version)
     began = time.perf_counter()
-    scores = np.asarray(challenger.predictor.predict_batch(matrix[index]), dtype=np.float64)
+    scores = np.asarray(challenger.predictor.predict_batch(valid.matrix[index]), dtype=np.float64)
     elapsed_us = (time.perf_counter() - began) * 1e6
     if scores.shape != (len(index),):
         raise ValueError(f"challenger {version} returned shape {scores.shape} for {len(index)} rows")
@@ -63,15 +75,9 @@ def _challenge(scorer, version: str, picked, rows, matrix, index, champion_score
         if not math.isfinite(score):
             stats.bad_scores += 1
             continue
-        event, champion = picked[k], float(champion_scores[k])
-        label = int(score >= threshold)
-        bodies[rows[k]] = encode({
-            "event_id": event["event_id"], "correlation_id": event["correlation_id"],
-            "model_name": challenger.card.name, "model_version": challenger.card.version, "score": score,
-            "label": label, "threshold": threshold, "batch_id": batch_id,
-            "event_time": event["event_time"], "scored_time": now,
-        })
+        champion = float(primary.scores[k])
+        bodies[valid.rows[k]] = encode(scored_record(valid.events[k], challenger.card, score, shadow_pass.batch))
         stats.records += 1
-        stats.agreements += int(label == int(champion >= float(cards[k].outputs.threshold)))
+        stats.agreements += int((score >= threshold) == (champion >= float(primary.cards[k].outputs.threshold)))
         stats.score_diff_milli.append(abs(score - champion) * 1000.0)
     return stats

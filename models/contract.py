@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from streamscore.foundation.errors import ContractError, ModelError
+from streamscore.foundation.vocabulary import Reason, RejectCode
 
 NUMERIC_DTYPES = ("double", "float", "int", "long", "boolean")
 _FAST_TYPES = {"double": {float, int}, "float": {float, int}, "int": {int}, "long": {int}, "boolean": {bool}}
@@ -89,7 +90,7 @@ class MatrixResult(NamedTuple):
     """``to_matrix`` output: rows of valid events in order, the rejects, their indexes."""
 
     matrix: np.ndarray  # float32 [n_valid, d]
-    rejects: list[tuple[int, str]]  # (row index in the input, reason)
+    rejects: list[tuple[int, Reason]]  # (row index in the input, reason: its text and code)
     valid_rows: np.ndarray  # int64 indexes of the matrix rows in the input
 
 
@@ -128,17 +129,17 @@ class _NumericEncoder:
             bad |= wrong_type
         return values, (bad if bad.any() else None)
 
-    def diagnose(self, value: Any) -> str:
+    def diagnose(self, value: Any) -> Reason:
         if value is _MISSING:
-            return f"missing field '{self.spec.field}'"
+            return Reason(f"missing field '{self.spec.field}'", RejectCode.MISSING_FIELD)
         if not _type_ok(value, self.spec.dtype):
-            return f"wrong type {type(value).__name__} (expected {self.spec.dtype})"
+            return Reason(f"wrong type {type(value).__name__} (expected {self.spec.dtype})", RejectCode.WRONG_TYPE)
         number = _to_float(value)
         if math.isnan(number):
-            return "NaN"
+            return Reason("NaN", RejectCode.NOT_FINITE)
         if math.isinf(number) and isinstance(value, (float, np.floating)):
-            return "inf" if number > 0 else "-inf"
-        return f"value {value!r} out of range [{self.low}, {self.high}]"
+            return Reason("inf" if number > 0 else "-inf", RejectCode.NOT_FINITE)
+        return Reason(f"value {value!r} out of range [{self.low}, {self.high}]", RejectCode.OUT_OF_RANGE)
 
 
 def _to_float(value: Any) -> float:
@@ -166,12 +167,12 @@ class _CategoricalEncoder:
         bad = values < 0
         return values, (bad if bad.any() else None)
 
-    def diagnose(self, value: Any) -> str:
+    def diagnose(self, value: Any) -> Reason:
         if value is _MISSING:
-            return f"missing field '{self.spec.field}'"
+            return Reason(f"missing field '{self.spec.field}'", RejectCode.MISSING_FIELD)
         if not isinstance(value, str):
-            return f"wrong type {type(value).__name__} (expected string)"
-        return f"unknown category {value!r}"
+            return Reason(f"wrong type {type(value).__name__} (expected string)", RejectCode.WRONG_TYPE)
+        return Reason(f"unknown category {value!r}", RejectCode.UNKNOWN_CATEGORY)
 
 
 def _hashable(value: Any) -> bool:
@@ -238,14 +239,17 @@ class FeatureContract:
         return [[event.get(field, _MISSING) for event in safe] for field in self.fields], not_mapping
 
     def _diagnose(self, columns: list[Sequence[Any]], bad_masks: list[tuple[int, np.ndarray]],
-                  not_mapping: dict[int, str]) -> list[tuple[int, str]]:
-        reasons = {i: [f"event is not a mapping (got {name})"] for i, name in not_mapping.items()}
+                  not_mapping: dict[int, str]) -> list[tuple[int, Reason]]:
+        """Each failing row's diagnoses joined; its code is the first diagnosis' code."""
+        reasons = {i: [Reason(f"event is not a mapping (got {name})", RejectCode.CONTRACT_OTHER)]
+                   for i, name in not_mapping.items()}
         for j, bad in bad_masks:
             encoder = self._encoders[j]
             for i in np.flatnonzero(bad).tolist():
                 if i not in not_mapping:
-                    reasons.setdefault(i, []).append(f"{encoder.spec.name}: {encoder.diagnose(columns[j][i])}")
-        return [(i, "; ".join(reasons[i])) for i in sorted(reasons)]
+                    found = encoder.diagnose(columns[j][i])
+                    reasons.setdefault(i, []).append(Reason(f"{encoder.spec.name}: {found}", found.code))
+        return [(i, Reason("; ".join(reasons[i]), reasons[i][0].code)) for i in sorted(reasons)]
 
 
 def _avro_type_names(avro_type: Any) -> list[str]:

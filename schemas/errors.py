@@ -8,48 +8,49 @@ a dead-letter record can store next to its human-readable message.
 from __future__ import annotations
 
 from streamscore.foundation.errors import SerdeError
+from streamscore.foundation.vocabulary import RejectCode
 
 
 class PayloadError(SerdeError):
     """Base of every serde error; ``reason`` is a stable, machine-friendly code."""
 
-    reason: str = "serde_error"
+    reason: str = RejectCode.UNDECODABLE
 
 
 class EmptyPayloadError(PayloadError):
     """The payload is empty (or ``None``, e.g. a Kafka tombstone)."""
 
-    reason = "empty"
+    reason = RejectCode.EMPTY
 
 
 class BadMarkerError(PayloadError):
     """The payload does not start with the single-object marker ``C3 01``."""
 
-    reason = "bad_marker"
+    reason = RejectCode.BAD_MARKER
 
 
 class TruncatedPayloadError(PayloadError):
     """The header is shorter than 10 bytes, or the body ends before the record does."""
 
-    reason = "truncated"
+    reason = RejectCode.TRUNCATED
 
 
 class TrailingBytesError(TruncatedPayloadError):
     """Bytes are left over after the record's body: the length does not add up."""
 
-    reason = "trailing_bytes"
+    reason = RejectCode.TRAILING_BYTES
 
 
 class MalformedBodyError(PayloadError):
     """The body is not a valid Avro encoding of the schema (bad UTF-8, enum index...)."""
 
-    reason = "bad_body"
+    reason = RejectCode.BAD_BODY
 
 
 class UnknownFingerprintError(PayloadError):
     """The payload's schema fingerprint is not the expected one (or none we know)."""
 
-    reason = "unknown_fingerprint"
+    reason = RejectCode.UNKNOWN_FINGERPRINT
 
     def __init__(self, fingerprint: bytes, expected: tuple[bytes, ...]) -> None:
         self.fingerprint = fingerprint
@@ -61,7 +62,7 @@ class UnknownFingerprintError(PayloadError):
 class RecordEncodeError(PayloadError):
     """A record does not fit the schema: missing/extra field or a wrong type."""
 
-    reason = "encode_failed"
+    reason = RejectCode.ENCODE_FAILED
 
     def __init__(self, message: str, field: str | None = None) -> None:
         self.field = field

@@ -9,14 +9,16 @@ import math
 from typing import NamedTuple
 
 from schemas.serde import serde_for
+from streamscore.foundation.vocabulary import DeadLetterStage, RejectCode
 
 
 class MalformedPayload(NamedTuple):
     kind: str
     payload: bytes
     event_id: str | None  # None when the payload cannot be decoded to an event
-    stage: str  # the dead-letter stage it must land in
+    stage: DeadLetterStage  # the dead-letter stage it must land in
     reason_prefix: str  # how the dead letter's reason must start
+    reason_code: RejectCode  # the code its dead letter must carry
 
 
 def _with(event: dict, **changes) -> dict:
@@ -27,35 +29,42 @@ def _with(event: dict, **changes) -> dict:
 
 def malformed_variant(kind: str, event: dict) -> MalformedPayload:
     """Turn a valid event into one malformed payload of the given ``kind`` (see :data:`MALFORMED_KINDS`)."""
-    events, scored = serde_for("event"), serde_for("scored")
-    eid = event["event_id"]
-    if kind == "truncated":
-        good = events.encode(event)
-        return MalformedPayload(kind, good[: len(good) // 2], None, "DECODE", "truncated")
-    if kind == "empty_body":
-        return MalformedPayload(kind, events.encode(event)[:10], None, "DECODE", "truncated")
-    if kind == "garbage":
-        return MalformedPayload(kind, b"not avro at all: " + eid.encode(), None, "DECODE", "bad_marker")
-    if kind == "foreign_fingerprint":
-        record = {"event_id": eid, "correlation_id": event["correlation_id"], "model_name": "x",
-                  "model_version": "0", "score": 0.5, "label": 0, "threshold": 0.5, "batch_id": "b",
-                  "event_time": event["event_time"], "scored_time": event["event_time"]}
-        return MalformedPayload(kind, scored.encode(record), None, "DECODE", "unknown_fingerprint")
-    if kind == "trailing_bytes":
-        return MalformedPayload(kind, events.encode(event) + b"\x00\x01", None, "DECODE", "trailing_bytes")
-    if kind == "nan":
-        payload = events.encode(_with(event, amount=math.nan))
-        return MalformedPayload(kind, payload, eid, "CONTRACT", "contract: amount: NaN")
-    if kind == "infinite":
-        payload = events.encode(_with(event, distance_from_home_km=math.inf))
-        return MalformedPayload(kind, payload, eid, "CONTRACT", "contract: distance_from_home_km: inf")
-    if kind == "out_of_range":
-        payload = events.encode(_with(event, hour_of_day=42))
-        return MalformedPayload(kind, payload, eid, "CONTRACT", "contract: hour_of_day: value 42 out of range")
-    if kind == "unknown_category":
-        payload = events.encode(_with(event, country="ZZ"))
-        return MalformedPayload(kind, payload, eid, "CONTRACT", "contract: country: unknown category 'ZZ'")
+    if kind in _CONTRACT_BREAKS:
+        changes, prefix, code = _CONTRACT_BREAKS[kind]
+        payload = serde_for("event").encode(_with(event, **changes))
+        return MalformedPayload(kind, payload, event["event_id"], DeadLetterStage.CONTRACT, prefix, code)
+    if kind in _DECODE_BREAKS:
+        code = _DECODE_BREAKS[kind]
+        return MalformedPayload(kind, _undecodable(kind, event), None, DeadLetterStage.DECODE, code.value, code)
     raise ValueError(f"unknown malformed kind {kind!r}; known: {MALFORMED_KINDS}")
+
+
+_DECODE_BREAKS = {"truncated": RejectCode.TRUNCATED, "empty_body": RejectCode.TRUNCATED,
+                  "garbage": RejectCode.BAD_MARKER, "foreign_fingerprint": RejectCode.UNKNOWN_FINGERPRINT,
+                  "trailing_bytes": RejectCode.TRAILING_BYTES}
+_CONTRACT_BREAKS = {  # kind -> (field changes, how the reason starts, its code)
+    "nan": ({"amount": math.nan}, "contract: amount: NaN", RejectCode.NOT_FINITE),
+    "infinite": ({"distance_from_home_km": math.inf}, "contract: distance_from_home_km: inf", RejectCode.NOT_FINITE),
+    "out_of_range": ({"hour_of_day": 42}, "contract: hour_of_day: value 42 out of range", RejectCode.OUT_OF_RANGE),
+    "unknown_category": ({"country": "ZZ"}, "contract: country: unknown category 'ZZ'", RejectCode.UNKNOWN_CATEGORY),
+}
+
+
+def _undecodable(kind: str, event: dict) -> bytes:
+    events, eid = serde_for("event"), event["event_id"]
+    good = events.encode(event)
+    if kind == "truncated":
+        return good[: len(good) // 2]
+    if kind == "empty_body":
+        return good[:10]
+    if kind == "garbage":
+        return b"not avro at all: " + eid.encode()
+    if kind == "trailing_bytes":
+        return good + b"\x00\x01"
+    record = {"event_id": eid, "correlation_id": event["correlation_id"], "model_name": "x",  # foreign_fingerprint
+              "model_version": "0", "score": 0.5, "label": 0, "threshold": 0.5, "batch_id": "b",
+              "event_time": event["event_time"], "scored_time": event["event_time"]}
+    return serde_for("scored").encode(record)
 
 
 MALFORMED_KINDS = ("truncated", "empty_body", "garbage", "foreign_fingerprint", "trailing_bytes",

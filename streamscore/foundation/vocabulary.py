@@ -38,6 +38,54 @@ class DeadLetterStage(StrEnum):
     ENCODE = "ENCODE"
 
 
+class RejectCode(StrEnum):
+    """Why a record was dead-lettered, in a few stable words (metric labels, log fields).
+
+    Each is set where the failure is found (the serde error's class, the contract's diagnosis,
+    the model call, the encoder) and travels with the reason's text as a :class:`Reason`.
+    """
+
+    EMPTY = "empty"
+    BAD_MARKER = "bad_marker"
+    TRUNCATED = "truncated"
+    TRAILING_BYTES = "trailing_bytes"
+    BAD_BODY = "bad_body"
+    UNKNOWN_FINGERPRINT = "unknown_fingerprint"
+    UNDECODABLE = "undecodable"  # a decode failure of no known kind
+    NOT_FINITE = "not_finite"
+    MISSING_FIELD = "missing_field"
+    WRONG_TYPE = "wrong_type"
+    OUT_OF_RANGE = "out_of_range"
+    UNKNOWN_CATEGORY = "unknown_category"
+    CONTRACT_OTHER = "contract_other"  # e.g. the event is not a mapping
+    NON_FINITE_SCORE = "non_finite_score"
+    INFERENCE_FAILED = "inference_failed"
+    ENCODE_FAILED = "encode_failed"
+
+
+class Reason(str):
+    """A reject reason: its text (what a dead letter's ``reason`` says) with its :class:`RejectCode`.
+
+    A ``str``, so it reads and compares as its text; the code is set by whoever found the failure:
+
+    >>> reason = Reason("amount: NaN", RejectCode.NOT_FINITE)
+    >>> reason == "amount: NaN", reason.code
+    (True, <RejectCode.NOT_FINITE: 'not_finite'>)
+    >>> Reason("contract: " + reason, reason.code).code
+    <RejectCode.NOT_FINITE: 'not_finite'>
+    """
+
+    code: RejectCode
+
+    def __new__(cls, text: str, code: RejectCode | str) -> Reason:
+        reason = super().__new__(cls, text)
+        reason.code = RejectCode(code)
+        return reason
+
+    def __reduce__(self):  # pickles (Flink state, multiprocessing) with its code
+        return Reason, (str(self), self.code.value)
+
+
 class DriftStatistic(StrEnum):
     """``io.streamscore.v1.DriftStatistic``: the test behind a drift alert."""
 

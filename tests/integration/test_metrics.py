@@ -8,7 +8,6 @@ from collections import defaultdict
 
 import pytest
 
-from connectors.dead_letter import reason_code
 from jobs.flink_cluster import cancel_job
 from jobs.flink_metrics import scrape
 from jobs.submit import scoring_config_from_settings, submit_scoring
@@ -45,7 +44,7 @@ def test_counters_equal_events_produced_scored_and_dead_lettered(settings, fresh
     assert 1 <= metrics["model_calls"][""] <= report.produced / 10  # batches, not records
     by_reason = defaultdict(int)
     for bad in report.malformed:
-        by_reason[reason_code(bad.stage, bad.reason_prefix)] += 1
+        by_reason[bad.reason_code] += 1
     assert {k: int(v) for k, v in metrics["reason_events_dead_lettered"].items() if v} == dict(by_reason)
     # histograms: one batch-size observation per model call, one latency and score per scored record
     assert metrics["batch_size_count"][""] == metrics["model_calls"][""]

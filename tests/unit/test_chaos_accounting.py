@@ -11,7 +11,7 @@ from streamscore.harness.traffic import TrafficReport
 
 def _report(valid, scored, dead_ids, malformed=0, duplicates=0, arrivals=()):
     report = TrafficReport(produced=len(valid) + malformed, valid_ids=list(valid))
-    report.malformed = [MalformedPayload("garbage", b"x%d" % i, None, "DECODE", "bad_marker")
+    report.malformed = [MalformedPayload("garbage", b"x%d" % i, None, "DECODE", "bad_marker", "bad_marker")
                         for i in range(malformed)]
     report.scored = {i: {} for i in scored}
     report.scored_duplicates = duplicates

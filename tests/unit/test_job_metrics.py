@@ -2,7 +2,6 @@
 import numpy as np
 import pytest
 
-from connectors.dead_letter import REASON_CODES, reason_code
 from jobs.batch_scorer import BatchResult, DeadLetterNote
 from jobs.job_metrics import (
     BucketHistogram,
@@ -11,6 +10,7 @@ from jobs.job_metrics import (
     cumulative_counts,
     low_confidence_count,
 )
+from streamscore.foundation.vocabulary import RejectCode
 
 
 class Counter:
@@ -107,24 +107,51 @@ def test_row_by_row_fallback_counts_every_model_call_in_the_batch_size_histogram
     assert group.value("batch_size_bucket", le="1") == 2
 
 
-@pytest.mark.parametrize("stage,reason,code", [
-    ("DECODE", "truncated: body ends early", "truncated"),
-    ("DECODE", "unknown_fingerprint: 0x12", "unknown_fingerprint"),
-    ("DECODE", "something new", "undecodable"),
-    ("CONTRACT", "contract: amount: NaN", "not_finite"),
-    ("CONTRACT", "contract: distance_from_home_km: -inf", "not_finite"),
-    ("CONTRACT", "contract: hour_of_day: value 42 out of range [0, 23]", "out_of_range"),
-    ("CONTRACT", "contract: country: unknown category 'Finland'", "unknown_category"),
-    ("CONTRACT", "contract: amount: missing field 'amount'", "missing_field"),
-    ("CONTRACT", "contract: amount: wrong type str (expected float)", "wrong_type"),
-    ("CONTRACT", "contract: event is not a mapping (got list)", "contract_other"),
-    ("INFERENCE", "model returned a non-finite score nan", "non_finite_score"),
-    ("INFERENCE", "inference failed: RuntimeError: x", "inference_failed"),
-    ("ENCODE", "anything", "encode_failed"),
+def _without(event: dict, field: str) -> dict:
+    return {k: v for k, v in event.items() if k != field}
+
+
+@pytest.mark.parametrize("breaks,code", [
+    (lambda e: {**e, "amount": float("nan")}, "not_finite"),
+    (lambda e: {**e, "distance_from_home_km": float("-inf")}, "not_finite"),
+    (lambda e: {**e, "hour_of_day": 42}, "out_of_range"),
+    (lambda e: {**e, "country": "Finland"}, "unknown_category"),
+    (lambda e: _without(e, "amount"), "missing_field"),
+    (lambda e: {**e, "amount": "12.5"}, "wrong_type"),
+    (lambda e: list(e.values()), "contract_other"),
 ])
-def test_reason_codes_are_bounded_and_stable(stage, reason, code):
-    assert reason_code(stage, reason) == code
-    assert code in REASON_CODES
+def test_contract_rejects_carry_the_code_of_their_first_diagnosis(breaks, code):
+    from models.demo_data import generate_events
+    from models.registry import load_model
+
+    event = generate_events(1, seed=5)[0]
+    [(row, reason)] = load_model("fraud:1.0.0").contract.to_matrix([breaks(event)]).rejects
+    assert row == 0 and reason.code == code and code in set(RejectCode)
+
+
+class _Failing:
+    def __init__(self, outcome):
+        self.outcome = outcome
+
+    def predict_batch(self, features):
+        if isinstance(self.outcome, Exception):
+            raise self.outcome
+        return np.full(len(features), self.outcome)
+
+
+@pytest.mark.parametrize("outcome,code", [(float("nan"), "non_finite_score"),
+                                          (RuntimeError("boom"), "inference_failed")])
+def test_inference_dead_letters_carry_the_code_of_the_failed_call(outcome, code):
+    from jobs.batch_scorer import BatchScorer
+    from models.demo_data import generate_events
+    from models.registry import load_model
+    from schemas import serde_for
+
+    model = load_model("fraud:1.0.0")
+    scorer = BatchScorer(model, _Failing(outcome), job="t", source_topic="events")
+    payloads = [serde_for("event").encode(e) for e in generate_events(3, seed=9)]
+    result = scorer.score(payloads, [0] * 3, [0, 1, 2])
+    assert [(n.stage, n.reason_code) for n in result.dead_letters] == [("INFERENCE", code)] * 3
 
 
 EXPECTED_CODES = {"truncated": "truncated", "empty_body": "truncated", "garbage": "bad_marker",

@@ -14,6 +14,8 @@ from streamscore.foundation.vocabulary import (
     DriftStatistic,
     DriftTier,
     LifecycleAction,
+    Reason,
+    RejectCode,
 )
 
 AVRO = Path(__file__).resolve().parents[2] / "schemas" / "avro"
@@ -54,3 +56,13 @@ def test_the_ordered_tier_and_the_wire_tier_name_the_same_levels():
 def test_every_lifecycle_action_announces_one_distinct_kind():
     kinds = [action.kind for action in LifecycleAction]
     assert len(set(kinds)) == len(kinds) and ControlKind.RETRAIN_TRIGGER not in kinds
+
+
+def test_a_reason_keeps_its_code_through_copies_and_pickles():
+    import pickle
+
+    reason = Reason("hour_of_day: value 42 out of range [0, 23]", RejectCode.OUT_OF_RANGE)
+    assert pickle.loads(pickle.dumps(reason)).code is RejectCode.OUT_OF_RANGE
+    assert str(reason) == "hour_of_day: value 42 out of range [0, 23]" and isinstance(reason, str)
+    with pytest.raises(ValueError):
+        Reason("x", "not_a_code")
