@@ -48,13 +48,11 @@ class ScoreBatch(ScalarFunction):
         from jobs.batch_scorer import BatchScorer
         from jobs.job_metrics import LifecycleMetrics, ScoringMetrics
         from models.registry import load_model
-        from models.runtime import OnnxScorer
         from streamscore.foundation.logs import configure_logging, get_logger
 
         configure_logging(stream="stdout")  # a Python worker's stdout becomes INFO lines of the TaskManager log
         model = load_model(self.config.model, root=self.config.registry_dir)
-        predictor = OnnxScorer(model, providers=list(self.config.providers) if self.config.providers else None,
-                               intra_op_threads=self.config.intra_op_threads)
+        predictor = self._predictor(model)
         self.log = get_logger("streamscore.scoring", job=self.config.job_name, model=model.card.ref)
         self.router, self.follower = self._router(model.card)
         self.scorer = BatchScorer(model, predictor, job=self.config.job_name, source_topic=self.config.events_topic,
@@ -79,15 +77,21 @@ class ScoreBatch(ScalarFunction):
         follower.start()
         return router, follower
 
+    def _predictor(self, model):
+        """An ONNX Runtime session of ``model`` on the configured providers (TensorRT engines cached
+        under the settings' cache folder)."""
+        from models.runtime import GpuOptions, OnnxScorer
+
+        c = self.config
+        return OnnxScorer(model, providers=list(c.providers) if c.providers else None,
+                          intra_op_threads=c.intra_op_threads, gpu=GpuOptions(trt_cache_dir=c.model_cache_dir))
+
     def _load_version(self, version: str):
         """Another version of the job's model, from the registry (lazily, on its first routed record)."""
         from jobs.model_pool import VersionModel
         from models.registry import load_model
-        from models.runtime import OnnxScorer
-
         model = load_model(f"{self.scorer.card.name}:{version}", root=self.config.registry_dir)
-        predictor = OnnxScorer(model, providers=list(self.config.providers) if self.config.providers else None,
-                               intra_op_threads=self.config.intra_op_threads)
+        predictor = self._predictor(model)
         self.log.info("model_version_loaded", version=version, providers=predictor.providers)
         return VersionModel(model.card, predictor, self._cache(model.card.ref))
 

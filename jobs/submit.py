@@ -30,6 +30,7 @@ def scoring_config_from_settings(settings: Settings, **overrides) -> ScoringJobC
         "events_topic": settings.topic("events").name,
         "scored_topic": settings.topic("scored").name,
         "dead_letter_topic": settings.topic("dead_letter").name,
+        "model_cache_dir": str(settings.cache_dir / "tensorrt"),
         **_redis_fields(settings),
         **_kafka_fields(settings),
     }
@@ -41,9 +42,9 @@ def _redis_fields(settings: Settings) -> dict:
     """Where the job's prediction cache finds Redis: address, user, CA, and the password's *file*
     (read on the TaskManager), so no password travels in the job's configuration."""
     security = settings.redis_security
-    password_file = os.environ.get("STREAMSCORE_REDIS_PASSWORD_FILE") if security.password else None
+    password_file = security.password_file if security.password else None
     return {"redis_url": settings.redis_url, "redis_username": security.username,
-            "redis_password_file": str(Path(password_file).resolve()) if password_file else None,
+            "redis_password_file": str(password_file) if password_file else None,
             "redis_ca_file": str(security.ca_file) if security.ca_file else None}
 
 
@@ -51,7 +52,7 @@ def _kafka_fields(settings: Settings) -> dict:
     """How the job's Python worker logs in to Kafka: protocol, user and file paths (the password's
     *file*, read on the TaskManager), so no password travels in the job's configuration."""
     security = settings.kafka_security
-    password_file = os.environ.get("STREAMSCORE_KAFKA_SASL_PASSWORD_FILE") if security.password else None
+    password_file = security.password_file if security.password else None
 
     def path(value) -> str | None:
         return str(Path(value).resolve()) if value else None

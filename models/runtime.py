@@ -20,9 +20,8 @@ or CUDA can fail to initialise, and ONNX Runtime then falls back to the next one
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -42,18 +41,13 @@ WARMUP_BATCH_SIZES = (1, 7, 64, 256)
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 
 
-def _default_trt_cache_dir() -> str:
-    base = os.environ.get("STREAMSCORE_CACHE_DIR") or str(Path.home() / ".cache" / "streamscore")
-    return str(Path(base) / "tensorrt")
-
-
 @dataclass(frozen=True)
 class GpuOptions:
     """Settings of the GPU providers; ignored when the session runs on the CPU."""
 
     device_id: int = 0
     trt_fp16: bool = False  # TensorRT may run layers in FP16 (looser scores; see benchmarks/gpu_check.py)
-    trt_cache_dir: str = field(default_factory=_default_trt_cache_dir)
+    trt_cache_dir: str | None = None  # TensorRT engine and timing caches here; None: engines are not cached
     trt_max_batch: int = 4096  # the shape profile: batch 1 .. trt_max_batch, tuned for trt_opt_batch
     trt_opt_batch: int = 512
     trt_workspace_bytes: int = 2 << 30
@@ -69,9 +63,10 @@ def provider_options(provider: str, gpu: GpuOptions, input_name: str, width: int
     if provider == "TensorrtExecutionProvider":
         def shape(batch):
             return f"{input_name}:{batch}x{width}"
-        return {"device_id": str(gpu.device_id), "trt_fp16_enable": str(gpu.trt_fp16),
-                "trt_engine_cache_enable": "True", "trt_engine_cache_path": gpu.trt_cache_dir,
-                "trt_timing_cache_enable": "True", "trt_timing_cache_path": gpu.trt_cache_dir,
+        cache = ({"trt_engine_cache_enable": "True", "trt_engine_cache_path": gpu.trt_cache_dir,
+                  "trt_timing_cache_enable": "True", "trt_timing_cache_path": gpu.trt_cache_dir}
+                 if gpu.trt_cache_dir else {})
+        return {"device_id": str(gpu.device_id), "trt_fp16_enable": str(gpu.trt_fp16), **cache,
                 "trt_max_workspace_size": str(gpu.trt_workspace_bytes),
                 "trt_profile_min_shapes": shape(1), "trt_profile_opt_shapes": shape(gpu.trt_opt_batch),
                 "trt_profile_max_shapes": shape(gpu.trt_max_batch)}
@@ -130,7 +125,7 @@ class OnnxScorer:
         self.gpu = gpu or GpuOptions()
         options = _session_options(intra_op_threads, inter_op_threads, graph_optimization)
         chosen = choose_providers(providers)
-        if "TensorrtExecutionProvider" in chosen:
+        if "TensorrtExecutionProvider" in chosen and self.gpu.trt_cache_dir:
             Path(self.gpu.trt_cache_dir).mkdir(parents=True, exist_ok=True)
         per_provider = [provider_options(p, self.gpu, self.input_name, self.width) for p in chosen]
         try:

@@ -20,7 +20,7 @@ LIFECYCLE_HELP = {
     LifecycleAction.ROLLBACK: ("NAME", "go back to the version the latest promotion replaced"),
     LifecycleAction.SHADOW_ATTACH: ("NAME:VERSION", "score every event with VERSION too, on the shadow topic"),
     LifecycleAction.SHADOW_DETACH: ("NAME", "stop shadow scoring"),
-    LifecycleAction.CANARY: ("NAME:VERSION", "let VERSION score --percent of the events (0 ends the canary)"),
+    LifecycleAction.CANARY: ("NAME:VERSION", "let VERSION score a share of the events (0 ends the canary)"),
 }
 
 

@@ -68,6 +68,7 @@ class KafkaSecurity:
     sasl_mechanism: str = "SCRAM-SHA-512"
     username: str | None = None
     password: Secret | None = None
+    password_file: Path | None = None  # where the password came from (jobs read it there), if from a file
     ca_file: Path | None = None
     cert_file: Path | None = None
     key_file: Path | None = None
@@ -100,6 +101,7 @@ class KafkaSecurity:
 class RedisSecurity:
     username: str | None = None
     password: Secret | None = None
+    password_file: Path | None = None  # where the password came from (jobs read it there), if from a file
     tls: bool = False
     ca_file: Path | None = None
 
@@ -130,6 +132,12 @@ def read_secret(env: Mapping[str, str], name: str) -> Secret | None:
     if not value:
         raise ConfigError(f"{PREFIX}{name}_FILE: {path} is empty")
     return Secret(value)
+
+
+def _secret_file(env: Mapping[str, str], name: str) -> Path | None:
+    """The resolved ``NAME_FILE`` path of a secret read by :func:`read_secret`, or None."""
+    raw = _get(env, name + "_FILE")
+    return Path(raw).expanduser().resolve() if raw else None
 
 
 def _file(env: Mapping[str, str], name: str) -> Path | None:
@@ -165,6 +173,7 @@ def load_kafka_security(env: Mapping[str, str]) -> KafkaSecurity:
         sasl_mechanism=_choice(env, "KAFKA_SASL_MECHANISM", "SCRAM-SHA-512", MECHANISMS),
         username=_get(env, "KAFKA_SASL_USERNAME"),
         password=read_secret(env, "KAFKA_SASL_PASSWORD"),
+        password_file=_secret_file(env, "KAFKA_SASL_PASSWORD"),
         ca_file=_file(env, "KAFKA_SSL_CA_FILE"),
         cert_file=_file(env, "KAFKA_SSL_CERT_FILE"),
         key_file=_file(env, "KAFKA_SSL_KEY_FILE"),
@@ -192,6 +201,7 @@ def load_redis_security(env: Mapping[str, str]) -> RedisSecurity:
     security = RedisSecurity(
         username=_get(env, "REDIS_USERNAME"),
         password=read_secret(env, "REDIS_PASSWORD"),
+        password_file=_secret_file(env, "REDIS_PASSWORD"),
         tls=_flag(env, "REDIS_TLS", False),
         ca_file=_file(env, "REDIS_CA_FILE"),
     )

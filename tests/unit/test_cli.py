@@ -130,6 +130,38 @@ def test_help_goes_to_stdout_and_exits_0(capsys):
         assert command in out
 
 
+@pytest.mark.parametrize("argv,own,others", [
+    (["models", "--help"], ["promote", "optimize", "shadow-attach"], ["--int8", "--percent", "--heavy", "--onnx"]),
+    (["models", "optimize", "--help"], ["--int8", "--max-auc-drop"], ["--percent", "--heavy", "--onnx"]),
+    (["models", "canary", "--help"], ["--percent", "--activation-delay-ms"], ["--int8", "--heavy"]),
+    (["submit", "scoring", "--help"], ["--max-batch-size", "--cache"], ["--window-events", "--window-kind"]),
+    (["submit", "drift", "--help"], ["--window-events"], ["--max-batch-size", "--cache"]),
+])
+def test_each_subcommand_lists_only_its_own_flags(capsys, argv, own, others):
+    code, out, _ = run_cli(capsys, argv)
+    assert code == 0
+    assert all(flag in out for flag in own), out
+    assert not [flag for flag in others if flag in out], out
+
+
+def test_the_cli_does_not_load_the_benchmarks_until_bench_runs():
+    probe = ("import sys; from streamscore.cli.main import build_parser; build_parser().parse_args(['models', 'list']);"
+             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'benchmarks'))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_a_failure_prints_one_line_and_keeps_its_cause(capsys, tmp_path):
+    from streamscore.cli.produce import read_json_lines
+    from streamscore.foundation.errors import InputError
+
+    code, _, err = run_cli(capsys, ["produce", "--input", str(tmp_path / "missing.jsonl")])
+    assert code == EXIT_ERROR and "missing.jsonl" in assert_one_error_line(err)
+    with pytest.raises(InputError) as caught:
+        list(read_json_lines(tmp_path / "missing.jsonl"))
+    assert isinstance(caught.value.__cause__, FileNotFoundError)
+
+
 # --- errors the user causes after parsing: exit 1, one line --------------------------------------------
 
 

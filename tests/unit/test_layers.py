@@ -173,3 +173,48 @@ def test_the_checker_sees_an_upward_import_inside_a_function(tmp_path):
 
 def test_the_checker_finds_a_ring():
     assert strongly_connected({"a": {"b": 1}, "b": {"c": 1}, "c": {"a": 1}, "d": {"a": 1}}) == [["a", "b", "c"]]
+
+
+# Outside the settings, only these read a setting-like variable of their own environment, each for a reason:
+ENVIRONMENT_READERS = {
+    "jobs.job_secrets": "the job's driver finds the properties file its submitter left (a path, not a setting)",
+}
+
+
+def _environment_reads(path: Path) -> list[int]:
+    """Lines that read a ``STREAMSCORE_*`` (or computed) variable: os.environ.get / [] / os.getenv.
+    A literal other name (PATH, the device machine's OUT) is the process's, not a setting."""
+    lines = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Call) and ast.unparse(node.func) in ("os.environ.get", "os.getenv") and node.args:
+            key = node.args[0]
+        elif isinstance(node, ast.Subscript) and ast.unparse(node.value) == "os.environ":
+            key = node.slice
+        else:
+            continue
+        literal = isinstance(key, ast.Constant) and isinstance(key.value, str)
+        if not literal or key.value.startswith("STREAMSCORE_"):
+            lines.append(node.lineno)
+    return lines
+
+
+def test_settings_are_read_in_one_place():
+    readers = {f"{path.relative_to(REPO)}:{line}"
+               for module, path in project_modules().items()
+               if not module.startswith("streamscore.foundation") and module not in ENVIRONMENT_READERS
+               for line in _environment_reads(path)}
+    assert not readers, f"environment read outside streamscore/foundation (use the settings): {sorted(readers)}"
+
+
+def test_errors_keep_their_cause():
+    dropped = [f"{path.relative_to(REPO)}:{node.lineno}"
+               for path in project_modules().values()
+               for node in ast.walk(ast.parse(path.read_text(), str(path)))
+               if isinstance(node, ast.Raise) and isinstance(node.cause, ast.Constant) and node.cause.value is None]
+    assert not dropped, f"'raise ... from None' drops the cause (librdkafka's error, the OSError...): {dropped}"
+
+
+def test_the_environment_check_sees_a_setting_read(tmp_path):
+    probe = tmp_path / "probe.py"
+    probe.write_text('import os\nA = os.environ.get("STREAMSCORE_X")\nB = os.environ["PATH"]\nC = os.getenv(NAME)\n')
+    assert _environment_reads(probe) == [2, 4]

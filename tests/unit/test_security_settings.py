@@ -211,3 +211,18 @@ def test_the_local_redis_config_holds_the_password_only_privately(tmp_path):
     assert spec.argv[1:] == [str(service.config_file)] and PLANTED not in " ".join(spec.argv)
     assert "requirepass" in service.config_file.read_text()
     assert stat.S_IMODE(service.config_file.stat().st_mode) == 0o600
+
+
+def test_a_job_is_told_where_the_password_file_is_without_reading_the_environment(tmp_path, pem_files, monkeypatch):
+    from jobs.submit import scoring_config_from_settings
+
+    settings = load_settings(sasl_env(tmp_path, pem_files))
+    for name in list(os.environ):  # the settings were read once: the submitter needs no variable now
+        if name.startswith("STREAMSCORE_"):
+            monkeypatch.delenv(name)
+    config = scoring_config_from_settings(settings)
+    assert config.kafka_sasl_password_file == str(settings.kafka_security.password_file)
+    assert Path(config.kafka_sasl_password_file).is_file() and Path(config.kafka_sasl_password_file).is_absolute()
+    direct = load_settings({**sasl_env(tmp_path, pem_files, STREAMSCORE_KAFKA_SASL_PASSWORD_FILE=""),
+                            "STREAMSCORE_KAFKA_SASL_PASSWORD": "direct-secret"})
+    assert direct.kafka_security.password_file is None
