@@ -93,10 +93,10 @@ def _start_drift_sidecar(settings: Settings) -> None:
 
     config = drift_config_from_settings(settings)
     if any(j.name == config.job_name and j.state == "RUNNING" for j in list_jobs(settings)):
-        print(f"  drift sidecar already running ({config.window_kind} windows of {config.window_events} events)")
+        print(f"  drift sidecar already running ({config.window_kind} windows of {config.window_events}+ events)")
         return
     job_id = submit_drift(settings, config)
-    print(f"  submitted drift sidecar {job_id} ({config.window_kind} windows of {config.window_events} events, "
+    print(f"  submitted drift sidecar {job_id} ({config.window_kind} windows of {config.window_events}+ events, "
           f"alpha {config.alpha}, triggers on {config.confirm_k} of {config.confirm_m} windows)")
     wait_running(settings, job_id, timeout_s=120)  # its start-up is not charged to the traffic's latency
 

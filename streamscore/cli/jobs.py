@@ -33,7 +33,8 @@ def _add_scoring_flags(parser: argparse.ArgumentParser) -> None:
 
 def _add_drift_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--window-kind", default=None, choices=["count", "time"], help="count or event time")
-    parser.add_argument("--window-events", type=int, default=None, help="events per count window (1000)")
+    parser.add_argument("--window-events", type=int, default=None,
+                        help="a count window closes with the micro-batch that reaches this many events (1000)")
     parser.add_argument("--window-ms", type=int, default=None, help="event-time window length (60000)")
 
 
