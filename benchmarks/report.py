@@ -60,6 +60,10 @@ class Check:
     target: str
     passed: bool
 
+    def __post_init__(self) -> None:  # numpy comparisons give np.bool_, which JSON would store as "True"
+        object.__setattr__(self, "passed", bool(self.passed))
+        object.__setattr__(self, "value", None if self.value is None else float(self.value))
+
     def line(self) -> str:
         shown = "n/a" if self.value is None else f"{self.value:.2f}"
         return f"{'PASS' if self.passed else 'MISS'}  {self.name}: {shown} (target {self.target})"
