@@ -22,7 +22,7 @@ from jobs.submit import scoring_config_from_settings, submit_scoring
 from models.demo_data import generate_events
 from schemas import serde_for
 from streamscore.foundation.config import TopicSpec, load_settings
-from streamscore.harness.traffic import run_traffic
+from streamscore.harness.traffic import TrafficPlan, TrafficTopics, run_traffic
 
 
 def _topics(settings, tag: str) -> tuple[str, str, str]:
@@ -62,9 +62,8 @@ def latency_at_rate(settings, batch_size: int, count: int, rate: float, **knobs)
                                           startup_mode="earliest-offset", **knobs)
     job_id = submit_scoring(settings, config)
     try:
-        report = run_traffic(settings, count, id_prefix=f"l{tag}-", rate=rate, malformed_every=0,
-                             transaction_size=max(1, int(rate // 100)), events_topic=events,
-                             scored_topic=scored, dead_topic=dead)
+        plan = TrafficPlan(count, f"l{tag}-", rate=rate, malformed_every=0, transaction_size=max(1, int(rate // 100)))
+        report = run_traffic(settings, plan, TrafficTopics(events, scored, dead))
     finally:
         cancel_job(settings, job_id)
         delete_topics(settings, [events, scored, dead])

@@ -29,7 +29,7 @@ def run_demo(settings: Settings, args: argparse.Namespace) -> int:
     from jobs.flink_cluster import list_jobs
     from jobs.submit import scoring_config_from_settings, submit_scoring
     from models.registry import load_model
-    from streamscore.harness.traffic import run_traffic
+    from streamscore.harness.traffic import TrafficPlan, run_traffic
     from streamscore.stack import Stack
 
     began = time.monotonic()
@@ -56,7 +56,7 @@ def run_demo(settings: Settings, args: argparse.Namespace) -> int:
 
     _step(f"producing {args.count} events (1 in 100 malformed on purpose) and reading the results")
     prefix = f"demo-{uuid.uuid4().hex[:8]}-"
-    traffic = run_traffic(settings, args.count, id_prefix=prefix, rate=2000.0)
+    traffic = run_traffic(settings, TrafficPlan(args.count, prefix, rate=2000.0))
     _print_outcome(traffic)
 
     _step("drift: 6000 normal events, then 6000 with device_trust_score shifted by 1 reference std dev")
@@ -78,11 +78,11 @@ def run_demo(settings: Settings, args: argparse.Namespace) -> int:
 def _warm_up(settings: Settings, count: int = WARM_UP_EVENTS) -> None:
     """A few events scored before the measured traffic, so its latency line is the job's steady state;
     the time they took (job and Python worker start-up included) is reported on its own."""
-    from streamscore.harness.traffic import run_traffic
+    from streamscore.harness.traffic import TrafficPlan, run_traffic
 
     began = time.monotonic()
-    warm = run_traffic(settings, count, id_prefix=f"demo-warmup-{uuid.uuid4().hex[:8]}-", malformed_every=0,
-                       timeout_s=180)
+    warm = run_traffic(settings, TrafficPlan(count, f"demo-warmup-{uuid.uuid4().hex[:8]}-", malformed_every=0,
+                                             timeout_s=180))
     print(f"  warm-up: {len(warm.scored)} of {warm.produced} events scored {time.monotonic() - began:.1f} s after "
           f"producing began (the job's start-up included; the latency below excludes it)")
 

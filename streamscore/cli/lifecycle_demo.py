@@ -77,7 +77,7 @@ def _run(settings: Settings, names: dict[str, str], job_id: str) -> bool:
     from connectors.kafka_clients import read_topic
     from jobs.flink_cluster import list_jobs
     from schemas import serde_for
-    from streamscore.harness.traffic import run_traffic
+    from streamscore.harness.traffic import TrafficPlan, TrafficTopics, run_traffic
 
     effective: dict[str, int] = {}
 
@@ -88,9 +88,9 @@ def _run(settings: Settings, names: dict[str, str], job_id: str) -> bool:
 
     changer = threading.Thread(target=change_models)
     changer.start()
-    traffic = run_traffic(settings, 3000, id_prefix=f"lc-{uuid.uuid4().hex[:6]}-", rate=500, malformed_every=0,
-                          transaction_size=100, timeout_s=60, events_topic=names["events"],
-                          scored_topic=names["scored"], dead_topic=names["dead"])
+    plan = TrafficPlan(3000, f"lc-{uuid.uuid4().hex[:6]}-", rate=500, malformed_every=0, transaction_size=100,
+                       timeout_s=60)
+    traffic = run_traffic(settings, plan, TrafficTopics(names["events"], names["scored"], names["dead"]))
     changer.join(30)
     shadow = [serde_for("scored").decode(r.value) for r in read_topic(settings, names["shadow"], idle_timeout_s=2)]
     same_job = any(j.job_id == job_id and j.state == "RUNNING" for j in list_jobs(settings))

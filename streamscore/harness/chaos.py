@@ -23,7 +23,7 @@ from models.demo_data import DriftSpec
 from streamscore.foundation.config import Settings, TopicSpec
 from streamscore.foundation.errors import StreamscoreError
 from streamscore.harness.fault_kinds import FaultKind
-from streamscore.harness.traffic import TrafficReport, run_traffic
+from streamscore.harness.traffic import TrafficPlan, TrafficReport, TrafficTopics, run_traffic
 from streamscore.stack import Stack
 from streamscore.stack.process import descendants, read_pid_file, running_pid, stop_process
 
@@ -170,10 +170,10 @@ def run_fault(settings: Settings, fault: str, *, count: int = 200_000, rate: flo
     injector = _Injector(FAULTS[fault], ctx, delay_s=delay_s)
     try:
         injector.start()
-        report = run_traffic(settings, count, id_prefix=f"c{tag}-", rate=rate, malformed_every=1000,
-                             transaction_size=max(1, int(rate // 20)), timeout_s=timeout_s,
-                             events_topic=topics["events"], scored_topic=topics["scored"], dead_topic=topics["dead"],
-                             drift=[DriftSpec("device_trust_score", "shift", 1.0, start_after=count // 2)])
+        plan = TrafficPlan(count, f"c{tag}-", rate=rate, malformed_every=1000,
+                           transaction_size=max(1, int(rate // 20)), timeout_s=timeout_s,
+                           drift=[DriftSpec("device_trust_score", "shift", 1.0, start_after=count // 2)])
+        report = run_traffic(settings, plan, TrafficTopics(topics["events"], topics["scored"], topics["dead"]))
         injector.join()
         cache = _cache_evidence(settings, config.job_name) if fault in CACHE_FAULTS else None
         drift_counts = _drift_outputs(settings, topics["alerts"], topics["control"])

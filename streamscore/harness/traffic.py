@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -99,10 +100,10 @@ def _end_offsets(consumer, settings: Settings, topics: list[str]) -> list[TopicP
     return assignment
 
 
-def _payloads(count: int, seed: int, id_prefix: str, malformed_every: int, report: TrafficReport, drift=()):
+def _payloads(plan: TrafficPlan, report: TrafficReport):
     """(key, value) pairs; event time = the moment the record is handed to the producer."""
-    encode = serde_for("event").encode_trusted
-    for i, event in enumerate(generate_events(count, seed=seed, id_prefix=id_prefix, drift=drift)):
+    encode, malformed_every = serde_for("event").encode_trusted, plan.malformed_every
+    for i, event in enumerate(generate_events(plan.count, seed=plan.seed, id_prefix=plan.id_prefix, drift=plan.drift)):
         event["event_time"] = int(time.time() * 1000)
         if malformed_every and i % malformed_every == malformed_every - 1:
             kind = MALFORMED_KINDS[(i // malformed_every) % len(MALFORMED_KINDS)]
@@ -115,22 +116,48 @@ def _payloads(count: int, seed: int, id_prefix: str, malformed_every: int, repor
         report.produced += 1
 
 
-def run_traffic(settings: Settings, count: int, *, id_prefix: str, seed: int = 11, rate: float = 0.0,
-                malformed_every: int = 100, transaction_size: int = 100, timeout_s: float = 180.0,
-                events_topic: str | None = None, scored_topic: str | None = None,
-                dead_topic: str | None = None, drift=()) -> TrafficReport:
+@dataclass(frozen=True)
+class TrafficPlan:
+    """What :func:`run_traffic` sends: ``count`` demo events with ids ``id_prefix`` + n, paced at ``rate``
+    events/s (0: as fast as possible), every ``malformed_every``-th one malformed (0: none), in
+    transactions of ``transaction_size``, with ``drift`` injected; accounted within ``timeout_s``."""
+
+    count: int
+    id_prefix: str
+    seed: int = 11
+    rate: float = 0.0
+    malformed_every: int = 100
+    transaction_size: int = 100
+    timeout_s: float = 180.0
+    drift: Sequence = ()
+
+
+@dataclass(frozen=True)
+class TrafficTopics:
+    """Where the traffic goes in and where its scored records and dead letters come out."""
+
+    events: str
+    scored: str
+    dead: str
+
+    @classmethod
+    def of(cls, settings: Settings) -> TrafficTopics:
+        """The settings' own events, scored and dead-letter topics."""
+        return cls(settings.topic("events").name, settings.topic("scored").name, settings.topic("dead_letter").name)
+
+
+def run_traffic(settings: Settings, plan: TrafficPlan, topics: TrafficTopics | None = None) -> TrafficReport:
+    """Send ``plan`` to ``topics`` (default: the settings' own) and account for every event by id."""
+    topics = topics or TrafficTopics.of(settings)
+    id_prefix = plan.id_prefix
     report = TrafficReport()
-    scored_topic = scored_topic or settings.topic("scored").name
-    dead_topic = dead_topic or settings.topic("dead_letter").name
-    collector = _Collector(settings, scored_topic, dead_topic, report, id_prefix)
+    collector = _Collector(settings, topics.scored, topics.dead, report, id_prefix)
     collector.start()
     try:
-        stats = produce_transactionally(
-            settings, events_topic or settings.topic("events").name,
-            _payloads(count, seed, id_prefix, malformed_every, report, drift),
-            rate=rate, transaction_size=transaction_size)
+        stats = produce_transactionally(settings, topics.events, _payloads(plan, report),
+                                        rate=plan.rate, transaction_size=plan.transaction_size)
         report.produce_seconds = stats["seconds"]
-        report.drain_seconds = _wait_accounted(settings, report, collector, timeout_s)
+        report.drain_seconds = _wait_accounted(settings, report, collector, plan.timeout_s)
     finally:
         collector.stop_event.set()
         collector.join(10)

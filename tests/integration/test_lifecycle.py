@@ -32,7 +32,7 @@ from models.registry import DEFAULT_ROOT, load_model
 from models.runtime import OnnxScorer
 from schemas import serde_for
 from streamscore.foundation.vocabulary import LifecycleAction
-from streamscore.harness.traffic import run_traffic
+from streamscore.harness.traffic import TrafficPlan, TrafficTopics, run_traffic
 from streamscore.lifecycle import control as control_protocol
 
 pytestmark = pytest.mark.integration
@@ -105,9 +105,8 @@ def test_promotion_and_shadow_while_events_flow(settings, fresh_topics, registry
     changer = threading.Thread(target=change_models)
     try:
         changer.start()
-        report = run_traffic(settings, 6000, id_prefix=f"lc-{tag}-", seed=17, rate=400, malformed_every=0,
-                             transaction_size=100, timeout_s=90, events_topic=events, scored_topic=scored,
-                             dead_topic=dead)
+        plan = TrafficPlan(6000, f"lc-{tag}-", seed=17, rate=400, malformed_every=0, transaction_size=100, timeout_s=90)
+        report = run_traffic(settings, plan, TrafficTopics(events, scored, dead))
         changer.join(30)
         shadow_records = [serde_for("scored").decode(r.value) for r in read_topic(settings, shadow, idle_timeout_s=3)]
         running = {j.job_id: j.state for j in list_jobs(settings)}
@@ -244,12 +243,13 @@ def test_taskmanager_killed_right_after_promotion_replays_with_the_recorded_vers
             failed.append(exc)
 
     changer = threading.Thread(target=promote_then_kill, daemon=True)
-    topics = {"events_topic": events, "scored_topic": scored, "dead_topic": dead}
+    topics = TrafficTopics(events, scored, dead)
     try:  # the job scores before the paced traffic starts, so the promotion falls inside it
-        warm = run_traffic(settings, 500, id_prefix=f"lw-{tag}-", malformed_every=0, timeout_s=120, **topics)
+        warm = run_traffic(settings, TrafficPlan(500, f"lw-{tag}-", malformed_every=0, timeout_s=120), topics)
         changer.start()
-        report = run_traffic(settings, 12_000, id_prefix=f"lk-{tag}-", seed=23, rate=400, malformed_every=0,
-                             transaction_size=40, timeout_s=120, **topics)
+        plan = TrafficPlan(12_000, f"lk-{tag}-", seed=23, rate=400, malformed_every=0, transaction_size=40,
+                           timeout_s=120)
+        report = run_traffic(settings, plan, topics)
         changer.join(60)
         attempts = _every_attempt(settings, scored)
         promote_at = _effective_promotion_ms(settings, control)

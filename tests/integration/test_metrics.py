@@ -11,7 +11,7 @@ import pytest
 from jobs.flink_cluster import cancel_job
 from jobs.flink_metrics import scrape
 from jobs.submit import scoring_config_from_settings, submit_scoring
-from streamscore.harness.traffic import run_traffic
+from streamscore.harness.traffic import TrafficPlan, TrafficTopics, run_traffic
 
 pytestmark = pytest.mark.integration
 
@@ -22,8 +22,8 @@ def test_counters_equal_events_produced_scored_and_dead_lettered(settings, fresh
                                           job_name=f"it-metrics-{tag}", startup_mode="earliest-offset")
     job_id = submit_scoring(settings, config)
     try:
-        report = run_traffic(settings, 20_000, id_prefix=f"m{tag}-", rate=0, malformed_every=50,
-                             events_topic=events, scored_topic=scored, dead_topic=dead)
+        report = run_traffic(settings, TrafficPlan(20_000, f"m{tag}-", malformed_every=50),
+                             TrafficTopics(events, scored, dead))
         deadline, metrics = time.monotonic() + 30, {}
         while time.monotonic() < deadline:  # Python metrics reach the reporter after their bundle
             metrics = scrape(settings, config.job_name)

@@ -14,7 +14,7 @@ from jobs.submit import scoring_config_from_settings, submit_scoring
 from models.registry import load_model
 from models.runtime import OnnxScorer
 from schemas.malformed import MALFORMED_KINDS
-from streamscore.harness.traffic import run_traffic
+from streamscore.harness.traffic import TrafficPlan, TrafficTopics, run_traffic
 
 pytestmark = pytest.mark.integration
 
@@ -32,9 +32,9 @@ def _run_job(settings, fresh_topics, count, *, max_batch_size=512, rate=0.0, see
         job_name=f"it-scoring-{tag}", max_batch_size=max_batch_size, startup_mode="earliest-offset")
     job_id = submit_scoring(settings, config)
     try:
-        return run_traffic(settings, count, id_prefix=f"it-{tag}-", seed=seed, rate=rate,
-                           malformed_every=malformed_every, transaction_size=500, timeout_s=240,
-                           events_topic=events, scored_topic=scored, dead_topic=dead), events
+        plan = TrafficPlan(count, f"it-{tag}-", seed=seed, rate=rate, malformed_every=malformed_every,
+                           transaction_size=500, timeout_s=240)
+        return run_traffic(settings, plan, TrafficTopics(events, scored, dead)), events
     finally:
         cancel_job(settings, job_id)
 

@@ -37,7 +37,7 @@ from models.registry import DEFAULT_ROOT
 from streamscore.foundation.config import TopicSpec, load_settings
 from streamscore.foundation.security import Secret
 from streamscore.foundation.vocabulary import LifecycleAction
-from streamscore.harness.traffic import run_traffic
+from streamscore.harness.traffic import TrafficPlan, TrafficTopics, run_traffic
 from streamscore.lifecycle import control as control_protocol
 from streamscore.stack import Stack
 
@@ -257,14 +257,14 @@ def test_a_scoring_job_follows_control_over_sasl_ssl(secure, monkeypatch, tmp_pa
         job_name=f"sec-scoring-{uuid.uuid4().hex[:8]}", startup_mode="earliest-offset", max_delay_ms=50)
     assert config.kafka_sasl_password_file and KAFKA_SECRET not in config.to_json()
     job_id = submit_scoring(secure.settings, config)
-    topics = {"events_topic": events, "scored_topic": scored, "dead_topic": dead}
+    topics = TrafficTopics(events, scored, dead)
     try:
-        before = run_traffic(secure.settings, 1000, id_prefix="sec-a-", malformed_every=0, timeout_s=120, **topics)
+        before = run_traffic(secure.settings, TrafficPlan(1000, "sec-a-", malformed_every=0, timeout_s=120), topics)
         control_protocol.apply_change(secure.settings, control_protocol.LifecycleChange(
             LifecycleAction.PROMOTE, "fraud-sec:1.1.0", registry_dir=str(registry), control_topic=control,
             activation_delay_ms=DELAY_MS))
         time.sleep(DELAY_MS / 1000 + 0.5)
-        after = run_traffic(secure.settings, 1000, id_prefix="sec-b-", malformed_every=0, timeout_s=60, **topics)
+        after = run_traffic(secure.settings, TrafficPlan(1000, "sec-b-", malformed_every=0, timeout_s=60), topics)
     finally:
         cancel_job(secure.settings, job_id)
     assert sorted(before.scored) == sorted(before.valid_ids) and sorted(after.scored) == sorted(after.valid_ids)
