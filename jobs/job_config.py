@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, fields, replace
+from dataclasses import asdict, fields, is_dataclass, replace
 from typing import Any
 
 from streamscore.foundation.errors import ConfigError
@@ -44,6 +44,9 @@ def config_from_json(cls, text: str, label: str, required: tuple[str, ...] = ("b
             raise ConfigError(f"{label} needs {name!r}")
     for name, value in raw.items():
         default = known[name].default
+        if is_dataclass(default):  # a nested frozen part (e.g. the client auth): the same strict reading
+            raw[name] = _nested(type(default), value, f"{label} {name}")
+            continue
         if name == "providers":
             _check_providers(value)
             if value is not None:
@@ -51,6 +54,18 @@ def config_from_json(cls, text: str, label: str, required: tuple[str, ...] = ("b
             continue
         _check_type(name, value, None if default is _dataclass_missing() else default)
     return cls(**raw).checked()
+
+
+def _nested(cls, value, label: str):
+    if not isinstance(value, dict):
+        raise ConfigError(f"{label} must be a JSON object, got {type(value).__name__}")
+    known = {f.name: f.default for f in fields(cls)}
+    unknown = sorted(set(value) - set(known))
+    if unknown:
+        raise ConfigError(f"{label} has unknown keys {unknown}")
+    for name, item in value.items():
+        _check_type(f"{label}.{name}", item, known[name])
+    return cls(**value)
 
 
 def _dataclass_missing():

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from jobs.job_config import JsonJobConfig
 from streamscore.foundation.errors import ConfigError
+from streamscore.foundation.security import ClientAuth
 
 MIN_TRANSACTION_TIMEOUT_MS = 60_000
 TIMEOUT_HEADROOM = 10  # transaction timeout >= 10 x (checkpoint interval + max delay)
@@ -42,23 +43,13 @@ class ScoringJobConfig(JsonJobConfig):
     cache_enabled: bool = False  # Redis prediction cache (connectors.prediction_cache)
     cache_ttl_s: int = 3600
     redis_url: str | None = None  # redis:// or rediss://, never with a password
-    redis_username: str | None = None
-    redis_password_file: str | None = None  # read on the TaskManager, never sent in this config
-    redis_ca_file: str | None = None
     control_topic: str | None = None  # follow lifecycle messages (promote, shadow, canary) here; None: pinned model
     shadow_topic: str | None = None  # the challenger's records (needed with control_topic)
     activation_delay_ms: int = 10_000  # promotions take effect this long after publication (jobs.model_router)
     control_max_wait_ms: int = 30_000  # how long a record may wait for the control reader to catch up
-    # How the job's Python worker (the control reader) logs in to Kafka: the Java source and sinks get
-    # theirs through jobs.job_secrets. Paths only: the SASL password is read from its file on the TaskManager.
-    kafka_security_protocol: str = "PLAINTEXT"
-    kafka_sasl_mechanism: str = "SCRAM-SHA-512"
-    kafka_sasl_username: str | None = None
-    kafka_sasl_password_file: str | None = None
-    kafka_ssl_ca_file: str | None = None
-    kafka_ssl_cert_file: str | None = None
-    kafka_ssl_key_file: str | None = None
-    kafka_ssl_endpoint_identification: bool = True
+    # How the job's Python workers (the control reader, the prediction cache) log in to Kafka and Redis:
+    # names and file paths only (the Java source and sinks get theirs through jobs.job_secrets).
+    auth: ClientAuth = ClientAuth()
 
     @property
     def consumer_group(self) -> str:
@@ -66,12 +57,7 @@ class ScoringJobConfig(JsonJobConfig):
 
     def python_kafka_env(self) -> dict[str, str]:
         """``STREAMSCORE_*`` settings for a confluent-kafka client in the job's Python worker."""
-        fields = {"BOOTSTRAP": self.bootstrap, "MODE": "external", "SECURITY_PROTOCOL": self.kafka_security_protocol,
-                  "SASL_MECHANISM": self.kafka_sasl_mechanism, "SASL_USERNAME": self.kafka_sasl_username,
-                  "SASL_PASSWORD_FILE": self.kafka_sasl_password_file, "SSL_CA_FILE": self.kafka_ssl_ca_file,
-                  "SSL_CERT_FILE": self.kafka_ssl_cert_file, "SSL_KEY_FILE": self.kafka_ssl_key_file,
-                  "SSL_ENDPOINT_IDENTIFICATION": "https" if self.kafka_ssl_endpoint_identification else "none"}
-        return {f"STREAMSCORE_KAFKA_{name}": value for name, value in fields.items() if value}
+        return self.auth.kafka_env(self.bootstrap)
 
     @property
     def transactional_prefix(self) -> str:
@@ -89,7 +75,8 @@ class ScoringJobConfig(JsonJobConfig):
             raise ConfigError(f"the prediction cache needs redis_url and cache_ttl_s >= 1 "
                               f"(got {self.redis_url!r}, {self.cache_ttl_s})")
         if self.redis_url and "@" in self.redis_url:
-            raise ConfigError("redis_url must not carry credentials: use redis_username and redis_password_file")
+            raise ConfigError("redis_url must not carry credentials: use auth.redis_username and "
+                              "auth.redis_password_file")
         if not 0.0 <= self.low_confidence_band <= 1.0:
             raise ConfigError(f"low_confidence_band must be within [0, 1], got {self.low_confidence_band}")
         if self.startup_mode not in ("group-offsets", "earliest-offset", "latest-offset"):
@@ -114,7 +101,7 @@ def _check_lifecycle(config: ScoringJobConfig, topics: list[str]) -> None:
     if not config.shadow_topic or len({*topics, config.control_topic, config.shadow_topic}) != 5:
         raise ConfigError(f"following control needs a shadow topic; events, scored, dead-letter, control and "
                           f"shadow topics must differ, got {[*topics, config.control_topic, config.shadow_topic]}")
-    if config.kafka_security_protocol.startswith("SASL_") and not config.kafka_sasl_password_file:
+    if config.auth.kafka_uses_sasl and not config.auth.kafka_password_file:
         raise ConfigError("following control over SASL needs STREAMSCORE_KAFKA_SASL_PASSWORD_FILE, a file the "
                           "TaskManagers can read: the job's control reader logs in with it (a password is never "
                           "put in the job's configuration)")

@@ -105,8 +105,8 @@ class ScoreBatch(ScalarFunction):
         from connectors.prediction_cache import PredictionCache, redis_factory
 
         c = self.config
-        factory = redis_factory(c.redis_url, username=c.redis_username, password_file=c.redis_password_file,
-                                ca_file=c.redis_ca_file)
+        factory = redis_factory(c.redis_url, username=c.auth.redis_username, password_file=c.auth.redis_password_file,
+                                ca_file=c.auth.redis_ca_file)
         return PredictionCache(factory, model_ref=model_ref, ttl_s=c.cache_ttl_s, log=self.log)
 
     def eval(self, payload: pd.Series, partition: pd.Series, offset: pd.Series) -> pd.DataFrame:

@@ -18,6 +18,7 @@ from models.registry import load_model
 from schemas import load_schema
 from streamscore.foundation.config import Settings
 from streamscore.foundation.errors import ConfigError
+from streamscore.foundation.security import ClientAuth
 
 SCORING_SCRIPT = JOBS_DIR / "scoring_job.py"
 DRIFT_SCRIPT = JOBS_DIR / "drift_job.py"
@@ -31,37 +32,13 @@ def scoring_config_from_settings(settings: Settings, **overrides) -> ScoringJobC
         "scored_topic": settings.topic("scored").name,
         "dead_letter_topic": settings.topic("dead_letter").name,
         "model_cache_dir": str(settings.cache_dir / "tensorrt"),
-        **_redis_fields(settings),
-        **_kafka_fields(settings),
+        "redis_url": settings.redis_url,
+        # how the job's Python workers log in: user names and file paths (passwords are read from
+        # their files on the TaskManager), so no password travels in the job's configuration
+        "auth": ClientAuth.from_security(settings.kafka_security, settings.redis_security),
     }
     base.update({k: v for k, v in overrides.items() if v is not None})
     return ScoringJobConfig(**base).checked()
-
-
-def _redis_fields(settings: Settings) -> dict:
-    """Where the job's prediction cache finds Redis: address, user, CA, and the password's *file*
-    (read on the TaskManager), so no password travels in the job's configuration."""
-    security = settings.redis_security
-    password_file = security.password_file if security.password else None
-    return {"redis_url": settings.redis_url, "redis_username": security.username,
-            "redis_password_file": str(password_file) if password_file else None,
-            "redis_ca_file": str(security.ca_file) if security.ca_file else None}
-
-
-def _kafka_fields(settings: Settings) -> dict:
-    """How the job's Python worker logs in to Kafka: protocol, user and file paths (the password's
-    *file*, read on the TaskManager), so no password travels in the job's configuration."""
-    security = settings.kafka_security
-    password_file = security.password_file if security.password else None
-
-    def path(value) -> str | None:
-        return str(Path(value).resolve()) if value else None
-
-    return {"kafka_security_protocol": security.protocol, "kafka_sasl_mechanism": security.sasl_mechanism,
-            "kafka_sasl_username": security.username, "kafka_sasl_password_file": path(password_file),
-            "kafka_ssl_ca_file": path(security.ca_file), "kafka_ssl_cert_file": path(security.cert_file),
-            "kafka_ssl_key_file": path(security.key_file),
-            "kafka_ssl_endpoint_identification": security.endpoint_identification}
 
 
 def _require_topics(settings: Settings, roles_topics: tuple[tuple[str, str], ...]) -> None:

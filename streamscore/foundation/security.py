@@ -111,6 +111,54 @@ class RedisSecurity:
         return f"{auth}, {tls}"
 
 
+@dataclass(frozen=True)
+class ClientAuth:
+    """How a job's Python workers log in to Kafka and Redis, in names and file paths only.
+
+    The one shape a job carries (inside its JSON config): passwords are read from their files on
+    the TaskManager, never put here. :meth:`from_security` derives it from the settings.
+    """
+
+    kafka_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str = "SCRAM-SHA-512"
+    kafka_username: str | None = None
+    kafka_password_file: str | None = None
+    kafka_ca_file: str | None = None
+    kafka_cert_file: str | None = None
+    kafka_key_file: str | None = None
+    kafka_endpoint_identification: bool = True
+    redis_username: str | None = None
+    redis_password_file: str | None = None
+    redis_ca_file: str | None = None
+
+    @classmethod
+    def from_security(cls, kafka: KafkaSecurity, redis: RedisSecurity) -> ClientAuth:
+        def path(value: Path | None) -> str | None:
+            return str(Path(value).resolve()) if value else None
+
+        return cls(kafka_protocol=kafka.protocol, kafka_sasl_mechanism=kafka.sasl_mechanism,
+                   kafka_username=kafka.username,
+                   kafka_password_file=path(kafka.password_file) if kafka.password else None,
+                   kafka_ca_file=path(kafka.ca_file), kafka_cert_file=path(kafka.cert_file),
+                   kafka_key_file=path(kafka.key_file), kafka_endpoint_identification=kafka.endpoint_identification,
+                   redis_username=redis.username,
+                   redis_password_file=path(redis.password_file) if redis.password else None,
+                   redis_ca_file=path(redis.ca_file))
+
+    @property
+    def kafka_uses_sasl(self) -> bool:
+        return self.kafka_protocol.startswith("SASL_")
+
+    def kafka_env(self, bootstrap: str) -> dict[str, str]:
+        """``STREAMSCORE_KAFKA_*`` settings for a confluent-kafka client in a job's Python worker."""
+        fields = {"BOOTSTRAP": bootstrap, "MODE": "external", "SECURITY_PROTOCOL": self.kafka_protocol,
+                  "SASL_MECHANISM": self.kafka_sasl_mechanism, "SASL_USERNAME": self.kafka_username,
+                  "SASL_PASSWORD_FILE": self.kafka_password_file, "SSL_CA_FILE": self.kafka_ca_file,
+                  "SSL_CERT_FILE": self.kafka_cert_file, "SSL_KEY_FILE": self.kafka_key_file,
+                  "SSL_ENDPOINT_IDENTIFICATION": "https" if self.kafka_endpoint_identification else "none"}
+        return {f"{PREFIX}KAFKA_{name}": value for name, value in fields.items() if value}
+
+
 def _get(env: Mapping[str, str], name: str) -> str | None:
     value = env.get(PREFIX + name)
     return value.strip() if value is not None and value.strip() else None

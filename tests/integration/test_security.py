@@ -255,7 +255,7 @@ def test_a_scoring_job_follows_control_over_sasl_ssl(secure, monkeypatch, tmp_pa
         secure.settings, events_topic=events, scored_topic=scored, dead_letter_topic=dead, control_topic=control,
         shadow_topic=shadow, model="fraud-sec:1.0.0", registry_dir=str(registry), activation_delay_ms=DELAY_MS,
         job_name=f"sec-scoring-{uuid.uuid4().hex[:8]}", startup_mode="earliest-offset", max_delay_ms=50)
-    assert config.kafka_sasl_password_file and KAFKA_SECRET not in config.to_json()
+    assert config.auth.kafka_password_file and KAFKA_SECRET not in config.to_json()
     job_id = submit_scoring(secure.settings, config)
     topics = TrafficTopics(events, scored, dead)
     try:

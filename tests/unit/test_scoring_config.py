@@ -15,6 +15,7 @@ from jobs.scoring_config import (
     min_transaction_timeout_ms,
 )
 from streamscore.foundation.errors import ConfigError
+from streamscore.foundation.security import ClientAuth
 
 BOOTSTRAP = "127.0.0.1:19092"
 
@@ -188,10 +189,9 @@ def _secure(tmp_path, **changes) -> ScoringJobConfig:
     password.write_text("s3cret-pw\n")
     ca = tmp_path / "ca.pem"
     ca.write_text("not read here\n")
-    return base(control_topic="control", shadow_topic="shadow", kafka_security_protocol="SASL_SSL",
-                kafka_sasl_mechanism="SCRAM-SHA-256", kafka_sasl_username="alice",
-                kafka_sasl_password_file=str(password), kafka_ssl_ca_file=str(ca),
-                kafka_ssl_endpoint_identification=False, **changes)
+    auth = ClientAuth(kafka_protocol="SASL_SSL", kafka_sasl_mechanism="SCRAM-SHA-256", kafka_username="alice",
+                      kafka_password_file=str(password), kafka_ca_file=str(ca), kafka_endpoint_identification=False)
+    return base(control_topic="control", shadow_topic="shadow", auth=auth, **changes)
 
 
 def test_the_control_reader_logs_in_like_the_submitter(tmp_path):
@@ -218,5 +218,16 @@ def test_plaintext_reader_env_has_no_security():
 
 def test_following_control_over_sasl_needs_a_password_file(tmp_path):
     with pytest.raises(ConfigError, match="STREAMSCORE_KAFKA_SASL_PASSWORD_FILE"):
-        dataclasses.replace(_secure(tmp_path), kafka_sasl_password_file=None).checked()
-    base(kafka_security_protocol="SASL_SSL").checked()  # a pinned model reads no control: fine
+        secure = _secure(tmp_path)
+        dataclasses.replace(secure, auth=dataclasses.replace(secure.auth, kafka_password_file=None)).checked()
+    base(auth=ClientAuth(kafka_protocol="SASL_SSL")).checked()  # a pinned model reads no control: fine
+
+
+def test_the_client_auth_is_read_back_strictly(tmp_path):
+    raw = json.loads(_secure(tmp_path).to_json())
+    assert raw["auth"]["kafka_username"] == "alice" and "kafka_security_protocol" not in raw
+    with pytest.raises(ConfigError, match="auth has unknown keys"):
+        ScoringJobConfig.from_json(json.dumps({**raw, "auth": {**raw["auth"], "kafka_password": "x"}}))
+    not_a_flag = {**raw, "auth": {**raw["auth"], "kafka_endpoint_identification": "no"}}
+    with pytest.raises(ConfigError, match=r"auth\.kafka_endpoint_identification must be bool"):
+        ScoringJobConfig.from_json(json.dumps(not_a_flag))

@@ -221,8 +221,8 @@ def test_a_job_is_told_where_the_password_file_is_without_reading_the_environmen
         if name.startswith("STREAMSCORE_"):
             monkeypatch.delenv(name)
     config = scoring_config_from_settings(settings)
-    assert config.kafka_sasl_password_file == str(settings.kafka_security.password_file)
-    assert Path(config.kafka_sasl_password_file).is_file() and Path(config.kafka_sasl_password_file).is_absolute()
+    assert config.auth.kafka_password_file == str(settings.kafka_security.password_file)
+    assert Path(config.auth.kafka_password_file).is_file() and Path(config.auth.kafka_password_file).is_absolute()
     direct = load_settings({**sasl_env(tmp_path, pem_files, STREAMSCORE_KAFKA_SASL_PASSWORD_FILE=""),
                             "STREAMSCORE_KAFKA_SASL_PASSWORD": "direct-secret"})
     assert direct.kafka_security.password_file is None
