@@ -15,6 +15,7 @@ from drift.window_counts import WindowCounter, counter_for_model
 from jobs.drift_config import DriftJobConfig
 from models.drift_profile import load_profile
 from schemas import SerdeError, serde_for
+from streamscore.foundation.vocabulary import ControlKind
 
 SINK_ALERTS, SINK_CONTROL = "alerts", "control"
 LABELS_WINDOW = -1  # the partial stream's window key for labelled (joined) rows: counted, not timed
@@ -163,7 +164,8 @@ class SidecarLogic:
     def _trigger_payload(self, window: dict, trigger) -> bytes:
         return self._control.encode({
             "message_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{window['window_id']}:trigger")),
-            "kind": "RETRAIN_TRIGGER", "model_name": self.model_name, "model_version": self.model_version,
+            "kind": ControlKind.RETRAIN_TRIGGER.value,
+            "model_name": self.model_name, "model_version": self.model_version,
             "tier": trigger.tier.name, "action": trigger.action,
             "reasons": [trigger.rule, *[f"drift in {f}" for f in trigger.features]],
             "window_ids": [window["window_id"]], "payload_json": None,
@@ -243,7 +245,8 @@ class SidecarLogic:
                   f"AUC {auc}")
         return self._control.encode({
             "message_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{window['window_id']}:trigger")),
-            "kind": "RETRAIN_TRIGGER", "model_name": self.model_name, "model_version": self.model_version,
+            "kind": ControlKind.RETRAIN_TRIGGER.value,
+            "model_name": self.model_name, "model_version": self.model_version,
             "tier": decision.trigger.name, "action": decision.trigger.action, "reasons": [reason],
             "window_ids": [window["window_id"]], "payload_json": None, "emitted_time": int(time.time() * 1000),
         })

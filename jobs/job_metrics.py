@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from streamscore.foundation.vocabulary import DeadLetterStage, RejectCode
+from streamscore.foundation.vocabulary import DeadLetterStage, DriftTier, RejectCode
 
 BATCH_SIZE_BUCKETS = (1, 8, 32, 64, 128, 256, 512, 1024, 4096)
 INFERENCE_US_BUCKETS = (250, 500, 1000, 2000, 5000, 10_000, 25_000, 50_000, 100_000, 250_000)
@@ -182,7 +182,7 @@ class SidecarMetrics:
 
     Gauges read the last closed window's values; Python gauges are integers, hence x1000."""
 
-    TIERS = ("SMALL", "MODERATE", "SEVERE")
+    TIERS = tuple(tier.value for tier in DriftTier if tier is not DriftTier.NONE)
 
     def __init__(self, root_group, model_name: str, model_version: str, features: Sequence[str]):
         group = root_group.add_group("model", model_name).add_group("version", model_version).add_group("drift")

@@ -53,11 +53,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from streamscore.foundation.errors import StreamscoreError
+from streamscore.foundation.vocabulary import ControlKind
 
 DEFAULT_ACTIVATION_DELAY_MS = 10_000
 PRIMARY, SHADOW, CANARY = "primary", "shadow", "canary"
-KIND_ROLES = {"MODEL_PROMOTED": PRIMARY, "MODEL_ROLLED_BACK": PRIMARY, "SHADOW_ATTACHED": SHADOW,
-              "SHADOW_DETACHED": SHADOW, "CANARY_WEIGHT": CANARY}
+KIND_ROLES = {ControlKind.MODEL_PROMOTED: PRIMARY, ControlKind.MODEL_ROLLED_BACK: PRIMARY,
+              ControlKind.SHADOW_ATTACHED: SHADOW, ControlKind.SHADOW_DETACHED: SHADOW,
+              ControlKind.CANARY_WEIGHT: CANARY}
 
 
 class ControlLagError(StreamscoreError):
@@ -109,7 +111,7 @@ def change_from_control(message: dict, sequence: tuple[int, int], model_name: st
     except (ValueError, KeyError, TypeError):
         return None
     version = payload.get("version", message.get("model_version"))
-    if message["kind"] == "SHADOW_DETACHED":
+    if message["kind"] == ControlKind.SHADOW_DETACHED:
         version = None
     percent = int(payload.get("percent", 0)) if role == CANARY else 0
     if role == CANARY and not 0 <= percent <= 100:

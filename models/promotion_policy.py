@@ -30,9 +30,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from streamscore.foundation.errors import ModelError
+from streamscore.foundation.vocabulary import PRIMARY_KINDS, SHADOW_KINDS, ControlKind
 
-PRIMARY_KINDS = ("MODEL_PROMOTED", "MODEL_ROLLED_BACK")
-SHADOW_KINDS = ("SHADOW_ATTACHED", "SHADOW_DETACHED")
 DEFAULT_PROMOTE_AFTER = 2000
 DEFAULT_MIN_LABELLED = 500
 
@@ -135,7 +134,7 @@ def current_shadow(messages: Iterable[Mapping], name: str) -> str | None:
     version = None
     for message in messages:
         if message.get("kind") in SHADOW_KINDS and message.get("model_name") == name:
-            version = message.get("model_version") if message["kind"] == "SHADOW_ATTACHED" else None
+            version = message.get("model_version") if message["kind"] == ControlKind.SHADOW_ATTACHED else None
     return version or None
 
 

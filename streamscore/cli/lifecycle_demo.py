@@ -17,6 +17,7 @@ import uuid
 from pathlib import Path
 
 from streamscore.foundation.config import Settings
+from streamscore.foundation.vocabulary import ControlKind
 
 DELAY_MS = 3000
 
@@ -37,7 +38,7 @@ def _registry() -> Path:
     return root
 
 
-def _announce(settings: Settings, topic: str, kind: str, version: str, previous: str | None) -> int:
+def _announce(settings: Settings, topic: str, kind: ControlKind, version: str, previous: str | None) -> int:
     from streamscore.lifecycle.control import lifecycle_message, publish
 
     message = publish(settings, topic, lambda now_ms: lifecycle_message(
@@ -83,8 +84,8 @@ def _run(settings: Settings, names: dict[str, str], job_id: str) -> bool:
 
     def change_models() -> None:
         time.sleep(1.0)
-        effective["promote"] = _announce(settings, names["control"], "MODEL_PROMOTED", "1.1.0", "1.0.0")
-        effective["shadow"] = _announce(settings, names["control"], "SHADOW_ATTACHED", "1.2.0", None)
+        effective["promote"] = _announce(settings, names["control"], ControlKind.MODEL_PROMOTED, "1.1.0", "1.0.0")
+        effective["shadow"] = _announce(settings, names["control"], ControlKind.SHADOW_ATTACHED, "1.2.0", None)
 
     changer = threading.Thread(target=change_models)
     changer.start()
