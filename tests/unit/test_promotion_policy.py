@@ -135,24 +135,23 @@ def test_retrain_cli_takes_the_policy_and_the_evidence_topics():
 
 
 def test_retrainer_promotes_then_detaches_and_says_each_decision_once(monkeypatch, capsys):
-    from streamscore.lifecycle import retraining as retrain_commands
-    from streamscore.lifecycle import shadow_evidence
+    from streamscore.lifecycle import retraining, shadow_evidence
 
     evidence = [ShadowEvidence(1500, 1400), ShadowEvidence(1500, 1400), ShadowEvidence(2500, 2400)]
     monkeypatch.setattr(shadow_evidence, "read_evidence", lambda settings, topics, version, recent: evidence.pop(0))
     published = []
-    monkeypatch.setattr(retrain_commands, "_lifecycle",
+    monkeypatch.setattr(retraining, "_lifecycle",
                         lambda args, settings, topic, action, ref: published.append((action, ref, topic)))
-    args = retrain_commands.RetrainOptions(model="fraud", auto_promote=0.9, promote_after=2000,
+    args = retraining.RetrainOptions(model="fraud", auto_promote=0.9, promote_after=2000,
                                            promote_min_labelled=500, recent=10_000, keep_shadow=False)
     topics, said = {"control": "ctl"}, set()
     messages = [_control("SHADOW_ATTACHED", "1.1.0")]
     for _ in range(3):
-        retrain_commands.consider_promotion(args, None, topics, messages, "1.1.0", said)
+        retraining.consider_promotion(args, None, topics, messages, "1.1.0", said)
     assert published == [("promote", "fraud:1.1.0", "ctl"), ("shadow-detach", "fraud", "ctl")]
     messages.append(_control("MODEL_PROMOTED", "1.1.0", previous="1.0.0"))
     for _ in range(2):
-        assert not retrain_commands.consider_promotion(args, None, topics, messages, "1.1.0", said)
+        assert not retraining.consider_promotion(args, None, topics, messages, "1.1.0", said)
     assert len(published) == 2 and not evidence
     assert capsys.readouterr().out.splitlines() == [
         "not promoting fraud:1.1.0: 1,500 shadowed events < 2,000 needed (--promote-after)",
