@@ -20,6 +20,7 @@ or CUDA can fail to initialise, and ONNX Runtime then falls back to the next one
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +57,20 @@ class GpuOptions:
     def __post_init__(self) -> None:
         if self.device_id < 0 or not 1 <= self.trt_opt_batch <= self.trt_max_batch:
             raise ModelError(f"GpuOptions: need device_id >= 0 and 1 <= trt_opt_batch <= trt_max_batch, got {self}")
+
+
+def _with_writable_cache(gpu: GpuOptions) -> GpuOptions:
+    """``gpu`` as it is when its TensorRT cache folder can be made, else without a cache (said in a log
+    line): a folder named by the submitter may not be writable on a TaskManager, which is no reason to fail."""
+    try:
+        Path(gpu.trt_cache_dir).mkdir(parents=True, exist_ok=True)
+        return gpu
+    except OSError as exc:
+        from streamscore.foundation.logs import get_logger
+
+        get_logger("models.runtime").warning("tensorrt_cache_unavailable", folder=gpu.trt_cache_dir,
+                                             error=f"{type(exc).__name__}: {exc}")
+        return dataclasses.replace(gpu, trt_cache_dir=None)
 
 
 def provider_options(provider: str, gpu: GpuOptions, input_name: str, width: int) -> dict[str, str]:
@@ -126,7 +141,7 @@ class OnnxScorer:
         options = _session_options(intra_op_threads, inter_op_threads, graph_optimization)
         chosen = choose_providers(providers)
         if "TensorrtExecutionProvider" in chosen and self.gpu.trt_cache_dir:
-            Path(self.gpu.trt_cache_dir).mkdir(parents=True, exist_ok=True)
+            self.gpu = _with_writable_cache(self.gpu)
         per_provider = [provider_options(p, self.gpu, self.input_name, self.width) for p in chosen]
         try:
             self.session = ort.InferenceSession(model.onnx_bytes, sess_options=options, providers=chosen,

@@ -3,8 +3,12 @@
 Before anything is collected, every ``STREAMSCORE_*`` address and the stack home default to a test
 stack under ``.streamscore-test/`` on ports of their own (Kafka 29092, Flink 28081, Redis 26379...).
 The user's stack, its topics and its jobs are never touched, whatever state they are in, and the
-test stack holds all of its Flink slots for the tests. A variable already set in the environment
-wins (e.g. ``STREAMSCORE_KAFKA_MODE=external`` with an address, to test against your own cluster).
+test stack holds all of its Flink slots for the tests.
+
+Where the environment already says where a stack is (any of these variables, or a ``*_MODE``, or
+the jobs' or the cluster's own addresses, as docker-compose.yml tells its users to export), none of
+them is changed: the suite runs on that stack as configured, and says so in one line. Mixing the
+user's modes with the test stack's ports would point the tests at a stack nobody starts.
 """
 
 from __future__ import annotations
@@ -25,6 +29,14 @@ TEST_STACK_ENV = {
 }
 
 
+USER_STACK_HINTS = ("STREAMSCORE_KAFKA_MODE", "STREAMSCORE_FLINK_MODE", "STREAMSCORE_REDIS_MODE",
+                    "STREAMSCORE_JOBS_KAFKA_BOOTSTRAP", "STREAMSCORE_FLINK_PYTHON")
+
+
 def pytest_configure(config) -> None:
-    for name, value in TEST_STACK_ENV.items():
-        os.environ.setdefault(name, value)
+    chosen = sorted(name for name in (*TEST_STACK_ENV, *USER_STACK_HINTS) if os.environ.get(name))
+    if chosen:
+        print(f"streamscore tests: running on the stack your environment names ({', '.join(chosen)}), "
+              f"not on a test stack of their own")
+        return
+    os.environ.update(TEST_STACK_ENV)

@@ -38,7 +38,7 @@ DEFAULT_PARTITIONS = {"events": 2, "scored": 2, "dead_letter": 1, "drift_alerts"
 
 def _project_root() -> Path | None:
     """The checkout this package runs from, if it runs from one."""
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]  # streamscore/foundation/config.py -> the checkout
     return root if (root / "pyproject.toml").is_file() else None
 
 

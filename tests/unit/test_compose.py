@@ -463,7 +463,7 @@ def test_flink_build_context_leaves_local_state_out(services):
     ignore = dockerfile.with_name(dockerfile.name + ".dockerignore")
     assert ignore.is_file(), f"{ignore.relative_to(ROOT)} should keep local state out of the build context"
     patterns = {line.strip().rstrip("/") for line in ignore.read_text().splitlines()}
-    missing = {".git", ".venv", ".streamscore"} - patterns
+    missing = {".git", ".venv", ".streamscore", ".streamscore-*"} - patterns
     assert not missing, f"{ignore.relative_to(ROOT)} should exclude {sorted(missing)}"
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
@@ -67,3 +68,8 @@ def test_bad_settings_give_one_clear_error(env, message):
 def test_unknown_topic_role_is_a_config_error():
     with pytest.raises(ConfigError, match="unknown topic role"):
         load_settings({}).topic("features")
+
+
+def test_a_checkout_keeps_its_stack_in_its_own_folder():
+    repo = Path(__file__).resolve().parents[2]
+    assert load_settings({}).home == repo / ".streamscore"

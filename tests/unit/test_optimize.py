@@ -170,3 +170,13 @@ def test_gpu_check_settings_and_score_checks():
     assert score_check("fraud-mlp:1.0.0", "cuda", cpu + 5e-4, cpu, 0.5)["passed"]
     assert not score_check("fraud-mlp:1.0.0", "cuda", cpu + 5e-3, cpu, 0.5)["passed"]
     assert score_check("fraud-mlp:1.0.0", "trt-fp16", cpu + 5e-3, cpu, 0.5)["passed"]
+
+
+def test_an_unwritable_tensorrt_cache_folder_means_no_cache_not_a_failure(tmp_path):
+    from models.runtime import _with_writable_cache
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    gpu = _with_writable_cache(GpuOptions(trt_cache_dir=str(blocker / "tensorrt")))
+    assert gpu.trt_cache_dir is None
+    assert _with_writable_cache(GpuOptions(trt_cache_dir=str(tmp_path / "ok"))).trt_cache_dir == str(tmp_path / "ok")
