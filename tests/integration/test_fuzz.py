@@ -5,12 +5,12 @@ from __future__ import annotations
 import copy
 import math
 import random
-import time
 import uuid
 
 import pytest
+from topic_reads import read_until
 
-from connectors.kafka_clients import produce_transactionally, read_topic
+from connectors.kafka_clients import produce_transactionally
 from jobs.flink_cluster import cancel_job, rest
 from jobs.submit import scoring_config_from_settings, submit_scoring
 from models.demo_data import FEATURES, generate_events
@@ -78,18 +78,6 @@ def bad_payload(rng: random.Random, kind: str):
     return kind, good + rng.randbytes(rng.randrange(1, 64)) * 8000, "DECODE"  # up to ~500 KB
 
 
-def _read_until(settings, topic: str, count: int, decode, timeout_s: float = 120.0) -> list[dict]:
-    """The topic's committed records once it holds ``count`` (or at the deadline: then the assertions say
-    what is missing). A single read stops at the end of the partition, which a job still scoring
-    (a busy machine) has not reached yet: so read again until the count is there."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        records = [decode(r.value) for r in read_topic(settings, topic, max_records=count, idle_timeout_s=5)]
-        if len(records) >= count or time.monotonic() > deadline:
-            return records
-        time.sleep(1.0)
-
-
 def _run(settings, fresh_topics, bad):
     events, scored, dead = fresh_topics("events", "scored", "dead")
     tag = uuid.uuid4().hex[:8]
@@ -103,8 +91,8 @@ def _run(settings, fresh_topics, bad):
         items.append((event["event_id"].encode(), EVENT.encode(event), None))
     try:
         produce_transactionally(settings, events, items, transaction_size=50)
-        scored_ids = [r["event_id"] for r in _read_until(settings, scored, len(valid), serde_for("scored").decode)]
-        dead_letters = _read_until(settings, dead, len(bad), serde_for("dead_letter").decode)
+        scored_ids = [r["event_id"] for r in read_until(settings, scored, len(valid), serde_for("scored").decode)]
+        dead_letters = read_until(settings, dead, len(bad), serde_for("dead_letter").decode)
         restarts = rest(settings, f"/jobs/{job_id}")  # the job still runs, never restarted by input
         metrics = rest(settings, f"/jobs/{job_id}/metrics?get=numRestarts")
     finally:

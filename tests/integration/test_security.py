@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from secure_stack import free_port, private_file, secure_env
 from security_certs import make_tls_files
+from topic_reads import read_until
 
 from connectors.kafka_clients import (
     create_topics,
@@ -208,7 +209,7 @@ def test_a_flink_job_reads_and_writes_over_sasl_ssl(secure, monkeypatch):
         "--checkpoint-interval-ms", "1000", "--job-name", "security-passthrough"])
     try:
         wait_running(secure.settings, job_id)
-        copied = [r.value.decode() for r in read_topic(secure.settings, sink, max_records=500, idle_timeout_s=60)]
+        copied = read_until(secure.settings, sink, 500, bytes.decode)
         responses = _job_rest_responses(secure.settings, job_id)
         argv = _all_process_argv()
     finally:

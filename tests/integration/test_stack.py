@@ -6,6 +6,7 @@ import os
 import uuid
 
 import pytest
+from topic_reads import read_until
 
 from connectors.kafka_clients import create_topics, read_topic, transactional_producer
 from jobs.flink_cluster import JOBS_DIR, cancel_job, submit_python_job, wait_running
@@ -58,7 +59,7 @@ def test_pyflink_job_on_the_session_cluster_copies_events(settings, fresh_topics
     ])
     try:
         wait_running(settings, job_id)
-        out = [rec.value.decode() for rec in read_topic(settings, sink, max_records=len(ids), idle_timeout_s=60)]
+        out = read_until(settings, sink, len(ids), bytes.decode)
     finally:
         cancel_job(settings, job_id)
     assert sorted(out) == sorted(f"payload-{i}" for i in ids)
