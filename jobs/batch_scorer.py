@@ -22,6 +22,14 @@ from schemas import SerdeError, serde_for
 from streamscore.foundation.errors import ModelError
 from streamscore.foundation.vocabulary import DeadLetterStage, Reason, RejectCode
 
+_REJECT_CODES = frozenset(RejectCode)
+
+
+def _decode_code(exc: SerdeError) -> RejectCode:
+    """The code a serde error class carries, where it is a dead-letter code (else: undecodable)."""
+    code = getattr(exc, "reason", None)
+    return RejectCode(code) if code in _REJECT_CODES else RejectCode.UNDECODABLE
+
 
 class Predictor:
     """What the batch scorer needs of a model runtime (``models.runtime.OnnxScorer`` is one)."""
@@ -149,8 +157,7 @@ class BatchScorer:
                 events.append(decode(payload))
                 rows.append(i)
             except SerdeError as exc:
-                code = getattr(exc, "reason", RejectCode.UNDECODABLE)
-                code = code if code in set(RejectCode) else RejectCode.UNDECODABLE
+                code = _decode_code(exc)
                 self._dead(result, batch, i, DeadLetterStage.DECODE, Reason(f"{code}: {exc}", code))
         return events, rows
 
