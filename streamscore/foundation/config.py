@@ -18,6 +18,11 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from streamscore.foundation.errors import ConfigError
+from streamscore.foundation.registry_settings import (
+    DEFAULT_REGISTRY_URL,
+    RegistrySettings,
+    load_registry_settings,
+)
 from streamscore.foundation.security import KafkaSecurity, RedisSecurity, load_kafka_security, load_redis_security
 
 ENV_PREFIX = "STREAMSCORE_"
@@ -97,6 +102,16 @@ class Settings:
     prometheus: Address = Address("127.0.0.1", 9090)
     kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)  # PLAINTEXT
     redis_security: RedisSecurity = field(default_factory=RedisSecurity)  # no auth, no TLS
+    schema_registry: RegistrySettings = field(  # the Confluent-compatible API every command uses
+        default_factory=lambda: RegistrySettings(DEFAULT_REGISTRY_URL, "local"))
+
+    @property
+    def registry_mode(self) -> str:
+        return self.schema_registry.mode
+
+    @property
+    def registry(self) -> Address:
+        return Address(self.schema_registry.host, self.schema_registry.port)
 
     @property
     def kafka_bootstrap(self) -> str:
@@ -237,4 +252,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         prometheus=prometheus,
         kafka_security=load_kafka_security(env),
         redis_security=load_redis_security(env),
+        schema_registry=load_registry_settings(env, LOCAL_HOSTS),
     )

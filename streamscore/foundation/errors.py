@@ -31,3 +31,7 @@ class ContractError(StreamscoreError):
 
 class InputError(StreamscoreError):
     """A file, line or value the user gave cannot be used."""
+
+
+class RegistryError(StreamscoreError):
+    """The Schema Registry refused a request, does not know a schema, or cannot be reached."""

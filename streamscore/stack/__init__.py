@@ -20,6 +20,7 @@ from streamscore.stack.process import (
     wait_for,
 )
 from streamscore.stack.prometheus import PrometheusService
+from streamscore.stack.registry import RegistryService
 from streamscore.stack.services import FlinkService, Health, KafkaService, RedisService
 
 
@@ -47,12 +48,13 @@ class StartReport:
 class Stack:
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.services: list[Service] = [KafkaService(settings), RedisService(settings), FlinkService(settings)]
+        self.services: list[Service] = [KafkaService(settings), RedisService(settings), RegistryService(settings),
+                                        FlinkService(settings)]
         if settings.prometheus_mode != "off":  # STREAMSCORE_PROMETHEUS=on|external
             self.services.append(PrometheusService(settings))
 
     def mode(self, service: Service) -> str:
-        return getattr(self.settings, f"{service.name}_mode")
+        return getattr(self.settings, f"{service.name}_mode")  # kafka_mode, registry_mode...
 
     def service(self, name: str) -> Service:
         for svc in self.services:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 import shutil
 import subprocess
 import urllib.request
@@ -18,6 +17,7 @@ from streamscore.foundation.config import Address, Settings
 from streamscore.foundation.errors import StackError
 from streamscore.foundation.security import write_private
 from streamscore.stack import security_conf
+from streamscore.stack.java import require_java17
 from streamscore.stack.process import ProcessSpec, port_open
 
 KAFKA_MAIN = "kafka.Kafka"
@@ -33,25 +33,6 @@ class Health:
     healthy: bool
     detail: str
     pids: tuple[int, ...] = ()
-
-
-def java_major_version() -> int:
-    """The major version of ``java`` on PATH; StackError when absent."""
-    java = shutil.which("java")
-    if java is None:
-        raise StackError("no 'java' on PATH: Kafka and Flink need a JDK 17+ (Debian: apt-get install openjdk-17-jdk)")
-    out = subprocess.run([java, "-version"], capture_output=True, text=True, check=False).stderr
-    match = re.search(r'version "(\d+)(?:\.(\d+))?', out)
-    if not match:
-        raise StackError(f"cannot read the Java version from: {out.strip()[:200]}")
-    major = int(match.group(1))
-    return int(match.group(2)) if major == 1 and match.group(2) else major
-
-
-def require_java17() -> None:
-    major = java_major_version()
-    if major < 17:
-        raise StackError(f"Java {major} found; Kafka 4 and Flink 2 need Java 17 or newer")
 
 
 def new_cluster_id(random_bytes=lambda: uuid.uuid4().bytes) -> str:

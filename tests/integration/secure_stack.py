@@ -48,4 +48,5 @@ def secure_env(root: Path, tls, *, kafka_password: str, redis_password: str) -> 
         "STREAMSCORE_FLINK_REST": f"127.0.0.1:{free_port()}", "STREAMSCORE_FLINK_RPC_PORT": str(free_port()),
         "STREAMSCORE_FLINK_METRICS_PORT": str(free_port(pair=True)), "STREAMSCORE_FLINK_SLOTS": "1",
         "STREAMSCORE_FLINK_TASKMANAGER_MEMORY": "1536m",
+        "STREAMSCORE_SCHEMA_REGISTRY_URL": f"http://127.0.0.1:{free_port(pair=True)}/apis/ccompat/v7",
     }

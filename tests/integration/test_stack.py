@@ -9,6 +9,7 @@ import pytest
 from topic_reads import read_until
 
 from connectors.kafka_clients import create_topics, read_topic, transactional_producer
+from connectors.schema_registry import SchemaRegistry
 from jobs.flink_cluster import JOBS_DIR, cancel_job, submit_python_job, wait_running
 from jobs.submit import scoring_config_from_settings, submit_scoring
 from streamscore.foundation.config import load_settings
@@ -73,8 +74,12 @@ def _other_ports_settings(tmp_path):
         "STREAMSCORE_FLINK_REST": "127.0.0.1:18081", "STREAMSCORE_FLINK_RPC_PORT": "16123",
         "STREAMSCORE_REDIS": "127.0.0.1:16379", "STREAMSCORE_FLINK_SLOTS": "1",
         "STREAMSCORE_FLINK_TASKMANAGER_MEMORY": "1536m",
+        "STREAMSCORE_SCHEMA_REGISTRY_URL": "http://127.0.0.1:18085/apis/ccompat/v7",
     })
     return load_settings(env)
+
+
+UPDOWN_SCHEMA = {"type": "record", "name": "UpDown", "fields": [{"name": "n", "type": "int"}]}
 
 
 def test_a_second_stack_comes_up_and_down_twice_without_leaking(tmp_path):
@@ -90,7 +95,12 @@ def test_a_second_stack_comes_up_and_down_twice_without_leaking(tmp_path):
         health = stack.status()
         assert all(h.healthy for h in health), health
         pids = [p for h in health for p in h.pids]
-        assert len(pids) == 4  # kafka, redis, jobmanager, taskmanager
+        assert len(pids) == 5  # kafka, redis, registry, jobmanager, taskmanager
+        registry = SchemaRegistry(settings.schema_registry)
+        if cycle == 0:
+            assert registry.register("updown-value", UPDOWN_SCHEMA) >= 0
+        else:  # the registry's storage is a file in the stack home: what was registered survives down/up
+            assert registry.version("updown-value").schema == UPDOWN_SCHEMA
         if cycle == 0:  # a job with Python workers (they must not outlive the TaskManager)
             create_topics(settings)
             job_id = submit_scoring(settings, scoring_config_from_settings(settings, job_name="updown"))
@@ -99,10 +109,10 @@ def test_a_second_stack_comes_up_and_down_twice_without_leaking(tmp_path):
             assert _processes_of(settings.home), "no process of the second stack found"
 
         stopped = stack.down()
-        assert sorted(stopped) == ["flink-jobmanager", "flink-taskmanager", "kafka", "redis"]
+        assert sorted(stopped) == ["flink-jobmanager", "flink-taskmanager", "kafka", "redis", "registry"]
         for pid in pids:
             assert not os.path.exists(f"/proc/{pid}") or _is_zombie(pid), f"pid {pid} leaked"
-        for port in (19092, 19093, 18081, 16379):
+        for port in (19092, 19093, 18081, 16379, 18085, 18086):
             assert not port_open("127.0.0.1", port), f"port {port} still open after down"
         assert all(running_pid(spec) is None for svc in stack.services for spec in _specs(svc))
         assert wait_for(lambda: not _processes_of(settings.home), 10), _processes_of(settings.home)

@@ -23,7 +23,7 @@ from streamscore.foundation.errors import StreamscoreError
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
-SERVICES = ("kafka", "kafka-init", "jobmanager", "taskmanager", "redis", "prometheus", "grafana")
+SERVICES = ("kafka", "kafka-init", "jobmanager", "taskmanager", "redis", "registry", "prometheus", "grafana")
 FLINK_SERVICES = ("jobmanager", "taskmanager")
 DEPENDS_CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}
 
@@ -299,6 +299,7 @@ def test_header_explains_usage():
         "STREAMSCORE_KAFKA_MODE=external",
         "STREAMSCORE_FLINK_MODE=external",
         "STREAMSCORE_REDIS_MODE=external",
+        "STREAMSCORE_SCHEMA_REGISTRY_MODE=external",
     ):
         assert needle in header, f"the header comment of docker-compose.yml should mention {needle!r}"
 
@@ -312,6 +313,7 @@ def test_header_explains_usage():
         ("kafka", "kafka"),
         ("jobmanager", "flink_rest"),
         ("redis", "redis"),
+        ("registry", "registry"),
     ],
 )
 def test_client_ports_equal_the_local_defaults(services, settings, name, setting):
@@ -357,6 +359,24 @@ def test_flink_rest_port_matches_published_port(services, settings):
         f"jobmanager's rest.port {rest_port} should be published on {settings.flink_rest.port}, "
         f"got {published}"
     )
+
+
+# ---------------------------------------------------------------- registry
+
+
+def test_registry_image_matches_the_local_apicurio_version(services, settings):
+    image = _service(services, "registry").get("image", "")
+    assert image == f"apicurio/apicurio-registry:{settings.schema_registry.version}", (
+        f"service 'registry' uses {image!r}; the local stack runs Apicurio {settings.schema_registry.version}")
+
+
+def test_registry_keeps_its_schemas_on_a_named_volume(services):
+    registry = _service(services, "registry")
+    env = _env(registry)
+    assert env["APICURIO_STORAGE_KIND"] == "sql" and env["APICURIO_STORAGE_SQL_KIND"] == "h2"
+    target = env["APICURIO_DATASOURCE_URL"].removeprefix("jdbc:h2:file:").rsplit("/", 1)[0]
+    assert any(kind == "volume" and mount == target for kind, _, mount in _mounts(registry)), (
+        f"the registry's H2 file is under {target}, which is not a named volume: schemas would not survive")
 
 
 # ---------------------------------------------------------------- kafka

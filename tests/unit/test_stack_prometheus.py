@@ -45,9 +45,9 @@ def test_bad_prometheus_settings_are_config_errors(tmp_path, env):
         settings_for(tmp_path, **env)
 
 
-def test_on_adds_a_fourth_service(tmp_path):
+def test_on_adds_a_fifth_service(tmp_path):
     stack = Stack(settings_for(tmp_path, PROMETHEUS="on", PROMETHEUS_ADDRESS="127.0.0.1:19090"))
-    assert [svc.name for svc in stack.services] == ["kafka", "redis", "flink", "prometheus"]
+    assert [svc.name for svc in stack.services] == ["kafka", "redis", "registry", "flink", "prometheus"]
     assert stack.service("prometheus").ports() == [19090]
 
 

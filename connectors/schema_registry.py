@@ -1,0 +1,154 @@
+"""A client of the Confluent Schema Registry REST API (Apicurio's ``/apis/ccompat/v7``, Confluent, Karapace,
+Redpanda): register a subject's schema, look a schema up by id, check and set compatibility.
+
+Plain ``urllib`` with HTTP basic auth and an optional CA bundle from the settings. Schemas by id are
+cached for the life of the client: an id never changes its schema, so a registry outage only
+affects ids this process has not seen yet. Each failure is one typed error with one line:
+
+- :class:`RegistryUnavailable`: no answer (refused, timed out, 5xx); ``retriable``
+- :class:`SchemaNotFound`: an unknown id, subject or version (404)
+- :class:`IncompatibleSchema`: the subject's compatibility rule refused a new version (409)
+- :class:`RegistryRefused`: any other refusal (bad schema 422, auth 401/403)
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import ssl
+import threading
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import quote
+
+from streamscore.foundation.errors import RegistryError
+from streamscore.foundation.registry_settings import RegistrySettings
+
+SchemaType = Literal["AVRO", "JSON"]
+Compatibility = Literal["BACKWARD", "BACKWARD_TRANSITIVE", "FORWARD", "FORWARD_TRANSITIVE", "FULL",
+                        "FULL_TRANSITIVE", "NONE"]
+_CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
+
+
+class RegistryUnavailable(RegistryError):
+    retriable = True
+
+
+class SchemaNotFound(RegistryError):
+    retriable = False
+
+
+class IncompatibleSchema(RegistryError):
+    retriable = False
+
+
+class RegistryRefused(RegistryError):
+    retriable = False
+
+
+@dataclass(frozen=True)
+class RegisteredSchema:
+    """One version of a subject: its global id and the schema (parsed JSON)."""
+
+    subject: str
+    version: int
+    id: int
+    schema: Any
+    schema_type: SchemaType = "AVRO"
+
+
+def subject_for(topic: str) -> str:
+    """The value subject of ``topic`` under the TopicNameStrategy (what every Kafka tool assumes)."""
+    return f"{topic}-value"
+
+
+def schema_text(schema: Any) -> str:
+    """The schema as the registry stores it: compact JSON (a string passes through)."""
+    return schema if isinstance(schema, str) else json.dumps(schema, separators=(",", ":"), sort_keys=False)
+
+
+class SchemaRegistry:
+    """One registry, as the settings name it."""
+
+    def __init__(self, settings: RegistrySettings, timeout_s: float = 5.0):
+        self.settings = settings
+        self.url = settings.url.rstrip("/")
+        self.timeout_s = timeout_s
+        self._by_id: dict[int, Any] = {}
+        self._lock = threading.Lock()
+        self._headers = {"Accept": _CONTENT_TYPE, "Content-Type": _CONTENT_TYPE}
+        if settings.username and settings.password:
+            token = base64.b64encode(f"{settings.username}:{settings.password.reveal()}".encode()).decode()
+            self._headers["Authorization"] = f"Basic {token}"
+        self._tls = ssl.create_default_context(cafile=str(settings.ca_file)) if settings.ca_file else None
+
+    def subjects(self) -> list[str]:
+        return list(self._call("GET", "/subjects"))
+
+    def register(self, subject: str, schema: Any, schema_type: SchemaType = "AVRO") -> int:
+        """The id of ``schema`` under ``subject``, registering it as a new version if it is not one yet."""
+        body = {"schema": schema_text(schema)}
+        if schema_type != "AVRO":
+            body["schemaType"] = schema_type
+        schema_id = int(self._call("POST", f"/subjects/{quote(subject, safe='')}/versions", body)["id"])
+        with self._lock:
+            self._by_id.setdefault(schema_id, json.loads(body["schema"]))
+        return schema_id
+
+    def schema(self, schema_id: int) -> Any:
+        """The schema (parsed JSON) of a global id; cached for good once seen."""
+        with self._lock:
+            if schema_id in self._by_id:
+                return self._by_id[schema_id]
+        found = json.loads(self._call("GET", f"/schemas/ids/{int(schema_id)}")["schema"])
+        with self._lock:
+            self._by_id[schema_id] = found
+        return found
+
+    def version(self, subject: str, version: int | Literal["latest"] = "latest") -> RegisteredSchema:
+        got = self._call("GET", f"/subjects/{quote(subject, safe='')}/versions/{version}")
+        registered = RegisteredSchema(got["subject"], int(got["version"]), int(got["id"]), json.loads(got["schema"]),
+                                      got.get("schemaType", "AVRO"))
+        with self._lock:
+            self._by_id.setdefault(registered.id, registered.schema)
+        return registered
+
+    def is_compatible(self, subject: str, schema: Any) -> bool:
+        got = self._call("POST", f"/compatibility/subjects/{quote(subject, safe='')}/versions/latest",
+                         {"schema": schema_text(schema)})
+        return bool(got.get("is_compatible"))
+
+    def set_compatibility(self, subject: str, level: Compatibility) -> None:
+        self._call("PUT", f"/config/{quote(subject, safe='')}", {"compatibility": level})
+
+    def _call(self, method: str, path: str, body: Any = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.url + path, data=data, method=method, headers=self._headers)
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout_s, context=self._tls) as response:
+                return json.load(response)
+        except urllib.error.HTTPError as exc:
+            raise _http_error(exc, method, self.url + path) from exc
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", None) or exc
+            raise RegistryUnavailable(f"schema registry {self.url} did not answer {method} {path}: {reason}") from exc
+        except ValueError as exc:  # not JSON: not a registry
+            raise RegistryRefused(f"schema registry {self.url} answered {method} {path} with no JSON") from exc
+
+
+def _http_error(exc: urllib.error.HTTPError, method: str, url: str) -> RegistryError:
+    try:
+        message = json.loads(exc.read() or b"{}").get("message", "")
+    except ValueError:
+        message = ""
+    message = " ".join(str(message).split())[:400] or exc.reason
+    line = f"schema registry: {method} {url} -> {exc.code}: {message}"
+    if exc.code == 404:
+        return SchemaNotFound(line)
+    if exc.code == 409:
+        return IncompatibleSchema(line)
+    if exc.code >= 500:
+        return RegistryUnavailable(line)
+    return RegistryRefused(line)

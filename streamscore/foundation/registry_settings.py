@@ -1,0 +1,109 @@
+"""Schema Registry settings: where the registry is, how to log in to it, which Java runs the local one.
+
+Every command reads and writes schemas through one Confluent-compatible REST API (Apicurio
+Registry's ``/apis/ccompat/v7`` locally; Confluent Schema Registry, Karapace or Redpanda when
+external)::
+
+    STREAMSCORE_SCHEMA_REGISTRY_URL            default http://127.0.0.1:8085/apis/ccompat/v7
+    STREAMSCORE_SCHEMA_REGISTRY_MODE           local (the stack runs Apicurio) | external
+    STREAMSCORE_SCHEMA_REGISTRY_USERNAME       HTTP basic auth (external registries), with
+    STREAMSCORE_SCHEMA_REGISTRY_PASSWORD_FILE  a file holding the password (preferred), or
+    STREAMSCORE_SCHEMA_REGISTRY_PASSWORD       the password itself
+    STREAMSCORE_SCHEMA_REGISTRY_CA_FILE        PEM CA bundle for an https registry
+    STREAMSCORE_REGISTRY_JAVA                  the Java 21+ that runs the local Apicurio (default: found)
+    STREAMSCORE_REGISTRY_VERSION               Apicurio Registry version (default 3.3.3)
+    STREAMSCORE_REGISTRY_HEAP                  its heap (default 256m)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from streamscore.foundation.errors import ConfigError
+from streamscore.foundation.security import MASK, PREFIX, Secret, read_secret
+
+DEFAULT_REGISTRY_URL = "http://127.0.0.1:8085/apis/ccompat/v7"
+LOCAL_API_PATH = "/apis/ccompat/v7"  # Apicurio's Confluent-compatible API
+DEFAULT_APICURIO_VERSION = "3.3.3"
+
+
+@dataclass(frozen=True)
+class RegistrySettings:
+    """The Schema Registry every command talks to. Build with :func:`load_registry_settings`."""
+
+    url: str
+    mode: str  # local | external
+    username: str | None = None
+    password: Secret | None = None
+    password_file: Path | None = None  # where the password came from (jobs read it there), if from a file
+    ca_file: Path | None = None
+    java: str | None = None
+    version: str = DEFAULT_APICURIO_VERSION
+    heap: str = "256m"
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or ""
+
+    @property
+    def port(self) -> int:
+        parts = urlsplit(self.url)
+        return parts.port or (443 if parts.scheme == "https" else 80)
+
+    def __str__(self) -> str:
+        auth = f" user={self.username} password={MASK}" if self.username else ""
+        return f"{self.url} ({self.mode}){auth}"
+
+
+def _get(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(PREFIX + name)
+    return value.strip() if value is not None and value.strip() else None
+
+
+def _url(env: Mapping[str, str]) -> str:
+    raw = (_get(env, "SCHEMA_REGISTRY_URL") or DEFAULT_REGISTRY_URL).rstrip("/")
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{PREFIX}SCHEMA_REGISTRY_URL must be http(s)://HOST:PORT[/path], got {raw!r}")
+    try:
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError as exc:
+        raise ConfigError(f"{PREFIX}SCHEMA_REGISTRY_URL has a bad port: {raw!r}") from exc
+    return raw
+
+
+def _mode(env: Mapping[str, str], url: str, local_hosts: tuple[str, ...]) -> str:
+    mode = (_get(env, "SCHEMA_REGISTRY_MODE") or "local").lower()
+    if mode not in ("local", "external"):
+        raise ConfigError(f"{PREFIX}SCHEMA_REGISTRY_MODE must be 'local' or 'external', got {mode!r}")
+    if mode == "local":
+        parts = urlsplit(url)
+        if parts.hostname not in local_hosts or parts.scheme != "http" or parts.path != LOCAL_API_PATH:
+            raise ConfigError(f"{PREFIX}SCHEMA_REGISTRY_MODE=local runs Apicurio at http://127.0.0.1:PORT"
+                              f"{LOCAL_API_PATH}, not {url}; set {PREFIX}SCHEMA_REGISTRY_MODE=external "
+                              f"for a registry elsewhere")
+    return mode
+
+
+def load_registry_settings(env: Mapping[str, str], local_hosts: tuple[str, ...]) -> RegistrySettings:
+    url = _url(env)
+    ca_raw = _get(env, "SCHEMA_REGISTRY_CA_FILE")
+    ca_file = Path(ca_raw).expanduser() if ca_raw else None
+    if ca_file is not None and not ca_file.is_file():
+        raise ConfigError(f"{PREFIX}SCHEMA_REGISTRY_CA_FILE: no such file {ca_file}")
+    password_file = _get(env, "SCHEMA_REGISTRY_PASSWORD_FILE")
+    settings = RegistrySettings(
+        url=url, mode=_mode(env, url, local_hosts), username=_get(env, "SCHEMA_REGISTRY_USERNAME"),
+        password=read_secret(env, "SCHEMA_REGISTRY_PASSWORD"),
+        password_file=Path(password_file).expanduser().resolve() if password_file else None,
+        ca_file=ca_file.resolve() if ca_file else None, java=_get(env, "REGISTRY_JAVA"),
+        version=_get(env, "REGISTRY_VERSION") or DEFAULT_APICURIO_VERSION, heap=_get(env, "REGISTRY_HEAP") or "256m")
+    if bool(settings.username) != bool(settings.password):
+        raise ConfigError(f"{PREFIX}SCHEMA_REGISTRY_USERNAME and {PREFIX}SCHEMA_REGISTRY_PASSWORD_FILE "
+                          f"(or _PASSWORD) go together")
+    if settings.username and ":" in settings.username:
+        raise ConfigError(f"{PREFIX}SCHEMA_REGISTRY_USERNAME must not contain ':' (HTTP basic auth)")
+    return settings

