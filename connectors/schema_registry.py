@@ -23,7 +23,13 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import quote
 
-from streamscore.foundation.errors import RegistryError
+from streamscore.foundation.errors import (
+    IncompatibleSchema,
+    RegistryError,
+    RegistryRefused,
+    RegistryUnavailable,
+    SchemaNotFound,
+)
 from streamscore.foundation.registry_settings import RegistrySettings
 
 SchemaType = Literal["AVRO", "JSON"]
@@ -32,20 +38,8 @@ Compatibility = Literal["BACKWARD", "BACKWARD_TRANSITIVE", "FORWARD", "FORWARD_T
 _CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
 
 
-class RegistryUnavailable(RegistryError):
-    retriable = True
-
-
-class SchemaNotFound(RegistryError):
-    retriable = False
-
-
-class IncompatibleSchema(RegistryError):
-    retriable = False
-
-
-class RegistryRefused(RegistryError):
-    retriable = False
+__all__ = ["IncompatibleSchema", "RegisteredSchema", "RegistryRefused", "RegistryUnavailable", "SchemaNotFound",
+           "SchemaRegistry", "schema_text", "subject_for"]
 
 
 @dataclass(frozen=True)
@@ -152,3 +146,24 @@ def _http_error(exc: urllib.error.HTTPError, method: str, url: str) -> RegistryE
     if exc.code >= 500:
         return RegistryUnavailable(line)
     return RegistryRefused(line)
+
+
+#: topic role -> the streamscore schema its records carry (schemas/avro/)
+ROLE_SCHEMAS = {"events": "event", "scored": "scored", "scored_shadow": "scored", "dead_letter": "dead_letter",
+                "drift_alerts": "drift_alert", "control": "control", "labels": "label"}
+
+
+def register_topic_schemas(registry: SchemaRegistry, topics: dict[str, str]) -> dict[str, int]:
+    """Register each topic's schema under its TopicNameStrategy subject, with the BACKWARD rule
+    (a new version must read the data written before it); ``topics``: role -> topic name.
+    Returns subject -> schema id. Registering the same schema again is a no-op."""
+    from schemas.serde import SCHEMA_DIR, SCHEMA_FILES
+
+    ids = {}
+    for role, topic in topics.items():
+        subject = subject_for(topic)
+        avsc = (SCHEMA_DIR / SCHEMA_FILES[ROLE_SCHEMAS[role]]).read_text(encoding="utf-8")
+        ids[subject] = registry.register(subject, json.loads(avsc))
+        registry.set_compatibility(subject, "BACKWARD")
+    return ids
+

@@ -73,3 +73,26 @@ class UnknownSchemaError(PayloadError):
     """``load_schema``/``serde_for`` was asked for a schema name that does not exist."""
 
     reason = "unknown_schema"
+
+
+class BadMagicByteError(PayloadError):
+    """A Confluent-framed payload does not start with the magic byte ``00``."""
+
+    reason = RejectCode.BAD_MAGIC
+
+
+class UnknownSchemaIdError(PayloadError):
+    """The payload names a schema id that the registry does not know."""
+
+    reason = RejectCode.UNKNOWN_SCHEMA_ID
+
+    def __init__(self, schema_id: int, message: str) -> None:
+        self.schema_id = schema_id
+        super().__init__(message)
+
+
+class WrongSchemaError(PayloadError):
+    """The payload's schema is registered, but it is not one the reader's schema can read
+    (another record type: a record of another subject; or an incompatible change)."""
+
+    reason = RejectCode.WRONG_SCHEMA

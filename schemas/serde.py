@@ -11,9 +11,9 @@ Times are plain ``int`` epoch milliseconds on both sides: ``encode`` accepts
 the body is read with a copy of the schema whose logical-type annotations are
 removed (the canonical form, hence the fingerprint, is unaffected).
 
-The framing is a separate object (:class:`SingleObjectFraming`) so another wire
-format, e.g. Confluent Schema Registry's ``00 | 4-byte id | body``, can be added
-later next to it without touching the Avro code.
+The framing is a separate object (:class:`SingleObjectFraming`); the Confluent
+wire format (``00 | 4-byte schema id | body``, ids from a Schema Registry) is
+:mod:`schemas.confluent`, next to it, with the same Avro bodies.
 """
 
 from __future__ import annotations
@@ -110,16 +110,16 @@ def schema_fingerprint(schema: Mapping[str, Any]) -> bytes:
     return bytes.fromhex(_fastavro_fingerprint(canonical, "CRC-64-AVRO"))
 
 
-def _strip_logical_types(node: Any) -> Any:
+def strip_logical_types(node: Any) -> Any:
     """Copy of a schema without ``logicalType`` annotations and fastavro's private keys."""
     if isinstance(node, dict):
         return {
-            key: _strip_logical_types(value)
+            key: strip_logical_types(value)
             for key, value in node.items()
             if key != "logicalType" and not key.startswith("__")
         }
     if isinstance(node, list):
-        return [_strip_logical_types(item) for item in node]
+        return [strip_logical_types(item) for item in node]
     return node
 
 
@@ -134,7 +134,7 @@ class AvroSerde:
 
     def __init__(self, schema: Mapping[str, Any], framing: Framing = SINGLE_OBJECT) -> None:
         self._schema = parse_schema(dict(schema))
-        self._reader_schema = parse_schema(_strip_logical_types(self._schema))
+        self._reader_schema = parse_schema(strip_logical_types(self._schema))
         self._fingerprint = schema_fingerprint(self._schema)
         self._framing = framing
         self.name: str = self._schema["name"]
@@ -154,14 +154,7 @@ class AvroSerde:
 
     def encode(self, record: Mapping[str, Any]) -> bytes:
         """Validate ``record`` against the schema and return the framed payload."""
-        self._check_fields(record)
-        self._check_types(record)
-        buffer = io.BytesIO()
-        try:
-            schemaless_writer(buffer, self._schema, record)
-        except Exception as exc:  # validate() should have caught it; never leak raw errors
-            raise RecordEncodeError(f"{self.name}: cannot encode record: {exc}") from exc
-        return self._framing.frame(self._fingerprint, buffer.getvalue())
+        return self._framing.frame(self._fingerprint, self.body(record))
 
     def encode_trusted(self, record: Mapping[str, Any]) -> bytes:
         """Encode a record built by streamscore itself, skipping validation (the hot path).
@@ -169,12 +162,19 @@ class AvroSerde:
         Only for records whose fields and types the caller guarantees; a bad one raises
         :class:`RecordEncodeError` at best and may encode garbage at worst.
         """
+        return self._framing.frame(self._fingerprint, self.body(record, trusted=True))
+
+    def body(self, record: Mapping[str, Any], trusted: bool = False) -> bytes:
+        """The unframed Avro body of ``record`` (validated first unless ``trusted``)."""
+        if not trusted:
+            self._check_fields(record)
+            self._check_types(record)
         buffer = io.BytesIO()
         try:
             schemaless_writer(buffer, self._schema, record)
-        except Exception as exc:
+        except Exception as exc:  # validate() should have caught it; never leak raw errors
             raise RecordEncodeError(f"{self.name}: cannot encode record: {exc}") from exc
-        return self._framing.frame(self._fingerprint, buffer.getvalue())
+        return buffer.getvalue()
 
     def decode(self, payload: bytes | bytearray | memoryview) -> Record:
         """Decode one framed payload written with this schema."""

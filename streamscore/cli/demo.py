@@ -29,16 +29,19 @@ def run_demo(settings: Settings, args: argparse.Namespace) -> int:
     from jobs.flink_cluster import list_jobs
     from jobs.submit import scoring_config_from_settings, submit_scoring
     from models.registry import load_model
+    from streamscore.cli.topics import register_schemas
     from streamscore.harness.traffic import TrafficPlan, run_traffic
     from streamscore.stack import Stack
 
     began = time.monotonic()
-    _step("local stack: Kafka (KRaft), Flink session cluster, Redis")
+    _step("local stack: Kafka (KRaft), Flink session cluster, Redis, Schema Registry (Apicurio)")
     for report in Stack(settings).up():
-        print(f"  {report.service:6s} {'started' if report.started else 'already up':10s} in {report.seconds:.1f}s")
-    _step("topics")
+        print(f"  {report.service:8s} {'started' if report.started else 'already up':10s} in {report.seconds:.1f}s")
+    _step("topics, and their schemas in the registry (TOPIC-value subjects, BACKWARD compatibility)")
     for name, outcome in create_topics(settings).items():
         print(f"  {name:14s} {outcome}")
+    for subject, schema_id in register_schemas(settings).items():
+        print(f"  {subject:20s} schema id {schema_id}")
 
     config = scoring_config_from_settings(settings)
     card = load_model(config.model).card

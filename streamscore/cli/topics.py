@@ -33,10 +33,20 @@ def create_or_list(args: argparse.Namespace, settings: Settings) -> int:
     if args.action == "create":
         for name, outcome in create_topics(settings).items():
             print(f"{name:16s} {outcome}")
+        for subject, schema_id in register_schemas(settings).items():
+            print(f"{subject:22s} schema id {schema_id} (BACKWARD) at {settings.schema_registry.url}")
     else:
         for name, parts in sorted(existing_topics(settings).items()):
             print(f"{name:16s} {parts} partition(s)")
     return 0
+
+
+def register_schemas(settings: Settings) -> dict[str, int]:
+    """Each topic's schema under its ``TOPIC-value`` subject in the Schema Registry."""
+    from connectors.schema_registry import SchemaRegistry, register_topic_schemas
+
+    topics = {role: settings.topic(role).name for role in TOPIC_ROLES}
+    return register_topic_schemas(SchemaRegistry(settings.schema_registry), topics)
 
 
 def resolve_topic(settings: Settings, name_or_role: str) -> str:
@@ -52,20 +62,29 @@ def consume_topic(settings: Settings, args: argparse.Namespace) -> int:
         raise InputError("--max must be > 0")
     records = read_topic(settings, topic, max_records=args.max, idle_timeout_s=args.idle_timeout,
                          from_beginning=args.from_beginning, follow=args.follow)
+    reader = registered_reader(settings)
     with serve_metrics(getattr(args, "metrics_port", None)) as metrics:
         if metrics is None:
             for record in records:
-                print(json.dumps(decode_for_display(record.value), default=str), flush=True)
+                print(json.dumps(decode_for_display(record.value, reader), default=str), flush=True)
             return 0
-        return _consume_counted(records, topic, metrics)
+        return _consume_counted(records, topic, metrics, reader)
 
 
-def _consume_counted(records: Iterable, topic: str, metrics) -> int:
+def registered_reader(settings: Settings):
+    """What reads Confluent-framed payloads of any registered schema (the registry asked per new id)."""
+    from connectors.schema_registry import SchemaRegistry
+    from schemas.confluent import RegisteredReader
+
+    return RegisteredReader(SchemaRegistry(settings.schema_registry))
+
+
+def _consume_counted(records: Iterable, topic: str, metrics, reader=None) -> int:
     """Print ``records`` as ``consume`` does, counting them and their failures in ``metrics``."""
     try:
         for record in records:
             metrics.consumed(topic)
-            view = decode_for_display(record.value)
+            view = decode_for_display(record.value, reader)
             if "_error" in view:
                 metrics.consume_failed(topic, "decode")
             print(json.dumps(view, default=str), flush=True)
@@ -75,15 +94,28 @@ def _consume_counted(records: Iterable, topic: str, metrics) -> int:
     return 0
 
 
-def decode_for_display(payload: bytes | None) -> dict:
-    """A JSON-able view of a payload: decoded fields, or the error and the raw bytes."""
+def decode_for_display(payload: bytes | None, reader=None) -> dict:
+    """A JSON-able view of a payload: decoded fields, or the error and the raw bytes.
+
+    A payload that starts with the Confluent magic byte 00 is read through the Schema Registry
+    (``reader``: a ``schemas.confluent.RegisteredReader``); one in Avro single-object encoding
+    (``C3 01``, what streamscore wrote before the registry) by its fingerprint, for migration.
+    """
     from schemas import SerdeError, decode_any
+    from streamscore.foundation.errors import RegistryError
 
     try:
+        if payload and payload[0] == 0 and reader is not None:
+            schema, record = reader.decode(payload)
+            return {"_schema": schema, **_jsonable(record)}
         decoded = decode_any(payload or b"")
-    except SerdeError as exc:
+    except (SerdeError, RegistryError) as exc:
         return {"_error": str(exc), "_raw_base64": base64.b64encode(payload or b"").decode()}
     record = decoded.record if hasattr(decoded, "record") else decoded
     schema = getattr(decoded, "schema_name", None)
-    view = {k: (base64.b64encode(v).decode() if isinstance(v, bytes) else v) for k, v in record.items()}
+    view = _jsonable(record)
     return {"_schema": schema, **view} if schema else view
+
+
+def _jsonable(record: dict) -> dict:
+    return {k: (base64.b64encode(v).decode() if isinstance(v, bytes) else v) for k, v in record.items()}

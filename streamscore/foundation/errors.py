@@ -35,3 +35,23 @@ class InputError(StreamscoreError):
 
 class RegistryError(StreamscoreError):
     """The Schema Registry refused a request, does not know a schema, or cannot be reached."""
+
+    retriable = False
+
+
+class RegistryUnavailable(RegistryError):
+    """No answer from the registry (refused, timed out, 5xx): worth a retry."""
+
+    retriable = True
+
+
+class SchemaNotFound(RegistryError):
+    """An unknown schema id, subject or version (404)."""
+
+
+class IncompatibleSchema(RegistryError):
+    """The subject's compatibility rule refused a new version (409)."""
+
+
+class RegistryRefused(RegistryError):
+    """Any other refusal: a bad schema (422), no access (401/403)."""

@@ -51,6 +51,9 @@ class RejectCode(StrEnum):
     TRAILING_BYTES = "trailing_bytes"
     BAD_BODY = "bad_body"
     UNKNOWN_FINGERPRINT = "unknown_fingerprint"
+    BAD_MAGIC = "bad_magic"  # a Confluent-framed topic's record does not start with magic byte 0
+    UNKNOWN_SCHEMA_ID = "unknown_schema_id"  # the registry knows no schema of that id
+    WRONG_SCHEMA = "wrong_schema"  # a registered schema that is not (a version of) the topic's
     UNDECODABLE = "undecodable"  # a decode failure of no known kind
     NOT_FINITE = "not_finite"
     MISSING_FIELD = "missing_field"

@@ -1,0 +1,195 @@
+"""The Confluent wire format: ``00 | 4-byte big-endian schema id | Avro binary body``.
+
+What Kafka Connect, kcat, ksqlDB, Flink SQL's ``avro-confluent`` and confluent-kafka's
+``AvroDeserializer`` read and write; the schema id is a Schema Registry's global id. A
+:class:`RegistryAvroSerde` writes records of one schema with its registered id, and reads a
+payload written with *any* registered schema that resolves to its own (Avro schema resolution:
+a producer's backward-compatible v2, with a new optional field, reads as v1).
+
+Pure: the registry is a :class:`SchemaLookup` (``connectors.schema_registry.SchemaRegistry`` is
+one), whose ``SchemaNotFound`` becomes :class:`~schemas.errors.UnknownSchemaIdError` here; a
+registry that does not answer (``RegistryUnavailable``) is not a fault of the payload and
+propagates as it is.
+
+>>> framing = ConfluentFraming()
+>>> framing.frame(schema_id_key(7), b"body").hex()
+'0000000007626f6479'
+>>> key, body = framing.unframe(bytes.fromhex("0000000007626f6479"))
+>>> int.from_bytes(key, "big"), bytes(body)
+(7, b'body')
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from fastavro import parse_schema, schemaless_reader
+
+from schemas.errors import (
+    BadMagicByteError,
+    EmptyPayloadError,
+    MalformedBodyError,
+    RecordEncodeError,
+    TrailingBytesError,
+    TruncatedPayloadError,
+    UnknownSchemaIdError,
+    WrongSchemaError,
+)
+from schemas.serde import AvroSerde, Record, strip_logical_types
+from streamscore.foundation.errors import SchemaNotFound
+
+MAGIC = b"\x00"
+HEADER_SIZE = 5
+
+
+def schema_id_key(schema_id: int) -> bytes:
+    """The 4 bytes of a schema id on the wire (big-endian, unsigned)."""
+    return int(schema_id).to_bytes(4, "big")
+
+
+class ConfluentFraming:
+    """``00`` + 4-byte schema id + body (a :class:`~schemas.serde.Framing`)."""
+
+    def frame(self, key: bytes, body: bytes) -> bytes:
+        return MAGIC + key + body
+
+    def unframe(self, payload: bytes | bytearray | memoryview) -> tuple[bytes, memoryview]:
+        if payload is None:
+            raise EmptyPayloadError("payload is None (a tombstone?)")
+        try:
+            view = memoryview(payload).cast("B")
+        except (TypeError, ValueError) as exc:
+            raise BadMagicByteError(f"payload must be bytes-like, got {type(payload).__name__}") from exc
+        if not len(view):
+            raise EmptyPayloadError("payload is empty")
+        if view[0] != 0:
+            raise BadMagicByteError(f"payload starts with {bytes(view[:1]).hex()}, not the Confluent magic byte 00")
+        if len(view) < HEADER_SIZE:
+            raise TruncatedPayloadError(f"payload has {len(view)} bytes, shorter than the {HEADER_SIZE}-byte header")
+        return bytes(view[1:HEADER_SIZE]), view[HEADER_SIZE:]
+
+
+CONFLUENT = ConfluentFraming()
+
+
+def schema_id_of(payload: bytes | bytearray | memoryview) -> int:
+    """The schema id a Confluent-framed payload names (its framing checked)."""
+    key, _ = CONFLUENT.unframe(payload)
+    return int.from_bytes(key, "big")
+
+
+class SchemaLookup(Protocol):
+    """Schemas by registry id: the parsed JSON, or ``SchemaNotFound`` / ``RegistryUnavailable``."""
+
+    def schema(self, schema_id: int) -> Any: ...
+
+
+class RegistryAvroSerde:
+    """Records of one (reader) schema on the Confluent wire.
+
+    ``schema_id`` is the id the reader schema is registered under (what :meth:`encode` writes);
+    :meth:`decode` takes any id whose writer schema resolves to the reader schema, and caches
+    each writer schema it has read, so ids seen once keep decoding while the registry is down.
+    """
+
+    def __init__(self, schema: Mapping[str, Any], schema_id: int | None, lookup: SchemaLookup) -> None:
+        self._writer = AvroSerde(schema)  # validation and the Avro body
+        self._reader = parse_schema(strip_logical_types(self._writer.schema))
+        self._key = schema_id_key(schema_id) if schema_id is not None else None
+        self._lookup = lookup
+        self._writers: dict[bytes, Any] = {}
+        self._lock = threading.Lock()
+        self.name: str = self._writer.name
+        self.schema_id = schema_id
+
+    @property
+    def schema(self) -> dict[str, Any]:
+        return self._writer.schema
+
+    def encode(self, record: Mapping[str, Any]) -> bytes:
+        """Validate ``record`` and frame it with the registered id."""
+        return self._frame(self._writer.body(record))
+
+    def encode_trusted(self, record: Mapping[str, Any]) -> bytes:
+        """Frame a record streamscore built itself, without validation (the hot path)."""
+        return self._frame(self._writer.body(record, trusted=True))
+
+    def _frame(self, body: bytes) -> bytes:
+        if self._key is None:
+            raise RecordEncodeError(f"{self.name}: no registered schema id to write with")
+        return MAGIC + self._key + body
+
+    def decode(self, payload: bytes | bytearray | memoryview) -> Record:
+        key, body = CONFLUENT.unframe(payload)
+        writer = self._writers.get(key) or self._writer_schema(key)
+        stream = io.BytesIO(body)
+        try:
+            record = schemaless_reader(stream, writer, self._reader)
+        except Exception as exc:  # every body error becomes one typed payload error
+            raise _body_error(exc, self.name, stream.tell() >= len(body)) from exc
+        left = len(body) - stream.tell()
+        if left:
+            raise TrailingBytesError(f"{self.name}: {left} trailing byte(s) after the record")
+        return record
+
+    def _writer_schema(self, key: bytes) -> Any:
+        schema_id = int.from_bytes(key, "big")
+        try:
+            found = self._lookup.schema(schema_id)
+        except SchemaNotFound as exc:
+            raise UnknownSchemaIdError(schema_id, f"schema id {schema_id} is not in the registry") from exc
+        if not isinstance(found, Mapping) or found.get("type") != "record":
+            raise WrongSchemaError(f"schema id {schema_id} is not an Avro record schema, so not a {self.name}")
+        name = found.get("name", "")
+        full = name if "." in name or not found.get("namespace") else f"{found['namespace']}.{name}"
+        if full != self.name:
+            raise WrongSchemaError(f"schema id {schema_id} is {full or '?'}, not {self.name} (another subject's)")
+        writer = parse_schema(strip_logical_types(dict(found)))
+        with self._lock:
+            self._writers[key] = writer
+        return writer
+
+
+def _body_error(exc: Exception, name: str, ran_out: bool) -> Exception:
+    if type(exc).__name__ == "SchemaResolutionError":
+        return WrongSchemaError(f"{name}: the writer's schema does not resolve to the reader's: {exc}")
+    if isinstance(exc, EOFError) or (isinstance(exc, IndexError) and ran_out):
+        return TruncatedPayloadError(f"{name}: body ends before the record does ({exc or 'end of data'})")
+    return MalformedBodyError(f"{name}: body is not valid Avro: {type(exc).__name__}: {exc}")
+
+
+class RegisteredReader:
+    """Reads a Confluent-framed payload of any registered record schema with its writer's schema
+    (what ``streamscore consume`` shows of any topic); writer schemas cached by id."""
+
+    def __init__(self, lookup: SchemaLookup) -> None:
+        self._lookup = lookup
+        self._parsed: dict[int, Any] = {}
+
+    def decode(self, payload: bytes | bytearray | memoryview) -> tuple[str, Record]:
+        """(the writer schema's full name, the record)."""
+        key, body = CONFLUENT.unframe(payload)
+        schema_id = int.from_bytes(key, "big")
+        if schema_id not in self._parsed:
+            try:
+                found = self._lookup.schema(schema_id)
+            except SchemaNotFound as exc:
+                raise UnknownSchemaIdError(schema_id, f"schema id {schema_id} is not in the registry") from exc
+            self._parsed[schema_id] = parse_schema(strip_logical_types(found))
+        writer = self._parsed[schema_id]
+        name = writer.get("name", "?") if isinstance(writer, dict) else str(writer)
+        stream = io.BytesIO(body)
+        try:
+            record = schemaless_reader(stream, writer, None)
+        except Exception as exc:  # every body error becomes one typed payload error
+            raise _body_error(exc, name, stream.tell() >= len(body)) from exc
+        if stream.tell() != len(body):
+            raise TrailingBytesError(f"{name}: {len(body) - stream.tell()} trailing byte(s) after the record")
+        return name, record
+
+
+__all__ = ["CONFLUENT", "ConfluentFraming", "RegisteredReader", "RegistryAvroSerde", "SchemaLookup", "schema_id_key",
+           "schema_id_of"]

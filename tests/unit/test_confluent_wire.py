@@ -1,0 +1,146 @@
+"""The Confluent wire format: framing errors, schema ids, reading through the registry, schema evolution."""
+
+from __future__ import annotations
+
+import pytest
+
+from schemas import BadMarkerError, EmptyPayloadError, load_schema
+from schemas.confluent import (
+    CONFLUENT,
+    RegisteredReader,
+    RegistryAvroSerde,
+    schema_id_key,
+    schema_id_of,
+)
+from schemas.errors import (
+    BadMagicByteError,
+    MalformedBodyError,
+    RecordEncodeError,
+    TrailingBytesError,
+    TruncatedPayloadError,
+    UnknownSchemaIdError,
+    WrongSchemaError,
+)
+from streamscore.foundation.errors import RegistryUnavailable, SchemaNotFound
+from streamscore.foundation.vocabulary import RejectCode
+
+V1 = {"type": "record", "name": "Reading", "namespace": "io.example",
+      "fields": [{"name": "sensor", "type": "string"}, {"name": "temp", "type": "double"}]}
+V2 = {**V1, "fields": [*V1["fields"], {"name": "site", "type": ["null", "string"], "default": None}]}
+BREAKING = {**V1, "fields": [{"name": "sensor", "type": "string"}, {"name": "temp", "type": "string"}]}
+OTHER = {"type": "record", "name": "Other", "fields": [{"name": "x", "type": "int"}]}
+
+
+class Registry:
+    """An in-memory lookup (the unit tests' stand-in for connectors.schema_registry.SchemaRegistry)."""
+
+    def __init__(self, schemas: dict[int, dict]):
+        self.schemas = schemas
+        self.calls = 0
+        self.down = False
+
+    def schema(self, schema_id: int):
+        self.calls += 1
+        if self.down:
+            raise RegistryUnavailable("registry down")
+        if schema_id not in self.schemas:
+            raise SchemaNotFound(f"{schema_id} not found")
+        return self.schemas[schema_id]
+
+
+@pytest.fixture
+def registry():
+    return Registry({1: V1, 2: V2, 3: BREAKING, 4: OTHER})
+
+
+def test_a_record_is_framed_with_magic_byte_and_big_endian_id(registry):
+    payload = RegistryAvroSerde(V1, 258, registry).encode({"sensor": "a", "temp": 1.5})
+    assert payload[:5] == b"\x00\x00\x00\x01\x02" and schema_id_of(payload) == 258
+    assert schema_id_key(258) == b"\x00\x00\x01\x02"
+
+
+@pytest.mark.parametrize("payload, error, code", [
+    (b"", EmptyPayloadError, RejectCode.EMPTY),
+    (None, EmptyPayloadError, RejectCode.EMPTY),
+    (b"\xc3\x01" + bytes(12), BadMagicByteError, RejectCode.BAD_MAGIC),
+    (b"\x01\x00\x00\x00\x01abc", BadMagicByteError, RejectCode.BAD_MAGIC),
+    (b"\x00\x00\x01", TruncatedPayloadError, RejectCode.TRUNCATED),
+])
+def test_framing_errors_are_typed_and_carry_their_reject_code(payload, error, code):
+    with pytest.raises(error) as err:
+        CONFLUENT.unframe(payload)
+    assert err.value.reason == code and "\n" not in str(err.value)
+
+
+def test_round_trip_and_a_backward_compatible_v2_reads_as_v1(registry):
+    reader = RegistryAvroSerde(V1, 1, registry)
+    assert reader.decode(reader.encode({"sensor": "a", "temp": 1.5})) == {"sensor": "a", "temp": 1.5}
+    v2 = RegistryAvroSerde(V2, 2, registry).encode({"sensor": "b", "temp": 2.5, "site": "north"})
+    assert reader.decode(v2) == {"sensor": "b", "temp": 2.5}  # the new optional field is not the reader's
+
+
+def test_writer_schemas_are_cached_so_known_ids_survive_a_registry_outage(registry):
+    reader = RegistryAvroSerde(V1, 1, registry)
+    payload = RegistryAvroSerde(V2, 2, registry).encode({"sensor": "b", "temp": 2.5, "site": None})
+    reader.decode(payload)
+    registry.down = True
+    assert reader.decode(payload) == {"sensor": "b", "temp": 2.5}
+    assert registry.calls == 1
+    unseen = b"\x00" + schema_id_key(9) + b"\x02a"
+    with pytest.raises(RegistryUnavailable):  # an unseen id needs the registry: not the payload's fault
+        reader.decode(unseen)
+
+
+@pytest.mark.parametrize("schema_id, error, code", [
+    (99, UnknownSchemaIdError, RejectCode.UNKNOWN_SCHEMA_ID),  # no such id
+    (4, WrongSchemaError, RejectCode.WRONG_SCHEMA),  # a valid id of another subject's record
+    (3, WrongSchemaError, RejectCode.WRONG_SCHEMA),  # the same record, changed incompatibly
+])
+def test_ids_that_are_not_the_readers_schema_are_refused(registry, schema_id, error, code):
+    body = b"\x02a" + b"\x00" * 8  # "a" and 8 bytes: a double (or, under BREAKING, a string length...)
+    with pytest.raises(error) as err:
+        RegistryAvroSerde(V1, 1, registry).decode(b"\x00" + schema_id_key(schema_id) + body)
+    assert err.value.reason == code
+
+
+def test_body_errors(registry):
+    serde = RegistryAvroSerde(V1, 1, registry)
+    good = serde.encode({"sensor": "a", "temp": 1.5})
+    with pytest.raises(TruncatedPayloadError):
+        serde.decode(good[:-3])
+    with pytest.raises(TrailingBytesError):
+        serde.decode(good + b"\x00")
+    with pytest.raises(MalformedBodyError):
+        serde.decode(b"\x00" + schema_id_key(1) + b"\x02\xff" + b"\x00" * 8)  # a string that is not UTF-8
+
+
+def test_encoding_is_validated_and_needs_a_registered_id(registry):
+    with pytest.raises(RecordEncodeError, match="missing field"):
+        RegistryAvroSerde(V1, 1, registry).encode({"sensor": "a"})
+    with pytest.raises(RecordEncodeError, match="no registered schema id"):
+        RegistryAvroSerde(V1, None, registry).encode({"sensor": "a", "temp": 1.0})
+
+
+def test_the_registered_reader_decodes_any_schema_with_its_writer_schema(registry):
+    v2 = RegistryAvroSerde(V2, 2, registry).encode({"sensor": "b", "temp": 2.5, "site": "north"})
+    assert RegisteredReader(registry).decode(v2) == ("io.example.Reading", {"sensor": "b", "temp": 2.5,
+                                                                            "site": "north"})
+    with pytest.raises(UnknownSchemaIdError):
+        RegisteredReader(registry).decode(b"\x00" + schema_id_key(77) + b"\x00")
+
+
+def test_streamscore_schemas_read_the_same_on_both_wires():
+    """A streamscore record framed either way holds the same Avro body; only the header differs."""
+    from schemas import serde_for
+
+    schema = load_schema("label")
+    plain = {k: v for k, v in schema.items() if not k.startswith("__")}
+    confluent = RegistryAvroSerde(schema, 5, Registry({5: plain}))
+    single = serde_for("label")
+    record = single.decode(single.encode({"event_id": "e1", "correlation_id": None, "label": 1,
+                                          "event_time": 1700000000000, "label_time": 1700000000123}))
+    payload = confluent.encode(record)
+    assert payload[5:] == single.encode(record)[10:]
+    assert confluent.decode(payload) == record  # epoch millis stay ints
+    with pytest.raises(BadMarkerError):  # and neither serde reads the other's framing
+        single.decode(payload)
