@@ -15,7 +15,6 @@ from jobs.job_secrets import job_secrets_env, without_secrets
 from jobs.scoring_config import ScoringJobConfig, check_against_broker
 from models.contract import check_against_event_schema
 from models.registry import load_model
-from schemas import load_schema
 from streamscore.foundation.config import Settings
 from streamscore.foundation.errors import ConfigError
 from streamscore.foundation.security import ClientAuth
@@ -59,7 +58,7 @@ def preflight(settings: Settings, config: ScoringJobConfig) -> None:
     if raw is not None:
         check_against_broker(config, int(raw))
     model = load_model(config.model, root=config.registry_dir)  # checks sha256 and the ONNX graph
-    check_against_event_schema(model.contract, load_schema("event"))
+    check_against_event_schema(model.contract, model.card.event_record_schema)
 
 
 def drift_config_from_settings(settings: Settings, **overrides) -> DriftJobConfig:

@@ -12,7 +12,8 @@ Layout (``format_version`` 1)::
      "training": {"algorithm", "rows_train", "rows_test", "seed", "positive_rate",
                   "test_auc", "test_accuracy" (at the threshold; optional), "library_versions": {...}},
      "drift_profile": {...},                                        # models.drift_profile
-     "optimization": {"parent", "transformation", ...}}             # only on optimized versions
+     "optimization": {"parent", "transformation", ...},             # only on optimized versions
+     "event_schema": {...}}                                         # models.event_binding (optional)
 
 Every malformed or inconsistent field raises :class:`ModelError` naming it.
 """
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from models.contract import FeatureContract, FeatureSpec
+from models.event_binding import EventBinding
 from streamscore.foundation.errors import ModelError
 
 FORMAT_VERSION = 1
@@ -87,7 +89,7 @@ class TrainingSummary:
     rows_test: int
     seed: int
     positive_rate: float
-    test_auc: float
+    test_auc: float | None  # None: registered from a sample without labels (models register --schema)
     library_versions: Mapping[str, str] = field(default_factory=dict)
     test_accuracy: float | None = None  # label accuracy at the threshold: the reference for labelled windows
     retraining: Mapping[str, Any] = field(default_factory=dict)  # models.retrain: parent, answered triggers, data
@@ -98,7 +100,7 @@ class TrainingSummary:
                 raise _fail(f"training.{name}", "must be a non-negative integer")
         for name in ("positive_rate", "test_auc", "test_accuracy"):
             value = getattr(self, name)
-            if name == "test_accuracy" and value is None:
+            if name in ("test_accuracy", "test_auc") and value is None:
                 continue
             if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
                 raise _fail(f"training.{name}", f"{value!r} is not in [0, 1]")
@@ -118,6 +120,7 @@ class ModelCard:
     drift_profile: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
     optimization: Mapping[str, Any] = field(default_factory=dict)  # models.optimize: parent, deltas, speed-ups
+    event_schema: EventBinding | None = None  # None: the demo's io.streamscore.v1.Event
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.match(self.name):
@@ -144,6 +147,15 @@ class ModelCard:
     def contract(self) -> FeatureContract:
         return FeatureContract(self.features)
 
+    @property
+    def event_record_schema(self) -> Mapping[str, Any]:
+        """The Avro schema of the events this model scores (the demo's Event unless the card binds one)."""
+        if self.event_schema is not None:
+            return self.event_schema.schema
+        from schemas import load_schema
+
+        return load_schema("event")
+
     def to_dict(self) -> dict[str, Any]:
         t = self.training
         return {
@@ -162,6 +174,7 @@ class ModelCard:
                          **({"retraining": dict(t.retraining)} if t.retraining else {})},
             "drift_profile": self.drift_profile,
             **({"optimization": self.optimization} if self.optimization else {}),
+            **({"event_schema": self.event_schema.to_dict()} if self.event_schema else {}),
         }
 
     def to_json(self) -> str:
@@ -184,6 +197,7 @@ class ModelCard:
             training=_training_from_dict(_get(raw, "training", Mapping, "training")),
             drift_profile=raw.get("drift_profile") or {}, description=raw.get("description", ""),
             optimization=raw.get("optimization") or {},
+            event_schema=EventBinding.from_dict(raw["event_schema"]) if raw.get("event_schema") else None,
         )
 
 
@@ -264,7 +278,8 @@ def _training_from_dict(raw: Mapping[str, Any]) -> TrainingSummary:
                            rows_train=_get(raw, "rows_train", int, "training.rows_train"),
                            rows_test=_get(raw, "rows_test", int, "training.rows_test"),
                            seed=_get(raw, "seed", int, "training.seed"),
-                           positive_rate=number("positive_rate"), test_auc=number("test_auc"),
+                           positive_rate=number("positive_rate"),
+                           test_auc=None if raw.get("test_auc", "missing") is None else number("test_auc"),
                            test_accuracy=number("test_accuracy") if "test_accuracy" in raw else None,
                            library_versions=dict(versions), retraining=dict(raw.get("retraining") or {}))
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from models.card import ModelCard, load_card
+from models.card_builder import CardRequest
 from models.contract import check_against_event_schema
 from models.registry import (
     CARD_FILE,
@@ -28,53 +29,96 @@ from models.registry import (
     check_onnx_against_card,
     sha256_hex,
 )
-from schemas import load_schema
 from streamscore.foundation.errors import ModelError
+
+
+def read_json_lines(path: str | Path) -> list[dict]:
+    """The JSON objects of a JSON-lines file; a line that is not one raises ModelError naming it."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ModelError(f"training sample {path}: cannot read: {getattr(exc, 'strerror', None) or exc}") from exc
+    events = []
+    for number, line in enumerate(lines, 1):
+        if line.strip():
+            try:
+                events.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise ModelError(f"training sample {path} line {number}: not JSON: {exc.msg}") from exc
+            if not isinstance(events[-1], dict):
+                raise ModelError(f"training sample {path} line {number}: not a JSON object")
+    return events
 
 
 def read_training_sample(path: str | Path, card: ModelCard) -> np.ndarray:
     """The contract's feature matrix of a JSON-lines sample of events (rows the contract rejects are skipped)."""
-    events = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if line.strip():
-                try:
-                    events.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise ModelError(f"training sample {path} line {number}: not JSON: {exc.msg}") from exc
-    matrix, _rejects, valid = card.contract.to_matrix(events)
+    matrix, _rejects, valid = card.contract.to_matrix(read_json_lines(path))
     if len(valid) < 100:
         raise ModelError(f"training sample {path}: {len(valid)} usable events; a reference profile needs >= 100")
     return matrix
 
 
-def _with_profile(card: ModelCard, onnx_bytes: bytes, sample: np.ndarray) -> ModelCard:
-    from models.drift_profile import build_profile, score_profile
+def _scores(card: ModelCard, onnx_bytes: bytes, matrix: np.ndarray) -> np.ndarray:
     from models.runtime import OnnxScorer
 
     scorer = OnnxScorer(LoadedModel(ref=None, card=card, onnx_bytes=onnx_bytes, directory=Path(".")))
-    profile = {**build_profile(card.contract, sample), "score": score_profile(scorer.predict_batch(sample))}
+    return np.asarray(scorer.predict_batch(matrix), dtype=np.float64)
+
+
+def _with_profile(card: ModelCard, onnx_bytes: bytes, sample: np.ndarray) -> ModelCard:
+    from models.drift_profile import build_profile, score_profile
+
+    profile = {**build_profile(card.contract, sample), "score": score_profile(_scores(card, onnx_bytes, sample))}
     return dataclasses.replace(card, drift_profile=profile)
+
+
+def _read_onnx(onnx_path: str | Path) -> bytes:
+    try:
+        return Path(onnx_path).read_bytes()
+    except OSError as exc:
+        raise ModelError(f"cannot read ONNX file {onnx_path}: {exc.strerror}") from exc
 
 
 def register_model(onnx_path: str | Path, card_path: str | Path, registry_dir: str | Path | None = None,
                    training_sample: str | Path | None = None) -> LoadedModel:
     """Copy ``onnx_path`` + card into ``<registry>/<name>/<version>/``; returns the loaded, verified model."""
     card = load_card(card_path)
-    registry = ModelRegistry(registry_dir)
+    onnx_bytes = _read_onnx(onnx_path)
+    card = dataclasses.replace(card, onnx_sha256=sha256_hex(onnx_bytes))
+    check_onnx_against_card(card, onnx_bytes)
+    check_against_event_schema(card.contract, card.event_record_schema)
+    if training_sample is not None:
+        card = _with_profile(card, onnx_bytes, read_training_sample(training_sample, card))
+    return _store(card, onnx_bytes, ModelRegistry(registry_dir))
+
+
+def register_from_schema(onnx_path: str | Path, request: CardRequest, training_sample: str | Path,
+                         registry_dir: str | Path | None = None) -> LoadedModel:
+    """Write the card for the user (``models.card_builder``) from the event schema and a training sample,
+    check it against the ONNX graph, add the drift profile and how the model does on the sample."""
+    from models.card_builder import build_card, sample_training
+
+    events = read_json_lines(training_sample)
+    onnx_bytes = _read_onnx(onnx_path)
+    card = build_card(request, onnx_bytes, events)
+    card = dataclasses.replace(card, onnx_sha256=sha256_hex(onnx_bytes))
+    check_onnx_against_card(card, onnx_bytes)
+    check_against_event_schema(card.contract, card.event_record_schema)
+    matrix, rejects, _valid = card.contract.to_matrix(events)
+    if rejects:  # the ranges come from this sample, so only a type slip is rejected
+        raise ModelError(f"training sample {training_sample}: event {rejects[0][0] + 1}: {rejects[0][1]}")
+    card = _with_profile(card, onnx_bytes, matrix)
+    labels = [event.get(request.label_field) for event in events] if request.label_field else None
+    card = dataclasses.replace(card, training=sample_training(card, _scores(card, onnx_bytes, matrix), labels))
+    return _store(card, onnx_bytes, ModelRegistry(registry_dir))
+
+
+def _store(card: ModelCard, onnx_bytes: bytes, registry: ModelRegistry) -> LoadedModel:
+    """Write a new version atomically; an existing name/version is refused (a version never changes)."""
     target = registry.directory(card.name, card.version)
     if target.exists():
         raise ModelError(f"model {card.ref} is already registered at {target}; a version never changes: "
                          f"choose a new version")
-    try:
-        onnx_bytes = Path(onnx_path).read_bytes()
-    except OSError as exc:
-        raise ModelError(f"cannot read ONNX file {onnx_path}: {exc.strerror}") from exc
-    card = dataclasses.replace(card, onnx_sha256=sha256_hex(onnx_bytes))
-    check_onnx_against_card(card, onnx_bytes)
-    check_against_event_schema(card.contract, load_schema("event"))
-    if training_sample is not None:
-        card = _with_profile(card, onnx_bytes, read_training_sample(training_sample, card))
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{card.version}-", dir=target.parent))
     try:

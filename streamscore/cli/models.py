@@ -11,6 +11,7 @@ import argparse
 import json
 
 from jobs.model_router import DEFAULT_ACTIVATION_DELAY_MS
+from streamscore.cli import model_register
 from streamscore.foundation.config import Settings
 from streamscore.foundation.errors import StreamscoreError
 from streamscore.foundation.vocabulary import LifecycleAction
@@ -51,7 +52,10 @@ def _add_registry_actions(actions) -> None:
     show.add_argument("ref", nargs="?", metavar="NAME:VERSION")
     show.set_defaults(handler=show_model)
     build = actions.add_parser("build-demo", help="train and register the demo model (fraud:1.0.0)")
-    build.add_argument("--heavy", action="store_true", help="the MLP fraud-mlp:1.0.0 instead")
+    which_demo = build.add_mutually_exclusive_group()
+    which_demo.add_argument("--heavy", action="store_true", help="the MLP fraud-mlp:1.0.0 instead")
+    which_demo.add_argument("--sensor", action="store_true", help="the sensor anomaly model sensor:1.0.0 "
+                                                                  "(another schema, registered from it)")
     build.set_defaults(handler=build_demo)
     optimize = actions.add_parser("optimize", help="a faster variant of a model, checked on held-out rows")
     optimize.add_argument("ref", nargs="?", metavar="NAME:VERSION")
@@ -64,11 +68,8 @@ def _add_registry_actions(actions) -> None:
     optimize.add_argument("--eval-rows", type=int, default=20_000, help="held-out rows (default 20000)")
     optimize.add_argument("--force", action="store_true", help="replace an existing variant")
     optimize.set_defaults(handler=optimize_model)
-    register_parser = actions.add_parser("register", help="add an ONNX model and its card to the registry")
-    register_parser.add_argument("--onnx", default=None, help="the ONNX file")
-    register_parser.add_argument("--card", default=None, help="its model card (model.json with name and version)")
-    register_parser.add_argument("--training-sample", default=None, help="JSON lines of events for the drift profile")
-    register_parser.set_defaults(handler=register_model)
+    register_parser = model_register.add_parser(actions)
+    register_parser.set_defaults(handler=model_register.register_model)
     for parser in (listing, show, build, optimize, register_parser):
         _registry_dir(parser)
 
@@ -105,6 +106,13 @@ def show_model(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def build_demo(args: argparse.Namespace, settings: Settings) -> int:
+    if args.sensor:
+        from models.sensor_demo import build_sensor
+
+        model = build_sensor(args.registry_dir)
+        print(json.dumps({"directory": str(model.directory), "test_auc": model.card.training.test_auc,
+                          "events": model.card.event_schema.name}, indent=2))
+        return 0
     if args.heavy:
         from models.build_heavy import build_heavy as build
     else:
@@ -125,15 +133,4 @@ def optimize_model(args: argparse.Namespace, settings: Settings) -> int:
     options = OptimizeOptions(transformation=kind, max_auc_drop=args.max_auc_drop, eval_rows=args.eval_rows,
                               force=args.force)
     print(json.dumps(optimize(args.ref, options, args.registry_dir), indent=2))
-    return 0
-
-
-def register_model(args: argparse.Namespace, settings: Settings) -> int:
-    from models.register import register_model as register_files
-
-    if not args.onnx or not args.card:
-        raise StreamscoreError("models register needs --onnx FILE and --card FILE")
-    model = register_files(args.onnx, args.card, args.registry_dir, args.training_sample)
-    profile = "with a drift profile" if model.card.drift_profile else "without a drift profile"
-    print(f"registered {model.card.ref} at {model.directory} ({profile})")
     return 0
