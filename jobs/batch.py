@@ -28,6 +28,7 @@ class Batch:
     source_topic: str
     now_ms: int  # the batch's scored time
     batch_id: str
+    timestamps: Sequence[int] | None = None  # the Kafka records' timestamps (epoch ms), where known
 
     def __len__(self) -> int:
         return len(self.payloads)

@@ -13,12 +13,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from connectors.dead_letter import dead_letter_key, dead_letter_record, encode_dead_letter
+from connectors.dead_letter import dead_letter_key, dead_letter_record
 from jobs.batch import Batch, PrimaryScores, ValidRows, scored_record
+from jobs.job_wire import JobWire, RegistryWire, build_wire
 from jobs.model_pool import ModelPool, VersionModel
 from jobs.model_router import RoutePlan, version_groups
 from models.registry import LoadedModel
-from schemas import SerdeError, serde_for
+from schemas import SerdeError
 from streamscore.foundation.errors import ModelError
 from streamscore.foundation.vocabulary import DeadLetterStage, Reason, RejectCode
 
@@ -86,15 +87,14 @@ class BatchResult:
 class BatchScorer:
     def __init__(self, model: LoadedModel, predictor: Predictor, *, job: str, source_topic: str,
                  clock_ms: Callable[[], int] | None = None, cache=None, router=None,
-                 loader: Callable[[str], VersionModel] | None = None):
+                 loader: Callable[[str], VersionModel] | None = None, wire: JobWire | None = None):
         self.card = model.card
         self.contract = model.contract
         self.predictor = predictor
         self.job = job
         self.source_topic = source_topic
         self.threshold = float(model.card.outputs.threshold)
-        self._events = serde_for("event")
-        self._scored = serde_for("scored")
+        self.wire = wire or build_wire(RegistryWire(), model.card)  # default: the single-object wire
         self._clock_ms = clock_ms or (lambda: int(time.time() * 1000))
         self.cache = cache  # a connectors.prediction_cache.PredictionCache, or None
         self.router = router  # a jobs.model_router.ModelRouter (versions by event time), or None: this model only
@@ -103,10 +103,11 @@ class BatchScorer:
     def _no_other_versions(self, version: str) -> VersionModel:
         raise ModelError(f"this scorer has no registry loader for version {version!r}")
 
-    def score(self, payloads: Sequence[bytes], partitions: Sequence[int], offsets: Sequence[int]) -> BatchResult:
+    def score(self, payloads: Sequence[bytes], partitions: Sequence[int], offsets: Sequence[int],
+              timestamps: Sequence[int] | None = None) -> BatchResult:
         n = len(payloads)
         batch_id = f"{self.job}:{partitions[0]}:{offsets[0]}:{n}" if n else f"{self.job}:empty"
-        batch = Batch(payloads, partitions, offsets, self.source_topic, self._clock_ms(), batch_id)
+        batch = Batch(payloads, partitions, offsets, self.source_topic, self._clock_ms(), batch_id, timestamps)
         result = BatchResult([False] * n, [b""] * n, [b""] * n, batch_id, shadow_bodies=[None] * n)
         valid = self._check_contract(batch, *self._decode(batch, result), result)
         if len(valid.rows):
@@ -151,7 +152,7 @@ class BatchScorer:
 
     def _decode(self, batch: Batch, result: BatchResult) -> tuple[list[dict], list[int]]:
         events, rows = [], []
-        decode = self._events.decode
+        decode = self.wire.events.decode
         for i, payload in enumerate(batch.payloads):
             try:
                 events.append(decode(payload))
@@ -159,7 +160,19 @@ class BatchScorer:
             except SerdeError as exc:
                 code = _decode_code(exc)
                 self._dead(result, batch, i, DeadLetterStage.DECODE, Reason(f"{code}: {exc}", code))
+        if not self.wire.canonical:
+            self._name_id_and_time(batch, events, rows)
         return events, rows
+
+    def _name_id_and_time(self, batch: Batch, events: list[dict], rows: list[int]) -> None:
+        """A bound schema's id and time fields under the names the scoring path reads (``event_id``,
+        ``event_time``, ``correlation_id``); no time field: the Kafka timestamp; no correlation id: the id."""
+        id_field, time_field = self.wire.id_field, self.wire.time_field
+        for event, i in zip(events, rows):
+            event["event_id"] = event[id_field]
+            event["event_time"] = event[time_field] if time_field else int(batch.timestamps[i])
+            if event.get("correlation_id") is None:
+                event["correlation_id"] = event["event_id"]
 
     def _check_contract(self, batch: Batch, events: list[dict], rows: list[int], result: BatchResult) -> ValidRows:
         matrix, rejects, valid = self.contract.to_matrix(events)
@@ -226,7 +239,7 @@ class BatchScorer:
         return scores, failed
 
     def _emit_scored(self, batch: Batch, valid: ValidRows, primary: PrimaryScores, result: BatchResult) -> None:
-        encode = self._scored.encode_trusted
+        encode = self.wire.scored.encode_trusted
         for k, (event, i) in enumerate(zip(valid.events, valid.rows)):
             if k in primary.failed:
                 self._dead(result, batch, i, DeadLetterStage.INFERENCE, primary.failed[k], event)
@@ -252,7 +265,7 @@ class BatchScorer:
                                     correlation_id=event.get("correlation_id") if event else None)
         result.is_scored[i] = False
         result.keys[i] = dead_letter_key(source, event_id)
-        result.bodies[i] = encode_dead_letter(record)
+        result.bodies[i] = self.wire.dead_letter.encode_trusted(record)
         result.dead_by_stage[stage] = result.dead_by_stage.get(stage, 0) + 1
         result.dead_letters.append(DeadLetterNote(stage, reason.code, event_id, record["correlation_id"],
                                                   source.partition, source.offset))

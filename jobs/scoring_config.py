@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from jobs.job_config import JsonJobConfig
+from jobs.job_wire import RegistryWire
 from streamscore.foundation.errors import ConfigError
 from streamscore.foundation.security import ClientAuth
 
@@ -50,6 +51,8 @@ class ScoringJobConfig(JsonJobConfig):
     # How the job's Python workers (the control reader, the prediction cache) log in to Kafka and Redis:
     # names and file paths only (the Java source and sinks get theirs through jobs.job_secrets).
     auth: ClientAuth = ClientAuth()
+    # the Schema Registry and the schema ids of the job's topics (jobs.job_schemas, at submit); empty: single-object
+    registry: RegistryWire = RegistryWire()
 
     @property
     def consumer_group(self) -> str:

@@ -55,8 +55,11 @@ class ScoreBatch(ScalarFunction):
         predictor = self._predictor(model)
         self.log = get_logger("streamscore.scoring", job=self.config.job_name, model=model.card.ref)
         self.router, self.follower = self._router(model.card)
+        from jobs.job_wire import build_wire
+
         self.scorer = BatchScorer(model, predictor, job=self.config.job_name, source_topic=self.config.events_topic,
-                                  cache=self._cache(model.card.ref), router=self.router, loader=self._load_version)
+                                  cache=self._cache(model.card.ref), router=self.router, loader=self._load_version,
+                                  wire=build_wire(self.config.registry, model.card))
         self.log.info("model_loaded", providers=predictor.providers, cache=self.config.cache_enabled,
                       control_topic=self.config.control_topic)
         self.metrics = ScoringMetrics(function_context.get_metric_group(), model.card.name, model.card.version,
@@ -109,8 +112,9 @@ class ScoreBatch(ScalarFunction):
                                 ca_file=c.auth.redis_ca_file)
         return PredictionCache(factory, model_ref=model_ref, ttl_s=c.cache_ttl_s, log=self.log)
 
-    def eval(self, payload: pd.Series, partition: pd.Series, offset: pd.Series) -> pd.DataFrame:
-        result = self.scorer.score(payload.tolist(), partition.tolist(), offset.tolist())
+    def eval(self, payload: pd.Series, partition: pd.Series, offset: pd.Series, timestamp: pd.Series) -> pd.DataFrame:
+        millis = timestamp.values.astype("datetime64[ms]").astype("int64").tolist()  # the Kafka timestamps
+        result = self.scorer.score(payload.tolist(), partition.tolist(), offset.tolist(), millis)
         self.metrics.record_batch(result, len(payload))
         self.lifecycle.record_batch(result)
         if result.shadow_error:
@@ -164,7 +168,8 @@ def build_pipeline(t_env: TableEnvironment, config: ScoringJobConfig):
     score = udf(ScoreBatch(config), result_type=RESULT_TYPE, func_type="pandas", deterministic=True)
     t_env.create_temporary_function("score_batch", score)
     t_env.execute_sql("CREATE TEMPORARY VIEW scored_batch AS "
-                      "SELECT score_batch(payload, src_partition, src_offset) AS r, src_timestamp FROM events_in")
+                      "SELECT score_batch(payload, src_partition, src_offset, src_timestamp) AS r, src_timestamp "
+                      "FROM events_in")
     statements = t_env.create_statement_set()
     statements.add_insert_sql("INSERT INTO scored_out SELECT r.msg_key, r.body, src_timestamp "
                               "FROM scored_batch WHERE r.is_scored")

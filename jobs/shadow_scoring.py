@@ -70,7 +70,7 @@ def _challenge(shadow_pass: ShadowPass, version: str, index: np.ndarray, bodies:
         raise ValueError(f"challenger {version} returned shape {scores.shape} for {len(index)} rows")
     stats = ShadowStats(call_us=[elapsed_us])
     threshold = float(challenger.card.outputs.threshold)
-    encode = scorer._scored.encode_trusted
+    encode = scorer.wire.shadow.encode_trusted
     for k, score in zip(index.tolist(), scores.tolist()):
         if not math.isfinite(score):
             stats.bad_scores += 1

@@ -11,6 +11,7 @@ from connectors.kafka_clients import broker_config_value, existing_topics
 from jobs.drift_config import DriftJobConfig
 from jobs.flink_cluster import JOBS_DIR, FlinkJobError, list_jobs, submit_python_job, wait_running
 from jobs.flink_home import connector_jars
+from jobs.job_schemas import with_registry_wire
 from jobs.job_secrets import job_secrets_env, without_secrets
 from jobs.scoring_config import ScoringJobConfig, check_against_broker
 from models.contract import check_against_event_schema
@@ -48,8 +49,9 @@ def _require_topics(settings: Settings, roles_topics: tuple[tuple[str, str], ...
                               f"(create it: streamscore topics create)")
 
 
-def preflight(settings: Settings, config: ScoringJobConfig) -> None:
-    """Refuse, with one clear message, what would break exactly-once or make the job restart forever."""
+def preflight(settings: Settings, config: ScoringJobConfig) -> ScoringJobConfig:
+    """Refuse, with one clear message, what would break exactly-once or make the job restart forever;
+    returns the config with the schema ids of its topics (registered now, where the model binds a schema)."""
     _require_topics(settings, (("events", config.events_topic), ("scored", config.scored_topic),
                                ("dead-letter", config.dead_letter_topic),
                                *((("control", config.control_topic), ("scored-shadow", config.shadow_topic))
@@ -59,6 +61,7 @@ def preflight(settings: Settings, config: ScoringJobConfig) -> None:
         check_against_broker(config, int(raw))
     model = load_model(config.model, root=config.registry_dir)  # checks sha256 and the ONNX graph
     check_against_event_schema(model.contract, model.card.event_record_schema)
+    return with_registry_wire(settings, config, model.card)
 
 
 def drift_config_from_settings(settings: Settings, **overrides) -> DriftJobConfig:
@@ -92,7 +95,7 @@ def preflight_drift(settings: Settings, config: DriftJobConfig) -> None:
 def submit_scoring(settings: Settings, config: ScoringJobConfig, *, savepoint: str | None = None,
                    wait: bool = True) -> str:
     """Submit to the Flink cluster at settings.flink_rest; returns the job id once it runs."""
-    preflight(settings, config)
+    config = preflight(settings, config)
     return _submit(settings, SCORING_SCRIPT, config, savepoint, wait)
 
 
@@ -119,7 +122,7 @@ def run_embedded(settings: Settings, config: ScoringJobConfig | DriftJobConfig) 
         preflight_drift(settings, config)
         script = DRIFT_SCRIPT
     else:
-        preflight(settings, config)
+        config = preflight(settings, config)
         script = SCORING_SCRIPT
     jar = connector_jars(settings)[0]
     argv = [settings.python_executable, str(script), "--config", config.to_json(),

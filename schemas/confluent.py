@@ -135,12 +135,19 @@ class RegistryAvroSerde:
             raise TrailingBytesError(f"{self.name}: {left} trailing byte(s) after the record")
         return record
 
+    def remember(self, schema_id: int, schema: Mapping[str, Any]) -> None:
+        """Take ``schema`` as the writer schema of ``schema_id`` without asking the registry."""
+        self._check_and_cache(schema_id_key(schema_id), schema_id, schema)
+
     def _writer_schema(self, key: bytes) -> Any:
         schema_id = int.from_bytes(key, "big")
         try:
             found = self._lookup.schema(schema_id)
         except SchemaNotFound as exc:
             raise UnknownSchemaIdError(schema_id, f"schema id {schema_id} is not in the registry") from exc
+        return self._check_and_cache(key, schema_id, found)
+
+    def _check_and_cache(self, key: bytes, schema_id: int, found: Any) -> Any:
         if not isinstance(found, Mapping) or found.get("type") != "record":
             raise WrongSchemaError(f"schema id {schema_id} is not an Avro record schema, so not a {self.name}")
         name = found.get("name", "")

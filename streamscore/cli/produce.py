@@ -6,7 +6,8 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from streamscore.cli.cli_metrics import DeliveryCounter, metrics_port, serve_metrics
@@ -30,6 +31,10 @@ def register(sub) -> None:
     produce.add_argument("--input", type=Path, default=None, help="a JSON-lines file of events instead")
     produce.add_argument("--transaction-size", type=int, default=1000, help="events per transaction")
     produce.add_argument("--topic", default=None, help="default: the events topic")
+    produce.add_argument("--model", default=None, metavar="NAME:VERSION",
+                         help="events for this model: validated against the schema its card binds and written "
+                              "in the Confluent wire format (id registered under TOPIC-value); without --input, "
+                              "the sensor model's generated readings")
     produce.add_argument("--drift", action="append", default=[], metavar="FEATURE:KIND=AMOUNT",
                          help="inject drift in demo events, e.g. device_trust_score:shift=0.5 (reference std devs), "
                               "amount:scale=2, country:category_mix=0.3@NG; repeatable")
@@ -54,6 +59,8 @@ def produce_from(settings: Settings, args: argparse.Namespace) -> int:
         raise InputError("--labels needs demo events (the generator knows their true class), not --input")
     if args.input is not None:
         events: Iterable[dict] = list(read_json_lines(args.input))  # bad files fail before Kafka is contacted
+    elif args.model:
+        events = _generated_for(args.model, args.count, args.seed, args.id_prefix)
     else:
         prefix = args.id_prefix or f"ev-{int(time.time())}-"
         drift = [parse_drift(spec, args.drift_after) for spec in args.drift]
@@ -64,12 +71,24 @@ def produce_from(settings: Settings, args: argparse.Namespace) -> int:
         stats = produce_events(settings, topic, _remember(events, sent if args.labels else None),
                                rate=args.rate, transaction_size=args.transaction_size,
                                progress=not args.quiet, metrics=metrics, max_rate=args.max_rate,
-                               max_message_bytes=args.max_message_bytes)
+                               max_message_bytes=args.max_message_bytes,
+                               wire=model_wire(settings, args.model, topic) if args.model else None)
     print(f"produced {stats['produced']} events to {topic} in {stats['seconds']:.1f}s "
           f"({stats['rate']:.0f} events/s, {stats['transactions']} transactions){_refused_note(args, stats)}")
     if args.labels:
         _produce_demo_labels(settings, args, sent, drift if args.input is None else ())
     return 0
+
+
+def _generated_for(ref: str, count: int, seed: int, prefix: str | None) -> list[dict]:
+    """Generated events of a demo model's schema (the sensor model's readings)."""
+    from models.sensor_demo import generate_readings
+
+    if not ref.startswith("sensor:"):
+        raise InputError(f"--model {ref}: the generator makes events for the sensor model only; "
+                         f"give your own with --input FILE")
+    readings = generate_readings(count, seed, prefix or f"rd-{int(time.time())}-")
+    return [{k: v for k, v in r.items() if k != "is_anomaly"} for r in readings]
 
 
 def _check_bounds(args: argparse.Namespace) -> None:
@@ -166,9 +185,34 @@ def read_json_lines(path: Path) -> Iterator[dict]:
             yield record
 
 
+@dataclass(frozen=True)
+class EventWire:
+    """How events go on a topic: the encoder (it validates), and the fields that are the key and the time."""
+
+    encode: Callable[[dict], bytes]
+    id_field: str = "event_id"
+    time_field: str | None = "event_time"
+
+
+def model_wire(settings: Settings, ref: str, topic: str) -> EventWire:
+    """The Confluent wire of ``ref``'s bound event schema on ``topic`` (registered under TOPIC-value)."""
+    from connectors.schema_registry import SchemaRegistry, subject_for
+    from models.registry import load_model
+    from schemas.confluent import RegistryAvroSerde
+
+    binding = load_model(ref).card.event_schema
+    if binding is None:
+        raise InputError(f"--model {ref}: its card binds no event schema (the demo events use the default wire)")
+    registry = SchemaRegistry(settings.schema_registry)
+    schema_id = registry.register(subject_for(topic), dict(binding.schema))
+    return EventWire(RegistryAvroSerde(binding.schema, schema_id, registry).encode, binding.id_field,
+                     binding.time_field)
+
+
 def produce_events(settings: Settings, topic: str, events: Iterable[dict], *, rate: float = 0.0,
                    transaction_size: int = 1000, progress: bool = False, metrics=None,
-                   max_rate: float | None = None, max_message_bytes: int | None = None) -> dict:
+                   max_rate: float | None = None, max_message_bytes: int | None = None,
+                   wire: EventWire | None = None) -> dict:
     """Validate, encode and write ``events`` in transactions of ``transaction_size``; paced at ``rate``,
     never above ``max_rate``; events larger than ``max_message_bytes`` are refused and counted.
 
@@ -177,7 +221,7 @@ def produce_events(settings: Settings, topic: str, events: Iterable[dict], *, ra
     from schemas import serde_for
     from streamscore.cli.bounds import SizeBound, TokenBucket
 
-    items = _encoded_events(events, topic, serde_for("event").encode)
+    items = _encoded_events(events, topic, wire or EventWire(serde_for("event").encode))
     bound = SizeBound(max_message_bytes) if max_message_bytes is not None else None
     limits = {"throttle": TokenBucket(max_rate).acquire if max_rate is not None else None,
               "producer_config": {"message.max.bytes": bound.producer_message_max_bytes()} if bound else None}
@@ -196,8 +240,8 @@ def produce_events(settings: Settings, topic: str, events: Iterable[dict], *, ra
         raise
 
 
-def _encoded_events(events: Iterable[dict], topic: str, encode) -> Iterator[tuple[bytes, bytes, int | None]]:
-    """(key, Avro payload, event time) per event; ``encode`` validates (a bad record raises naming the field).
+def _encoded_events(events: Iterable[dict], topic: str, wire: EventWire) -> Iterator[tuple[bytes, bytes, int | None]]:
+    """(key, Avro payload, event time) per event; the encoder validates (a bad record raises naming the field).
 
     Each event is logged at debug level with its ids (never its payload), so one event can be
     followed by its correlation id from here to the scoring job's log and the output topics."""
@@ -205,9 +249,10 @@ def _encoded_events(events: Iterable[dict], topic: str, encode) -> Iterator[tupl
 
     log = get_logger("streamscore.produce", topic=topic)
     for event in events:
-        payload = encode(event)
-        log.debug("event_sent", event_id=event.get("event_id"), correlation_id=event.get("correlation_id"))
-        yield str(event["event_id"]).encode(), payload, _event_time(event)
+        payload = wire.encode(event)
+        key = event[wire.id_field]
+        log.debug("event_sent", event_id=key, correlation_id=event.get("correlation_id"))
+        yield str(key).encode(), payload, _event_time(event, wire.time_field)
 
 
 def _with_refused(bound, stats: dict) -> dict:
@@ -216,8 +261,8 @@ def _with_refused(bound, stats: dict) -> dict:
                     "largest_refused": bound.largest_refused if bound else 0}
 
 
-def _event_time(event: dict) -> int | None:
-    value = event.get("event_time")
+def _event_time(event: dict, field: str | None) -> int | None:
+    value = event.get(field) if field else None
     return value if isinstance(value, int) and value > 0 else None
 
 

@@ -10,6 +10,7 @@ external)::
     STREAMSCORE_SCHEMA_REGISTRY_PASSWORD_FILE  a file holding the password (preferred), or
     STREAMSCORE_SCHEMA_REGISTRY_PASSWORD       the password itself
     STREAMSCORE_SCHEMA_REGISTRY_CA_FILE        PEM CA bundle for an https registry
+    STREAMSCORE_JOBS_SCHEMA_REGISTRY_URL       the registry as the Flink cluster reaches it (default: the URL)
     STREAMSCORE_REGISTRY_JAVA                  the Java 21+ that runs the local Apicurio (default: found)
     STREAMSCORE_REGISTRY_VERSION               Apicurio Registry version (default 3.3.3)
     STREAMSCORE_REGISTRY_HEAP                  its heap (default 256m)
@@ -43,6 +44,11 @@ class RegistrySettings:
     java: str | None = None
     version: str = DEFAULT_APICURIO_VERSION
     heap: str = "256m"
+    jobs_url: str | None = None  # as the Flink cluster reaches it; None: the same URL
+
+    @property
+    def url_for_jobs(self) -> str:
+        return self.jobs_url or self.url
 
     @property
     def host(self) -> str:
@@ -100,7 +106,8 @@ def load_registry_settings(env: Mapping[str, str], local_hosts: tuple[str, ...])
         password=read_secret(env, "SCHEMA_REGISTRY_PASSWORD"),
         password_file=Path(password_file).expanduser().resolve() if password_file else None,
         ca_file=ca_file.resolve() if ca_file else None, java=_get(env, "REGISTRY_JAVA"),
-        version=_get(env, "REGISTRY_VERSION") or DEFAULT_APICURIO_VERSION, heap=_get(env, "REGISTRY_HEAP") or "256m")
+        version=_get(env, "REGISTRY_VERSION") or DEFAULT_APICURIO_VERSION, heap=_get(env, "REGISTRY_HEAP") or "256m",
+        jobs_url=(_get(env, "JOBS_SCHEMA_REGISTRY_URL") or "").rstrip("/") or None)
     if bool(settings.username) != bool(settings.password):
         raise ConfigError(f"{PREFIX}SCHEMA_REGISTRY_USERNAME and {PREFIX}SCHEMA_REGISTRY_PASSWORD_FILE "
                           f"(or _PASSWORD) go together")

@@ -1,0 +1,38 @@
+"""At submit: the schemas a scoring job's topics carry, registered in the Schema Registry, and their ids
+handed to the job (``jobs.job_wire.RegistryWire``), so its workers write without asking the registry.
+
+A model whose card binds an event schema scores the Confluent wire: its schema is registered
+under ``<events>-value`` (an incompatible change is refused by the subject's rule, in one line),
+the output schemas under theirs. The demo's fraud model keeps the single-object wire.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from connectors.schema_registry import SchemaRegistry, register_topic_schemas, subject_for
+from jobs.job_wire import RegistryWire
+from jobs.scoring_config import ScoringJobConfig
+from streamscore.foundation.config import Settings
+
+
+def with_registry_wire(settings: Settings, config: ScoringJobConfig, card) -> ScoringJobConfig:
+    """``config`` with its ``registry`` part filled in (Confluent wire), or unchanged (single-object)."""
+    if card.event_schema is None:
+        return config
+    registry = SchemaRegistry(settings.schema_registry)
+    events_subject = subject_for(config.events_topic)
+    events_id = registry.register(events_subject, dict(card.event_schema.schema))
+    roles = {"scored": config.scored_topic, "dead_letter": config.dead_letter_topic}
+    if config.shadow_topic:
+        roles["scored_shadow"] = config.shadow_topic
+    ids = register_topic_schemas(registry, roles)
+    source = settings.schema_registry
+    wire = RegistryWire(url=source.url_for_jobs, username=source.username,
+                        password_file=str(source.password_file) if source.password_file else None,
+                        ca_file=str(source.ca_file) if source.ca_file else None, events_schema_id=events_id,
+                        scored_schema_id=ids[subject_for(config.scored_topic)],
+                        dead_letter_schema_id=ids[subject_for(config.dead_letter_topic)],
+                        shadow_schema_id=ids.get(subject_for(config.shadow_topic or ""), 0),
+                        wait_ms=config.registry.wait_ms)
+    return dataclasses.replace(config, registry=wire).checked()

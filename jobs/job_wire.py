@@ -1,0 +1,128 @@
+"""What a scoring job's topics carry on the wire, and the serdes its Python worker reads and writes them with.
+
+Two wires:
+
+- **Confluent** (``00 | schema id | Avro body``, schemas in a Schema Registry): for a model whose
+  card binds an event schema (``models register --schema``). At submit the card's schema is
+  registered under ``<events>-value`` (the registry's compatibility rule refuses one that does
+  not fit what the topic holds) and the output schemas under their topics' subjects; the ids
+  travel in the job's config, so the worker writes without asking the registry and reads the
+  card's own id without asking it either. Other ids are looked up once each; while the registry
+  does not answer, a batch with an unseen id waits (``wait_ms``, then the task fails and Flink
+  replays it from the last checkpoint): nothing is dead-lettered for a registry outage.
+- **single-object** (``C3 01 | fingerprint | body``): the demo fraud model's ``io.streamscore.v1.Event``,
+  as before the registry; readable for migration.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from streamscore.foundation.errors import RegistryUnavailable
+
+
+@dataclass(frozen=True)
+class RegistryWire:
+    """The job config's part about the Schema Registry; an empty ``url`` means the single-object wire."""
+
+    url: str = ""  # the Confluent-compatible API, as the cluster reaches it
+    username: str | None = None
+    password_file: str | None = None  # read on the TaskManager, never carried in the config
+    ca_file: str | None = None
+    events_schema_id: int = 0  # the card's event schema under <events>-value
+    scored_schema_id: int = 0
+    dead_letter_schema_id: int = 0
+    shadow_schema_id: int = 0
+    wait_ms: int = 600_000  # how long a batch waits for a registry that does not answer
+
+    @property
+    def confluent(self) -> bool:
+        return bool(self.url)
+
+
+class Decoder(Protocol):
+    def decode(self, payload: bytes) -> dict: ...
+
+
+class Encoder(Protocol):
+    def encode_trusted(self, record: Mapping[str, Any]) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class JobWire:
+    """The worker's serdes and where an event keeps its id and time (the card's binding)."""
+
+    events: Decoder
+    scored: Encoder
+    dead_letter: Encoder
+    shadow: Encoder
+    id_field: str = "event_id"
+    time_field: str | None = "event_time"
+
+    @property
+    def canonical(self) -> bool:
+        """Events already have ``event_id`` / ``event_time`` / ``correlation_id`` (the demo's Event)."""
+        return self.id_field == "event_id" and self.time_field == "event_time"
+
+
+class PatientLookup:
+    """A schema lookup that waits out a registry outage (bounded), instead of failing the batch at once."""
+
+    def __init__(self, lookup, wait_ms: int, sleep: Callable[[float], None] = time.sleep):
+        self._lookup = lookup
+        self._wait_s = wait_ms / 1000
+        self._sleep = sleep
+
+    def schema(self, schema_id: int) -> Any:
+        waited, pause = 0.0, 0.2
+        while True:
+            try:
+                return self._lookup.schema(schema_id)
+            except RegistryUnavailable:
+                if waited >= self._wait_s:
+                    raise
+                self._sleep(pause)
+                waited, pause = waited + pause, min(pause * 2, 5.0)
+
+
+def build_wire(wire: RegistryWire, card) -> JobWire:
+    """The serdes for a job scoring with the model of ``card`` on ``wire``."""
+    from schemas import serde_for
+
+    if not wire.confluent:
+        single = serde_for("scored")
+        return JobWire(serde_for("event"), single, serde_for("dead_letter"), single)
+    from connectors.schema_registry import SchemaRegistry
+    from schemas import load_schema
+    from schemas.confluent import RegistryAvroSerde
+
+    registry = SchemaRegistry(_registry_settings(wire))
+    lookup = PatientLookup(registry, wire.wait_ms)
+    binding = card.event_schema
+    schema = binding.schema if binding else load_schema("event")
+    events = RegistryAvroSerde(schema, wire.events_schema_id, lookup)
+    events.remember(wire.events_schema_id, schema)  # the card's own schema: known without the registry
+
+    def encoder(name: str, schema_id: int) -> RegistryAvroSerde:
+        return RegistryAvroSerde(load_schema(name), schema_id, lookup)
+
+    return JobWire(events, encoder("scored", wire.scored_schema_id), encoder("dead_letter", wire.dead_letter_schema_id),
+                   encoder("scored", wire.shadow_schema_id or wire.scored_schema_id),
+                   id_field=binding.id_field if binding else "event_id",
+                   time_field=binding.time_field if binding else "event_time")
+
+
+def _registry_settings(wire: RegistryWire):
+    from streamscore.foundation.registry_settings import RegistrySettings
+    from streamscore.foundation.security import Secret
+
+    password = None
+    if wire.password_file:
+        lines = Path(wire.password_file).read_text(encoding="utf-8").splitlines()
+        password = Secret(lines[0] if lines else "")
+    return RegistrySettings(url=wire.url, mode="external", username=wire.username, password=password,
+                            ca_file=Path(wire.ca_file) if wire.ca_file else None)

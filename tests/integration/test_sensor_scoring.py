@@ -1,0 +1,115 @@
+"""Two models on two schemas scored at the same time on one stack: the sensor model on the Confluent wire
+(schemas from the registry) beside the fraud model; each id exactly once, scores equal to ONNX Runtime's,
+every bad record a dead letter with its bytes and reason, the output readable by confluent-kafka."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+
+import numpy as np
+import pytest
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+from topic_reads import read_until
+
+from connectors.kafka_clients import produce_transactionally
+from connectors.schema_registry import SchemaRegistry, subject_for
+from jobs.flink_cluster import cancel_job
+from jobs.submit import scoring_config_from_settings, submit_scoring
+from models.registry import load_model
+from models.runtime import OnnxScorer
+from models.sensor_demo import generate_readings
+from schemas import serde_for
+from schemas.confluent import schema_id_key
+from streamscore.cli.produce import model_wire, produce_events
+from streamscore.harness.traffic import TrafficPlan, TrafficTopics, run_traffic
+
+pytestmark = pytest.mark.integration
+READINGS = 3000
+
+
+def _bad_records(good: bytes, settings, other_topic: str) -> dict[str, tuple[bytes, str, str]]:
+    """kind -> (payload, dead-letter stage, reason prefix) of records the job must dead-letter."""
+    registry = SchemaRegistry(settings.schema_registry)
+    other_id = registry.register(subject_for(other_topic), {"type": "record", "name": "Other",
+                                                             "fields": [{"name": "x", "type": "int"}]})
+    framed_v1 = serde_for("event").encode  # the demo's single-object wire: not this topic's
+    return {
+        "empty": (b"", "DECODE", "empty"),
+        "bad_magic": (b"\x01" + good[1:], "DECODE", "bad_magic"),
+        "single_object": (framed_v1(_fraud_event()), "DECODE", "bad_magic"),
+        "unknown_id": (b"\x00" + schema_id_key(2_000_000_000) + good[5:], "DECODE", "unknown_schema_id"),
+        "other_subject": (b"\x00" + schema_id_key(other_id) + b"\x02", "DECODE", "wrong_schema"),
+        "truncated": (good[:-4], "DECODE", "truncated"),
+        "trailing": (good + b"\x00", "DECODE", "trailing_bytes"),
+    }
+
+
+def _fraud_event() -> dict:
+    from models.demo_data import generate_events
+
+    return generate_events(1, seed=3, id_prefix="x-")[0]
+
+
+def test_sensor_and_fraud_models_score_at_the_same_time(settings, fresh_topics):
+    readings_topic, scored, dead, other = fresh_topics("readings", "scored", "dead", "other", partitions=2)
+    events, fraud_scored, fraud_dead = fresh_topics("events", "scored", "dead", partitions=2)
+    tag = uuid.uuid4().hex[:8]
+    sensor_job = submit_scoring(settings, scoring_config_from_settings(
+        settings, model="sensor:1.0.0", events_topic=readings_topic, scored_topic=scored, dead_letter_topic=dead,
+        job_name=f"it-sensor-{tag}", startup_mode="earliest-offset"))
+    fraud_job = submit_scoring(settings, scoring_config_from_settings(
+        settings, events_topic=events, scored_topic=fraud_scored, dead_letter_topic=fraud_dead,
+        job_name=f"it-fraud-{tag}", startup_mode="earliest-offset"))
+    try:
+        readings = [{k: v for k, v in r.items() if k != "is_anomaly"}
+                    for r in generate_readings(READINGS, seed=31, prefix=f"it-{tag}-")]
+        readings[7]["temperature_c"] = 900.0  # out of the contract's range: a CONTRACT dead letter
+        wire = model_wire(settings, "sensor:1.0.0", readings_topic)
+        produce_events(settings, readings_topic, readings, wire=wire)
+        bad = _bad_records(wire.encode(readings[0]), settings, other)
+        produce_transactionally(settings, readings_topic, [(k.encode(), p, None) for k, (p, _, _) in bad.items()])
+        fraud = run_traffic(settings, TrafficPlan(2000, f"it-{tag}-f-", seed=5, malformed_every=100,
+                                                  transaction_size=500, timeout_s=240),
+                            TrafficTopics(events, fraud_scored, fraud_dead))
+        scored_raw = read_until(settings, scored, READINGS - 1, bytes)
+        dead_raw = read_until(settings, dead, len(bad) + 1, bytes)
+    finally:
+        cancel_job(settings, sensor_job)
+        cancel_job(settings, fraud_job)
+
+    # the fraud model, on its own topics, at the same time
+    assert fraud.scored_duplicates == 0 and sorted(fraud.scored) == sorted(fraud.valid_ids)
+    assert len(fraud.dead_letters) == len(fraud.malformed) == 20
+
+    # the sensor model's output, read as any Kafka tool reads it: confluent-kafka's deserializer + registry
+    client = SchemaRegistryClient({"url": settings.schema_registry.url})
+    scored_records = [AvroDeserializer(client)(p, SerializationContext(scored, MessageField.VALUE))
+                      for p in scored_raw]
+    ids = [r["event_id"] for r in scored_records]
+    valid = [r for i, r in enumerate(readings) if i != 7]
+    assert len(ids) == len(set(ids)) == READINGS - 1 and set(ids) == {r["reading_id"] for r in valid}
+    model = load_model("sensor:1.0.0")
+    matrix, rejects, _ = model.contract.to_matrix(valid)
+    assert not rejects
+    expected = dict(zip((r["reading_id"] for r in valid), OnnxScorer(model).predict_batch(matrix)))
+    got = {r["event_id"]: r for r in scored_records}
+    np.testing.assert_allclose([got[i]["score"] for i in expected], list(expected.values()), rtol=0, atol=1e-6)
+    # the card's time field (confluent-kafka reads timestamp-millis as an aware datetime)
+    assert all(round(got[r["reading_id"]]["event_time"].timestamp() * 1000) == r["ts"] for r in valid)
+    assert {r["model_name"] for r in scored_records} == {"sensor"}
+
+    dead_records = [AvroDeserializer(client)(p, SerializationContext(dead, MessageField.VALUE)) for p in dead_raw]
+    assert len(dead_records) == len(bad) + 1
+    by_bytes = Counter(d["original_bytes"] for d in dead_records)
+    assert by_bytes == Counter([*(p for p, _, _ in bad.values()), wire.encode(readings[7])])
+    coordinates = {(d["source_partition"], d["source_offset"]) for d in dead_records}
+    assert len(coordinates) == len(dead_records)
+    for payload, stage, reason in bad.values():
+        (record,) = [d for d in dead_records if d["original_bytes"] == payload]
+        assert (record["stage"], record["reason"].split(":")[0]) == (stage, reason), record["reason"]
+        assert record["source_topic"] == readings_topic
+    (contract,) = [d for d in dead_records if d["stage"] == "CONTRACT"]
+    assert contract["event_id"] == readings[7]["reading_id"] and "temperature_c" in contract["reason"]
