@@ -153,9 +153,18 @@ ROLE_SCHEMAS = {"events": "event", "scored": "scored", "scored_shadow": "scored"
                 "drift_alerts": "drift_alert", "control": "control", "labels": "label"}
 
 
+def register_subject(registry: SchemaRegistry, subject: str, schema: Any) -> int:
+    """The id of ``schema`` under ``subject``, registered if new; a subject this call creates gets the
+    BACKWARD rule (a new version must read what was written before it), one that exists keeps its own."""
+    schema_id = registry.register(subject, schema)
+    if registry.version(subject).version == 1:
+        registry.set_compatibility(subject, "BACKWARD")
+    return schema_id
+
+
 def register_topic_schemas(registry: SchemaRegistry, topics: dict[str, str]) -> dict[str, int]:
-    """Register each topic's schema under its TopicNameStrategy subject, with the BACKWARD rule
-    (a new version must read the data written before it); ``topics``: role -> topic name.
+    """Register each topic's schema under its TopicNameStrategy subject (:func:`register_subject`);
+    ``topics``: role -> topic name.
     Returns subject -> schema id. Registering the same schema again is a no-op."""
     from schemas.serde import SCHEMA_DIR, SCHEMA_FILES
 
@@ -163,7 +172,6 @@ def register_topic_schemas(registry: SchemaRegistry, topics: dict[str, str]) -> 
     for role, topic in topics.items():
         subject = subject_for(topic)
         avsc = (SCHEMA_DIR / SCHEMA_FILES[ROLE_SCHEMAS[role]]).read_text(encoding="utf-8")
-        ids[subject] = registry.register(subject, json.loads(avsc))
-        registry.set_compatibility(subject, "BACKWARD")
+        ids[subject] = register_subject(registry, subject, json.loads(avsc))
     return ids
 

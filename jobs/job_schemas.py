@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from connectors.schema_registry import SchemaRegistry, register_topic_schemas, subject_for
+from connectors.schema_registry import SchemaRegistry, register_subject, register_topic_schemas, subject_for
 from jobs.job_wire import RegistryWire
 from jobs.scoring_config import ScoringJobConfig
 from streamscore.foundation.config import Settings
@@ -22,7 +22,7 @@ def with_registry_wire(settings: Settings, config: ScoringJobConfig, card) -> Sc
         return config
     registry = SchemaRegistry(settings.schema_registry)
     events_subject = subject_for(config.events_topic)
-    events_id = registry.register(events_subject, dict(card.event_schema.schema))
+    events_id = register_subject(registry, events_subject, dict(card.event_schema.schema))
     roles = {"scored": config.scored_topic, "dead_letter": config.dead_letter_topic}
     if config.shadow_topic:
         roles["scored_shadow"] = config.shadow_topic

@@ -18,6 +18,9 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_scoring_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input-topic", default=None, help="the events to score (default: the events topic)")
+    parser.add_argument("--scored-topic", default=None, help="default: the scored topic")
+    parser.add_argument("--dead-letter-topic", default=None, help="default: the dead-letter topic")
     parser.add_argument("--max-batch-size", type=int, default=None, help="records per model call (default 512)")
     parser.add_argument("--max-delay-ms", type=int, default=None, help="flush a partial batch after (default 100)")
     parser.add_argument("--parallelism", type=int, default=None)
@@ -67,7 +70,8 @@ def scoring_config(settings: Settings, args: argparse.Namespace):
     from jobs.submit import scoring_config_from_settings
 
     return scoring_config_from_settings(
-        settings, model=args.model, registry_dir=args.registry_dir, job_name=args.job_name,
+        settings, model=args.model, registry_dir=args.registry_dir, job_name=args.job_name or _job_name(args.model),
+        events_topic=args.input_topic, scored_topic=args.scored_topic, dead_letter_topic=args.dead_letter_topic,
         max_batch_size=args.max_batch_size, max_delay_ms=args.max_delay_ms,
         checkpoint_interval_ms=args.checkpoint_interval_ms, transaction_timeout_ms=args.transaction_timeout_ms,
         parallelism=args.parallelism, exactly_once=False if args.at_least_once else None,
@@ -76,6 +80,12 @@ def scoring_config(settings: Settings, args: argparse.Namespace):
         **({"control_topic": settings.topic("control").name, "shadow_topic": settings.topic("scored_shadow").name}
            if getattr(args, "follow_control", False) else {}),
     )
+
+
+def _job_name(model: str) -> str | None:
+    """The fraud model's job keeps its name; another model's is named after it, so both can run."""
+    name = model.split(":", 1)[0]
+    return None if name == "fraud" else f"streamscore-scoring-{name}"
 
 
 def drift_config(settings: Settings, args: argparse.Namespace):

@@ -82,11 +82,11 @@ def _binding(args: argparse.Namespace, settings: Settings):
         except (OSError, json.JSONDecodeError) as exc:
             raise InputError(f"--schema {args.schema}: {getattr(exc, 'strerror', None) or exc}") from exc
     if subject:
-        from connectors.schema_registry import SchemaRegistry
+        from connectors.schema_registry import SchemaRegistry, register_subject
 
         registry = SchemaRegistry(settings.schema_registry)
         if schema is not None:
-            registry.register(subject, schema)  # IncompatibleSchema: the registry's rule says why
+            register_subject(registry, subject, schema)  # IncompatibleSchema: the registry's rule says why
         found = registry.version(subject, version or "latest")
         schema, version = found.schema, found.version
     return EventBinding(schema=schema, id_field=args.id_field, time_field=args.time_field, subject=subject,

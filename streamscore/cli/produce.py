@@ -196,7 +196,7 @@ class EventWire:
 
 def model_wire(settings: Settings, ref: str, topic: str) -> EventWire:
     """The Confluent wire of ``ref``'s bound event schema on ``topic`` (registered under TOPIC-value)."""
-    from connectors.schema_registry import SchemaRegistry, subject_for
+    from connectors.schema_registry import SchemaRegistry, register_subject, subject_for
     from models.registry import load_model
     from schemas.confluent import RegistryAvroSerde
 
@@ -204,7 +204,7 @@ def model_wire(settings: Settings, ref: str, topic: str) -> EventWire:
     if binding is None:
         raise InputError(f"--model {ref}: its card binds no event schema (the demo events use the default wire)")
     registry = SchemaRegistry(settings.schema_registry)
-    schema_id = registry.register(subject_for(topic), dict(binding.schema))
+    schema_id = register_subject(registry, subject_for(topic), dict(binding.schema))
     return EventWire(RegistryAvroSerde(binding.schema, schema_id, registry).encode, binding.id_field,
                      binding.time_field)
 

@@ -113,3 +113,54 @@ def test_sensor_and_fraud_models_score_at_the_same_time(settings, fresh_topics):
         assert record["source_topic"] == readings_topic
     (contract,) = [d for d in dead_records if d["stage"] == "CONTRACT"]
     assert contract["event_id"] == readings[7]["reading_id"] and "temperature_c" in contract["reason"]
+
+
+def _scored_ids(settings, topic: str, count: int) -> list[str]:
+    from schemas.confluent import RegisteredReader
+
+    reader = RegisteredReader(SchemaRegistry(settings.schema_registry))
+    return [reader.decode(p)[1]["event_id"] for p in read_until(settings, topic, count, bytes)]
+
+
+def test_scoring_goes_on_through_a_registry_outage_and_a_compatible_v2(settings, stack, fresh_topics):
+    from connectors.schema_registry import IncompatibleSchema
+    from models.sensor_demo import READING_SCHEMA
+    from schemas.confluent import RegistryAvroSerde
+    from streamscore.stack import _specs
+    from streamscore.stack.process import stop_process
+
+    readings_topic, scored, dead = fresh_topics("readings", "scored", "dead")
+    tag = uuid.uuid4().hex[:8]
+    job = submit_scoring(settings, scoring_config_from_settings(
+        settings, model="sensor:1.0.0", events_topic=readings_topic, scored_topic=scored, dead_letter_topic=dead,
+        job_name=f"it-evolve-{tag}", startup_mode="earliest-offset"))
+    readings = [{k: v for k, v in r.items() if k != "is_anomaly"}
+                for r in generate_readings(1500, seed=41, prefix=f"ev-{tag}-")]
+    registry_service = stack.service("registry")
+    try:
+        wire = model_wire(settings, "sensor:1.0.0", readings_topic)
+        produce_events(settings, readings_topic, readings[:500], wire=wire)
+        assert len(_scored_ids(settings, scored, 500)) == 500
+        for spec in _specs(registry_service):  # the registry goes away; the job's known id keeps flowing
+            stop_process(spec)
+        produce_events(settings, readings_topic, readings[500:1000], wire=wire)  # the producer's id is cached too
+        during = read_until(settings, scored, 1000, bytes, timeout_s=90)
+        assert len(during) == 1000, "scoring stopped while the registry was down"
+        stack.up(only=["registry"])
+        registry = SchemaRegistry(settings.schema_registry)
+        v2 = {**READING_SCHEMA, "fields": [*READING_SCHEMA["fields"],
+                                           {"name": "site", "type": ["null", "string"], "default": None}]}
+        v2_id = registry.register(subject_for(readings_topic), v2)
+        v2_serde = RegistryAvroSerde(v2, v2_id, registry)
+        produce_transactionally(settings, readings_topic, [(r["reading_id"].encode(), v2_serde.encode(
+            {**r, "site": "north"}), r["ts"]) for r in readings[1000:]])
+        ids = _scored_ids(settings, scored, 1500)
+        broken = {**READING_SCHEMA, "fields": [{**f, "type": "string"} if f["name"] == "rpm" else f
+                                               for f in READING_SCHEMA["fields"]]}
+        with pytest.raises(IncompatibleSchema, match="409"):
+            registry.register(subject_for(readings_topic), broken)
+    finally:
+        stack.up(only=["registry"])
+        cancel_job(settings, job)
+    assert sorted(ids) == sorted(r["reading_id"] for r in readings)  # each once: v1, during the outage, v2
+    assert read_until(settings, dead, 1, bytes, timeout_s=5) == []

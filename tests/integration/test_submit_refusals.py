@@ -1,8 +1,8 @@
 """Bad deployments are refused at submit with one clear line and no job: never a restart loop.
 
 A corrupt model file, a model whose contract does not fit the event schema, a topic that does
-not exist, an unreachable broker and a bad Flink address, each through the real CLI against the
-real stack.
+not exist, an unreachable broker, an unreachable Schema Registry and a bad Flink address, each
+through the real CLI against the real stack.
 """
 
 from __future__ import annotations
@@ -75,6 +75,14 @@ def test_an_unreachable_broker_is_refused(settings, stack):
     unreachable = {"STREAMSCORE_KAFKA_MODE": "external", "STREAMSCORE_KAFKA_BOOTSTRAP": "127.0.0.1:1"}
     line = _one_error_line(_submit(unreachable))
     assert "127.0.0.1:1" in line and "unreachable" in line
+
+
+def test_an_unreachable_schema_registry_is_refused_for_a_model_with_a_schema(settings, stack):
+    closed = {"STREAMSCORE_SCHEMA_REGISTRY_MODE": "external",
+              "STREAMSCORE_SCHEMA_REGISTRY_URL": "http://127.0.0.1:1/apis/ccompat/v7"}
+    line = _one_error_line(_submit(closed, "--model", "sensor:1.0.0", "--input-topic", settings.topic("events").name))
+    assert "schema registry http://127.0.0.1:1/apis/ccompat/v7 did not answer" in line
+    assert not _jobs_named(settings, "it-refused")
 
 
 def test_a_bad_flink_address_is_refused(settings, stack):
