@@ -62,6 +62,10 @@ def run_demo(settings: Settings, args: argparse.Namespace) -> int:
     traffic = run_traffic(settings, TrafficPlan(args.count, prefix, rate=2000.0))
     _print_outcome(traffic)
 
+    _step("a second model on its own schema: sensor:1.0.0 (machine readings -> anomaly score), Confluent wire")
+    from streamscore.cli.sensor_demo import show_sensor_model
+
+    sensor_ok = show_sensor_model(settings)
     _step("drift: 6000 normal events, then 6000 with device_trust_score shifted by 1 reference std dev")
     drift_ok = _show_drift(settings)
     _step("delayed labels: 5000 events scored, then their true labels, 10 % flipped after the first 2000")
@@ -74,7 +78,7 @@ def run_demo(settings: Settings, args: argparse.Namespace) -> int:
     print(f"\ndemo finished in {time.monotonic() - began:.0f}s; the stack keeps running "
           f"(Flink UI {settings.flink_rest_url}; stop it with: streamscore stack down)")
     ok = traffic.accounted == traffic.produced and traffic.scored_duplicates == 0 and drift_ok and accuracy_ok
-    ok = ok and lifecycle_ok
+    ok = ok and lifecycle_ok and sensor_ok
     return 0 if ok else 1
 
 

@@ -192,6 +192,7 @@ class EventWire:
     encode: Callable[[dict], bytes]
     id_field: str = "event_id"
     time_field: str | None = "event_time"
+    schema_id: int | None = None  # the registry's id of the schema (Confluent wire); None: single-object
 
 
 def model_wire(settings: Settings, ref: str, topic: str) -> EventWire:
@@ -206,7 +207,7 @@ def model_wire(settings: Settings, ref: str, topic: str) -> EventWire:
     registry = SchemaRegistry(settings.schema_registry)
     schema_id = register_subject(registry, subject_for(topic), dict(binding.schema))
     return EventWire(RegistryAvroSerde(binding.schema, schema_id, registry).encode, binding.id_field,
-                     binding.time_field)
+                     binding.time_field, schema_id)
 
 
 def produce_events(settings: Settings, topic: str, events: Iterable[dict], *, rate: float = 0.0,

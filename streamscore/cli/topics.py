@@ -15,6 +15,9 @@ from streamscore.foundation.errors import InputError, StreamscoreError
 def register(sub) -> None:
     topics = sub.add_parser("topics", help="create or list the topics")
     topics.add_argument("action", choices=["create", "list"])
+    topics.add_argument("--topic", nargs="+", default=[], metavar="NAME",
+                        help="create: also these topics (your own model's input and outputs)")
+    topics.add_argument("--partitions", type=int, default=2, help="of each --topic (default 2)")
     topics.set_defaults(handler=create_or_list)
     consume = sub.add_parser("consume", help="print decoded records of a topic as JSON lines (read_committed)")
     consume.add_argument("topic", help="a topic name or role (events, scored, dead-letter, drift-alerts, control)")
@@ -31,8 +34,16 @@ def create_or_list(args: argparse.Namespace, settings: Settings) -> int:
     from connectors.kafka_clients import create_topics, existing_topics
 
     if args.action == "create":
+        from streamscore.foundation.config import TopicSpec
+
+        if args.partitions < 1:
+            raise InputError(f"--partitions must be >= 1, got {args.partitions}")
         for name, outcome in create_topics(settings).items():
             print(f"{name:16s} {outcome}")
+        if args.topic:
+            for name, outcome in create_topics(settings, [TopicSpec("own", t, args.partitions)
+                                                          for t in args.topic]).items():
+                print(f"{name:16s} {outcome}")
         for subject, schema_id in register_schemas(settings).items():
             print(f"{subject:22s} schema id {schema_id} (BACKWARD) at {settings.schema_registry.url}")
     else:
