@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from jobs.job_config import JsonJobConfig
+from jobs.job_wire import RegistryWire
 from streamscore.foundation.errors import ConfigError
 
 WINDOW_KINDS = ("count", "time")
@@ -38,6 +39,9 @@ class DriftJobConfig(JsonJobConfig):
     labels_topic: str | None = None  # delayed ground truth joined to scored records by event id; None = off
     label_window_events: int = 1000  # labelled (joined) events per accuracy window
     label_wait_ms: int = 600_000  # how long a scored record waits for its label (join state TTL)
+    # the Schema Registry and the ids of the events' and scored records' schemas (a model with a bound
+    # schema: jobs.job_schemas, at submit); empty: the single-object wire
+    registry: RegistryWire = RegistryWire()
 
     def checked(self) -> DriftJobConfig:
         if self.window_kind not in WINDOW_KINDS:

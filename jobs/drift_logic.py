@@ -24,6 +24,8 @@ ACCURACY_FEATURE = "model_accuracy"
 
 class SidecarLogic:
     def __init__(self, config: DriftJobConfig, counter: WindowCounter, card):
+        from jobs.job_wire import build_wire
+
         self.config, self.counter = config, counter
         self.model_name, self.model_version = card.name, card.version
         self._profile_raw = card.drift_profile
@@ -32,7 +34,8 @@ class SidecarLogic:
         self.reference_n = card.training.rows_test
         self.last_verdict = None
         self.last_labelled = None
-        self._events, self._scored = serde_for("event"), serde_for("scored")
+        wire = build_wire(config.registry, card)  # the model's events and scored records, on their wire
+        self._events, self._scored = wire.events, wire.scored
         self._alert, self._control = serde_for("drift_alert"), serde_for("control")
         self._label = serde_for("label")
 

@@ -36,3 +36,19 @@ def with_registry_wire(settings: Settings, config: ScoringJobConfig, card) -> Sc
                         shadow_schema_id=ids.get(subject_for(config.shadow_topic or ""), 0),
                         wait_ms=config.registry.wait_ms)
     return dataclasses.replace(config, registry=wire).checked()
+
+
+def with_drift_registry_wire(settings: Settings, config, card):
+    """A drift job config (``jobs.drift_config.DriftJobConfig``) that reads a bound model's events and scored
+    records on the Confluent wire: the ids of their schemas, registered as the scoring job does."""
+    if card.event_schema is None:
+        return config
+    registry = SchemaRegistry(settings.schema_registry)
+    events_id = register_subject(registry, subject_for(config.events_topic), dict(card.event_schema.schema))
+    scored_id = register_topic_schemas(registry, {"scored": config.scored_topic})[subject_for(config.scored_topic)]
+    source = settings.schema_registry
+    wire = RegistryWire(url=source.url_for_jobs, username=source.username,
+                        password_file=str(source.password_file) if source.password_file else None,
+                        ca_file=str(source.ca_file) if source.ca_file else None, events_schema_id=events_id,
+                        scored_schema_id=scored_id, wait_ms=config.registry.wait_ms)
+    return dataclasses.replace(config, registry=wire).checked()

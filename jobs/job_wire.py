@@ -49,7 +49,11 @@ class Decoder(Protocol):
 
 
 class Encoder(Protocol):
+    """Writes the job's records (and reads them back: the drift sidecar decodes ``scored`` with it)."""
+
     def encode_trusted(self, record: Mapping[str, Any]) -> bytes: ...
+
+    def decode(self, payload: bytes) -> dict: ...
 
 
 @dataclass(frozen=True)
@@ -108,7 +112,10 @@ def build_wire(wire: RegistryWire, card) -> JobWire:
     events.remember(wire.events_schema_id, schema)  # the card's own schema: known without the registry
 
     def encoder(name: str, schema_id: int) -> RegistryAvroSerde:
-        return RegistryAvroSerde(load_schema(name), schema_id, lookup)
+        serde = RegistryAvroSerde(load_schema(name), schema_id, lookup)
+        if schema_id:
+            serde.remember(schema_id, load_schema(name))  # reads its own records without the registry
+        return serde
 
     return JobWire(events, encoder("scored", wire.scored_schema_id), encoder("dead_letter", wire.dead_letter_schema_id),
                    encoder("scored", wire.shadow_schema_id or wire.scored_schema_id),

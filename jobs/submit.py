@@ -11,7 +11,7 @@ from connectors.kafka_clients import broker_config_value, existing_topics
 from jobs.drift_config import DriftJobConfig
 from jobs.flink_cluster import JOBS_DIR, FlinkJobError, list_jobs, submit_python_job, wait_running
 from jobs.flink_home import connector_jars
-from jobs.job_schemas import with_registry_wire
+from jobs.job_schemas import with_drift_registry_wire, with_registry_wire
 from jobs.job_secrets import job_secrets_env, without_secrets
 from jobs.scoring_config import ScoringJobConfig, check_against_broker
 from models.contract import check_against_event_schema
@@ -79,7 +79,8 @@ def drift_config_from_settings(settings: Settings, **overrides) -> DriftJobConfi
     return DriftJobConfig(**base).checked()
 
 
-def preflight_drift(settings: Settings, config: DriftJobConfig) -> None:
+def preflight_drift(settings: Settings, config: DriftJobConfig) -> DriftJobConfig:
+    """As :func:`preflight`, for the drift sidecar; returns the config with its schema ids (bound models)."""
     _require_topics(settings, (("events", config.events_topic), ("scored", config.scored_topic),
                                ("drift-alerts", config.alerts_topic), ("control", config.control_topic),
                                *((("labels", config.labels_topic),) if config.labels_topic else ())))
@@ -90,6 +91,7 @@ def preflight_drift(settings: Settings, config: DriftJobConfig) -> None:
     card = load_model(config.model, root=config.registry_dir).card
     if not card.drift_profile:
         raise ConfigError(f"model {card.ref} has no drift reference profile in its card")
+    return with_drift_registry_wire(settings, config, card)
 
 
 def submit_scoring(settings: Settings, config: ScoringJobConfig, *, savepoint: str | None = None,
@@ -101,7 +103,7 @@ def submit_scoring(settings: Settings, config: ScoringJobConfig, *, savepoint: s
 
 def submit_drift(settings: Settings, config: DriftJobConfig, *, savepoint: str | None = None,
                  wait: bool = True) -> str:
-    preflight_drift(settings, config)
+    config = preflight_drift(settings, config)
     return _submit(settings, DRIFT_SCRIPT, config, savepoint, wait)
 
 
@@ -119,7 +121,7 @@ def _submit(settings: Settings, script: Path, config, savepoint: str | None, wai
 def run_embedded(settings: Settings, config: ScoringJobConfig | DriftJobConfig) -> int:
     """Run on a local MiniCluster in the foreground (Ctrl-C stops it)."""
     if isinstance(config, DriftJobConfig):
-        preflight_drift(settings, config)
+        config = preflight_drift(settings, config)
         script = DRIFT_SCRIPT
     else:
         config = preflight(settings, config)

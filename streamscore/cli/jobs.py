@@ -35,6 +35,8 @@ def _add_scoring_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_drift_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input-topic", default=None, help="the scoring job's events (default: the events topic)")
+    parser.add_argument("--scored-topic", default=None, help="its scored records (default: the scored topic)")
     parser.add_argument("--window-kind", default=None, choices=["count", "time"], help="count or event time")
     parser.add_argument("--window-events", type=int, default=None,
                         help="a count window closes with the micro-batch that reaches this many events (1000)")
@@ -82,17 +84,19 @@ def scoring_config(settings: Settings, args: argparse.Namespace):
     )
 
 
-def _job_name(model: str) -> str | None:
+def _job_name(model: str, base: str = "streamscore-scoring") -> str | None:
     """The fraud model's job keeps its name; another model's is named after it, so both can run."""
     name = model.split(":", 1)[0]
-    return None if name == "fraud" else f"streamscore-scoring-{name}"
+    return None if name == "fraud" else f"{base}-{name}"
 
 
 def drift_config(settings: Settings, args: argparse.Namespace):
     from jobs.submit import drift_config_from_settings
 
     return drift_config_from_settings(
-        settings, model=args.model, registry_dir=args.registry_dir, job_name=args.job_name,
+        settings, model=args.model, registry_dir=args.registry_dir,
+        job_name=args.job_name or _job_name(args.model, "streamscore-drift"),
+        events_topic=args.input_topic, scored_topic=args.scored_topic,
         checkpoint_interval_ms=args.checkpoint_interval_ms, transaction_timeout_ms=args.transaction_timeout_ms,
         startup_mode=args.startup_mode, window_kind=args.window_kind, window_events=args.window_events,
         window_ms=args.window_ms)

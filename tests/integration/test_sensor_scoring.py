@@ -164,3 +164,45 @@ def test_scoring_goes_on_through_a_registry_outage_and_a_compatible_v2(settings,
         cancel_job(settings, job)
     assert sorted(ids) == sorted(r["reading_id"] for r in readings)  # each once: v1, during the outage, v2
     assert read_until(settings, dead, 1, bytes, timeout_s=5) == []
+
+
+def test_the_sensor_models_drift_sidecar_alerts_on_its_own_shifted_feature(settings, fresh_topics):
+    """Its own events (Confluent wire) against its own reference profile: quiet on 4000 normal readings,
+    an alert on temperature_c once the machines run 15 C hotter."""
+    import time
+
+    from connectors.kafka_clients import read_topic
+    from jobs.submit import drift_config_from_settings, submit_drift
+
+    readings_topic, scored, dead, alerts_topic, control_topic = fresh_topics(
+        "readings", "scored", "dead", "alerts", "control")
+    tag = uuid.uuid4().hex[:8]
+    jobs = [submit_scoring(settings, scoring_config_from_settings(
+        settings, model="sensor:1.0.0", events_topic=readings_topic, scored_topic=scored, dead_letter_topic=dead,
+        job_name=f"it-sensor-{tag}", startup_mode="earliest-offset")),
+        submit_drift(settings, drift_config_from_settings(
+            settings, model="sensor:1.0.0", events_topic=readings_topic, scored_topic=scored,
+            alerts_topic=alerts_topic, control_topic=control_topic, job_name=f"it-sensor-drift-{tag}",
+            startup_mode="earliest-offset", window_events=1000))]
+    try:
+        readings = [{k: v for k, v in r.items() if k != "is_anomaly"}
+                    for r in generate_readings(8000, seed=51, prefix=f"dr-{tag}-")]
+        now = int(time.time() * 1000)
+        for i, reading in enumerate(readings):
+            reading["ts"] = now + i
+            if i >= 4000:
+                reading["temperature_c"] = round(reading["temperature_c"] + 15.0, 3)
+        produce_events(settings, readings_topic, readings, wire=model_wire(settings, "sensor:1.0.0", readings_topic),
+                       transaction_size=250)
+        alerts_serde = serde_for("drift_alert")
+        deadline, alerts = time.monotonic() + 120, []
+        while time.monotonic() < deadline and not any(a["feature"] == "temperature_c" for a in alerts):
+            time.sleep(2)
+            alerts = [alerts_serde.decode(r.value) for r in read_topic(settings, alerts_topic, idle_timeout_s=2)]
+    finally:
+        for job in jobs:
+            cancel_job(settings, job)
+    assert any(a["feature"] == "temperature_c" for a in alerts), alerts
+    assert all(a["model_name"] == "sensor" for a in alerts)
+    assert all(a["window_end"] > now + 4000 for a in alerts), \
+        [(a["feature"], a["window_start"], a["window_end"]) for a in alerts]  # nothing before the shift
