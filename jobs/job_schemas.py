@@ -27,15 +27,19 @@ def with_registry_wire(settings: Settings, config: ScoringJobConfig, card) -> Sc
     if config.shadow_topic:
         roles["scored_shadow"] = config.shadow_topic
     ids = register_topic_schemas(registry, roles)
-    source = settings.schema_registry
-    wire = RegistryWire(url=source.url_for_jobs, username=source.username,
-                        password_file=str(source.password_file) if source.password_file else None,
-                        ca_file=str(source.ca_file) if source.ca_file else None, events_schema_id=events_id,
-                        scored_schema_id=ids[subject_for(config.scored_topic)],
-                        dead_letter_schema_id=ids[subject_for(config.dead_letter_topic)],
-                        shadow_schema_id=ids.get(subject_for(config.shadow_topic or ""), 0),
-                        wait_ms=config.registry.wait_ms)
+    wire = _wire(settings, config.registry.wait_ms, events_schema_id=events_id,
+                 scored_schema_id=ids[subject_for(config.scored_topic)],
+                 dead_letter_schema_id=ids[subject_for(config.dead_letter_topic)],
+                 shadow_schema_id=ids.get(subject_for(config.shadow_topic or ""), 0))
     return dataclasses.replace(config, registry=wire).checked()
+
+
+def _wire(settings: Settings, wait_ms: int, **schema_ids: int) -> RegistryWire:
+    """The registry as the jobs reach it, its login (names and file paths only), and the schema ids."""
+    source = settings.schema_registry
+    return RegistryWire(url=source.url_for_jobs, username=source.username,
+                        password_file=str(source.password_file) if source.password_file else None,
+                        ca_file=str(source.ca_file) if source.ca_file else None, wait_ms=wait_ms, **schema_ids)
 
 
 def with_drift_registry_wire(settings: Settings, config, card):
@@ -46,9 +50,5 @@ def with_drift_registry_wire(settings: Settings, config, card):
     registry = SchemaRegistry(settings.schema_registry)
     events_id = register_subject(registry, subject_for(config.events_topic), dict(card.event_schema.schema))
     scored_id = register_topic_schemas(registry, {"scored": config.scored_topic})[subject_for(config.scored_topic)]
-    source = settings.schema_registry
-    wire = RegistryWire(url=source.url_for_jobs, username=source.username,
-                        password_file=str(source.password_file) if source.password_file else None,
-                        ca_file=str(source.ca_file) if source.ca_file else None, events_schema_id=events_id,
-                        scored_schema_id=scored_id, wait_ms=config.registry.wait_ms)
+    wire = _wire(settings, config.registry.wait_ms, events_schema_id=events_id, scored_schema_id=scored_id)
     return dataclasses.replace(config, registry=wire).checked()

@@ -30,7 +30,6 @@ from fastavro import parse_schema, schemaless_reader
 
 from schemas.errors import (
     BadMagicByteError,
-    EmptyPayloadError,
     MalformedBodyError,
     RecordEncodeError,
     TrailingBytesError,
@@ -38,7 +37,7 @@ from schemas.errors import (
     UnknownSchemaIdError,
     WrongSchemaError,
 )
-from schemas.serde import AvroSerde, Record, strip_logical_types
+from schemas.serde import AvroSerde, Record, byte_view, strip_logical_types
 from streamscore.foundation.errors import SchemaNotFound
 
 MAGIC = b"\x00"
@@ -57,14 +56,7 @@ class ConfluentFraming:
         return MAGIC + key + body
 
     def unframe(self, payload: bytes | bytearray | memoryview) -> tuple[bytes, memoryview]:
-        if payload is None:
-            raise EmptyPayloadError("payload is None (a tombstone?)")
-        try:
-            view = memoryview(payload).cast("B")
-        except (TypeError, ValueError) as exc:
-            raise BadMagicByteError(f"payload must be bytes-like, got {type(payload).__name__}") from exc
-        if not len(view):
-            raise EmptyPayloadError("payload is empty")
+        view = byte_view(payload, BadMagicByteError)
         if view[0] != 0:
             raise BadMagicByteError(f"payload starts with {bytes(view[:1]).hex()}, not the Confluent magic byte 00")
         if len(view) < HEADER_SIZE:

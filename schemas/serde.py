@@ -34,6 +34,7 @@ from schemas.errors import (
     BadMarkerError,
     EmptyPayloadError,
     MalformedBodyError,
+    PayloadError,
     RecordEncodeError,
     TrailingBytesError,
     TruncatedPayloadError,
@@ -68,6 +69,19 @@ class Framing(Protocol):
         ...
 
 
+def byte_view(payload: bytes | bytearray | memoryview | None, not_bytes: type[PayloadError]) -> memoryview:
+    """A non-empty payload as unsigned bytes; None or empty is EmptyPayloadError, anything else ``not_bytes``."""
+    if payload is None:
+        raise EmptyPayloadError("payload is None (a tombstone?)")
+    try:
+        view = memoryview(payload).cast("B")
+    except (TypeError, ValueError) as exc:
+        raise not_bytes(f"payload must be bytes-like, got {type(payload).__name__}") from exc
+    if not len(view):
+        raise EmptyPayloadError("payload is empty")
+    return view
+
+
 class SingleObjectFraming:
     """Avro single-object encoding: ``C3 01`` + 8-byte fingerprint + body."""
 
@@ -78,15 +92,8 @@ class SingleObjectFraming:
         return self.MARKER + key + body
 
     def unframe(self, payload: bytes | bytearray | memoryview) -> tuple[bytes, memoryview]:
-        if payload is None:
-            raise EmptyPayloadError("payload is None (a tombstone?)")
-        try:
-            view = memoryview(payload).cast("B")
-        except (TypeError, ValueError) as exc:
-            raise BadMarkerError(f"payload must be bytes-like, got {type(payload).__name__}") from exc
+        view = byte_view(payload, BadMarkerError)
         size = len(view)
-        if not size:
-            raise EmptyPayloadError("payload is empty")
         head = bytes(view[:2])
         if head != self.MARKER[: len(head)]:
             raise BadMarkerError(f"payload starts with {head.hex()}, not the single-object marker c301")
