@@ -122,3 +122,35 @@ def fetch_archive(cache_dir: Path, name: str, coordinate: str) -> Path:
     (target / _COMPLETE_MARKER).write_text(coordinate + "\n")
     shutil.rmtree(build, ignore_errors=True)
     return target
+
+
+UDF_DIR = Path(__file__).resolve().parent / "udf"  # the project's Java functions: pom.xml + src/
+
+
+def udf_jar(cache_dir: Path) -> Path:
+    """The project's Flink UDF jar (``jobs/udf``), built by Maven once per version of its sources."""
+    import hashlib
+
+    sources = [UDF_DIR / "pom.xml", *sorted((UDF_DIR / "src").rglob("*.java"))]
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()[:16]
+    target = cache_dir / "udf" / digest / "streamscore-udf.jar"
+    if target.is_file():
+        return target
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise StackError("Maven ('mvn') is not on PATH; it builds the project's Flink functions (jobs/udf) "
+                         "(Debian: apt-get install maven)")
+    build = target.parent / "build"
+    shutil.rmtree(build, ignore_errors=True)
+    shutil.copytree(UDF_DIR, build, ignore=shutil.ignore_patterns("target"))
+    log = target.parent / "maven.log"
+    with open(log, "wb") as out:
+        proc = subprocess.run([mvn, "-B", "-q", "package"], cwd=build, stdout=out, stderr=subprocess.STDOUT,
+                              check=False)
+    built = sorted((build / "target").glob("streamscore-udf-*.jar"))
+    if proc.returncode != 0 or not built:
+        hint = log.read_text(errors="replace").strip().splitlines()[-5:]
+        raise StackError(f"Maven could not build jobs/udf (exit {proc.returncode}); log: {log}\n  " + "\n  ".join(hint))
+    built[-1].rename(target)
+    shutil.rmtree(build, ignore_errors=True)
+    return target

@@ -1,0 +1,294 @@
+package io.streamscore.udf;
+
+import java.io.IOException;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+
+import org.apache.avro.Schema;
+import org.apache.avro.SchemaCompatibility;
+import org.apache.avro.SchemaCompatibility.Incompatibility;
+import org.apache.avro.SystemLimitException;
+import org.apache.avro.generic.GenericDatumReader;
+import org.apache.avro.generic.GenericRecord;
+import org.apache.avro.io.BinaryDecoder;
+import org.apache.avro.io.Decoder;
+import org.apache.avro.io.DecoderFactory;
+import org.apache.avro.io.ResolvingDecoder;
+import org.apache.avro.util.Utf8;
+import org.apache.flink.table.api.DataTypes;
+import org.apache.flink.table.catalog.DataTypeFactory;
+import org.apache.flink.table.data.GenericRowData;
+import org.apache.flink.table.data.RowData;
+import org.apache.flink.table.data.StringData;
+import org.apache.flink.table.functions.FunctionContext;
+import org.apache.flink.table.functions.ScalarFunction;
+import org.apache.flink.table.functions.SpecializedFunction;
+import org.apache.flink.table.functions.UserDefinedFunction;
+import org.apache.flink.table.types.DataType;
+import org.apache.flink.table.types.inference.ArgumentTypeStrategy;
+import org.apache.flink.table.types.inference.CallContext;
+import org.apache.flink.table.types.inference.InputTypeStrategies;
+import org.apache.flink.table.types.inference.TypeInference;
+
+/**
+ * Decodes a Kafka record value in the Confluent wire format (magic 0x00, 4-byte big-endian
+ * schema id, Avro binary body) into a ROW, never failing on a bad record.
+ *
+ * <pre>
+ * decode_confluent(payload BYTES, '&lt;reader schema json&gt;', '&lt;registry url&gt;')
+ *   -&gt; ROW&lt;ok BOOLEAN NOT NULL, reason_code STRING, reason STRING, &lt;one column per reader field&gt;&gt;
+ * </pre>
+ *
+ * <p>The output type is derived at planning time from the schema literal; the planner then
+ * calls {@link #specialize} and runs an instance built with both literals. An instance built
+ * with {@link #ConfluentAvroDecode(String, String)} and registered as an object can instead be
+ * called with the payload only. Bad records get {@code ok = false}, a {@code reason_code}
+ * (empty, bad_magic, truncated, unknown_schema_id, registry_unavailable, wrong_schema, bad_body,
+ * trailing_bytes: the codes of streamscore's RejectCode) and NULL field columns.
+ *
+ * <p>Not yet wired into the scoring job (docs/schemas.md, "Decoding in the JVM"); before it is,
+ * {@code registry_unavailable} must become a bounded wait, as the Python path does, so that a
+ * registry outage never turns a record into a dead letter.
+ */
+public class ConfluentAvroDecode extends ScalarFunction implements SpecializedFunction {
+
+    private static final long serialVersionUID = 1L;
+
+    /** Largest Avro string accepted (Kafka's default message limit is 1 MiB). */
+    static final int MAX_STRING_BYTES = 16 << 20;
+
+    static {
+        // Without a cap a corrupt length prefix makes Avro allocate up to 2 GiB before it
+        // notices the payload is shorter (and an OutOfMemoryError would fail the job). The
+        // property name is relocated with Avro, so this only limits this jar's copy of Avro.
+        if (System.getProperty(SystemLimitException.MAX_STRING_LENGTH_PROPERTY) == null) {
+            System.setProperty(
+                    SystemLimitException.MAX_STRING_LENGTH_PROPERTY, String.valueOf(MAX_STRING_BYTES));
+        }
+    }
+
+    private final String readerSchemaJson;
+    private final String registryUrl;
+
+    private transient Schema reader;
+    private transient boolean[] stringColumns;
+    private transient SchemaRegistryCache registry;
+    private transient Map<Integer, Resolution> resolutions;
+    private transient int lastId;
+    private transient Resolution lastResolution;
+    private transient BinaryDecoder decoder;
+    private transient GenericRecord record;
+
+    /** For registration by class name: schema and URL come from the literal arguments. */
+    public ConfluentAvroDecode() {
+        this(null, null);
+    }
+
+    /** For registration as an object: call it with the payload only. */
+    public ConfluentAvroDecode(String readerSchemaJson, String registryUrl) {
+        this.readerSchemaJson = readerSchemaJson;
+        this.registryUrl = registryUrl;
+    }
+
+    // ---------------------------------------------------------------- planning
+
+    @Override
+    public TypeInference getTypeInference(DataTypeFactory typeFactory) {
+        ArgumentTypeStrategy payload = InputTypeStrategies.explicit(DataTypes.BYTES());
+        ArgumentTypeStrategy literal = InputTypeStrategies.and(
+                InputTypeStrategies.LITERAL, InputTypeStrategies.explicit(DataTypes.STRING()));
+        return TypeInference.newBuilder()
+                .inputTypeStrategy(InputTypeStrategies.or(
+                        InputTypeStrategies.sequence(
+                                new String[] {"payload", "reader_schema", "registry_url"},
+                                new ArgumentTypeStrategy[] {payload, literal, literal}),
+                        InputTypeStrategies.sequence(
+                                new String[] {"payload"}, new ArgumentTypeStrategy[] {payload})))
+                .outputTypeStrategy(call -> Optional.of(
+                        AvroRowType.outputType(AvroRowType.parseReader(literal(call, 1)))))
+                .build();
+    }
+
+    /**
+     * Declared non-deterministic, which is also true: the result for an unseen schema id
+     * depends on the registry. It stops the planner from merging {@code SELECT d.* FROM
+     * (SELECT decode_confluent(...) AS d ...)} into one projection that would call (and
+     * decode) once per output column.
+     */
+    @Override
+    public boolean isDeterministic() {
+        return false;
+    }
+
+    /** Planner hook: returns the instance that runs, configured from the literal arguments. */
+    @Override
+    public UserDefinedFunction specialize(SpecializedContext context) {
+        CallContext call = context.getCallContext();
+        if (call.getArgumentDataTypes().size() == 1) {
+            return this;
+        }
+        return new ConfluentAvroDecode(literal(call, 1), literal(call, 2));
+    }
+
+    /** Argument {@code pos} of a 3-argument call, or this instance's own setting. */
+    private String literal(CallContext call, int pos) {
+        if (call.getArgumentDataTypes().size() == 1) {
+            if (readerSchemaJson == null) {
+                throw call.newValidationError(
+                        "Call %s(payload, '<reader schema json>', '<registry url>')", call.getName());
+            }
+            return pos == 1 ? readerSchemaJson : registryUrl;
+        }
+        String name = pos == 1 ? "reader_schema" : "registry_url";
+        return call.getArgumentValue(pos, String.class)
+                .orElseThrow(() -> call.newValidationError("%s must be a string literal", name));
+    }
+
+    // ---------------------------------------------------------------- runtime
+
+    @Override
+    public void open(FunctionContext context) {
+        if (readerSchemaJson == null || registryUrl == null) {
+            throw new IllegalStateException("ConfluentAvroDecode was not specialized with a schema");
+        }
+        reader = AvroRowType.parseReader(readerSchemaJson);
+        List<Schema.Field> fields = reader.getFields();
+        stringColumns = new boolean[fields.size()];
+        for (int i = 0; i < stringColumns.length; i++) {
+            stringColumns[i] = AvroRowType.isStringLike(fields.get(i));
+        }
+        registry = new SchemaRegistryCache(registryUrl);
+        resolutions = new HashMap<>();
+    }
+
+    public RowData eval(byte[] payload, String readerSchemaLiteral, String registryUrlLiteral) {
+        return eval(payload);
+    }
+
+    public RowData eval(byte[] payload) {
+        if (payload == null || payload.length == 0) {
+            return failure("empty", "payload is empty");
+        }
+        if (payload[0] != 0) {
+            return failure("bad_magic", String.format("first byte is 0x%02x, not 0x00", payload[0]));
+        }
+        if (payload.length < 5) {
+            return failure("truncated", payload.length + " bytes, shorter than the 5-byte header");
+        }
+        int id = ((payload[1] & 0xff) << 24) | ((payload[2] & 0xff) << 16)
+                | ((payload[3] & 0xff) << 8) | (payload[4] & 0xff);
+        Resolution resolution = id == lastId ? lastResolution : resolutions.get(id);
+        if (resolution == null) {
+            try {
+                resolution = resolve(id, registry.get(id));
+            } catch (SchemaRegistryCache.LookupException e) {
+                return failure(e.code, e.getMessage()); // not kept here: the cache decides retries
+            }
+            resolutions.put(id, resolution);
+        }
+        lastId = id;
+        lastResolution = resolution;
+        if (resolution.datumReader == null) {
+            return failure(resolution.code, resolution.message);
+        }
+        try {
+            decoder = DecoderFactory.get().binaryDecoder(payload, 5, payload.length - 5, decoder);
+            record = resolution.datumReader.read(record, decoder);
+            if (!decoder.isEnd()) {
+                return failure("trailing_bytes", "bytes left after the record (schema id " + id + ")");
+            }
+        } catch (Exception | StackOverflowError e) {
+            record = null; // may be half-filled
+            return failure("bad_body", "schema id " + id + ": " + describe(e));
+        }
+        GenericRowData row = new GenericRowData(AvroRowType.TAG_COLUMNS + stringColumns.length);
+        row.setField(0, true);
+        for (int i = 0; i < stringColumns.length; i++) {
+            Object value = record.get(i);
+            row.setField(AvroRowType.TAG_COLUMNS + i,
+                    stringColumns[i] && value != null ? toStringData(value) : value);
+        }
+        return row;
+    }
+
+    /** Avro strings come as reused Utf8 buffers (copied here); enum symbols as objects. */
+    private static StringData toStringData(Object value) {
+        if (value instanceof Utf8 utf8) {
+            return StringData.fromBytes(Arrays.copyOf(utf8.getBytes(), utf8.getByteLength()));
+        }
+        return StringData.fromString(value.toString());
+    }
+
+    private static String describe(Throwable e) {
+        return e.getMessage() == null
+                ? e.getClass().getSimpleName()
+                : e.getClass().getSimpleName() + ": " + e.getMessage();
+    }
+
+    private RowData failure(String code, String message) {
+        GenericRowData row = new GenericRowData(AvroRowType.TAG_COLUMNS + stringColumns.length);
+        row.setField(0, false);
+        row.setField(1, StringData.fromString(code));
+        row.setField(2, StringData.fromString(message));
+        return row;
+    }
+
+    /**
+     * Checks a writer schema against the reader once per id; the outcome is kept forever.
+     * A writer {@code ["null", record]} (what Flink's own avro-confluent format registers for a
+     * nullable row) is checked by its record branch and read through the union.
+     */
+    private Resolution resolve(int id, Schema writer) {
+        Schema writerRecord = writer;
+        if (writer.getType() == Schema.Type.UNION && writer.getTypes().size() == 2
+                && writer.getTypes().get(0).getType() == Schema.Type.NULL) {
+            writerRecord = writer.getTypes().get(1);
+        }
+        boolean sameRecord = writerRecord.getType() == Schema.Type.RECORD
+                && (writerRecord.getFullName().equals(reader.getFullName())
+                        || reader.getAliases().contains(writerRecord.getFullName()));
+        if (!sameRecord) {
+            return new Resolution(null, "wrong_schema", "schema id " + id + " is "
+                    + writerRecord.getFullName() + ", the reader expects " + reader.getFullName());
+        }
+        SchemaCompatibility.SchemaCompatibilityResult check =
+                SchemaCompatibility.checkReaderWriterCompatibility(reader, writerRecord).getResult();
+        if (check.getCompatibility() == SchemaCompatibility.SchemaCompatibilityType.COMPATIBLE) {
+            return new Resolution(new PlainDatumReader(writer, reader), null, null);
+        }
+        StringBuilder message = new StringBuilder("schema id " + id + " cannot be read as "
+                + reader.getFullName() + ":");
+        for (Incompatibility problem : check.getIncompatibilities()) {
+            message.append(' ').append(problem.getLocation()).append(' ').append(problem.getMessage())
+                    .append(';');
+        }
+        return new Resolution(null, "wrong_schema", message.toString());
+    }
+
+    /**
+     * A GenericDatumReader without the per-value lookups that profiles showed on top: logical
+     * type conversions (all map to their physical type here, e.g. timestamp-millis stays a
+     * long) and the Java class of strings (always a reused Utf8).
+     */
+    private static final class PlainDatumReader extends GenericDatumReader<GenericRecord> {
+        PlainDatumReader(Schema writer, Schema reader) {
+            super(writer, reader);
+        }
+
+        @Override
+        protected Object read(Object old, Schema expected, ResolvingDecoder in) throws IOException {
+            return readWithoutConversion(old, expected, in);
+        }
+
+        @Override
+        protected Object readString(Object old, Schema expected, Decoder in) throws IOException {
+            return in.readString(old instanceof Utf8 utf8 ? utf8 : null);
+        }
+    }
+
+    private record Resolution(
+            GenericDatumReader<GenericRecord> datumReader, String code, String message) {}
+}

@@ -1,0 +1,114 @@
+package io.streamscore.udf;
+
+import java.io.IOException;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.time.Duration;
+import java.util.HashMap;
+import java.util.Map;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import org.apache.avro.Schema;
+
+/**
+ * Writer schemas fetched by id from a Confluent-compatible registry
+ * ({@code GET {url}/schemas/ids/{id}} answering {@code {"schema": "..."}}).
+ *
+ * <p>A fetched schema is cached forever (ids are immutable), so a registry outage only
+ * affects ids not seen before. Failures are remembered briefly so that a stream of bad
+ * records does not turn into a stream of HTTP calls: an unreachable registry (or an HTTP
+ * status other than 200/404) for {@link #UNAVAILABLE_RETRY}, a 404 or an unparsable schema
+ * for {@link #NOT_FOUND_RETRY}.
+ *
+ * <p>Not thread-safe: one instance per function instance (i.e. per parallel subtask).
+ */
+public final class SchemaRegistryCache {
+
+    static final Duration NOT_FOUND_RETRY = Duration.ofSeconds(30);
+    static final Duration UNAVAILABLE_RETRY = Duration.ofSeconds(1);
+    private static final Duration TIMEOUT = Duration.ofSeconds(5);
+
+    /** A lookup failure with its decode reason code. */
+    public static final class LookupException extends Exception {
+        public final String code;
+
+        LookupException(String code, String message) {
+            super(message, null, false, false);
+            this.code = code;
+        }
+    }
+
+    private record Failure(LookupException error, long retryAtNanos) {}
+
+    private final String baseUrl;
+    private final HttpClient http;
+    private final ObjectMapper json = new ObjectMapper();
+    private final Map<Integer, Schema> schemas = new HashMap<>();
+    private final Map<Integer, Failure> failures = new HashMap<>();
+
+    public SchemaRegistryCache(String baseUrl) {
+        this.baseUrl = baseUrl.endsWith("/") ? baseUrl.substring(0, baseUrl.length() - 1) : baseUrl;
+        this.http = HttpClient.newBuilder().connectTimeout(TIMEOUT).build();
+    }
+
+    /** The writer schema registered under {@code id}. */
+    public Schema get(int id) throws LookupException {
+        Schema schema = schemas.get(id);
+        if (schema != null) {
+            return schema;
+        }
+        Failure failure = failures.get(id);
+        if (failure != null && System.nanoTime() - failure.retryAtNanos < 0) {
+            throw failure.error;
+        }
+        try {
+            schema = fetch(id);
+        } catch (LookupException e) {
+            Duration retry = "registry_unavailable".equals(e.code) ? UNAVAILABLE_RETRY : NOT_FOUND_RETRY;
+            failures.put(id, new Failure(e, System.nanoTime() + retry.toNanos()));
+            throw e;
+        }
+        failures.remove(id);
+        schemas.put(id, schema);
+        return schema;
+    }
+
+    private Schema fetch(int id) throws LookupException {
+        HttpRequest request = HttpRequest.newBuilder(URI.create(baseUrl + "/schemas/ids/" + id))
+                .timeout(TIMEOUT)
+                .header("Accept", "application/vnd.schemaregistry.v1+json, application/json")
+                .GET()
+                .build();
+        HttpResponse<String> response;
+        try {
+            response = http.send(request, HttpResponse.BodyHandlers.ofString());
+        } catch (IOException e) {
+            throw new LookupException("registry_unavailable",
+                    "schema registry unreachable for id " + id + ": " + e.getClass().getSimpleName()
+                            + (e.getMessage() == null ? "" : ": " + e.getMessage()));
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new LookupException("registry_unavailable", "interrupted fetching id " + id);
+        }
+        if (response.statusCode() == 404) {
+            throw new LookupException("unknown_schema_id", "schema id " + id + " is not registered");
+        }
+        if (response.statusCode() != 200) {
+            throw new LookupException("registry_unavailable",
+                    "schema registry answered HTTP " + response.statusCode() + " for id " + id);
+        }
+        try {
+            JsonNode text = json.readTree(response.body()).get("schema");
+            if (text == null || !text.isTextual()) {
+                throw new IOException("no 'schema' string in the answer");
+            }
+            return new Schema.Parser().parse(text.asText());
+        } catch (IOException | RuntimeException e) {
+            throw new LookupException("wrong_schema",
+                    "writer schema " + id + " is not a usable Avro schema: " + e.getMessage());
+        }
+    }
+}
