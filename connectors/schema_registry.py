@@ -86,28 +86,37 @@ class SchemaRegistry:
         body = {"schema": schema_text(schema)}
         if schema_type != "AVRO":
             body["schemaType"] = schema_type
-        schema_id = int(self._call("POST", f"/subjects/{quote(subject, safe='')}/versions", body)["id"])
+        schema_id = _field(self._call("POST", f"/subjects/{quote(subject, safe='')}/versions", body), "id", int)
         with self._lock:
             self._by_id.setdefault(schema_id, json.loads(body["schema"]))
         return schema_id
 
     def schema(self, schema_id: int) -> Any:
-        """The schema (parsed JSON) of a global id; cached for good once seen."""
+        """The schema (parsed JSON) of a global id; cached for good once seen. A schema that is not Avro
+        (Protobuf, JSON Schema) or not JSON comes back as ``{"schemaType": ...}``, which no Avro reader takes."""
         with self._lock:
             if schema_id in self._by_id:
                 return self._by_id[schema_id]
-        found = json.loads(self._call("GET", f"/schemas/ids/{int(schema_id)}")["schema"])
+        got = self._call("GET", f"/schemas/ids/{int(schema_id)}")
+        found = _parsed(got, f"schema id {schema_id}")
         with self._lock:
             self._by_id[schema_id] = found
         return found
 
     def version(self, subject: str, version: int | Literal["latest"] = "latest") -> RegisteredSchema:
-        got = self._call("GET", f"/subjects/{quote(subject, safe='')}/versions/{version}")
-        registered = RegisteredSchema(got["subject"], int(got["version"]), int(got["id"]), json.loads(got["schema"]),
-                                      got.get("schemaType", "AVRO"))
-        with self._lock:
-            self._by_id.setdefault(registered.id, registered.schema)
-        return registered
+        return self._registered(self._call("GET", f"/subjects/{quote(subject, safe='')}/versions/{version}"))
+
+    def lookup(self, subject: str, schema: Any) -> RegisteredSchema:
+        """The version of ``subject`` that ``schema`` is (SchemaNotFound: it is none of them)."""
+        return self._registered(self._call("POST", f"/subjects/{quote(subject, safe='')}",
+                                           {"schema": schema_text(schema)}))
+
+    def versions(self, subject: str) -> list[int]:
+        """The subject's versions; [] when the subject does not exist."""
+        try:
+            return [int(v) for v in self._call("GET", f"/subjects/{quote(subject, safe='')}/versions")]
+        except SchemaNotFound:
+            return []
 
     def is_compatible(self, subject: str, schema: Any) -> bool:
         got = self._call("POST", f"/compatibility/subjects/{quote(subject, safe='')}/versions/latest",
@@ -117,6 +126,21 @@ class SchemaRegistry:
     def set_compatibility(self, subject: str, level: Compatibility) -> None:
         self._call("PUT", f"/config/{quote(subject, safe='')}", {"compatibility": level})
 
+    def compatibility(self, subject: str) -> str | None:
+        """The subject's own compatibility rule, or None when it has none (the registry's default applies)."""
+        try:
+            got = self._call("GET", f"/config/{quote(subject, safe='')}")
+        except SchemaNotFound:
+            return None
+        return got.get("compatibilityLevel") or got.get("compatibility")
+
+    def _registered(self, got: Any) -> RegisteredSchema:
+        registered = RegisteredSchema(_field(got, "subject", str), _field(got, "version", int), _field(got, "id", int),
+                                      _parsed(got, "the answer"), got.get("schemaType", "AVRO"))
+        with self._lock:
+            self._by_id.setdefault(registered.id, registered.schema)
+        return registered
+
     def _call(self, method: str, path: str, body: Any = None) -> Any:
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(self.url + path, data=data, method=method, headers=self._headers)
@@ -125,27 +149,56 @@ class SchemaRegistry:
                 return json.load(response)
         except urllib.error.HTTPError as exc:
             raise _http_error(exc, method, self.url + path) from exc
-        except (urllib.error.URLError, OSError) as exc:
+        except urllib.error.URLError as exc:
+            if isinstance(exc.reason, ssl.SSLError):  # a certificate problem: waiting will not mend it
+                raise RegistryRefused(f"schema registry {self.url}: TLS failed for {method} {path}: "
+                                      f"{exc.reason}") from exc
+            raise RegistryUnavailable(f"schema registry {self.url} did not answer {method} {path}: "
+                                      f"{exc.reason}") from exc
+        except OSError as exc:
             reason = getattr(exc, "reason", None) or exc
             raise RegistryUnavailable(f"schema registry {self.url} did not answer {method} {path}: {reason}") from exc
         except ValueError as exc:  # not JSON: not a registry
             raise RegistryRefused(f"schema registry {self.url} answered {method} {path} with no JSON") from exc
 
 
+_NOT_FOUND_CODES = range(40400, 40500)  # the registry's own "no such subject / version / schema" answers
+
+
+def _field(got: Any, key: str, kind: type) -> Any:
+    try:
+        return kind(got[key])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RegistryRefused(f"schema registry answered without a usable {key!r}: {str(got)[:200]}") from exc
+
+
+def _parsed(got: Any, what: str) -> Any:
+    """The ``schema`` of an answer as parsed JSON; a non-Avro or unparsable one as ``{"schemaType": ...}``."""
+    kind = got.get("schemaType", "AVRO") if isinstance(got, dict) else "?"
+    text = _field(got, "schema", str)
+    if kind != "AVRO":
+        return {"schemaType": kind}
+    try:
+        return json.loads(text)
+    except ValueError:
+        return {"schemaType": f"unparsable ({what})"}
+
+
 def _http_error(exc: urllib.error.HTTPError, method: str, url: str) -> RegistryError:
     try:
-        message = json.loads(exc.read() or b"{}").get("message", "")
+        body = json.loads(exc.read() or b"{}")
     except ValueError:
-        message = ""
-    message = " ".join(str(message).split())[:400] or exc.reason
+        body = {}
+    body = body if isinstance(body, dict) else {}
+    message = " ".join(str(body.get("message", "")).split())[:400] or exc.reason
     line = f"schema registry: {method} {url} -> {exc.code}: {message}"
-    if exc.code == 404:
+    if exc.code == 404 and body.get("error_code") in _NOT_FOUND_CODES:
         return SchemaNotFound(line)
     if exc.code == 409:
         return IncompatibleSchema(line)
-    if exc.code >= 500:
+    if exc.code >= 500 or exc.code in (408, 429):
         return RegistryUnavailable(line)
-    return RegistryRefused(line)
+    return RegistryRefused(line)  # a 404 without the registry's own code: a wrong URL, not a missing schema
 
 
 #: topic role -> the streamscore schema its records carry (schemas/avro/)
@@ -156,8 +209,9 @@ ROLE_SCHEMAS = {"events": "event", "scored": "scored", "scored_shadow": "scored"
 def register_subject(registry: SchemaRegistry, subject: str, schema: Any) -> int:
     """The id of ``schema`` under ``subject``, registered if new; a subject this call creates gets the
     BACKWARD rule (a new version must read what was written before it), one that exists keeps its own."""
+    existed = bool(registry.versions(subject))
     schema_id = registry.register(subject, schema)
-    if registry.version(subject).version == 1:
+    if not existed:
         registry.set_compatibility(subject, "BACKWARD")
     return schema_id
 

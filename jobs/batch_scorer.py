@@ -160,7 +160,7 @@ class BatchScorer:
             except SerdeError as exc:
                 code = _decode_code(exc)
                 self._dead(result, batch, i, DeadLetterStage.DECODE, Reason(f"{code}: {exc}", code))
-        if not self.wire.canonical:
+        if self.wire.bound:
             self._name_id_and_time(batch, events, rows)
         return events, rows
 

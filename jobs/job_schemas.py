@@ -14,6 +14,7 @@ from connectors.schema_registry import SchemaRegistry, register_subject, registe
 from jobs.job_wire import RegistryWire
 from jobs.scoring_config import ScoringJobConfig
 from streamscore.foundation.config import Settings
+from streamscore.foundation.errors import ConfigError
 
 
 def with_registry_wire(settings: Settings, config: ScoringJobConfig, card) -> ScoringJobConfig:
@@ -37,6 +38,10 @@ def with_registry_wire(settings: Settings, config: ScoringJobConfig, card) -> Sc
 def _wire(settings: Settings, wait_ms: int, **schema_ids: int) -> RegistryWire:
     """The registry as the jobs reach it, its login (names and file paths only), and the schema ids."""
     source = settings.schema_registry
+    if source.username and not source.password_file:
+        raise ConfigError("the jobs log in to the schema registry with a password file: set "
+                          "STREAMSCORE_SCHEMA_REGISTRY_PASSWORD_FILE (not _PASSWORD), on a path the TaskManagers "
+                          "can read")
     return RegistryWire(url=source.url_for_jobs, username=source.username,
                         password_file=str(source.password_file) if source.password_file else None,
                         ca_file=str(source.ca_file) if source.ca_file else None, wait_ms=wait_ms, **schema_ids)

@@ -8,8 +8,8 @@ Two wires:
   not fit what the topic holds) and the output schemas under their topics' subjects; the ids
   travel in the job's config, so the worker writes without asking the registry and reads the
   card's own id without asking it either. Other ids are looked up once each; while the registry
-  does not answer, a batch with an unseen id waits (``wait_ms``, then the task fails and Flink
-  replays it from the last checkpoint): nothing is dead-lettered for a registry outage.
+  does not answer, a batch with an unseen id waits (``wait_ms``, 5 minutes, then the task fails and
+  Flink replays it from the last checkpoint): nothing is dead-lettered for a registry outage.
 - **single-object** (``C3 01 | fingerprint | body``): the demo fraud model's ``io.streamscore.v1.Event``,
   as before the registry; readable for migration.
 """
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from streamscore.foundation.errors import RegistryUnavailable
+from streamscore.foundation.errors import ConfigError, RegistryUnavailable
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class RegistryWire:
     scored_schema_id: int = 0
     dead_letter_schema_id: int = 0
     shadow_schema_id: int = 0
-    wait_ms: int = 600_000  # how long a batch waits for a registry that does not answer
+    wait_ms: int = 300_000  # how long a batch waits for a registry that does not answer (< the transaction timeout)
 
     @property
     def confluent(self) -> bool:
@@ -66,11 +66,7 @@ class JobWire:
     shadow: Encoder
     id_field: str = "event_id"
     time_field: str | None = "event_time"
-
-    @property
-    def canonical(self) -> bool:
-        """Events already have ``event_id`` / ``event_time`` / ``correlation_id`` (the demo's Event)."""
-        return self.id_field == "event_id" and self.time_field == "event_time"
+    bound: bool = False  # the card binds its own schema: its id and time fields are named for the scoring path
 
 
 class PatientLookup:
@@ -82,15 +78,16 @@ class PatientLookup:
         self._sleep = sleep
 
     def schema(self, schema_id: int) -> Any:
-        waited, pause = 0.0, 0.2
+        deadline, pause = time.monotonic() + self._wait_s, 0.2
         while True:
             try:
                 return self._lookup.schema(schema_id)
             except RegistryUnavailable:
-                if waited >= self._wait_s:
+                left = deadline - time.monotonic()
+                if left <= 0:
                     raise
-                self._sleep(pause)
-                waited, pause = waited + pause, min(pause * 2, 5.0)
+                self._sleep(min(pause, left))
+                pause = min(pause * 2, 5.0)
 
 
 def build_wire(wire: RegistryWire, card) -> JobWire:
@@ -98,6 +95,9 @@ def build_wire(wire: RegistryWire, card) -> JobWire:
     from schemas import serde_for
 
     if not wire.confluent:
+        if card.event_schema is not None:
+            raise ConfigError(f"model {card.ref} binds the schema {card.event_schema.name}: its jobs read the "
+                              f"Confluent wire, so their config needs the registry (submit fills it in)")
         single = serde_for("scored")
         return JobWire(serde_for("event"), single, serde_for("dead_letter"), single)
     from connectors.schema_registry import SchemaRegistry
@@ -112,7 +112,7 @@ def build_wire(wire: RegistryWire, card) -> JobWire:
     events.remember(wire.events_schema_id, schema)  # the card's own schema: known without the registry
 
     def encoder(name: str, schema_id: int) -> RegistryAvroSerde:
-        serde = RegistryAvroSerde(load_schema(name), schema_id, lookup)
+        serde = RegistryAvroSerde(load_schema(name), schema_id or None, lookup)  # no id: encoding refuses
         if schema_id:
             serde.remember(schema_id, load_schema(name))  # reads its own records without the registry
         return serde
@@ -120,16 +120,30 @@ def build_wire(wire: RegistryWire, card) -> JobWire:
     return JobWire(events, encoder("scored", wire.scored_schema_id), encoder("dead_letter", wire.dead_letter_schema_id),
                    encoder("scored", wire.shadow_schema_id or wire.scored_schema_id),
                    id_field=binding.id_field if binding else "event_id",
-                   time_field=binding.time_field if binding else "event_time")
+                   time_field=binding.time_field if binding else "event_time", bound=binding is not None)
 
 
 def _registry_settings(wire: RegistryWire):
+    """The registry's settings on the TaskManager: the password read from its file there, as the
+    settings read it on the client (one error line naming the file when it cannot be)."""
     from streamscore.foundation.registry_settings import RegistrySettings
-    from streamscore.foundation.security import Secret
+    from streamscore.foundation.security import read_secret
 
-    password = None
-    if wire.password_file:
-        lines = Path(wire.password_file).read_text(encoding="utf-8").splitlines()
-        password = Secret(lines[0] if lines else "")
+    password = read_secret({"STREAMSCORE_SCHEMA_REGISTRY_PASSWORD_FILE": wire.password_file},
+                           "SCHEMA_REGISTRY_PASSWORD") if wire.password_file else None
+    if wire.ca_file and not Path(wire.ca_file).is_file():
+        raise ConfigError(f"the registry's CA file {wire.ca_file} is not on this TaskManager")
     return RegistrySettings(url=wire.url, mode="external", username=wire.username, password=password,
                             ca_file=Path(wire.ca_file) if wire.ca_file else None)
+
+
+def check_wire(wire: RegistryWire, transaction_timeout_ms: int) -> None:
+    """A Confluent wire needs its output ids, and must give up waiting for the registry well before
+    the open Kafka transaction would time out."""
+    if not wire.confluent:
+        return
+    if not (wire.events_schema_id and wire.scored_schema_id and wire.dead_letter_schema_id):
+        raise ConfigError("registry: a Confluent wire needs the events, scored and dead-letter schema ids")
+    if not 0 < wire.wait_ms <= transaction_timeout_ms // 2:
+        raise ConfigError(f"registry.wait_ms {wire.wait_ms} must be > 0 and at most half the transaction "
+                          f"timeout ({transaction_timeout_ms} ms)")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from jobs.job_config import JsonJobConfig
-from jobs.job_wire import RegistryWire
+from jobs.job_wire import RegistryWire, check_wire
 from streamscore.foundation.errors import ConfigError
 from streamscore.foundation.security import ClientAuth
 
@@ -69,6 +69,7 @@ class ScoringJobConfig(JsonJobConfig):
 
     def checked(self) -> ScoringJobConfig:
         """Refuse settings that cannot work, each with one clear message."""
+        check_wire(self.registry, self.transaction_timeout_ms)
         for name in ("max_batch_size", "max_delay_ms", "checkpoint_interval_ms", "parallelism", "intra_op_threads"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")

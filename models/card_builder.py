@@ -13,8 +13,9 @@ training sample, the ONNX interface read off the graph, the drift profile from t
 - the ONNX input is the graph's one float32 input of width len(features); the score is the
   ``probabilities`` output's column 1 (a binary classifier, as skl2onnx writes it with
   ``zipmap=False``), else the one float output of shape [n] or [n, 1];
-- with ``label_field`` set and found in the sample, the test AUC and accuracy of the model on the
-  sample are on the card (else the AUC is unknown: null).
+- with ``label_field`` set (0 or 1 in every event), the sample is the test set: the card's AUC,
+  accuracy, test rows and positive rate are the model's on it; without labels the AUC is unknown
+  (null) and the positive rate is the share the model labels positive.
 """
 
 from __future__ import annotations
@@ -127,14 +128,18 @@ def onnx_interface(onnx_bytes: bytes, width: int) -> tuple[TensorSpec, str, int 
     if len(inputs) != 1:
         raise ModelError(f"the ONNX graph has inputs {inputs}; streamscore feeds one [n, {width}] float32 matrix")
     outputs = {o.name: [d.dim_value or None for d in o.type.tensor_type.shape.dim] for o in graph.output}
+    tensor = TensorSpec(inputs[0], "float32", (None, width))
     if "probabilities" in outputs:
-        return TensorSpec(inputs[0], "float32", (None, width)), "probabilities", 1
+        if outputs["probabilities"][1:] not in ([2], [None]):
+            raise ModelError(f"the 'probabilities' output has shape {outputs['probabilities']}: streamscore scores "
+                             f"binary classifiers (column 1: the positive class)")
+        return tensor, "probabilities", 1
     floats = [o.name for o in graph.output if o.type.tensor_type.elem_type == onnx.TensorProto.FLOAT]
-    if len(floats) != 1:
-        raise ModelError(f"cannot tell the score among the ONNX outputs {sorted(outputs)}: export the classifier "
-                         f"with a 'probabilities' output (skl2onnx: options={{'zipmap': False}})")
-    column = 0 if len(outputs[floats[0]]) == 2 else None
-    return TensorSpec(inputs[0], "float32", (None, width)), floats[0], column
+    if len(floats) != 1 or outputs[floats[0]][1:] not in ([], [1]):
+        raise ModelError(f"cannot tell the score among the ONNX outputs {outputs}: export a binary classifier "
+                         f"with a 'probabilities' output (skl2onnx: options={{'zipmap': False}}), or one float "
+                         f"output of shape [n] or [n, 1]")
+    return tensor, floats[0], (0 if len(outputs[floats[0]]) == 2 else None)
 
 
 def build_card(request: CardRequest, onnx_bytes: bytes, sample: Sequence[Mapping[str, Any]]) -> ModelCard:
@@ -174,6 +179,8 @@ def sample_training(card: ModelCard, scores: np.ndarray, labels: Sequence[Any] |
         truth = np.asarray(labels, dtype=bool)
         auc = _auc(scores, truth)
         accuracy = round(float((predicted == truth).mean()), 6)
-    return TrainingSummary(algorithm="registered from ONNX", rows_train=len(scores), rows_test=0, seed=0,
-                           positive_rate=round(float(predicted.mean()), 6),
-                           test_auc=None if auc is None else round(auc, 6), test_accuracy=accuracy)
+        return TrainingSummary(algorithm="registered from ONNX", rows_train=0, rows_test=len(scores), seed=0,
+                               positive_rate=round(float(truth.mean()), 6),
+                               test_auc=None if auc is None else round(auc, 6), test_accuracy=accuracy)
+    return TrainingSummary(algorithm="registered from ONNX", rows_train=0, rows_test=0, seed=0,
+                           positive_rate=round(float(predicted.mean()), 6), test_auc=None)

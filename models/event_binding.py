@@ -42,6 +42,12 @@ def _base_type(avro_type: Any) -> Any:
     return avro_type.get("type") if isinstance(avro_type, Mapping) else avro_type
 
 
+def _is_epoch_millis(avro_type: Any) -> bool:
+    """A long, plain or ``timestamp-millis`` (not micros, not a local timestamp)."""
+    logical = avro_type.get("logicalType") if isinstance(avro_type, Mapping) else None
+    return _base_type(avro_type) in _TIME_TYPES and logical in (None, "timestamp-millis")
+
+
 @dataclass(frozen=True)
 class EventBinding:
     """The event schema a card's contract reads, and its id and event-time fields."""
@@ -58,7 +64,7 @@ class EventBinding:
         fields = record_fields(self.schema)
         if _base_type(fields.get(self.id_field)) not in _ID_TYPES:
             raise _fail("id_field", f"{self.id_field!r} is not a string field of {full_name(self.schema)}")
-        if self.time_field is not None and _base_type(fields.get(self.time_field)) not in _TIME_TYPES:
+        if self.time_field is not None and not _is_epoch_millis(fields.get(self.time_field)):
             raise _fail("time_field", f"{self.time_field!r} is not a long (epoch millis) field of "
                                       f"{full_name(self.schema)}")
         if (self.subject is None) != (self.version is None):
@@ -80,4 +86,4 @@ class EventBinding:
         if version is not None and (not isinstance(version, int) or isinstance(version, bool)):
             raise _fail("version", f"{version!r} is not an integer")
         return cls(schema=raw.get("schema"), id_field=raw.get("id_field", "event_id"),
-                   time_field=raw.get("time_field"), subject=raw.get("subject"), version=version)
+                   time_field=raw.get("time_field", "event_time"), subject=raw.get("subject"), version=version)

@@ -117,15 +117,7 @@ class RegistryAvroSerde:
     def decode(self, payload: bytes | bytearray | memoryview) -> Record:
         key, body = CONFLUENT.unframe(payload)
         writer = self._writers.get(key) or self._writer_schema(key)
-        stream = io.BytesIO(body)
-        try:
-            record = schemaless_reader(stream, writer, self._reader)
-        except Exception as exc:  # every body error becomes one typed payload error
-            raise _body_error(exc, self.name, stream.tell() >= len(body)) from exc
-        left = len(body) - stream.tell()
-        if left:
-            raise TrailingBytesError(f"{self.name}: {left} trailing byte(s) after the record")
-        return record
+        return _read(body, writer, self._reader, self.name)
 
     def remember(self, schema_id: int, schema: Mapping[str, Any]) -> None:
         """Take ``schema`` as the writer schema of ``schema_id`` without asking the registry."""
@@ -133,30 +125,67 @@ class RegistryAvroSerde:
 
     def _writer_schema(self, key: bytes) -> Any:
         schema_id = int.from_bytes(key, "big")
-        try:
-            found = self._lookup.schema(schema_id)
-        except SchemaNotFound as exc:
-            raise UnknownSchemaIdError(schema_id, f"schema id {schema_id} is not in the registry") from exc
-        return self._check_and_cache(key, schema_id, found)
+        return self._check_and_cache(key, schema_id, _fetch(self._lookup, schema_id))
 
     def _check_and_cache(self, key: bytes, schema_id: int, found: Any) -> Any:
-        if not isinstance(found, Mapping) or found.get("type") != "record":
+        full = _record_name(found)
+        if full is None:
             raise WrongSchemaError(f"schema id {schema_id} is not an Avro record schema, so not a {self.name}")
-        name = found.get("name", "")
-        full = name if "." in name or not found.get("namespace") else f"{found['namespace']}.{name}"
         if full != self.name:
-            raise WrongSchemaError(f"schema id {schema_id} is {full or '?'}, not {self.name} (another subject's)")
-        writer = parse_schema(strip_logical_types(dict(found)))
+            raise WrongSchemaError(f"schema id {schema_id} is {full}, not {self.name} (another subject's)")
+        writer = _parse(found, schema_id)
         with self._lock:
             self._writers[key] = writer
         return writer
+
+
+def _record_name(schema: Any) -> str | None:
+    """The full name of a record schema, or of the record in a ``["null", record]`` union (what Flink's
+    ``avro-confluent`` format registers for a nullable row); None for anything else."""
+    if isinstance(schema, list):
+        records = [branch for branch in schema if branch != "null"]
+        return _record_name(records[0]) if len(records) == 1 and len(schema) == 2 else None
+    if not isinstance(schema, Mapping) or schema.get("type") != "record":
+        return None
+    name = str(schema.get("name", ""))
+    return name if "." in name or not schema.get("namespace") else f"{schema['namespace']}.{name}"
+
+
+def _fetch(lookup: SchemaLookup, schema_id: int) -> Any:
+    try:
+        return lookup.schema(schema_id)
+    except SchemaNotFound as exc:
+        raise UnknownSchemaIdError(schema_id, f"schema id {schema_id} is not in the registry") from exc
+
+
+def _parse(schema: Any, schema_id: int) -> Any:
+    """A registered schema parsed as a writer schema; one fastavro cannot use (references to other
+    schemas, another schema language) is the payload's problem, not the job's."""
+    try:
+        return parse_schema(strip_logical_types(schema))
+    except Exception as exc:  # fastavro's SchemaParseException, UnknownType, ...: all one answer here
+        raise WrongSchemaError(f"schema id {schema_id} is not an Avro schema streamscore can read: "
+                               f"{type(exc).__name__}: {exc}") from exc
+
+
+def _read(body: memoryview, writer: Any, reader: Any, name: str) -> Record:
+    """One record from an unframed body; every failure one typed payload error, the body read exactly."""
+    stream = io.BytesIO(body)
+    try:
+        record = schemaless_reader(stream, writer, reader)
+    except Exception as exc:  # every body error becomes one typed payload error
+        raise _body_error(exc, name, stream.tell() >= len(body)) from exc
+    left = len(body) - stream.tell()
+    if left:
+        raise TrailingBytesError(f"{name}: {left} trailing byte(s) after the record")
+    return record
 
 
 def _body_error(exc: Exception, name: str, ran_out: bool) -> Exception:
     if type(exc).__name__ == "SchemaResolutionError":
         return WrongSchemaError(f"{name}: the writer's schema does not resolve to the reader's: {exc}")
     if isinstance(exc, EOFError) or (isinstance(exc, IndexError) and ran_out):
-        return TruncatedPayloadError(f"{name}: body ends before the record does ({exc or 'end of data'})")
+        return TruncatedPayloadError(f"{name}: body ends before the record does ({str(exc) or 'end of data'})")
     return MalformedBodyError(f"{name}: body is not valid Avro: {type(exc).__name__}: {exc}")
 
 
@@ -166,28 +195,17 @@ class RegisteredReader:
 
     def __init__(self, lookup: SchemaLookup) -> None:
         self._lookup = lookup
-        self._parsed: dict[int, Any] = {}
+        self._parsed: dict[int, tuple[str, Any]] = {}
 
     def decode(self, payload: bytes | bytearray | memoryview) -> tuple[str, Record]:
         """(the writer schema's full name, the record)."""
         key, body = CONFLUENT.unframe(payload)
         schema_id = int.from_bytes(key, "big")
         if schema_id not in self._parsed:
-            try:
-                found = self._lookup.schema(schema_id)
-            except SchemaNotFound as exc:
-                raise UnknownSchemaIdError(schema_id, f"schema id {schema_id} is not in the registry") from exc
-            self._parsed[schema_id] = parse_schema(strip_logical_types(found))
-        writer = self._parsed[schema_id]
-        name = writer.get("name", "?") if isinstance(writer, dict) else str(writer)
-        stream = io.BytesIO(body)
-        try:
-            record = schemaless_reader(stream, writer, None)
-        except Exception as exc:  # every body error becomes one typed payload error
-            raise _body_error(exc, name, stream.tell() >= len(body)) from exc
-        if stream.tell() != len(body):
-            raise TrailingBytesError(f"{name}: {len(body) - stream.tell()} trailing byte(s) after the record")
-        return name, record
+            found = _fetch(self._lookup, schema_id)
+            self._parsed[schema_id] = (_record_name(found) or "?", _parse(found, schema_id))
+        name, writer = self._parsed[schema_id]
+        return name, _read(body, writer, None, name)
 
 
 __all__ = ["CONFLUENT", "ConfluentFraming", "RegisteredReader", "RegistryAvroSerde", "SchemaLookup", "schema_id_key",

@@ -72,7 +72,7 @@ def scoring_config(settings: Settings, args: argparse.Namespace):
     from jobs.submit import scoring_config_from_settings
 
     return scoring_config_from_settings(
-        settings, model=args.model, registry_dir=args.registry_dir, job_name=args.job_name or _job_name(args.model),
+        settings, model=args.model, registry_dir=args.registry_dir, job_name=args.job_name or _job_name(args),
         events_topic=args.input_topic, scored_topic=args.scored_topic, dead_letter_topic=args.dead_letter_topic,
         max_batch_size=args.max_batch_size, max_delay_ms=args.max_delay_ms,
         checkpoint_interval_ms=args.checkpoint_interval_ms, transaction_timeout_ms=args.transaction_timeout_ms,
@@ -84,10 +84,16 @@ def scoring_config(settings: Settings, args: argparse.Namespace):
     )
 
 
-def _job_name(model: str, base: str = "streamscore-scoring") -> str | None:
-    """The fraud model's job keeps its name; another model's is named after it, so both can run."""
-    name = model.split(":", 1)[0]
-    return None if name == "fraud" else f"{base}-{name}"
+def _job_name(args: argparse.Namespace, base: str = "streamscore-scoring") -> str | None:
+    """A model that binds its own schema gets a job named after it, so it runs beside the fraud model's;
+    the others keep the default name (and with it their consumer group and transactional ids)."""
+    from models.registry import load_model
+
+    try:
+        bound = load_model(args.model, root=args.registry_dir).card.event_schema is not None
+    except StreamscoreError:
+        return None  # submit's preflight says what is wrong with the model, in one line
+    return f"{base}-{args.model.split(':', 1)[0]}" if bound else None
 
 
 def drift_config(settings: Settings, args: argparse.Namespace):
@@ -95,7 +101,7 @@ def drift_config(settings: Settings, args: argparse.Namespace):
 
     return drift_config_from_settings(
         settings, model=args.model, registry_dir=args.registry_dir,
-        job_name=args.job_name or _job_name(args.model, "streamscore-drift"),
+        job_name=args.job_name or _job_name(args, "streamscore-drift"),
         events_topic=args.input_topic, scored_topic=args.scored_topic,
         checkpoint_interval_ms=args.checkpoint_interval_ms, transaction_timeout_ms=args.transaction_timeout_ms,
         startup_mode=args.startup_mode, window_kind=args.window_kind, window_events=args.window_events,

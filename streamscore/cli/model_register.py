@@ -81,13 +81,17 @@ def _binding(args: argparse.Namespace, settings: Settings):
                 schema = json.load(handle)
         except (OSError, json.JSONDecodeError) as exc:
             raise InputError(f"--schema {args.schema}: {getattr(exc, 'strerror', None) or exc}") from exc
+    if schema is not None and version is not None:
+        raise InputError("--subject-version picks a registered version; with --schema the card binds that file")
     if subject:
         from connectors.schema_registry import SchemaRegistry, register_subject
 
         registry = SchemaRegistry(settings.schema_registry)
-        if schema is not None:
-            register_subject(registry, subject, schema)  # IncompatibleSchema: the registry's rule says why
-        found = registry.version(subject, version or "latest")
-        schema, version = found.schema, found.version
+        if schema is not None:  # the file given, registered (IncompatibleSchema: the registry's rule says why)
+            register_subject(registry, subject, schema)
+            version = registry.lookup(subject, schema).version
+        else:
+            found = registry.version(subject, version or "latest")
+            schema, version = found.schema, found.version
     return EventBinding(schema=schema, id_field=args.id_field, time_field=args.time_field, subject=subject,
                         version=version if subject else None)

@@ -57,6 +57,9 @@ def produce_from(settings: Settings, args: argparse.Namespace) -> int:
     topic = resolve_topic(settings, args.topic or "events")
     if args.labels and args.input is not None:
         raise InputError("--labels needs demo events (the generator knows their true class), not --input")
+    if args.model and (args.labels or args.drift):
+        raise InputError("--labels and --drift are for the demo fraud events; with --model, give your own events "
+                         "with --input FILE")
     if args.input is not None:
         events: Iterable[dict] = list(read_json_lines(args.input))  # bad files fail before Kafka is contacted
     elif args.model:

@@ -60,7 +60,8 @@ def test_the_newcomer_section_works_as_written(settings, stack, tmp_path):
     (python_block,) = _blocks(section, "python")
     (shell_block,) = _blocks(section, "sh")
     (tmp_path / "train.py").write_text(python_block, encoding="utf-8")
-    shutil.rmtree(MODEL_DIR, ignore_errors=True)
+    if MODEL_DIR.exists():  # a developer's own my-sensor from following the README: never touched
+        pytest.skip(f"{MODEL_DIR} exists (yours, from the README?): move it away to run this test")
     outputs = []
     try:
         for argv in _commands(shell_block):

@@ -42,6 +42,10 @@ def test_topic_schemas_are_registered_once_per_subject_with_the_backward_rule(re
     ids = register_topic_schemas(registry, {"scored": scored, "dead_letter": dead})
     assert set(ids) == {subject_for(scored), subject_for(dead)}
     assert register_topic_schemas(registry, {"scored": scored, "dead_letter": dead}) == ids  # idempotent
+    assert registry.compatibility(subject_for(scored)) == "BACKWARD"
+    registry.set_compatibility(subject_for(dead), "FULL")  # a rule someone set on purpose is kept
+    register_topic_schemas(registry, {"dead_letter": dead})
+    assert registry.compatibility(subject_for(dead)) == "FULL"
     latest = registry.version(subject_for(scored))
     assert latest.version == 1 and latest.id == ids[subject_for(scored)]
     assert latest.schema["name"] == "ScoredEvent"

@@ -48,7 +48,7 @@ def _scorer(model, registry, time_field="ts") -> tuple[BatchScorer, RegistryAvro
     events = RegistryAvroSerde(model.card.event_schema.schema, EVENTS_ID, registry)
     scored = RegistryAvroSerde(load_schema("scored"), SCORED_ID, registry)
     wire = JobWire(events, scored, RegistryAvroSerde(load_schema("dead_letter"), DEAD_ID, registry), scored,
-                   id_field="reading_id", time_field=time_field)
+                   id_field="reading_id", time_field=time_field, bound=True)
     return BatchScorer(model, OnnxScorer(model), job="unit", source_topic="readings", wire=wire,
                        clock_ms=lambda: 1_800_000_000_000), events
 

@@ -72,7 +72,11 @@ def test_a_sample_missing_a_feature_is_refused():
     ({"schema": SCHEMA, "id_field": "amount"}, "'amount' is not a string field"),
     ({"schema": SCHEMA, "id_field": "id", "time_field": "items"}, "'items' is not a long"),
     ({"schema": {"type": "enum"}, "id_field": "id"}, "is not an Avro record schema"),
-    ({"schema": SCHEMA, "id_field": "id", "subject": "tx-value"}, "subject and its version go together"),
+    ({"schema": SCHEMA, "id_field": "id", "time_field": "at", "subject": "tx-value"},
+     "subject and its version go together"),
+    ({"schema": {**SCHEMA, "fields": [*SCHEMA["fields"], {"name": "us", "type": {
+        "type": "long", "logicalType": "timestamp-micros"}}]}, "id_field": "id", "time_field": "us"},
+     "'us' is not a long \\(epoch millis\\)"),
 ])
 def test_event_bindings_are_checked(raw, message):
     with pytest.raises(ModelError, match=message):
@@ -82,6 +86,24 @@ def test_event_bindings_are_checked(raw, message):
 @pytest.fixture(scope="module")
 def sensor_example(tmp_path_factory):
     return write_example(tmp_path_factory.mktemp("sensor"), rows=4000)
+
+
+def test_a_card_without_a_time_field_key_keeps_the_default_name():
+    assert EventBinding.from_dict({"schema": {**SCHEMA, "fields": [*SCHEMA["fields"], {"name": "event_time",
+                                                                                        "type": "long"}]},
+                                   "id_field": "id"}).time_field == "event_time"
+
+
+def test_only_binary_scores_are_taken_from_the_graph(tmp_path):
+    from skl2onnx import to_onnx
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 2)).astype(np.float32)
+    three_classes = LogisticRegression().fit(x, np.arange(60) % 3)
+    onx = to_onnx(three_classes, x[:1], options={"zipmap": False})
+    with pytest.raises(ModelError, match="binary classifiers"):
+        onnx_interface(onx.SerializeToString(), 2)
 
 
 def test_the_onnx_interface_is_read_off_the_graph(sensor_example):
@@ -101,6 +123,8 @@ def test_register_from_schema_writes_a_card_that_scores_like_the_model(sensor_ex
     assert card.contract.names == FEATURES and card.onnx_input.shape == (None, 6)
     assert sorted(card.drift_profile["features"]) == sorted(FEATURES) and "score" in card.drift_profile
     assert 0.8 < card.training.test_auc <= 1.0 and 0.0 < card.training.positive_rate < 0.1
+    rows = len(sensor_example["sample"].read_text().splitlines())
+    assert (card.training.rows_test, card.training.rows_train) == (rows, 0)  # the labelled sample is the test set
     fresh = generate_readings(500, seed=5)
     matrix, rejects, _ = card.contract.to_matrix(fresh)
     assert not rejects

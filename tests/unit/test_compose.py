@@ -300,6 +300,7 @@ def test_header_explains_usage():
         "STREAMSCORE_FLINK_MODE=external",
         "STREAMSCORE_REDIS_MODE=external",
         "STREAMSCORE_SCHEMA_REGISTRY_MODE=external",
+        "STREAMSCORE_JOBS_SCHEMA_REGISTRY_URL=http://registry:8080/apis/ccompat/v7",
     ):
         assert needle in header, f"the header comment of docker-compose.yml should mention {needle!r}"
 

@@ -144,3 +144,23 @@ def test_streamscore_schemas_read_the_same_on_both_wires():
     assert confluent.decode(payload) == record  # epoch millis stay ints
     with pytest.raises(BadMarkerError):  # and neither serde reads the other's framing
         single.decode(payload)
+
+
+def test_a_nullable_union_writer_reads_and_unusable_schemas_are_wrong_schemas():
+    """Flink SQL's avro-confluent registers ["null", record]; a Protobuf or unparsable id is no Avro record."""
+    registry = Registry({1: V1, 6: ["null", V1], 7: {"schemaType": "PROTOBUF"},
+                         8: {"type": "record", "name": "Reading", "namespace": "io.example",
+                             "fields": [{"name": "x", "type": "io.example.Missing"}]}})
+    import io
+
+    from fastavro import parse_schema, schemaless_writer
+
+    out = io.BytesIO()
+    schemaless_writer(out, parse_schema(["null", V1]), {"sensor": "u", "temp": 3.5})
+    reader = RegistryAvroSerde(V1, 1, registry)
+    assert reader.decode(b"\x00" + schema_id_key(6) + out.getvalue()) == {"sensor": "u", "temp": 3.5}
+    for schema_id in (7, 8):
+        with pytest.raises(WrongSchemaError):
+            reader.decode(b"\x00" + schema_id_key(schema_id) + b"\x02a")
+        with pytest.raises(WrongSchemaError):
+            RegisteredReader(registry).decode(b"\x00" + schema_id_key(schema_id) + b"\x02a")

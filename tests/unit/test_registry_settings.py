@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import urllib.error
 
 import pytest
@@ -95,14 +96,25 @@ def _http(code: int, body: bytes) -> urllib.error.HTTPError:
     return urllib.error.HTTPError("http://sr/x", code, "reason", {}, io.BytesIO(body))
 
 
-@pytest.mark.parametrize("code, kind", [(404, SchemaNotFound), (409, IncompatibleSchema), (503, RegistryUnavailable),
-                                        (422, RegistryRefused), (401, RegistryRefused)])
-def test_registry_answers_become_typed_one_line_errors(code, kind):
-    error = _http_error(_http(code, b'{"message": "Incompatible artifact:\\n reader type STRING", "error_code": 1}'),
-                        "POST", "http://sr/subjects/s/versions")
+@pytest.mark.parametrize("code, error_code, kind", [
+    (404, 40403, SchemaNotFound), (404, None, RegistryRefused),  # the registry's own "not found", or a wrong URL
+    (409, 409, IncompatibleSchema), (503, None, RegistryUnavailable), (429, None, RegistryUnavailable),
+    (422, 42201, RegistryRefused), (401, None, RegistryRefused)])
+def test_registry_answers_become_typed_one_line_errors(code, error_code, kind):
+    body = {"message": "Incompatible artifact:\n reader type STRING", "error_code": error_code}
+    error = _http_error(_http(code, json.dumps(body).encode()), "POST", "http://sr/subjects/s/versions")
     assert isinstance(error, kind)
     assert str(error) == (f"schema registry: POST http://sr/subjects/s/versions -> {code}: "
                           "Incompatible artifact: reader type STRING")
+
+
+def test_registry_answers_without_the_expected_fields_are_refusals():
+    from connectors.schema_registry import _field, _parsed
+
+    with pytest.raises(RegistryRefused, match="usable 'id'"):
+        _field({"message": "?"}, "id", int)
+    assert _parsed({"schema": "syntax = 'proto3';", "schemaType": "PROTOBUF"}, "x") == {"schemaType": "PROTOBUF"}
+    assert _parsed({"schema": "not json"}, "id 3") == {"schemaType": "unparsable (id 3)"}
 
 
 def test_an_unreachable_registry_is_a_retriable_error(tmp_path):
