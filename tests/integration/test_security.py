@@ -65,7 +65,7 @@ def secure(tmp_path_factory):
     settings = load_settings(env)
     stack = Stack(settings)
     try:
-        stack.up(only=["kafka", "redis", "flink"])
+        stack.up(only=["kafka", "redis", "registry", "flink"])  # the CLI registers topic schemas
         yield SecureStack(settings, env, root)
     finally:
         stack.down()
