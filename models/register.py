@@ -65,10 +65,11 @@ def _scores(card: ModelCard, onnx_bytes: bytes, matrix: np.ndarray) -> np.ndarra
     return np.asarray(scorer.predict_batch(matrix), dtype=np.float64)
 
 
-def _with_profile(card: ModelCard, onnx_bytes: bytes, sample: np.ndarray) -> ModelCard:
+def _with_profile(card: ModelCard, sample: np.ndarray, scores: np.ndarray) -> ModelCard:
+    """The card with the drift reference profile of ``sample`` and the model's ``scores`` on it."""
     from models.drift_profile import build_profile, score_profile
 
-    profile = {**build_profile(card.contract, sample), "score": score_profile(_scores(card, onnx_bytes, sample))}
+    profile = {**build_profile(card.contract, sample), "score": score_profile(scores)}
     return dataclasses.replace(card, drift_profile=profile)
 
 
@@ -88,7 +89,8 @@ def register_model(onnx_path: str | Path, card_path: str | Path, registry_dir: s
     check_onnx_against_card(card, onnx_bytes)
     check_against_event_schema(card.contract, card.event_record_schema)
     if training_sample is not None:
-        card = _with_profile(card, onnx_bytes, read_training_sample(training_sample, card))
+        matrix = read_training_sample(training_sample, card)
+        card = _with_profile(card, matrix, _scores(card, onnx_bytes, matrix))
     return _store(card, onnx_bytes, ModelRegistry(registry_dir))
 
 
@@ -107,9 +109,10 @@ def register_from_schema(onnx_path: str | Path, request: CardRequest, training_s
     matrix, rejects, _valid = card.contract.to_matrix(events)
     if rejects:  # the ranges come from this sample, so only a type slip is rejected
         raise ModelError(f"training sample {training_sample}: event {rejects[0][0] + 1}: {rejects[0][1]}")
-    card = _with_profile(card, onnx_bytes, matrix)
+    scores = _scores(card, onnx_bytes, matrix)  # one session, one pass: the profile and the summary share it
+    card = _with_profile(card, matrix, scores)
     labels = [event.get(request.label_field) for event in events] if request.label_field else None
-    card = dataclasses.replace(card, training=sample_training(card, _scores(card, onnx_bytes, matrix), labels))
+    card = dataclasses.replace(card, training=sample_training(card, scores, labels))
     return _store(card, onnx_bytes, ModelRegistry(registry_dir))
 
 
