@@ -77,9 +77,14 @@ def run_demo(settings: Settings, args: argparse.Namespace) -> int:
     lifecycle_ok = show_lifecycle(settings)
     print(f"\ndemo finished in {time.monotonic() - began:.0f}s; the stack keeps running "
           f"(Flink UI {settings.flink_rest_url}; stop it with: streamscore stack down)")
-    ok = traffic.accounted == traffic.produced and traffic.scored_duplicates == 0 and drift_ok and accuracy_ok
-    ok = ok and lifecycle_ok and sensor_ok
-    return 0 if ok else 1
+    checks = {"fraud events each scored or dead-lettered once": traffic.accounted == traffic.produced
+              and traffic.scored_duplicates == 0, "sensor readings each scored once": sensor_ok,
+              "drift alert and trigger": drift_ok, "accuracy alert and trigger": accuracy_ok,
+              "lifecycle promotion and shadow": lifecycle_ok}
+    failed = [name for name, ok in checks.items() if not ok]
+    print(f"demo checks: {len(checks) - len(failed)} of {len(checks)} passed"
+          + (f"; FAILED: {'; '.join(failed)}" if failed else ""))
+    return 1 if failed else 0
 
 
 def _warm_up(settings: Settings, count: int = WARM_UP_EVENTS) -> None:

@@ -90,7 +90,7 @@ def _run(settings: Settings, names: dict[str, str], job_id: str) -> bool:
     changer = threading.Thread(target=change_models)
     changer.start()
     plan = TrafficPlan(3000, f"lc-{uuid.uuid4().hex[:6]}-", rate=500, malformed_every=0, transaction_size=100,
-                       timeout_s=60)
+                       timeout_s=120)
     traffic = run_traffic(settings, plan, TrafficTopics(names["events"], names["scored"], names["dead"]))
     changer.join(30)
     shadow = [serde_for("scored").decode(r.value) for r in read_topic(settings, names["shadow"], idle_timeout_s=2)]
@@ -100,7 +100,8 @@ def _run(settings: Settings, names: dict[str, str], job_id: str) -> bool:
     on_time = all(r["model_version"] == ("1.1.0" if r["event_time"] >= effective["promote"] else "1.0.0")
                   for r in records)
     print(f"  promoted fraud:1.1.0, effective from event time {effective['promote']} (3 s after publication)")
-    print(f"  {len(records)} events scored once each: {by_version['1.0.0']} by 1.0.0, {by_version['1.1.0']} by "
+    print(f"  {len(records)} of {traffic.produced} events scored, {traffic.scored_duplicates} duplicates: "
+          f"{by_version['1.0.0']} by 1.0.0, {by_version['1.1.0']} by "
           f"1.1.0; every event after the switch by 1.1.0: {on_time}; same job, no restart: {same_job}")
     agree = sum(r["label"] == traffic.scored[r["event_id"]]["label"] for r in shadow)
     diff = max((abs(r["score"] - traffic.scored[r["event_id"]]["score"]) for r in shadow), default=0.0)
