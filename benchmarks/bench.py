@@ -118,7 +118,7 @@ def run(args: argparse.Namespace, settings: Settings | None = None) -> dict:
         specs = [s for s in specs if s.key in args.systems]
     systems.ensure_models(specs)
     began = dt.datetime.now(dt.UTC)
-    pool = EventPool()
+    pool = EventPool(settings)
     info = machine()
     onnx = run_onnx(pool, plan)
     rows = run_systems(settings, plan, specs, pool)

@@ -43,28 +43,53 @@ class EncodedEvents:
 
 
 class EventPool:
-    """Backlog and latency events, generated lazily and grown on demand (prefixes never change)."""
+    """Backlog and latency events, generated lazily and grown on demand (prefixes never change).
 
-    def __init__(self) -> None:
+    The demo fraud events on the single-object wire; with ``model`` a bound model (``sensor:1.0.0``),
+    its own events on the Confluent wire, framed with the id the registry gives their schema."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings
         self._lists: dict[str, EncodedEvents] = {}
 
-    def backlog(self, count: int, repeat: float = 0.0) -> EncodedEvents:
-        return self._get("bk-", count, repeat)
+    def backlog(self, count: int, repeat: float = 0.0, model: str | None = None) -> EncodedEvents:
+        return self._get("bk-", count, repeat, model)
 
-    def latency(self, count: int, repeat: float = 0.0) -> EncodedEvents:
-        return self._get("lt-", count, repeat)
+    def latency(self, count: int, repeat: float = 0.0, model: str | None = None) -> EncodedEvents:
+        return self._get("lt-", count, repeat, model)
 
-    def _get(self, prefix: str, count: int, repeat: float) -> EncodedEvents:
-        key = f"{prefix}{repeat}"
+    def _get(self, prefix: str, count: int, repeat: float, model: str | None) -> EncodedEvents:
+        key = f"{prefix}{repeat}{model if model == SENSOR_MODEL else ''}"
         have = self._lists.get(key)
         if have is None or len(have) < count:
-            encode = serde_for("event").encode_trusted
-            events = generate_events(count, seed=SEED + len(prefix) + ord(prefix[0]), id_prefix=prefix)
-            if repeat:
-                with_repeats(events, repeat, seed=SEED)
-            have = EncodedEvents([e["event_id"].encode() for e in events], [encode(e) for e in events])
+            seed = SEED + len(prefix) + ord(prefix[0])
+            have = self._sensor(prefix, count, seed) if model == SENSOR_MODEL else _fraud(prefix, count, seed, repeat)
             self._lists[key] = have
         return have.head(count)
+
+    def _sensor(self, prefix: str, count: int, seed: int) -> EncodedEvents:
+        from connectors.schema_registry import SchemaRegistry, register_subject
+        from models.registry import load_model
+        from models.sensor_demo import generate_readings
+        from schemas.confluent import RegistryAvroSerde
+
+        schema = dict(load_model(SENSOR_MODEL).card.event_schema.schema)
+        registry = SchemaRegistry(self.settings.schema_registry)
+        serde = RegistryAvroSerde(schema, register_subject(registry, "bench-readings-value", schema), registry)
+        readings = [{k: v for k, v in r.items() if k != "is_anomaly"}
+                    for r in generate_readings(count, seed=seed, prefix=prefix)]
+        return EncodedEvents([r["reading_id"].encode() for r in readings], [serde.encode(r) for r in readings])
+
+
+SENSOR_MODEL = "sensor:1.0.0"  # the bound model whose rows run on the Confluent wire
+
+
+def _fraud(prefix: str, count: int, seed: int, repeat: float) -> EncodedEvents:
+    encode = serde_for("event").encode_trusted
+    events = generate_events(count, seed=seed, id_prefix=prefix)
+    if repeat:
+        with_repeats(events, repeat, seed=SEED)
+    return EncodedEvents([e["event_id"].encode() for e in events], [encode(e) for e in events])
 
 
 HOT_SET = 1000  # repeated inputs are drawn from the first events: a warm cache holds them all

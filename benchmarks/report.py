@@ -72,7 +72,7 @@ class Check:
 def checks(summaries: list[dict]) -> list[Check]:
     by = {s["system"]: s for s in summaries}
     eo = by.get(EO)
-    out: list[Check] = []
+    out: list[Check] = wire_checks(by)
     if eo is None:
         return out
     eo_rate = _med(eo, "events_per_s")
@@ -86,6 +86,30 @@ def checks(summaries: list[dict]) -> list[Check]:
     p99 = _med(eo, "p99")
     out.append(Check(f"streamscore EO p99 at 50% load, ms (bound = checkpoint {eo['commit_interval_ms']} "
                      f"+ 2 x delay {eo['max_delay_ms']} + 50)", p99, f"<= {bound}", p99 is not None and p99 <= bound))
+    return out
+
+
+def wire_checks(by: dict[str, dict]) -> list[Check]:
+    """Issue 14's targets for the JVM-decoded path (same run): throughput against the Python-decoded path and
+    the Flink pass-through, CPU per event, and the latency bounds."""
+    jvm = by.get("wire-jvm-eo")
+    if jvm is None:
+        return []
+    out, rate = [], _med(jvm, "events_per_s")
+    for other, floor in (("wire-python-eo", 1.6), ("flink-passthrough", 0.5)):
+        base = _med(by[other], "events_per_s") if other in by else None
+        ratio = rate / base if rate and base else None
+        out.append(Check(f"JVM-decoded EO / {other} throughput", ratio, f">= {floor}x",
+                         ratio is not None and ratio >= floor))
+    cpu = _med(jvm, "cpu_s_per_million")  # s per million events = us per event
+    out.append(Check("JVM-decoded EO CPU per event, us", cpu, "<= 25", cpu is not None and cpu <= 25))
+    bound = jvm["commit_interval_ms"] + 2 * (jvm["max_delay_ms"] or 0) + 50
+    p99 = _med(jvm, "p99")
+    out.append(Check("JVM-decoded EO p99 at 50% load, ms", p99, f"<= {bound}", p99 is not None and p99 <= bound))
+    alo = by.get("wire-jvm-alo")
+    p99 = _med(alo, "p99") if alo else None
+    out.append(Check("JVM-decoded ALO (delay 10 ms) p99 at 50% load, ms", p99, "<= 100",
+                     p99 is not None and p99 <= 100))
     return out
 
 

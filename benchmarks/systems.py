@@ -8,6 +8,7 @@ Flink parallelism 1, or one process.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -20,6 +21,7 @@ from pathlib import Path
 from jobs.flink_cluster import JOBS_DIR, cancel_job, rest, submit_python_job, wait_running
 from jobs.submit import scoring_config_from_settings, submit_scoring
 from streamscore.foundation.config import Settings
+from streamscore.foundation.registry_settings import WireDecoder
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -45,6 +47,7 @@ class SystemSpec:
     model: str | None = None  # streamscore rows: the model scored (default fraud:1.0.0)
     cache: bool = False  # streamscore rows: the Redis prediction cache on
     repeat: float = 0.0  # fraction of events repeating an earlier event's features
+    decoder: WireDecoder | None = None  # a bound model's rows: where the Confluent wire is decoded (None: settings)
 
 
 WIDE_MODEL = "fraud-wide:1.0.0"
@@ -81,6 +84,9 @@ class RunningSystem:
 def start(settings: Settings, spec: SystemSpec, topics: Topics, commit_interval_ms: int) -> RunningSystem:
     tag = uuid.uuid4().hex[:8]
     if spec.kind == "flink-scoring":
+        if spec.decoder:
+            settings = dataclasses.replace(settings, schema_registry=dataclasses.replace(
+                settings.schema_registry, decoder=spec.decoder))
         config = scoring_config_from_settings(
             settings, events_topic=topics.source, scored_topic=topics.scored, dead_letter_topic=topics.dead,
             job_name=f"bench-{spec.key}-{tag}", max_batch_size=spec.max_batch, max_delay_ms=spec.max_delay_ms,
@@ -140,6 +146,26 @@ def model_and_cache_rows() -> list[SystemSpec]:
     return rows
 
 
+def wire_rows(sweep_batches: tuple[int, ...]) -> list[SystemSpec]:
+    """A bound model on the Confluent wire (the sensor model: 6 features, readings from ``models.sensor_demo``):
+    decoded in the JVM (``jobs/udf``) against decoded in the Python step (fastavro: the path before it),
+    and the JVM path at each swept batch size."""
+    rows = [SystemSpec("wire-python-eo", "sensor model, Confluent wire decoded in Python, EO (batch 512)",
+                       "flink-scoring", "wire", max_batch=512, max_delay_ms=100, rate_hint=20_000,
+                       model="sensor:1.0.0", decoder="python"),
+            SystemSpec("wire-jvm-eo", "sensor model, Confluent wire decoded in the JVM, EO (batch 512)",
+                       "flink-scoring", "wire", max_batch=512, max_delay_ms=100, rate_hint=30_000,
+                       model="sensor:1.0.0", decoder="jvm"),
+            SystemSpec("wire-jvm-alo", "sensor model, Confluent wire decoded in the JVM, ALO (batch 512, delay 10 ms)",
+                       "flink-scoring", "wire", max_batch=512, max_delay_ms=10, exactly_once=False,
+                       rate_hint=30_000, model="sensor:1.0.0", decoder="jvm")]
+    for size in sorted({s for s in (*sweep_batches, 2048) if s >= 1024} if len(sweep_batches) > 1 else ()):
+        rows.append(SystemSpec(f"wire-jvm-b{size}", f"sensor model, decoded in the JVM, EO, batch {size}",
+                               "flink-scoring", "wire-sweep", max_batch=size, max_delay_ms=100,
+                               rate_hint=30_000, model="sensor:1.0.0", decoder="jvm"))
+    return rows
+
+
 def ensure_models(specs: list[SystemSpec]) -> None:
     """Build the models a run needs that are built on demand (``fraud-wide``, not committed)."""
     from models.registry import DEFAULT_ROOT
@@ -174,6 +200,7 @@ def catalogue(sweep_batches: tuple[int, ...], sweep_delays: tuple[int, ...],
         systems.append(SystemSpec(f"sweep-b{size}-d100", f"streamscore EO, batch {size}, delay 100 ms",
                                   "flink-scoring", "sweep", max_batch=size, max_delay_ms=100,
                                   rate_hint=max(500.0, min(20_000.0, 700.0 * size))))
+    systems += wire_rows(sweep_batches)
     systems += model_and_cache_rows() if model_rows else []
     for delay in sweep_delays:
         systems.append(SystemSpec(f"sweep-b512-d{delay}", f"streamscore EO, batch 512, delay {delay} ms",

@@ -15,6 +15,7 @@ import numpy as np
 
 from connectors.dead_letter import dead_letter_key, dead_letter_record
 from jobs.batch import Batch, PrimaryScores, ValidRows, scored_record
+from jobs.decoded_batch import DecodedColumns, valid_rows
 from jobs.job_wire import JobWire, RegistryWire, build_wire
 from jobs.model_pool import ModelPool, VersionModel
 from jobs.model_router import RoutePlan, version_groups
@@ -104,12 +105,18 @@ class BatchScorer:
         raise ModelError(f"this scorer has no registry loader for version {version!r}")
 
     def score(self, payloads: Sequence[bytes], partitions: Sequence[int], offsets: Sequence[int],
-              timestamps: Sequence[int] | None = None) -> BatchResult:
+              timestamps: Sequence[int] | None = None, decoded: DecodedColumns | None = None) -> BatchResult:
+        """Score one batch. ``decoded``: the records as the JVM decoded them (``jobs.decoded_batch``); without
+        it, the payloads are decoded here."""
         n = len(payloads)
         batch_id = f"{self.job}:{partitions[0]}:{offsets[0]}:{n}" if n else f"{self.job}:empty"
         batch = Batch(payloads, partitions, offsets, self.source_topic, self._clock_ms(), batch_id, timestamps)
         result = BatchResult([False] * n, [b""] * n, [b""] * n, batch_id, shadow_bodies=[None] * n)
-        valid = self._check_contract(batch, *self._decode(batch, result), result)
+        if decoded is None:
+            valid = self._check_contract(batch, *self._decode(batch, result), result)
+        else:
+            valid = valid_rows(self.contract, batch, decoded,
+                               lambda i, stage, reason, event: self._dead(result, batch, i, stage, reason, event))
         if len(valid.rows):
             plan = self._plan(valid.events)
             primary = self._score_primary(valid.matrix, plan.primary, result)

@@ -32,7 +32,18 @@ def with_registry_wire(settings: Settings, config: ScoringJobConfig, card) -> Sc
                  scored_schema_id=ids[subject_for(config.scored_topic)],
                  dead_letter_schema_id=ids[subject_for(config.dead_letter_topic)],
                  shadow_schema_id=ids.get(subject_for(config.shadow_topic or ""), 0))
-    return dataclasses.replace(config, registry=wire).checked()
+    return dataclasses.replace(config, registry=wire, decoder_jar=_decoder_jar(settings, wire)).checked()
+
+
+def _decoder_jar(settings: Settings, wire: RegistryWire) -> str | None:
+    """The JVM decoder's jar (built by Maven once per version of ``jobs/udf``), unless the settings ask for
+    the Python decoder, or the registry needs a login or its own CA (the JVM decoder speaks plain or
+    publicly trusted HTTPS without credentials; the Python decoder does the rest)."""
+    if settings.schema_registry.decoder != "jvm" or wire.username or wire.ca_file:
+        return None
+    from jobs.jars import udf_jar
+
+    return udf_jar(settings.cache_dir).resolve().as_uri()
 
 
 def _wire(settings: Settings, wait_ms: int, **schema_ids: int) -> RegistryWire:

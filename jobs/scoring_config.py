@@ -53,6 +53,9 @@ class ScoringJobConfig(JsonJobConfig):
     auth: ClientAuth = ClientAuth()
     # the Schema Registry and the schema ids of the job's topics (jobs.job_schemas, at submit); empty: single-object
     registry: RegistryWire = RegistryWire()
+    # file:// URI of the project's Flink function jar (jobs/udf): a bound model's records are decoded in the JVM
+    # (jobs.decoded_batch); None: in the Python step. Set at submit (jobs.job_schemas).
+    decoder_jar: str | None = None
 
     @property
     def consumer_group(self) -> str:

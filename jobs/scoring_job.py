@@ -115,7 +115,11 @@ class ScoreBatch(ScalarFunction):
     def eval(self, payload: pd.Series, partition: pd.Series, offset: pd.Series, timestamp: pd.Series) -> pd.DataFrame:
         millis = timestamp.values.astype("datetime64[ms]").astype("int64").tolist()  # the Kafka timestamps
         result = self.scorer.score(payload.tolist(), partition.tolist(), offset.tolist(), millis)
-        self.metrics.record_batch(result, len(payload))
+        return self._report(result, len(payload))
+
+    def _report(self, result, rows: int) -> pd.DataFrame:
+        """Metrics and log lines of one scored batch, and its output columns."""
+        self.metrics.record_batch(result, rows)
         self.lifecycle.record_batch(result)
         if result.shadow_error:
             self.log.warning("shadow_failed", batch_id=result.batch_id, reason=result.shadow_error)
@@ -125,6 +129,26 @@ class ScoreBatch(ScalarFunction):
                           source_partition=note.partition, source_offset=note.offset)
         return pd.DataFrame({"is_scored": result.is_scored, "msg_key": result.keys, "body": result.bodies,
                              "shadow_body": result.shadow_bodies})
+
+
+class ScoreDecodedBatch(ScoreBatch):
+    """As :class:`ScoreBatch`, for records the JVM decoded (``jobs.decoded_batch``): the payloads still come
+    along (a dead letter keeps them), but the Python step reads only the decoded columns."""
+
+    def eval(self, payload: pd.Series, partition: pd.Series, offset: pd.Series, timestamp: pd.Series,
+             ok: pd.Series, reason_code: pd.Series, reason: pd.Series, *fields: pd.Series) -> pd.DataFrame:
+        from jobs.decoded_batch import DecodedColumns, decoded_field_order
+
+        card = self.scorer.card
+        columns = dict(zip(decoded_field_order(card), (f.to_numpy() for f in fields)))
+        binding = card.event_schema
+        decoded = DecodedColumns(ok.to_numpy(dtype=bool), reason_code.to_numpy(), reason.to_numpy(),
+                                 columns[binding.id_field],
+                                 columns[binding.time_field] if binding.time_field else None,
+                                 [columns[name] for name in card.contract.fields])
+        millis = timestamp.values.astype("datetime64[ms]").astype("int64")
+        result = self.scorer.score(payload.tolist(), partition.tolist(), offset.tolist(), millis, decoded)
+        return self._report(result, len(payload))
 
 
 def bundle_size(max_batch_size: int, at_least: int = 1000) -> int:
@@ -149,8 +173,9 @@ def configure(t_env: TableEnvironment, config: ScoringJobConfig, connector_jar: 
     conf.set("python.fn-execution.bundle.time", str(config.max_delay_ms))
     conf.set("python.metric.enabled", "true")
     conf.set("table.exec.resource.default-parallelism", str(config.parallelism))
-    if connector_jar:  # embedded MiniCluster only; a session cluster has it in lib/
-        conf.set("pipeline.jars", connector_jar)
+    jars = [jar for jar in (connector_jar, config.decoder_jar) if jar]  # the connector: embedded MiniCluster only
+    if jars:  # (a session cluster has it in lib/); the decoder's jar ships with the job
+        conf.set("pipeline.jars", ";".join(jars))
 
 
 def build_pipeline(t_env: TableEnvironment, config: ScoringJobConfig):
@@ -165,11 +190,18 @@ def build_pipeline(t_env: TableEnvironment, config: ScoringJobConfig):
         t_env.execute_sql(sink_ddl(KafkaTableSpec(table, topic, config.bootstrap),
                                    f"{config.transactional_prefix}-{suffix}", config.transaction_timeout_ms,
                                    exactly_once=config.exactly_once, keyed=True))
-    score = udf(ScoreBatch(config), result_type=RESULT_TYPE, func_type="pandas", deterministic=True)
+    if config.decoder_jar and config.registry.confluent:
+        from jobs.jvm_decode import decoded_scoring_view
+
+        function = ScoreDecodedBatch(config)
+        view = decoded_scoring_view(t_env, config, "events_in", "score_batch")
+    else:
+        function = ScoreBatch(config)
+        view = ("SELECT score_batch(payload, src_partition, src_offset, src_timestamp) AS r, src_timestamp "
+                "FROM events_in")
+    score = udf(function, result_type=RESULT_TYPE, func_type="pandas", deterministic=True)
     t_env.create_temporary_function("score_batch", score)
-    t_env.execute_sql("CREATE TEMPORARY VIEW scored_batch AS "
-                      "SELECT score_batch(payload, src_partition, src_offset, src_timestamp) AS r, src_timestamp "
-                      "FROM events_in")
+    t_env.execute_sql(f"CREATE TEMPORARY VIEW scored_batch AS {view}")
     statements = t_env.create_statement_set()
     statements.add_insert_sql("INSERT INTO scored_out SELECT r.msg_key, r.body, src_timestamp "
                               "FROM scored_batch WHERE r.is_scored")

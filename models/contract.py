@@ -113,7 +113,9 @@ class _NumericEncoder:
     def encode(self, column: Sequence[Any]) -> tuple[np.ndarray, np.ndarray | None]:
         """Float64 values and the mask of rows that break the contract (None if none do)."""
         values, wrong_type = None, None
-        if set(map(type, column)) <= self.fast_types:
+        if isinstance(column, np.ndarray) and column.dtype.kind in "biuf":  # typed by the schema: values only
+            values = column.astype(np.float64)
+        elif set(map(type, column)) <= self.fast_types:
             try:
                 values = np.array(column, dtype=np.float64)
             except OverflowError:  # an int too large for a double
@@ -207,8 +209,18 @@ class FeatureContract:
 
     def to_matrix(self, events: Sequence[Mapping[str, Any]]) -> MatrixResult:
         """Encode events; rows breaking the contract are left out and reported."""
-        n = len(events)
         columns, not_mapping = self._columns(events)
+        return self._encode(columns, len(events), not_mapping)
+
+    def columns_to_matrix(self, columns: Sequence[Sequence[Any]]) -> MatrixResult:
+        """Encode decoded columns, one per contract field in order (numeric ones as numpy arrays of the
+        field's type, categorical ones as sequences of strings): the records the JVM decoded, which
+        never become dicts. Rows breaking the contract are left out and reported, as by :meth:`to_matrix`."""
+        if len(columns) != self.width:
+            raise ContractError(f"{len(columns)} columns for a contract of {self.width} features")
+        return self._encode(list(columns), len(columns[0]), {})
+
+    def _encode(self, columns: list[Sequence[Any]], n: int, not_mapping: dict[int, str]) -> MatrixResult:
         matrix = np.empty((n, self.width), dtype=np.float32)
         bad_masks: list[tuple[int, np.ndarray]] = []
         with np.errstate(over="ignore", invalid="ignore"):

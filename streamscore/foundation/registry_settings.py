@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, get_args
 from urllib.parse import urlsplit
 
 from streamscore.foundation.errors import ConfigError
@@ -29,6 +30,7 @@ from streamscore.foundation.security import MASK, PREFIX, Secret, read_secret
 DEFAULT_REGISTRY_URL = "http://127.0.0.1:8085/apis/ccompat/v7"
 LOCAL_API_PATH = "/apis/ccompat/v7"  # Apicurio's Confluent-compatible API
 DEFAULT_APICURIO_VERSION = "3.3.3"
+WireDecoder = Literal["jvm", "python"]  # where a scoring job decodes a bound model's Confluent-wire records
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,7 @@ class RegistrySettings:
     version: str = DEFAULT_APICURIO_VERSION
     heap: str = "256m"
     jobs_url: str | None = None  # as the Flink cluster reaches it; None: the same URL
+    decoder: WireDecoder = "jvm"  # STREAMSCORE_DECODER: jvm (jobs/udf's decode_confluent) or python (fastavro)
 
     @property
     def url_for_jobs(self) -> str:
@@ -94,6 +97,13 @@ def _mode(env: Mapping[str, str], url: str, local_hosts: tuple[str, ...]) -> str
     return mode
 
 
+def _decoder(env: Mapping[str, str]) -> WireDecoder:
+    decoder = (_get(env, "DECODER") or "jvm").lower()
+    if decoder not in get_args(WireDecoder):
+        raise ConfigError(f"{PREFIX}DECODER must be one of {', '.join(get_args(WireDecoder))}, got {decoder!r}")
+    return decoder
+
+
 def load_registry_settings(env: Mapping[str, str], local_hosts: tuple[str, ...]) -> RegistrySettings:
     url = _url(env)
     ca_raw = _get(env, "SCHEMA_REGISTRY_CA_FILE")
@@ -107,7 +117,7 @@ def load_registry_settings(env: Mapping[str, str], local_hosts: tuple[str, ...])
         password_file=Path(password_file).expanduser().resolve() if password_file else None,
         ca_file=ca_file.resolve() if ca_file else None, java=_get(env, "REGISTRY_JAVA"),
         version=_get(env, "REGISTRY_VERSION") or DEFAULT_APICURIO_VERSION, heap=_get(env, "REGISTRY_HEAP") or "256m",
-        jobs_url=(_get(env, "JOBS_SCHEMA_REGISTRY_URL") or "").rstrip("/") or None)
+        jobs_url=(_get(env, "JOBS_SCHEMA_REGISTRY_URL") or "").rstrip("/") or None, decoder=_decoder(env))
     if bool(settings.username) != bool(settings.password):
         raise ConfigError(f"{PREFIX}SCHEMA_REGISTRY_USERNAME and {PREFIX}SCHEMA_REGISTRY_PASSWORD_FILE "
                           f"(or _PASSWORD) go together")

@@ -76,6 +76,7 @@ def cases(settings, stack):
         "empty": (b"", "empty", None),
         "bad_magic": (b"\x01" + good_a[1:], "bad_magic", None),
         "truncated_header": (b"\x00\x00\x01", "truncated", None),
+        "truncated_body": (good_a[:-3], "truncated", None),
         "unknown_schema_id": (b"\x00" + schema_id_key(2_000_000_000) + good_a[5:], "unknown_schema_id", None),
         "another_subject": (framed("other", OTHER, {"txn_id": "t-9", "label": 1}), "wrong_schema", None),
         "incompatible": (framed("broken", BROKEN, {**GOOD_A, "amount": "12.5"}), "wrong_schema", None),

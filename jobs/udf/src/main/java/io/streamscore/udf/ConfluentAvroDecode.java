@@ -38,7 +38,7 @@ import org.apache.flink.table.types.inference.TypeInference;
  * schema id, Avro binary body) into a ROW, never failing on a bad record.
  *
  * <pre>
- * decode_confluent(payload BYTES, '&lt;reader schema json&gt;', '&lt;registry url&gt;')
+ * decode_confluent(payload BYTES, '&lt;reader schema json&gt;', '&lt;registry url&gt;' [, wait_ms INT])
  *   -&gt; ROW&lt;ok BOOLEAN NOT NULL, reason_code STRING, reason STRING, &lt;one column per reader field&gt;&gt;
  * </pre>
  *
@@ -49,9 +49,10 @@ import org.apache.flink.table.types.inference.TypeInference;
  * (empty, bad_magic, truncated, unknown_schema_id, registry_unavailable, wrong_schema, bad_body,
  * trailing_bytes: the codes of streamscore's RejectCode) and NULL field columns.
  *
- * <p>Not yet wired into the scoring job (docs/schemas.md, "Decoding in the JVM"); before it is,
- * {@code registry_unavailable} must become a bounded wait, as the Python path does, so that a
- * registry outage never turns a record into a dead letter.
+ * <p>A registry that does not answer never turns a record into a dead letter: a record whose
+ * schema id is not cached yet waits for it, retrying every second, for at most {@code wait_ms}
+ * (default 5 minutes); after that the function throws, the task fails and Flink replays it from
+ * the last checkpoint. Ids already seen keep decoding during an outage.
  */
 public class ConfluentAvroDecode extends ScalarFunction implements SpecializedFunction {
 
@@ -70,8 +71,11 @@ public class ConfluentAvroDecode extends ScalarFunction implements SpecializedFu
         }
     }
 
+    static final long DEFAULT_WAIT_MS = 300_000;
+
     private final String readerSchemaJson;
     private final String registryUrl;
+    private final long waitMs;
 
     private transient Schema reader;
     private transient boolean[] stringColumns;
@@ -89,8 +93,14 @@ public class ConfluentAvroDecode extends ScalarFunction implements SpecializedFu
 
     /** For registration as an object: call it with the payload only. */
     public ConfluentAvroDecode(String readerSchemaJson, String registryUrl) {
+        this(readerSchemaJson, registryUrl, DEFAULT_WAIT_MS);
+    }
+
+    /** As above, waiting at most {@code waitMs} for a registry that does not answer. */
+    public ConfluentAvroDecode(String readerSchemaJson, String registryUrl, long waitMs) {
         this.readerSchemaJson = readerSchemaJson;
         this.registryUrl = registryUrl;
+        this.waitMs = waitMs;
     }
 
     // ---------------------------------------------------------------- planning
@@ -105,6 +115,11 @@ public class ConfluentAvroDecode extends ScalarFunction implements SpecializedFu
                         InputTypeStrategies.sequence(
                                 new String[] {"payload", "reader_schema", "registry_url"},
                                 new ArgumentTypeStrategy[] {payload, literal, literal}),
+                        InputTypeStrategies.sequence(
+                                new String[] {"payload", "reader_schema", "registry_url", "wait_ms"},
+                                new ArgumentTypeStrategy[] {payload, literal, literal, InputTypeStrategies.and(
+                                        InputTypeStrategies.LITERAL,
+                                        InputTypeStrategies.explicit(DataTypes.INT()))}),
                         InputTypeStrategies.sequence(
                                 new String[] {"payload"}, new ArgumentTypeStrategy[] {payload})))
                 .outputTypeStrategy(call -> Optional.of(
@@ -130,7 +145,12 @@ public class ConfluentAvroDecode extends ScalarFunction implements SpecializedFu
         if (call.getArgumentDataTypes().size() == 1) {
             return this;
         }
-        return new ConfluentAvroDecode(literal(call, 1), literal(call, 2));
+        long wait = DEFAULT_WAIT_MS;
+        if (call.getArgumentDataTypes().size() == 4) {
+            wait = call.getArgumentValue(3, Integer.class)
+                    .orElseThrow(() -> call.newValidationError("wait_ms must be an INT literal"));
+        }
+        return new ConfluentAvroDecode(literal(call, 1), literal(call, 2), wait);
     }
 
     /** Argument {@code pos} of a 3-argument call, or this instance's own setting. */
@@ -168,6 +188,10 @@ public class ConfluentAvroDecode extends ScalarFunction implements SpecializedFu
         return eval(payload);
     }
 
+    public RowData eval(byte[] payload, String readerSchemaLiteral, String registryUrlLiteral, Integer waitLiteral) {
+        return eval(payload);
+    }
+
     public RowData eval(byte[] payload) {
         if (payload == null || payload.length == 0) {
             return failure("empty", "payload is empty");
@@ -183,7 +207,7 @@ public class ConfluentAvroDecode extends ScalarFunction implements SpecializedFu
         Resolution resolution = id == lastId ? lastResolution : resolutions.get(id);
         if (resolution == null) {
             try {
-                resolution = resolve(id, registry.get(id));
+                resolution = resolve(id, writerSchema(id));
             } catch (SchemaRegistryCache.LookupException e) {
                 return failure(e.code, e.getMessage()); // not kept here: the cache decides retries
             }
@@ -200,6 +224,9 @@ public class ConfluentAvroDecode extends ScalarFunction implements SpecializedFu
             if (!decoder.isEnd()) {
                 return failure("trailing_bytes", "bytes left after the record (schema id " + id + ")");
             }
+        } catch (java.io.EOFException e) {
+            record = null; // may be half-filled
+            return failure("truncated", "the body ends inside the record (schema id " + id + ")");
         } catch (Exception | StackOverflowError e) {
             record = null; // may be half-filled
             return failure("bad_body", "schema id " + id + ": " + describe(e));
@@ -212,6 +239,37 @@ public class ConfluentAvroDecode extends ScalarFunction implements SpecializedFu
                     stringColumns[i] && value != null ? toStringData(value) : value);
         }
         return row;
+    }
+
+    /**
+     * The writer schema of {@code id}; while the registry does not answer, retried every second
+     * for at most {@link #waitMs}, then the task fails (and replays from its checkpoint).
+     */
+    private Schema writerSchema(int id) throws SchemaRegistryCache.LookupException {
+        long deadline = System.nanoTime() + waitMs * 1_000_000L;
+        while (true) {
+            try {
+                return registry.get(id);
+            } catch (SchemaRegistryCache.LookupException e) {
+                if (!"registry_unavailable".equals(e.code)) {
+                    throw e;
+                }
+                if (System.nanoTime() - deadline >= 0) {
+                    throw new IllegalStateException("schema registry still unavailable after " + waitMs
+                            + " ms (" + e.getMessage() + "); failing the task so it replays from its checkpoint");
+                }
+                sleepBeforeRetry();
+            }
+        }
+    }
+
+    private static void sleepBeforeRetry() {
+        try {
+            Thread.sleep(SchemaRegistryCache.UNAVAILABLE_RETRY.toMillis());
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted waiting for the schema registry", e);
+        }
     }
 
     /** Avro strings come as reused Utf8 buffers (copied here); enum symbols as objects. */

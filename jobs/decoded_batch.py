@@ -1,0 +1,90 @@
+"""Records the JVM decoded (``decode_confluent`` in ``jobs/udf``), as the columns the scoring step reads.
+
+When a bound model scores the Confluent wire, Flink decodes each record in the JVM into typed
+columns of only the fields the model needs (:func:`reader_projection`): its id, its event time and
+its features. The vectorized Python step then gets Arrow columns, never a per-record dict or Avro
+body: :func:`valid_rows` turns a failed decode into a DECODE dead letter (its original bytes came
+along), applies the contract on columns (``FeatureContract.columns_to_matrix``) and hands the
+model's matrix on. Pure (no pyflink): unit tests call it with plain arrays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from jobs.batch import Batch, ValidRows
+from models.card import ModelCard
+from models.contract import FeatureContract
+from streamscore.foundation.vocabulary import DeadLetterStage, Reason, RejectCode
+
+_REJECT_CODES = frozenset(RejectCode)
+_INTEGER_DTYPES = ("int", "long")
+
+
+@dataclass(frozen=True)
+class DecodedColumns:
+    """Row ``i`` of a batch as the JVM decoded it: ``ok[i]``, else ``reason_codes[i]``/``reasons[i]``
+    say why not; when ok, ``ids[i]``, ``times[i]`` (None: the Kafka timestamp is the event time) and
+    ``features[j][i]`` for contract feature ``j``."""
+
+    ok: np.ndarray
+    reason_codes: Sequence[str | None]
+    reasons: Sequence[str | None]
+    ids: Sequence[str | None]
+    times: np.ndarray | None
+    features: Sequence[np.ndarray]
+
+
+def reader_projection(card: ModelCard) -> dict:
+    """The reader schema the JVM decodes with: the card's event record, cut to the id field, the time
+    field and the contract's fields, in that order. Avro resolution skips the writer's other fields."""
+    binding = card.event_schema
+    record = card.event_record_schema
+    wanted = [binding.id_field, *([binding.time_field] if binding.time_field else []),
+              *(f for f in card.contract.fields if f not in (binding.id_field, binding.time_field))]
+    by_name = {field["name"]: field for field in record["fields"]}
+    projected = {key: value for key, value in record.items() if key not in ("fields", "doc")}
+    return {**projected, "fields": [by_name[name] for name in dict.fromkeys(wanted)]}
+
+
+def decoded_field_order(card: ModelCard) -> list[str]:
+    """The fields of :func:`reader_projection`, as the decoder's columns come."""
+    return [field["name"] for field in reader_projection(card)["fields"]]
+
+
+DeadLetterSink = Callable[[int, DeadLetterStage, Reason, dict | None], None]
+
+
+def valid_rows(contract: FeatureContract, batch: Batch, decoded: DecodedColumns, dead: DeadLetterSink) -> ValidRows:
+    """The rows that decoded and meet the contract, with their matrix; every other row goes to ``dead``
+    (input row, stage, reason, the event's ids where known)."""
+    ok = np.asarray(decoded.ok, dtype=bool)
+    for i in np.flatnonzero(~ok).tolist():
+        code = decoded.reason_codes[i]
+        code = RejectCode(code) if code in _REJECT_CODES else RejectCode.UNDECODABLE
+        dead(i, DeadLetterStage.DECODE, Reason(f"{code}: {decoded.reasons[i]}", code), None)
+    rows = np.flatnonzero(ok)
+    every = len(rows) == len(ok)
+    ids = list(decoded.ids) if every else [decoded.ids[i] for i in rows.tolist()]
+    times = decoded.times if decoded.times is not None else np.asarray(batch.timestamps, dtype=np.int64)
+    times = (times if every else times[rows]).astype(np.int64).tolist()
+    events = [{"event_id": i, "event_time": t, "correlation_id": i} for i, t in zip(ids, times)]
+    columns = [_typed(column if every else column[rows], spec.dtype)
+               for column, spec in zip(decoded.features, contract.features)]
+    matrix, rejects, kept = contract.columns_to_matrix(columns)
+    for j, reason in rejects:
+        dead(int(rows[j]), DeadLetterStage.CONTRACT, Reason(f"contract: {reason}", reason.code), events[j])
+    kept_list = kept.tolist()
+    return ValidRows([events[j] for j in kept_list], [int(rows[j]) for j in kept_list], matrix)
+
+
+def _typed(column: np.ndarray, dtype: str) -> np.ndarray:
+    """An integer field's column back to integers (a batch with a failed decode arrives as floats
+    with NaN in its rows, which are not among these); other columns as they came."""
+    column = np.asarray(column)
+    if dtype in _INTEGER_DTYPES and column.dtype.kind == "f":
+        return column.astype(np.int64)
+    return column

@@ -1,0 +1,42 @@
+"""Flink SQL glue of the JVM decoder: ``decode_confluent`` (the project's Java function, ``jobs/udf``)
+between the raw Kafka source and the vectorized scoring step.
+
+The source stays raw bytes plus coordinates, so a record no format could read still reaches the
+scoring step (and becomes a dead letter with its bytes) instead of failing the job. The Java
+function decodes each value against the card's event schema cut to the fields the model reads
+(``jobs.decoded_batch.reader_projection``), and tags records it cannot decode with a reject
+code. A registry that does not answer makes it wait (bounded), never dead-letter.
+"""
+
+from __future__ import annotations
+
+import json
+
+from jobs.decoded_batch import decoded_field_order, reader_projection
+from jobs.scoring_config import ScoringJobConfig
+
+FUNCTION_CLASS = "io.streamscore.udf.ConfluentAvroDecode"
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _column(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def decoded_scoring_view(t_env, config: ScoringJobConfig, source_table: str, score_function: str) -> str:
+    """Register ``decode_confluent`` and return the SELECT of the scored view: ``score_function`` applied to
+    each raw record's payload, coordinates, decode tags and decoded fields (as ``r``), with its timestamp."""
+    from models.registry import load_model
+
+    card = load_model(config.model, root=config.registry_dir).card
+    t_env.execute_sql(f"CREATE TEMPORARY FUNCTION decode_confluent AS '{FUNCTION_CLASS}' LANGUAGE JAVA")
+    reader = json.dumps(reader_projection(card), separators=(",", ":"))
+    decode = (f"decode_confluent(payload, {_literal(reader)}, {_literal(config.registry.url)}, "
+              f"{int(config.registry.wait_ms)})")
+    fields = ", ".join(f"d.{_column(name)}" for name in decoded_field_order(card))
+    return (f"SELECT {score_function}(payload, src_partition, src_offset, src_timestamp, d.ok, d.reason_code, "
+            f"d.reason, {fields}) AS r, src_timestamp FROM (SELECT {decode} AS d, payload, src_partition, "
+            f"src_offset, src_timestamp FROM {source_table})")
