@@ -200,7 +200,8 @@ def catalogue(sweep_batches: tuple[int, ...], sweep_delays: tuple[int, ...],
         systems.append(SystemSpec(f"sweep-b{size}-d100", f"streamscore EO, batch {size}, delay 100 ms",
                                   "flink-scoring", "sweep", max_batch=size, max_delay_ms=100,
                                   rate_hint=max(500.0, min(20_000.0, 700.0 * size))))
-    systems += wire_rows(sweep_batches)
+    wire = wire_rows(sweep_batches)
+    systems += wire if model_rows else [r for r in wire if r.key == "wire-jvm-eo"]  # a smoke run: the new path
     systems += model_and_cache_rows() if model_rows else []
     for delay in sweep_delays:
         systems.append(SystemSpec(f"sweep-b512-d{delay}", f"streamscore EO, batch 512, delay {delay} ms",

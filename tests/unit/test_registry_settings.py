@@ -132,3 +132,10 @@ def test_an_unreachable_registry_is_a_retriable_error(tmp_path):
 
 def test_topic_name_strategy():
     assert subject_for("scored") == "scored-value"
+
+
+def test_the_decoder_is_jvm_by_default_python_on_request_and_nothing_else():
+    assert load_settings({}).schema_registry.decoder == "jvm"
+    assert load_settings({"STREAMSCORE_DECODER": "Python"}).schema_registry.decoder == "python"
+    with pytest.raises(ConfigError, match="STREAMSCORE_DECODER must be one of jvm, python, got 'rust'"):
+        load_settings({"STREAMSCORE_DECODER": "rust"})
