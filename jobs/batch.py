@@ -64,3 +64,27 @@ def scored_record(event: dict, card: ModelCard, score: float, batch: Batch) -> d
         "label": int(score >= threshold), "threshold": threshold, "batch_id": batch.batch_id,
         "event_time": event["event_time"], "scored_time": batch.now_ms,
     }
+
+
+def scored_columns(valid: ValidRows, primary: PrimaryScores, emit: list[int], scores: np.ndarray,
+                   batch: Batch) -> dict:
+    """The ``scored`` records of valid rows ``emit`` as columns (``schemas.column_encoder``): what
+    :func:`scored_record` builds row by row, without a dict per record."""
+    from schemas.column_encoder import Same
+
+    events, cards = valid.events, primary.cards
+    ids = [events[k]["event_id"] for k in emit]
+    correlation = [events[k]["correlation_id"] for k in emit]
+    if len({id(cards[k]) for k in emit}) == 1:  # one version scored the whole batch (the usual case)
+        card = cards[emit[0]]
+        name, version, threshold = Same(card.name), Same(card.version), Same(float(card.outputs.threshold))
+        labels = (scores >= threshold.value).astype(np.int64)
+    else:
+        name, version = [cards[k].name for k in emit], [cards[k].version for k in emit]
+        threshold = np.array([float(cards[k].outputs.threshold) for k in emit])
+        labels = (scores >= threshold).astype(np.int64)
+    return {"event_id": ids, "correlation_id": correlation, "model_name": name,
+            "model_version": version, "score": scores, "label": labels, "threshold": threshold,
+            "batch_id": Same(batch.batch_id), "event_time": np.array([events[k]["event_time"] for k in emit],
+                                                                     dtype=np.int64),
+            "scored_time": Same(batch.now_ms)}

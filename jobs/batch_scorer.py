@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from connectors.dead_letter import dead_letter_key, dead_letter_record
-from jobs.batch import Batch, PrimaryScores, ValidRows, scored_record
+from jobs.batch import Batch, PrimaryScores, ValidRows, scored_columns, scored_record
 from jobs.decoded_batch import DecodedColumns, valid_rows
 from jobs.job_wire import JobWire, RegistryWire, build_wire
 from jobs.model_pool import ModelPool, VersionModel
@@ -246,21 +246,41 @@ class BatchScorer:
         return scores, failed
 
     def _emit_scored(self, batch: Batch, valid: ValidRows, primary: PrimaryScores, result: BatchResult) -> None:
-        encode = self.wire.scored.encode_trusted
-        for k, (event, i) in enumerate(zip(valid.events, valid.rows)):
+        """Scored records of every valid row the model scored (encoded as columns, one call per batch); the
+        rows it failed on become INFERENCE dead letters."""
+        emit = []
+        for k, i in enumerate(valid.rows):
             if k in primary.failed:
-                self._dead(result, batch, i, DeadLetterStage.INFERENCE, primary.failed[k], event)
+                self._dead(result, batch, i, DeadLetterStage.INFERENCE, primary.failed[k], valid.events[k])
+            else:
+                emit.append(k)
+        if not emit:
+            return
+        scores = primary.scores[emit].astype(np.float64)
+        try:
+            bodies = self.wire.scored.encode_columns_trusted(scored_columns(valid, primary, emit, scores, batch),
+                                                             len(emit))
+        except SerdeError:  # one bad record: find it, and write the others one by one
+            bodies = [self._encode_one(batch, valid, primary, k, result) for k in emit]
+        for k, body, score in zip(emit, bodies, scores.tolist()):
+            if body is None:
                 continue
-            score = float(primary.scores[k])
-            try:
-                result.bodies[i] = encode(scored_record(event, primary.cards[k], score, batch))
-            except SerdeError as exc:
-                self._dead(result, batch, i, DeadLetterStage.ENCODE, Reason(str(exc), RejectCode.ENCODE_FAILED), event)
-                continue
+            event, i = valid.events[k], valid.rows[k]
             result.is_scored[i] = True
+            result.bodies[i] = body
             result.keys[i] = event["event_id"].encode()
             result.scores.append(score)
             result.latencies_ms.append(batch.now_ms - event["event_time"])
+
+    def _encode_one(self, batch: Batch, valid: ValidRows, primary: PrimaryScores, k: int,
+                    result: BatchResult) -> bytes | None:
+        event, i = valid.events[k], valid.rows[k]
+        try:
+            return self.wire.scored.encode_trusted(scored_record(event, primary.cards[k], float(primary.scores[k]),
+                                                                 batch))
+        except SerdeError as exc:
+            self._dead(result, batch, i, DeadLetterStage.ENCODE, Reason(str(exc), RejectCode.ENCODE_FAILED), event)
+            return None
 
     def _dead(self, result: BatchResult, batch: Batch, i: int, stage: DeadLetterStage, reason: Reason,
               event: dict | None = None) -> None:

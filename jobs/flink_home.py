@@ -125,6 +125,16 @@ def connector_jars(settings: Settings) -> list[Path]:
                         [jars.flink_kafka_connector_artifact(version)], transitive=False)
 
 
+AVRO_CONFLUENT_FORMAT = "org.apache.flink:flink-sql-avro-confluent-registry:2.2.0"
+
+
+def avro_confluent_format_jar(settings: Settings) -> Path:
+    """Flink SQL's ``avro-confluent`` format (Confluent client shaded inside), for Flink SQL tables that read or
+    write streamscore's Confluent-wire topics (cached from Maven Central on first use)."""
+    return jars.resolve(settings.cache_dir, "flink-sql-avro-confluent-registry-2.2.0", [AVRO_CONFLUENT_FORMAT],
+                        transitive=False)[0]
+
+
 def client_home(settings: Settings) -> FlinkHome:
     """lib/ and conf/ for the ``flink`` client (also when the cluster is external)."""
     home = FlinkHome(settings)

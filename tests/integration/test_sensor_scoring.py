@@ -4,6 +4,7 @@ every bad record a dead letter with its bytes and reason, the output readable by
 
 from __future__ import annotations
 
+import datetime
 import uuid
 from collections import Counter
 
@@ -12,7 +13,7 @@ import pytest
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
-from topic_reads import read_until
+from topic_reads import read_until, read_with_flink_sql
 
 from connectors.kafka_clients import produce_transactionally
 from connectors.schema_registry import SchemaRegistry, subject_for
@@ -113,6 +114,17 @@ def test_sensor_and_fraud_models_score_at_the_same_time(settings, fresh_topics):
         assert record["source_topic"] == readings_topic
     (contract,) = [d for d in dead_records if d["stage"] == "CONTRACT"]
     assert contract["event_id"] == readings[7]["reading_id"] and "temperature_c" in contract["reason"]
+
+    # ... and as Flink SQL reads it: a table in Flink's own avro-confluent format on the scored topic
+    rows = read_with_flink_sql(settings, scored, "event_id STRING NOT NULL, score DOUBLE NOT NULL, label INT NOT NULL, "
+                               "model_name STRING NOT NULL, event_time TIMESTAMP(3) NOT NULL",
+                               "event_id, score, label, model_name, event_time")
+    assert sorted(r[0] for r in rows) == sorted(got)
+    assert all((score, label, name) == (got[i]["score"], got[i]["label"], "sensor")
+               for i, score, label, name, _ in rows)
+    epoch = datetime.datetime(1970, 1, 1)
+    ts = {r["reading_id"]: r["ts"] for r in valid}
+    assert all(round((when - epoch).total_seconds() * 1000) == ts[i] for i, *_, when in rows)
 
 
 def _scored_ids(settings, topic: str, count: int) -> list[str]:

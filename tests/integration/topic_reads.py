@@ -19,3 +19,25 @@ def read_until(settings, topic: str, count: int, decode: Callable[[bytes], objec
         if len(records) >= count or time.monotonic() > deadline:
             return records
         time.sleep(1.0)
+
+
+def read_with_flink_sql(settings, topic: str, columns: str, select: str) -> list[tuple]:
+    """What a Flink SQL user reads from a Confluent-wire topic: a bounded Kafka table in Flink's own
+    ``avro-confluent`` format (its reader schema derived from ``columns``), on an embedded MiniCluster."""
+    import uuid
+
+    from pyflink.table import EnvironmentSettings, TableEnvironment
+
+    from jobs.flink_home import avro_confluent_format_jar, connector_jars
+
+    t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
+    jars = [connector_jars(settings)[0], avro_confluent_format_jar(settings)]
+    t_env.get_config().set("pipeline.jars", ";".join(jar.resolve().as_uri() for jar in jars))
+    t_env.get_config().set("parallelism.default", "1")
+    t_env.execute_sql(f"""CREATE TEMPORARY TABLE read_back ({columns}) WITH (
+      'connector' = 'kafka', 'topic' = '{topic}', 'properties.bootstrap.servers' = '{settings.kafka_bootstrap}',
+      'properties.group.id' = 'it-read-back-{uuid.uuid4().hex[:8]}', 'properties.isolation.level' = 'read_committed',
+      'scan.startup.mode' = 'earliest-offset', 'scan.bounded.mode' = 'latest-offset',
+      'format' = 'avro-confluent', 'avro-confluent.url' = '{settings.schema_registry.url}')""")
+    with t_env.execute_sql(f"SELECT {select} FROM read_back").collect() as results:
+        return [tuple(row) for row in results]
