@@ -160,9 +160,11 @@ def wire_rows(sweep_batches: tuple[int, ...]) -> list[SystemSpec]:
                        "flink-scoring", "wire", max_batch=512, max_delay_ms=10, exactly_once=False,
                        rate_hint=30_000, model="sensor:1.0.0", decoder="jvm")]
     for size in sorted({s for s in (*sweep_batches, 2048) if s >= 1024} if len(sweep_batches) > 1 else ()):
-        rows.append(SystemSpec(f"wire-jvm-b{size}", f"sensor model, decoded in the JVM, EO, batch {size}",
-                               "flink-scoring", "wire-sweep", max_batch=size, max_delay_ms=100,
-                               rate_hint=30_000, model="sensor:1.0.0", decoder="jvm"))
+        for decoder in ("jvm", "python"):
+            where = "in the JVM" if decoder == "jvm" else "in Python"
+            rows.append(SystemSpec(f"wire-{decoder}-b{size}", f"sensor model, decoded {where}, EO, batch {size}",
+                                   "flink-scoring", "wire-sweep", max_batch=size, max_delay_ms=100,
+                                   rate_hint=30_000, model="sensor:1.0.0", decoder=decoder))
     return rows
 
 
