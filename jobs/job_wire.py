@@ -20,9 +20,10 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, get_args
 
 from streamscore.foundation.errors import ConfigError, RegistryUnavailable
+from streamscore.foundation.vocabulary import InputFormat
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class RegistryWire:
     dead_letter_schema_id: int = 0
     shadow_schema_id: int = 0
     wait_ms: int = 300_000  # how long a batch waits for a registry that does not answer (< the transaction timeout)
+    events_format: InputFormat = "avro"  # json: one JSON object a message, checked against the card's schema
 
     @property
     def confluent(self) -> bool:
@@ -110,8 +112,13 @@ def build_wire(wire: RegistryWire, card) -> JobWire:
     lookup = PatientLookup(registry, wire.wait_ms)
     binding = card.event_schema
     schema = binding.schema if binding else load_schema("event")
-    events = RegistryAvroSerde(schema, wire.events_schema_id, lookup)
-    events.remember(wire.events_schema_id, schema)  # the card's own schema: known without the registry
+    if wire.events_format == "json":
+        from schemas.json_events import JsonEvents
+
+        events = JsonEvents(schema)
+    else:
+        events = RegistryAvroSerde(schema, wire.events_schema_id, lookup)
+        events.remember(wire.events_schema_id, schema)  # the card's own schema: known without the registry
 
     def encoder(name: str, schema_id: int) -> RegistryAvroSerde:
         serde = RegistryAvroSerde(load_schema(name), schema_id or None, lookup)  # no id: encoding refuses
@@ -144,8 +151,12 @@ def check_wire(wire: RegistryWire, transaction_timeout_ms: int) -> None:
     the open Kafka transaction would time out."""
     if not wire.confluent:
         return
-    if not (wire.events_schema_id and wire.scored_schema_id and wire.dead_letter_schema_id):
+    events_id = wire.events_schema_id or wire.events_format == "json"  # JSON input: checked by the card's schema
+    if not (events_id and wire.scored_schema_id and wire.dead_letter_schema_id):
         raise ConfigError("registry: a Confluent wire needs the events, scored and dead-letter schema ids")
+    if wire.events_format not in get_args(InputFormat):
+        raise ConfigError(f"input format must be one of {', '.join(get_args(InputFormat))}, got "
+                          f"{wire.events_format!r}")
     if not 0 < wire.wait_ms <= transaction_timeout_ms // 2:
         raise ConfigError(f"registry.wait_ms {wire.wait_ms} must be > 0 and at most half the transaction "
                           f"timeout ({transaction_timeout_ms} ms)")

@@ -96,3 +96,9 @@ class WrongSchemaError(PayloadError):
     (another record type: a record of another subject; or an incompatible change)."""
 
     reason = RejectCode.WRONG_SCHEMA
+
+
+class BadJsonError(PayloadError):
+    """A JSON-input message that is not JSON, not an object, or not a record of the event schema."""
+
+    reason = RejectCode.BAD_JSON

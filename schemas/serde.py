@@ -171,6 +171,12 @@ class AvroSerde:
         """
         return self._framing.frame(self._fingerprint, self.body(record, trusted=True))
 
+    def check(self, record: Mapping[str, Any]) -> None:
+        """Raise :class:`RecordEncodeError` unless ``record`` has every field of the schema, no other, and
+        the schema's types."""
+        self._check_fields(record)
+        self._check_types(record)
+
     def encode_columns_trusted(self, columns: Mapping[str, Any], n: int) -> list[bytes]:
         """The framed payloads of ``n`` records given as columns (``schemas.column_encoder``), unvalidated:
         the batch form of :meth:`encode_trusted`, byte for byte."""

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from typing import get_args
 
 from streamscore.foundation.config import Settings
 from streamscore.foundation.errors import StreamscoreError
+from streamscore.foundation.vocabulary import InputFormat
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -15,6 +17,9 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint-interval-ms", type=int, default=None, help="default 1000")
     parser.add_argument("--transaction-timeout-ms", type=int, default=None, help="default 600000")
     parser.add_argument("--startup-mode", default=None, choices=["group-offsets", "earliest-offset", "latest-offset"])
+    parser.add_argument("--input-format", default="avro", choices=get_args(InputFormat),
+                        help="how the input topic carries a bound model's events: avro (Confluent wire) or json "
+                             "(one JSON object a message, checked against the card's schema)")
 
 
 def _add_scoring_flags(parser: argparse.ArgumentParser) -> None:
@@ -81,7 +86,14 @@ def scoring_config(settings: Settings, args: argparse.Namespace):
         cache_enabled=True if args.cache else None, cache_ttl_s=args.cache_ttl_s,
         **({"control_topic": settings.topic("control").name, "shadow_topic": settings.topic("scored_shadow").name}
            if getattr(args, "follow_control", False) else {}),
+        **_input_format(args),
     )
+
+
+def _input_format(args: argparse.Namespace) -> dict:
+    from jobs.job_wire import RegistryWire
+
+    return {"registry": RegistryWire(events_format=args.input_format)} if args.input_format != "avro" else {}
 
 
 def _job_name(args: argparse.Namespace, base: str = "streamscore-scoring") -> str | None:
@@ -105,7 +117,7 @@ def drift_config(settings: Settings, args: argparse.Namespace):
         events_topic=args.input_topic, scored_topic=args.scored_topic,
         checkpoint_interval_ms=args.checkpoint_interval_ms, transaction_timeout_ms=args.transaction_timeout_ms,
         startup_mode=args.startup_mode, window_kind=args.window_kind, window_events=args.window_events,
-        window_ms=args.window_ms)
+        window_ms=args.window_ms, **_input_format(args))
 
 
 def run_embedded(args: argparse.Namespace, settings: Settings) -> int:

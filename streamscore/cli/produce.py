@@ -9,11 +9,13 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import get_args
 
 from streamscore.cli.cli_metrics import DeliveryCounter, metrics_port, serve_metrics
 from streamscore.cli.topics import resolve_topic
 from streamscore.foundation.config import Settings
 from streamscore.foundation.errors import InputError, StreamscoreError
+from streamscore.foundation.vocabulary import InputFormat
 
 
 def register(sub) -> None:
@@ -35,6 +37,9 @@ def register(sub) -> None:
                          help="events for this model: validated against the schema its card binds and written "
                               "in the Confluent wire format (id registered under TOPIC-value); without --input, "
                               "the sensor model's generated readings")
+    produce.add_argument("--format", default="avro", choices=get_args(InputFormat), dest="wire_format",
+                         help="with --model: avro (Confluent wire, the default) or json (one JSON object a message, "
+                              "for a job submitted with --input-format json)")
     produce.add_argument("--drift", action="append", default=[], metavar="FEATURE:KIND=AMOUNT",
                          help="inject drift in demo events, e.g. device_trust_score:shift=0.5 (reference std devs), "
                               "amount:scale=2, country:category_mix=0.3@NG; repeatable")
@@ -57,6 +62,8 @@ def produce_from(settings: Settings, args: argparse.Namespace) -> int:
     topic = resolve_topic(settings, args.topic or "events")
     if args.labels and args.input is not None:
         raise InputError("--labels needs demo events (the generator knows their true class), not --input")
+    if args.wire_format != "avro" and not args.model:
+        raise InputError(f"--format {args.wire_format} is for a model's own events: give --model NAME:VERSION")
     if args.model and (args.labels or args.drift):
         raise InputError("--labels and --drift are for the demo fraud events; with --model, give your own events "
                          "with --input FILE")
@@ -75,7 +82,7 @@ def produce_from(settings: Settings, args: argparse.Namespace) -> int:
                                rate=args.rate, transaction_size=args.transaction_size,
                                progress=not args.quiet, metrics=metrics, max_rate=args.max_rate,
                                max_message_bytes=args.max_message_bytes,
-                               wire=model_wire(settings, args.model, topic) if args.model else None)
+                               wire=model_wire(settings, args.model, topic, args.wire_format) if args.model else None)
     print(f"produced {stats['produced']} events to {topic} in {stats['seconds']:.1f}s "
           f"({stats['rate']:.0f} events/s, {stats['transactions']} transactions){_refused_note(args, stats)}")
     if args.labels:
@@ -198,8 +205,9 @@ class EventWire:
     schema_id: int | None = None  # the registry's id of the schema (Confluent wire); None: single-object
 
 
-def model_wire(settings: Settings, ref: str, topic: str) -> EventWire:
-    """The Confluent wire of ``ref``'s bound event schema on ``topic`` (registered under TOPIC-value)."""
+def model_wire(settings: Settings, ref: str, topic: str, wire_format: InputFormat = "avro") -> EventWire:
+    """The Confluent wire of ``ref``'s bound event schema on ``topic`` (registered under TOPIC-value), or JSON
+    objects checked against that schema."""
     from connectors.schema_registry import SchemaRegistry, register_subject, subject_for
     from models.registry import load_model
     from schemas.confluent import RegistryAvroSerde
@@ -207,6 +215,10 @@ def model_wire(settings: Settings, ref: str, topic: str) -> EventWire:
     binding = load_model(ref).card.event_schema
     if binding is None:
         raise InputError(f"--model {ref}: its card binds no event schema (the demo events use the default wire)")
+    if wire_format == "json":
+        from schemas.json_events import JsonEvents
+
+        return EventWire(JsonEvents(binding.schema).encode, binding.id_field, binding.time_field)
     registry = SchemaRegistry(settings.schema_registry)
     schema_id = register_subject(registry, subject_for(topic), dict(binding.schema))
     return EventWire(RegistryAvroSerde(binding.schema, schema_id, registry).encode, binding.id_field,

@@ -16,6 +16,7 @@ True
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Literal
 
 
 class ControlKind(StrEnum):
@@ -54,6 +55,7 @@ class RejectCode(StrEnum):
     BAD_MAGIC = "bad_magic"  # a Confluent-framed topic's record does not start with magic byte 0
     UNKNOWN_SCHEMA_ID = "unknown_schema_id"  # the registry knows no schema of that id
     WRONG_SCHEMA = "wrong_schema"  # a registered schema that is not (a version of) the topic's
+    BAD_JSON = "bad_json"  # a JSON-input message that is not a JSON object of the event schema
     UNDECODABLE = "undecodable"  # a decode failure of no known kind
     NOT_FINITE = "not_finite"
     MISSING_FIELD = "missing_field"
@@ -131,3 +133,6 @@ _KIND_OF_ACTION = {
 }
 PRIMARY_KINDS = (ControlKind.MODEL_PROMOTED, ControlKind.MODEL_ROLLED_BACK)  # they set the champion
 SHADOW_KINDS = (ControlKind.SHADOW_ATTACHED, ControlKind.SHADOW_DETACHED)
+
+
+InputFormat = Literal["avro", "json"]  # how a bound model's input topic carries its events

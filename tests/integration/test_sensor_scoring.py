@@ -218,3 +218,35 @@ def test_the_sensor_models_drift_sidecar_alerts_on_its_own_shifted_feature(setti
     assert all(a["model_name"] == "sensor" for a in alerts)
     assert all(a["window_end"] > now + 4000 for a in alerts), \
         [(a["feature"], a["window_start"], a["window_end"]) for a in alerts]  # nothing before the shift
+
+
+def test_json_input_is_scored_and_bad_json_dead_lettered_with_its_bytes(settings, fresh_topics):
+    from jobs.job_wire import RegistryWire
+    from schemas.confluent import RegisteredReader
+
+    readings_topic, scored, dead = fresh_topics("json-readings", "scored", "dead")
+    tag = uuid.uuid4().hex[:8]
+    job = submit_scoring(settings, scoring_config_from_settings(
+        settings, model="sensor:1.0.0", events_topic=readings_topic, scored_topic=scored, dead_letter_topic=dead,
+        job_name=f"it-json-{tag}", startup_mode="earliest-offset", registry=RegistryWire(events_format="json")))
+    readings = [{k: v for k, v in r.items() if k != "is_anomaly"}
+                for r in generate_readings(400, seed=43, prefix=f"js-{tag}-")]
+    bad = [b"not json", b"[1, 2]", b'{"reading_id": "js-missing"}', b'{"reading_id": 5}']
+    try:
+        produce_events(settings, readings_topic, readings, wire=model_wire(settings, "sensor:1.0.0", readings_topic,
+                                                                          "json"))
+        produce_transactionally(settings, readings_topic, [(b"bad", p, None) for p in bad])
+        reader = RegisteredReader(SchemaRegistry(settings.schema_registry))
+        scored_records = [reader.decode(p)[1] for p in read_until(settings, scored, len(readings), bytes)]
+        dead_records = [reader.decode(p)[1] for p in read_until(settings, dead, len(bad), bytes)]
+    finally:
+        cancel_job(settings, job)
+    model = load_model("sensor:1.0.0")
+    matrix, rejects, _ = model.contract.to_matrix(readings)
+    assert not rejects  # every generated reading meets the contract: only the bad messages are dead letters
+    expected = dict(zip((r["reading_id"] for r in readings), OnnxScorer(model).predict_batch(matrix)))
+    got = {r["event_id"]: r["score"] for r in scored_records}
+    assert len(scored_records) == len(got) == len(readings) and set(got) == set(expected)
+    np.testing.assert_allclose([got[i] for i in expected], list(expected.values()), rtol=0, atol=1e-6)
+    assert sorted(d["original_bytes"] for d in dead_records) == sorted(bad)
+    assert {(d["stage"], d["reason"].split(":")[0]) for d in dead_records} == {("DECODE", "bad_json")}
