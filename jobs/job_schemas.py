@@ -55,8 +55,12 @@ def _decoder_jar(settings: Settings, wire: RegistryWire) -> str | None:
     if settings.schema_registry.decoder != "jvm" or wire.username or wire.ca_file or wire.events_format != "avro":
         return None
     from jobs.jars import udf_jar
+    from streamscore.foundation.errors import StackError
 
-    return udf_jar(settings.cache_dir).resolve().as_uri()
+    try:
+        return udf_jar(settings.cache_dir).resolve().as_uri()
+    except StackError as exc:
+        raise ConfigError(f"{exc}\n  (or decode in Python, slower: STREAMSCORE_DECODER=python)") from exc
 
 
 def _wire(settings: Settings, asked: RegistryWire, **schema_ids: int) -> RegistryWire:
