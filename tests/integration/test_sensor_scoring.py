@@ -55,6 +55,8 @@ def _fraud_event() -> dict:
 
 
 def test_sensor_and_fraud_models_score_at_the_same_time(settings, fresh_topics):
+    """Three jobs on one stack: the sensor model (Confluent wire, decoded in the JVM), the fraud model
+    (single-object wire) and the sensor model again on JSON input."""
     readings_topic, scored, dead, other = fresh_topics("readings", "scored", "dead", "other", partitions=2)
     events, fraud_scored, fraud_dead = fresh_topics("events", "scored", "dead", partitions=2)
     tag = uuid.uuid4().hex[:8]
@@ -64,7 +66,9 @@ def test_sensor_and_fraud_models_score_at_the_same_time(settings, fresh_topics):
     fraud_job = submit_scoring(settings, scoring_config_from_settings(
         settings, events_topic=events, scored_topic=fraud_scored, dead_letter_topic=fraud_dead,
         job_name=f"it-fraud-{tag}", startup_mode="earliest-offset"))
+    json_job, json_topics = _start_json_job(settings, fresh_topics, tag)
     try:
+        json_readings = _produce_json(settings, json_topics[0], tag)
         readings = [{k: v for k, v in r.items() if k != "is_anomaly"}
                     for r in generate_readings(READINGS, seed=31, prefix=f"it-{tag}-")]
         readings[7]["temperature_c"] = 900.0  # out of the contract's range: a CONTRACT dead letter
@@ -77,9 +81,10 @@ def test_sensor_and_fraud_models_score_at_the_same_time(settings, fresh_topics):
                             TrafficTopics(events, fraud_scored, fraud_dead))
         scored_raw = read_until(settings, scored, READINGS - 1, bytes)
         dead_raw = read_until(settings, dead, len(bad) + 1, bytes)
+        _check_json_output(settings, json_topics, json_readings)  # the JSON-input job, at the same time
     finally:
-        cancel_job(settings, sensor_job)
-        cancel_job(settings, fraud_job)
+        for job in (sensor_job, fraud_job, json_job):
+            cancel_job(settings, job)
 
     # the fraud model, on its own topics, at the same time
     assert fraud.scored_duplicates == 0 and sorted(fraud.scored) == sorted(fraud.valid_ids)
@@ -220,27 +225,36 @@ def test_the_sensor_models_drift_sidecar_alerts_on_its_own_shifted_feature(setti
         [(a["feature"], a["window_start"], a["window_end"]) for a in alerts]  # nothing before the shift
 
 
-def test_json_input_is_scored_and_bad_json_dead_lettered_with_its_bytes(settings, fresh_topics):
-    from jobs.job_wire import RegistryWire
-    from schemas.confluent import RegisteredReader
 
-    readings_topic, scored, dead = fresh_topics("json-readings", "scored", "dead")
-    tag = uuid.uuid4().hex[:8]
+BAD_JSON = [b"not json", b"[1, 2]", b'{"reading_id": "js-missing"}', b'{"reading_id": 5}']
+
+
+def _start_json_job(settings, fresh_topics, tag: str):
+    """A third job beside the two: the sensor model reading JSON (``--input-format json``) from its own topic."""
+    from jobs.job_wire import RegistryWire
+
+    topics = fresh_topics("json-readings", "scored", "dead")
     job = submit_scoring(settings, scoring_config_from_settings(
-        settings, model="sensor:1.0.0", events_topic=readings_topic, scored_topic=scored, dead_letter_topic=dead,
+        settings, model="sensor:1.0.0", events_topic=topics[0], scored_topic=topics[1], dead_letter_topic=topics[2],
         job_name=f"it-json-{tag}", startup_mode="earliest-offset", registry=RegistryWire(events_format="json")))
+    return job, topics
+
+
+def _produce_json(settings, topic: str, tag: str) -> list[dict]:
     readings = [{k: v for k, v in r.items() if k != "is_anomaly"}
                 for r in generate_readings(400, seed=43, prefix=f"js-{tag}-")]
-    bad = [b"not json", b"[1, 2]", b'{"reading_id": "js-missing"}', b'{"reading_id": 5}']
-    try:
-        produce_events(settings, readings_topic, readings, wire=model_wire(settings, "sensor:1.0.0", readings_topic,
-                                                                          "json"))
-        produce_transactionally(settings, readings_topic, [(b"bad", p, None) for p in bad])
-        reader = RegisteredReader(SchemaRegistry(settings.schema_registry))
-        scored_records = [reader.decode(p)[1] for p in read_until(settings, scored, len(readings), bytes)]
-        dead_records = [reader.decode(p)[1] for p in read_until(settings, dead, len(bad), bytes)]
-    finally:
-        cancel_job(settings, job)
+    produce_events(settings, topic, readings, wire=model_wire(settings, "sensor:1.0.0", topic, "json"))
+    produce_transactionally(settings, topic, [(b"bad", p, None) for p in BAD_JSON])
+    return readings
+
+
+def _check_json_output(settings, topics, readings) -> None:
+    """Every JSON reading scored once, as ONNX Runtime scores it; every bad message a bad_json dead letter."""
+    from schemas.confluent import RegisteredReader
+
+    reader = RegisteredReader(SchemaRegistry(settings.schema_registry))
+    scored_records = [reader.decode(p)[1] for p in read_until(settings, topics[1], len(readings), bytes)]
+    dead_records = [reader.decode(p)[1] for p in read_until(settings, topics[2], len(BAD_JSON), bytes)]
     model = load_model("sensor:1.0.0")
     matrix, rejects, _ = model.contract.to_matrix(readings)
     assert not rejects  # every generated reading meets the contract: only the bad messages are dead letters
@@ -248,5 +262,5 @@ def test_json_input_is_scored_and_bad_json_dead_lettered_with_its_bytes(settings
     got = {r["event_id"]: r["score"] for r in scored_records}
     assert len(scored_records) == len(got) == len(readings) and set(got) == set(expected)
     np.testing.assert_allclose([got[i] for i in expected], list(expected.values()), rtol=0, atol=1e-6)
-    assert sorted(d["original_bytes"] for d in dead_records) == sorted(bad)
+    assert sorted(d["original_bytes"] for d in dead_records) == sorted(BAD_JSON)
     assert {(d["stage"], d["reason"].split(":")[0]) for d in dead_records} == {("DECODE", "bad_json")}
