@@ -203,15 +203,10 @@ def compose_services() -> dict:
 
 @pytest.fixture(scope="module")
 def compose_flink(compose_services) -> dict[str, str]:
-    """compose's FLINK_PROPERTIES as the official image reads them (a line each, whitespace removed)."""
-    raw = compose_services["jobmanager"]["environment"]["FLINK_PROPERTIES"]
-    props = {}
-    for line in raw.splitlines():
-        line = re.sub(r"\s", "", line)
-        if line:
-            key, _, value = line.partition(":")
-            props[key] = value
-    return props
+    """compose's FLINK_PROPERTIES as the official image reads them (test_compose's reading)."""
+    from tests.unit.test_compose import _flink_properties
+
+    return _flink_properties(compose_services["jobmanager"])
 
 
 @pytest.fixture(scope="module")
