@@ -15,7 +15,7 @@ import numpy as np
 
 from connectors.dead_letter import dead_letter_key, dead_letter_record
 from jobs.batch import Batch, PrimaryScores, ValidRows, scored_columns, scored_record
-from jobs.decoded_batch import DecodedColumns, valid_rows
+from jobs.decoded_batch import DecodedColumns, reject_code, valid_rows
 from jobs.job_wire import JobWire, RegistryWire, build_wire
 from jobs.model_pool import ModelPool, VersionModel
 from jobs.model_router import RoutePlan, version_groups
@@ -24,13 +24,10 @@ from schemas import SerdeError
 from streamscore.foundation.errors import ModelError
 from streamscore.foundation.vocabulary import DeadLetterStage, Reason, RejectCode
 
-_REJECT_CODES = frozenset(RejectCode)
-
 
 def _decode_code(exc: SerdeError) -> RejectCode:
     """The code a serde error class carries, where it is a dead-letter code (else: undecodable)."""
-    code = getattr(exc, "reason", None)
-    return RejectCode(code) if code in _REJECT_CODES else RejectCode.UNDECODABLE
+    return reject_code(getattr(exc, "reason", None))
 
 
 class Predictor:

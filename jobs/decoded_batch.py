@@ -55,6 +55,35 @@ def decoded_field_order(card: ModelCard) -> list[str]:
     return [field["name"] for field in reader_projection(card)["fields"]]
 
 
+@dataclass(frozen=True)
+class DecodedLayout:
+    """Where the id, the time and each contract feature sit among the decoder's field columns
+    (worked out once per job, not per batch)."""
+
+    id_index: int
+    time_index: int | None
+    feature_indexes: tuple[int, ...]
+
+    @classmethod
+    def of(cls, card: ModelCard, contract: FeatureContract) -> DecodedLayout:
+        order = {name: i for i, name in enumerate(decoded_field_order(card))}
+        binding = card.event_schema
+        return cls(order[binding.id_field], order[binding.time_field] if binding.time_field else None,
+                   tuple(order[name] for name in contract.fields))
+
+    def columns(self, ok: np.ndarray, reason_codes: Sequence, reasons: Sequence,
+                fields: Sequence[np.ndarray]) -> DecodedColumns:
+        """The decoder's output (its tags and field columns, in :func:`decoded_field_order`) as the scorer reads it."""
+        return DecodedColumns(ok, reason_codes, reasons, fields[self.id_index],
+                              None if self.time_index is None else fields[self.time_index],
+                              [fields[i] for i in self.feature_indexes])
+
+
+def reject_code(code: object) -> RejectCode:
+    """A decoder's reject code as a dead-letter code (one of no known kind: undecodable)."""
+    return RejectCode(code) if code in _REJECT_CODES else RejectCode.UNDECODABLE
+
+
 DeadLetterSink = Callable[[int, DeadLetterStage, Reason, dict | None], None]
 
 
@@ -63,8 +92,7 @@ def valid_rows(contract: FeatureContract, batch: Batch, decoded: DecodedColumns,
     (input row, stage, reason, the event's ids where known)."""
     ok = np.asarray(decoded.ok, dtype=bool)
     for i in np.flatnonzero(~ok).tolist():
-        code = decoded.reason_codes[i]
-        code = RejectCode(code) if code in _REJECT_CODES else RejectCode.UNDECODABLE
+        code = reject_code(decoded.reason_codes[i])
         dead(i, DeadLetterStage.DECODE, Reason(f"{code}: {decoded.reasons[i]}", code), None)
     rows = np.flatnonzero(ok)
     every = len(rows) == len(ok)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 
-from jobs.decoded_batch import decoded_field_order, reader_projection
+from jobs.decoded_batch import reader_projection
 from jobs.scoring_config import ScoringJobConfig
 
 FUNCTION_CLASS = "io.streamscore.udf.ConfluentAvroDecode"
@@ -33,10 +33,11 @@ def decoded_scoring_view(t_env, config: ScoringJobConfig, source_table: str, sco
 
     card = load_model(config.model, root=config.registry_dir).card
     t_env.execute_sql(f"CREATE TEMPORARY FUNCTION decode_confluent AS '{FUNCTION_CLASS}' LANGUAGE JAVA")
-    reader = json.dumps(reader_projection(card), separators=(",", ":"))
+    projection = reader_projection(card)
+    reader = json.dumps(projection, separators=(",", ":"))
     decode = (f"decode_confluent(payload, {_literal(reader)}, {_literal(config.registry.url)}, "
               f"{int(config.registry.wait_ms)})")
-    fields = ", ".join(f"d.{_column(name)}" for name in decoded_field_order(card))
+    fields = ", ".join(f"d.{_column(field['name'])}" for field in projection["fields"])
     return (f"SELECT {score_function}(payload, src_partition, src_offset, src_timestamp, d.ok, d.reason_code, "
             f"d.reason, {fields}) AS r, src_timestamp FROM (SELECT {decode} AS d, payload, src_partition, "
             f"src_offset, src_timestamp FROM {source_table})")

@@ -135,17 +135,16 @@ class ScoreDecodedBatch(ScoreBatch):
     """As :class:`ScoreBatch`, for records the JVM decoded (``jobs.decoded_batch``): the payloads still come
     along (a dead letter keeps them), but the Python step reads only the decoded columns."""
 
+    def open(self, function_context: FunctionContext):
+        from jobs.decoded_batch import DecodedLayout
+
+        super().open(function_context)
+        self.layout = DecodedLayout.of(self.scorer.card, self.scorer.contract)
+
     def eval(self, payload: pd.Series, partition: pd.Series, offset: pd.Series, timestamp: pd.Series,
              ok: pd.Series, reason_code: pd.Series, reason: pd.Series, *fields: pd.Series) -> pd.DataFrame:
-        from jobs.decoded_batch import DecodedColumns, decoded_field_order
-
-        card = self.scorer.card
-        columns = dict(zip(decoded_field_order(card), (f.to_numpy() for f in fields)))
-        binding = card.event_schema
-        decoded = DecodedColumns(ok.to_numpy(dtype=bool), reason_code.to_numpy(), reason.to_numpy(),
-                                 columns[binding.id_field],
-                                 columns[binding.time_field] if binding.time_field else None,
-                                 [columns[name] for name in card.contract.fields])
+        decoded = self.layout.columns(ok.to_numpy(dtype=bool), reason_code.to_numpy(), reason.to_numpy(),
+                                      [f.to_numpy() for f in fields])
         millis = timestamp.values.astype("datetime64[ms]").astype("int64")
         result = self.scorer.score(payload.tolist(), partition.tolist(), offset.tolist(), millis, decoded)
         return self._report(result, len(payload))

@@ -18,6 +18,7 @@ wire format (``00 | 4-byte schema id | body``, ids from a Schema Registry) is
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 from collections.abc import Iterable, Mapping
@@ -182,14 +183,11 @@ class AvroSerde:
         the batch form of :meth:`encode_trusted`, byte for byte."""
         return self.column_encoder.encode(columns, n, prefix=self._framing.frame(self._fingerprint, b""))
 
-    @property
+    @functools.cached_property
     def column_encoder(self):
-        encoder = self.__dict__.get("_column_encoder")
-        if encoder is None:
-            from schemas.column_encoder import ColumnEncoder
+        from schemas.column_encoder import ColumnEncoder
 
-            encoder = self.__dict__["_column_encoder"] = ColumnEncoder(self._schema)
-        return encoder
+        return ColumnEncoder(self._schema)
 
     def body(self, record: Mapping[str, Any], trusted: bool = False) -> bytes:
         """The unframed Avro body of ``record`` (validated first unless ``trusted``)."""

@@ -102,3 +102,15 @@ def test_columns_to_matrix_equals_to_matrix_and_diagnoses_failing_rows(model):  
         == [(4, "not_finite"), (9, "unknown_category")]
     with pytest.raises(ContractError, match="columns for a contract"):
         contract.columns_to_matrix(columns[:-1])
+
+
+def test_the_layout_picks_id_time_and_features_out_of_the_decoders_field_columns(model):  # noqa: F811
+    from jobs.decoded_batch import DecodedLayout
+
+    card = model.card
+    order = decoded_field_order(card)
+    fields = [np.array([f"{name}-{i}" for i in range(3)], dtype=object) for name in order]
+    decoded = DecodedLayout.of(card, model.contract).columns(np.ones(3, bool), [None] * 3, [None] * 3, fields)
+    assert list(decoded.ids) == ["reading_id-0", "reading_id-1", "reading_id-2"]
+    assert list(decoded.times) == ["ts-0", "ts-1", "ts-2"]
+    assert [column[0] for column in decoded.features] == [f"{name}-0" for name in model.contract.fields]
