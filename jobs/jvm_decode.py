@@ -5,7 +5,9 @@ The source stays raw bytes plus coordinates, so a record no format could read st
 scoring step (and becomes a dead letter with its bytes) instead of failing the job. The Java
 function decodes each value against the card's event schema cut to the fields the model reads
 (``jobs.decoded_batch.reader_projection``), and tags records it cannot decode with a reject
-code. A registry that does not answer makes it wait (bounded), never dead-letter.
+code. A registry that does not answer makes it wait (bounded), never dead-letter; the id the job
+registered its event schema under is handed to the function with that schema, so a task restarted
+during an outage still decodes the records its own producers write.
 """
 
 from __future__ import annotations
@@ -35,8 +37,10 @@ def decoded_scoring_view(t_env, config: ScoringJobConfig, source_table: str, sco
     t_env.execute_sql(f"CREATE TEMPORARY FUNCTION decode_confluent AS '{FUNCTION_CLASS}' LANGUAGE JAVA")
     projection = reader_projection(card)
     reader = json.dumps(projection, separators=(",", ":"))
+    known = {str(config.registry.events_schema_id): card.event_schema.schema} if config.registry.events_schema_id \
+        else {}
     decode = (f"decode_confluent(payload, {_literal(reader)}, {_literal(config.registry.url)}, "
-              f"{int(config.registry.wait_ms)})")
+              f"{int(config.registry.wait_ms)}, {_literal(json.dumps(known, separators=(',', ':')))})")
     fields = ", ".join(f"d.{_column(field['name'])}" for field in projection["fields"])
     return (f"SELECT {score_function}(payload, src_partition, src_offset, src_timestamp, d.ok, d.reason_code, "
             f"d.reason, {fields}) AS r, src_timestamp FROM (SELECT {decode} AS d, payload, src_partition, "

@@ -119,3 +119,24 @@ def test_the_jvm_decoder_tags_every_record_as_the_python_decoder_does(settings, 
             with pytest.raises(PayloadError) as err:
                 python.decode(payload)
             assert err.value.reason == code, (label, str(err.value))
+
+
+def test_known_writer_schemas_decode_without_the_registry(settings, cases):
+    """A task restarted during a registry outage: the ids the job was given with their schemas still
+    decode (the URL here answers nothing, and a wait of 0 ms would fail the task on any lookup)."""
+    from pyflink.table import DataTypes, EnvironmentSettings, TableEnvironment
+
+    good_a, good_b = cases["good_a"][0], cases["good_b"][0]
+    v1_id = int.from_bytes(good_a[1:5], "big")
+    t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
+    t_env.get_config().set("pipeline.jars", udf_jar(settings.cache_dir).as_uri())
+    t_env.get_config().set("parallelism.default", "1")
+    t_env.create_temporary_view("src", t_env.from_elements(
+        [(bytearray(good_a),), (bytearray(good_b),)], DataTypes.ROW([DataTypes.FIELD("payload", DataTypes.BYTES())])))
+    t_env.execute_sql("CREATE TEMPORARY FUNCTION decode_confluent AS 'io.streamscore.udf.ConfluentAvroDecode' "
+                      "LANGUAGE JAVA")
+    known = json.dumps({str(v1_id): V1})
+    query = (f"SELECT d.ok, d.txn_id FROM (SELECT decode_confluent(payload, {_sql(json.dumps(V1))}, "
+             f"'http://127.0.0.1:9/apis/ccompat/v7', 0, {_sql(known)}) AS d FROM src)")
+    with t_env.sql_query(query).execute().collect() as results:
+        assert sorted((row[0], row[1]) for row in results) == [(True, "t-1"), (True, "t-2")]

@@ -139,6 +139,15 @@ def _scored_ids(settings, topic: str, count: int) -> list[str]:
     return [reader.decode(p)[1]["event_id"] for p in read_until(settings, topic, count, bytes)]
 
 
+def _restarts(settings, job_id: str) -> str:
+    """The job's failures as Flink's REST API reports them (for an assertion message)."""
+    from jobs.flink_cluster import rest
+
+    history = rest(settings, f"/jobs/{job_id}/exceptions").get("exceptionHistory", {}).get("entries", [])
+    return f"{len(history)} failure(s): " + " | ".join(e.get("exceptionName", "?") + ": " + (
+        e.get("stacktrace", "").splitlines() or [""])[0][:300] for e in history[:3])
+
+
 def test_scoring_goes_on_through_a_registry_outage_and_a_compatible_v2(settings, stack, fresh_topics):
     from connectors.schema_registry import IncompatibleSchema
     from models.sensor_demo import READING_SCHEMA
@@ -162,7 +171,7 @@ def test_scoring_goes_on_through_a_registry_outage_and_a_compatible_v2(settings,
             stop_process(spec)
         produce_events(settings, readings_topic, readings[500:1000], wire=wire)  # the producer's id is cached too
         during = read_until(settings, scored, 1000, bytes, timeout_s=90)
-        assert len(during) == 1000, "scoring stopped while the registry was down"
+        assert len(during) == 1000, f"scoring stopped while the registry was down; {_restarts(settings, job)}"
         stack.up(only=["registry"])
         registry = SchemaRegistry(settings.schema_registry)
         v2 = {**READING_SCHEMA, "fields": [*READING_SCHEMA["fields"],

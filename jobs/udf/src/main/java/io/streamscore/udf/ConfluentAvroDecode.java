@@ -38,7 +38,8 @@ import org.apache.flink.table.types.inference.TypeInference;
  * schema id, Avro binary body) into a ROW, never failing on a bad record.
  *
  * <pre>
- * decode_confluent(payload BYTES, '&lt;reader schema json&gt;', '&lt;registry url&gt;' [, wait_ms INT])
+ * decode_confluent(payload BYTES, '&lt;reader schema json&gt;', '&lt;registry url&gt;'
+ *                  [, wait_ms INT [, '&lt;known writers json&gt;']])
  *   -&gt; ROW&lt;ok BOOLEAN NOT NULL, reason_code STRING, reason STRING, &lt;one column per reader field&gt;&gt;
  * </pre>
  *
@@ -52,7 +53,10 @@ import org.apache.flink.table.types.inference.TypeInference;
  * <p>A registry that does not answer never turns a record into a dead letter: a record whose
  * schema id is not cached yet waits for it, retrying every second, for at most {@code wait_ms}
  * (default 5 minutes); after that the function throws, the task fails and Flink replays it from
- * the last checkpoint. Ids already seen keep decoding during an outage.
+ * the last checkpoint. Ids already seen keep decoding during an outage, and so do the ids given
+ * in {@code known writers} (a JSON object from schema id to writer schema, e.g. the id the job
+ * registered its event schema under at submission): a task restarted while the registry is
+ * down decodes them without asking it.
  */
 public class ConfluentAvroDecode extends ScalarFunction implements SpecializedFunction {
 
@@ -76,6 +80,7 @@ public class ConfluentAvroDecode extends ScalarFunction implements SpecializedFu
     private final String readerSchemaJson;
     private final String registryUrl;
     private final long waitMs;
+    private final String knownWritersJson;
 
     private transient Schema reader;
     private transient boolean[] stringColumns;
@@ -98,9 +103,15 @@ public class ConfluentAvroDecode extends ScalarFunction implements SpecializedFu
 
     /** As above, waiting at most {@code waitMs} for a registry that does not answer. */
     public ConfluentAvroDecode(String readerSchemaJson, String registryUrl, long waitMs) {
+        this(readerSchemaJson, registryUrl, waitMs, null);
+    }
+
+    /** As above, with writer schemas known without the registry (JSON object: id to schema). */
+    public ConfluentAvroDecode(String readerSchemaJson, String registryUrl, long waitMs, String knownWritersJson) {
         this.readerSchemaJson = readerSchemaJson;
         this.registryUrl = registryUrl;
         this.waitMs = waitMs;
+        this.knownWritersJson = knownWritersJson;
     }
 
     // ---------------------------------------------------------------- planning
@@ -110,6 +121,8 @@ public class ConfluentAvroDecode extends ScalarFunction implements SpecializedFu
         ArgumentTypeStrategy payload = InputTypeStrategies.explicit(DataTypes.BYTES());
         ArgumentTypeStrategy literal = InputTypeStrategies.and(
                 InputTypeStrategies.LITERAL, InputTypeStrategies.explicit(DataTypes.STRING()));
+        ArgumentTypeStrategy intLiteral = InputTypeStrategies.and(
+                InputTypeStrategies.LITERAL, InputTypeStrategies.explicit(DataTypes.INT()));
         return TypeInference.newBuilder()
                 .inputTypeStrategy(InputTypeStrategies.or(
                         InputTypeStrategies.sequence(
@@ -117,9 +130,10 @@ public class ConfluentAvroDecode extends ScalarFunction implements SpecializedFu
                                 new ArgumentTypeStrategy[] {payload, literal, literal}),
                         InputTypeStrategies.sequence(
                                 new String[] {"payload", "reader_schema", "registry_url", "wait_ms"},
-                                new ArgumentTypeStrategy[] {payload, literal, literal, InputTypeStrategies.and(
-                                        InputTypeStrategies.LITERAL,
-                                        InputTypeStrategies.explicit(DataTypes.INT()))}),
+                                new ArgumentTypeStrategy[] {payload, literal, literal, intLiteral}),
+                        InputTypeStrategies.sequence(
+                                new String[] {"payload", "reader_schema", "registry_url", "wait_ms", "known_writers"},
+                                new ArgumentTypeStrategy[] {payload, literal, literal, intLiteral, literal}),
                         InputTypeStrategies.sequence(
                                 new String[] {"payload"}, new ArgumentTypeStrategy[] {payload})))
                 .outputTypeStrategy(call -> Optional.of(
@@ -145,12 +159,18 @@ public class ConfluentAvroDecode extends ScalarFunction implements SpecializedFu
         if (call.getArgumentDataTypes().size() == 1) {
             return this;
         }
+        int arguments = call.getArgumentDataTypes().size();
         long wait = DEFAULT_WAIT_MS;
-        if (call.getArgumentDataTypes().size() == 4) {
+        if (arguments >= 4) {
             wait = call.getArgumentValue(3, Integer.class)
                     .orElseThrow(() -> call.newValidationError("wait_ms must be an INT literal"));
         }
-        return new ConfluentAvroDecode(literal(call, 1), literal(call, 2), wait);
+        String known = null;
+        if (arguments == 5) {
+            known = call.getArgumentValue(4, String.class)
+                    .orElseThrow(() -> call.newValidationError("known_writers must be a string literal"));
+        }
+        return new ConfluentAvroDecode(literal(call, 1), literal(call, 2), wait, known);
     }
 
     /** Argument {@code pos} of a 3-argument call, or this instance's own setting. */
@@ -181,6 +201,9 @@ public class ConfluentAvroDecode extends ScalarFunction implements SpecializedFu
             stringColumns[i] = AvroRowType.isStringLike(fields.get(i));
         }
         registry = new SchemaRegistryCache(registryUrl);
+        if (knownWritersJson != null) {
+            registry.rememberAll(knownWritersJson);
+        }
         resolutions = new HashMap<>();
     }
 
@@ -189,6 +212,11 @@ public class ConfluentAvroDecode extends ScalarFunction implements SpecializedFu
     }
 
     public RowData eval(byte[] payload, String readerSchemaLiteral, String registryUrlLiteral, Integer waitLiteral) {
+        return eval(payload);
+    }
+
+    public RowData eval(byte[] payload, String readerSchemaLiteral, String registryUrlLiteral, Integer waitLiteral,
+            String knownWritersLiteral) {
         return eval(payload);
     }
 

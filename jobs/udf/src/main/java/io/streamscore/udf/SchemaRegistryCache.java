@@ -54,6 +54,25 @@ public final class SchemaRegistryCache {
         this.http = HttpClient.newBuilder().connectTimeout(TIMEOUT).build();
     }
 
+    /**
+     * Writer schemas known without asking the registry, as a JSON object from id to schema
+     * (e.g. {@code {"7": {"type": "record", ...}}}); a malformed one fails at once.
+     */
+    public void rememberAll(String knownWritersJson) {
+        try {
+            JsonNode known = json.readTree(knownWritersJson);
+            if (known == null || !known.isObject()) {
+                throw new IllegalArgumentException("not a JSON object");
+            }
+            for (Map.Entry<String, JsonNode> entry : (Iterable<Map.Entry<String, JsonNode>>) known::fields) {
+                schemas.put(Integer.parseInt(entry.getKey()), new Schema.Parser().parse(entry.getValue().toString()));
+            }
+        } catch (IOException | RuntimeException e) {
+            throw new IllegalArgumentException("known writer schemas are not {\"<id>\": <Avro schema>, ...}: "
+                    + e.getMessage(), e);
+        }
+    }
+
     /** The writer schema registered under {@code id}. */
     public Schema get(int id) throws LookupException {
         Schema schema = schemas.get(id);
