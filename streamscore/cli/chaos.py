@@ -1,4 +1,4 @@
-"""``streamscore chaos --fault KIND``: exactly-once under one fault, on the running stack."""
+"""``streamscore chaos --fault KIND [--fault KIND ...]``: exactly-once under faults, on the running stack."""
 
 from __future__ import annotations
 
@@ -9,16 +9,19 @@ from streamscore.harness.fault_kinds import FaultKind
 
 
 def register(sub) -> None:
-    chaos = sub.add_parser("chaos", help="exactly-once under a fault, on the running stack")
-    chaos.add_argument("--fault", required=True, choices=[kind.value for kind in FaultKind])
+    chaos = sub.add_parser("chaos", help="exactly-once under faults, on the running stack")
+    chaos.add_argument("--fault", required=True, action="append", choices=[kind.value for kind in FaultKind],
+                       help="a fault to inject; repeat it for several, injected one after the other")
     chaos.add_argument("--count", type=int, default=200_000)
     chaos.add_argument("--rate", type=float, default=5000.0)
+    chaos.add_argument("--spacing", type=float, default=25.0, help="seconds between two faults (default 25)")
     chaos.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from streamscore.harness.chaos import run_fault
+    from streamscore.harness.chaos import FaultPlan, run_faults
 
-    report = run_fault(settings, args.fault, count=args.count, rate=args.rate)
+    first = None if len(args.fault) == 1 else args.spacing / 2
+    report = run_faults(settings, FaultPlan(tuple(args.fault), args.count, args.rate, first, args.spacing))
     print(report.line())
     return 0 if report.passed else 1

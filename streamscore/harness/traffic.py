@@ -28,6 +28,7 @@ class TrafficReport:
     produced: int = 0
     valid_ids: list[str] = field(default_factory=list)
     malformed: list[MalformedPayload] = field(default_factory=list)
+    malformed_keys: list[str] = field(default_factory=list)  # the Kafka key (event id) each was sent with
     scored: dict[str, dict] = field(default_factory=dict)
     scored_duplicates: int = 0
     dead_letters: list[dict] = field(default_factory=list)
@@ -109,6 +110,7 @@ def _payloads(plan: TrafficPlan, report: TrafficReport):
             kind = MALFORMED_KINDS[(i // malformed_every) % len(MALFORMED_KINDS)]
             bad = malformed_variant(kind, event)
             report.malformed.append(bad)
+            report.malformed_keys.append(event["event_id"])
             yield event["event_id"].encode(), bad.payload, event["event_time"]
         else:
             report.valid_ids.append(event["event_id"])

@@ -222,7 +222,7 @@ def test_taskmanager_killed_right_after_promotion_replays_with_the_recorded_vers
     (in a transaction its next checkpoint would have committed): the job recovers from its checkpoint
     and replays; every record (committed, and every aborted attempt too) carries the version in force
     at its event time, so the replay chose the versions the first run chose."""
-    from streamscore.harness.chaos import FaultContext, kill_taskmanager
+    from streamscore.harness.fault_actions import FaultContext, kill_taskmanager
 
     tag = uuid.uuid4().hex[:8]
     config, (events, scored, dead, _shadow, control) = _lifecycle_job(

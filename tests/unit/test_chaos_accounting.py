@@ -1,42 +1,50 @@
-"""The fault harness's accounting: it must see missing, duplicated and doubly-routed ids."""
+"""The fault harness's report: counts from identities, recovery per fault, the schedule of a plan."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
-from schemas.malformed import MalformedPayload
-from streamscore.harness.chaos import _account
+from streamscore.harness.accounting import Identities
+from streamscore.harness.chaos import FaultPlan, _account
 from streamscore.harness.traffic import TrafficReport
 
+KEYS = {(0, 0): "a", (0, 1): "b", (0, 2): "m"}
+IDS = Identities("events", frozenset(KEYS.values()), frozenset({"m"}), KEYS)
+DEAD_M = {"source_topic": "events", "source_partition": 0, "source_offset": 2, "event_id": None}
 
-def _report(valid, scored, dead_ids, malformed=0, duplicates=0, arrivals=()):
-    report = TrafficReport(produced=len(valid) + malformed, valid_ids=list(valid))
-    report.malformed = [MalformedPayload("garbage", b"x%d" % i, None, "DECODE", "bad_marker", "bad_marker")
-                        for i in range(malformed)]
+
+def _report(scored, dead_letters=(), duplicates=0, arrivals=()):
+    report = TrafficReport(produced=3, valid_ids=["a", "b"], malformed_keys=["m"])
     report.scored = {i: {} for i in scored}
     report.scored_duplicates = duplicates
-    report.dead_letters = [{"event_id": i} for i in dead_ids]
+    report.dead_letters = list(dead_letters)
     report.arrivals = list(arrivals)
     return report
 
 
-FAULT = SimpleNamespace(fault_ms=10_000)
-
-
 def test_a_clean_run_passes():
-    result = _account("f", _report(["a", "b"], ["a", "b"], [None], malformed=1, arrivals=[(9_000, 9_500)]), FAULT)
-    assert result.passed and result.missing == 0 and result.duplicates == 0 and result.recovery_s == 0.5
+    result = _account("f", _report(["a", "b"], [DEAD_M], arrivals=[(9_000, 9_500)]), [10_000], IDS)
+    assert result.passed and (result.scored, result.dead_lettered) == (2, 1) and result.recovery_s == 0.5
 
 
-def test_missing_duplicates_and_both_are_caught():
-    assert _account("f", _report(["a", "b"], ["a"], []), FAULT).missing == 1
-    assert _account("f", _report(["a"], ["a"], [], duplicates=2), FAULT).duplicates == 2
-    assert _account("f", _report(["a"], ["a"], [None, None], malformed=1), FAULT).duplicates == 1
-    assert _account("f", _report(["a"], ["a"], [None], malformed=2), FAULT).missing == 1
-    both = _account("f", _report(["a"], ["a"], ["a"]), FAULT)
-    assert both.in_both == 1 and not both.passed
+def test_missing_duplicates_and_both_fail_the_run():
+    assert not _account("f", _report(["a"], [DEAD_M]), [10_000], IDS).passed  # b missing
+    assert _account("f", _report(["a", "b"], [DEAD_M, DEAD_M]), [10_000], IDS).duplicates == 1
+    assert _account("f", _report(["a", "b"], [DEAD_M], duplicates=2), [10_000], IDS).duplicates == 2
+    lost_dead = _account("f", _report(["a", "b"]), [10_000], IDS)
+    assert lost_dead.missing == 1 and "m" in lost_dead.examples
 
 
-def test_recovery_is_the_worst_latency_around_the_fault():
-    arrivals = [(1_000, 1_500), (7_900, 30_000), (8_500, 29_000), (12_000, 12_600)]
-    assert _account("f", _report(["a"], ["a"], [], arrivals=arrivals), FAULT).recovery_s == 20.5
+def test_recovery_is_the_worst_latency_around_each_fault():
+    arrivals = [(1_000, 1_500), (7_900, 30_000), (8_500, 29_000), (12_000, 12_600), (41_000, 49_000)]
+    one = _account("f", _report(["a", "b"], [DEAD_M], arrivals=arrivals), [10_000], IDS)
+    assert one.recoveries == (20.5,) and one.recovery_s == 20.5
+    two = _account("f+g", _report(["a", "b"], [DEAD_M], arrivals=arrivals), [10_000, 40_000], IDS)
+    assert two.recoveries == (20.5, 8.0) and two.fault_at_s == (10.0, 40.0)
+    unseen = _account("f+g", _report(["a", "b"], [DEAD_M], arrivals=arrivals[:3]), [10_000, 40_000], IDS)
+    assert unseen.recovery_s is None  # nothing sent after the second fault was ever scored
+
+
+def test_a_plan_spaces_its_faults_and_starts_an_outage_early():
+    assert FaultPlan(("kill-taskmanager",), count=30_000, rate=1000.0).schedule() == [(10.0, "kill-taskmanager")]
+    assert FaultPlan(("redis-outage",)).schedule() == [(5.0, "redis-outage")]
+    plan = FaultPlan(("kill-python-worker", "restart-kafka"), first_at_s=8.0, spacing_s=20.0)
+    assert plan.schedule() == [(8.0, "kill-python-worker"), (28.0, "restart-kafka")]

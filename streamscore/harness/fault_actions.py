@@ -1,0 +1,106 @@
+"""What each fault does to the local stack, and the context it acts on.
+
+Each action is one production failure, done for real: a process killed with SIGKILL (and its
+children, as with a lost host), a broker or Redis stopped and started on the same data, a job
+stopped with a savepoint and started again from it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from dataclasses import dataclass
+
+from jobs.flink_cluster import cancel_job
+from jobs.submit import submit_scoring
+from streamscore.foundation.config import Settings
+from streamscore.foundation.errors import StreamscoreError
+from streamscore.harness.fault_kinds import FaultKind
+from streamscore.stack import Stack
+from streamscore.stack.process import descendants, read_pid_file, running_pid, stop_process
+
+
+@dataclass
+class FaultContext:
+    """What a fault may act on: the stack, and the job (which a savepoint restart replaces)."""
+
+    stack: Stack
+    settings: Settings
+    config: object
+    job_id: str
+    restarted_with: str = ""
+
+
+def _taskmanager_spec(stack: Stack):
+    flink = stack.service("flink")
+    return flink.process_spec("taskmanager")
+
+
+def kill_taskmanager(ctx: FaultContext) -> None:
+    """kill -9 the TaskManager, then start a new one (the job recovers from its last checkpoint)."""
+    stack = ctx.stack
+    spec = _taskmanager_spec(stack)
+    pid = running_pid(spec)
+    if pid is None:
+        raise StreamscoreError("chaos: no TaskManager of this stack is running")
+    tree = descendants(pid)
+    os.kill(pid, signal.SIGKILL)
+    for child, _ in tree:  # the whole process tree dies, as with a lost host or container;
+        try:  # PyFlink's Python workers would otherwise linger as orphans
+            os.kill(child, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    time.sleep(2)
+    stack.up(only=["flink"])
+
+
+def kill_python_worker(ctx: FaultContext) -> None:
+    """kill -9 one Python worker process of the TaskManager (the task fails and restarts)."""
+    recorded = read_pid_file(_taskmanager_spec(ctx.stack).pid_file)
+    workers = [pid for pid, _ in descendants(recorded[0])] if recorded else []
+    python = [pid for pid in workers if b"pyflink.fn_execution" in _cmdline(pid)]  # the worker, not its launcher
+    if not python:
+        raise StreamscoreError("chaos: no Python worker process found under the TaskManager")
+    os.kill(python[0], signal.SIGKILL)
+
+
+def restart_kafka(ctx: FaultContext, down_s: float = 5.0) -> None:
+    """Stop the broker (SIGTERM), keep it down ``down_s`` seconds, start it again on the same data."""
+    kafka = ctx.stack.service("kafka")
+    for spec in kafka.prepare():
+        stop_process(spec)
+    time.sleep(down_s)
+    ctx.stack.up(only=["kafka"])
+
+
+def redis_outage(ctx: FaultContext, down_s: float = 30.0) -> None:
+    """Stop Redis (the job's prediction cache) for ``down_s`` seconds, then start it again: the
+    cache bypasses itself with a metric and a log line, and scoring goes on without it."""
+    redis = ctx.stack.service("redis")
+    for spec in redis.prepare():
+        stop_process(spec)
+    time.sleep(down_s)
+    ctx.stack.up(only=["redis"])
+
+
+def savepoint_restart(ctx: FaultContext) -> None:
+    """Stop the job with a savepoint, start it again from it with a quarter of the max batch size."""
+    location = cancel_job(ctx.settings, ctx.job_id, savepoint_dir=str(ctx.stack.service("flink").home.savepoint_dir))
+    config = ctx.config.with_changes(max_batch_size=max(1, ctx.config.max_batch_size // 4))
+    ctx.job_id = submit_scoring(ctx.settings, config, savepoint=location)
+    ctx.restarted_with = f"max batch size {ctx.config.max_batch_size} -> {config.max_batch_size} from {location}"
+
+
+FAULTS = {FaultKind.KILL_TASKMANAGER: kill_taskmanager, FaultKind.KILL_PYTHON_WORKER: kill_python_worker,
+          FaultKind.RESTART_KAFKA: restart_kafka, FaultKind.SAVEPOINT_RESTART: savepoint_restart,
+          FaultKind.REDIS_OUTAGE: redis_outage}
+CACHE_FAULTS = (FaultKind.REDIS_OUTAGE,)  # run with the Redis prediction cache on
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return fh.read()
+    except OSError:
+        return b""
