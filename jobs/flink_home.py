@@ -110,9 +110,11 @@ class FlinkHome:
             "heartbeat.timeout": 10000,
             "python.executable": s.python_executable,
             "python.client.executable": s.python_executable,
-            # Prometheus reporter (bundled plugin): JobManager and TaskManager each take a port of the range
+            # Prometheus reporter (bundled plugin): the JobManager and each TaskManager take a port of the range
             "metrics.reporter.prom.factory.class": "org.apache.flink.metrics.prometheus.PrometheusReporterFactory",
-            "metrics.reporter.prom.port": f"{s.flink_metrics_port}-{s.flink_metrics_port + 1}",
+            "metrics.reporter.prom.port": f"{s.flink_metrics_port}-{s.flink_metrics_port + s.flink_taskmanagers}",
+            # a job's slots spread over the TaskManagers instead of filling the first one
+            "taskmanager.load-balance.mode": "SLOTS",
             "web.submit.enable": True,
             "web.cancel.enable": True,
         }

@@ -87,7 +87,7 @@ class Settings:
     flink_mode: str
     flink_rest: Address
     flink_rpc_port: int
-    flink_slots: int
+    flink_slots: int  # per TaskManager
     flink_metrics_port: int
     flink_taskmanager_memory: str
     flink_connector_version: str
@@ -97,6 +97,7 @@ class Settings:
     cluster_python: str
     jobs_kafka_bootstrap: str
     topics: tuple[TopicSpec, ...] = field(default_factory=tuple)
+    flink_taskmanagers: int = 1  # TaskManagers of the local session cluster
     start_timeout_s: float = 120.0
     prometheus_mode: str = "off"  # off | local (STREAMSCORE_PROMETHEUS=on) | external
     prometheus: Address = Address("127.0.0.1", 9090)
@@ -237,6 +238,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         flink_rest=flink_rest,
         flink_rpc_port=_parse_port(get("FLINK_RPC_PORT", "6123"), "FLINK_RPC_PORT"),
         flink_slots=_parse_positive_int(get("FLINK_SLOTS", "4"), "FLINK_SLOTS"),
+        flink_taskmanagers=_parse_positive_int(get("FLINK_TASKMANAGERS", "1"), "FLINK_TASKMANAGERS"),
         flink_metrics_port=_parse_port(get("FLINK_METRICS_PORT", "9249"), "FLINK_METRICS_PORT"),
         flink_taskmanager_memory=get("FLINK_TASKMANAGER_MEMORY", "2560m"),
         flink_connector_version=get("FLINK_KAFKA_CONNECTOR_VERSION", "5.0.0-2.2"),

@@ -160,7 +160,7 @@ class Stack:
 def _specs(svc: Service) -> list[ProcessSpec]:
     """The process specs of a service without side effects (no downloads, no formatting)."""
     if isinstance(svc, FlinkService):
-        return [svc.process_spec("jobmanager"), svc.process_spec("taskmanager")]
+        return svc.process_specs()
     return [ProcessSpec(svc.name, [], svc.log_file, svc.settings.run_dir / f"{svc.name}.pid")]
 
 

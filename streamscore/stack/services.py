@@ -172,15 +172,26 @@ class FlinkService:
     def prepare(self) -> list[ProcessSpec]:
         require_java17()
         self.home.build(extra_jars=connector_jars(self.settings))
-        return [self.process_spec("jobmanager"), self.process_spec("taskmanager")]
+        return [self.process_spec("jobmanager"),
+                *(self.process_spec("taskmanager", n) for n in range(1, self.settings.flink_taskmanagers + 1))]
 
-    def process_spec(self, role: str) -> ProcessSpec:
+    def process_specs(self) -> list[ProcessSpec]:
+        """The JobManager and every TaskManager: those the settings ask for, and any other one whose pid
+        file says it was started (with more TaskManagers asked for then), so that ``down`` stops it too."""
+        started = [int(p.stem.rsplit("-", 1)[1]) for p in self.settings.run_dir.glob("flink-taskmanager-*.pid")
+                   if p.stem.rsplit("-", 1)[1].isdigit()]
+        last = max([self.settings.flink_taskmanagers, *started])
+        return [self.process_spec("jobmanager"), *(self.process_spec("taskmanager", n) for n in range(1, last + 1))]
+
+    def process_spec(self, role: str, number: int = 1) -> ProcessSpec:
+        """The JobManager, or TaskManager ``number`` (the first is plain ``flink-taskmanager``)."""
         script = {"jobmanager": "jobmanager.sh", "taskmanager": "taskmanager.sh"}[role]
+        name = f"flink-{role}" if number == 1 else f"flink-{role}-{number}"
         return ProcessSpec(
-            name=f"flink-{role}",
+            name=name,
             argv=["bash", str(self.home.dist / "bin" / script), "start-foreground"],
-            log_file=self.settings.log_dir / f"flink-{role}.log",
-            pid_file=self.settings.run_dir / f"flink-{role}.pid",
+            log_file=self.settings.log_dir / f"{name}.log",
+            pid_file=self.settings.run_dir / f"{name}.pid",
             env=self.home.env() | {"FLINK_PID_DIR": str(self.settings.run_dir)},
         )
 
@@ -190,10 +201,10 @@ class FlinkService:
         with urllib.request.urlopen(f"{self.settings.flink_rest_url}/overview", timeout=3) as resp:
             overview = json.load(resp)
         tms, slots = overview.get("taskmanagers", 0), overview.get("slots-total", 0)
-        port = self.settings.flink_metrics_port
-        detail = (f"{tms} taskmanager(s), {slots} slot(s), {overview.get('jobs-running', 0)} running job(s); "
-                  f"Prometheus metrics on :{port}-{port + 1}")
-        return tms >= 1 and slots >= 1, detail
+        port, wanted = self.settings.flink_metrics_port, self.settings.flink_taskmanagers
+        detail = (f"{tms} of {wanted} taskmanager(s), {slots} slot(s), {overview.get('jobs-running', 0)} running "
+                  f"job(s); Prometheus metrics on :{port}-{port + wanted}")
+        return tms >= wanted and slots >= 1, detail
 
 
 class RedisService:

@@ -73,3 +73,20 @@ def test_unknown_topic_role_is_a_config_error():
 def test_a_checkout_keeps_its_stack_in_its_own_folder():
     repo = Path(__file__).resolve().parents[2]
     assert load_settings({}).home == repo / ".streamscore"
+
+
+def test_several_taskmanagers_each_get_a_process_a_log_and_a_metrics_port(tmp_path):
+    from jobs.flink_home import FlinkHome
+    from streamscore.stack.services import FlinkService
+
+    settings = load_settings({"STREAMSCORE_HOME": str(tmp_path), "STREAMSCORE_FLINK_TASKMANAGERS": "3"})
+    assert settings.flink_taskmanagers == 3 and load_settings({}).flink_taskmanagers == 1
+    flink = FlinkService(settings)
+    specs = [flink.process_spec("taskmanager", n) for n in (1, 2, 3)]
+    assert [s.name for s in specs] == ["flink-taskmanager", "flink-taskmanager-2", "flink-taskmanager-3"]
+    assert len({s.pid_file for s in specs}) == len({s.log_file for s in specs}) == 3
+    config = FlinkHome(settings).config()
+    assert config["metrics.reporter.prom.port"] == "9249-9252"  # the JobManager and three TaskManagers
+    assert config["taskmanager.load-balance.mode"] == "SLOTS"
+    with pytest.raises(ConfigError, match="FLINK_TASKMANAGERS"):
+        load_settings({"STREAMSCORE_FLINK_TASKMANAGERS": "0"})

@@ -1,0 +1,78 @@
+"""Scale-out on the real engine: the scoring job at parallelism 2 and 4 over 4 partitions, on a session
+cluster of two TaskManagers; every record accounted by identity (scored or dead-lettered exactly once,
+each dead letter tied to its record by source partition and offset), the subtasks spread over both
+TaskManagers.
+
+The suite's stack has one TaskManager; this module starts a second one on it
+(``STREAMSCORE_FLINK_TASKMANAGERS=2`` for ``stack up``) and stops it afterwards.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+
+import pytest
+
+from jobs.flink_cluster import cancel_job, rest, wait_running
+from jobs.submit import scoring_config_from_settings, submit_scoring
+from streamscore.harness.accounting import account, read_identities
+from streamscore.harness.traffic import TrafficPlan, TrafficTopics, run_traffic
+from streamscore.stack import Stack
+from streamscore.stack.process import stop_process
+from streamscore.stack.services import FlinkService
+
+pytestmark = pytest.mark.integration
+
+PARTITIONS, EVENTS, RATE = 4, 12_000, 2_000.0
+
+
+@pytest.fixture(scope="module")
+def two_taskmanagers(settings, stack):
+    """The suite's stack with a second TaskManager for this module (``stack up`` waits until both report)."""
+    wider = dataclasses.replace(settings, flink_taskmanagers=2)
+    Stack(wider).up(only=["flink"])
+    yield wider
+    stop_process(FlinkService(wider).process_spec("taskmanager", 2))
+
+
+def _taskmanagers_of(settings, job_id: str) -> set[str]:
+    """The TaskManagers running the job's subtasks, as Flink's REST API reports them."""
+    found = set()
+    for vertex in rest(settings, f"/jobs/{job_id}")["vertices"]:
+        for subtask in rest(settings, f"/jobs/{job_id}/vertices/{vertex['id']}")["subtasks"]:
+            found.add(subtask.get("taskmanager-id") or subtask.get("endpoint") or subtask.get("host"))
+    return found
+
+
+def test_parallelism_2_and_4_score_each_record_exactly_once_over_two_taskmanagers(two_taskmanagers, fresh_topics):
+    settings = two_taskmanagers
+    tag = uuid.uuid4().hex[:8]
+    runs = {}
+    for parallelism in (2, 4):
+        events, scored = fresh_topics("events", "scored", partitions=PARTITIONS)
+        (dead,) = fresh_topics("dead")
+        config = scoring_config_from_settings(settings, events_topic=events, scored_topic=scored,
+                                              dead_letter_topic=dead, job_name=f"it-scale-p{parallelism}-{tag}",
+                                              startup_mode="earliest-offset", parallelism=parallelism)
+        runs[parallelism] = (TrafficTopics(events, scored, dead), submit_scoring(settings, config, wait=False))
+    try:
+        for _, job_id in runs.values():
+            wait_running(settings, job_id, timeout_s=120)
+        placed = {p: _taskmanagers_of(settings, job_id) for p, (_, job_id) in runs.items()}
+        reports = {}
+        for parallelism, (topics, _) in runs.items():
+            plan = TrafficPlan(EVENTS, f"p{parallelism}-{tag}-", rate=RATE, malformed_every=200,
+                               transaction_size=200, timeout_s=120)
+            report = run_traffic(settings, plan, topics)
+            identities = read_identities(settings, topics.events, [*report.valid_ids, *report.malformed_keys],
+                                         report.malformed_keys)
+            reports[parallelism] = account(identities, report.scored, report.scored_duplicates,
+                                           report.dead_letters)
+    finally:
+        for _, job_id in runs.values():
+            cancel_job(settings, job_id)
+    for parallelism, found in reports.items():
+        assert found.clean, (parallelism, found)
+        assert (found.produced, found.scored, found.dead_lettered) == (EVENTS, EVENTS - EVENTS // 200, EVENTS // 200)
+        assert len(placed[parallelism]) == 2, (parallelism, placed[parallelism])  # both TaskManagers work
