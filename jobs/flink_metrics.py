@@ -16,7 +16,8 @@ def job_series(settings, job_name: str, prefix: str) -> list[tuple[str, dict[str
     """(name after ``prefix``, labels, value) of one job's series, from every reporter port."""
     sample = re.compile(rf"^{re.escape(prefix)}(\w+)\{{([^}}]*)\}}\s+(\S+)$")
     out = []
-    for port in (settings.flink_metrics_port, settings.flink_metrics_port + 1):
+    first = settings.flink_metrics_port  # the JobManager's and each TaskManager's reporter
+    for port in range(first, first + settings.flink_taskmanagers + 1):
         try:
             text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
         except OSError:

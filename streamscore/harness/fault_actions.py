@@ -12,7 +12,7 @@ import signal
 import time
 from dataclasses import dataclass
 
-from jobs.flink_cluster import cancel_job
+from jobs.flink_cluster import FlinkJobError, cancel_job, wait_running
 from jobs.submit import submit_scoring
 from streamscore.foundation.config import Settings
 from streamscore.foundation.errors import StreamscoreError
@@ -84,17 +84,46 @@ def redis_outage(ctx: FaultContext, down_s: float = 30.0) -> None:
     ctx.stack.up(only=["redis"])
 
 
+def _stop_with_savepoint(ctx: FaultContext, attempts: int = 3) -> str:
+    """Stop the job with a savepoint once all its tasks run (a job still recovering from an earlier
+    fault cannot take one); a savepoint that fails is tried again, 5 s later."""
+    savepoints = str(ctx.stack.service("flink").home.savepoint_dir)
+    for attempt in range(1, attempts + 1):
+        try:
+            wait_running(ctx.settings, ctx.job_id, timeout_s=120)
+            return cancel_job(ctx.settings, ctx.job_id, savepoint_dir=savepoints)
+        except FlinkJobError:
+            if attempt == attempts:
+                raise
+            time.sleep(5)
+    raise AssertionError("unreachable")
+
+
 def savepoint_restart(ctx: FaultContext) -> None:
     """Stop the job with a savepoint, start it again from it with a quarter of the max batch size."""
-    location = cancel_job(ctx.settings, ctx.job_id, savepoint_dir=str(ctx.stack.service("flink").home.savepoint_dir))
+    location = _stop_with_savepoint(ctx)
     config = ctx.config.with_changes(max_batch_size=max(1, ctx.config.max_batch_size // 4))
     ctx.job_id = submit_scoring(ctx.settings, config, savepoint=location)
     ctx.restarted_with = f"max batch size {ctx.config.max_batch_size} -> {config.max_batch_size} from {location}"
 
 
+def rescale(ctx: FaultContext, hold_s: float = 10.0) -> None:
+    """Stop with a savepoint at the job's parallelism, restore it at twice that, and ``hold_s`` seconds
+    later stop and restore it at the first parallelism again (the sources' splits and the sinks'
+    transactions are redistributed both ways)."""
+    base = ctx.config.parallelism
+    for parallelism in (base * 2, base):
+        location = _stop_with_savepoint(ctx)
+        ctx.job_id = submit_scoring(ctx.settings, ctx.config.with_changes(parallelism=parallelism), savepoint=location)
+        ctx.restarted_with = f"parallelism {base} -> {parallelism} from {location}"
+        if parallelism != base:
+            wait_running(ctx.settings, ctx.job_id, timeout_s=120)
+            time.sleep(hold_s)
+
+
 FAULTS = {FaultKind.KILL_TASKMANAGER: kill_taskmanager, FaultKind.KILL_PYTHON_WORKER: kill_python_worker,
           FaultKind.RESTART_KAFKA: restart_kafka, FaultKind.SAVEPOINT_RESTART: savepoint_restart,
-          FaultKind.REDIS_OUTAGE: redis_outage}
+          FaultKind.REDIS_OUTAGE: redis_outage, FaultKind.RESCALE: rescale}
 CACHE_FAULTS = (FaultKind.REDIS_OUTAGE,)  # run with the Redis prediction cache on
 
 

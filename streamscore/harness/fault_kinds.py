@@ -11,3 +11,4 @@ class FaultKind(StrEnum):
     RESTART_KAFKA = "restart-kafka"
     SAVEPOINT_RESTART = "savepoint-restart"
     REDIS_OUTAGE = "redis-outage"  # runs with the Redis prediction cache on
+    RESCALE = "rescale"  # savepoint at parallelism p, restore at 2p, then back to p

@@ -68,12 +68,13 @@ def _lifecycle(settings, action, ref, registry, control, delay_ms, percent=None)
 
 
 def _lifecycle_metrics(settings, job_name: str, timeout_s: float = 20.0) -> dict[str, dict[tuple, float]]:
-    """The job's ``model_lifecycle`` series from Flink's reporter: name -> {(version, role, le): value}."""
+    """The job's ``model_lifecycle`` series from Flink's reporter: name -> {(version, role, le): value},
+    summed over the job's subtasks."""
     deadline = time.monotonic() + timeout_s
     while True:
-        values: dict[str, dict[tuple, float]] = defaultdict(dict)
+        values: dict[str, dict[tuple, float]] = defaultdict(lambda: defaultdict(float))
         for name, labels, value in job_series(settings, job_name, LIFECYCLE_PREFIX):
-            values[name][(labels.get("version"), labels.get("role"), labels.get("le"))] = value
+            values[name][(labels.get("version"), labels.get("role"), labels.get("le"))] += value
         if "version_shadow_label_agreements" in values or time.monotonic() > deadline:
             return values
         time.sleep(1.0)
@@ -91,9 +92,11 @@ def _lifecycle_job(settings, fresh_topics, registry, job_name: str, **knobs):
 
 
 def test_promotion_and_shadow_while_events_flow(settings, fresh_topics, registry):
+    """At parallelism 2 (a subtask per partition): each subtask follows control on its own, and every
+    record, whichever subtask scored it, carries the version in force at its event time."""
     tag = uuid.uuid4().hex[:8]
     config, (events, scored, dead, shadow, control) = _lifecycle_job(
-        settings, fresh_topics, registry, f"it-lifecycle-{tag}", activation_delay_ms=DELAY_MS)
+        settings, fresh_topics, registry, f"it-lifecycle-{tag}", activation_delay_ms=DELAY_MS, parallelism=2)
     job_id = submit_scoring(settings, config)
 
     def change_models():  # while the events flow
