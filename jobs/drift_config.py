@@ -30,6 +30,9 @@ class DriftJobConfig(JsonJobConfig):
     max_out_of_orderness_ms: int = 2_000
     idle_timeout_ms: int = 5_000
     checkpoint_interval_ms: int = 1000
+    # the sources and the partial counting run at this parallelism; the merge and the judgement of
+    # each window stay on one subtask (one key), so the alerts are the same whatever it is
+    parallelism: int = 1
     transaction_timeout_ms: int = 600_000
     startup_mode: str = "group-offsets"
     alpha: float = 0.01
@@ -47,7 +50,7 @@ class DriftJobConfig(JsonJobConfig):
         if self.window_kind not in WINDOW_KINDS:
             raise ConfigError(f"window_kind must be one of {WINDOW_KINDS}, got {self.window_kind!r}")
         for name in ("window_events", "window_ms", "checkpoint_interval_ms", "confirm_k", "confirm_m",
-                     "label_window_events", "label_wait_ms"):
+                     "label_window_events", "label_wait_ms", "parallelism"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("allowed_lateness_ms", "max_out_of_orderness_ms", "idle_timeout_ms", "cooldown_windows"):

@@ -9,7 +9,9 @@ Topology (Table API, then DataStream for the stateful part):
    (per feature: PSI bin counts and KS grid-cell counts, see ``drift.window_counts``) keyed by the
    event-time window each record falls in; rows without a partial are filtered out, so roughly
    one row per batch and window crosses into the stateful step, whatever the traffic.
-3. A keyed process function merges partials in Flink state (checkpointed), closes a window when
+   Sources and counting run at ``config.parallelism``: each subtask counts its own partitions.
+3. A keyed process function (one key: one judgement per window, whatever the parallelism) merges
+   partials in Flink state (checkpointed), closes a window when
    the watermark passes its end plus the allowed lateness (time windows) or when it holds the
    configured number of events (count windows), judges it, applies hysteresis / cooldown /
    episodes (``drift.decision``, state kept in Flink), and emits Avro alerts and triggers.
@@ -258,9 +260,10 @@ def main(argv: list[str] | None = None) -> None:
     config = DriftJobConfig.from_json(args.config)
     env = StreamExecutionEnvironment.get_execution_environment()
     env.enable_checkpointing(config.checkpoint_interval_ms)
-    env.set_parallelism(1)
+    env.set_parallelism(config.parallelism)
     t_env = StreamTableEnvironment.create(env)
     conf = t_env.get_config()
+    conf.set("table.exec.resource.default-parallelism", str(config.parallelism))
     conf.set("pipeline.name", config.job_name)
     conf.set("python.fn-execution.arrow.batch.size", "1000")
     conf.set("python.fn-execution.bundle.size", "1000")

@@ -17,6 +17,9 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint-interval-ms", type=int, default=None, help="default 1000")
     parser.add_argument("--transaction-timeout-ms", type=int, default=None, help="default 600000")
     parser.add_argument("--startup-mode", default=None, choices=["group-offsets", "earliest-offset", "latest-offset"])
+    parser.add_argument("--parallelism", type=int, default=None,
+                        help="subtasks of the job's operators (default 1; at most the input topic's partitions "
+                             "do work)")
     parser.add_argument("--input-format", default="avro", choices=get_args(InputFormat),
                         help="how the input topic carries a bound model's events: avro (Confluent wire) or json "
                              "(one JSON object a message, checked against the card's schema)")
@@ -28,7 +31,6 @@ def _add_scoring_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dead-letter-topic", default=None, help="default: the dead-letter topic")
     parser.add_argument("--max-batch-size", type=int, default=None, help="records per model call (default 512)")
     parser.add_argument("--max-delay-ms", type=int, default=None, help="flush a partial batch after (default 100)")
-    parser.add_argument("--parallelism", type=int, default=None)
     parser.add_argument("--cache", action="store_true",
                         help="cache predictions in Redis (one MGET per micro-batch; off by default)")
     parser.add_argument("--cache-ttl-s", type=int, default=None, help="cached prediction lifetime (3600)")
@@ -117,7 +119,7 @@ def drift_config(settings: Settings, args: argparse.Namespace):
         events_topic=args.input_topic, scored_topic=args.scored_topic,
         checkpoint_interval_ms=args.checkpoint_interval_ms, transaction_timeout_ms=args.transaction_timeout_ms,
         startup_mode=args.startup_mode, window_kind=args.window_kind, window_events=args.window_events,
-        window_ms=args.window_ms, **_input_format(args))
+        window_ms=args.window_ms, parallelism=args.parallelism, **_input_format(args))
 
 
 def run_embedded(args: argparse.Namespace, settings: Settings) -> int:

@@ -1,7 +1,7 @@
 """Scale-out on the real engine: the scoring job at parallelism 2 and 4 over 4 partitions, on a session
 cluster of two TaskManagers; every record accounted by identity (scored or dead-lettered exactly once,
 each dead letter tied to its record by source partition and offset), the subtasks spread over both
-TaskManagers.
+TaskManagers; and the drift sidecar at parallelism 2 judging the same windows as at 1.
 
 The suite's stack has one TaskManager; this module starts a second one on it
 (``STREAMSCORE_FLINK_TASKMANAGERS=2`` for ``stack up``) and stops it afterwards.
@@ -13,6 +13,7 @@ import dataclasses
 import uuid
 
 import pytest
+from drift_runs import assert_one_episode_and_trigger, judged_features, run_sidecars
 
 from jobs.flink_cluster import cancel_job, rest, wait_running
 from jobs.submit import scoring_config_from_settings, submit_scoring
@@ -76,3 +77,14 @@ def test_parallelism_2_and_4_score_each_record_exactly_once_over_two_taskmanager
         assert found.clean, (parallelism, found)
         assert (found.produced, found.scored, found.dead_lettered) == (EVENTS, EVENTS - EVENTS // 200, EVENTS // 200)
         assert len(placed[parallelism]) == 2, (parallelism, placed[parallelism])  # both TaskManagers work
+
+
+def test_the_drift_sidecar_judges_the_same_windows_at_parallelism_1_and_2(two_taskmanagers, fresh_topics):
+    """Event-time windows of 2 s over 2 partitions scored at parallelism 2: the sidecar at parallelism 2
+    (two subtasks counting, one judging) raises the very feature alerts (same windows, sizes, tiers,
+    PSI to 1e-9) and trigger the one at 1 does."""
+    sidecars = {"p1": {"window_kind": "time"}, "p2": {"window_kind": "time", "parallelism": 2}}
+    found, drift_started_ms = run_sidecars(two_taskmanagers, fresh_topics, sidecars, partitions=2,
+                                           scoring_parallelism=2)
+    assert_one_episode_and_trigger("time", *found["p1"], drift_started_ms)
+    assert judged_features(*found["p2"]) == judged_features(*found["p1"]), "parallelism 2 judged otherwise"

@@ -318,3 +318,9 @@ def test_produce_malformed_input_line_fails_naming_file_and_line(produce_runs):
     line = assert_one_error_line(err)
     assert f"{path}:3" in line
     assert "produced" not in out
+
+
+def test_a_drift_sidecar_at_parallelism_0_is_refused_in_one_line(capsys):
+    code, _, err = run_cli(capsys, ["submit", "drift", "--parallelism", "0"])
+    assert code == 1
+    assert assert_one_error_line(err) == "streamscore: error: parallelism must be >= 1, got 0"
