@@ -65,23 +65,23 @@ def kill_python_worker(ctx: FaultContext) -> None:
     os.kill(python[0], signal.SIGKILL)
 
 
-def restart_kafka(ctx: FaultContext, down_s: float = 5.0) -> None:
-    """Stop the broker (SIGTERM), keep it down ``down_s`` seconds, start it again on the same data."""
-    kafka = ctx.stack.service("kafka")
-    for spec in kafka.prepare():
+def _outage(ctx: FaultContext, service: str, down_s: float) -> None:
+    """Stop ``service`` (SIGTERM), keep it down ``down_s`` seconds, start it again on the same data."""
+    for spec in ctx.stack.service(service).prepare():
         stop_process(spec)
     time.sleep(down_s)
-    ctx.stack.up(only=["kafka"])
+    ctx.stack.up(only=[service])
+
+
+def restart_kafka(ctx: FaultContext, down_s: float = 5.0) -> None:
+    """Stop the broker for ``down_s`` seconds, then start it again on the same data."""
+    _outage(ctx, "kafka", down_s)
 
 
 def redis_outage(ctx: FaultContext, down_s: float = 30.0) -> None:
     """Stop Redis (the job's prediction cache) for ``down_s`` seconds, then start it again: the
     cache bypasses itself with a metric and a log line, and scoring goes on without it."""
-    redis = ctx.stack.service("redis")
-    for spec in redis.prepare():
-        stop_process(spec)
-    time.sleep(down_s)
-    ctx.stack.up(only=["redis"])
+    _outage(ctx, "redis", down_s)
 
 
 def _stop_with_savepoint(ctx: FaultContext, attempts: int = 3) -> str:
