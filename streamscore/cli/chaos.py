@@ -1,27 +1,55 @@
-"""``streamscore chaos --fault KIND [--fault KIND ...]``: exactly-once under faults, on the running stack."""
+"""``streamscore chaos --fault KIND [--fault KIND ...]`` or ``chaos --soak --minutes M``: exactly-once under
+faults, on the running stack."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from streamscore.foundation.config import Settings
+from streamscore.foundation.errors import ConfigError
 from streamscore.harness.fault_kinds import FaultKind
 
 
 def register(sub) -> None:
     chaos = sub.add_parser("chaos", help="exactly-once under faults, on the running stack")
-    chaos.add_argument("--fault", required=True, action="append", choices=[kind.value for kind in FaultKind],
+    chaos.add_argument("--fault", action="append", choices=[kind.value for kind in FaultKind],
                        help="a fault to inject; repeat it for several, injected one after the other")
     chaos.add_argument("--count", type=int, default=200_000)
-    chaos.add_argument("--rate", type=float, default=5000.0)
+    chaos.add_argument("--rate", type=float, default=None,
+                       help="events/s (default 5000; the soak 2500, steady beside its own producer and reader "
+                            "on a 2-core machine)")
     chaos.add_argument("--spacing", type=float, default=25.0, help="seconds between two faults (default 25)")
+    chaos.add_argument("--soak", action="store_true",
+                       help="steady traffic for --minutes with faults of every kind at random times, memory "
+                            "and checkpoint sizes sampled; the report goes to --out as JSON")
+    chaos.add_argument("--minutes", type=float, default=30.0, help="the soak's length (default 30)")
+    chaos.add_argument("--seed", type=int, default=1, help="the soak's fault schedule (default 1)")
+    chaos.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="where the soak's report goes")
     chaos.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from streamscore.harness.chaos import FaultPlan, run_faults
 
+    if args.soak:
+        return _soak(args, settings)
+    if not args.fault:
+        raise ConfigError("chaos needs --fault KIND (repeatable) or --soak")
     first = None if len(args.fault) == 1 else args.spacing / 2
-    report = run_faults(settings, FaultPlan(tuple(args.fault), args.count, args.rate, first, args.spacing))
+    plan = FaultPlan(tuple(args.fault), args.count, args.rate or 5000.0, first, args.spacing)
+    report = run_faults(settings, plan)
     print(report.line())
+    return 0 if report.passed else 1
+
+
+def _soak(args: argparse.Namespace, settings: Settings) -> int:
+    from streamscore.harness.soak import run_soak
+
+    try:
+        report, path = run_soak(settings, args.minutes, args.rate or 2500.0, args.seed, args.out)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    print(report.line())
+    print(f"soak report: {path}")
     return 0 if report.passed else 1

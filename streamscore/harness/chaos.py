@@ -23,7 +23,8 @@ from models.demo_data import DriftSpec
 from streamscore.foundation.config import Settings, TopicSpec
 from streamscore.foundation.errors import StreamscoreError
 from streamscore.harness.accounting import Identities, account, read_identities
-from streamscore.harness.fault_actions import CACHE_FAULTS, FAULTS, FaultContext
+from streamscore.harness.fault_actions import CACHE_FAULTS, FAULTS, OUTAGE_FAULTS, FaultContext
+from streamscore.harness.resources import ResourceSampler
 from streamscore.harness.traffic import TrafficPlan, TrafficReport, TrafficTopics, run_traffic
 from streamscore.stack import Stack
 
@@ -47,6 +48,7 @@ class FaultReport:
     misrouted: int = 0  # a malformed record scored or a valid one dead-lettered
     unidentified: int = 0  # outputs that match no produced record (by dead-letter coordinates or event id)
     examples: tuple[str, ...] = ()  # ids behind non-zero counts
+    resources: dict | None = None  # a sampled run (the soak): RSS per process group and checkpoint sizes
 
     @property
     def recovery_s(self) -> float | None:
@@ -70,7 +72,17 @@ class FaultReport:
                 f"recovery {recovery}, drift alerts {self.alerts} / triggers {self.triggers} "
                 f"(duplicated {self.drift_duplicates}){cache}"
                 f"{f', recounted {self.recounted}x by a fresh read' if self.recounted else ''}"
-                f" -> {'PASS' if self.passed else 'FAIL'}")
+                f"{_resources_line(self.resources)} -> {'PASS' if self.passed else 'FAIL'}")
+
+
+def _resources_line(resources: dict | None) -> str:
+    if not resources:
+        return ""
+    slopes = ", ".join(f"{group} {resources[group]['slope_mib_per_min']:+.1f}"
+                       for group in ("kafka", "taskmanagers", "python_workers") if group in resources)
+    sizes = resources.get("checkpoint_bytes")
+    checkpoints = f", checkpoint bytes median {sizes['median']} (max {sizes['max']})" if sizes else ""
+    return f", RSS slope MiB/min: {slopes}{checkpoints}"
 
 
 @dataclass(frozen=True)
@@ -85,8 +97,12 @@ class FaultPlan:
     first_at_s: float | None = None
     spacing_s: float = 25.0
     timeout_s: float = 300.0
+    at_s: tuple[float, ...] | None = None  # each fault's own time instead (the soak's random schedule)
+    sample_every_s: float | None = None  # sample the processes' memory and the checkpoint sizes
 
     def schedule(self) -> list[tuple[float, str]]:
+        if self.at_s is not None:
+            return list(zip(self.at_s, self.faults))
         first = self.first_at_s
         if first is None:
             first = 5.0 if self.faults[0] in CACHE_FAULTS else self.count / self.rate / 3
@@ -118,13 +134,18 @@ def run_faults(settings: Settings, plan: FaultPlan) -> FaultReport:
     drift_job = submit_drift(settings, drift)
     ctx = FaultContext(stack, settings, config, submit_scoring(settings, config))
     injector = _Injector(ctx, plan.schedule())
+    sampler = ResourceSampler(settings, lambda: ctx.job_id, plan.sample_every_s) if plan.sample_every_s else None
+    resources = None
     try:
+        if sampler:
+            sampler.start()
         injector.start()
         traffic = TrafficPlan(plan.count, f"c{tag}-", rate=plan.rate, malformed_every=1000,
                               transaction_size=max(1, int(plan.rate // 20)), timeout_s=plan.timeout_s,
                               drift=[DriftSpec("device_trust_score", "shift", 1.0, start_after=plan.count // 2)])
         report = run_traffic(settings, traffic, TrafficTopics(topics["events"], topics["scored"], topics["dead"]))
         injector.join()
+        resources = sampler.stop() if sampler else None
         identities = read_identities(settings, topics["events"], [*report.valid_ids, *report.malformed_keys],
                                      report.malformed_keys)
         cache = _cache_evidence(settings, config.job_name) if caching else None
@@ -136,7 +157,7 @@ def run_faults(settings: Settings, plan: FaultPlan) -> FaultReport:
     if injector.errors:
         raise StreamscoreError(f"chaos: injecting failed: {'; '.join(injector.errors)}")
     return replace(_account("+".join(plan.faults), report, injector.fault_ms, identities), cache=cache,
-                   **drift_counts)
+                   resources=resources, **drift_counts)
 
 
 def _drift_outputs(settings: Settings, alerts_topic: str, control_topic: str, settle_s: float = 8.0) -> dict:
@@ -184,7 +205,8 @@ def _taskmanager_log_lines(settings: Settings, job_name: str) -> list[str]:
 
 class _Injector(threading.Thread):
     """Runs the schedule's faults in order, each at its time from the start (or when the one
-    before it has finished, if that is later); records when each began and what failed."""
+    before it has finished, if that is later); an outage that lasts (Redis) runs beside the next
+    faults instead of holding them back. Records when each began and what failed."""
 
     def __init__(self, ctx: FaultContext, schedule: list[tuple[float, str]]):
         super().__init__(daemon=True)
@@ -193,14 +215,23 @@ class _Injector(threading.Thread):
         self.errors: list[str] = []
 
     def run(self) -> None:
-        began = time.monotonic()
+        began, outages = time.monotonic(), []
         for at_s, fault in self.schedule:
             time.sleep(max(0.0, began + at_s - time.monotonic()))
             self.fault_ms.append(int(time.time() * 1000))
-            try:
-                FAULTS[fault](self.ctx)
-            except Exception as exc:  # noqa: BLE001 - reported by run_faults
-                self.errors.append(f"{fault}: {exc}")
+            if fault in OUTAGE_FAULTS:
+                outages.append(threading.Thread(target=self._inject, args=(fault,), daemon=True))
+                outages[-1].start()
+            else:
+                self._inject(fault)
+        for outage in outages:
+            outage.join()
+
+    def _inject(self, fault: str) -> None:
+        try:
+            FAULTS[fault](self.ctx)
+        except Exception as exc:  # noqa: BLE001 - reported by run_faults
+            self.errors.append(f"{fault}: {exc}")
 
 
 def _cancel_quietly(settings: Settings, job_id: str) -> None:

@@ -55,14 +55,20 @@ def kill_taskmanager(ctx: FaultContext) -> None:
     stack.up(only=["flink"])
 
 
-def kill_python_worker(ctx: FaultContext) -> None:
-    """kill -9 one Python worker process of the TaskManager (the task fails and restarts)."""
-    recorded = read_pid_file(_taskmanager_spec(ctx.stack).pid_file)
-    workers = [pid for pid, _ in descendants(recorded[0])] if recorded else []
-    python = [pid for pid in workers if b"pyflink.fn_execution" in _cmdline(pid)]  # the worker, not its launcher
-    if not python:
-        raise StreamscoreError("chaos: no Python worker process found under the TaskManager")
-    os.kill(python[0], signal.SIGKILL)
+def kill_python_worker(ctx: FaultContext, wait_s: float = 60.0) -> None:
+    """kill -9 one Python worker process of the TaskManager (the task fails and restarts); a job still
+    restarting after an earlier fault has none yet, so wait up to ``wait_s`` for one to appear."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        recorded = read_pid_file(_taskmanager_spec(ctx.stack).pid_file)
+        workers = [pid for pid, _ in descendants(recorded[0])] if recorded else []
+        python = [pid for pid in workers if b"pyflink.fn_execution" in _cmdline(pid)]  # the worker, not its launcher
+        if python:
+            os.kill(python[0], signal.SIGKILL)
+            return
+        if time.monotonic() > deadline:
+            raise StreamscoreError("chaos: no Python worker process found under the TaskManager")
+        time.sleep(2)
 
 
 def _outage(ctx: FaultContext, service: str, down_s: float) -> None:
@@ -125,6 +131,7 @@ FAULTS = {FaultKind.KILL_TASKMANAGER: kill_taskmanager, FaultKind.KILL_PYTHON_WO
           FaultKind.RESTART_KAFKA: restart_kafka, FaultKind.SAVEPOINT_RESTART: savepoint_restart,
           FaultKind.REDIS_OUTAGE: redis_outage, FaultKind.RESCALE: rescale}
 CACHE_FAULTS = (FaultKind.REDIS_OUTAGE,)  # run with the Redis prediction cache on
+OUTAGE_FAULTS = (FaultKind.REDIS_OUTAGE,)  # last a while without touching the job: other faults may overlap
 
 
 def _cmdline(pid: int) -> bytes:
