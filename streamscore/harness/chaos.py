@@ -109,12 +109,6 @@ class FaultPlan:
         return [(first + i * self.spacing_s, fault) for i, fault in enumerate(self.faults)]
 
 
-def run_fault(settings: Settings, fault: str, *, count: int = 200_000, rate: float = 5000.0,
-              timeout_s: float = 300.0) -> FaultReport:
-    """One fault: see :func:`run_faults`."""
-    return run_faults(settings, FaultPlan((fault,), count, rate, timeout_s=timeout_s))
-
-
 def run_faults(settings: Settings, plan: FaultPlan) -> FaultReport:
     """The scoring job and the drift sidecar on fresh topics, ``plan.count`` events (a 1-sigma drift in
     the second half, so the sidecar alerts), the plan's faults, then every record and alert accounted."""
