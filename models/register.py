@@ -94,6 +94,15 @@ def register_model(onnx_path: str | Path, card_path: str | Path, registry_dir: s
     return _store(card, onnx_bytes, ModelRegistry(registry_dir))
 
 
+def register_card(card: ModelCard, onnx_bytes: bytes, registry_dir: str | Path | None = None) -> LoadedModel:
+    """Register a card built in memory (a retrained challenger) with its ONNX bytes, checked as
+    :func:`register_model` checks a card read from a file."""
+    card = dataclasses.replace(card, onnx_sha256=sha256_hex(onnx_bytes))
+    check_onnx_against_card(card, onnx_bytes)
+    check_against_event_schema(card.contract, card.event_record_schema)
+    return _store(card, onnx_bytes, ModelRegistry(registry_dir))
+
+
 def register_from_schema(onnx_path: str | Path, request: CardRequest, training_sample: str | Path,
                          registry_dir: str | Path | None = None) -> LoadedModel:
     """Write the card for the user (``models.card_builder``) from the event schema and a training sample,

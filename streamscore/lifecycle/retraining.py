@@ -28,9 +28,7 @@
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 from jobs.model_router import DEFAULT_ACTIVATION_DELAY_MS
 from models.promotion_policy import DEFAULT_MIN_LABELLED, DEFAULT_PROMOTE_AFTER, PromotionPolicy
@@ -173,7 +171,7 @@ def consider_promotion(args: RetrainOptions, settings: Settings, topics: dict[st
 
 def _train_and_register(args: RetrainOptions, settings: Settings, topics: dict[str, str], registry: ModelRegistry,
                         pending: list[dict]) -> str:
-    from models.register import register_model
+    from models.register import register_card
     from models.retrain import RetrainRequest, retrain
 
     latest = pending[-1]
@@ -185,11 +183,7 @@ def _train_and_register(args: RetrainOptions, settings: Settings, topics: dict[s
         source=source, min_labelled=args.min_labelled,
         taken_versions=tuple(r.version for r in registry.list_models() if r.name == args.model))
     result = retrain(parent, events, labels, request)
-    with tempfile.TemporaryDirectory(prefix="streamscore-retrain-") as staging:
-        onnx_path, card_path = Path(staging) / "model.onnx", Path(staging) / "model.json"
-        onnx_path.write_bytes(result.onnx_bytes)
-        card_path.write_text(result.card.to_json(), encoding="utf-8")
-        model = register_model(onnx_path, card_path, args.registry_dir)
+    model = register_card(result.card, result.onnx_bytes, args.registry_dir)
     reasons = "; ".join(r for m in pending for r in m.get("reasons") or ())
     print(f"answering {len(pending)} trigger(s) ({latest.get('tier')}: {reasons})")
     print(f"registered {model.card.ref} at {model.directory}")

@@ -1,8 +1,9 @@
 """Model lifecycle on the real stack: promote and attach a shadow while events flow, no restart.
 
 One scoring job on fresh topics follows a fresh control topic. Its registry is a temp folder
-holding ``fraud-it`` 1.0.0, 1.1.0 and 1.2.0 (copies of the demo model registered under another
-name, so the shared Redis pointer of ``fraud`` is never touched). While 6000 events flow, the
+holding ``fraud-it`` 1.0.0 (the demo model under another name, so the shared Redis pointer of
+``fraud`` is never touched) and 1.1.0 and 1.2.0, challengers retrained from it: three models whose
+scores differ, so each record's score says which model scored it. While 6000 events flow, the
 CLI path promotes 1.1.0, attaches 1.2.0 in shadow and then sends 30 % of events to 1.2.0 as a
 canary; every event is checked against the announced effective times: its version in ``scored``
 (for the canary: by its event id's bucket), its record in ``scored-shadow``.
@@ -17,7 +18,6 @@ import time
 import uuid
 from collections import defaultdict
 
-import numpy as np
 import pytest
 
 from connectors.kafka_clients import read_topic
@@ -27,12 +27,12 @@ from jobs.flink_metrics import LIFECYCLE_PREFIX, job_series
 from jobs.model_router import canary_bucket
 from jobs.submit import scoring_config_from_settings, submit_scoring
 from models.demo_data import generate_events
-from models.register import register_model
-from models.registry import DEFAULT_ROOT, load_model
+from models.registry import load_model
 from models.runtime import OnnxScorer
 from schemas import serde_for
 from streamscore.foundation.vocabulary import LifecycleAction
 from streamscore.harness.traffic import TrafficPlan, TrafficTopics, run_traffic
+from streamscore.harness.versions import register_distinct_versions
 from streamscore.lifecycle import control as control_protocol
 
 pytestmark = pytest.mark.integration
@@ -49,12 +49,7 @@ KILL_CHECKPOINT_MS = 4000
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory):
     root = tmp_path_factory.mktemp("registry")
-    source = DEFAULT_ROOT / "fraud" / "1.0.0"
-    card = json.loads((source / "model.json").read_text())
-    for version in ("1.0.0", "1.1.0", "1.2.0"):
-        card_file = root / f"card-{version}.json"
-        card_file.write_text(json.dumps({**card, "name": NAME, "version": version}))
-        register_model(source / "model.onnx", card_file, root)
+    assert register_distinct_versions(root, NAME) == ["1.0.0", "1.1.0", "1.2.0"]
     yield root
     shutil.rmtree(root, ignore_errors=True)
 
@@ -142,13 +137,13 @@ def test_promotion_and_shadow_while_events_flow(settings, fresh_topics, registry
     assert 300 < before < len(records) - 300, "the promotion must fall inside the traffic"
     assert in_canary_window > 300 and 0.2 < canaried / in_canary_window < 0.4
 
-    # the champion's scores are the model's scores whatever the version (the versions share the ONNX)
-    events_by_id = {e["event_id"]: e for e in generate_events(6000, seed=17, id_prefix=f"lc-{tag}-")}
-    contract = load_model(f"{NAME}:1.0.0", root=registry).contract
+    # each record's score is its version's model's score, and the models differ: the score says which scored it
     ids = sorted(report.scored)
-    matrix, _, _ = contract.to_matrix([events_by_id[i] for i in ids])
-    expected = OnnxScorer(load_model(f"{NAME}:1.0.0", root=registry)).predict_batch(matrix)
-    np.testing.assert_allclose([report.scored[i]["score"] for i in ids], expected, rtol=0, atol=1e-6)
+    by_version = _scores_by_version(registry, generate_events(6000, seed=17, id_prefix=f"lc-{tag}-"), ids)
+    for i, r in zip(ids, (report.scored[i] for i in ids)):
+        assert abs(r["score"] - by_version[r["model_version"]][i]) <= 1e-6, (i, r)
+    apart = [abs(by_version["1.0.0"][i] - by_version[v][i]) > 1e-4 for i in ids for v in ("1.1.0", "1.2.0")]
+    assert sum(apart) > 0.9 * len(apart), "the versions' models must score differently"
 
     # one shadow record per scored event from the shadow's effective time on, by the challenger
     shadow_ids = [r["event_id"] for r in shadow_records]
@@ -157,7 +152,10 @@ def test_promotion_and_shadow_while_events_flow(settings, fresh_topics, registry
     assert 300 < len(shadow_ids) < len(records) - 300
     assert {r["model_version"] for r in shadow_records} == {"1.2.0"}
     for r in shadow_records:
-        assert abs(r["score"] - report.scored[r["event_id"]]["score"]) <= 1e-6
+        assert abs(r["score"] - by_version["1.2.0"][r["event_id"]]) <= 1e-6
+    champions = [report.scored[r["event_id"]] for r in shadow_records]
+    agreeing = sum(r["label"] == c["label"] for r, c in zip(shadow_records, champions))
+    canaried_shadowed = sum(c["model_version"] == "1.2.0" for c in champions)
 
     # lifecycle metrics: events and inference time per version and role, shadow agreement and score difference
     # (Flink's reporter writes version 1.1.0 as 1_1_0, see docs/metrics.md)
@@ -166,11 +164,24 @@ def test_promotion_and_shadow_while_events_flow(settings, fresh_topics, registry
     assert scored_by[("1_1_0", "champion", None)] == len(records) - before - canaried
     assert scored_by[("1_2_0", "champion", None)] == canaried
     assert scored_by[("1_2_0", "shadow", None)] == len(shadow_ids)
-    assert metrics["version_shadow_label_agreements"][("1_2_0", None, None)] == len(shadow_ids)
-    assert metrics["version_shadow_label_disagreements"][("1_2_0", None, None)] == 0
+    assert metrics["version_shadow_label_agreements"][("1_2_0", None, None)] == agreeing
+    assert metrics["version_shadow_label_disagreements"][("1_2_0", None, None)] == len(shadow_ids) - agreeing
     assert metrics["version_shadow_score_diff_milli_count"][("1_2_0", None, None)] == len(shadow_ids)
-    assert metrics["version_shadow_le_score_diff_milli_bucket"][("1_2_0", None, "1")] == len(shadow_ids)
+    # a canaried event's shadow score equals its champion's (both 1.2.0); the rest differ by models
+    assert metrics["version_shadow_le_score_diff_milli_bucket"][("1_2_0", None, "1")] >= canaried_shadowed
+    assert metrics["version_shadow_le_score_diff_milli_bucket"][("1_2_0", None, "1")] < len(shadow_ids) - 300
     assert metrics["version_role_inference_us_count"][("1_2_0", "shadow", None)] >= 1
+
+
+def _scores_by_version(registry, events: list[dict], ids: list[str]) -> dict[str, dict[str, float]]:
+    """version -> event id -> that version's ONNX score, computed directly with ONNX Runtime."""
+    events_by_id = {e["event_id"]: e for e in events}
+    scores = {}
+    for version in ("1.0.0", "1.1.0", "1.2.0"):
+        model = load_model(f"{NAME}:{version}", root=registry)
+        matrix, _, _ = model.contract.to_matrix([events_by_id[i] for i in ids])
+        scores[version] = dict(zip(ids, OnnxScorer(model).predict_batch(matrix).tolist()))
+    return scores
 
 
 def _effective_promotion_ms(settings, control: str) -> int | None:
@@ -271,6 +282,10 @@ def test_taskmanager_killed_right_after_promotion_replays_with_the_recorded_vers
 
     records = list(report.scored.values())
     assert all(r["model_version"] == expected(r) for r in records)
+    ids = sorted(report.scored)
+    by_version = _scores_by_version(registry, generate_events(12_000, seed=23, id_prefix=f"lk-{tag}-"), ids)
+    assert all(abs(report.scored[i]["score"] - by_version[report.scored[i]["model_version"]][i]) <= 1e-6
+               for i in ids), "a record's score is not its version's model's score"
     assert 300 < sum(r["event_time"] < promote_at for r in records) < len(records) - 300
     # the replay: records written before the kill in transactions that were then aborted, and
     # written again after the recovery -- with the same version (and score) both times

@@ -9,7 +9,7 @@ import pytest
 
 from models import demo_data
 from models.card import ModelCard
-from models.register import register_model
+from models.register import register_card, register_model
 from models.registry import load_model
 from models.retrain import RetrainRequest, TooFewLabelsError, next_version, parent_params, retrain
 from streamscore.foundation.errors import ModelError
@@ -81,6 +81,10 @@ def test_challenger_registers_through_the_usual_checks(drifted_result, tmp_path)
     (tmp_path / "model.json").write_text(drifted_result.card.to_json())
     model = register_model(tmp_path / "model.onnx", tmp_path / "model.json", tmp_path / "registry")
     assert str(model.ref) == "fraud:1.1.0" and model.card.training.retraining["answers"] == ["trigger-1"]
+    again = register_card(drifted_result.card, drifted_result.onnx_bytes, tmp_path / "in-memory")
+    assert again.card == model.card and again.onnx_bytes == model.onnx_bytes
+    with pytest.raises(ModelError, match="already registered"):
+        register_card(drifted_result.card, drifted_result.onnx_bytes, tmp_path / "in-memory")
 
 
 def test_next_version_skips_taken_releases():
