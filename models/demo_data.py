@@ -50,7 +50,7 @@ from ``event_time`` (the synthetic stream's UTC clock, increasing by
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -303,20 +303,32 @@ def generate_matrix(n: int, seed: int, drift: Sequence[DriftSpec] = ()) -> tuple
 def columns_to_events(columns: dict[str, np.ndarray], seed: int, *, start_time_ms: int = DEFAULT_START_TIME_MS,
                       id_prefix: str = "evt-", mean_gap_ms: float = 5.0) -> list[dict]:
     """Event dicts (Avro ``Event`` field names, Python scalars) from feature columns."""
+    return list(iter_events(columns, seed, start_time_ms=start_time_ms, id_prefix=id_prefix,
+                            mean_gap_ms=mean_gap_ms))
+
+
+def iter_events(columns: dict[str, np.ndarray], seed: int, *, start_time_ms: int = DEFAULT_START_TIME_MS,
+                id_prefix: str = "evt-", mean_gap_ms: float = 5.0, chunk: int = 50_000) -> Iterator[dict]:
+    """The events of :func:`columns_to_events`, the same ones, built ``chunk`` at a time: a run of
+    millions of events holds only the columns, not millions of dicts."""
     n = len(columns["amount"])
     id_rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(4)[3])
     gaps = 1 + np.floor(id_rng.exponential(mean_gap_ms, n)).astype(np.int64)
-    times = (start_time_ms + np.cumsum(gaps) - gaps[0]).tolist() if n else []
-    halves = id_rng.integers(0, 2**63, size=(n, 2)).tolist()
+    times = start_time_ms + np.cumsum(gaps) - (gaps[0] if n else 0)
+    halves = id_rng.integers(0, 2**63, size=(n, 2))
     fields = ["event_id", "event_time", "correlation_id", *FEATURE_NAMES]
-    values = [[f"{id_prefix}{i:09d}" for i in range(n)], times, [f"{a:016x}{b:016x}" for a, b in halves]]
-    for feature in FEATURES:
-        column = columns[feature.name]
-        if feature.categories is not None:
-            values.append(np.asarray(feature.categories, dtype=object)[column].tolist())
-        else:
-            values.append(column.astype({"int": np.int64, "boolean": bool}.get(feature.dtype, np.float64)).tolist())
-    return [dict(zip(fields, row)) for row in zip(*values)]
+    for begin in range(0, n, chunk):
+        end = min(n, begin + chunk)
+        values = [[f"{id_prefix}{i:09d}" for i in range(begin, end)], times[begin:end].tolist(),
+                  [f"{a:016x}{b:016x}" for a, b in halves[begin:end].tolist()]]
+        for feature in FEATURES:
+            column = columns[feature.name][begin:end]
+            if feature.categories is not None:
+                values.append(np.asarray(feature.categories, dtype=object)[column].tolist())
+            else:
+                values.append(column.astype({"int": np.int64, "boolean": bool}.get(feature.dtype,
+                                                                                  np.float64)).tolist())
+        yield from (dict(zip(fields, row)) for row in zip(*values))
 
 
 def generate_events(n: int, seed: int, *, start_time_ms: int = DEFAULT_START_TIME_MS, id_prefix: str = "evt-",

@@ -14,7 +14,7 @@ import contextlib
 import threading
 import time
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 
 from connectors.kafka_clients import create_topics, delete_topics
 from jobs.flink_cluster import cancel_job
@@ -22,8 +22,10 @@ from jobs.submit import drift_config_from_settings, scoring_config_from_settings
 from models.demo_data import DriftSpec
 from streamscore.foundation.config import Settings, TopicSpec
 from streamscore.foundation.errors import StreamscoreError
+from streamscore.foundation.vocabulary import ControlKind
 from streamscore.harness.accounting import Identities, account, read_identities
 from streamscore.harness.fault_actions import CACHE_FAULTS, FAULTS, OUTAGE_FAULTS, FaultContext
+from streamscore.harness.lifecycle_run import LifecycleDriver, LifecycleModels, check_versions
 from streamscore.harness.resources import ResourceSampler
 from streamscore.harness.traffic import TrafficPlan, TrafficReport, TrafficTopics, run_traffic
 from streamscore.stack import Stack
@@ -49,6 +51,7 @@ class FaultReport:
     unidentified: int = 0  # outputs that match no produced record (by dead-letter coordinates or event id)
     examples: tuple[str, ...] = ()  # ids behind non-zero counts
     resources: dict | None = None  # a sampled run (the soak): RSS per process group and checkpoint sizes
+    lifecycle: dict | None = None  # a run with lifecycle changes: harness.lifecycle_run.LifecycleCheck
 
     @property
     def recovery_s(self) -> float | None:
@@ -57,8 +60,9 @@ class FaultReport:
 
     @property
     def passed(self) -> bool:
+        lifecycle_wrong = bool(self.lifecycle and (self.lifecycle["wrong_version"] or self.lifecycle["wrong_score"]))
         return not (self.missing or self.duplicates or self.in_both or self.misrouted or self.unidentified
-                    or self.drift_duplicates)
+                    or self.drift_duplicates or lifecycle_wrong)
 
     def line(self) -> str:
         recovery = " / ".join(f"{r:.1f}s" if r is not None else "n/a" for r in self.recoveries) or "n/a"
@@ -72,7 +76,18 @@ class FaultReport:
                 f"recovery {recovery}, drift alerts {self.alerts} / triggers {self.triggers} "
                 f"(duplicated {self.drift_duplicates}){cache}"
                 f"{f', recounted {self.recounted}x by a fresh read' if self.recounted else ''}"
-                f"{_resources_line(self.resources)} -> {'PASS' if self.passed else 'FAIL'}")
+                f"{_resources_line(self.resources)}{_lifecycle_line(self.lifecycle)} "
+                f"-> {'PASS' if self.passed else 'FAIL'}")
+
+
+def _lifecycle_line(lifecycle: dict | None) -> str:
+    if not lifecycle:
+        return ""
+    versions = ", ".join(f"{v} {n}" for v, n in sorted(lifecycle["records_by_version"].items()))
+    failed = f" ({len(lifecycle['failed_changes'])} failed)" if lifecycle["failed_changes"] else ""
+    return (f", lifecycle: {lifecycle['changes']} changes{failed}, records by version {versions}, "
+            f"wrong version {lifecycle['wrong_version']}, scores checked {lifecycle['scores_checked']} "
+            f"(wrong {lifecycle['wrong_score']})")
 
 
 def _resources_line(resources: dict | None) -> str:
@@ -99,6 +114,7 @@ class FaultPlan:
     timeout_s: float = 300.0
     at_s: tuple[float, ...] | None = None  # each fault's own time instead (the soak's random schedule)
     sample_every_s: float | None = None  # sample the processes' memory and the checkpoint sizes
+    lifecycle_every_s: float | None = None  # promote or roll back the model this often (the soak)
 
     def schedule(self) -> list[tuple[float, str]]:
         if self.at_s is not None:
@@ -111,47 +127,83 @@ class FaultPlan:
 
 def run_faults(settings: Settings, plan: FaultPlan) -> FaultReport:
     """The scoring job and the drift sidecar on fresh topics, ``plan.count`` events (a 1-sigma drift in
-    the second half, so the sidecar alerts), the plan's faults, then every record and alert accounted."""
+    the second half, so the sidecar alerts), the plan's faults (and, with ``plan.lifecycle_every_s``,
+    promotions and rollbacks), then every record and alert accounted."""
     unknown = [f for f in plan.faults if f not in FAULTS]
     if unknown or not plan.faults:
         raise StreamscoreError(f"unknown fault {', '.join(unknown) or '(none given)'}; known: {', '.join(FAULTS)}")
-    stack, tag = Stack(settings), uuid.uuid4().hex[:8]
-    topics = {role: f"chaos-{role}-{tag}" for role in ("events", "scored", "dead", "alerts", "control")}
-    create_topics(settings, [TopicSpec(r, n, 2 if r in ("events", "scored") else 1) for r, n in topics.items()])
-    caching = any(f in CACHE_FAULTS for f in plan.faults)
-    config = scoring_config_from_settings(settings, events_topic=topics["events"], scored_topic=topics["scored"],
-                                          dead_letter_topic=topics["dead"], job_name=f"chaos-{tag}",
-                                          startup_mode="earliest-offset", cache_enabled=caching)
-    drift = drift_config_from_settings(settings, events_topic=topics["events"], scored_topic=topics["scored"],
-                                       alerts_topic=topics["alerts"], control_topic=topics["control"],
-                                       labels_topic="", job_name=f"chaos-drift-{tag}", startup_mode="earliest-offset")
-    drift_job = submit_drift(settings, drift)
-    ctx = FaultContext(stack, settings, config, submit_scoring(settings, config))
-    injector = _Injector(ctx, plan.schedule())
-    sampler = ResourceSampler(settings, lambda: ctx.job_id, plan.sample_every_s) if plan.sample_every_s else None
-    resources = None
+    run = _FaultRun(settings, plan)
     try:
-        if sampler:
-            sampler.start()
-        injector.start()
-        traffic = TrafficPlan(plan.count, f"c{tag}-", rate=plan.rate, malformed_every=1000,
+        return run.execute()
+    finally:
+        run.clean_up()
+
+
+class _FaultRun:
+    """One run's topics, jobs, injector, sampler and lifecycle driver, and their clean-up."""
+
+    def __init__(self, settings: Settings, plan: FaultPlan):
+        self.settings, self.plan, self.tag = settings, plan, uuid.uuid4().hex[:8]
+        roles = ("events", "scored", "dead", "alerts", "control") + (("shadow",) if plan.lifecycle_every_s else ())
+        self.topics = {role: f"chaos-{role}-{self.tag}" for role in roles}
+        self.caching = any(f in CACHE_FAULTS for f in plan.faults)
+        self.models = LifecycleModels.create(self.tag) if plan.lifecycle_every_s else None
+        self.ctx: FaultContext | None = None
+        self.drift_job = ""
+
+    def _submit(self) -> FaultContext:
+        settings, topics = self.settings, self.topics
+        create_topics(settings, [TopicSpec(r, n, 2 if r in ("events", "scored") else 1) for r, n in topics.items()])
+        lifecycle = {} if self.models is None else {
+            "model": self.models.first_ref, "registry_dir": str(self.models.registry_dir),
+            "control_topic": topics["control"], "shadow_topic": topics["shadow"]}
+        config = scoring_config_from_settings(settings, events_topic=topics["events"], scored_topic=topics["scored"],
+                                              dead_letter_topic=topics["dead"], job_name=f"chaos-{self.tag}",
+                                              startup_mode="earliest-offset", cache_enabled=self.caching, **lifecycle)
+        drift = drift_config_from_settings(settings, events_topic=topics["events"], scored_topic=topics["scored"],
+                                           alerts_topic=topics["alerts"], control_topic=topics["control"],
+                                           labels_topic="", job_name=f"chaos-drift-{self.tag}",
+                                           startup_mode="earliest-offset")
+        self.drift_job = submit_drift(settings, drift)
+        self.ctx = FaultContext(Stack(settings), settings, config, submit_scoring(settings, config))
+        return self.ctx
+
+    def execute(self) -> FaultReport:
+        settings, plan, topics = self.settings, self.plan, self.topics
+        ctx = self._submit()
+        injector = _Injector(ctx, plan.schedule())
+        sampler = ResourceSampler(settings, lambda: ctx.job_id, plan.sample_every_s) if plan.sample_every_s else None
+        driver = None if self.models is None else LifecycleDriver(settings, self.models, topics["control"],
+                                                                  plan.lifecycle_every_s)
+        for thread in (sampler, injector, driver):
+            if thread:
+                thread.start()
+        traffic = TrafficPlan(plan.count, f"c{self.tag}-", rate=plan.rate, malformed_every=1000,
                               transaction_size=max(1, int(plan.rate // 20)), timeout_s=plan.timeout_s,
                               drift=[DriftSpec("device_trust_score", "shift", 1.0, start_after=plan.count // 2)])
         report = run_traffic(settings, traffic, TrafficTopics(topics["events"], topics["scored"], topics["dead"]))
         injector.join()
+        if driver:
+            driver.stop()
         resources = sampler.stop() if sampler else None
         identities = read_identities(settings, topics["events"], [*report.valid_ids, *report.malformed_keys],
                                      report.malformed_keys)
-        cache = _cache_evidence(settings, config.job_name) if caching else None
+        cache = _cache_evidence(settings, ctx.config.job_name) if self.caching else None
         drift_counts = _drift_outputs(settings, topics["alerts"], topics["control"])
-    finally:
-        for job_id in (ctx.job_id, drift_job):
-            _cancel_quietly(settings, job_id)
-        delete_topics(settings, list(topics.values()))
-    if injector.errors:
-        raise StreamscoreError(f"chaos: injecting failed: {'; '.join(injector.errors)}")
-    return replace(_account("+".join(plan.faults), report, injector.fault_ms, identities), cache=cache,
-                   resources=resources, **drift_counts)
+        lifecycle = None if driver is None else asdict(check_versions(
+            settings, self.models, topics["control"], report.scored, traffic, tuple(driver.errors)))
+        if injector.errors:
+            raise StreamscoreError(f"chaos: injecting failed: {'; '.join(injector.errors)}")
+        return replace(_account("+".join(plan.faults), report, injector.fault_ms, identities), cache=cache,
+                       resources=resources, lifecycle=lifecycle, **drift_counts)
+
+    def clean_up(self) -> None:
+        for job_id in (self.ctx.job_id if self.ctx else "", self.drift_job):
+            if job_id:
+                _cancel_quietly(self.settings, job_id)
+        delete_topics(self.settings, list(self.topics.values()))
+        if self.models:
+            self.models.remove(self.settings)
 
 
 def _drift_outputs(settings: Settings, alerts_topic: str, control_topic: str, settle_s: float = 8.0) -> dict:
@@ -162,8 +214,8 @@ def _drift_outputs(settings: Settings, alerts_topic: str, control_topic: str, se
     time.sleep(settle_s)  # the last windows close, and a duplicate would be committed by now
     alerts = [serde_for("drift_alert").decode(r.value)["alert_id"] for r in read_topic(settings, alerts_topic,
                                                                                         idle_timeout_s=3)]
-    triggers = [serde_for("control").decode(r.value)["message_id"] for r in read_topic(settings, control_topic,
-                                                                                        idle_timeout_s=3)]
+    controls = [serde_for("control").decode(r.value) for r in read_topic(settings, control_topic, idle_timeout_s=3)]
+    triggers = [m["message_id"] for m in controls if m["kind"] == ControlKind.RETRAIN_TRIGGER.value]
     return {"alerts": len(alerts), "triggers": len(triggers),
             "drift_duplicates": len(alerts) - len(set(alerts)) + len(triggers) - len(set(triggers))}
 

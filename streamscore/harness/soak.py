@@ -20,6 +20,7 @@ from streamscore.harness.fault_kinds import FaultKind
 
 LEAD_S, TAIL_S = 20.0, 45.0  # no fault in the first LEAD_S (the jobs warm up) nor the last TAIL_S (recovery)
 MEAN_GAP_S = 45.0  # one fault every MEAN_GAP_S on average, at least one of each kind
+LIFECYCLE_EVERY_S = 60.0  # a promotion or rollback this often, faults or not
 
 
 def soak_plan(minutes: float, rate: float, seed: int, kinds: tuple[str, ...] = tuple(FaultKind),
@@ -36,7 +37,8 @@ def soak_plan(minutes: float, rate: float, seed: int, kinds: tuple[str, ...] = t
     rng.shuffle(faults)
     times = sorted(round(rng.uniform(LEAD_S, duration - TAIL_S), 1) for _ in faults)
     return FaultPlan(tuple(faults), count=int(rate * duration), rate=rate, at_s=tuple(times),
-                     timeout_s=max(300.0, duration), sample_every_s=sample_every_s)
+                     timeout_s=max(300.0, duration), sample_every_s=sample_every_s,
+                     lifecycle_every_s=LIFECYCLE_EVERY_S)
 
 
 def run_soak(settings: Settings, minutes: float, rate: float, seed: int, out_dir: Path) -> tuple[FaultReport, Path]:

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 from confluent_kafka import TopicPartition
 
 from connectors.kafka_clients import existing_topics, produce_transactionally, read_committed_consumer
-from models.demo_data import generate_events
+from models.demo_data import generate_columns, iter_events
 from schemas import SerdeError, serde_for
 from schemas.malformed import MALFORMED_KINDS, MalformedPayload, malformed_variant
 from streamscore.foundation.config import Settings
@@ -104,7 +104,7 @@ def _end_offsets(consumer, settings: Settings, topics: list[str]) -> list[TopicP
 def _payloads(plan: TrafficPlan, report: TrafficReport):
     """(key, value) pairs; event time = the moment the record is handed to the producer."""
     encode, malformed_every = serde_for("event").encode_trusted, plan.malformed_every
-    for i, event in enumerate(generate_events(plan.count, seed=plan.seed, id_prefix=plan.id_prefix, drift=plan.drift)):
+    for i, event in enumerate(plan.events()):
         event["event_time"] = int(time.time() * 1000)
         if malformed_every and i % malformed_every == malformed_every - 1:
             kind = MALFORMED_KINDS[(i // malformed_every) % len(MALFORMED_KINDS)]
@@ -132,6 +132,11 @@ class TrafficPlan:
     transaction_size: int = 100
     timeout_s: float = 180.0
     drift: Sequence = ()
+
+    def events(self) -> Iterator[dict]:
+        """The plan's events, built a chunk at a time (``models.demo_data.iter_events``)."""
+        columns = generate_columns(self.count, self.seed, self.drift)
+        return iter_events(columns, self.seed, id_prefix=self.id_prefix)
 
 
 @dataclass(frozen=True)

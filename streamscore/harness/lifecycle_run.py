@@ -1,0 +1,162 @@
+"""The model lifecycle during a fault run (the soak): promotions and rollbacks while faults hit the job.
+
+The run's scoring job follows the run's control topic (where the drift sidecar's triggers go too)
+and starts on ``<name>:1.0.0`` from a temporary registry holding three versions whose models score
+differently (``streamscore.harness.versions``). ``LifecycleDriver`` promotes and rolls back through
+the lifecycle CLI's own path (``streamscore.lifecycle.control.apply_change``) every ``every_s``.
+Afterwards ``check_versions`` reads the announced changes back and checks every scored record: its
+version is the one in force at its event time (a replay after a fault must choose the same), and,
+for a sample, its score is that version's model's score computed directly with ONNX Runtime.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import tempfile
+import threading
+from bisect import bisect_right
+from dataclasses import dataclass
+from pathlib import Path
+
+from models.registry import load_model
+from models.runtime import OnnxScorer
+from streamscore.foundation.config import Settings
+from streamscore.foundation.errors import StreamscoreError
+from streamscore.foundation.vocabulary import PRIMARY_KINDS, LifecycleAction
+from streamscore.harness.traffic import TrafficPlan
+from streamscore.harness.versions import register_distinct_versions
+from streamscore.lifecycle import control as control_protocol
+
+FIRST_VERSION = "1.0.0"
+# the changes, in a cycle: each promotion names its version, a rollback returns to the one before
+CHANGES: tuple[tuple[LifecycleAction, str | None], ...] = (
+    (LifecycleAction.PROMOTE, "1.1.0"), (LifecycleAction.PROMOTE, "1.2.0"),
+    (LifecycleAction.ROLLBACK, None), (LifecycleAction.PROMOTE, "1.0.0"))
+RETRIES, RETRY_WAIT_S = 3, 10.0  # a change published while the broker restarts is tried again
+SCORE_SAMPLE_EVERY = 97  # every 97th scored record's score is recomputed
+
+
+@dataclass(frozen=True)
+class LifecycleModels:
+    """The run's model name and its temporary registry."""
+
+    name: str
+    registry_dir: Path
+
+    @classmethod
+    def create(cls, tag: str) -> LifecycleModels:
+        root = Path(tempfile.mkdtemp(prefix="streamscore-lifecycle-"))
+        name = f"lifecycle-{tag}"
+        register_distinct_versions(root, name)
+        return cls(name, root)
+
+    @property
+    def first_ref(self) -> str:
+        return f"{self.name}:{FIRST_VERSION}"
+
+    def remove(self, settings: Settings) -> None:
+        from connectors.redis_client import redis_client
+
+        with contextlib.suppress(Exception):  # the pointer is a convenience; the stack may be gone
+            redis_client(settings).delete(control_protocol.pointer_key(self.name))
+        shutil.rmtree(self.registry_dir, ignore_errors=True)
+
+
+class LifecycleDriver(threading.Thread):
+    """Applies ``CHANGES`` in a cycle, one every ``every_s``, until stopped; records what failed."""
+
+    def __init__(self, settings: Settings, models: LifecycleModels, control_topic: str, every_s: float):
+        super().__init__(daemon=True)
+        self.settings, self.models, self.control_topic, self.every_s = settings, models, control_topic, every_s
+        self.stopped = threading.Event()
+        self.applied = 0
+        self.errors: list[str] = []
+
+    def run(self) -> None:
+        step = 0
+        while not self.stopped.wait(self.every_s):
+            action, version = CHANGES[step % len(CHANGES)]
+            ref = f"{self.models.name}:{version}" if version else self.models.name
+            self._apply(control_protocol.LifecycleChange(action, ref, control_topic=self.control_topic,
+                                                         registry_dir=str(self.models.registry_dir)))
+            step += 1
+
+    def _apply(self, change: control_protocol.LifecycleChange) -> None:
+        for attempt in range(1, RETRIES + 1):
+            try:
+                control_protocol.apply_change(self.settings, change)
+                self.applied += 1
+                return
+            except StreamscoreError as exc:
+                if attempt == RETRIES:
+                    self.errors.append(f"{change.action.value} {change.ref}: {exc}")
+                elif self.stopped.wait(RETRY_WAIT_S):
+                    return
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.join(RETRIES * (RETRY_WAIT_S + 20.0))
+
+
+@dataclass(frozen=True)
+class LifecycleCheck:
+    """What the lifecycle did during the run, and whether every record carries the right model."""
+
+    changes: int  # promotions and rollbacks announced on control
+    failed_changes: tuple[str, ...]
+    records_by_version: dict[str, int]
+    wrong_version: int  # records whose version is not the one in force at their event time
+    scores_checked: int
+    wrong_score: int  # sampled records whose score is not their version's model's score
+    examples: tuple[str, ...] = ()
+
+    @property
+    def passed(self) -> bool:
+        return not (self.wrong_version or self.wrong_score)
+
+
+def check_versions(settings: Settings, models: LifecycleModels, control_topic: str, scored: dict[str, dict],
+                   traffic: TrafficPlan, failed: tuple[str, ...] = ()) -> LifecycleCheck:
+    """Every scored record against the versions announced on ``control_topic``; a sample's scores
+    against ONNX Runtime run directly on the same events."""
+    starts, versions = _in_force(control_protocol.read_control(settings, control_topic), models.name)
+    counts: dict[str, int] = {}
+    wrong = []
+    for event_id, record in scored.items():
+        counts[record["model_version"]] = counts.get(record["model_version"], 0) + 1
+        if record["model_version"] != versions[bisect_right(starts, record["event_time"])]:
+            wrong.append(event_id)
+    checked, wrong_scores = _check_scores(models, scored, traffic)
+    return LifecycleCheck(len(starts), failed, counts, len(wrong), checked, len(wrong_scores),
+                          tuple((wrong + wrong_scores)[:5]))
+
+
+def _in_force(messages: list[dict], name: str) -> tuple[list[int], list[str]]:
+    """(effective times, versions): the version in force at time t is versions[bisect_right(starts, t)]."""
+    starts, versions = [], [FIRST_VERSION]
+    for message in messages:
+        if message.get("kind") in PRIMARY_KINDS and message.get("model_name") == name:
+            payload = json.loads(message["payload_json"])
+            starts.append(payload["effective_from_ms"])
+            versions.append(payload["version"])
+    return starts, versions
+
+
+def _check_scores(models: LifecycleModels, scored: dict[str, dict], traffic: TrafficPlan) -> tuple[int, list[str]]:
+    sample = {}
+    for i, event in enumerate(traffic.events()):
+        if i % SCORE_SAMPLE_EVERY == 0 and event["event_id"] in scored:
+            sample[event["event_id"]] = event
+    wrong = []
+    by_version: dict[str, list[str]] = {}
+    for event_id in sample:
+        by_version.setdefault(scored[event_id]["model_version"], []).append(event_id)
+    for version, ids in by_version.items():
+        model = load_model(f"{models.name}:{version}", root=models.registry_dir)
+        matrix, _, _ = model.contract.to_matrix([sample[i] for i in ids])
+        expected = OnnxScorer(model).predict_batch(matrix).tolist()
+        wrong += [i for i, score in zip(ids, expected) if abs(scored[i]["score"] - score) > 1e-6]
+    return len(sample), wrong
+
