@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import psutil
 
-from benchmarks import report, systems
+from benchmarks import capacity, report, systems
 from benchmarks.feed import EventPool
 from benchmarks.limits import feature_matrix, onnx_rows
 from benchmarks.measure import RunParams, measure
@@ -127,8 +127,10 @@ def run(args: argparse.Namespace, settings: Settings | None = None) -> dict:
                "note": args.note, "machine": info, "plan": plan.__dict__,
                "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                "onnx_rows_per_s": onnx, "rows": rows, "summaries": summaries,
-               "checks": [c.__dict__ for c in report.checks(summaries)]}
+               "checks": [c.__dict__ for c in report.checks(summaries)], "capacity": capacity.capacity(rows)}
     table = report.markdown(summaries, onnx)
+    if payload["capacity"]:
+        table += "\n\n" + capacity.markdown(payload["capacity"])
     stamp = began.strftime("%Y%m%dT%H%M%SZ") + ("-smoke" if args.smoke else "")
     payload["files"] = [str(p) for p in report.write(args.out, stamp, payload, table)]
     print("\n" + table + "\n")

@@ -27,7 +27,6 @@ from connectors.kafka_clients import create_topics, delete_topics
 from streamscore.foundation.config import Settings, TopicSpec
 from streamscore.foundation.errors import StreamscoreError
 
-PARTITIONS = 2
 WARMUP_FRACTION = 0.2
 
 
@@ -48,12 +47,13 @@ def measure(settings: Settings, spec: systems.SystemSpec, pool: EventPool, param
             stack_pids: dict[str, tuple[int, ...]]) -> dict:
     tag = uuid.uuid4().hex[:8]
     topics = systems.Topics(f"bench-in-{tag}", f"bench-out-{tag}", f"bench-dead-{tag}")
-    create_topics(settings, [TopicSpec(r, n, PARTITIONS) for r, n in
+    create_topics(settings, [TopicSpec(r, n, spec.partitions) for r, n in
                              zip(("events", "scored", "dead"), (topics.source, topics.scored, topics.dead))])
     backlog = pool.backlog(params.backlog, spec.repeat, spec.model)
     row = {"system": spec.key, "label": spec.label, "group": spec.group, "backlog": len(backlog),
            "commit_interval_ms": params.commit_interval_ms, "max_batch": spec.max_batch,
-           "max_delay_ms": spec.max_delay_ms, "exactly_once": spec.exactly_once}
+           "max_delay_ms": spec.max_delay_ms, "exactly_once": spec.exactly_once,
+           "parallelism": spec.parallelism, "partitions": spec.partitions}
     collector = sampler = running = None
     try:
         row["preload_s"] = round(preload(settings, topics.source, backlog), 2)

@@ -1,9 +1,9 @@
 """The systems under test and how each is started and stopped on the local stack.
 
-Every system reads one input topic (2 partitions) from its beginning, read_committed, and writes
-an output topic (and a dead-letter topic) with Kafka transactions committed every
-``commit_interval_ms`` (Flink: checkpoints at that interval). Each runs with one worker:
-Flink parallelism 1, or one process.
+Every system reads one input topic (2 partitions; the capacity rows 4) from its beginning,
+read_committed, and writes an output topic (and a dead-letter topic) with Kafka transactions
+committed every ``commit_interval_ms`` (Flink: checkpoints at that interval). Each runs with one
+worker, Flink parallelism 1 or one process, except the capacity rows (parallelism 1, 2 and 4).
 """
 
 from __future__ import annotations
@@ -48,6 +48,8 @@ class SystemSpec:
     cache: bool = False  # streamscore rows: the Redis prediction cache on
     repeat: float = 0.0  # fraction of events repeating an earlier event's features
     decoder: WireDecoder | None = None  # a bound model's rows: where the Confluent wire is decoded (None: settings)
+    parallelism: int = 1  # streamscore rows: the scoring job's parallelism
+    partitions: int = 2  # of the input, scored and dead-letter topics
 
 
 WIDE_MODEL = "fraud-wide:1.0.0"
@@ -91,7 +93,8 @@ def start(settings: Settings, spec: SystemSpec, topics: Topics, commit_interval_
             settings, events_topic=topics.source, scored_topic=topics.scored, dead_letter_topic=topics.dead,
             job_name=f"bench-{spec.key}-{tag}", max_batch_size=spec.max_batch, max_delay_ms=spec.max_delay_ms,
             checkpoint_interval_ms=commit_interval_ms, exactly_once=spec.exactly_once,
-            startup_mode="earliest-offset", model=spec.model, cache_enabled=spec.cache or None)
+            startup_mode="earliest-offset", model=spec.model, cache_enabled=spec.cache or None,
+            parallelism=spec.parallelism)
         return RunningSystem(spec, flink_job=submit_scoring(settings, config), keyed_topics={topics.scored})
     if spec.kind == "flink-passthrough":
         args = ["--bootstrap", settings.jobs_kafka_bootstrap, "--source-topic", topics.source,
@@ -144,6 +147,17 @@ def model_and_cache_rows() -> list[SystemSpec]:
                                    rate_hint=3000 if name == "wide" else 10_000,
                                    model=model, cache=True, repeat=repeat))
     return rows
+
+
+CAPACITY_PARALLELISM = (1, 2, 4)
+
+
+def capacity_rows() -> list[SystemSpec]:
+    """The capacity table's rows: streamscore EO (fraud model, batch 512, delay 100 ms) at parallelism 1,
+    2 and 4, each over the same 4 partitions, so their CPU per event can be compared side by side."""
+    return [SystemSpec(f"capacity-p{p}", f"streamscore EO at parallelism {p}, 4 partitions", "flink-scoring",
+                       "capacity", max_batch=512, max_delay_ms=100, rate_hint=20_000, parallelism=p, partitions=4)
+            for p in CAPACITY_PARALLELISM]
 
 
 def wire_rows(sweep_batches: tuple[int, ...]) -> list[SystemSpec]:
@@ -204,7 +218,9 @@ def catalogue(sweep_batches: tuple[int, ...], sweep_delays: tuple[int, ...],
                                   rate_hint=max(500.0, min(20_000.0, 700.0 * size))))
     wire = wire_rows(sweep_batches)
     systems += wire if model_rows else [r for r in wire if r.key == "wire-jvm-eo"]  # a smoke run: the new path
-    systems += model_and_cache_rows() if model_rows else []
+    systems += model_and_cache_rows() + capacity_rows() if model_rows else []
+    if not model_rows:  # a smoke run checks each runner once: handwritten-1 runs handwritten-batched's code
+        systems = [s for s in systems if s.key != "handwritten-1"]
     for delay in sweep_delays:
         systems.append(SystemSpec(f"sweep-b512-d{delay}", f"streamscore EO, batch 512, delay {delay} ms",
                                   "flink-scoring", "sweep", max_batch=512, max_delay_ms=delay, rate_hint=20_000))

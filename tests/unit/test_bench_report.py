@@ -15,3 +15,40 @@ def test_a_check_from_numpy_values_is_plain_json():
     stored = json.loads(json.dumps(check.__dict__, default=str))
     assert stored["passed"] is False and stored["value"] == 0.21
     assert check.line() == "MISS  streamscore EO / flink-passthrough throughput: 0.21 (target >= 0.5x)"
+
+
+def _capacity_row(parallelism: int, rate: float, job_cpu_s: float, events: int = 100_000, **extra) -> dict:
+    return {"system": f"capacity-p{parallelism}", "group": "capacity", "events_per_s": rate,
+            "drain_measured_events": events, "cpu_s_by_role": {"kafka": 0.5, "flink-jm": 0.1,
+                                                                "flink-tm": job_cpu_s - 0.1 - 1.0,
+                                                                "python-workers": 1.0}, **extra}
+
+
+def test_capacity_entries_give_cpu_per_event_and_cores_per_rate():
+    from benchmarks.capacity import TARGET_UTILIZATION, capacity, markdown
+
+    rows = [_capacity_row(4, 9000, 3.0), _capacity_row(1, 10_000, 2.0), _capacity_row(1, 12_000, 2.2),
+            _capacity_row(1, 11_000, 2.1), _capacity_row(2, 1, 9.0, void=True)]
+    entries = capacity(rows)
+    assert [e["parallelism"] for e in entries] == [1, 2, 4]
+    p1, p2, p4 = entries
+    assert p1["runs"] == 3 and p1["events_per_s"] == {"median": 11_000, "min": 10_000, "max": 12_000}
+    assert abs(p1["job_us_per_event"] - 21.0) < 1e-9 and abs(p1["broker_us_per_event"] - 5.0) < 1e-9
+    assert abs(p1["events_per_s_per_job_core"] - 1e6 / 21.0) < 1e-6
+    assert abs(p1["job_cores_for"]["100000"] - 100_000 * 21e-6 / TARGET_UTILIZATION) < 1e-9
+    assert p2["runs"] == 0 and p2["events_per_s"] is None and "job_cores_for" not in p2
+    assert abs(p4["job_us_per_event"] - 30.0) < 1e-9
+    table = markdown(entries)
+    assert table.splitlines()[2].startswith("| 1 | 11,000 (10,000-12,000) | 21.0 | 5.0 | 47,619 | 0.4 | 3.5 | 35.0 |")
+    assert "| 2 | void | - | - | - |" in table
+
+
+def test_the_full_run_has_the_capacity_rows_and_the_smoke_checks_each_runner_once():
+    from benchmarks.systems import catalogue
+
+    full = {s.key: s for s in catalogue((1, 512), (10,))}
+    assert [(full[f"capacity-p{p}"].parallelism, full[f"capacity-p{p}"].partitions) for p in (1, 2, 4)] == \
+        [(1, 4), (2, 4), (4, 4)]
+    smoke = [s.key for s in catalogue((), (), model_rows=False)]
+    assert "handwritten-1" in full and "handwritten-1" not in smoke and "handwritten-batched" in smoke
+    assert not any(key.startswith("capacity") for key in smoke)
