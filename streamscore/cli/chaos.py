@@ -1,5 +1,5 @@
-"""``streamscore chaos --fault KIND [--fault KIND ...]`` or ``chaos --soak --minutes M``: exactly-once under
-faults, on the running stack."""
+"""``streamscore chaos --fault KIND [--fault KIND ...]``, ``chaos --soak --minutes M`` or ``chaos --overload``:
+exactly-once under faults and overload, on the running stack."""
 
 from __future__ import annotations
 
@@ -23,7 +23,11 @@ def register(sub) -> None:
     chaos.add_argument("--soak", action="store_true",
                        help="steady traffic for --minutes with faults of every kind at random times, memory "
                             "and checkpoint sizes sampled; the report goes to --out as JSON")
-    chaos.add_argument("--minutes", type=float, default=30.0, help="the soak's length (default 30)")
+    chaos.add_argument("--overload", action="store_true",
+                       help="measure the scoring job's capacity, then send 2x it for --minutes (default 3) "
+                            "between two calm phases at half of it; the report goes to --out as JSON")
+    chaos.add_argument("--minutes", type=float, default=None,
+                       help="the soak's length (default 30), the overload's (default 3)")
     chaos.add_argument("--seed", type=int, default=1, help="the soak's fault schedule (default 1)")
     chaos.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="where the soak's report goes")
     chaos.set_defaults(handler=run)
@@ -34,8 +38,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.soak:
         return _soak(args, settings)
+    if args.overload:
+        return _overload(args, settings)
     if not args.fault:
-        raise ConfigError("chaos needs --fault KIND (repeatable) or --soak")
+        raise ConfigError("chaos needs --fault KIND (repeatable), --soak or --overload")
     first = None if len(args.fault) == 1 else args.spacing / 2
     plan = FaultPlan(tuple(args.fault), args.count, args.rate or 5000.0, first, args.spacing)
     report = run_faults(settings, plan)
@@ -47,9 +53,23 @@ def _soak(args: argparse.Namespace, settings: Settings) -> int:
     from streamscore.harness.soak import run_soak
 
     try:
-        report, path = run_soak(settings, args.minutes, args.rate or 2500.0, args.seed, args.out)
+        report, path = run_soak(settings, args.minutes or 30.0, args.rate or 2500.0, args.seed, args.out)
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
     print(report.line())
     print(f"soak report: {path}")
     return 0 if report.passed else 1
+
+
+def _overload(args: argparse.Namespace, settings: Settings) -> int:
+    from streamscore.harness.overload import OverloadPlan, run_overload
+
+    report, path = run_overload(settings, OverloadPlan(overload_s=(args.minutes or 3.0) * 60.0), args.out)
+    print(f"capacity {report['capacity_events_per_s']:,.0f} events/s")
+    for phase in report["phases"]:
+        print(f"{phase['name']}: target {phase['target_rate']:,.0f}/s, sent {phase['sent_rate']:,.0f}/s, "
+              f"produced {phase['produced']}, missing {phase['missing']}, duplicates {phase['duplicates']}, "
+              f"p50/p99/max {phase['p50_ms']}/{phase['p99_ms']}/{phase['max_ms']} ms, drained {phase['drain_s']} s "
+              f"after the last send, RSS max MiB {phase['rss_max_mib']}")
+    print(f"overload report: {path} -> {'PASS' if report['passed'] else 'FAIL'}")
+    return 0 if report["passed"] else 1

@@ -78,14 +78,20 @@ class ResourceSampler(threading.Thread):
         self.settings, self.job_id, self.every_s = settings, job_id, every_s
         self.samples: list[tuple[float, dict[str, float], int | None]] = []
         self.stop_event = threading.Event()
+        self.began = time.monotonic()
 
     def run(self) -> None:
-        began = time.monotonic()
+        self.began = time.monotonic()
         while not self.stop_event.is_set():
             pids = _pids(self.settings)
             rss = {group: _rss_mib(pids[group]) for group in GROUPS}
-            self.samples.append((time.monotonic() - began, rss, _checkpoint_bytes(self.settings, self.job_id())))
+            self.samples.append((time.monotonic() - self.began, rss, _checkpoint_bytes(self.settings, self.job_id())))
             self.stop_event.wait(self.every_s)
+
+    def max_since(self, start_s: float) -> dict[str, float]:
+        """The largest RSS (MiB) per group sampled from ``start_s`` (seconds since it began) on."""
+        kept = [rss for t, rss, _ in list(self.samples) if t >= start_s]
+        return {group: round(max(rss[group] for rss in kept), 1) for group in GROUPS} if kept else {}
 
     def stop(self) -> dict:
         self.stop_event.set()

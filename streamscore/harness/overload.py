@@ -1,0 +1,157 @@
+"""Overload: twice the scoring job's capacity for minutes, then back to half of it.
+
+``streamscore chaos --overload`` runs, on fresh topics with one exactly-once scoring job:
+
+1. **capacity**: a burst sent as fast as the producer can; the job's capacity is the rate at which
+   its scored records became visible (the first 20 % left out as warm-up);
+2. **before**: half the capacity for ``calm_s``: the usual latency;
+3. **overload**: ``factor`` x the capacity for ``overload_s``: Flink's backpressure (sampled from its
+   REST API), latency growing with the backlog, the processes' memory (which must stay bounded: the
+   backlog waits in Kafka, not in the job), and how long the backlog takes to drain once it ends;
+4. **after**: half the capacity again: the latency must be back to what it was before.
+
+Every phase's records are accounted by identity (none lost, none twice). The report goes to
+``benchmarks/results/overload-<UTC>.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from connectors.kafka_clients import create_topics, delete_topics
+from jobs.flink_cluster import cancel_job, rest
+from jobs.submit import scoring_config_from_settings, submit_scoring
+from streamscore.foundation.config import Settings, TopicSpec
+from streamscore.harness.accounting import account, read_identities
+from streamscore.harness.resources import ResourceSampler
+from streamscore.harness.traffic import TrafficPlan, TrafficReport, TrafficTopics, run_traffic
+
+WARMUP_SHARE = 0.2
+
+
+@dataclass(frozen=True)
+class OverloadPlan:
+    model: str = "fraud-mlp:1.0.0"  # the heavier demo model: the job, not the producer, is the bottleneck
+    factor: float = 2.0
+    overload_s: float = 180.0
+    calm_s: float = 30.0
+    burst: int = 60_000  # events sent as fast as possible to measure the capacity
+
+
+@dataclass(frozen=True)
+class PhaseResult:
+    name: str
+    target_rate: float
+    sent_rate: float  # what the producer achieved
+    produced: int
+    missing: int
+    duplicates: int
+    p50_ms: float | None
+    p99_ms: float | None
+    max_ms: float | None
+    drain_s: float  # after the last send, until every record was visible
+    p99_by_10s: tuple[float, ...] = ()  # by send time: how latency grew
+    rss_max_mib: dict | None = None
+
+
+class _BackpressureSampler(threading.Thread):
+    """The source vertex's backpressure ratio (the highest over its subtasks) every ``every_s``."""
+
+    def __init__(self, settings: Settings, job_id: str, every_s: float = 5.0):
+        super().__init__(daemon=True)
+        self.settings, self.job_id, self.every_s = settings, job_id, every_s
+        self.samples: list[tuple[float, float, str]] = []  # (time s, ratio, level)
+        self.stop_event = threading.Event()
+
+    def run(self) -> None:
+        began = time.monotonic()
+        while not self.stop_event.wait(self.every_s):
+            try:
+                vertex = rest(self.settings, f"/jobs/{self.job_id}")["vertices"][0]["id"]
+                answer = rest(self.settings, f"/jobs/{self.job_id}/vertices/{vertex}/backpressure")
+            except Exception:  # noqa: BLE001 - a missed sample is a gap, not a failure
+                continue
+            subtasks = answer.get("subtasks") or []
+            ratio = max((s.get("ratio", 0.0) for s in subtasks), default=0.0)
+            level = answer.get("backpressureLevel", answer.get("backpressure-level", "unknown"))
+            self.samples.append((round(time.monotonic() - began, 1), ratio, level))
+
+
+def run_overload(settings: Settings, plan: OverloadPlan, out_dir: Path) -> tuple[dict, Path]:
+    """The four phases on fresh topics; returns the report and where it was written."""
+    tag = uuid.uuid4().hex[:8]
+    names = {role: f"overload-{role}-{tag}" for role in ("events", "scored", "dead")}
+    create_topics(settings, [TopicSpec(r, n, 2) for r, n in names.items()])
+    topics = TrafficTopics(names["events"], names["scored"], names["dead"])
+    config = scoring_config_from_settings(settings, events_topic=topics.events, scored_topic=topics.scored,
+                                          dead_letter_topic=topics.dead, job_name=f"overload-{tag}",
+                                          startup_mode="earliest-offset", model=plan.model)
+    began = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    job_id = submit_scoring(settings, config)
+    sampler = ResourceSampler(settings, lambda: job_id, every_s=5.0)
+    pressure = _BackpressureSampler(settings, job_id)
+    try:
+        sampler.start()
+        pressure.start()
+        capacity = _capacity(settings, topics, plan, tag)
+        phases = [_phase(settings, topics, sampler, name, rate, seconds, f"o{tag}{name[0]}-")
+                  for name, rate, seconds in (("before", capacity / 2, plan.calm_s),
+                                              ("overload", capacity * plan.factor, plan.overload_s),
+                                              ("after", capacity / 2, plan.calm_s))]
+        pressure.stop_event.set()
+        resources = sampler.stop()
+    finally:
+        cancel_job(settings, job_id)
+        delete_topics(settings, list(names.values()))
+    report = {"plan": asdict(plan), "capacity_events_per_s": round(capacity, 1),
+              "phases": [asdict(p) for p in phases], "backpressure": pressure.samples,
+              "resources": resources, "passed": all(p.missing == 0 and p.duplicates == 0 for p in phases)}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"overload-{began}.json"
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    return report, path
+
+
+def _capacity(settings: Settings, topics: TrafficTopics, plan: OverloadPlan, tag: str) -> float:
+    """Scored records per second while the job worked through a burst (warm-up left out)."""
+    burst = run_traffic(settings, TrafficPlan(plan.burst, f"o{tag}c-", malformed_every=0,
+                                              transaction_size=1000, timeout_s=300), topics)
+    seen = np.sort(np.array([at for _, at in burst.arrivals]))
+    kept = seen[int(len(seen) * WARMUP_SHARE):]
+    if len(kept) < 2 or kept[-1] <= kept[0]:
+        raise ValueError("overload: the capacity burst was not scored; is the job running?")
+    return (len(kept) - 1) / ((kept[-1] - kept[0]) / 1000.0)
+
+
+def _phase(settings: Settings, topics: TrafficTopics, sampler: ResourceSampler, name: str, rate: float,
+           seconds: float, prefix: str) -> PhaseResult:
+    start_s = time.monotonic() - sampler.began
+    count = int(rate * seconds)
+    report = run_traffic(settings, TrafficPlan(count, prefix, rate=rate, malformed_every=0,
+                                               transaction_size=max(1, int(rate // 20)), timeout_s=900), topics)
+    identities = read_identities(settings, topics.events, report.valid_ids, ())
+    found = account(identities, report.scored, report.scored_duplicates, report.dead_letters)
+    latencies = np.array(report.latencies_ms) if report.latencies_ms else None
+    return PhaseResult(
+        name, round(rate, 1), round(count / report.produce_seconds, 1) if report.produce_seconds else 0.0,
+        report.produced, found.missing, found.duplicates,
+        *(round(float(np.percentile(latencies, q)), 1) if latencies is not None else None for q in (50, 99)),
+        round(float(latencies.max()), 1) if latencies is not None else None,
+        round(report.drain_seconds, 1), _p99_by_10s(report), sampler.max_since(start_s))
+
+
+def _p99_by_10s(report: TrafficReport) -> tuple[float, ...]:
+    """p99 latency of the events sent in each 10 s of the phase, in order."""
+    if not report.arrivals:
+        return ()
+    sent = np.array([t for t, _ in report.arrivals], dtype=np.float64)
+    latency = np.array([at - t for t, at in report.arrivals])
+    buckets = ((sent - sent.min()) // 10_000).astype(int)
+    return tuple(round(float(np.percentile(latency[buckets == b], 99)), 1) for b in np.unique(buckets))
