@@ -30,9 +30,9 @@ def dead_letter_record(original: bytes, source: SourceCoordinates, stage: str, r
         "source_partition": int(source.partition),
         "source_offset": int(source.offset),
         "stage": str(stage),
-        "reason": reason[:MAX_REASON_CHARS],
-        "event_id": event_id,
-        "correlation_id": correlation_id,
+        "reason": writable(reason)[:MAX_REASON_CHARS],
+        "event_id": writable(event_id),
+        "correlation_id": writable(correlation_id),
         "job": job,
         "failed_time": int(failed_time_ms),
     }
@@ -44,4 +44,16 @@ def encode_dead_letter(record: dict) -> bytes:
 
 def dead_letter_key(source: SourceCoordinates, event_id: str | None) -> bytes:
     """Keyed by event id when known, else by the source coordinates (stable across replays)."""
-    return (event_id or f"{source.topic}/{source.partition}/{source.offset}").encode()
+    return writable(event_id or f"{source.topic}/{source.partition}/{source.offset}").encode()
+
+
+def writable(text: str | None) -> str | None:
+    """``text`` as UTF-8 can carry it: a lone surrogate (JSON input may hold ``"\\ud800"``, which no Avro
+    string or Kafka key can) becomes its backslash escape, so a dead letter can always be written."""
+    if text is None:
+        return None
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")

@@ -5,6 +5,7 @@ every bad record a dead letter with its bytes and reason, the output readable by
 from __future__ import annotations
 
 import datetime
+import json
 import uuid
 from collections import Counter
 
@@ -236,6 +237,9 @@ def test_the_sensor_models_drift_sidecar_alerts_on_its_own_shifted_feature(setti
 
 
 BAD_JSON = [b"not json", b"[1, 2]", b'{"reading_id": "js-missing"}', b'{"reading_id": 5}']
+# valid JSON of the schema's types, but its id holds a lone surrogate: no Avro string (nor Kafka key) can
+# carry it, so the scored record cannot be encoded -- an ENCODE dead letter, and the stream goes on
+UNENCODABLE_ID = "js-\\ud800"
 
 
 def _start_json_job(settings, fresh_topics, tag: str):
@@ -253,8 +257,12 @@ def _produce_json(settings, topic: str, tag: str) -> list[dict]:
     readings = [{k: v for k, v in r.items() if k != "is_anomaly"}
                 for r in generate_readings(400, seed=43, prefix=f"js-{tag}-")]
     produce_events(settings, topic, readings, wire=model_wire(settings, "sensor:1.0.0", topic, "json"))
-    produce_transactionally(settings, topic, [(b"bad", p, None) for p in BAD_JSON])
+    produce_transactionally(settings, topic, [(b"bad", p, None) for p in [*BAD_JSON, _unencodable(readings[0])]])
     return readings
+
+
+def _unencodable(reading: dict) -> bytes:
+    return json.dumps({**reading, "reading_id": "ID"}).replace('"ID"', f'"{UNENCODABLE_ID}"').encode()
 
 
 def _check_json_output(settings, topics, readings) -> None:
@@ -263,7 +271,7 @@ def _check_json_output(settings, topics, readings) -> None:
 
     reader = RegisteredReader(SchemaRegistry(settings.schema_registry))
     scored_records = [reader.decode(p)[1] for p in read_until(settings, topics[1], len(readings), bytes)]
-    dead_records = [reader.decode(p)[1] for p in read_until(settings, topics[2], len(BAD_JSON), bytes)]
+    dead_records = [reader.decode(p)[1] for p in read_until(settings, topics[2], len(BAD_JSON) + 1, bytes)]
     model = load_model("sensor:1.0.0")
     matrix, rejects, _ = model.contract.to_matrix(readings)
     assert not rejects  # every generated reading meets the contract: only the bad messages are dead letters
@@ -271,5 +279,10 @@ def _check_json_output(settings, topics, readings) -> None:
     got = {r["event_id"]: r["score"] for r in scored_records}
     assert len(scored_records) == len(got) == len(readings) and set(got) == set(expected)
     np.testing.assert_allclose([got[i] for i in expected], list(expected.values()), rtol=0, atol=1e-6)
-    assert sorted(d["original_bytes"] for d in dead_records) == sorted(BAD_JSON)
-    assert {(d["stage"], d["reason"].split(":")[0]) for d in dead_records} == {("DECODE", "bad_json")}
+    encode_failed = [d for d in dead_records if d["stage"] == "ENCODE"]
+    assert [d["original_bytes"] for d in encode_failed] == [_unencodable(readings[0])]
+    assert encode_failed[0]["event_id"] == UNENCODABLE_ID  # escaped: the dead letter itself stays writable
+    assert "surrogates not allowed" in encode_failed[0]["reason"]
+    decode_failed = [d for d in dead_records if d["stage"] != "ENCODE"]
+    assert sorted(d["original_bytes"] for d in decode_failed) == sorted(BAD_JSON)
+    assert {(d["stage"], d["reason"].split(":")[0]) for d in decode_failed} == {("DECODE", "bad_json")}

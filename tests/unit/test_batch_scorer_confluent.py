@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -109,3 +111,25 @@ def test_a_registry_outage_is_waited_out_then_raised(registry):
     with pytest.raises(RegistryUnavailable):
         PatientLookup(Down(), wait_ms=1000, sleep=slept.append).schema(1)
     assert sum(slept) >= 1.0
+
+
+def test_a_json_id_no_avro_string_can_carry_is_an_encode_dead_letter(model, registry):
+    """JSON may escape a lone surrogate (``"\\ud800"``): the event decodes, its scored record cannot be
+    encoded, and the dead letter (id escaped, so it is writable) keeps the bytes; the others are scored."""
+    from schemas.json_events import JsonEvents
+
+    schema = model.card.event_schema.schema
+    scored = RegistryAvroSerde(load_schema("scored"), SCORED_ID, registry)
+    wire = JobWire(JsonEvents(schema), scored, RegistryAvroSerde(load_schema("dead_letter"), DEAD_ID, registry),
+                   scored, id_field="reading_id", time_field="ts", bound=True)
+    scorer = BatchScorer(model, OnnxScorer(model), job="unit", source_topic="readings", wire=wire,
+                         clock_ms=lambda: 1_800_000_000_000)
+    readings = _readings(3)
+    payloads = [json.dumps(r).encode() for r in readings]
+    payloads[1] = json.dumps({**readings[1], "reading_id": "ID"}).replace('"ID"', '"u-\\ud800"').encode()
+    result = scorer.score(payloads, [0, 0, 0], [7, 8, 9], [5, 5, 5])
+    assert result.is_scored == [True, False, True]
+    _, dead = RegisteredReader(registry).decode(result.bodies[1])
+    assert (dead["stage"], dead["original_bytes"], dead["source_offset"]) == ("ENCODE", payloads[1], 8)
+    assert dead["event_id"] == "u-\\ud800" and "surrogates not allowed" in dead["reason"]
+    assert result.keys[1] == b"u-\\ud800"
