@@ -1,4 +1,7 @@
-"""Fuzzed bad input on the real stack: every bad payload dead-lettered with a reason, no restart, valid ones scored."""
+"""Fuzzed bad input on the real stack: every bad payload dead-lettered with a reason, no restart, valid ones scored.
+
+The job scores with ``fraud-poison`` (``poison_model.py``): the demo contract and a model that returns
+NaN for one amount the contract accepts, so one kind of input fails in the model itself (INFERENCE)."""
 
 from __future__ import annotations
 
@@ -6,8 +9,10 @@ import copy
 import math
 import random
 import uuid
+from pathlib import Path
 
 import pytest
+from poison_model import POISON_AMOUNT, register_poison_model
 from topic_reads import read_until
 
 from connectors.kafka_clients import produce_transactionally
@@ -44,7 +49,7 @@ def _retype_field(fields, name):
 
 
 KINDS = ("truncated", "empty", "foreign_fingerprint", "missing_field", "wrong_type", "non_finite",
-         "out_of_range", "unknown_category", "oversized")
+         "out_of_range", "unknown_category", "oversized", "model_fails")
 
 
 def bad_payload(rng: random.Random, kind: str):
@@ -72,17 +77,21 @@ def bad_payload(rng: random.Random, kind: str):
     if kind == "out_of_range":
         event[rng.choice(INTS)] = rng.randrange(10**7, 2**31 - 1)
         return kind, EVENT.encode(event), "CONTRACT"
+    if kind == "model_fails":
+        event["amount"] = POISON_AMOUNT
+        return kind, EVENT.encode(event), "INFERENCE"
     if kind == "unknown_category":
         event[rng.choice(CATEGORICAL)] = f"zz-{rng.randrange(10**6)}"
         return kind, EVENT.encode(event), "CONTRACT"
     return kind, good + rng.randbytes(rng.randrange(1, 64)) * 8000, "DECODE"  # up to ~500 KB
 
 
-def _run(settings, fresh_topics, bad):
+def _run(settings, fresh_topics, bad, registry: Path):
     events, scored, dead = fresh_topics("events", "scored", "dead")
     tag = uuid.uuid4().hex[:8]
     config = scoring_config_from_settings(settings, events_topic=events, scored_topic=scored, dead_letter_topic=dead,
-                                          job_name=f"it-fuzz-{tag}", startup_mode="earliest-offset")
+                                          job_name=f"it-fuzz-{tag}", startup_mode="earliest-offset",
+                                          model=register_poison_model(registry), registry_dir=str(registry))
     job_id = submit_scoring(settings, config)
     valid = generate_events(len(bad), seed=78, id_prefix=f"ok-{tag}-")
     items = []
@@ -100,15 +109,15 @@ def _run(settings, fresh_topics, bad):
     return valid, scored_ids, dead_letters, restarts["state"], metrics
 
 
-def test_fuzzed_bad_input_is_dead_lettered_and_never_stops_the_stream(settings, fresh_topics):
-    """150 bad payloads of nine kinds, random parameters (seeded), each followed by a valid event.
+def test_fuzzed_bad_input_is_dead_lettered_and_never_stops_the_stream(settings, fresh_topics, tmp_path):
+    """150 bad payloads of ten kinds, random parameters (seeded), each followed by a valid event.
 
     (Property-based fuzzing of the same decode/contract path with hypothesis runs in
     tests/unit/test_batch_scorer.py and test_serde.py; here the real job, broker and sinks.)
     """
     rng = random.Random(20261129)
     bad = [bad_payload(rng, KINDS[i % len(KINDS)]) for i in range(150)]
-    valid, scored_ids, dead_letters, state, metrics = _run(settings, fresh_topics, bad)
+    valid, scored_ids, dead_letters, state, metrics = _run(settings, fresh_topics, bad, tmp_path)
     assert state == "RUNNING"
     assert metrics and float(metrics[0]["value"]) == 0, metrics  # input never restarted the job
     assert sorted(scored_ids) == sorted(e["event_id"] for e in valid)  # the next valid event is scored
