@@ -90,7 +90,7 @@ def redis_outage(ctx: FaultContext, down_s: float = 30.0) -> None:
     _outage(ctx, "redis", down_s)
 
 
-def _stop_with_savepoint(ctx: FaultContext, attempts: int = 3) -> str:
+def stop_with_savepoint(ctx: FaultContext, attempts: int = 3) -> str:
     """Stop the job with a savepoint once all its tasks run (a job still recovering from an earlier
     fault cannot take one); a savepoint that fails is tried again, 5 s later."""
     savepoints = str(ctx.stack.service("flink").home.savepoint_dir)
@@ -107,7 +107,7 @@ def _stop_with_savepoint(ctx: FaultContext, attempts: int = 3) -> str:
 
 def savepoint_restart(ctx: FaultContext) -> None:
     """Stop the job with a savepoint, start it again from it with a quarter of the max batch size."""
-    location = _stop_with_savepoint(ctx)
+    location = stop_with_savepoint(ctx)
     config = ctx.config.with_changes(max_batch_size=max(1, ctx.config.max_batch_size // 4))
     ctx.job_id = submit_scoring(ctx.settings, config, savepoint=location)
     ctx.restarted_with = f"max batch size {ctx.config.max_batch_size} -> {config.max_batch_size} from {location}"
@@ -119,7 +119,7 @@ def rescale(ctx: FaultContext, hold_s: float = 10.0) -> None:
     transactions are redistributed both ways)."""
     base = ctx.config.parallelism
     for parallelism in (base * 2, base):
-        location = _stop_with_savepoint(ctx)
+        location = stop_with_savepoint(ctx)
         ctx.job_id = submit_scoring(ctx.settings, ctx.config.with_changes(parallelism=parallelism), savepoint=location)
         ctx.restarted_with = f"parallelism {base} -> {parallelism} from {location}"
         if parallelism != base:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 
@@ -42,26 +43,66 @@ def read_all(settings, topic: str, serde_name: str, settle_s: float) -> list[dic
     return [serde.decode(r.value) for r in read_topic(settings, topic, idle_timeout_s=settle_s)]
 
 
+class _Rescaler(threading.Thread):
+    """Rescales one running sidecar while the events flow: ``after_s`` in, stop it with a savepoint and
+    restore it at parallelism 2, then (once it runs, ``hold_s`` later) stop and restore it at 1."""
+
+    def __init__(self, settings, config, jobs: list[str], index: int, after_s: float = 4.0, hold_s: float = 5.0):
+        super().__init__(daemon=True)
+        self.settings, self.config, self.jobs, self.index = settings, config, jobs, index
+        self.after_s, self.hold_s = after_s, hold_s
+        self.restored: list[int] = []
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        from streamscore.harness.fault_actions import FaultContext, stop_with_savepoint
+        from streamscore.stack import Stack
+
+        try:
+            time.sleep(self.after_s)
+            for parallelism in (2, 1):
+                ctx = FaultContext(Stack(self.settings), self.settings, self.config, self.jobs[self.index])
+                location = stop_with_savepoint(ctx)
+                self.jobs[self.index] = submit_drift(self.settings, self.config.with_changes(parallelism=parallelism),
+                                                     savepoint=location)
+                self.restored.append(parallelism)
+                time.sleep(self.hold_s)
+        except BaseException as exc:  # noqa: BLE001 - reported by run_sidecars
+            self.error = exc
+
+
 def run_sidecars(settings, fresh_topics, sidecars: dict[str, dict], *, partitions: int = 1,
-                 scoring_parallelism: int = 1, tail: int = 40_000) -> tuple[dict[str, tuple[list, list]], int]:
+                 scoring_parallelism: int = 1, tail: int = 40_000,
+                 rescaled: str | None = None) -> tuple[dict[str, tuple[list, list]], int]:
     """One scoring job and one drift sidecar per entry of ``sidecars`` (name -> config overrides), each
     with its own alert and control topics, on the same drifted events (with a ``tail`` of undrifted
-    ones that closes the last time windows). Returns name -> (alerts, triggers), and when the drift began."""
+    ones that closes the last time windows); the sidecar named ``rescaled`` goes from parallelism 1 to 2
+    and back through savepoints while the events flow. Returns name -> (alerts, triggers), and when the
+    drift began."""
     events, scored, dead = fresh_topics("events", "scored", "dead", partitions=partitions)
     tag = uuid.uuid4().hex[:8]
     outputs = {name: fresh_topics("alerts", "control") for name in sidecars}
     jobs = [submit_scoring(settings, scoring_config_from_settings(
         settings, events_topic=events, scored_topic=scored, dead_letter_topic=dead, job_name=f"it-score-{tag}",
         startup_mode="earliest-offset", parallelism=scoring_parallelism), wait=False)]
+    rescaler = None
     for name, (alerts_topic, control_topic) in outputs.items():
-        jobs.append(submit_drift(settings, drift_config_from_settings(
+        config = drift_config_from_settings(
             settings, events_topic=events, scored_topic=scored, alerts_topic=alerts_topic,
             control_topic=control_topic, job_name=f"it-drift-{name}-{tag}", startup_mode="earliest-offset",
-            window_events=1000, window_ms=2000, **sidecars[name]), wait=False))
+            window_events=1000, window_ms=2000, **sidecars[name])
+        jobs.append(submit_drift(settings, config, wait=False))
+        if name == rescaled:
+            rescaler = _Rescaler(settings, config, jobs, len(jobs) - 1)
     try:
         for job_id in jobs:
             wait_running(settings, job_id, timeout_s=120)
+        if rescaler:
+            rescaler.start()
         drift_started_ms = produce_with_drift(settings, events, f"d{tag}-", tail=tail)
+        if rescaler:
+            rescaler.join(300)
+            assert rescaler.error is None and rescaler.restored == [2, 1], (rescaler.error, rescaler.restored)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not all(read_all(settings, control, "control", 2)
                                                       for _, control in outputs.values()):
