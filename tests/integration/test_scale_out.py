@@ -14,6 +14,7 @@ import uuid
 
 import pytest
 from drift_runs import assert_one_episode_and_trigger, judged_features, run_sidecars
+from topic_reads import transactional_ids
 
 from jobs.flink_cluster import cancel_job, rest, wait_running
 from jobs.submit import scoring_config_from_settings, submit_scoring
@@ -70,6 +71,9 @@ def test_parallelism_2_and_4_score_each_record_exactly_once_over_two_taskmanager
                                          report.malformed_keys)
             reports[parallelism] = account(identities, report.scored, report.scored_duplicates,
                                            report.dead_letters)
+        job_names = {p: f"it-scale-p{p}-{tag}" for p in runs}
+        transactions = {(p, sink): _subtasks(transactional_ids(settings, f"{job_names[p]}-{sink}-"))
+                        for p in runs for sink in ("scored", "dead-letter")}
     finally:
         for _, job_id in runs.values():
             cancel_job(settings, job_id)
@@ -77,6 +81,15 @@ def test_parallelism_2_and_4_score_each_record_exactly_once_over_two_taskmanager
         assert found.clean, (parallelism, found)
         assert (found.produced, found.scored, found.dead_lettered) == (EVENTS, EVENTS - EVENTS // 200, EVENTS // 200)
         assert len(placed[parallelism]) == 2, (parallelism, placed[parallelism])  # both TaskManagers work
+        # each sink subtask wrote under its own transactional ids (<prefix>-<subtask>-<n>): every subtask
+        # of both sinks appears in the broker's transaction log, and no id is shared between subtasks
+        for sink in ("scored", "dead-letter"):
+            assert transactions[(parallelism, sink)] == set(range(parallelism)), (parallelism, sink, transactions)
+
+
+def _subtasks(ids: set[str]) -> set[int]:
+    """The subtask index of each Flink Kafka sink transactional id ``<prefix>-<subtask>-<checkpoint>``."""
+    return {int(i.rsplit("-", 2)[1]) for i in ids}
 
 
 def test_the_drift_sidecar_judges_the_same_windows_at_parallelism_1_2_and_rescaled(two_taskmanagers, fresh_topics):

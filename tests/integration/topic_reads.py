@@ -41,3 +41,29 @@ def read_with_flink_sql(settings, topic: str, columns: str, select: str) -> list
       'format' = 'avro-confluent', 'avro-confluent.url' = '{settings.schema_registry.url}')""")
     with t_env.execute_sql(f"SELECT {select} FROM read_back").collect() as results:
         return [tuple(row) for row in results]
+
+
+def transactional_ids(settings, prefix: str, idle_s: float = 3.0) -> set[str]:
+    """Every transactional id starting with ``prefix`` that the broker's transaction log holds: the
+    keys of the internal ``__transaction_state`` topic (a 2-byte version, then the id as a string
+    with a 2-byte length)."""
+    import struct
+
+    from confluent_kafka import TopicPartition
+
+    from connectors.kafka_clients import read_committed_consumer
+
+    consumer = read_committed_consumer(settings, **{"enable.partition.eof": False})
+    found, last = set(), time.monotonic()
+    try:
+        partitions = consumer.list_topics("__transaction_state", timeout=10).topics["__transaction_state"].partitions
+        consumer.assign([TopicPartition("__transaction_state", p, -2) for p in partitions])
+        while time.monotonic() - last < idle_s:
+            for msg in consumer.consume(num_messages=1000, timeout=0.5):
+                if msg.error() is None and msg.key() and len(msg.key()) > 4:
+                    last = time.monotonic()
+                    (length,) = struct.unpack(">h", msg.key()[2:4])
+                    found.add(msg.key()[4:4 + length].decode())
+    finally:
+        consumer.close()
+    return {i for i in found if i.startswith(prefix)}
