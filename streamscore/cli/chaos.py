@@ -29,7 +29,8 @@ def register(sub) -> None:
     chaos.add_argument("--minutes", type=float, default=None,
                        help="the soak's length (default 30), the overload's (default 3)")
     chaos.add_argument("--seed", type=int, default=1, help="the soak's fault schedule (default 1)")
-    chaos.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="where the soak's report goes")
+    chaos.add_argument("--out", type=Path, default=Path("benchmarks/results"),
+                       help="where the soak's or the overload's report goes")
     chaos.set_defaults(handler=run)
 
 
@@ -64,12 +65,15 @@ def _soak(args: argparse.Namespace, settings: Settings) -> int:
 def _overload(args: argparse.Namespace, settings: Settings) -> int:
     from streamscore.harness.overload import OverloadPlan, run_overload
 
-    report, path = run_overload(settings, OverloadPlan(overload_s=(args.minutes or 3.0) * 60.0), args.out)
+    try:
+        report, path = run_overload(settings, OverloadPlan(overload_s=(args.minutes or 3.0) * 60.0), args.out)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
     print(f"capacity {report['capacity_events_per_s']:,.0f} events/s")
     for phase in report["phases"]:
         print(f"{phase['name']}: target {phase['target_rate']:,.0f}/s, sent {phase['sent_rate']:,.0f}/s, "
               f"produced {phase['produced']}, missing {phase['missing']}, duplicates {phase['duplicates']}, "
               f"p50/p99/max {phase['p50_ms']}/{phase['p99_ms']}/{phase['max_ms']} ms, drained {phase['drain_s']} s "
               f"after the last send, RSS max MiB {phase['rss_max_mib']}")
-    print(f"overload report: {path} -> {'PASS' if report['passed'] else 'FAIL'}")
+    print(f"checks {report['checks']}; overload report: {path} -> {'PASS' if report['passed'] else 'FAIL'}")
     return 0 if report["passed"] else 1

@@ -10,16 +10,18 @@
    backlog waits in Kafka, not in the job), and how long the backlog takes to drain once it ends;
 4. **after**: half the capacity again: the latency must be back to what it was before.
 
-Every phase's records are accounted by identity (none lost, none twice). The report goes to
-``benchmarks/results/overload-<UTC>.json``.
+Every phase's records are accounted by identity (none lost, none twice); ``_checks`` says what passes.
+The report goes to ``benchmarks/results/overload-<UTC>.json``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -29,11 +31,13 @@ from connectors.kafka_clients import create_topics, delete_topics
 from jobs.flink_cluster import cancel_job, rest
 from jobs.submit import scoring_config_from_settings, submit_scoring
 from streamscore.foundation.config import Settings, TopicSpec
+from streamscore.foundation.errors import StreamscoreError
 from streamscore.harness.accounting import account, read_identities
 from streamscore.harness.resources import ResourceSampler
 from streamscore.harness.traffic import TrafficPlan, TrafficReport, TrafficTopics, run_traffic
 
 WARMUP_SHARE = 0.2
+MIN_SPAN_S = 3.0  # the capacity burst must be scored over at least three checkpoint commits
 
 
 @dataclass(frozen=True)
@@ -64,7 +68,7 @@ class PhaseResult:
 class _BackpressureSampler(threading.Thread):
     """The source vertex's backpressure ratio (the highest over its subtasks) every ``every_s``."""
 
-    def __init__(self, settings: Settings, job_id: str, every_s: float = 5.0):
+    def __init__(self, settings: Settings, job_id: Callable[[], str], every_s: float = 5.0):
         super().__init__(daemon=True)
         self.settings, self.job_id, self.every_s = settings, job_id, every_s
         self.samples: list[tuple[float, float, str]] = []  # (time s, ratio, level)
@@ -74,8 +78,9 @@ class _BackpressureSampler(threading.Thread):
         began = time.monotonic()
         while not self.stop_event.wait(self.every_s):
             try:
-                vertex = rest(self.settings, f"/jobs/{self.job_id}")["vertices"][0]["id"]
-                answer = rest(self.settings, f"/jobs/{self.job_id}/vertices/{vertex}/backpressure")
+                job_id = self.job_id()
+                vertex = rest(self.settings, f"/jobs/{job_id}")["vertices"][0]["id"]
+                answer = rest(self.settings, f"/jobs/{job_id}/vertices/{vertex}/backpressure")
             except Exception:  # noqa: BLE001 - a missed sample is a gap, not a failure
                 continue
             subtasks = answer.get("subtasks") or []
@@ -88,16 +93,17 @@ def run_overload(settings: Settings, plan: OverloadPlan, out_dir: Path) -> tuple
     """The four phases on fresh topics; returns the report and where it was written."""
     tag = uuid.uuid4().hex[:8]
     names = {role: f"overload-{role}-{tag}" for role in ("events", "scored", "dead")}
-    create_topics(settings, [TopicSpec(r, n, 2) for r, n in names.items()])
     topics = TrafficTopics(names["events"], names["scored"], names["dead"])
     config = scoring_config_from_settings(settings, events_topic=topics.events, scored_topic=topics.scored,
                                           dead_letter_topic=topics.dead, job_name=f"overload-{tag}",
                                           startup_mode="earliest-offset", model=plan.model)
     began = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    job_id = submit_scoring(settings, config)
-    sampler = ResourceSampler(settings, lambda: job_id, every_s=5.0)
-    pressure = _BackpressureSampler(settings, job_id)
+    job: list[str] = []
+    sampler = ResourceSampler(settings, lambda: job[0] if job else "", every_s=5.0)
+    pressure = _BackpressureSampler(settings, lambda: job[0] if job else "")
     try:
+        create_topics(settings, [TopicSpec(r, n, 2) for r, n in names.items()])
+        job.append(submit_scoring(settings, config))
         sampler.start()
         pressure.start()
         capacity = _capacity(settings, topics, plan, tag)
@@ -105,14 +111,18 @@ def run_overload(settings: Settings, plan: OverloadPlan, out_dir: Path) -> tuple
                   for name, rate, seconds in (("before", capacity / 2, plan.calm_s),
                                               ("overload", capacity * plan.factor, plan.overload_s),
                                               ("after", capacity / 2, plan.calm_s))]
-        pressure.stop_event.set()
-        resources = sampler.stop()
     finally:
-        cancel_job(settings, job_id)
-        delete_topics(settings, list(names.values()))
+        pressure.stop_event.set()
+        resources = sampler.stop() if sampler.is_alive() else None
+        with contextlib.suppress(StreamscoreError):
+            if job:
+                cancel_job(settings, job[0])
+        with contextlib.suppress(StreamscoreError):
+            delete_topics(settings, list(names.values()))
     report = {"plan": asdict(plan), "capacity_events_per_s": round(capacity, 1),
               "phases": [asdict(p) for p in phases], "backpressure": pressure.samples,
-              "resources": resources, "passed": all(p.missing == 0 and p.duplicates == 0 for p in phases)}
+              "resources": resources, "checks": _checks(phases)}
+    report["passed"] = all(report["checks"].values())
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"overload-{began}.json"
     path.write_text(json.dumps(report, indent=2) + "\n")
@@ -125,9 +135,24 @@ def _capacity(settings: Settings, topics: TrafficTopics, plan: OverloadPlan, tag
                                               transaction_size=1000, timeout_s=300), topics)
     seen = np.sort(np.array([at for _, at in burst.arrivals]))
     kept = seen[int(len(seen) * WARMUP_SHARE):]
-    if len(kept) < 2 or kept[-1] <= kept[0]:
-        raise ValueError("overload: the capacity burst was not scored; is the job running?")
-    return (len(kept) - 1) / ((kept[-1] - kept[0]) / 1000.0)
+    kept = kept[kept > kept[0]] if len(kept) else kept  # the first kept commit's records arrived before it began
+    span_s = (kept[-1] - kept[0]) / 1000.0 if len(kept) >= 2 else 0.0
+    if span_s < MIN_SPAN_S:
+        raise ValueError(f"overload: the capacity burst was scored over {span_s:.1f} s, too few commits to "
+                         f"measure (need {MIN_SPAN_S:.0f} s: a larger burst)")
+    return min(len(kept) / span_s, plan.burst / max(burst.produce_seconds, 1e-3))
+
+
+def _checks(phases: list[PhaseResult]) -> dict[str, bool]:
+    """What the run must show: nothing lost or duplicated, the TaskManagers' and Python workers' memory
+    during the overload within 25 % of before it (the backlog waits in Kafka, not in the job), and the
+    latency after it back within twice the p99 before it (plus one second of slack)."""
+    before, overload, after = phases
+    memory = all(overload.rss_max_mib.get(g, 0.0) <= 1.25 * before.rss_max_mib.get(g, 0.0) + 64.0
+                 for g in ("taskmanagers", "python_workers")) if before.rss_max_mib and overload.rss_max_mib else False
+    recovered = bool(before.p99_ms and after.p99_ms and after.p99_ms <= 2 * before.p99_ms + 1000.0)
+    return {"none_lost_or_duplicated": all(p.missing == 0 and p.duplicates == 0 for p in phases),
+            "memory_bounded": memory, "latency_recovered": recovered}
 
 
 def _phase(settings: Settings, topics: TrafficTopics, sampler: ResourceSampler, name: str, rate: float,
