@@ -22,11 +22,11 @@ from jobs.submit import drift_config_from_settings, scoring_config_from_settings
 from models.demo_data import DriftSpec
 from streamscore.foundation.config import Settings, TopicSpec
 from streamscore.foundation.errors import StreamscoreError
-from streamscore.foundation.vocabulary import ControlKind
 from streamscore.harness.accounting import Identities, account, read_identities
 from streamscore.harness.fault_actions import CACHE_FAULTS, FAULTS, OUTAGE_FAULTS, FaultContext
 from streamscore.harness.lifecycle_run import LifecycleDriver, LifecycleModels, check_versions
 from streamscore.harness.resources import ResourceSampler
+from streamscore.harness.run_evidence import cache_evidence, drift_outputs
 from streamscore.harness.traffic import TrafficPlan, TrafficReport, TrafficTopics, run_traffic
 from streamscore.stack import Stack
 
@@ -60,7 +60,8 @@ class FaultReport:
 
     @property
     def passed(self) -> bool:
-        lifecycle_wrong = bool(self.lifecycle and (self.lifecycle["wrong_version"] or self.lifecycle["wrong_score"]))
+        lifecycle_wrong = bool(self.lifecycle and (self.lifecycle["wrong_version"] or self.lifecycle["wrong_score"]
+                                                   or self.lifecycle["failed_changes"]))
         return not (self.missing or self.duplicates or self.in_both or self.misrouted or self.unidentified
                     or self.drift_duplicates or lifecycle_wrong)
 
@@ -150,6 +151,9 @@ class _FaultRun:
         self.models = LifecycleModels.create(self.tag) if plan.lifecycle_every_s else None
         self.ctx: FaultContext | None = None
         self.drift_job = ""
+        self.injector: _Injector | None = None
+        self.sampler: ResourceSampler | None = None
+        self.driver: LifecycleDriver | None = None
 
     def _submit(self) -> FaultContext:
         settings, topics = self.settings, self.topics
@@ -171,10 +175,11 @@ class _FaultRun:
     def execute(self) -> FaultReport:
         settings, plan, topics = self.settings, self.plan, self.topics
         ctx = self._submit()
-        injector = _Injector(ctx, plan.schedule())
-        sampler = ResourceSampler(settings, lambda: ctx.job_id, plan.sample_every_s) if plan.sample_every_s else None
-        driver = None if self.models is None else LifecycleDriver(settings, self.models, topics["control"],
-                                                                  plan.lifecycle_every_s)
+        self.injector = injector = _Injector(ctx, plan.schedule())
+        self.sampler = sampler = ResourceSampler(settings, lambda: ctx.job_id, plan.sample_every_s) \
+            if plan.sample_every_s else None
+        self.driver = driver = None if self.models is None else LifecycleDriver(
+            settings, self.models, topics["control"], plan.lifecycle_every_s)
         for thread in (sampler, injector, driver):
             if thread:
                 thread.start()
@@ -188,8 +193,8 @@ class _FaultRun:
         resources = sampler.stop() if sampler else None
         identities = read_identities(settings, topics["events"], [*report.valid_ids, *report.malformed_keys],
                                      report.malformed_keys)
-        cache = _cache_evidence(settings, ctx.config.job_name) if self.caching else None
-        drift_counts = _drift_outputs(settings, topics["alerts"], topics["control"])
+        cache = cache_evidence(settings, ctx.config.job_name) if self.caching else None
+        drift_counts = drift_outputs(settings, topics["alerts"], topics["control"])
         lifecycle = None if driver is None else asdict(check_versions(
             settings, self.models, topics["control"], report.scored, traffic, tuple(driver.errors)))
         if injector.errors:
@@ -198,55 +203,21 @@ class _FaultRun:
                        resources=resources, lifecycle=lifecycle, **drift_counts)
 
     def clean_up(self) -> None:
+        """Threads first (a fault in flight may still submit a job), then the jobs, topics and models; each
+        step on its own, so one failing (the broker just restarted) leaves the others done."""
+        if self.driver:
+            self.driver.stop()
+        if self.sampler and self.sampler.is_alive():
+            self.sampler.stop()
+        if self.injector:
+            self.injector.join(600)
         for job_id in (self.ctx.job_id if self.ctx else "", self.drift_job):
             if job_id:
                 _cancel_quietly(self.settings, job_id)
-        delete_topics(self.settings, list(self.topics.values()))
+        with contextlib.suppress(StreamscoreError):
+            delete_topics(self.settings, list(self.topics.values()))
         if self.models:
             self.models.remove(self.settings)
-
-
-def _drift_outputs(settings: Settings, alerts_topic: str, control_topic: str, settle_s: float = 8.0) -> dict:
-    """Alerts and triggers the sidecar committed, and how many of them repeat an id already seen."""
-    from connectors.kafka_clients import read_topic
-    from schemas import serde_for
-
-    time.sleep(settle_s)  # the last windows close, and a duplicate would be committed by now
-    alerts = [serde_for("drift_alert").decode(r.value)["alert_id"] for r in read_topic(settings, alerts_topic,
-                                                                                        idle_timeout_s=3)]
-    controls = [serde_for("control").decode(r.value) for r in read_topic(settings, control_topic, idle_timeout_s=3)]
-    triggers = [m["message_id"] for m in controls if m["kind"] == ControlKind.RETRAIN_TRIGGER.value]
-    return {"alerts": len(alerts), "triggers": len(triggers),
-            "drift_duplicates": len(alerts) - len(set(alerts)) + len(triggers) - len(set(triggers))}
-
-
-def _cache_evidence(settings: Settings, job_name: str, wait_s: float = 15.0) -> dict:
-    """The job's cache metrics (once they are reported) and its cache log events, in order."""
-    from jobs.flink_metrics import scrape
-
-    deadline, metrics = time.monotonic() + wait_s, {}
-    while time.monotonic() < deadline:
-        metrics = scrape(settings, job_name)
-        if metrics.get("cache_errors", {}).get(""):
-            break
-        time.sleep(1)
-    return {"lookups": int(metrics.get("cache_lookups", {}).get("", 0)),
-            "errors": int(metrics.get("cache_errors", {}).get("", 0)),
-            "log_events": cache_log_events(settings, job_name)}
-
-
-def cache_log_events(settings: Settings, job_name: str) -> list[str]:
-    """The job's ``prediction_cache_*`` log events (unavailable, recovered...) in the TaskManager log, in order."""
-    return [line.split('"event": "', 1)[1].split('"', 1)[0] for line in _taskmanager_log_lines(settings, job_name)
-            if '"event": "prediction_cache_' in line]
-
-
-def _taskmanager_log_lines(settings: Settings, job_name: str) -> list[str]:
-    lines = []
-    for path in sorted(settings.log_dir.glob("flink-*taskexecutor*.log")):
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            lines += [line for line in fh if f'"job": "{job_name}"' in line]
-    return lines
 
 
 class _Injector(threading.Thread):

@@ -23,7 +23,6 @@ from pathlib import Path
 from models.registry import load_model
 from models.runtime import OnnxScorer
 from streamscore.foundation.config import Settings
-from streamscore.foundation.errors import StreamscoreError
 from streamscore.foundation.vocabulary import PRIMARY_KINDS, LifecycleAction
 from streamscore.harness.traffic import TrafficPlan
 from streamscore.harness.versions import register_distinct_versions
@@ -49,7 +48,11 @@ class LifecycleModels:
     def create(cls, tag: str) -> LifecycleModels:
         root = Path(tempfile.mkdtemp(prefix="streamscore-lifecycle-"))
         name = f"lifecycle-{tag}"
-        register_distinct_versions(root, name)
+        try:
+            register_distinct_versions(root, name)
+        except BaseException:
+            shutil.rmtree(root, ignore_errors=True)
+            raise
         return cls(name, root)
 
     @property
@@ -76,28 +79,50 @@ class LifecycleDriver(threading.Thread):
 
     def run(self) -> None:
         step = 0
-        while not self.stopped.wait(self.every_s):
-            action, version = CHANGES[step % len(CHANGES)]
-            ref = f"{self.models.name}:{version}" if version else self.models.name
-            self._apply(control_protocol.LifecycleChange(action, ref, control_topic=self.control_topic,
-                                                         registry_dir=str(self.models.registry_dir)))
-            step += 1
+        try:
+            while not self.stopped.wait(self.every_s):
+                action, version = CHANGES[step % len(CHANGES)]
+                ref = f"{self.models.name}:{version}" if version else self.models.name
+                self._apply(control_protocol.LifecycleChange(action, ref, control_topic=self.control_topic,
+                                                             registry_dir=str(self.models.registry_dir)))
+                step += 1
+        except Exception as exc:  # noqa: BLE001 - a dead driver is reported, never silent
+            self.errors.append(f"lifecycle driver stopped: {type(exc).__name__}: {exc}")
+
+    def _announced(self) -> int | None:
+        """How many promotions and rollbacks of the run's model control holds now (None: unreadable)."""
+        try:
+            return len(_in_force(control_protocol.read_control(self.settings, self.control_topic),
+                                 self.models.name)[0])
+        except Exception:  # noqa: BLE001 - the broker may be down: the caller waits and asks again
+            return None
 
     def _apply(self, change: control_protocol.LifecycleChange) -> None:
+        """Apply ``change``; after a failure (a broker restart, an unknown commit outcome) look at control
+        first, so a change that did land is never announced twice (a second rollback would go further back)."""
+        before = self._announced()
         for attempt in range(1, RETRIES + 1):
             try:
                 control_protocol.apply_change(self.settings, change)
                 self.applied += 1
                 return
-            except StreamscoreError as exc:
-                if attempt == RETRIES:
-                    self.errors.append(f"{change.action.value} {change.ref}: {exc}")
-                elif self.stopped.wait(RETRY_WAIT_S):
-                    return
+            except Exception as exc:  # noqa: BLE001 - Kafka errors too: recorded below
+                failure = f"{change.action.value} {change.ref}: {type(exc).__name__}: {exc}"
+            if self.stopped.wait(RETRY_WAIT_S):
+                self.errors.append(f"{failure} (run ended before a retry)")
+                return
+            now = self._announced()
+            if before is not None and now is not None and now > before:
+                self.applied += 1  # it landed after all (a late or unconfirmed commit)
+                return
+            if attempt == RETRIES:
+                self.errors.append(failure)
 
-    def stop(self) -> None:
+    def stop(self, timeout_s: float = RETRIES * (RETRY_WAIT_S + 30.0)) -> None:
         self.stopped.set()
-        self.join(RETRIES * (RETRY_WAIT_S + 20.0))
+        self.join(timeout_s)
+        if self.is_alive():
+            self.errors.append(f"lifecycle driver still busy {timeout_s:.0f} s after the run ended")
 
 
 @dataclass(frozen=True)
@@ -135,13 +160,13 @@ def check_versions(settings: Settings, models: LifecycleModels, control_topic: s
 
 def _in_force(messages: list[dict], name: str) -> tuple[list[int], list[str]]:
     """(effective times, versions): the version in force at time t is versions[bisect_right(starts, t)]."""
-    starts, versions = [], [FIRST_VERSION]
-    for message in messages:
+    changes = []
+    for message in messages:  # in log order; sorted by effective time as the router sorts them
         if message.get("kind") in PRIMARY_KINDS and message.get("model_name") == name:
             payload = json.loads(message["payload_json"])
-            starts.append(payload["effective_from_ms"])
-            versions.append(payload["version"])
-    return starts, versions
+            changes.append((payload["effective_from_ms"], payload["version"]))
+    changes.sort(key=lambda change: change[0])  # stable: equal times keep log order
+    return [t for t, _ in changes], [FIRST_VERSION, *(v for _, v in changes)]
 
 
 def _check_scores(models: LifecycleModels, scored: dict[str, dict], traffic: TrafficPlan) -> tuple[int, list[str]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import uuid
@@ -11,6 +12,7 @@ from jobs.flink_cluster import cancel_job, wait_running
 from jobs.submit import drift_config_from_settings, scoring_config_from_settings, submit_drift, submit_scoring
 from models.demo_data import DriftSpec, generate_events
 from schemas import serde_for
+from streamscore.foundation.errors import StreamscoreError
 
 TOTAL, DRIFT_AFTER = 30_000, 15_000
 TIERS = ("NONE", "SMALL", "MODERATE", "SEVERE")
@@ -52,21 +54,27 @@ class _Rescaler(threading.Thread):
         self.settings, self.config, self.jobs, self.index = settings, config, jobs, index
         self.after_s, self.hold_s = after_s, hold_s
         self.restored: list[int] = []
+        self.submitted: list[str] = []  # every job it started, cancelled by run_sidecars whatever happens
         self.error: BaseException | None = None
+        self.stopped = threading.Event()
 
     def run(self) -> None:
         from streamscore.harness.fault_actions import FaultContext, stop_with_savepoint
         from streamscore.stack import Stack
 
         try:
-            time.sleep(self.after_s)
+            if self.stopped.wait(self.after_s):
+                return
             for parallelism in (2, 1):
                 ctx = FaultContext(Stack(self.settings), self.settings, self.config, self.jobs[self.index])
                 location = stop_with_savepoint(ctx)
-                self.jobs[self.index] = submit_drift(self.settings, self.config.with_changes(parallelism=parallelism),
-                                                     savepoint=location)
+                job_id = submit_drift(self.settings, self.config.with_changes(parallelism=parallelism),
+                                      savepoint=location)
+                self.submitted.append(job_id)
+                self.jobs[self.index] = job_id
                 self.restored.append(parallelism)
-                time.sleep(self.hold_s)
+                if self.stopped.wait(self.hold_s):
+                    return
         except BaseException as exc:  # noqa: BLE001 - reported by run_sidecars
             self.error = exc
 
@@ -111,8 +119,12 @@ def run_sidecars(settings, fresh_topics, sidecars: dict[str, dict], *, partition
         found = {name: (read_all(settings, alerts, "drift_alert", 5), read_all(settings, control, "control", 5))
                  for name, (alerts, control) in outputs.items()}
     finally:
-        for job_id in jobs:
-            cancel_job(settings, job_id)
+        if rescaler and rescaler.is_alive():
+            rescaler.stopped.set()
+            rescaler.join(180)
+        for job_id in {*jobs, *(rescaler.submitted if rescaler else ())}:
+            with contextlib.suppress(StreamscoreError):  # a job the rescaler stopped has finished already
+                cancel_job(settings, job_id)
     return found, drift_started_ms
 
 

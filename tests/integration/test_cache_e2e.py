@@ -36,7 +36,7 @@ from models.demo_data import generate_events
 from models.registry import load_model
 from schemas import serde_for
 from streamscore.foundation.errors import StreamscoreError
-from streamscore.harness.chaos import cache_log_events
+from streamscore.harness.run_evidence import cache_log_events
 from streamscore.stack.process import pid_alive, running_pid
 
 pytestmark = pytest.mark.integration

@@ -54,7 +54,7 @@ def transactional_ids(settings, prefix: str, idle_s: float = 3.0) -> set[str]:
     from connectors.kafka_clients import read_committed_consumer
 
     consumer = read_committed_consumer(settings, **{"enable.partition.eof": False})
-    found, last = set(), time.monotonic()
+    found, last = set(), time.monotonic() + 10.0  # the first fetch of ~50 partitions may take a while
     try:
         partitions = consumer.list_topics("__transaction_state", timeout=10).topics["__transaction_state"].partitions
         consumer.assign([TopicPartition("__transaction_state", p, -2) for p in partitions])
