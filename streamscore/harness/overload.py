@@ -67,12 +67,14 @@ class PhaseResult:
 
 
 class _BackpressureSampler(threading.Thread):
-    """The source vertex's backpressure ratio (the highest over its subtasks) every ``every_s``."""
+    """The source vertex's backpressure ratio, level and busy ratio (the highest over its subtasks) every
+    ``every_s``. The source and the Python scoring step are chained into that vertex, so an overloaded
+    job shows there as busy, not as backpressured: the backlog waits in Kafka."""
 
     def __init__(self, settings: Settings, job_id: Callable[[], str], every_s: float = 5.0):
         super().__init__(daemon=True)
         self.settings, self.job_id, self.every_s = settings, job_id, every_s
-        self.samples: list[tuple[float, float, str]] = []  # (time s, ratio, level)
+        self.samples: list[tuple[float, float, str, float]] = []  # (time s, ratio, level, busy ratio)
         self.stop_event = threading.Event()
 
     def run(self) -> None:
@@ -86,8 +88,9 @@ class _BackpressureSampler(threading.Thread):
                 continue
             subtasks = answer.get("subtasks") or []
             ratio = max((s.get("ratio", 0.0) for s in subtasks), default=0.0)
+            busy = max((s.get("busyRatio", 0.0) for s in subtasks), default=0.0)
             level = answer.get("backpressureLevel", answer.get("backpressure-level", "unknown"))
-            self.samples.append((round(time.monotonic() - began, 1), ratio, level))
+            self.samples.append((round(time.monotonic() - began, 1), ratio, level, busy))
 
 
 def run_overload(settings: Settings, plan: OverloadPlan, out_dir: Path) -> tuple[dict, Path]:
