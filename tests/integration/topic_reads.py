@@ -43,10 +43,10 @@ def read_with_flink_sql(settings, topic: str, columns: str, select: str) -> list
         return [tuple(row) for row in results]
 
 
-def transactional_ids(settings, prefix: str, idle_s: float = 3.0) -> set[str]:
+def transactional_ids(settings, prefix: str, timeout_s: float = 60.0) -> set[str]:
     """Every transactional id starting with ``prefix`` that the broker's transaction log holds: the
     keys of the internal ``__transaction_state`` topic (a 2-byte version, then the id as a string
-    with a 2-byte length)."""
+    with a 2-byte length), read up to the end offsets it had when asked (running jobs keep writing)."""
     import struct
 
     from confluent_kafka import TopicPartition
@@ -54,14 +54,20 @@ def transactional_ids(settings, prefix: str, idle_s: float = 3.0) -> set[str]:
     from connectors.kafka_clients import read_committed_consumer
 
     consumer = read_committed_consumer(settings, **{"enable.partition.eof": False})
-    found, last = set(), time.monotonic() + 10.0  # the first fetch of ~50 partitions may take a while
+    found, deadline = set(), time.monotonic() + timeout_s
     try:
         partitions = consumer.list_topics("__transaction_state", timeout=10).topics["__transaction_state"].partitions
-        consumer.assign([TopicPartition("__transaction_state", p, -2) for p in partitions])
-        while time.monotonic() - last < idle_s:
+        ends = {p: consumer.get_watermark_offsets(TopicPartition("__transaction_state", p), timeout=10)[1]
+                for p in partitions}
+        pending = {p for p, end in ends.items() if end > 0}
+        consumer.assign([TopicPartition("__transaction_state", p, -2) for p in pending])
+        while pending and time.monotonic() < deadline:
             for msg in consumer.consume(num_messages=1000, timeout=0.5):
-                if msg.error() is None and msg.key() and len(msg.key()) > 4:
-                    last = time.monotonic()
+                if msg.error() is not None:
+                    continue
+                if msg.offset() >= ends[msg.partition()] - 1:
+                    pending.discard(msg.partition())
+                if msg.key() and len(msg.key()) > 4:
                     (length,) = struct.unpack(">h", msg.key()[2:4])
                     found.add(msg.key()[4:4 + length].decode())
     finally:
