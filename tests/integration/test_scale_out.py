@@ -93,17 +93,16 @@ def _subtasks(ids: set[str]) -> set[int]:
 
 
 def test_the_drift_sidecar_judges_the_same_windows_at_parallelism_1_2_and_rescaled(two_taskmanagers, fresh_topics):
-    """Event-time windows of 2 s over 2 partitions scored at parallelism 2: the sidecar at parallelism 2
-    (two subtasks counting, one judging), and one rescaled 1 -> 2 -> 1 through savepoints while the
-    events flow, raise the very feature alerts (same windows, sizes, tiers, PSI to 1e-9) and trigger
-    the one at 1 does."""
-    sidecars = {"p1": {"window_kind": "time"}, "p2": {"window_kind": "time", "parallelism": 2},
-                "rescaled": {"window_kind": "time"}}
+    """Event-time windows of 2 s over 2 partitions scored at parallelism 2: a sidecar rescaled 1 -> 2 -> 1
+    through savepoints while the events flow (at 2: two subtasks counting, one judging) raises the very
+    feature alerts (same windows, sizes, tiers, PSI to 1e-9) and trigger one left at 1 does."""
+    sidecars = {"p1": {"window_kind": "time"}, "rescaled": {"window_kind": "time"}}
     found, drift_started_ms = run_sidecars(two_taskmanagers, fresh_topics, sidecars, partitions=2,
                                            scoring_parallelism=2, rescaled="rescaled")
     assert_one_episode_and_trigger("time", *found["p1"], drift_started_ms)
-    assert judged_features(*found["p2"]) == judged_features(*found["p1"]), "parallelism 2 judged otherwise"
-    # rescaled 1 -> 2 -> 1 through savepoints while the events flowed: its open windows' partial counts
-    # travelled in the savepoints, so no window was judged twice (alert ids are unique) or lost
+    # rescaled 1 -> 2 -> 1 through savepoints while the events flowed (restored at 2 about 4 s in, it
+    # catches up on the drifted events at parallelism 2): its open windows' partial counts travelled in
+    # the savepoints, so no window was judged twice (alert ids are unique) or lost, and parallelism 2
+    # judged them as parallelism 1 did
     assert_one_episode_and_trigger("time", *found["rescaled"], drift_started_ms)
     assert judged_features(*found["rescaled"]) == judged_features(*found["p1"]), "the rescaled sidecar judged otherwise"
