@@ -20,12 +20,10 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from pathlib import Path
 
-from models.registry import load_model
-from models.runtime import OnnxScorer
 from streamscore.foundation.config import Settings
 from streamscore.foundation.vocabulary import PRIMARY_KINDS, LifecycleAction
 from streamscore.harness.traffic import TrafficPlan
-from streamscore.harness.versions import register_distinct_versions
+from streamscore.harness.versions import register_distinct_versions, version_scores
 from streamscore.lifecycle import control as control_protocol
 
 FIRST_VERSION = "1.0.0"
@@ -179,9 +177,7 @@ def _check_scores(models: LifecycleModels, scored: dict[str, dict], traffic: Tra
     for event_id in sample:
         by_version.setdefault(scored[event_id]["model_version"], []).append(event_id)
     for version, ids in by_version.items():
-        model = load_model(f"{models.name}:{version}", root=models.registry_dir)
-        matrix, _, _ = model.contract.to_matrix([sample[i] for i in ids])
-        expected = OnnxScorer(model).predict_batch(matrix).tolist()
+        expected = version_scores(models.registry_dir, models.name, version, [sample[i] for i in ids])
         wrong += [i for i, score in zip(ids, expected) if abs(scored[i]["score"] - score) > 1e-6]
     return len(sample), wrong
 

@@ -16,6 +16,7 @@ from models import demo_data
 from models.register import register_card, register_model
 from models.registry import DEFAULT_ROOT, load_model
 from models.retrain import RetrainRequest, retrain
+from models.runtime import OnnxScorer
 
 SAMPLE_ROWS = 4000  # a retrained challenger's labelled sample: a few seconds to train
 SMALL_MODEL = {"max_iter": 20}
@@ -37,3 +38,11 @@ def register_distinct_versions(root: Path, name: str, challengers: int = 2) -> l
         result = retrain(parent, events, labels, request)
         versions.append(register_card(result.card, result.onnx_bytes, root).card.version)
     return versions
+
+
+def version_scores(root: Path, name: str, version: str, events: list[dict]) -> list[float]:
+    """``events`` scored by ``name:version`` from ``root`` with ONNX Runtime directly (no job): what a
+    record scored by that version must carry."""
+    model = load_model(f"{name}:{version}", root=root)
+    matrix, _, _ = model.contract.to_matrix(events)
+    return OnnxScorer(model).predict_batch(matrix).tolist()

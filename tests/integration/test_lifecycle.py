@@ -27,12 +27,10 @@ from jobs.flink_metrics import LIFECYCLE_PREFIX, job_series
 from jobs.model_router import canary_bucket
 from jobs.submit import scoring_config_from_settings, submit_scoring
 from models.demo_data import generate_events
-from models.registry import load_model
-from models.runtime import OnnxScorer
 from schemas import serde_for
 from streamscore.foundation.vocabulary import LifecycleAction
 from streamscore.harness.traffic import TrafficPlan, TrafficTopics, run_traffic
-from streamscore.harness.versions import register_distinct_versions
+from streamscore.harness.versions import register_distinct_versions, version_scores
 from streamscore.lifecycle import control as control_protocol
 
 pytestmark = pytest.mark.integration
@@ -176,12 +174,9 @@ def test_promotion_and_shadow_while_events_flow(settings, fresh_topics, registry
 def _scores_by_version(registry, events: list[dict], ids: list[str]) -> dict[str, dict[str, float]]:
     """version -> event id -> that version's ONNX score, computed directly with ONNX Runtime."""
     events_by_id = {e["event_id"]: e for e in events}
-    scores = {}
-    for version in ("1.0.0", "1.1.0", "1.2.0"):
-        model = load_model(f"{NAME}:{version}", root=registry)
-        matrix, _, _ = model.contract.to_matrix([events_by_id[i] for i in ids])
-        scores[version] = dict(zip(ids, OnnxScorer(model).predict_batch(matrix).tolist()))
-    return scores
+    picked = [events_by_id[i] for i in ids]
+    return {version: dict(zip(ids, version_scores(registry, NAME, version, picked)))
+            for version in ("1.0.0", "1.1.0", "1.2.0")}
 
 
 def _effective_promotion_ms(settings, control: str) -> int | None:
