@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from confluent_kafka import Consumer, Producer
 
@@ -22,13 +23,41 @@ from connectors.kafka_clients import client_config
 from streamscore.foundation.config import Settings
 
 
-def _scorer(source: str):
+@dataclass(frozen=True)
+class LoopPlan:
+    """What one loop reads, writes and runs (``score=False``: records copied as they are, no model)."""
+
+    source: str
+    scored: str
+    dead: str
+    max_batch: int = 1
+    score: bool = True
+    commit_interval_ms: int = 1000
+    model: str = "fraud:1.0.0"  # a bound model: its events on the Confluent wire, decoded here in Python
+
+
+def batch_scorer(settings: Settings, plan: LoopPlan):
+    """The project's BatchScorer for ``plan.model``; a bound model's on the Confluent wire, its schemas
+    registered under the topics' subjects as ``streamscore submit`` registers them."""
     from jobs.batch_scorer import BatchScorer
     from models.registry import load_model
     from models.runtime import OnnxScorer
 
-    model = load_model("fraud:1.0.0")
-    return BatchScorer(model, OnnxScorer(model), job="handwritten", source_topic=source)
+    model = load_model(plan.model)
+    wire = _confluent_wire(settings, plan, model.card) if model.card.event_schema is not None else None
+    return BatchScorer(model, OnnxScorer(model), job="handwritten", source_topic=plan.source, wire=wire)
+
+
+def _confluent_wire(settings: Settings, plan: LoopPlan, card):
+    from connectors.schema_registry import SchemaRegistry, register_subject, register_topic_schemas, subject_for
+    from jobs.job_wire import RegistryWire, build_wire
+
+    registry = SchemaRegistry(settings.schema_registry)
+    ids = register_topic_schemas(registry, {"scored": plan.scored, "dead_letter": plan.dead})
+    events_id = register_subject(registry, subject_for(plan.source), dict(card.event_schema.schema))
+    return build_wire(RegistryWire(url=settings.schema_registry.url, events_schema_id=events_id,
+                                   scored_schema_id=ids[subject_for(plan.scored)],
+                                   dead_letter_schema_id=ids[subject_for(plan.dead)]), card)
 
 
 def _clients(settings: Settings, source: str) -> tuple[Consumer, Producer]:
@@ -42,19 +71,18 @@ def _clients(settings: Settings, source: str) -> tuple[Consumer, Producer]:
     return consumer, producer
 
 
-def run_loop(settings: Settings, source: str, scored: str, dead: str, *, max_batch: int, score: bool = True,
-             commit_interval_ms: int = 1000, should_stop: Callable[[], bool] = lambda: False) -> int:
+def run_loop(settings: Settings, plan: LoopPlan, should_stop: Callable[[], bool] = lambda: False) -> int:
     """Consume -> process -> produce in transactions; returns the records processed."""
-    scorer = _scorer(source) if score else None
-    consumer, producer = _clients(settings, source)
+    scorer = batch_scorer(settings, plan) if plan.score else None
+    consumer, producer = _clients(settings, plan.source)
     done, last_commit = 0, time.monotonic()
     producer.begin_transaction()
     while not should_stop():
-        msgs = [m for m in consumer.consume(num_messages=max_batch, timeout=0.05) if m.error() is None]
+        msgs = [m for m in consumer.consume(num_messages=plan.max_batch, timeout=0.05) if m.error() is None]
         if msgs:
-            _process(producer, scorer, msgs, scored, dead)
+            _process(producer, scorer, msgs, plan.scored, plan.dead)
             done += len(msgs)
-        if (time.monotonic() - last_commit) * 1000 >= commit_interval_ms:
+        if (time.monotonic() - last_commit) * 1000 >= plan.commit_interval_ms:
             _commit(producer, consumer)
             last_commit = time.monotonic()
     _commit(producer, consumer)

@@ -17,7 +17,7 @@ import logging
 from quixstreams import Application, message_context
 from quixstreams.models.serializers import Serializer
 
-from benchmarks.handwritten import _scorer
+from benchmarks.handwritten import LoopPlan, batch_scorer
 from streamscore.foundation.config import Settings
 
 
@@ -36,7 +36,7 @@ def build_app(settings: Settings, source: str, scored: str, dead: str, *, group:
         auto_create_topics=False, use_changelog_topics=False, loglevel=logging.WARNING,
         producer_extra_config={"linger.ms": 5, "compression.type": "lz4"},
     )
-    scorer = _scorer(source)
+    scorer = batch_scorer(settings, LoopPlan(source, scored, dead))
     source_topic = app.topic(source, value_deserializer="bytes", key_deserializer="bytes")
     topics = {True: app.topic(scored, value_serializer=_Body(), key_serializer="bytes"),
               False: app.topic(dead, value_serializer=_Body(), key_serializer="bytes")}

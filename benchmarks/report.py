@@ -96,7 +96,8 @@ def wire_checks(by: dict[str, dict]) -> list[Check]:
     if jvm is None:
         return []
     out, rate = [], _med(jvm, "events_per_s")
-    for other, floor in (("wire-python-eo", 1.6), ("flink-passthrough", 0.5)):
+    for other, floor in (("passthrough-confluent", 0.5), ("handwritten-confluent", 0.8), ("wire-python-eo", 1.6),
+                         ("flink-passthrough", 0.5)):
         base = _med(by[other], "events_per_s") if other in by else None
         ratio = rate / base if rate and base else None
         out.append(Check(f"JVM-decoded EO / {other} throughput", ratio, f">= {floor}x",

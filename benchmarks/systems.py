@@ -18,7 +18,9 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchmarks.feed import SENSOR_MODEL
 from jobs.flink_cluster import JOBS_DIR, cancel_job, rest, submit_python_job, wait_running
+from jobs.scoring_config import DEFAULT_BOUND_BATCH
 from jobs.submit import scoring_config_from_settings, submit_scoring
 from streamscore.foundation.config import Settings
 from streamscore.foundation.registry_settings import WireDecoder
@@ -53,6 +55,7 @@ class SystemSpec:
 
 
 WIDE_MODEL = "fraud-wide:1.0.0"
+SMOKE_WIRE_ROWS = ("wire-jvm-eo", "passthrough-confluent", "handwritten-confluent")  # each wire runner once
 
 
 @dataclass
@@ -100,19 +103,34 @@ def start(settings: Settings, spec: SystemSpec, topics: Topics, commit_interval_
         args = ["--bootstrap", settings.jobs_kafka_bootstrap, "--source-topic", topics.source,
                 "--sink-topic", topics.scored, "--group-id", f"bench-pt-{tag}",
                 "--transactional-id-prefix", f"bench-pt-{tag}", "--checkpoint-interval-ms",
-                str(commit_interval_ms), "--job-name", f"bench-passthrough-{tag}"]
+                str(commit_interval_ms), "--job-name", f"bench-passthrough-{tag}", *_confluent_args(settings, spec)]
         job_id = submit_python_job(settings, JOBS_DIR / "passthrough.py", args)
         wait_running(settings, job_id, timeout_s=120)
-        return RunningSystem(spec, flink_job=job_id)
+        return RunningSystem(spec, flink_job=job_id, keyed_topics={topics.scored} if spec.model else set())
     kind = {"loop-score": "score", "loop-passthrough": "passthrough", "quix": "quix"}[spec.kind]
     argv = [sys.executable, "-m", "benchmarks.worker", kind, "--source", topics.source, "--scored", topics.scored,
             "--dead", topics.dead, "--max-batch", str(spec.max_batch or 1),
-            "--commit-interval-ms", str(commit_interval_ms)]
+            "--commit-interval-ms", str(commit_interval_ms), *(["--model", spec.model] if spec.model else [])]
     log = open(settings.log_dir / f"bench-{spec.key}.log", "ab")  # noqa: SIM115 - owned by the process
     process = subprocess.Popen(argv, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
                                env=os.environ | {"PYTHONPATH": str(REPO)})
     log.close()
     return RunningSystem(spec, process=process, keyed_topics={topics.scored})
+
+
+def _confluent_args(settings: Settings, spec: SystemSpec) -> list[str]:
+    """A pass-through of a bound model's events (``spec.model``): read and written in Flink's ``avro-confluent``
+    format, with the model's event schema; none: raw bytes."""
+    if not spec.model:
+        return []
+    import json
+
+    from jobs.flink_home import avro_confluent_format_jar
+    from models.registry import load_model
+
+    binding = load_model(spec.model).card.event_schema
+    return ["--avro-schema", json.dumps(binding.schema), "--registry-url", settings.schema_registry.url_for_jobs,
+            "--key-field", binding.id_field, "--jars", avro_confluent_format_jar(settings).resolve().as_uri()]
 
 
 def stop(settings: Settings, running: RunningSystem) -> None:
@@ -161,24 +179,31 @@ def capacity_rows() -> list[SystemSpec]:
 
 
 def wire_rows(sweep_batches: tuple[int, ...]) -> list[SystemSpec]:
-    """A bound model on the Confluent wire (the sensor model: 6 features, readings from ``models.sensor_demo``):
-    decoded in the JVM (``jobs/udf``) against decoded in the Python step (fastavro: the path before it),
-    and the JVM path at each swept batch size."""
-    rows = [SystemSpec("wire-python-eo", "sensor model, Confluent wire decoded in Python, EO (batch 512)",
-                       "flink-scoring", "wire", max_batch=512, max_delay_ms=100, rate_hint=20_000,
-                       model="sensor:1.0.0", decoder="python"),
-            SystemSpec("wire-jvm-eo", "sensor model, Confluent wire decoded in the JVM, EO (batch 512)",
-                       "flink-scoring", "wire", max_batch=512, max_delay_ms=100, rate_hint=30_000,
-                       model="sensor:1.0.0", decoder="jvm"),
-            SystemSpec("wire-jvm-alo", "sensor model, Confluent wire decoded in the JVM, ALO (batch 512, delay 10 ms)",
-                       "flink-scoring", "wire", max_batch=512, max_delay_ms=10, exactly_once=False,
-                       rate_hint=30_000, model="sensor:1.0.0", decoder="jvm")]
-    for size in sorted({s for s in (*sweep_batches, 2048) if s >= 1024} if len(sweep_batches) > 1 else ()):
-        for decoder in ("jvm", "python"):
-            where = "in the JVM" if decoder == "jvm" else "in Python"
-            rows.append(SystemSpec(f"wire-{decoder}-b{size}", f"sensor model, decoded {where}, EO, batch {size}",
-                                   "flink-scoring", "wire-sweep", max_batch=size, max_delay_ms=100,
-                                   rate_hint=30_000, model="sensor:1.0.0", decoder=decoder))
+    """A bound model on the Confluent wire (the sensor model: 6 features, readings from ``models.sensor_demo``),
+    side by side: Flink SQL copying the readings in its own ``avro-confluent`` format (no Python), the
+    hand-written loop on the same wire and batch, decoded in the JVM (``jobs/udf``) at the bound default batch,
+    decoded in the Python step at 512 (the path before), and (a full run) the batch sweep of both decoders."""
+    sensor = {"model": SENSOR_MODEL, "max_delay_ms": 100, "rate_hint": 30_000.0}
+    rows = [SystemSpec("passthrough-confluent", "Flink SQL pass-through, avro-confluent in and out, EO (no Python)",
+                       "flink-passthrough", "wire", model=SENSOR_MODEL, rate_hint=80_000),
+            SystemSpec("handwritten-confluent", f"hand-written loop, Confluent wire, batches of {DEFAULT_BOUND_BATCH}",
+                       "loop-score", "wire", **{**sensor, "max_batch": DEFAULT_BOUND_BATCH}),
+            SystemSpec("wire-python-eo", "sensor model, Confluent wire decoded in Python, EO (batch 512: the path "
+                       "before)", "flink-scoring", "wire", max_batch=512, decoder="python", **sensor),
+            SystemSpec("wire-jvm-eo", f"sensor model, decoded in the JVM, EO (batch {DEFAULT_BOUND_BATCH}: the "
+                       "default)",
+                       "flink-scoring", "wire", max_batch=DEFAULT_BOUND_BATCH, decoder="jvm", **sensor),
+            SystemSpec("wire-jvm-alo", f"sensor model, decoded in the JVM, ALO (batch {DEFAULT_BOUND_BATCH}, delay "
+                       "10 ms)", "flink-scoring", "wire", max_batch=DEFAULT_BOUND_BATCH, decoder="jvm",
+                       exactly_once=False, **{**sensor, "max_delay_ms": 10})]
+    if len(sweep_batches) > 1:  # the batch sweep of a full run: both decoders at 512, 1024, 2048 and 4096
+        for size in (512, 1024, 2048, 4096):
+            for decoder in ("jvm", "python"):
+                if (decoder, size) not in (("jvm", DEFAULT_BOUND_BATCH), ("python", 512)):  # rows above
+                    where = "in the JVM" if decoder == "jvm" else "in Python"
+                    rows.append(SystemSpec(f"wire-{decoder}-b{size}", f"sensor model, decoded {where}, EO, batch "
+                                           f"{size}", "flink-scoring", "wire-sweep", max_batch=size, decoder=decoder,
+                                           **sensor))
     return rows
 
 
@@ -217,7 +242,7 @@ def catalogue(sweep_batches: tuple[int, ...], sweep_delays: tuple[int, ...],
                                   "flink-scoring", "sweep", max_batch=size, max_delay_ms=100,
                                   rate_hint=max(500.0, min(20_000.0, 700.0 * size))))
     wire = wire_rows(sweep_batches)
-    systems += wire if model_rows else [r for r in wire if r.key == "wire-jvm-eo"]  # a smoke run: the new path
+    systems += wire if model_rows else [r for r in wire if r.key in SMOKE_WIRE_ROWS]
     systems += model_and_cache_rows() + capacity_rows() if model_rows else []
     if not model_rows:  # a smoke run checks each runner once: handwritten-1 runs handwritten-batched's code
         systems = [s for s in systems if s.key != "handwritten-1"]

@@ -1,10 +1,12 @@
-"""Kafka tables for Flink SQL: a read_committed raw source with its coordinates, exactly-once raw sinks."""
+"""Kafka tables for Flink SQL: a read_committed raw source with its coordinates, exactly-once raw sinks, and
+typed tables in Flink's `avro-confluent` format (the pass-through on the Confluent wire)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from jobs.job_secrets import job_kafka_properties
+from streamscore.foundation.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -87,3 +89,62 @@ def sink_ddl(spec: KafkaTableSpec, transactional_id_prefix: str, transaction_tim
                         "value.fields-include": "EXCEPT_KEY"})
         del options["format"]
     return f"CREATE TABLE {spec.table} (\n  {columns}\n) WITH (\n  {_with(options)}\n)"
+
+
+@dataclass(frozen=True)
+class ConfluentTable:
+    """A Kafka table in Flink's own ``avro-confluent`` format: typed columns from a record schema."""
+
+    spec: KafkaTableSpec
+    schema: dict  # the Avro record schema the topic carries (the source's reader schema)
+    registry_url: str
+    key_field: str  # a STRING field, also written as the Kafka key (readers identify records by it)
+
+
+_AVRO_SQL = {"string": "STRING", "enum": "STRING", "int": "INT", "long": "BIGINT", "double": "DOUBLE",
+             "float": "FLOAT", "boolean": "BOOLEAN", "bytes": "BYTES"}
+
+
+def _sql_type(avro: object) -> str:
+    """Flink SQL's type of one Avro field type (a ``["null", T]`` union: nullable T)."""
+    if isinstance(avro, list):
+        rest = [t for t in avro if t != "null"]
+        if len(rest) != 1 or len(avro) != 2:
+            raise ConfigError(f"only [null, T] unions map to a Flink column, got {avro}")
+        return _sql_type(rest[0]).removesuffix(" NOT NULL")
+    logical = avro.get("logicalType") if isinstance(avro, dict) else None
+    if logical == "timestamp-millis":
+        return "TIMESTAMP(3) NOT NULL"
+    name = avro.get("type") if isinstance(avro, dict) else avro
+    if name not in _AVRO_SQL:
+        raise ConfigError(f"no Flink column type for the Avro type {avro}")
+    return f"{_AVRO_SQL[name]} NOT NULL"
+
+
+def confluent_columns(schema: dict) -> str:
+    return ",\n  ".join(f"`{f['name']}` {_sql_type(f['type'])}" for f in schema["fields"])
+
+
+def confluent_source_ddl(table: ConfluentTable, group_id: str) -> str:
+    """Read committed, from the earliest offsets; the writer schema by the id in each record (the registry),
+    resolved to ``table.schema`` (given explicitly: an enum field is not readable as the derived string)."""
+    import json
+
+    options = {"connector": "kafka", "topic": table.spec.topic, "properties.bootstrap.servers": table.spec.bootstrap,
+               "properties.group.id": group_id, "properties.isolation.level": "read_committed",
+               "scan.startup.mode": "earliest-offset", "format": "avro-confluent",
+               "avro-confluent.url": table.registry_url, "avro-confluent.schema": json.dumps(table.schema),
+               **_security_options()}
+    return f"CREATE TABLE {table.spec.table} (\n  {confluent_columns(table.schema)}\n) WITH (\n  {_with(options)}\n)"
+
+
+def confluent_sink_ddl(table: ConfluentTable, transactional_id_prefix: str, transaction_timeout_ms: int) -> str:
+    """Exactly-once; the value's schema derived from the columns (Flink's writer cannot write an enum from a
+    string) and registered under ``<topic>-value``; the key is ``key_field`` as UTF-8 bytes."""
+    options = {"connector": "kafka", "topic": table.spec.topic, "properties.bootstrap.servers": table.spec.bootstrap,
+               "key.format": "raw", "key.fields": table.key_field, "value.format": "avro-confluent",
+               "value.avro-confluent.url": table.registry_url, "value.fields-include": "ALL",
+               "sink.delivery-guarantee": "exactly-once", "sink.transactional-id-prefix": transactional_id_prefix,
+               "properties.transaction.timeout.ms": str(transaction_timeout_ms), "properties.linger.ms": "5",
+               "properties.compression.type": "lz4", **_security_options()}
+    return f"CREATE TABLE {table.spec.table} (\n  {confluent_columns(table.schema)}\n) WITH (\n  {_with(options)}\n)"

@@ -1,16 +1,26 @@
 """Kafka -> Kafka pass-through with no Python and no model, exactly once.
 
-The plumbing check of the stack and the benchmark's Flink ceiling. Submit with
-``streamscore submit passthrough`` or ``flink run -py jobs/passthrough.py --help``.
+The plumbing check of the stack and the benchmark's Flink ceilings: raw bytes copied as they are, or
+(``--avro-schema``) records of that schema read and written in Flink's own ``avro-confluent`` format,
+decoded and encoded in the JVM through the registry, as a Flink SQL user would copy a Confluent-wire
+topic. Submit with ``streamscore submit passthrough`` or ``flink run -py jobs/passthrough.py --help``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 
 from pyflink.table import EnvironmentSettings, TableEnvironment
 
-from jobs.kafka_tables import KafkaTableSpec, sink_ddl, source_ddl
+from jobs.kafka_tables import (
+    ConfluentTable,
+    KafkaTableSpec,
+    confluent_sink_ddl,
+    confluent_source_ddl,
+    sink_ddl,
+    source_ddl,
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -23,6 +33,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--checkpoint-interval-ms", type=int, default=2000)
     parser.add_argument("--transaction-timeout-ms", type=int, default=600_000)
     parser.add_argument("--job-name", default="streamscore-passthrough")
+    parser.add_argument("--avro-schema", help="JSON of the Avro record schema the topic carries: read and write "
+                                              "it in the avro-confluent format (default: raw bytes)")
+    parser.add_argument("--registry-url", help="the Confluent-compatible registry API (with --avro-schema)")
+    parser.add_argument("--key-field", help="the STRING field written as the Kafka key (with --avro-schema)")
+    parser.add_argument("--jars", default="", help="';'-separated jar URIs the job needs (the avro-confluent format)")
     return parser.parse_args(argv)
 
 
@@ -33,9 +48,20 @@ def main(argv: list[str] | None = None) -> None:
     config.set("pipeline.name", args.job_name)
     config.set("execution.checkpointing.interval", f"{args.checkpoint_interval_ms} ms")
     config.set("execution.checkpointing.mode", "EXACTLY_ONCE")
-    t_env.execute_sql(source_ddl(KafkaTableSpec("events_in", args.source_topic, args.bootstrap), args.group_id))
-    t_env.execute_sql(sink_ddl(KafkaTableSpec("events_out", args.sink_topic, args.bootstrap),
-                               args.transactional_id_prefix, args.transaction_timeout_ms))
+    if args.jars:
+        config.set("pipeline.jars", args.jars)
+    source, sink = KafkaTableSpec("events_in", args.source_topic, args.bootstrap), \
+        KafkaTableSpec("events_out", args.sink_topic, args.bootstrap)
+    if args.avro_schema:
+        schema = json.loads(args.avro_schema)
+        t_env.execute_sql(confluent_source_ddl(ConfluentTable(source, schema, args.registry_url, args.key_field),
+                                               args.group_id))
+        t_env.execute_sql(confluent_sink_ddl(ConfluentTable(sink, schema, args.registry_url, args.key_field),
+                                             args.transactional_id_prefix, args.transaction_timeout_ms))
+        t_env.execute_sql("INSERT INTO events_out SELECT * FROM events_in")
+        return
+    t_env.execute_sql(source_ddl(source, args.group_id))
+    t_env.execute_sql(sink_ddl(sink, args.transactional_id_prefix, args.transaction_timeout_ms))
     t_env.execute_sql("INSERT INTO events_out SELECT payload FROM events_in")
 
 

@@ -13,11 +13,11 @@ from jobs.flink_cluster import JOBS_DIR, FlinkJobError, list_jobs, submit_python
 from jobs.flink_home import connector_jars
 from jobs.job_schemas import with_drift_registry_wire, with_registry_wire
 from jobs.job_secrets import job_secrets_env, without_secrets
-from jobs.scoring_config import ScoringJobConfig, check_against_broker
+from jobs.scoring_config import DEFAULT_BOUND_BATCH, ScoringJobConfig, check_against_broker
 from models.contract import check_against_event_schema
 from models.registry import load_model
 from streamscore.foundation.config import Settings
-from streamscore.foundation.errors import ConfigError
+from streamscore.foundation.errors import ConfigError, StreamscoreError
 from streamscore.foundation.security import ClientAuth
 
 SCORING_SCRIPT = JOBS_DIR / "scoring_job.py"
@@ -38,7 +38,23 @@ def scoring_config_from_settings(settings: Settings, **overrides) -> ScoringJobC
         "auth": ClientAuth.from_security(settings.kafka_security, settings.redis_security),
     }
     base.update({k: v for k, v in overrides.items() if v is not None})
+    model = base.get("model", ScoringJobConfig.model)
+    if "max_batch_size" not in base and _binds_schema(model, base.get("registry_dir")):
+        base["max_batch_size"] = DEFAULT_BOUND_BATCH
     return ScoringJobConfig(**base).checked()
+
+
+def _binds_schema(model: str, registry_dir: str | None) -> bool:
+    """Whether the card of ``model`` binds its event schema (False where it cannot be read: preflight says why)."""
+    from models.card import load_card
+    from models.registry import CARD_FILE, ModelRegistry, parse_ref
+
+    try:
+        ref = parse_ref(model)
+        return load_card(ModelRegistry(registry_dir).directory(ref.name, ref.version) / CARD_FILE).event_schema \
+            is not None
+    except (StreamscoreError, OSError):
+        return False
 
 
 def _require_topics(settings: Settings, roles_topics: tuple[tuple[str, str], ...]) -> None:

@@ -29,7 +29,8 @@ def _add_scoring_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input-topic", default=None, help="the events to score (default: the events topic)")
     parser.add_argument("--scored-topic", default=None, help="default: the scored topic")
     parser.add_argument("--dead-letter-topic", default=None, help="default: the dead-letter topic")
-    parser.add_argument("--max-batch-size", type=int, default=None, help="records per model call (default 512)")
+    parser.add_argument("--max-batch-size", type=int, default=None,
+                        help="records per model call (default 512; 2048 for a model that binds its event schema)")
     parser.add_argument("--max-delay-ms", type=int, default=None, help="flush a partial batch after (default 100)")
     parser.add_argument("--cache", action="store_true",
                         help="cache predictions in Redis (one MGET per micro-batch; off by default)")

@@ -52,3 +52,37 @@ def test_the_full_run_has_the_capacity_rows_and_the_smoke_checks_each_runner_onc
     smoke = [s.key for s in catalogue((), (), model_rows=False)]
     assert "handwritten-1" in full and "handwritten-1" not in smoke and "handwritten-batched" in smoke
     assert not any(key.startswith("capacity") for key in smoke)
+
+
+def test_the_wire_rows_compare_the_jvm_path_with_its_baselines_at_the_bound_default_batch():
+    """Issue 14's rows: Flink's avro-confluent pass-through and the hand-written loop on the same wire beside
+    the JVM-decoded job at the bound default batch; the smoke run checks each of those runners once."""
+    from benchmarks.systems import SENSOR_MODEL, catalogue
+    from jobs.scoring_config import DEFAULT_BOUND_BATCH
+
+    full = {s.key: s for s in catalogue((1, 512), (10,))}
+    assert full["wire-jvm-eo"].max_batch == full["handwritten-confluent"].max_batch == DEFAULT_BOUND_BATCH
+    assert {full[k].model for k in ("passthrough-confluent", "handwritten-confluent", "wire-jvm-eo")} == {SENSOR_MODEL}
+    assert (full["passthrough-confluent"].kind, full["handwritten-confluent"].kind) == ("flink-passthrough",
+                                                                                        "loop-score")
+    assert {"wire-jvm-b512", "wire-python-b2048"} <= set(full) and "wire-jvm-b2048" not in full
+    smoke = [s.key for s in catalogue((), (), model_rows=False)]
+    assert {"passthrough-confluent", "handwritten-confluent", "wire-jvm-eo"} <= set(smoke)
+    assert "wire-python-eo" not in smoke
+
+
+def test_the_wire_checks_name_each_baseline_with_its_target():
+    from benchmarks.report import wire_checks
+
+    def row(rate):
+        stats = {"median": rate, "min": rate, "max": rate, "n": 1}
+        return {"events_per_s": stats, "cpu_s_per_million": {**stats, "median": 20.0}, "p99": {**stats, "median": 90},
+                "commit_interval_ms": 1000, "max_delay_ms": 100}
+
+    by = {"wire-jvm-eo": row(50_000), "passthrough-confluent": row(80_000), "handwritten-confluent": row(70_000),
+          "wire-python-eo": row(30_000), "wire-jvm-alo": row(1)}
+    checks = {c.name: c for c in wire_checks(by)}
+    assert checks["JVM-decoded EO / passthrough-confluent throughput"].passed  # 0.625 >= 0.5
+    assert not checks["JVM-decoded EO / handwritten-confluent throughput"].passed  # 0.71 < 0.8
+    assert checks["JVM-decoded EO / wire-python-eo throughput"].passed  # 1.67 >= 1.6
+    assert checks["JVM-decoded EO / flink-passthrough throughput"].value is None

@@ -231,3 +231,15 @@ def test_the_client_auth_is_read_back_strictly(tmp_path):
     not_a_flag = {**raw, "auth": {**raw["auth"], "kafka_endpoint_identification": "no"}}
     with pytest.raises(ConfigError, match=r"auth\.kafka_endpoint_identification must be bool"):
         ScoringJobConfig.from_json(json.dumps(not_a_flag))
+
+
+def test_a_model_that_binds_its_schema_gets_the_bound_default_batch_unless_one_is_asked_for():
+    from jobs.scoring_config import DEFAULT_BOUND_BATCH
+    from jobs.submit import scoring_config_from_settings
+    from streamscore.foundation.config import load_settings
+
+    settings = load_settings()
+    assert scoring_config_from_settings(settings).max_batch_size == 512  # fraud: single-object wire
+    assert scoring_config_from_settings(settings, model="sensor:1.0.0").max_batch_size == DEFAULT_BOUND_BATCH
+    assert scoring_config_from_settings(settings, model="sensor:1.0.0", max_batch_size=256).max_batch_size == 256
+    assert scoring_config_from_settings(settings, model="missing:1.0.0").max_batch_size == 512  # preflight says why

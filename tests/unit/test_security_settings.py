@@ -226,3 +226,20 @@ def test_a_job_is_told_where_the_password_file_is_without_reading_the_environmen
     direct = load_settings({**sasl_env(tmp_path, pem_files, STREAMSCORE_KAFKA_SASL_PASSWORD_FILE=""),
                             "STREAMSCORE_KAFKA_SASL_PASSWORD": "direct-secret"})
     assert direct.kafka_security.password_file is None
+
+
+def test_a_confluent_table_has_typed_columns_from_the_schema_and_the_id_as_its_key():
+    from models.sensor_demo import READING_SCHEMA
+
+    table = kafka_tables.ConfluentTable(kafka_tables.KafkaTableSpec("t", "readings", "127.0.0.1:9092"),
+                                        READING_SCHEMA, "http://127.0.0.1:8085/apis/ccompat/v7", "reading_id")
+    columns = kafka_tables.confluent_columns(READING_SCHEMA)
+    assert "`machine_type` STRING NOT NULL" in columns and "`ts` TIMESTAMP(3) NOT NULL" in columns
+    assert "`rpm` INT NOT NULL" in columns and "`firmware` STRING," not in columns and columns.endswith(
+        "`firmware` STRING")
+    source = kafka_tables.confluent_source_ddl(table, "g")
+    assert "'format' = 'avro-confluent'" in source and "'avro-confluent.schema'" in source
+    sink = kafka_tables.confluent_sink_ddl(table, "p", 60000)
+    assert "'key.fields' = 'reading_id'" in sink and "'sink.delivery-guarantee' = 'exactly-once'" in sink
+    with pytest.raises(ConfigError, match="unions"):
+        kafka_tables.confluent_columns({"fields": [{"name": "x", "type": ["null", "int", "string"]}]})
