@@ -58,7 +58,7 @@ def measure(settings: Settings, spec: systems.SystemSpec, pool: EventPool, param
     try:
         row["preload_s"] = round(preload(settings, topics.source, backlog), 2)
         keyed = set() if spec.kind == "flink-passthrough" and not spec.model else {topics.scored}
-        if spec.kind == "flink-scoring":  # its dead letters are keyed by event id too (any wire)
+        if spec.kind in ("flink-scoring", "loop-score"):  # their dead letters are keyed by event id too (any wire)
             keyed.add(topics.dead)
         collector = SinkCollector(settings, [topics.scored, topics.dead], keyed)
         collector.start()
