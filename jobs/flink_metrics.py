@@ -33,8 +33,21 @@ def job_series(settings, job_name: str, prefix: str) -> list[tuple[str, dict[str
 
 
 def scrape(settings, job_name: str) -> dict[str, dict[str, float]]:
-    """metric (after the prefix) -> {its group label's value, or '': value}, from every reporter port."""
+    """metric (after the prefix) -> {its group label's value, or '': value}, from every reporter port, over
+    every subtask of the job (see :func:`aggregate`)."""
+    return aggregate(job_series(settings, job_name, OPERATOR_PREFIX))
+
+
+def aggregate(series: list[tuple[str, dict[str, str], float]]) -> dict[str, dict[str, float]]:
+    """One value per metric and group label over a job's subtasks (each reports its own series): counters
+    (and the counter-made histograms) summed; gauges (``*_milli``: the last window a subtask judged) the
+    largest, so a parallel sidecar shows its worst recent value, and parallelism 1 what the one subtask says."""
     values: dict[str, dict[str, float]] = defaultdict(dict)
-    for name, labels, value in job_series(settings, job_name, OPERATOR_PREFIX):
-        values[name][next((labels[k] for k in _GROUP_LABELS if k in labels), "")] = value
+    for name, labels, value in series:
+        group = next((labels[k] for k in _GROUP_LABELS if k in labels), "")
+        have = values[name].get(group)
+        if have is None:
+            values[name][group] = value
+        else:
+            values[name][group] = max(have, value) if name.endswith("_milli") else have + value
     return values

@@ -179,3 +179,19 @@ def test_every_malformed_kind_dead_letters_with_its_reason_code_and_correlation_
         assert (note.stage, note.reason_code) == (case.stage, EXPECTED_CODES[kind]), kind
         if case.event_id is not None:  # decodable: the correlation id follows the record into logs
             assert note.correlation_id == events[offset]["correlation_id"]
+
+
+def test_a_parallel_jobs_counters_are_summed_over_its_subtasks_and_gauges_give_the_largest():
+    from jobs.flink_metrics import aggregate
+
+    def series(name, subtask, value, **group):
+        return name, {"job_name": "j", "subtask_index": str(subtask), **group}, value
+
+    values = aggregate([series("events_scored", 0, 70.0), series("events_scored", 1, 30.0),
+                        series("events_dead_lettered", 0, 2.0, stage="DECODE"),
+                        series("events_dead_lettered", 1, 1.0, stage="DECODE"),
+                        series("events_dead_lettered", 1, 4.0, stage="CONTRACT"),
+                        series("psi_milli", 0, 120.0, feature="amount"), series("psi_milli", 1, 0.0, feature="amount")])
+    assert values["events_scored"] == {"": 100.0}
+    assert values["events_dead_lettered"] == {"DECODE": 3.0, "CONTRACT": 4.0}
+    assert values["psi_milli"] == {"amount": 120.0}
