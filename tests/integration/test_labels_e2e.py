@@ -41,16 +41,20 @@ def _wait_for(predicate, timeout_s: float, what: str) -> None:
         time.sleep(1)
 
 
-def test_flipped_labels_raise_one_accuracy_alert_and_trigger(settings, fresh_topics):
+@pytest.mark.parametrize("parallelism", [1, 2])
+def test_flipped_labels_raise_one_accuracy_alert_and_trigger(settings, fresh_topics, parallelism):
+    """At parallelism 2 the sidecar's sources, join and labelled partial counts run on two subtasks over two
+    partitions of each topic; the merge and the judgement stay one, so the alerts and the trigger are the same."""
     events_t, scored_t, dead_t, alerts_t, control_t, labels_t = fresh_topics(
-        "events", "scored", "dead", "alerts", "control", "labels")
+        "events", "scored", "dead", "alerts", "control", "labels", partitions=parallelism)
     tag = uuid.uuid4().hex[:8]
     scoring = scoring_config_from_settings(settings, events_topic=events_t, scored_topic=scored_t,
                                            dead_letter_topic=dead_t, job_name=f"it-lscore-{tag}",
                                            startup_mode="earliest-offset")
     drift = drift_config_from_settings(settings, events_topic=events_t, scored_topic=scored_t, alerts_topic=alerts_t,
                                        control_topic=control_t, labels_topic=labels_t, job_name=f"it-ldrift-{tag}",
-                                       startup_mode="earliest-offset", label_window_events=1000)
+                                       startup_mode="earliest-offset", label_window_events=1000,
+                                       parallelism=parallelism)
     events, truth = generate_labelled(TOTAL, seed=31, id_prefix=f"l{tag}-")
     now = int(time.time() * 1000)
     for i, event in enumerate(events):
