@@ -90,8 +90,9 @@ def checks(summaries: list[dict]) -> list[Check]:
 
 
 def wire_checks(by: dict[str, dict]) -> list[Check]:
-    """Issue 14's targets for the JVM-decoded path (same run): throughput against the Python-decoded path and
-    the Flink pass-through, CPU per event, and the latency bounds."""
+    """Issue 14's targets for the JVM-decoded path (same run): throughput against Flink's avro-confluent
+    pass-through, the hand-written loop on the same wire, the Python-decoded path (the path before) and the raw
+    Flink pass-through, CPU per event, and the latency bounds."""
     jvm = by.get("wire-jvm-eo")
     if jvm is None:
         return []

@@ -40,8 +40,9 @@ def scrape(settings, job_name: str) -> dict[str, dict[str, float]]:
 
 def aggregate(series: list[tuple[str, dict[str, str], float]]) -> dict[str, dict[str, float]]:
     """One value per metric and group label over a job's subtasks (each reports its own series): counters
-    (and the counter-made histograms) summed; gauges (``*_milli``: the last window a subtask judged) the
-    largest, so a parallel sidecar shows its worst recent value, and parallelism 1 what the one subtask says."""
+    (and the counter-made histograms) summed; gauges (``*_milli``: the last window judged) the largest. The
+    sidecar judges every window on one key, so one subtask holds the gauges' values and the others report
+    their initial 0: the largest is the judging subtask's (at parallelism 1, the one subtask's)."""
     values: dict[str, dict[str, float]] = defaultdict(dict)
     for name, labels, value in series:
         group = next((labels[k] for k in _GROUP_LABELS if k in labels), "")

@@ -38,7 +38,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--registry-url", help="the Confluent-compatible registry API (with --avro-schema)")
     parser.add_argument("--key-field", help="the STRING field written as the Kafka key (with --avro-schema)")
     parser.add_argument("--jars", default="", help="';'-separated jar URIs the job needs (the avro-confluent format)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.avro_schema and not (args.registry_url and args.key_field):
+        parser.error("--avro-schema needs --registry-url and --key-field")
+    return args
 
 
 def main(argv: list[str] | None = None) -> None:
