@@ -73,7 +73,7 @@ def test_flipped_labels_raise_one_accuracy_alert_and_trigger(settings, fresh_top
         triggers = _read(settings, control_t, "control", 3)
         deadline = time.monotonic() + 20  # Python metrics reach the reporter after their bundle
         metrics = scrape(settings, drift.job_name)
-        while not metrics.get("drift_tier_triggers", {}).get("SEVERE") and time.monotonic() < deadline:
+        while not any(metrics.get("drift_tier_triggers", {}).values()) and time.monotonic() < deadline:
             time.sleep(1)
             metrics = scrape(settings, drift.job_name)
     finally:
@@ -94,7 +94,12 @@ def test_flipped_labels_raise_one_accuracy_alert_and_trigger(settings, fresh_top
     assert 0.80 < alerts[-1]["value"] < 0.907 and alerts[-1]["p_value"] < 1e-6, facts
     assert len(triggers) == 1, triggers
     trigger = triggers[0]
-    assert (trigger["tier"], trigger["action"]) == ("SEVERE", "emergency_rollback_or_retrain")
+    # one trigger per episode, at the tier of the window that confirmed it: at parallelism 1 the flipped
+    # window itself (SEVERE); at 2 the two partitions' labels interleave, so the window that confirms the
+    # episode may still mix clean and flipped labels (MODERATE), the SEVERE alert following in the episode
+    expected = {"SEVERE": "emergency_rollback_or_retrain", "MODERATE": "human_review"}
+    assert trigger["tier"] in (("SEVERE",) if parallelism == 1 else tuple(expected)), trigger
+    assert trigger["action"] == expected[trigger["tier"]], trigger
     assert trigger["reasons"][0].startswith("accuracy 0.8") and "AUC" in trigger["reasons"][0]
     # the sidecar's metrics say the same: labelled windows, the last accuracy, alerts and the trigger by tier
     assert metrics["drift_labels_windows_closed"][""] >= 3, dict(metrics)
@@ -102,7 +107,7 @@ def test_flipped_labels_raise_one_accuracy_alert_and_trigger(settings, fresh_top
     # true frauds (~3 %) keep high scores, flipped legitimate events (~10 %) get random ones:
     # AUC ~0.58 in a flipped window, far below the card's 0.85
     assert 450 <= metrics["drift_labels_auc_milli"][""] <= 750
-    assert metrics["drift_tier_triggers"].get("SEVERE") == 1
+    assert metrics["drift_tier_triggers"].get(trigger["tier"]) == 1
     assert metrics["drift_tier_alerts"].get("SEVERE") == 1
     assert metrics["drift_windows_closed"][""] >= 5  # 6,000 events in feature windows of 1,000
     assert len(metrics["drift_feature_psi_milli"]) == 25  # one gauge per contract feature

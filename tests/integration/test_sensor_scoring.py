@@ -126,7 +126,7 @@ def test_sensor_and_fraud_models_score_at_the_same_time(settings, fresh_topics):
     # ... and as Flink SQL reads it: a table in Flink's own avro-confluent format on the scored topic
     rows = read_with_flink_sql(settings, scored, "event_id STRING NOT NULL, score DOUBLE NOT NULL, label INT NOT NULL, "
                                "model_name STRING NOT NULL, event_time TIMESTAMP(3) NOT NULL",
-                               "event_id, score, label, model_name, event_time")
+                               "event_id, score, label, model_name, event_time", expected=len(got))
     assert sorted(r[0] for r in rows) == sorted(got)
     assert all((score, label, name) == (got[i]["score"], got[i]["label"], "sensor")
                for i, score, label, name, _ in rows)

@@ -21,9 +21,22 @@ def read_until(settings, topic: str, count: int, decode: Callable[[bytes], objec
         time.sleep(1.0)
 
 
-def read_with_flink_sql(settings, topic: str, columns: str, select: str) -> list[tuple]:
+def read_with_flink_sql(settings, topic: str, columns: str, select: str, expected: int = 0) -> list[tuple]:
     """What a Flink SQL user reads from a Confluent-wire topic: a bounded Kafka table in Flink's own
-    ``avro-confluent`` format (its reader schema derived from ``columns``), on an embedded MiniCluster."""
+    ``avro-confluent`` format (its reader schema derived from ``columns``), on an embedded MiniCluster.
+    Read again (three times at most) while it gives fewer than ``expected`` rows: one suite run on 2 busy
+    cores read 2,996 of the 2,999 records a read_committed consumer had just read (cause not found), so a
+    short read is retried; a record Flink cannot read fails every attempt, and the test with it."""
+    rows: list[tuple] = []
+    for _ in range(3):
+        rows = _flink_sql_read(settings, topic, columns, select)
+        if len(rows) >= expected:
+            break
+        time.sleep(3.0)
+    return rows
+
+
+def _flink_sql_read(settings, topic: str, columns: str, select: str) -> list[tuple]:
     import uuid
 
     from pyflink.table import EnvironmentSettings, TableEnvironment
