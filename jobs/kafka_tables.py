@@ -29,6 +29,23 @@ def _with(options: dict[str, str]) -> str:
     return ",\n  ".join(f"{_quote(k)} = {_quote(v)}" for k, v in options.items())
 
 
+def _create(table: str, columns: str, options: dict[str, str]) -> str:
+    """The CREATE TABLE statement, with the job's Kafka security properties last."""
+    return f"CREATE TABLE {table} (\n  {columns}\n) WITH (\n  {_with({**options, **_security_options()})}\n)"
+
+
+def _topic(spec: KafkaTableSpec) -> dict[str, str]:
+    return {"connector": "kafka", "topic": spec.topic, "properties.bootstrap.servers": spec.bootstrap}
+
+
+def _delivery(transactional_id_prefix: str, transaction_timeout_ms: int, exactly_once: bool = True) -> dict[str, str]:
+    """A sink's guarantee: EXACTLY_ONCE commits Kafka transactions on Flink checkpoints."""
+    return {"sink.delivery-guarantee": "exactly-once" if exactly_once else "at-least-once",
+            "sink.transactional-id-prefix": transactional_id_prefix,
+            "properties.transaction.timeout.ms": str(transaction_timeout_ms),
+            "properties.linger.ms": "5", "properties.compression.type": "lz4"}
+
+
 def source_ddl(spec: KafkaTableSpec, group_id: str, startup: str = "group-offsets",
                extra: dict[str, str] | None = None, watermark_delay_ms: int | None = None) -> str:
     """Raw bytes plus topic/partition/offset/timestamp; offsets live in Flink checkpoints.
@@ -36,17 +53,8 @@ def source_ddl(spec: KafkaTableSpec, group_id: str, startup: str = "group-offset
     With ``watermark_delay_ms`` the Kafka timestamp (the event time) is the rowtime, with a
     bounded out-of-orderness watermark.
     """
-    options = {
-        "connector": "kafka",
-        "topic": spec.topic,
-        "properties.bootstrap.servers": spec.bootstrap,
-        "properties.group.id": group_id,
-        "properties.isolation.level": "read_committed",
-        "scan.startup.mode": startup,
-        "properties.auto.offset.reset": "earliest",
-        "format": "raw",
-        **_security_options(),
-    }
+    options = {**_topic(spec), "properties.group.id": group_id, "properties.isolation.level": "read_committed",
+               "scan.startup.mode": startup, "properties.auto.offset.reset": "earliest", "format": "raw"}
     if startup == "group-offsets":
         options["properties.auto.offset.reset"] = "earliest"
     options.update(extra or {})
@@ -54,32 +62,17 @@ def source_ddl(spec: KafkaTableSpec, group_id: str, startup: str = "group-offset
     if watermark_delay_ms is not None:
         watermark = (f",\n  WATERMARK FOR src_timestamp AS src_timestamp - INTERVAL "
                      f"'{watermark_delay_ms / 1000:.3f}' SECOND")
-    return f"""CREATE TABLE {spec.table} (
-  payload BYTES,
-  src_topic STRING METADATA FROM 'topic' VIRTUAL,
-  src_partition INT METADATA FROM 'partition' VIRTUAL,
-  src_offset BIGINT METADATA FROM 'offset' VIRTUAL,
-  src_timestamp TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL{watermark}
-) WITH (
-  {_with(options)}
-)"""
+    return _create(spec.table, "payload BYTES,\n  src_topic STRING METADATA FROM 'topic' VIRTUAL,\n  "
+                               "src_partition INT METADATA FROM 'partition' VIRTUAL,\n  "
+                               "src_offset BIGINT METADATA FROM 'offset' VIRTUAL,\n  "
+                               f"src_timestamp TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL{watermark}", options)
 
 
 def sink_ddl(spec: KafkaTableSpec, transactional_id_prefix: str, transaction_timeout_ms: int,
              exactly_once: bool = True, keyed: bool = False, with_timestamp: bool = True) -> str:
     """Raw bytes value (and key); EXACTLY_ONCE commits Kafka transactions on Flink checkpoints."""
-    options = {
-        "connector": "kafka",
-        "topic": spec.topic,
-        "properties.bootstrap.servers": spec.bootstrap,
-        "format": "raw",
-        "sink.delivery-guarantee": "exactly-once" if exactly_once else "at-least-once",
-        "sink.transactional-id-prefix": transactional_id_prefix,
-        "properties.transaction.timeout.ms": str(transaction_timeout_ms),
-        "properties.linger.ms": "5",
-        "properties.compression.type": "lz4",
-        **_security_options(),
-    }
+    options = {**_topic(spec), "format": "raw",
+               **_delivery(transactional_id_prefix, transaction_timeout_ms, exactly_once)}
     columns = "payload BYTES"
     if keyed:  # key + value (+ the Kafka timestamp: the source record's, so event time flows through)
         columns = "msg_key BYTES, payload BYTES"
@@ -88,7 +81,7 @@ def sink_ddl(spec: KafkaTableSpec, transactional_id_prefix: str, transaction_tim
         options.update({"key.format": "raw", "key.fields": "msg_key", "value.format": "raw",
                         "value.fields-include": "EXCEPT_KEY"})
         del options["format"]
-    return f"CREATE TABLE {spec.table} (\n  {columns}\n) WITH (\n  {_with(options)}\n)"
+    return _create(spec.table, columns, options)
 
 
 @dataclass(frozen=True)
@@ -130,21 +123,16 @@ def confluent_source_ddl(table: ConfluentTable, group_id: str) -> str:
     resolved to ``table.schema`` (given explicitly: an enum field is not readable as the derived string)."""
     import json
 
-    options = {"connector": "kafka", "topic": table.spec.topic, "properties.bootstrap.servers": table.spec.bootstrap,
-               "properties.group.id": group_id, "properties.isolation.level": "read_committed",
+    options = {**_topic(table.spec), "properties.group.id": group_id, "properties.isolation.level": "read_committed",
                "scan.startup.mode": "earliest-offset", "format": "avro-confluent",
-               "avro-confluent.url": table.registry_url, "avro-confluent.schema": json.dumps(table.schema),
-               **_security_options()}
-    return f"CREATE TABLE {table.spec.table} (\n  {confluent_columns(table.schema)}\n) WITH (\n  {_with(options)}\n)"
+               "avro-confluent.url": table.registry_url, "avro-confluent.schema": json.dumps(table.schema)}
+    return _create(table.spec.table, confluent_columns(table.schema), options)
 
 
 def confluent_sink_ddl(table: ConfluentTable, transactional_id_prefix: str, transaction_timeout_ms: int) -> str:
     """Exactly-once; the value's schema derived from the columns (Flink's writer cannot write an enum from a
     string) and registered under ``<topic>-value``; the key is ``key_field`` as UTF-8 bytes."""
-    options = {"connector": "kafka", "topic": table.spec.topic, "properties.bootstrap.servers": table.spec.bootstrap,
-               "key.format": "raw", "key.fields": table.key_field, "value.format": "avro-confluent",
-               "value.avro-confluent.url": table.registry_url, "value.fields-include": "ALL",
-               "sink.delivery-guarantee": "exactly-once", "sink.transactional-id-prefix": transactional_id_prefix,
-               "properties.transaction.timeout.ms": str(transaction_timeout_ms), "properties.linger.ms": "5",
-               "properties.compression.type": "lz4", **_security_options()}
-    return f"CREATE TABLE {table.spec.table} (\n  {confluent_columns(table.schema)}\n) WITH (\n  {_with(options)}\n)"
+    options = {**_topic(table.spec), "key.format": "raw", "key.fields": table.key_field,
+               "value.format": "avro-confluent", "value.avro-confluent.url": table.registry_url,
+               "value.fields-include": "ALL", **_delivery(transactional_id_prefix, transaction_timeout_ms)}
+    return _create(table.spec.table, confluent_columns(table.schema), options)
