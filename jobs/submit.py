@@ -46,13 +46,10 @@ def scoring_config_from_settings(settings: Settings, **overrides) -> ScoringJobC
 
 def _binds_schema(model: str, registry_dir: str | None) -> bool:
     """Whether the card of ``model`` binds its event schema (False where it cannot be read: preflight says why)."""
-    from models.card import load_card
-    from models.registry import CARD_FILE, ModelRegistry, parse_ref
+    from models.registry import ModelRegistry, parse_ref
 
     try:
-        ref = parse_ref(model)
-        return load_card(ModelRegistry(registry_dir).directory(ref.name, ref.version) / CARD_FILE).event_schema \
-            is not None
+        return ModelRegistry(registry_dir).card(parse_ref(model)).event_schema is not None
     except (StreamscoreError, OSError):
         return False
 

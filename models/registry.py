@@ -149,6 +149,10 @@ class ModelRegistry:
         releases = [ref for ref in versions if "+" not in ref.version]
         return (releases or versions)[-1]
 
+    def card(self, ref: ModelRef) -> ModelCard:
+        """The card of ``ref`` alone (no ONNX read): what a caller needs to know before loading the model."""
+        return load_card(self.directory(ref.name, ref.version) / CARD_FILE)
+
     def load(self, name: str, version: str | None = None) -> LoadedModel:
         """Load ``name, version``, a ``"name:version"`` ref, or the latest version of ``name``."""
         ref = parse_ref(name) if version is None and ":" in name else (
@@ -156,7 +160,7 @@ class ModelRegistry:
         directory = self.directory(ref.name, ref.version)
         if not (directory / ONNX_FILE).is_file():
             raise ModelError(f"model {ref} not found: no {directory / ONNX_FILE}")
-        card = load_card(directory / CARD_FILE)
+        card = self.card(ref)
         if (card.name, card.version) != (ref.name, ref.version):
             raise ModelError(f"model {ref}: card says {card.ref}")
         onnx_bytes = (directory / ONNX_FILE).read_bytes()
