@@ -87,7 +87,12 @@ class KafkaService:
             # The longest transaction a producer may ask for (Flink's sink uses up to this).
             "transaction.max.timeout.ms": str(s.transaction_max_timeout_ms),
             "group.initial.rebalance.delay.ms": "0",
-            "log.retention.hours": "24",
+            # Retention by size, not time: Kafka's time retention reads the record timestamps, which
+            # here are event times (demo data, replays and tests carry times days or years old), so a
+            # 24 h limit deleted such records at the next retention check (every 5 minutes), under a
+            # running job or a reading test. 1 GiB a partition bounds the disk instead.
+            "log.retention.ms": "-1",
+            "log.retention.bytes": str(1 << 30),
             "share.coordinator.state.topic.replication.factor": "1",
             "share.coordinator.state.topic.min.isr": "1",
         }

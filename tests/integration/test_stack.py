@@ -48,6 +48,25 @@ def test_read_committed_sees_exactly_the_committed_transactions(settings, fresh_
     assert set(seen) == committed
 
 
+def test_topics_keep_records_whatever_their_event_time(settings, fresh_topics):
+    """Kafka's time retention reads record timestamps, which are event times: with the old 24 h limit
+    a year-old reading was deleted at the next retention check (CI on 49409a3 lost 500 scored readings
+    so). The broker retains by size; a topic of the stack says so, and keeps a 2025 record."""
+    from confluent_kafka.admin import ConfigResource
+
+    from connectors.kafka_clients import admin, produce_transactionally
+
+    (topic,) = fresh_topics("old")
+    client = admin(settings)  # kept: a collected client cancels its pending futures
+    (future,) = client.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, topic)]).values()
+    entries = future.result(timeout=30)
+    assert entries["retention.ms"].value == "-1", entries["retention.ms"]
+    assert int(entries["retention.bytes"].value) >= 1 << 30, entries["retention.bytes"]
+    produce_transactionally(settings, topic, [(b"old", b"2025", 1_764_547_200_000)])
+    (record,) = read_topic(settings, topic, idle_timeout_s=3)
+    assert (record.key, record.timestamp_ms) == (b"old", 1_764_547_200_000)
+
+
 def test_pyflink_job_on_the_session_cluster_copies_events(settings, fresh_topics):
     source, sink = fresh_topics("src", "dst")
     ids = [f"flink-{i:05d}" for i in range(2000)]
