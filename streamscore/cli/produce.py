@@ -97,7 +97,7 @@ def _generated_for(ref: str, count: int, seed: int, prefix: str | None) -> list[
     if not ref.startswith("sensor:"):
         raise InputError(f"--model {ref}: the generator makes events for the sensor model only; "
                          f"give your own with --input FILE")
-    readings = generate_readings(count, seed, prefix or f"rd-{int(time.time())}-")
+    readings = generate_readings(count, seed, prefix or f"rd-{int(time.time())}-", start_ms=int(time.time() * 1000))
     return [{k: v for k, v in r.items() if k != "is_anomaly"} for r in readings]
 
 

@@ -34,7 +34,8 @@ def show_sensor_model(settings: Settings, count: int = 5000) -> bool:
     _ensure_job(settings)
     prefix = f"demo-rd-{uuid.uuid4().hex[:8]}-"
     readings = [{k: v for k, v in r.items() if k != "is_anomaly"}
-                for r in generate_readings(count, seed=int(time.time()) % 1000, prefix=prefix)]
+                for r in generate_readings(count, seed=int(time.time()) % 1000, prefix=prefix,
+                                          start_ms=int(time.time() * 1000))]
     wire = model_wire(settings, MODEL, TOPICS["events"])
     began = time.monotonic()
     produce_events(settings, TOPICS["events"], readings, rate=2000.0, transaction_size=250, wire=wire)

@@ -324,3 +324,18 @@ def test_a_drift_sidecar_at_parallelism_0_is_refused_in_one_line(capsys):
     code, _, err = run_cli(capsys, ["submit", "drift", "--parallelism", "0"])
     assert code == 1
     assert assert_one_error_line(err) == "streamscore: error: parallelism must be >= 1, got 0"
+
+
+def test_generated_demo_events_carry_the_time_they_are_sent():
+    """A broker's time retention reads record timestamps (the event times): generated readings and
+    demo events are stamped now, or a retention check deletes them minutes after they are produced."""
+    import time
+
+    from streamscore.cli.produce import _generated_for, live_demo_events
+
+    before = int(time.time() * 1000)
+    readings = _generated_for("sensor:1.0.0", 3, seed=1, prefix="t-")
+    events = list(live_demo_events(3, seed=1, prefix="t-"))
+    after = int(time.time() * 1000) + 1000
+    assert all(before <= r["ts"] <= after for r in readings), [r["ts"] for r in readings]
+    assert all(before <= e["event_time"] <= after for e in events), [e["event_time"] for e in events]
