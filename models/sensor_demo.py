@@ -14,6 +14,7 @@ sample, so no card is written by hand. ``streamscore models build-demo --sensor`
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -48,10 +49,20 @@ DEFAULT_SEED = 11
 START_MS = 1_764_547_200_000  # 2025-12-01T00:00:00Z
 
 
+READING_SPACING_MS = 50
+
+
+def live_start_ms(count: int) -> int:
+    """The ``start_ms`` that stamps ``count`` readings up to now: recent, so a broker's time retention
+    (which reads record timestamps) keeps them, and none in the future, which a scoring job routes only
+    once its clock reaches it (``jobs.model_router``)."""
+    return int(time.time() * 1000) - READING_SPACING_MS * count
+
+
 def generate_readings(count: int, seed: int = DEFAULT_SEED, prefix: str = "r",
                       start_ms: int = START_MS) -> list[dict[str, Any]]:
-    """``count`` readings with an ``is_anomaly`` field (0/1) beside the schema's fields, 50 ms apart from
-    ``start_ms`` (a live stream passes the current time: a broker's time retention reads event times)."""
+    """``count`` readings with an ``is_anomaly`` field (0/1) beside the schema's fields, ``READING_SPACING_MS``
+    apart from ``start_ms`` (a live stream: :func:`live_start_ms`)."""
     rng = np.random.default_rng(seed)
     kinds = rng.integers(0, len(MACHINE_TYPES), count)
     base = np.array([_NORMAL[MACHINE_TYPES[k]] for k in kinds], dtype=np.float64)
@@ -60,7 +71,7 @@ def generate_readings(count: int, seed: int = DEFAULT_SEED, prefix: str = "r",
     which = rng.integers(0, 3, count)
     _inject(values, anomaly & (which == 0), anomaly & (which == 1), anomaly & (which == 2), rng)
     return [{"reading_id": f"{prefix}{i:07d}", "machine_id": f"m{int(rng.integers(0, 200)):03d}",
-             "machine_type": MACHINE_TYPES[kinds[i]], "ts": start_ms + i * 50,
+             "machine_type": MACHINE_TYPES[kinds[i]], "ts": start_ms + i * READING_SPACING_MS,
              "temperature_c": round(float(values[i, 0]), 3), "vibration_mm_s": round(float(abs(values[i, 1])), 4),
              "pressure_bar": round(float(values[i, 2]), 4), "current_a": round(float(values[i, 3]), 3),
              "rpm": int(values[i, 4]), "firmware": None, "is_anomaly": int(anomaly[i])} for i in range(count)]

@@ -92,12 +92,12 @@ def produce_from(settings: Settings, args: argparse.Namespace) -> int:
 
 def _generated_for(ref: str, count: int, seed: int, prefix: str | None) -> list[dict]:
     """Generated events of a demo model's schema (the sensor model's readings)."""
-    from models.sensor_demo import generate_readings
+    from models.sensor_demo import generate_readings, live_start_ms
 
     if not ref.startswith("sensor:"):
         raise InputError(f"--model {ref}: the generator makes events for the sensor model only; "
                          f"give your own with --input FILE")
-    readings = generate_readings(count, seed, prefix or f"rd-{int(time.time())}-", start_ms=int(time.time() * 1000))
+    readings = generate_readings(count, seed, prefix or f"rd-{int(time.time())}-", start_ms=live_start_ms(count))
     return [{k: v for k, v in r.items() if k != "is_anomaly"} for r in readings]
 
 

@@ -23,7 +23,7 @@ def show_sensor_model(settings: Settings, count: int = 5000) -> bool:
     from connectors.kafka_clients import create_topics
     from connectors.schema_registry import SchemaRegistry
     from models.registry import load_model
-    from models.sensor_demo import generate_readings
+    from models.sensor_demo import generate_readings, live_start_ms
     from schemas.confluent import RegisteredReader
     from streamscore.cli.produce import model_wire, produce_events
 
@@ -35,7 +35,7 @@ def show_sensor_model(settings: Settings, count: int = 5000) -> bool:
     prefix = f"demo-rd-{uuid.uuid4().hex[:8]}-"
     readings = [{k: v for k, v in r.items() if k != "is_anomaly"}
                 for r in generate_readings(count, seed=int(time.time()) % 1000, prefix=prefix,
-                                          start_ms=int(time.time() * 1000))]
+                                          start_ms=live_start_ms(count))]
     wire = model_wire(settings, MODEL, TOPICS["events"])
     began = time.monotonic()
     produce_events(settings, TOPICS["events"], readings, rate=2000.0, transaction_size=250, wire=wire)
