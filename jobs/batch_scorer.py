@@ -114,6 +114,8 @@ class BatchScorer:
         else:
             valid = valid_rows(self.contract, batch, decoded,
                                lambda i, stage, reason, event: self._dead(result, batch, i, stage, reason, event))
+        if len(valid.rows) and self.router is not None:
+            valid = self._refuse_ahead(batch, valid, result)
         if len(valid.rows):
             plan = self._plan(valid.events)
             primary = self._score_primary(valid.matrix, plan.primary, result)
@@ -123,6 +125,21 @@ class BatchScorer:
 
                 score_shadow(ShadowPass(self, batch, valid, primary), plan.shadow, result)
         return result
+
+    def _refuse_ahead(self, batch: Batch, valid: ValidRows, result: BatchResult) -> ValidRows:
+        """Rows stamped beyond the router's reach become CONTRACT dead letters; the others go on."""
+        ahead = self.router.beyond_reach([e["event_time"] for e in valid.events])
+        if not ahead.any():
+            return valid
+        for k in np.flatnonzero(ahead).tolist():
+            event = valid.events[k]
+            text = (f"event_time_ahead: event time {event['event_time']} is more than {self.router.reach_ms} ms "
+                    f"ahead of the clock ({batch.now_ms}); no control view can route it")
+            self._dead(result, batch, valid.rows[k], DeadLetterStage.CONTRACT,
+                       Reason(text, RejectCode.EVENT_TIME_AHEAD), event)
+        keep = np.flatnonzero(~ahead)
+        return ValidRows([valid.events[k] for k in keep.tolist()], [valid.rows[k] for k in keep.tolist()],
+                         valid.matrix[keep])
 
     def _plan(self, picked: list[dict]) -> RoutePlan:
         if self.router is None:

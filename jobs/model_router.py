@@ -193,6 +193,18 @@ class ModelRouter:
         view = self.view_wall_ms
         return view is not None and event_time_ms <= view + self.delay_ms - self.guard_ms
 
+    @property
+    def reach_ms(self) -> int:
+        """How far ahead of the clock an event time can be and still be covered within ``max_wait_ms``
+        (a fresh view is at most the clock)."""
+        return self.delay_ms - self.guard_ms + self.max_wait_ms
+
+    def beyond_reach(self, event_times: Sequence[int]) -> np.ndarray:
+        """Which event times no wait could cover now: stamped more than :attr:`reach_ms` ahead of this
+        clock (a producer's clock far ahead, or a bad stamp). Bad input, not a control lag: the scorer
+        dead-letters them, where waiting would fail the task, and its replay, again and again."""
+        return np.asarray(event_times, dtype=np.int64) > self._clock_ms() + self.reach_ms
+
     def wait_until_covered(self, event_time_ms: int) -> None:
         began = self._clock_ms()
         while not self.covers(event_time_ms):

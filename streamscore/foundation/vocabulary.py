@@ -63,6 +63,7 @@ class RejectCode(StrEnum):
     OUT_OF_RANGE = "out_of_range"
     UNKNOWN_CATEGORY = "unknown_category"
     CONTRACT_OTHER = "contract_other"  # e.g. the event is not a mapping
+    EVENT_TIME_AHEAD = "event_time_ahead"  # stamped further ahead of the clock than the model router waits
     NON_FINITE_SCORE = "non_finite_score"
     INFERENCE_FAILED = "inference_failed"
     ENCODE_FAILED = "encode_failed"

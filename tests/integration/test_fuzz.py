@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import math
 import random
+import time
 import uuid
 from pathlib import Path
 
@@ -49,7 +50,7 @@ def _retype_field(fields, name):
 
 
 KINDS = ("truncated", "empty", "foreign_fingerprint", "missing_field", "wrong_type", "non_finite",
-         "out_of_range", "unknown_category", "oversized", "model_fails")
+         "out_of_range", "unknown_category", "oversized", "model_fails", "far_ahead")
 
 
 def bad_payload(rng: random.Random, kind: str):
@@ -80,6 +81,9 @@ def bad_payload(rng: random.Random, kind: str):
     if kind == "model_fails":
         event["amount"] = POISON_AMOUNT
         return kind, EVENT.encode(event), "INFERENCE"
+    if kind == "far_ahead":  # a producer clock hours ahead: no control view can route it (it failed the task)
+        event["event_time"] = int(time.time() * 1000) + rng.randrange(3_600_000, 10**9)
+        return kind, EVENT.encode(event), "CONTRACT"
     if kind == "unknown_category":
         event[rng.choice(CATEGORICAL)] = f"zz-{rng.randrange(10**6)}"
         return kind, EVENT.encode(event), "CONTRACT"
@@ -87,9 +91,10 @@ def bad_payload(rng: random.Random, kind: str):
 
 
 def _run(settings, fresh_topics, bad, registry: Path):
-    events, scored, dead = fresh_topics("events", "scored", "dead")
+    events, scored, dead, control, shadow = fresh_topics("events", "scored", "dead", "control", "shadow")
     tag = uuid.uuid4().hex[:8]
     config = scoring_config_from_settings(settings, events_topic=events, scored_topic=scored, dead_letter_topic=dead,
+                                          control_topic=control, shadow_topic=shadow,  # routed by event time
                                           job_name=f"it-fuzz-{tag}", startup_mode="earliest-offset",
                                           model=register_poison_model(registry), registry_dir=str(registry))
     job_id = submit_scoring(settings, config)
@@ -110,13 +115,13 @@ def _run(settings, fresh_topics, bad, registry: Path):
 
 
 def test_fuzzed_bad_input_is_dead_lettered_and_never_stops_the_stream(settings, fresh_topics, tmp_path):
-    """150 bad payloads of ten kinds, random parameters (seeded), each followed by a valid event.
+    """165 bad payloads of eleven kinds, random parameters (seeded), each followed by a valid event.
 
     (Property-based fuzzing of the same decode/contract path with hypothesis runs in
     tests/unit/test_batch_scorer.py and test_serde.py; here the real job, broker and sinks.)
     """
     rng = random.Random(20261129)
-    bad = [bad_payload(rng, KINDS[i % len(KINDS)]) for i in range(150)]
+    bad = [bad_payload(rng, KINDS[i % len(KINDS)]) for i in range(15 * len(KINDS))]
     valid, scored_ids, dead_letters, state, metrics = _run(settings, fresh_topics, bad, tmp_path)
     assert state == "RUNNING"
     assert metrics and float(metrics[0]["value"]) == 0, metrics  # input never restarted the job
@@ -127,3 +132,4 @@ def test_fuzzed_bad_input_is_dead_lettered_and_never_stops_the_stream(settings, 
     for (kind, _, stage), dead in zip(bad, by_offset):
         assert dead["stage"] == stage, (kind, dead["reason"])
         assert dead["reason"], kind
+        assert dead["reason"].startswith("event_time_ahead") == (kind == "far_ahead"), (kind, dead["reason"])

@@ -329,8 +329,7 @@ def test_a_drift_sidecar_at_parallelism_0_is_refused_in_one_line(capsys):
 def test_generated_demo_events_are_stamped_recently_and_never_ahead():
     """A broker's time retention reads record timestamps (the event times): generated readings and
     demo events are stamped recently, or a retention check deletes them minutes after they are produced;
-    and never in the future, which the job's router would hold until its clock got there (CI on 3043017:
-    readings stamped up to 250 s ahead, one still unscored after 124 s)."""
+    and never in the future, which a job following control routes only once its clock gets there."""
     import time
 
     from streamscore.cli.produce import _generated_for, live_demo_events
