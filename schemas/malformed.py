@@ -69,3 +69,25 @@ def _undecodable(kind: str, event: dict) -> bytes:
 
 MALFORMED_KINDS = ("truncated", "empty_body", "garbage", "foreign_fingerprint", "trailing_bytes",
                    "nan", "infinite", "out_of_range", "unknown_category")
+
+
+_CONFLUENT_BREAKS = {"truncated": RejectCode.TRUNCATED, "bad_magic": RejectCode.BAD_MAGIC,
+                     "unknown_schema_id": RejectCode.UNKNOWN_SCHEMA_ID}
+CONFLUENT_MALFORMED_KINDS = tuple(_CONFLUENT_BREAKS)
+UNREGISTERED_SCHEMA_ID = 2**31 - 17  # no registry hands out an id this high in a test's life
+
+
+def confluent_malformed_variant(kind: str, good: bytes) -> MalformedPayload:
+    """Break a valid Confluent-framed payload ``good`` (``00`` + schema id + body) in the framing: cut
+    inside its body, a wrong magic byte, or a schema id the registry never gave (one of
+    :data:`CONFLUENT_MALFORMED_KINDS`); each a DECODE dead letter."""
+    if kind not in _CONFLUENT_BREAKS:
+        raise ValueError(f"unknown Confluent malformed kind {kind!r}; known: {CONFLUENT_MALFORMED_KINDS}")
+    if kind == "truncated":
+        payload = good[: max(6, len(good) // 2)]
+    elif kind == "bad_magic":
+        payload = b"\x01" + good[1:]
+    else:
+        payload = b"\x00" + UNREGISTERED_SCHEMA_ID.to_bytes(4, "big") + good[5:]
+    code = _CONFLUENT_BREAKS[kind]
+    return MalformedPayload(kind, payload, None, DeadLetterStage.DECODE, code.value, code)

@@ -15,6 +15,9 @@ def register(sub) -> None:
     chaos = sub.add_parser("chaos", help="exactly-once under faults, on the running stack")
     chaos.add_argument("--fault", action="append", choices=[kind.value for kind in FaultKind],
                        help="a fault to inject; repeat it for several, injected one after the other")
+    chaos.add_argument("--model", default="fraud:1.0.0",
+                       help="the model scored under the faults: fraud:1.0.0 (single-object wire) or sensor:1.0.0 "
+                            "(Confluent wire; registry-outage needs it)")
     chaos.add_argument("--count", type=int, default=200_000)
     chaos.add_argument("--rate", type=float, default=None,
                        help="events/s (default 5000; the soak 2500, steady beside its own producer and reader "
@@ -44,7 +47,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if not args.fault:
         raise ConfigError("chaos needs --fault KIND (repeatable), --soak or --overload")
     first = None if len(args.fault) == 1 else args.spacing / 2
-    plan = FaultPlan(tuple(args.fault), args.count, args.rate or 5000.0, first, args.spacing)
+    plan = FaultPlan(tuple(args.fault), args.count, args.rate or 5000.0, first, args.spacing, model=args.model)
     report = run_faults(settings, plan)
     print(report.line())
     return 0 if report.passed else 1

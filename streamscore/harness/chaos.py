@@ -23,11 +23,12 @@ from models.demo_data import DriftSpec
 from streamscore.foundation.config import Settings, TopicSpec
 from streamscore.foundation.errors import StreamscoreError
 from streamscore.harness.accounting import Identities, account, read_identities
-from streamscore.harness.fault_actions import CACHE_FAULTS, FAULTS, OUTAGE_FAULTS, FaultContext
+from streamscore.harness.fault_actions import CACHE_FAULTS, FAULTS, OUTAGE_FAULTS, REGISTRY_FAULTS, FaultContext
 from streamscore.harness.lifecycle_run import LifecycleDriver, LifecycleModels, check_versions
 from streamscore.harness.resources import ResourceSampler
 from streamscore.harness.run_evidence import cache_evidence, drift_outputs
 from streamscore.harness.traffic import TrafficPlan, TrafficReport, TrafficTopics, run_traffic
+from streamscore.harness.traffic_wire import FRAUD_TRAFFIC, OutputTopics, TrafficWire, confluent_traffic
 from streamscore.stack import Stack
 
 
@@ -116,6 +117,7 @@ class FaultPlan:
     at_s: tuple[float, ...] | None = None  # each fault's own time instead (the soak's random schedule)
     sample_every_s: float | None = None  # sample the processes' memory and the checkpoint sizes
     lifecycle_every_s: float | None = None  # promote or roll back the model this often (the soak)
+    model: str = "fraud:1.0.0"  # or a model on the Confluent wire: sensor:1.0.0 (the harness generates its events)
 
     def schedule(self) -> list[tuple[float, str]]:
         if self.at_s is not None:
@@ -133,6 +135,13 @@ def run_faults(settings: Settings, plan: FaultPlan) -> FaultReport:
     unknown = [f for f in plan.faults if f not in FAULTS]
     if unknown or not plan.faults:
         raise StreamscoreError(f"unknown fault {', '.join(unknown) or '(none given)'}; known: {', '.join(FAULTS)}")
+    fraud = plan.model.split(":")[0] == "fraud"
+    if fraud and any(f in REGISTRY_FAULTS for f in plan.faults):
+        raise StreamscoreError(f"{', '.join(REGISTRY_FAULTS)} needs a model on the Confluent wire (--model "
+                               f"sensor:1.0.0): the fraud model's jobs never ask the registry")
+    if not fraud and plan.lifecycle_every_s:
+        raise StreamscoreError("lifecycle changes during a fault run use the fraud model's versions; "
+                               f"--model {plan.model} runs without them")
     run = _FaultRun(settings, plan)
     try:
         return run.execute()
@@ -158,13 +167,14 @@ class _FaultRun:
     def _submit(self) -> FaultContext:
         settings, topics = self.settings, self.topics
         create_topics(settings, [TopicSpec(r, n, 2 if r in ("events", "scored") else 1) for r, n in topics.items()])
-        lifecycle = {} if self.models is None else {
+        lifecycle = {"model": self.plan.model} if self.models is None else {
             "model": self.models.first_ref, "registry_dir": str(self.models.registry_dir),
             "control_topic": topics["control"], "shadow_topic": topics["shadow"]}
         config = scoring_config_from_settings(settings, events_topic=topics["events"], scored_topic=topics["scored"],
                                               dead_letter_topic=topics["dead"], job_name=f"chaos-{self.tag}",
                                               startup_mode="earliest-offset", cache_enabled=self.caching, **lifecycle)
-        drift = drift_config_from_settings(settings, events_topic=topics["events"], scored_topic=topics["scored"],
+        drift = drift_config_from_settings(settings, model=self.plan.model, events_topic=topics["events"],
+                                           scored_topic=topics["scored"],
                                            alerts_topic=topics["alerts"], control_topic=topics["control"],
                                            labels_topic="", job_name=f"chaos-drift-{self.tag}",
                                            startup_mode="earliest-offset")
@@ -172,9 +182,22 @@ class _FaultRun:
         self.ctx = FaultContext(Stack(settings), settings, config, submit_scoring(settings, config))
         return self.ctx
 
+    def _traffic(self) -> TrafficPlan:
+        """The run's events: the fraud model's with a 1-sigma drift in the second half, or a bound model's
+        on the Confluent wire (the output schemas' ids learnt now, before any registry outage)."""
+        plan, topics = self.plan, self.topics
+        fraud = plan.model.split(":")[0] == "fraud"
+        wire: TrafficWire = FRAUD_TRAFFIC if fraud else confluent_traffic(
+            self.settings, plan.model, OutputTopics(topics["events"], topics["scored"], topics["dead"]))
+        drift = [DriftSpec("device_trust_score", "shift", 1.0, start_after=plan.count // 2)] if fraud else []
+        return TrafficPlan(plan.count, f"c{self.tag}-", rate=plan.rate, malformed_every=1000,
+                           transaction_size=max(1, int(plan.rate // 20)), timeout_s=plan.timeout_s, drift=drift,
+                           wire=wire)
+
     def execute(self) -> FaultReport:
         settings, plan, topics = self.settings, self.plan, self.topics
         ctx = self._submit()
+        traffic = self._traffic()
         self.injector = injector = _Injector(ctx, plan.schedule())
         self.sampler = sampler = ResourceSampler(settings, lambda: ctx.job_id, plan.sample_every_s) \
             if plan.sample_every_s else None
@@ -183,9 +206,6 @@ class _FaultRun:
         for thread in (sampler, injector, driver):
             if thread:
                 thread.start()
-        traffic = TrafficPlan(plan.count, f"c{self.tag}-", rate=plan.rate, malformed_every=1000,
-                              transaction_size=max(1, int(plan.rate // 20)), timeout_s=plan.timeout_s,
-                              drift=[DriftSpec("device_trust_score", "shift", 1.0, start_after=plan.count // 2)])
         report = run_traffic(settings, traffic, TrafficTopics(topics["events"], topics["scored"], topics["dead"]))
         injector.join()
         if driver:

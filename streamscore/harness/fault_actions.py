@@ -90,6 +90,15 @@ def redis_outage(ctx: FaultContext, down_s: float = 30.0) -> None:
     _outage(ctx, "redis", down_s)
 
 
+def registry_outage(ctx: FaultContext, down_s: float = 30.0) -> None:
+    """Stop the Schema Registry for ``down_s`` seconds, then start it again on the same storage: the job
+    decodes and writes with the schema ids it knows, so records of those ids keep flowing; a record with
+    an id it has not seen waits for the registry (never a dead letter for an outage)."""
+    if ctx.settings.registry_mode != "local":
+        raise StreamscoreError("chaos: registry-outage stops the stack's own registry; this one is external")
+    _outage(ctx, "registry", down_s)
+
+
 def stop_with_savepoint(ctx: FaultContext, attempts: int = 3) -> str:
     """Stop the job with a savepoint once all its tasks run (a job still recovering from an earlier
     fault cannot take one); a savepoint that fails is tried again, 5 s later."""
@@ -129,9 +138,12 @@ def rescale(ctx: FaultContext, hold_s: float = 10.0) -> None:
 
 FAULTS = {FaultKind.KILL_TASKMANAGER: kill_taskmanager, FaultKind.KILL_PYTHON_WORKER: kill_python_worker,
           FaultKind.RESTART_KAFKA: restart_kafka, FaultKind.SAVEPOINT_RESTART: savepoint_restart,
-          FaultKind.REDIS_OUTAGE: redis_outage, FaultKind.RESCALE: rescale}
+          FaultKind.REDIS_OUTAGE: redis_outage, FaultKind.RESCALE: rescale,
+          FaultKind.REGISTRY_OUTAGE: registry_outage}
 CACHE_FAULTS = (FaultKind.REDIS_OUTAGE,)  # run with the Redis prediction cache on
-OUTAGE_FAULTS = (FaultKind.REDIS_OUTAGE,)  # last a while without touching the job: other faults may overlap
+REGISTRY_FAULTS = (FaultKind.REGISTRY_OUTAGE,)  # run with a model on the Confluent wire
+# last a while without touching the job: other faults may overlap
+OUTAGE_FAULTS = (FaultKind.REDIS_OUTAGE, FaultKind.REGISTRY_OUTAGE)
 
 
 def _cmdline(pid: int) -> bytes:

@@ -12,3 +12,4 @@ class FaultKind(StrEnum):
     SAVEPOINT_RESTART = "savepoint-restart"
     REDIS_OUTAGE = "redis-outage"  # runs with the Redis prediction cache on
     RESCALE = "rescale"  # savepoint at parallelism p, restore at 2p, then back to p
+    REGISTRY_OUTAGE = "registry-outage"  # runs with a model on the Confluent wire (chaos --model sensor:1.0.0)

@@ -17,10 +17,10 @@ import numpy as np
 from confluent_kafka import TopicPartition
 
 from connectors.kafka_clients import existing_topics, produce_transactionally, read_committed_consumer
-from models.demo_data import generate_columns, iter_events
-from schemas import SerdeError, serde_for
-from schemas.malformed import MALFORMED_KINDS, MalformedPayload, malformed_variant
+from schemas import SerdeError
+from schemas.malformed import MalformedPayload
 from streamscore.foundation.config import Settings
+from streamscore.harness.traffic_wire import FRAUD_TRAFFIC, EventSource, TrafficWire
 
 
 @dataclass
@@ -52,16 +52,16 @@ class TrafficReport:
 class _Collector(threading.Thread):
     """Reads scored and dead-letter records from the current end of both topics."""
 
-    def __init__(self, settings: Settings, scored_topic: str, dead_topic: str, report: TrafficReport,
-                 id_prefix: str, start: list[TopicPartition] | None = None):
+    def __init__(self, settings: Settings, topics: TrafficTopics, report: TrafficReport, plan: TrafficPlan,
+                 start: list[TopicPartition] | None = None):
         super().__init__(daemon=True)
-        self.report, self.id_prefix = report, id_prefix
-        self.scored_topic, self.dead_topic = scored_topic, dead_topic
+        self.report, self.id_prefix, self.topics, self.plan = report, plan.id_prefix, topics, plan
+        self.scored_topic, self.dead_topic = topics.scored, topics.dead
         self.consumer = read_committed_consumer(settings, **{"enable.partition.eof": False})
-        self.start_offsets = start or _end_offsets(self.consumer, settings, [scored_topic, dead_topic])
+        self.start_offsets = start or _end_offsets(self.consumer, settings, [topics.scored, topics.dead])
         self.consumer.assign([TopicPartition(tp.topic, tp.partition, tp.offset) for tp in self.start_offsets])
         self.stop_event = threading.Event()
-        self._scored, self._dead = serde_for("scored"), serde_for("dead_letter")
+        self._scored, self._dead = plan.wire.scored, plan.wire.dead_letter
 
     def run(self) -> None:
         try:
@@ -103,18 +103,18 @@ def _end_offsets(consumer, settings: Settings, topics: list[str]) -> list[TopicP
 
 def _payloads(plan: TrafficPlan, report: TrafficReport):
     """(key, value) pairs; event time = the moment the record is handed to the producer."""
-    encode, malformed_every = serde_for("event").encode_trusted, plan.malformed_every
+    wire, malformed_every = plan.wire, plan.malformed_every
     for i, event in enumerate(plan.events()):
-        event["event_time"] = int(time.time() * 1000)
+        event_id = event[wire.id_field]
+        event[wire.time_field] = now_ms = int(time.time() * 1000)
         if malformed_every and i % malformed_every == malformed_every - 1:
-            kind = MALFORMED_KINDS[(i // malformed_every) % len(MALFORMED_KINDS)]
-            bad = malformed_variant(kind, event)
+            bad = wire.malformed(i // malformed_every, event)
             report.malformed.append(bad)
-            report.malformed_keys.append(event["event_id"])
-            yield event["event_id"].encode(), bad.payload, event["event_time"]
+            report.malformed_keys.append(event_id)
+            yield event_id.encode(), bad.payload, now_ms
         else:
-            report.valid_ids.append(event["event_id"])
-            yield event["event_id"].encode(), encode(event), event["event_time"]
+            report.valid_ids.append(event_id)
+            yield event_id.encode(), wire.encode(event), now_ms
         report.produced += 1
 
 
@@ -122,7 +122,9 @@ def _payloads(plan: TrafficPlan, report: TrafficReport):
 class TrafficPlan:
     """What :func:`run_traffic` sends: ``count`` demo events with ids ``id_prefix`` + n, paced at ``rate``
     events/s (0: as fast as possible), every ``malformed_every``-th one malformed (0: none), in
-    transactions of ``transaction_size``, with ``drift`` injected; accounted within ``timeout_s``."""
+    transactions of ``transaction_size``, with ``drift`` injected; accounted within ``timeout_s``.
+    ``wire``: the fraud model's events on the single-object wire, or a bound model's
+    (``streamscore.harness.traffic_wire``)."""
 
     count: int
     id_prefix: str
@@ -132,11 +134,11 @@ class TrafficPlan:
     transaction_size: int = 100
     timeout_s: float = 180.0
     drift: Sequence = ()
+    wire: TrafficWire = FRAUD_TRAFFIC
 
     def events(self) -> Iterator[dict]:
-        """The plan's events, built a chunk at a time (``models.demo_data.iter_events``)."""
-        columns = generate_columns(self.count, self.seed, self.drift)
-        return iter_events(columns, self.seed, id_prefix=self.id_prefix)
+        """The plan's events, built by its wire's generator (the fraud events a chunk at a time)."""
+        return self.wire.events(EventSource(self.count, self.seed, self.id_prefix, tuple(self.drift)))
 
 
 @dataclass(frozen=True)
@@ -158,7 +160,7 @@ def run_traffic(settings: Settings, plan: TrafficPlan, topics: TrafficTopics | N
     topics = topics or TrafficTopics.of(settings)
     id_prefix = plan.id_prefix
     report = TrafficReport()
-    collector = _Collector(settings, topics.scored, topics.dead, report, id_prefix)
+    collector = _Collector(settings, topics, report, plan)
     collector.start()
     try:
         stats = produce_transactionally(settings, topics.events, _payloads(plan, report),
@@ -208,8 +210,7 @@ def _recount(settings: Settings, report: TrafficReport, collector: _Collector) -
 def _fresh_read(settings: Settings, report: TrafficReport, collector: _Collector) -> TrafficReport:
     """The scored and dead-letter topics read afresh (read_committed) from where the collector started."""
     fresh = TrafficReport(malformed=report.malformed)
-    counter = _Collector(settings, collector.scored_topic, collector.dead_topic, fresh, collector.id_prefix,
-                         start=collector.start_offsets)
+    counter = _Collector(settings, collector.topics, fresh, collector.plan, start=collector.start_offsets)
     try:
         for msg in _drain_all(counter.consumer):
             counter._take(msg.topic(), msg.value(), time.time() * 1000.0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from streamscore.harness.accounting import Identities
 from streamscore.harness.chaos import FaultPlan, _account
 from streamscore.harness.traffic import TrafficReport
@@ -48,3 +50,38 @@ def test_a_plan_spaces_its_faults_and_starts_an_outage_early():
     assert FaultPlan(("redis-outage",)).schedule() == [(5.0, "redis-outage")]
     plan = FaultPlan(("kill-python-worker", "restart-kafka"), first_at_s=8.0, spacing_s=20.0)
     assert plan.schedule() == [(8.0, "kill-python-worker"), (28.0, "restart-kafka")]
+
+
+def test_a_registry_outage_needs_a_model_on_the_confluent_wire_and_lifecycle_the_fraud_model():
+    from streamscore.foundation.errors import StreamscoreError
+    from streamscore.harness.chaos import run_faults
+
+    with pytest.raises(StreamscoreError, match="registry-outage needs a model on the Confluent wire"):
+        run_faults(None, FaultPlan(("registry-outage",)))
+    with pytest.raises(StreamscoreError, match="lifecycle changes during a fault run use the fraud model"):
+        run_faults(None, FaultPlan(("kill-taskmanager",), model="sensor:1.0.0", lifecycle_every_s=30.0))
+
+
+def test_bound_traffic_breaks_the_contract_where_the_schema_cannot_see_it():
+    import math
+
+    from models.registry import load_model
+    from streamscore.harness.traffic_wire import _contract_breaks
+
+    breaks = _contract_breaks(load_model("sensor:1.0.0").card.contract)
+    field, value, _ = breaks["nan"]
+    assert field == "temperature_c" and math.isnan(value)
+    assert breaks["out_of_range"][:2] == ("rpm", 2**31 - 1)
+
+
+def test_bound_traffic_calls_valid_only_what_the_contract_accepts():
+    from models.registry import load_model
+    from models.sensor_demo import generate_readings
+    from streamscore.harness.traffic_wire import EventSource, _sensor_readings, _within_contract
+
+    contract = load_model("sensor:1.0.0").card.contract
+    drawn = generate_readings(5060, seed=62, prefix="x")  # what the filter draws for 5,000: 60 more
+    assert [i for i, _ in contract.to_matrix(drawn).rejects] == [3307]  # one beyond the training ranges
+    readings = list(_within_contract(_sensor_readings, contract)(EventSource(5000, 62, "x")))
+    assert len(readings) == len({r["reading_id"] for r in readings}) == 5000
+    assert not contract.to_matrix(readings).rejects and "x0003307" not in {r["reading_id"] for r in readings}

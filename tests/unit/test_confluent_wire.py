@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from schemas import BadMarkerError, EmptyPayloadError, load_schema
+from schemas import BadMarkerError, EmptyPayloadError, PayloadError, load_schema
 from schemas.confluent import (
     CONFLUENT,
     RegisteredReader,
@@ -164,3 +164,16 @@ def test_a_nullable_union_writer_reads_and_unusable_schemas_are_wrong_schemas():
             reader.decode(b"\x00" + schema_id_key(schema_id) + b"\x02a")
         with pytest.raises(WrongSchemaError):
             RegisteredReader(registry).decode(b"\x00" + schema_id_key(schema_id) + b"\x02a")
+
+
+@pytest.mark.parametrize("kind", ["truncated", "bad_magic", "unknown_schema_id"])
+def test_each_confluent_malformed_kind_fails_to_decode_with_its_own_code(registry, kind):
+    from schemas.malformed import CONFLUENT_MALFORMED_KINDS, confluent_malformed_variant
+
+    serde = RegistryAvroSerde(V1, 1, registry)
+    good = serde.encode({"sensor": "a-sensor-with-a-long-name", "temp": 21.5})
+    bad = confluent_malformed_variant(kind, good)
+    assert kind in CONFLUENT_MALFORMED_KINDS and bad.payload != good and bad.event_id is None
+    with pytest.raises(PayloadError) as caught:
+        serde.decode(bad.payload)
+    assert caught.value.reason == bad.reason_code and bad.stage == "DECODE"

@@ -1,0 +1,168 @@
+"""What harness traffic is made of and how it goes on the wire: events, their encoding, the malformed
+payloads mixed in, and the decoders of the scored and dead-letter records that come back.
+
+Two wires, as the scoring jobs have (``jobs.job_wire``):
+
+- the demo fraud model's single-object wire (:data:`FRAUD_TRAFFIC`), the default;
+- the Confluent wire of a model whose card binds an event schema (:func:`confluent_traffic`): its
+  events encoded with the id the registry gave their schema under ``<events>-value``; the scored
+  and dead-letter records decoded with their schemas' ids learnt before traffic starts, so the
+  harness reads on through a registry outage, as the job does.
+
+The harness generates events for the demo models only: the fraud model's transactions
+(``models.demo_data``) and the sensor model's readings (``models.sensor_demo``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from models.demo_data import generate_columns, iter_events
+from schemas import serde_for
+from schemas.malformed import (
+    CONFLUENT_MALFORMED_KINDS,
+    MALFORMED_KINDS,
+    MalformedPayload,
+    confluent_malformed_variant,
+    malformed_variant,
+)
+from streamscore.foundation.config import Settings
+from streamscore.foundation.errors import ConfigError
+from streamscore.foundation.vocabulary import DeadLetterStage, RejectCode
+
+
+class Decoder(Protocol):
+    def decode(self, payload: bytes) -> dict: ...
+
+
+@dataclass(frozen=True)
+class EventSource:
+    """What the events are: ``count`` of them from ``seed`` with ids ``id_prefix`` + n, ``drift`` injected
+    where the generator supports it (the fraud events)."""
+
+    count: int
+    seed: int
+    id_prefix: str
+    drift: tuple = ()
+
+
+@dataclass(frozen=True)
+class TrafficWire:
+    """How traffic's events are built and written, and its outputs read back."""
+
+    events: Callable[[EventSource], Iterator[dict]]
+    encode: Callable[[dict], bytes]
+    malformed: Callable[[int, dict], MalformedPayload]  # the n-th malformed payload, made from a valid event
+    scored: Decoder
+    dead_letter: Decoder
+    id_field: str = "event_id"
+    time_field: str = "event_time"
+
+
+def _fraud_events(source: EventSource) -> Iterator[dict]:
+    columns = generate_columns(source.count, source.seed, source.drift)
+    return iter_events(columns, source.seed, id_prefix=source.id_prefix)
+
+
+def _fraud_malformed(n: int, event: dict) -> MalformedPayload:
+    return malformed_variant(MALFORMED_KINDS[n % len(MALFORMED_KINDS)], event)
+
+
+FRAUD_TRAFFIC = TrafficWire(_fraud_events, serde_for("event").encode_trusted, _fraud_malformed,
+                            serde_for("scored"), serde_for("dead_letter"))
+
+
+def _sensor_readings(source: EventSource) -> Iterator[dict]:
+    from models.sensor_demo import generate_readings
+
+    if source.drift:
+        raise ConfigError("drift injection is for the fraud events; the sensor readings take none")
+    for reading in generate_readings(source.count, seed=source.seed, prefix=source.id_prefix):
+        reading.pop("is_anomaly")
+        yield reading
+
+
+GENERATORS: dict[str, Callable[[EventSource], Iterator[dict]]] = {"io.example.sensors.Reading": _sensor_readings}
+
+
+@dataclass(frozen=True)
+class OutputTopics:
+    """The topics a bound model's traffic goes to and comes back from."""
+
+    events: str
+    scored: str
+    dead_letter: str
+
+
+def confluent_traffic(settings: Settings, ref: str, topics: OutputTopics) -> TrafficWire:
+    """The Confluent wire of ``ref``'s bound event schema (registered now under ``<events>-value``), with
+    the output schemas registered (as the job registers them at submit) and remembered by id."""
+    from connectors.schema_registry import SchemaRegistry, register_subject, register_topic_schemas, subject_for
+    from jobs.job_wire import PatientLookup
+    from models.registry import load_model
+    from schemas import load_schema
+    from schemas.confluent import RegistryAvroSerde
+
+    card = load_model(ref).card
+    binding = card.event_schema
+    if binding is None or binding.name not in GENERATORS or binding.time_field is None:
+        raise ConfigError(f"--model {ref}: the harness generates events for the demo models only (fraud, and "
+                          f"bound schemas {', '.join(GENERATORS)}); {ref} reads "
+                          f"{binding.name if binding else 'the fraud events'}")
+    registry = SchemaRegistry(settings.schema_registry)
+    events_id = register_subject(registry, subject_for(topics.events), dict(binding.schema))
+    encode = RegistryAvroSerde(binding.schema, events_id, registry).encode
+    ids = register_topic_schemas(registry, {"scored": topics.scored, "dead_letter": topics.dead_letter})
+    lookup = PatientLookup(registry, wait_ms=300_000)  # a record written with an id not yet seen waits it out
+
+    def decoder(name: str, topic: str) -> RegistryAvroSerde:
+        schema_id = ids[subject_for(topic)]
+        serde = RegistryAvroSerde(load_schema(name), schema_id, lookup)
+        serde.remember(schema_id, load_schema(name))
+        return serde
+
+    breaks = _contract_breaks(card.contract)
+
+    def malformed(n: int, event: dict) -> MalformedPayload:
+        kinds = (*CONFLUENT_MALFORMED_KINDS, *breaks)
+        kind = kinds[n % len(kinds)]
+        if kind in breaks:
+            field, value, code = breaks[kind]
+            return MalformedPayload(kind, encode({**event, field: value}), event[binding.id_field],
+                                    DeadLetterStage.CONTRACT, f"contract: {field}", code)
+        return confluent_malformed_variant(kind, encode(event))
+
+    return TrafficWire(_within_contract(GENERATORS[binding.name], card.contract), encode, malformed,
+                       decoder("scored", topics.scored), decoder("dead_letter", topics.dead_letter),
+                       binding.id_field, binding.time_field)
+
+
+def _within_contract(generate: Callable[[EventSource], Iterator[dict]], contract):
+    """``generate``, its events the contract refuses left out (a reading beyond the training sample's
+    ranges, about one in 100,000), so that every event the harness calls valid is scored: a few more
+    are drawn, and ids stay unique."""
+
+    def events(source: EventSource) -> Iterator[dict]:
+        drawn = list(generate(dataclasses.replace(source, count=source.count + source.count // 100 + 10)))
+        kept = contract.to_matrix(drawn).valid_rows[: source.count]
+        if len(kept) < source.count:
+            raise ConfigError(f"the contract refused {len(drawn) - len(kept)} of {len(drawn)} generated events")
+        return (drawn[i] for i in kept)
+
+    return events
+
+
+def _contract_breaks(contract) -> dict[str, tuple[str, Any, RejectCode]]:
+    """Values the schema carries and the contract refuses: NaN in its first floating-point feature,
+    the largest int in its first integer one (beyond any training range)."""
+    breaks = {}
+    for feature in contract.features:
+        if feature.categories is None and feature.dtype == "double" and "nan" not in breaks:
+            breaks["nan"] = (feature.field, math.nan, RejectCode.NOT_FINITE)
+        if feature.categories is None and feature.dtype == "int" and "out_of_range" not in breaks:
+            breaks["out_of_range"] = (feature.field, 2**31 - 1, RejectCode.OUT_OF_RANGE)
+    return breaks
