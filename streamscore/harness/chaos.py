@@ -23,7 +23,8 @@ from models.demo_data import DriftSpec
 from streamscore.foundation.config import Settings, TopicSpec
 from streamscore.foundation.errors import StreamscoreError
 from streamscore.harness.accounting import Identities, account, read_identities
-from streamscore.harness.fault_actions import CACHE_FAULTS, FAULTS, OUTAGE_FAULTS, REGISTRY_FAULTS, FaultContext
+from streamscore.harness.fault_actions import CACHE_FAULTS, FAULTS, OUTAGE_FAULTS, FaultContext
+from streamscore.harness.fault_kinds import REGISTRY_FAULTS
 from streamscore.harness.lifecycle_run import LifecycleDriver, LifecycleModels, check_versions
 from streamscore.harness.resources import ResourceSampler
 from streamscore.harness.run_evidence import cache_evidence, drift_outputs

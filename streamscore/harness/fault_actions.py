@@ -141,7 +141,6 @@ FAULTS = {FaultKind.KILL_TASKMANAGER: kill_taskmanager, FaultKind.KILL_PYTHON_WO
           FaultKind.REDIS_OUTAGE: redis_outage, FaultKind.RESCALE: rescale,
           FaultKind.REGISTRY_OUTAGE: registry_outage}
 CACHE_FAULTS = (FaultKind.REDIS_OUTAGE,)  # run with the Redis prediction cache on
-REGISTRY_FAULTS = (FaultKind.REGISTRY_OUTAGE,)  # run with a model on the Confluent wire
 # last a while without touching the job: other faults may overlap
 OUTAGE_FAULTS = (FaultKind.REDIS_OUTAGE, FaultKind.REGISTRY_OUTAGE)
 

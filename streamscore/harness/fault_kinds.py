@@ -13,3 +13,7 @@ class FaultKind(StrEnum):
     REDIS_OUTAGE = "redis-outage"  # runs with the Redis prediction cache on
     RESCALE = "rescale"  # savepoint at parallelism p, restore at 2p, then back to p
     REGISTRY_OUTAGE = "registry-outage"  # runs with a model on the Confluent wire (chaos --model sensor:1.0.0)
+
+
+REGISTRY_FAULTS = (FaultKind.REGISTRY_OUTAGE,)  # need a model on the Confluent wire: the fraud model never asks
+FRAUD_MODEL_FAULTS = tuple(kind for kind in FaultKind if kind not in REGISTRY_FAULTS)  # what the soak draws from

@@ -16,18 +16,20 @@ from pathlib import Path
 
 from streamscore.foundation.config import Settings
 from streamscore.harness.chaos import FaultPlan, FaultReport, run_faults
-from streamscore.harness.fault_kinds import FaultKind
+from streamscore.harness.fault_kinds import FRAUD_MODEL_FAULTS
 
 LEAD_S, TAIL_S = 20.0, 45.0  # no fault in the first LEAD_S (the jobs warm up) nor the last TAIL_S (recovery)
 MEAN_GAP_S = 45.0  # one fault every MEAN_GAP_S on average, at least one of each kind
 LIFECYCLE_EVERY_S = 60.0  # a promotion or rollback this often, faults or not
 
 
-def soak_plan(minutes: float, rate: float, seed: int, kinds: tuple[str, ...] = tuple(FaultKind),
+def soak_plan(minutes: float, rate: float, seed: int, kinds: tuple[str, ...] = FRAUD_MODEL_FAULTS,
               sample_every_s: float = 5.0) -> FaultPlan:
     """``minutes`` of traffic at ``rate``/s; faults at uniformly random times between the lead and the
     tail, every kind at least once, the rest drawn at random (``seed``: the same plan again). Two
-    faults drawn close together overlap: the second hits a job still recovering from the first."""
+    faults drawn close together overlap: the second hits a job still recovering from the first. The
+    soak scores the fraud model (its lifecycle promotes and rolls back the fraud versions), whose jobs
+    never ask the registry: a registry outage is run by ``chaos --model sensor:1.0.0``."""
     duration = minutes * 60.0
     if duration < LEAD_S + TAIL_S + 30.0:
         raise ValueError(f"a soak needs at least {(LEAD_S + TAIL_S + 30.0) / 60:.1f} minutes, got {minutes}")
