@@ -33,6 +33,7 @@ from streamscore.foundation.errors import ModelError
 
 FORMAT_VERSION = 1
 LABEL_RULE = "score >= threshold"
+REGISTERED_FROM_ONNX = "registered from ONNX"  # training.algorithm of a card written from an ONNX file
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 _SEMVER = re.compile(r"^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")

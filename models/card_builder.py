@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from models.card import LABEL_RULE, ModelCard, OutputSpec, TensorSpec, TrainingSummary
+from models.card import LABEL_RULE, REGISTERED_FROM_ONNX, ModelCard, OutputSpec, TensorSpec, TrainingSummary
 from models.contract import FeatureSpec
 from models.event_binding import EventBinding, record_fields
 from streamscore.foundation.errors import ModelError
@@ -149,7 +149,7 @@ def build_card(request: CardRequest, onnx_bytes: bytes, sample: Sequence[Mapping
     features = contract_from_schema(request.binding.schema, request, sample)
     tensor, score_output, column = onnx_interface(onnx_bytes, len(features))
     outputs = OutputSpec(score_output, column, request.threshold, LABEL_RULE)
-    training = TrainingSummary(algorithm="registered from ONNX", rows_train=len(sample), rows_test=0, seed=0,
+    training = TrainingSummary(algorithm=REGISTERED_FROM_ONNX, rows_train=len(sample), rows_test=0, seed=0,
                                positive_rate=0.0, test_auc=None)
     return ModelCard(name=request.name, version=request.version, features=features, onnx_input=tensor,
                      outputs=outputs, onnx_sha256="0" * 64, training=training, description=request.description,
@@ -179,8 +179,8 @@ def sample_training(card: ModelCard, scores: np.ndarray, labels: Sequence[Any] |
         truth = np.asarray(labels, dtype=bool)
         auc = _auc(scores, truth)
         accuracy = round(float((predicted == truth).mean()), 6)
-        return TrainingSummary(algorithm="registered from ONNX", rows_train=0, rows_test=len(scores), seed=0,
+        return TrainingSummary(algorithm=REGISTERED_FROM_ONNX, rows_train=0, rows_test=len(scores), seed=0,
                                positive_rate=round(float(truth.mean()), 6),
                                test_auc=None if auc is None else round(auc, 6), test_accuracy=accuracy)
-    return TrainingSummary(algorithm="registered from ONNX", rows_train=0, rows_test=0, seed=0,
+    return TrainingSummary(algorithm=REGISTERED_FROM_ONNX, rows_train=0, rows_test=0, seed=0,
                            positive_rate=round(float(predicted.mean()), 6), test_auc=None)

@@ -36,7 +36,7 @@ from models.build_demo import (
     _onnx_scores,
     _to_onnx,
 )
-from models.card import ModelCard, TrainingSummary
+from models.card import REGISTERED_FROM_ONNX, ModelCard, TrainingSummary
 from models.drift_profile import build_profile, score_profile
 from models.registry import LoadedModel, sha256_hex
 from models.runtime import OnnxScorer
@@ -111,12 +111,20 @@ def next_version(version: str, taken: Sequence[str] = ()) -> str:
     return f"{major}.{minor}.0"
 
 
+def challenger_params(card: ModelCard, request: RetrainRequest) -> dict[str, Any]:
+    """The parent's hyper-parameters with the request's on top; a parent registered from an ONNX file
+    (``models register --onnx``) records none, so its challenger is trained with the request's alone."""
+    if card.training.algorithm == REGISTERED_FROM_ONNX and request.model_params:
+        return dict(request.model_params)
+    return {**parent_params(card), **(request.model_params or {})}
+
+
 def parent_params(card: ModelCard) -> dict[str, Any]:
     """The parent's hyper-parameters, read back from ``training.algorithm``."""
     algorithm = card.training.algorithm
     if not algorithm.startswith(ALGORITHM + "["):
         raise ModelError(f"{card.ref} was trained with {algorithm.split('[')[0]!r}: retraining supports "
-                         f"{ALGORITHM} only")
+                         f"{ALGORITHM} only (a model registered from ONNX: with its hyper-parameters given)")
     try:
         return dict(ast.literal_eval(algorithm[len(ALGORITHM):]))
     except (ValueError, SyntaxError, TypeError) as exc:
@@ -184,7 +192,7 @@ def retrain(parent: LoadedModel, events: Sequence[Mapping[str, Any]], labels: Se
     if len(truth) < request.min_labelled:
         raise TooFewLabelsError(f"{len(truth)} labelled recent events for {parent.card.ref}; retraining needs "
                                 f">= {request.min_labelled}")
-    params = {**parent_params(parent.card), **(request.model_params or {})}
+    params = challenger_params(parent.card, request)
     version = next_version(parent.card.version, (parent.card.version, *request.taken_versions))
     parts = _split(matrix, truth, request)
     onnx_bytes, threshold, scores = _fit(parts, params, request.seed, parent.card, version)

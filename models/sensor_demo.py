@@ -60,9 +60,10 @@ def live_start_ms(count: int) -> int:
 
 
 def generate_readings(count: int, seed: int = DEFAULT_SEED, prefix: str = "r",
-                      start_ms: int = START_MS) -> list[dict[str, Any]]:
+                      start_ms: int = START_MS, first: int = 0) -> list[dict[str, Any]]:
     """``count`` readings with an ``is_anomaly`` field (0/1) beside the schema's fields, ``READING_SPACING_MS``
-    apart from ``start_ms`` (a live stream: :func:`live_start_ms`)."""
+    apart from ``start_ms`` (a live stream: :func:`live_start_ms`); ids ``prefix`` + n from n = ``first``
+    (a long stream drawn a chunk at a time, each chunk with its own seed)."""
     rng = np.random.default_rng(seed)
     kinds = rng.integers(0, len(MACHINE_TYPES), count)
     base = np.array([_NORMAL[MACHINE_TYPES[k]] for k in kinds], dtype=np.float64)
@@ -70,7 +71,7 @@ def generate_readings(count: int, seed: int = DEFAULT_SEED, prefix: str = "r",
     anomaly = rng.random(count) < ANOMALY_RATE
     which = rng.integers(0, 3, count)
     _inject(values, anomaly & (which == 0), anomaly & (which == 1), anomaly & (which == 2), rng)
-    return [{"reading_id": f"{prefix}{i:07d}", "machine_id": f"m{int(rng.integers(0, 200)):03d}",
+    return [{"reading_id": f"{prefix}{first + i:07d}", "machine_id": f"m{int(rng.integers(0, 200)):03d}",
              "machine_type": MACHINE_TYPES[kinds[i]], "ts": start_ms + i * READING_SPACING_MS,
              "temperature_c": round(float(values[i, 0]), 3), "vibration_mm_s": round(float(abs(values[i, 1])), 4),
              "pressure_bar": round(float(values[i, 2]), 4), "current_a": round(float(values[i, 3]), 3),

@@ -15,9 +15,10 @@ def register(sub) -> None:
     chaos = sub.add_parser("chaos", help="exactly-once under faults, on the running stack")
     chaos.add_argument("--fault", action="append", choices=[kind.value for kind in FaultKind],
                        help="a fault to inject; repeat it for several, injected one after the other")
-    chaos.add_argument("--model", default="fraud:1.0.0",
-                       help="the model scored under the faults: fraud:1.0.0 (single-object wire) or sensor:1.0.0 "
-                            "(Confluent wire; registry-outage needs it)")
+    chaos.add_argument("--model", default="fraud:1.0.0", choices=("fraud:1.0.0", "sensor:1.0.0"),
+                       help="the model scored under the faults (and, in the soak, its versions promoted and rolled "
+                            "back): fraud:1.0.0 (single-object wire) or sensor:1.0.0 (Confluent wire: registry-outage "
+                            "needs it; its soak draws that fault too)")
     chaos.add_argument("--count", type=int, default=200_000)
     chaos.add_argument("--rate", type=float, default=None,
                        help="events/s (default 5000; the soak 2500, steady beside its own producer and reader "
@@ -54,10 +55,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _soak(args: argparse.Namespace, settings: Settings) -> int:
-    from streamscore.harness.soak import run_soak
+    from streamscore.harness.soak import SoakRun, run_soak
 
     try:
-        report, path = run_soak(settings, args.minutes or 30.0, args.rate or 2500.0, args.seed, args.out)
+        report, path = run_soak(settings, SoakRun(args.minutes or 30.0, args.rate or 2500.0, args.seed, args.model),
+                                args.out)
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
     print(report.line())

@@ -103,6 +103,9 @@ def _resources_line(resources: dict | None) -> str:
     return f", RSS slope MiB/min: {slopes}{checkpoints}"
 
 
+DEMO_MODELS = ("fraud:1.0.0", "sensor:1.0.0")  # what a fault run can score: it generates their events
+
+
 @dataclass(frozen=True)
 class FaultPlan:
     """``faults`` injected one after the other into ``count`` events sent at ``rate``/s: the first
@@ -118,7 +121,12 @@ class FaultPlan:
     at_s: tuple[float, ...] | None = None  # each fault's own time instead (the soak's random schedule)
     sample_every_s: float | None = None  # sample the processes' memory and the checkpoint sizes
     lifecycle_every_s: float | None = None  # promote or roll back the model this often (the soak)
-    model: str = "fraud:1.0.0"  # or a model on the Confluent wire: sensor:1.0.0 (the harness generates its events)
+    model: str = "fraud:1.0.0"  # one of DEMO_MODELS: sensor:1.0.0 is on the Confluent wire
+
+    @property
+    def base(self) -> str:
+        """The demo model's name: fraud or sensor."""
+        return self.model.split(":")[0]
 
     def schedule(self) -> list[tuple[float, str]]:
         if self.at_s is not None:
@@ -136,13 +144,12 @@ def run_faults(settings: Settings, plan: FaultPlan) -> FaultReport:
     unknown = [f for f in plan.faults if f not in FAULTS]
     if unknown or not plan.faults:
         raise StreamscoreError(f"unknown fault {', '.join(unknown) or '(none given)'}; known: {', '.join(FAULTS)}")
-    fraud = plan.model.split(":")[0] == "fraud"
-    if fraud and any(f in REGISTRY_FAULTS for f in plan.faults):
+    if plan.model not in DEMO_MODELS:
+        raise StreamscoreError(f"chaos scores a demo model, whose events it generates and whose versions it "
+                               f"retrains: {' or '.join(DEMO_MODELS)}, not {plan.model}")
+    if plan.base == "fraud" and any(f in REGISTRY_FAULTS for f in plan.faults):
         raise StreamscoreError(f"{', '.join(REGISTRY_FAULTS)} needs a model on the Confluent wire (--model "
                                f"sensor:1.0.0): the fraud model's jobs never ask the registry")
-    if not fraud and plan.lifecycle_every_s:
-        raise StreamscoreError("lifecycle changes during a fault run use the fraud model's versions; "
-                               f"--model {plan.model} runs without them")
     run = _FaultRun(settings, plan)
     try:
         return run.execute()
@@ -158,7 +165,7 @@ class _FaultRun:
         roles = ("events", "scored", "dead", "alerts", "control") + (("shadow",) if plan.lifecycle_every_s else ())
         self.topics = {role: f"chaos-{role}-{self.tag}" for role in roles}
         self.caching = any(f in CACHE_FAULTS for f in plan.faults)
-        self.models = LifecycleModels.create(self.tag) if plan.lifecycle_every_s else None
+        self.models = LifecycleModels.create(self.tag, plan.base) if plan.lifecycle_every_s else None
         self.ctx: FaultContext | None = None
         self.drift_job = ""
         self.injector: _Injector | None = None
@@ -187,7 +194,7 @@ class _FaultRun:
         """The run's events: the fraud model's with a 1-sigma drift in the second half, or a bound model's
         on the Confluent wire (the output schemas' ids learnt now, before any registry outage)."""
         plan, topics = self.plan, self.topics
-        fraud = plan.model.split(":")[0] == "fraud"
+        fraud = plan.base == "fraud"
         wire: TrafficWire = FRAUD_TRAFFIC if fraud else confluent_traffic(
             self.settings, plan.model, OutputTopics(topics["events"], topics["scored"], topics["dead"]))
         drift = [DriftSpec("device_trust_score", "shift", 1.0, start_after=plan.count // 2)] if fraud else []

@@ -43,11 +43,12 @@ class LifecycleModels:
     registry_dir: Path
 
     @classmethod
-    def create(cls, tag: str) -> LifecycleModels:
+    def create(cls, tag: str, base: str = "fraud") -> LifecycleModels:
+        """Three versions of the demo model ``base`` (fraud or sensor) under a name of the run's own."""
         root = Path(tempfile.mkdtemp(prefix="streamscore-lifecycle-"))
         name = f"lifecycle-{tag}"
         try:
-            register_distinct_versions(root, name)
+            register_distinct_versions(root, name, base=base)
         except BaseException:
             shutil.rmtree(root, ignore_errors=True)
             raise
@@ -168,10 +169,10 @@ def _in_force(messages: list[dict], name: str) -> tuple[list[int], list[str]]:
 
 
 def _check_scores(models: LifecycleModels, scored: dict[str, dict], traffic: TrafficPlan) -> tuple[int, list[str]]:
-    sample = {}
+    sample, id_field = {}, traffic.wire.id_field
     for i, event in enumerate(traffic.events()):
-        if i % SCORE_SAMPLE_EVERY == 0 and event["event_id"] in scored:
-            sample[event["event_id"]] = event
+        if i % SCORE_SAMPLE_EVERY == 0 and event[id_field] in scored:
+            sample[event[id_field]] = event
     wrong = []
     by_version: dict[str, list[str]] = {}
     for event_id in sample:

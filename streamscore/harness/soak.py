@@ -11,46 +11,59 @@ from __future__ import annotations
 import json
 import random
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from streamscore.foundation.config import Settings
 from streamscore.harness.chaos import FaultPlan, FaultReport, run_faults
-from streamscore.harness.fault_kinds import FRAUD_MODEL_FAULTS
+from streamscore.harness.fault_kinds import FRAUD_MODEL_FAULTS, FaultKind
 
 LEAD_S, TAIL_S = 20.0, 45.0  # no fault in the first LEAD_S (the jobs warm up) nor the last TAIL_S (recovery)
 MEAN_GAP_S = 45.0  # one fault every MEAN_GAP_S on average, at least one of each kind
 LIFECYCLE_EVERY_S = 60.0  # a promotion or rollback this often, faults or not
 
 
-def soak_plan(minutes: float, rate: float, seed: int, kinds: tuple[str, ...] = FRAUD_MODEL_FAULTS,
-              sample_every_s: float = 5.0) -> FaultPlan:
-    """``minutes`` of traffic at ``rate``/s; faults at uniformly random times between the lead and the
-    tail, every kind at least once, the rest drawn at random (``seed``: the same plan again). Two
-    faults drawn close together overlap: the second hits a job still recovering from the first. The
-    soak scores the fraud model (its lifecycle promotes and rolls back the fraud versions), whose jobs
-    never ask the registry: a registry outage is run by ``chaos --model sensor:1.0.0``."""
-    duration = minutes * 60.0
+@dataclass(frozen=True)
+class SoakRun:
+    """A soak: ``minutes`` of traffic at ``rate``/s, its fault schedule drawn from ``seed``, scoring
+    ``model`` (the fraud model on the single-object wire, or the sensor model on the Confluent wire,
+    whose soak draws the registry outage too)."""
+
+    minutes: float = 30.0
+    rate: float = 2500.0
+    seed: int = 1
+    model: str = "fraud:1.0.0"
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """Every fault kind the model's wire can meet: the fraud model's jobs never ask the registry."""
+        return FRAUD_MODEL_FAULTS if self.model.startswith("fraud:") else tuple(FaultKind)
+
+
+def soak_plan(run: SoakRun, sample_every_s: float = 5.0) -> FaultPlan:
+    """The run's traffic; faults at uniformly random times between the lead and the tail, every kind
+    at least once, the rest drawn at random (the same seed: the same plan again). Two faults drawn
+    close together overlap: the second hits a job still recovering from the first."""
+    duration, kinds = run.minutes * 60.0, run.kinds
     if duration < LEAD_S + TAIL_S + 30.0:
-        raise ValueError(f"a soak needs at least {(LEAD_S + TAIL_S + 30.0) / 60:.1f} minutes, got {minutes}")
-    rng = random.Random(seed)
+        raise ValueError(f"a soak needs at least {(LEAD_S + TAIL_S + 30.0) / 60:.1f} minutes, got {run.minutes}")
+    rng = random.Random(run.seed)
     count = max(len(kinds), int((duration - LEAD_S - TAIL_S) / MEAN_GAP_S))
     faults = list(kinds) + [rng.choice(kinds) for _ in range(count - len(kinds))]
     rng.shuffle(faults)
     times = sorted(round(rng.uniform(LEAD_S, duration - TAIL_S), 1) for _ in faults)
-    return FaultPlan(tuple(faults), count=int(rate * duration), rate=rate, at_s=tuple(times),
+    return FaultPlan(tuple(faults), count=int(run.rate * duration), rate=run.rate, at_s=tuple(times),
                      timeout_s=max(300.0, duration), sample_every_s=sample_every_s,
-                     lifecycle_every_s=LIFECYCLE_EVERY_S)
+                     lifecycle_every_s=LIFECYCLE_EVERY_S, model=run.model)
 
 
-def run_soak(settings: Settings, minutes: float, rate: float, seed: int, out_dir: Path) -> tuple[FaultReport, Path]:
+def run_soak(settings: Settings, run: SoakRun, out_dir: Path) -> tuple[FaultReport, Path]:
     """Run the soak; its report is written to ``out_dir`` as JSON too."""
-    plan = soak_plan(minutes, rate, seed)
+    plan = soak_plan(run)
     began = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     report = run_faults(settings, plan)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"soak-{began}.json"
-    path.write_text(json.dumps({"minutes": minutes, "rate": rate, "seed": seed,
-                                "schedule": [{"at_s": at, "fault": f} for at, f in plan.schedule()],
+    path.write_text(json.dumps({**asdict(run), "schedule": [{"at_s": at, "fault": f} for at, f in plan.schedule()],
                                 "report": asdict(report), "passed": report.passed}, indent=2) + "\n")
     return report, path

@@ -15,7 +15,7 @@ The harness generates events for the demo models only: the fraud model's transac
 
 from __future__ import annotations
 
-import dataclasses
+import itertools
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -48,6 +48,7 @@ class EventSource:
     seed: int
     id_prefix: str
     drift: tuple = ()
+    first: int = 0  # the first event's number (a stream drawn a chunk at a time)
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ def _sensor_readings(source: EventSource) -> Iterator[dict]:
 
     if source.drift:
         raise ConfigError("drift injection is for the fraud events; the sensor readings take none")
-    for reading in generate_readings(source.count, seed=source.seed, prefix=source.id_prefix):
+    for reading in generate_readings(source.count, seed=source.seed, prefix=source.id_prefix, first=source.first):
         reading.pop("is_anomaly")
         yield reading
 
@@ -141,17 +142,24 @@ def confluent_traffic(settings: Settings, ref: str, topics: OutputTopics) -> Tra
                        binding.id_field, binding.time_field)
 
 
+CHUNK = 50_000  # events drawn at a time: a soak's millions are never held at once
+
+
 def _within_contract(generate: Callable[[EventSource], Iterator[dict]], contract):
-    """``generate``, its events the contract refuses left out (a reading beyond the training sample's
-    ranges, about one in 100,000), so that every event the harness calls valid is scored: a few more
-    are drawn, and ids stay unique."""
+    """``generate`` drawn a chunk at a time (each chunk its own seed and its own range of ids), the
+    events the contract refuses left out (a reading beyond the training sample's ranges, about one in
+    100,000), so that every event the harness calls valid is scored."""
 
     def events(source: EventSource) -> Iterator[dict]:
-        drawn = list(generate(dataclasses.replace(source, count=source.count + source.count // 100 + 10)))
-        kept = contract.to_matrix(drawn).valid_rows[: source.count]
-        if len(kept) < source.count:
-            raise ConfigError(f"the contract refused {len(drawn) - len(kept)} of {len(drawn)} generated events")
-        return (drawn[i] for i in kept)
+        made = 0
+        for chunk in itertools.count():
+            drawn = list(generate(EventSource(CHUNK, source.seed * 7919 + chunk, source.id_prefix,
+                                              first=chunk * CHUNK)))
+            for row in contract.to_matrix(drawn).valid_rows[: source.count - made]:
+                yield drawn[row]
+                made += 1
+            if made >= source.count:
+                return
 
     return events
 

@@ -52,14 +52,14 @@ def test_a_plan_spaces_its_faults_and_starts_an_outage_early():
     assert plan.schedule() == [(8.0, "kill-python-worker"), (28.0, "restart-kafka")]
 
 
-def test_a_registry_outage_needs_a_model_on_the_confluent_wire_and_lifecycle_the_fraud_model():
+def test_a_registry_outage_needs_a_model_on_the_confluent_wire_and_a_run_a_demo_model():
     from streamscore.foundation.errors import StreamscoreError
     from streamscore.harness.chaos import run_faults
 
     with pytest.raises(StreamscoreError, match="registry-outage needs a model on the Confluent wire"):
         run_faults(None, FaultPlan(("registry-outage",)))
-    with pytest.raises(StreamscoreError, match="lifecycle changes during a fault run use the fraud model"):
-        run_faults(None, FaultPlan(("kill-taskmanager",), model="sensor:1.0.0", lifecycle_every_s=30.0))
+    with pytest.raises(StreamscoreError, match=r"fraud:1\.0\.0 or sensor:1\.0\.0, not my-model:2\.0\.0"):
+        run_faults(None, FaultPlan(("kill-taskmanager",), model="my-model:2.0.0"))
 
 
 def test_bound_traffic_breaks_the_contract_where_the_schema_cannot_see_it():
@@ -77,11 +77,12 @@ def test_bound_traffic_breaks_the_contract_where_the_schema_cannot_see_it():
 def test_bound_traffic_calls_valid_only_what_the_contract_accepts():
     from models.registry import load_model
     from models.sensor_demo import generate_readings
-    from streamscore.harness.traffic_wire import EventSource, _sensor_readings, _within_contract
+    from streamscore.harness.traffic_wire import CHUNK, EventSource, _sensor_readings, _within_contract
 
     contract = load_model("sensor:1.0.0").card.contract
-    drawn = generate_readings(5060, seed=62, prefix="x")  # what the filter draws for 5,000: 60 more
-    assert [i for i, _ in contract.to_matrix(drawn).rejects] == [3307]  # one beyond the training ranges
-    readings = list(_within_contract(_sensor_readings, contract)(EventSource(5000, 62, "x")))
-    assert len(readings) == len({r["reading_id"] for r in readings}) == 5000
-    assert not contract.to_matrix(readings).rejects and "x0003307" not in {r["reading_id"] for r in readings}
+    drawn = generate_readings(CHUNK, seed=2 * 7919, prefix="x")  # seed 2's first chunk
+    assert [i for i, _ in contract.to_matrix(drawn).rejects] == [9598, 28017]  # beyond the training ranges
+    readings = list(_within_contract(_sensor_readings, contract)(EventSource(CHUNK + 10, 2, "x")))
+    ids = [r["reading_id"] for r in readings]
+    assert len(ids) == len(set(ids)) == CHUNK + 10 and ids[-1] == f"x{CHUNK + 11:07d}"  # 2 left out, a 2nd chunk
+    assert not contract.to_matrix(readings).rejects and not {"x0009598", "x0028017"} & set(ids)

@@ -138,3 +138,20 @@ def test_pending_triggers_are_those_no_registered_card_answers(drifted_result, t
            message("x", kind="SHADOW_ATTACHED", version="1.1.0"), message("trigger-3")]
     assert [m["message_id"] for m in pending_triggers(log, "fraud", answered)] == ["trigger-2", "trigger-3"]
     assert shadow_attached(log, "fraud", "1.1.0") and not shadow_attached(log, "fraud", "1.2.0")
+
+
+def test_a_model_registered_from_onnx_is_retrained_with_the_hyper_parameters_given(tmp_path):
+    from models.retrain import challenger_params
+    from models.sensor_demo import generate_readings
+    from streamscore.harness.versions import register_distinct_versions, version_scores
+
+    sensor = load_model("sensor:1.0.0").card  # registered the user's way: no hyper-parameters recorded
+    with pytest.raises(ModelError, match="registered from ONNX: with its hyper-parameters given"):
+        challenger_params(sensor, RetrainRequest())
+    assert challenger_params(sensor, RetrainRequest(model_params=TINY)) == TINY
+    versions = register_distinct_versions(tmp_path, "sensor-versions", base="sensor")
+    readings = generate_readings(500, seed=5, prefix="q")
+    scores = [np.array(version_scores(tmp_path, "sensor-versions", v, readings)) for v in versions]
+    assert versions == ["1.0.0", "1.1.0", "1.2.0"]
+    for i, j in ((0, 1), (0, 2), (1, 2)):  # each version scores differently: a record tells which scored it
+        assert np.mean(np.abs(scores[i] - scores[j]) > 1e-4) > 0.8
