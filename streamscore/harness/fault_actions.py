@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from jobs.flink_cluster import FlinkJobError, cancel_job, wait_running
 from jobs.submit import submit_scoring
 from streamscore.foundation.config import Settings
-from streamscore.foundation.errors import StreamscoreError
+from streamscore.foundation.errors import RegistryUnavailable, StreamscoreError
 from streamscore.harness.fault_kinds import FaultKind
 from streamscore.stack import Stack
 from streamscore.stack.process import descendants, read_pid_file, running_pid, stop_process
@@ -114,11 +114,26 @@ def stop_with_savepoint(ctx: FaultContext, attempts: int = 3) -> str:
     raise AssertionError("unreachable")
 
 
+def resubmit(ctx: FaultContext, config, savepoint: str, wait_s: float = 180.0) -> str:
+    """Start the job again from ``savepoint``. Submitting a job on the Confluent wire registers its
+    schemas, so a registry outage overlapping this fault holds the restart back: the submission is
+    tried again every 5 s for ``wait_s``, as a deployment's operator retries (the job is down meanwhile,
+    and its records wait in Kafka)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return submit_scoring(ctx.settings, config, savepoint=savepoint)
+        except RegistryUnavailable:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(5)
+
+
 def savepoint_restart(ctx: FaultContext) -> None:
     """Stop the job with a savepoint, start it again from it with a quarter of the max batch size."""
     location = stop_with_savepoint(ctx)
     config = ctx.config.with_changes(max_batch_size=max(1, ctx.config.max_batch_size // 4))
-    ctx.job_id = submit_scoring(ctx.settings, config, savepoint=location)
+    ctx.job_id = resubmit(ctx, config, location)
     ctx.restarted_with = f"max batch size {ctx.config.max_batch_size} -> {config.max_batch_size} from {location}"
 
 
@@ -129,7 +144,7 @@ def rescale(ctx: FaultContext, hold_s: float = 10.0) -> None:
     base = ctx.config.parallelism
     for parallelism in (base * 2, base):
         location = stop_with_savepoint(ctx)
-        ctx.job_id = submit_scoring(ctx.settings, ctx.config.with_changes(parallelism=parallelism), savepoint=location)
+        ctx.job_id = resubmit(ctx, ctx.config.with_changes(parallelism=parallelism), location)
         ctx.restarted_with = f"parallelism {base} -> {parallelism} from {location}"
         if parallelism != base:
             wait_running(ctx.settings, ctx.job_id, timeout_s=120)

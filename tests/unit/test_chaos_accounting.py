@@ -86,3 +86,24 @@ def test_bound_traffic_calls_valid_only_what_the_contract_accepts():
     ids = [r["reading_id"] for r in readings]
     assert len(ids) == len(set(ids)) == CHUNK + 10 and ids[-1] == f"x{CHUNK + 11:07d}"  # 2 left out, a 2nd chunk
     assert not contract.to_matrix(readings).rejects and not {"x0009598", "x0028017"} & set(ids)
+
+
+def test_a_restart_from_a_savepoint_waits_out_a_registry_outage_then_gives_up(monkeypatch):
+    from streamscore.foundation.errors import RegistryUnavailable
+    from streamscore.harness import fault_actions
+
+    answers = [RegistryUnavailable("down"), RegistryUnavailable("down"), "job-2"]
+
+    def submit(settings, config, savepoint):
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return f"{answer} from {savepoint}"
+
+    monkeypatch.setattr(fault_actions, "submit_scoring", submit)
+    monkeypatch.setattr(fault_actions.time, "sleep", lambda s: None)
+    ctx = fault_actions.FaultContext(None, None, None, "job-1")
+    assert fault_actions.resubmit(ctx, None, "sp-1") == "job-2 from sp-1" and not answers
+    answers[:] = [RegistryUnavailable("still down")] * 3
+    with pytest.raises(RegistryUnavailable, match="still down"):
+        fault_actions.resubmit(ctx, None, "sp-1", wait_s=0.0)
