@@ -2,7 +2,8 @@
 a dead letter tied to its record by source partition and offset.
 
 The process faults and the rescale run in one traffic run, one after the other (a savepoint waits
-until the job runs again). The Redis outage is not run here: ``test_cache_e2e.py`` kills Redis while
+until the job runs again); the registry outage in a run of the sensor model, on the Confluent wire.
+The Redis outage is not run here: ``test_cache_e2e.py`` kills Redis while
 a job scores (same scores, the cache's log events and metrics), and the soak
 (``streamscore chaos --soak``, docs/faults.md) runs every fault kind, the outage included."""
 
@@ -53,9 +54,11 @@ def test_the_sensor_model_scores_exactly_once_through_a_registry_outage_and_a_wo
     # the sensor model on the Confluent wire, 2,000 readings/s for 35 s: the registry goes down 4 s in for
     # 30 s, and 10 s into the outage a Python worker is killed, so the task restarts from its checkpoint
     # while the registry is away (it decodes and writes with the ids it was given at submit); 1 in 1,000
-    # readings is malformed, some with a schema id no registry gave, which wait for it to come back
+    # readings is malformed, some with a schema id no registry gave, which wait for it to come back.
+    # Meanwhile the model is promoted or rolled back every 10 s (three sensor versions that score differently;
+    # each change takes effect 10 s after it is published)
     plan = FaultPlan(("registry-outage", "kill-python-worker"), count=70_000, rate=2000.0, first_at_s=4.0,
-                     spacing_s=10.0, model="sensor:1.0.0")
+                     spacing_s=10.0, model="sensor:1.0.0", lifecycle_every_s=10.0)
     report = run_faults(settings, plan)
     print(report.line())
     assert report.produced == plan.count and report.dead_lettered == plan.count // 1000, report.line()
@@ -63,3 +66,7 @@ def test_the_sensor_model_scores_exactly_once_through_a_registry_outage_and_a_wo
     assert report.misrouted == 0 and report.unidentified == 0, report.line()
     assert report.recovery_s is not None, f"readings sent after a fault were never scored: {report.line()}"
     assert report.drift_duplicates == 0, report.line()
+    lifecycle = report.lifecycle
+    assert not lifecycle["failed_changes"] and lifecycle["changes"] >= 2, report.line()
+    assert lifecycle["wrong_version"] == 0 and lifecycle["wrong_score"] == 0, report.line()
+    assert len(lifecycle["records_by_version"]) >= 2 and lifecycle["scores_checked"] > 500, report.line()
