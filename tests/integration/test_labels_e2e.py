@@ -81,10 +81,11 @@ def test_flipped_labels_raise_one_accuracy_alert_and_trigger(settings, fresh_top
             cancel_job(settings, job_id)
 
     # Windows close at >= 1000 joined rows on Arrow-batch boundaries, so the window where the flip
-    # begins mixes clean and flipped labels: it may alert at a lower tier, escalated by the next one.
+    # begins mixes clean and flipped labels: it may alert at a lower tier, escalated by a later one (at
+    # parallelism 2 two mixed windows can both be MODERATE: clean-clone run of 5fe6339), never lowered.
     facts = [(a["window_id"], a["window_size"], round(a["value"], 3), a["tier"]) for a in alerts]
     tiers = [("SMALL", "MODERATE", "SEVERE").index(a["tier"]) for a in alerts]
-    assert alerts and tiers == sorted(set(tiers)) and alerts[-1]["tier"] == "SEVERE", facts
+    assert alerts and tiers == sorted(tiers) and alerts[-1]["tier"] == "SEVERE", facts
     assert len({a["alert_id"] for a in alerts}) == len(alerts), facts
     sequences = [int(a["window_id"].rsplit(":", 1)[1]) for a in alerts]
     assert sequences[0] >= 1, facts  # the first window (1000+ true labels) is quiet
