@@ -117,14 +117,12 @@ def build_wire(wire: RegistryWire, card) -> JobWire:
 
         events = JsonEvents(schema)
     else:
-        events = RegistryAvroSerde(schema, wire.events_schema_id, lookup)
-        events.remember(wire.events_schema_id, schema)  # the card's own schema: known without the registry
+        events = RegistryAvroSerde.known(schema, wire.events_schema_id, lookup)  # the card's own schema
 
     def encoder(name: str, schema_id: int) -> RegistryAvroSerde:
-        serde = RegistryAvroSerde(load_schema(name), schema_id or None, lookup)  # no id: encoding refuses
-        if schema_id:
-            serde.remember(schema_id, load_schema(name))  # reads its own records without the registry
-        return serde
+        if schema_id:  # reads its own records without the registry
+            return RegistryAvroSerde.known(load_schema(name), schema_id, lookup)
+        return RegistryAvroSerde(load_schema(name), None, lookup)  # no id: encoding refuses
 
     return JobWire(events, encoder("scored", wire.scored_schema_id), encoder("dead_letter", wire.dead_letter_schema_id),
                    encoder("scored", wire.shadow_schema_id or wire.scored_schema_id),

@@ -124,6 +124,14 @@ class RegistryAvroSerde:
         writer = self._writers.get(key) or self._writer_schema(key)
         return _read(body, writer, self._reader, self.name)
 
+    @classmethod
+    def known(cls, schema: Mapping[str, Any], schema_id: int, lookup: SchemaLookup) -> RegistryAvroSerde:
+        """A serde of ``schema`` registered as ``schema_id``, which reads its own records without asking
+        the registry (through an outage too)."""
+        serde = cls(schema, schema_id, lookup)
+        serde.remember(schema_id, schema)
+        return serde
+
     def remember(self, schema_id: int, schema: Mapping[str, Any]) -> None:
         """Take ``schema`` as the writer schema of ``schema_id`` without asking the registry."""
         self._check_and_cache(schema_id_key(schema_id), schema_id, schema)

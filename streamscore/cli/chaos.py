@@ -8,14 +8,14 @@ from pathlib import Path
 
 from streamscore.foundation.config import Settings
 from streamscore.foundation.errors import ConfigError
-from streamscore.harness.fault_kinds import FaultKind
+from streamscore.harness.fault_kinds import DEMO_MODELS, FRAUD_MODEL, FaultKind
 
 
 def register(sub) -> None:
     chaos = sub.add_parser("chaos", help="exactly-once under faults, on the running stack")
     chaos.add_argument("--fault", action="append", choices=[kind.value for kind in FaultKind],
                        help="a fault to inject; repeat it for several, injected one after the other")
-    chaos.add_argument("--model", default="fraud:1.0.0", choices=("fraud:1.0.0", "sensor:1.0.0"),
+    chaos.add_argument("--model", default=FRAUD_MODEL, choices=DEMO_MODELS,
                        help="the model scored under the faults (and, in the soak, its versions promoted and rolled "
                             "back): fraud:1.0.0 (single-object wire) or sensor:1.0.0 (Confluent wire: registry-outage "
                             "needs it; its soak draws that fault too)")

@@ -24,7 +24,7 @@ from streamscore.foundation.config import Settings, TopicSpec
 from streamscore.foundation.errors import StreamscoreError
 from streamscore.harness.accounting import Identities, account, read_identities
 from streamscore.harness.fault_actions import CACHE_FAULTS, FAULTS, OUTAGE_FAULTS, FaultContext
-from streamscore.harness.fault_kinds import REGISTRY_FAULTS
+from streamscore.harness.fault_kinds import DEMO_MODELS, FRAUD_MODEL, REGISTRY_FAULTS, kinds_for
 from streamscore.harness.lifecycle_run import LifecycleDriver, LifecycleModels, check_versions
 from streamscore.harness.resources import ResourceSampler
 from streamscore.harness.run_evidence import cache_evidence, drift_outputs
@@ -103,9 +103,6 @@ def _resources_line(resources: dict | None) -> str:
     return f", RSS slope MiB/min: {slopes}{checkpoints}"
 
 
-DEMO_MODELS = ("fraud:1.0.0", "sensor:1.0.0")  # what a fault run can score: it generates their events
-
-
 @dataclass(frozen=True)
 class FaultPlan:
     """``faults`` injected one after the other into ``count`` events sent at ``rate``/s: the first
@@ -121,7 +118,7 @@ class FaultPlan:
     at_s: tuple[float, ...] | None = None  # each fault's own time instead (the soak's random schedule)
     sample_every_s: float | None = None  # sample the processes' memory and the checkpoint sizes
     lifecycle_every_s: float | None = None  # promote or roll back the model this often (the soak)
-    model: str = "fraud:1.0.0"  # one of DEMO_MODELS: sensor:1.0.0 is on the Confluent wire
+    model: str = FRAUD_MODEL  # one of DEMO_MODELS: sensor:1.0.0 is on the Confluent wire
 
     @property
     def base(self) -> str:
@@ -147,7 +144,7 @@ def run_faults(settings: Settings, plan: FaultPlan) -> FaultReport:
     if plan.model not in DEMO_MODELS:
         raise StreamscoreError(f"chaos scores a demo model, whose events it generates and whose versions it "
                                f"retrains: {' or '.join(DEMO_MODELS)}, not {plan.model}")
-    if plan.base == "fraud" and any(f in REGISTRY_FAULTS for f in plan.faults):
+    if any(f not in kinds_for(plan.model) for f in plan.faults):
         raise StreamscoreError(f"{', '.join(REGISTRY_FAULTS)} needs a model on the Confluent wire (--model "
                                f"sensor:1.0.0): the fraud model's jobs never ask the registry")
     run = _FaultRun(settings, plan)

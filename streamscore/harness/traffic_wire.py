@@ -121,10 +121,7 @@ def confluent_traffic(settings: Settings, ref: str, topics: OutputTopics) -> Tra
     lookup = PatientLookup(registry, wait_ms=300_000)  # a record written with an id not yet seen waits it out
 
     def decoder(name: str, topic: str) -> RegistryAvroSerde:
-        schema_id = ids[subject_for(topic)]
-        serde = RegistryAvroSerde(load_schema(name), schema_id, lookup)
-        serde.remember(schema_id, load_schema(name))
-        return serde
+        return RegistryAvroSerde.known(load_schema(name), ids[subject_for(topic)], lookup)
 
     breaks = _contract_breaks(card.contract)
 
