@@ -18,6 +18,7 @@ import uuid
 
 from connectors.kafka_clients import create_topics, delete_topics, produce_transactionally, read_topic
 from jobs.flink_cluster import cancel_job
+from jobs.job_wire import RegistryWire
 from jobs.submit import scoring_config_from_settings, submit_scoring
 from models.demo_data import generate_events
 from schemas import serde_for
@@ -40,7 +41,8 @@ def drain_throughput(settings, batch_size: int, count: int, **knobs) -> dict:
     produce_transactionally(settings, events, items, transaction_size=5000)
     config = scoring_config_from_settings(settings, events_topic=events, scored_topic=scored, dead_letter_topic=dead,
                                           job_name=f"bench-{tag}", max_batch_size=batch_size,
-                                          startup_mode="earliest-offset", **knobs)
+                                          startup_mode="earliest-offset",
+                                          registry=RegistryWire(framing="single-object"), **knobs)
     job_id = submit_scoring(settings, config)
     try:
         arrivals = []

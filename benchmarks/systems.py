@@ -20,6 +20,7 @@ from pathlib import Path
 
 from benchmarks.feed import SENSOR_MODEL
 from jobs.flink_cluster import JOBS_DIR, cancel_job, rest, submit_python_job, wait_running
+from jobs.job_wire import RegistryWire
 from jobs.scoring_config import DEFAULT_BOUND_BATCH
 from jobs.submit import scoring_config_from_settings, submit_scoring
 from streamscore.foundation.config import Settings
@@ -97,7 +98,7 @@ def start(settings: Settings, spec: SystemSpec, topics: Topics, commit_interval_
             job_name=f"bench-{spec.key}-{tag}", max_batch_size=spec.max_batch, max_delay_ms=spec.max_delay_ms,
             checkpoint_interval_ms=commit_interval_ms, exactly_once=spec.exactly_once,
             startup_mode="earliest-offset", model=spec.model, cache_enabled=spec.cache or None,
-            parallelism=spec.parallelism)
+            parallelism=spec.parallelism, registry=_framing(spec))
         return RunningSystem(spec, flink_job=submit_scoring(settings, config), keyed_topics={topics.scored})
     if spec.kind == "flink-passthrough":
         args = ["--bootstrap", settings.jobs_kafka_bootstrap, "--source-topic", topics.source,
@@ -116,6 +117,15 @@ def start(settings: Settings, spec: SystemSpec, topics: Topics, commit_interval_
                                env=os.environ | {"PYTHONPATH": str(REPO)})
     log.close()
     return RunningSystem(spec, process=process, keyed_topics={topics.scored})
+
+
+def _framing(spec: SystemSpec) -> RegistryWire | None:
+    """The fraud models' rows read the pool's demo events as they were before the registry (single-object:
+    the reference rows); a model that binds its own schema is fed on the Confluent wire."""
+    from models.registry import load_model
+
+    bound = spec.model is not None and load_model(spec.model).card.event_schema is not None
+    return None if bound else RegistryWire(framing="single-object")
 
 
 def _confluent_args(settings: Settings, spec: SystemSpec) -> list[str]:

@@ -220,12 +220,28 @@ def register_topic_schemas(registry: SchemaRegistry, topics: dict[str, str]) -> 
     """Register each topic's schema under its TopicNameStrategy subject (:func:`register_subject`);
     ``topics``: role -> topic name.
     Returns subject -> schema id. Registering the same schema again is a no-op."""
-    from schemas.serde import SCHEMA_DIR, SCHEMA_FILES
+    from schemas.serde import schema_document
 
     ids = {}
     for role, topic in topics.items():
         subject = subject_for(topic)
-        avsc = (SCHEMA_DIR / SCHEMA_FILES[ROLE_SCHEMAS[role]]).read_text(encoding="utf-8")
-        ids[subject] = register_subject(registry, subject, json.loads(avsc))
+        ids[subject] = register_subject(registry, subject, schema_document(ROLE_SCHEMAS[role]))
     return ids
 
+
+
+def topic_writer(registry: SchemaRegistry, topic: str, schema: Any):
+    """A serde writing ``schema``'s records to ``topic`` on the Confluent wire: the schema registered
+    under ``<topic>-value`` (:func:`register_subject`), its records framed with that id."""
+    from schemas.confluent import RegistryAvroSerde
+
+    return RegistryAvroSerde.known(schema, register_subject(registry, subject_for(topic), schema), registry)
+
+
+def topic_reader(registry: SchemaRegistry, name: str):
+    """A decoder of streamscore's ``name`` records (``scored``, ``dead_letter``, ...) on the Confluent
+    wire, whatever registered id they were written with (each looked up once)."""
+    from schemas import load_schema
+    from schemas.confluent import RegistryAvroSerde
+
+    return RegistryAvroSerde(load_schema(name), None, registry)

@@ -36,16 +36,22 @@ class DecodedColumns:
     ids: Sequence[str | None]
     times: np.ndarray | None
     features: Sequence[np.ndarray]
+    correlations: Sequence[str | None] | None = None  # the event's correlation id, where its schema has one
+
+
+CORRELATION_FIELD = "correlation_id"  # a string field of this name traces an event through topics and logs
 
 
 def reader_projection(card: ModelCard) -> dict:
     """The reader schema the JVM decodes with: the card's event record, cut to the id field, the time
-    field and the contract's fields, in that order. Avro resolution skips the writer's other fields."""
-    binding = card.event_schema
+    field, the correlation id (where a string field has that name) and the contract's fields, in that
+    order. Avro resolution skips the writer's other fields."""
+    binding = card.binding
     record = card.event_record_schema
-    wanted = [binding.id_field, *([binding.time_field] if binding.time_field else []),
-              *(f for f in card.contract.fields if f not in (binding.id_field, binding.time_field))]
     by_name = {field["name"]: field for field in record["fields"]}
+    correlation = [CORRELATION_FIELD] if by_name.get(CORRELATION_FIELD, {}).get("type") == "string" else []
+    wanted = [binding.id_field, *([binding.time_field] if binding.time_field else []), *correlation,
+              *(f for f in card.contract.fields if f not in (binding.id_field, binding.time_field))]
     projected = {key: value for key, value in record.items() if key not in ("fields", "doc")}
     return {**projected, "fields": [by_name[name] for name in dict.fromkeys(wanted)]}
 
@@ -63,20 +69,22 @@ class DecodedLayout:
     id_index: int
     time_index: int | None
     feature_indexes: tuple[int, ...]
+    correlation_index: int | None = None
 
     @classmethod
     def of(cls, card: ModelCard, contract: FeatureContract) -> DecodedLayout:
         order = {name: i for i, name in enumerate(decoded_field_order(card))}
-        binding = card.event_schema
+        binding = card.binding
         return cls(order[binding.id_field], order[binding.time_field] if binding.time_field else None,
-                   tuple(order[name] for name in contract.fields))
+                   tuple(order[name] for name in contract.fields), order.get(CORRELATION_FIELD))
 
     def columns(self, ok: np.ndarray, reason_codes: Sequence, reasons: Sequence,
                 fields: Sequence[np.ndarray]) -> DecodedColumns:
         """The decoder's output (its tags and field columns, in :func:`decoded_field_order`) as the scorer reads it."""
         return DecodedColumns(ok, reason_codes, reasons, fields[self.id_index],
                               None if self.time_index is None else fields[self.time_index],
-                              [fields[i] for i in self.feature_indexes])
+                              [fields[i] for i in self.feature_indexes],
+                              None if self.correlation_index is None else fields[self.correlation_index])
 
 
 def reject_code(code: object) -> RejectCode:
@@ -99,7 +107,8 @@ def valid_rows(contract: FeatureContract, batch: Batch, decoded: DecodedColumns,
     ids = list(decoded.ids) if every else [decoded.ids[i] for i in rows.tolist()]
     times = decoded.times if decoded.times is not None else np.asarray(batch.timestamps, dtype=np.int64)
     times = (times if every else times[rows]).astype(np.int64).tolist()
-    events = [{"event_id": i, "event_time": t, "correlation_id": i} for i, t in zip(ids, times)]
+    events = [{"event_id": i, "event_time": t, "correlation_id": c or i}
+              for i, t, c in zip(ids, times, _correlations(decoded, rows, every))]
     columns = [_typed(column if every else column[rows], spec.dtype)
                for column, spec in zip(decoded.features, contract.features)]
     matrix, rejects, kept = contract.columns_to_matrix(columns)
@@ -107,6 +116,13 @@ def valid_rows(contract: FeatureContract, batch: Batch, decoded: DecodedColumns,
         dead(int(rows[j]), DeadLetterStage.CONTRACT, Reason(f"contract: {reason}", reason.code), events[j])
     kept_list = kept.tolist()
     return ValidRows([events[j] for j in kept_list], [int(rows[j]) for j in kept_list], matrix)
+
+
+def _correlations(decoded: DecodedColumns, rows: np.ndarray, every: bool) -> Sequence[str | None]:
+    """The kept rows' correlation ids (None each where the schema has none: the event id stands in)."""
+    if decoded.correlations is None:
+        return [None] * len(rows)
+    return list(decoded.correlations) if every else [decoded.correlations[i] for i in rows.tolist()]
 
 
 def _typed(column: np.ndarray, dtype: str) -> np.ndarray:

@@ -1,9 +1,9 @@
 """At submit: the schemas a scoring job's topics carry, registered in the Schema Registry, and their ids
 handed to the job (``jobs.job_wire.RegistryWire``), so its workers write without asking the registry.
 
-A model whose card binds an event schema scores the Confluent wire: its schema is registered
-under ``<events>-value`` (an incompatible change is refused by the subject's rule, in one line),
-the output schemas under theirs. The demo's fraud model keeps the single-object wire.
+Every model scores the Confluent wire: the event schema its card binds (the demo's
+``io.streamscore.v1.Event`` where it binds none) is registered under ``<events>-value`` (an
+incompatible change is refused by the subject's rule, in one line), the output schemas under theirs.
 """
 
 from __future__ import annotations
@@ -18,34 +18,60 @@ from streamscore.foundation.errors import ConfigError
 
 
 def with_registry_wire(settings: Settings, config: ScoringJobConfig, card) -> ScoringJobConfig:
-    """``config`` with its ``registry`` part filled in (Confluent wire), or unchanged (single-object)."""
-    if _unbound(config, card):
+    """``config`` with its ``registry`` part filled in: the Confluent wire, every model's (unless the config
+    asks for the single-object framing of the demo events)."""
+    if _single_object(config, card):
         return config
-    registry = SchemaRegistry(settings.schema_registry)
+    ids = _scoring_schema_ids(SchemaRegistry(settings.schema_registry), config, card)
+    wire = registry_wire(settings, config.registry, **ids)
+    return dataclasses.replace(config, registry=wire, decoder_jar=_decoder_jar(settings, wire)).checked()
+
+
+def _single_object(config, card) -> bool:
+    """Whether ``config`` keeps the single-object framing: for the demo events only, Avro only."""
+    if config.registry.framing != "single-object":
+        return False
+    if card.event_schema is not None or config.registry.events_format != "avro":
+        raise ConfigError(f"single-object framing is for the demo events in Avro; {card.ref} binds "
+                          f"{card.binding.name}, input format {config.registry.events_format}")
+    return True
+
+
+def with_schema_ids_at_start(config, card):
+    """A scoring or drift config that names its registry but no schema ids (a Kubernetes manifest's,
+    written before any registry gave one): the ids registered now, at the job's start, as submit would."""
+    from jobs.job_wire import registry_settings
+
+    wire = config.registry
+    if not wire.confluent or wire.scored_schema_id:
+        return config
+    registry = SchemaRegistry(registry_settings(wire))
+    ids = _scoring_schema_ids(registry, config, card) if isinstance(config, ScoringJobConfig) \
+        else _drift_schema_ids(registry, config, card)
+    return dataclasses.replace(config, registry=dataclasses.replace(wire, **ids)).checked()
+
+
+def _scoring_schema_ids(registry: SchemaRegistry, config: ScoringJobConfig, card) -> dict[str, int]:
     roles = {"scored": config.scored_topic, "dead_letter": config.dead_letter_topic}
     if config.shadow_topic:
         roles["scored_shadow"] = config.shadow_topic
     ids = register_topic_schemas(registry, roles)
-    wire = _wire(settings, config.registry, events_schema_id=_events_schema_id(registry, config, card),
-                 scored_schema_id=ids[subject_for(config.scored_topic)],
-                 dead_letter_schema_id=ids[subject_for(config.dead_letter_topic)],
-                 shadow_schema_id=ids.get(subject_for(config.shadow_topic or ""), 0))
-    return dataclasses.replace(config, registry=wire, decoder_jar=_decoder_jar(settings, wire)).checked()
+    return {"events_schema_id": _events_schema_id(registry, config, card),
+            "scored_schema_id": ids[subject_for(config.scored_topic)],
+            "dead_letter_schema_id": ids[subject_for(config.dead_letter_topic)],
+            "shadow_schema_id": ids.get(subject_for(config.shadow_topic or ""), 0)}
 
 
-def _unbound(config, card) -> bool:
-    """Whether ``card`` binds no event schema (its jobs keep the single-object wire); JSON input needs one."""
-    if card.event_schema is None and config.registry.events_format != "avro":
-        raise ConfigError(f"--input-format {config.registry.events_format} needs a model whose card binds its event "
-                          f"schema (models register --schema); {card.ref} binds none")
-    return card.event_schema is None
+def _drift_schema_ids(registry: SchemaRegistry, config, card) -> dict[str, int]:
+    scored = register_topic_schemas(registry, {"scored": config.scored_topic})[subject_for(config.scored_topic)]
+    return {"events_schema_id": _events_schema_id(registry, config, card), "scored_schema_id": scored}
 
 
 def _events_schema_id(registry: SchemaRegistry, config, card) -> int:
     """The card's schema, registered under ``<events>-value`` (0 for JSON input: that topic carries no Avro)."""
     if config.registry.events_format == "json":
         return 0
-    return register_subject(registry, subject_for(config.events_topic), dict(card.event_schema.schema))
+    return register_subject(registry, subject_for(config.events_topic), dict(card.binding.schema))
 
 
 def _decoder_jar(settings: Settings, wire: RegistryWire) -> str | None:
@@ -63,7 +89,7 @@ def _decoder_jar(settings: Settings, wire: RegistryWire) -> str | None:
         raise ConfigError(f"{exc}\n  (or decode in Python, slower: STREAMSCORE_DECODER=python)") from exc
 
 
-def _wire(settings: Settings, asked: RegistryWire, **schema_ids: int) -> RegistryWire:
+def registry_wire(settings: Settings, asked: RegistryWire = RegistryWire(), **schema_ids: int) -> RegistryWire:
     """The registry as the jobs reach it, its login (names and file paths only), and the schema ids."""
     source = settings.schema_registry
     if source.username and not source.password_file:
@@ -79,10 +105,8 @@ def _wire(settings: Settings, asked: RegistryWire, **schema_ids: int) -> Registr
 def with_drift_registry_wire(settings: Settings, config, card):
     """A drift job config (``jobs.drift_config.DriftJobConfig``) that reads a bound model's events and scored
     records on the Confluent wire: the ids of their schemas, registered as the scoring job does."""
-    if _unbound(config, card):
+    if _single_object(config, card):
         return config
-    registry = SchemaRegistry(settings.schema_registry)
-    scored_id = register_topic_schemas(registry, {"scored": config.scored_topic})[subject_for(config.scored_topic)]
-    wire = _wire(settings, config.registry, events_schema_id=_events_schema_id(registry, config, card),
-                 scored_schema_id=scored_id)
+    wire = registry_wire(settings, config.registry,
+                         **_drift_schema_ids(SchemaRegistry(settings.schema_registry), config, card))
     return dataclasses.replace(config, registry=wire).checked()

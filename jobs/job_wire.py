@@ -23,12 +23,14 @@ from pathlib import Path
 from typing import Any, Protocol, get_args
 
 from streamscore.foundation.errors import ConfigError, RegistryUnavailable
-from streamscore.foundation.vocabulary import InputFormat
+from streamscore.foundation.vocabulary import Framing, InputFormat
 
 
 @dataclass(frozen=True)
 class RegistryWire:
-    """The job config's part about the Schema Registry; an empty ``url`` means the single-object wire."""
+    """The job config's part about the Schema Registry; an empty ``url`` means the single-object wire
+    (``framing`` single-object: the demo events as before the registry; a config from the settings names
+    the registry and leaves the ids to submit, or to the job's start)."""
 
     url: str = ""  # the Confluent-compatible API, as the cluster reaches it
     username: str | None = None
@@ -40,6 +42,7 @@ class RegistryWire:
     shadow_schema_id: int = 0
     wait_ms: int = 300_000  # how long a batch waits for a registry that does not answer (< the transaction timeout)
     events_format: InputFormat = "avro"  # json: one JSON object a message, checked against the card's schema
+    framing: Framing = "confluent"
 
     @property
     def confluent(self) -> bool:
@@ -108,10 +111,10 @@ def build_wire(wire: RegistryWire, card) -> JobWire:
     from schemas import load_schema
     from schemas.confluent import RegistryAvroSerde
 
-    registry = SchemaRegistry(_registry_settings(wire))
+    registry = SchemaRegistry(registry_settings(wire))
     lookup = PatientLookup(registry, wire.wait_ms)
-    binding = card.event_schema
-    schema = binding.schema if binding else load_schema("event")
+    binding = card.binding
+    schema = binding.schema
     if wire.events_format == "json":
         from schemas.json_events import JsonEvents
 
@@ -126,11 +129,10 @@ def build_wire(wire: RegistryWire, card) -> JobWire:
 
     return JobWire(events, encoder("scored", wire.scored_schema_id), encoder("dead_letter", wire.dead_letter_schema_id),
                    encoder("scored", wire.shadow_schema_id or wire.scored_schema_id),
-                   id_field=binding.id_field if binding else "event_id",
-                   time_field=binding.time_field if binding else "event_time", bound=binding is not None)
+                   id_field=binding.id_field, time_field=binding.time_field, bound=True)
 
 
-def _registry_settings(wire: RegistryWire):
+def registry_settings(wire: RegistryWire):
     """The registry's settings on the TaskManager: the password read from its file there, as the
     settings read it on the client (one error line naming the file when it cannot be)."""
     from streamscore.foundation.registry_settings import RegistrySettings
@@ -147,11 +149,17 @@ def _registry_settings(wire: RegistryWire):
 def check_wire(wire: RegistryWire, transaction_timeout_ms: int) -> None:
     """A Confluent wire needs its output ids, and must give up waiting for the registry well before
     the open Kafka transaction would time out."""
+    if wire.framing not in get_args(Framing):
+        raise ConfigError(f"registry.framing must be one of {', '.join(get_args(Framing))}, got {wire.framing!r}")
     if not wire.confluent:
         return
+    if wire.framing != "confluent":
+        raise ConfigError("registry: single-object framing takes no registry url")
     events_id = wire.events_schema_id or wire.events_format == "json"  # JSON input: checked by the card's schema
-    if not (events_id and wire.scored_schema_id and wire.dead_letter_schema_id):
-        raise ConfigError("registry: a Confluent wire needs the events, scored and dead-letter schema ids")
+    ids = (wire.events_schema_id, wire.scored_schema_id, wire.dead_letter_schema_id)
+    if any(ids) and not (events_id and wire.scored_schema_id and wire.dead_letter_schema_id):
+        raise ConfigError("registry: a Confluent wire needs the events, scored and dead-letter schema ids (or none: "
+                          "the job registers them at its start)")
     if wire.events_format not in get_args(InputFormat):
         raise ConfigError(f"input format must be one of {', '.join(get_args(InputFormat))}, got "
                           f"{wire.events_format!r}")

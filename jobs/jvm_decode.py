@@ -37,7 +37,7 @@ def decoded_scoring_view(t_env, config: ScoringJobConfig, source_table: str, sco
     t_env.execute_sql(f"CREATE TEMPORARY FUNCTION decode_confluent AS '{FUNCTION_CLASS}' LANGUAGE JAVA")
     projection = reader_projection(card)
     reader = json.dumps(projection, separators=(",", ":"))
-    known = {str(config.registry.events_schema_id): card.event_schema.schema} if config.registry.events_schema_id \
+    known = {str(config.registry.events_schema_id): card.binding.schema} if config.registry.events_schema_id \
         else {}
     decode = (f"decode_confluent(payload, {_literal(reader)}, {_literal(config.registry.url)}, "
               f"{int(config.registry.wait_ms)}, {_literal(json.dumps(known, separators=(',', ':')))})")

@@ -80,7 +80,6 @@ class ScoringJobConfig(JsonJobConfig):
 
     def checked(self) -> ScoringJobConfig:
         """Refuse settings that cannot work, each with one clear message."""
-        check_wire(self.registry, self.transaction_timeout_ms)
         for name in ("max_batch_size", "max_delay_ms", "checkpoint_interval_ms", "parallelism", "intra_op_threads"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -109,6 +108,7 @@ class ScoringJobConfig(JsonJobConfig):
                 f"interval ({self.checkpoint_interval_ms} ms) + max delay ({self.max_delay_ms} ms): "
                 f"use at least {needed} ms, or transactions may expire before their checkpoint commits them"
             )
+        check_wire(self.registry, self.transaction_timeout_ms)
         return self
 
 

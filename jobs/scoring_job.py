@@ -212,13 +212,21 @@ def build_pipeline(t_env: TableEnvironment, config: ScoringJobConfig):
     return statements
 
 
+def _with_schema_ids(config: ScoringJobConfig) -> ScoringJobConfig:
+    """The config's schema ids, registered now where it names the registry only (a Kubernetes manifest)."""
+    from jobs.job_schemas import with_schema_ids_at_start
+    from models.registry import load_model
+
+    return with_schema_ids_at_start(config, load_model(config.model, root=config.registry_dir).card)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="scoring_job")
     parser.add_argument("--config", required=True, help="ScoringJobConfig as JSON")
     parser.add_argument("--connector-jar", default=None, help="file:// URI, for the embedded MiniCluster")
     parser.add_argument("--wait", action="store_true", help="block until the job ends (embedded runs)")
     args = parser.parse_args(argv)
-    config = ScoringJobConfig.from_json(args.config)
+    config = _with_schema_ids(ScoringJobConfig.from_json(args.config))
     t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
     configure(t_env, config, args.connector_jar)
     result = build_pipeline(t_env, config).execute()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -11,13 +12,14 @@ from connectors.kafka_clients import broker_config_value, existing_topics
 from jobs.drift_config import DriftJobConfig
 from jobs.flink_cluster import JOBS_DIR, FlinkJobError, list_jobs, submit_python_job, wait_running
 from jobs.flink_home import connector_jars
-from jobs.job_schemas import with_drift_registry_wire, with_registry_wire
+from jobs.job_schemas import registry_wire, with_drift_registry_wire, with_registry_wire
 from jobs.job_secrets import job_secrets_env, without_secrets
+from jobs.job_wire import RegistryWire
 from jobs.scoring_config import DEFAULT_BOUND_BATCH, ScoringJobConfig, check_against_broker
 from models.contract import check_against_event_schema
 from models.registry import load_model
 from streamscore.foundation.config import Settings
-from streamscore.foundation.errors import ConfigError, StreamscoreError
+from streamscore.foundation.errors import ConfigError
 from streamscore.foundation.security import ClientAuth
 
 SCORING_SCRIPT = JOBS_DIR / "scoring_job.py"
@@ -38,20 +40,19 @@ def scoring_config_from_settings(settings: Settings, **overrides) -> ScoringJobC
         "auth": ClientAuth.from_security(settings.kafka_security, settings.redis_security),
     }
     base.update({k: v for k, v in overrides.items() if v is not None})
-    model = base.get("model", ScoringJobConfig.model)
-    if "max_batch_size" not in base and _binds_schema(model, base.get("registry_dir")):
-        base["max_batch_size"] = DEFAULT_BOUND_BATCH
-    return ScoringJobConfig(**base).checked()
+    base.setdefault("max_batch_size", DEFAULT_BOUND_BATCH)
+    return ScoringJobConfig(**_with_registry(settings, base)).checked()
 
 
-def _binds_schema(model: str, registry_dir: str | None) -> bool:
-    """Whether the card of ``model`` binds its event schema (False where it cannot be read: preflight says why)."""
-    from models.registry import ModelRegistry, parse_ref
-
-    try:
-        return ModelRegistry(registry_dir).card(parse_ref(model)).event_schema is not None
-    except (StreamscoreError, OSError):
-        return False
+def _with_registry(settings: Settings, base: dict) -> dict:
+    """The job's registry as the settings name it (its schema ids come at submit, or at the job's start); a
+    batch waits for a registry that does not answer at most half the job's transaction timeout."""
+    asked = base.get("registry", RegistryWire())
+    if asked.framing != "confluent" or asked.url:
+        return base
+    timeout_ms = base.get("transaction_timeout_ms") or ScoringJobConfig.transaction_timeout_ms
+    wait_ms = min(asked.wait_ms, max(1, timeout_ms // 2))
+    return base | {"registry": registry_wire(settings, dataclasses.replace(asked, wait_ms=wait_ms))}
 
 
 def _require_topics(settings: Settings, roles_topics: tuple[tuple[str, str], ...]) -> None:
@@ -89,7 +90,7 @@ def drift_config_from_settings(settings: Settings, **overrides) -> DriftJobConfi
     base.update({k: v for k, v in overrides.items() if v is not None})
     if base["labels_topic"] == "":
         base["labels_topic"] = None  # labels explicitly off
-    return DriftJobConfig(**base).checked()
+    return DriftJobConfig(**_with_registry(settings, base)).checked()
 
 
 def preflight_drift(settings: Settings, config: DriftJobConfig) -> DriftJobConfig:

@@ -149,13 +149,19 @@ class ModelCard:
         return FeatureContract(self.features)
 
     @property
+    def binding(self) -> EventBinding:
+        """The event schema this model scores and its id and time fields: the card's own, else the
+        demo's ``io.streamscore.v1.Event`` (``event_id``, ``event_time``)."""
+        if self.event_schema is not None:
+            return self.event_schema
+        from schemas.serde import schema_document
+
+        return EventBinding(schema_document("event"))
+
+    @property
     def event_record_schema(self) -> Mapping[str, Any]:
         """The Avro schema of the events this model scores (the demo's Event unless the card binds one)."""
-        if self.event_schema is not None:
-            return self.event_schema.schema
-        from schemas import load_schema
-
-        return load_schema("event")
+        return self.binding.schema
 
     def to_dict(self) -> dict[str, Any]:
         t = self.training

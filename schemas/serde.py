@@ -281,6 +281,14 @@ def load_schema(name: str) -> dict[str, Any]:
         return parse_schema(json.load(handle))
 
 
+def schema_document(name: str) -> dict[str, Any]:
+    """The schema ``name`` as its .avsc file writes it (what a Schema Registry is given: registering the
+    same document twice under a subject is one version, where a parsed form would be another)."""
+    if name not in SCHEMA_FILES:
+        raise UnknownSchemaError(f"unknown schema {name!r}; known: {', '.join(SCHEMA_FILES)}")
+    return json.loads((SCHEMA_DIR / SCHEMA_FILES[name]).read_text(encoding="utf-8"))
+
+
 @cache
 def serde_for(name: str) -> AvroSerde:
     """Return the shared :class:`AvroSerde` of schema ``name``."""

@@ -17,8 +17,7 @@ def register(sub) -> None:
                        help="a fault to inject; repeat it for several, injected one after the other")
     chaos.add_argument("--model", default=FRAUD_MODEL, choices=DEMO_MODELS,
                        help="the model scored under the faults (and, in the soak, its versions promoted and rolled "
-                            "back): fraud:1.0.0 (single-object wire) or sensor:1.0.0 (Confluent wire: registry-outage "
-                            "needs it; its soak draws that fault too)")
+                            "back): fraud:1.0.0 or sensor:1.0.0, both on the Confluent wire")
     chaos.add_argument("--count", type=int, default=200_000)
     chaos.add_argument("--rate", type=float, default=None,
                        help="events/s (default 5000; the soak 2500, steady beside its own producer and reader "

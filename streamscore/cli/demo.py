@@ -168,9 +168,9 @@ def _show_accuracy(settings: Settings) -> bool:
 
 def _wait_until_scored(settings: Settings, prefix: str, count: int, timeout_s: float = 60) -> None:
     from connectors.kafka_clients import read_topic
-    from schemas import serde_for
+    from connectors.schema_registry import SchemaRegistry, topic_reader
 
-    scored, deadline = serde_for("scored"), time.monotonic() + timeout_s
+    scored, deadline = topic_reader(SchemaRegistry(settings.schema_registry), "scored"), time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         records = read_topic(settings, settings.topic("scored").name, idle_timeout_s=1)
         if sum(scored.decode(r.value)["event_id"].startswith(prefix) for r in records) >= count:

@@ -76,8 +76,8 @@ def show_lifecycle(settings: Settings) -> bool:
 
 def _run(settings: Settings, names: dict[str, str], job_id: str) -> bool:
     from connectors.kafka_clients import read_topic
+    from connectors.schema_registry import SchemaRegistry, topic_reader
     from jobs.flink_cluster import list_jobs
-    from schemas import serde_for
     from streamscore.harness.traffic import TrafficPlan, TrafficTopics, run_traffic
 
     effective: dict[str, int] = {}
@@ -93,7 +93,8 @@ def _run(settings: Settings, names: dict[str, str], job_id: str) -> bool:
                        timeout_s=120)
     traffic = run_traffic(settings, plan, TrafficTopics(names["events"], names["scored"], names["dead"]))
     changer.join(30)
-    shadow = [serde_for("scored").decode(r.value) for r in read_topic(settings, names["shadow"], idle_timeout_s=2)]
+    reader = topic_reader(SchemaRegistry(settings.schema_registry), "scored")
+    shadow = [reader.decode(r.value) for r in read_topic(settings, names["shadow"], idle_timeout_s=2)]
     same_job = any(j.job_id == job_id and j.state == "RUNNING" for j in list_jobs(settings))
     records = list(traffic.scored.values())
     by_version = {v: sum(r["model_version"] == v for r in records) for v in ("1.0.0", "1.1.0")}

@@ -202,27 +202,36 @@ class EventWire:
     encode: Callable[[dict], bytes]
     id_field: str = "event_id"
     time_field: str | None = "event_time"
-    schema_id: int | None = None  # the registry's id of the schema (Confluent wire); None: single-object
+    schema_id: int | None = None  # the registry's id of the schema (Confluent wire); None: JSON
 
 
 def model_wire(settings: Settings, ref: str, topic: str, wire_format: InputFormat = "avro") -> EventWire:
-    """The Confluent wire of ``ref``'s bound event schema on ``topic`` (registered under TOPIC-value), or JSON
-    objects checked against that schema."""
-    from connectors.schema_registry import SchemaRegistry, register_subject, subject_for
+    """The Confluent wire of the event schema ``ref``'s card binds, on ``topic`` (registered under
+    TOPIC-value), or JSON objects checked against that schema."""
     from models.registry import load_model
-    from schemas.confluent import RegistryAvroSerde
 
-    binding = load_model(ref).card.event_schema
-    if binding is None:
-        raise InputError(f"--model {ref}: its card binds no event schema (the demo events use the default wire)")
+    return binding_wire(settings, load_model(ref).card.binding, topic, wire_format)
+
+
+def binding_wire(settings: Settings, binding, topic: str, wire_format: InputFormat = "avro") -> EventWire:
+    """Events of ``binding``'s schema (``models.event_binding.EventBinding``) on ``topic``: Avro on the
+    Confluent wire (the schema registered under TOPIC-value), or JSON objects checked against it."""
     if wire_format == "json":
         from schemas.json_events import JsonEvents
 
         return EventWire(JsonEvents(binding.schema).encode, binding.id_field, binding.time_field)
-    registry = SchemaRegistry(settings.schema_registry)
-    schema_id = register_subject(registry, subject_for(topic), dict(binding.schema))
-    return EventWire(RegistryAvroSerde(binding.schema, schema_id, registry).encode, binding.id_field,
-                     binding.time_field, schema_id)
+    from connectors.schema_registry import SchemaRegistry, topic_writer
+
+    serde = topic_writer(SchemaRegistry(settings.schema_registry), topic, dict(binding.schema))
+    return EventWire(serde.encode, binding.id_field, binding.time_field, serde.schema_id)
+
+
+def demo_wire(settings: Settings, topic: str) -> EventWire:
+    """The demo fraud events (``io.streamscore.v1.Event``) on ``topic``, on the Confluent wire."""
+    from models.event_binding import EventBinding
+    from schemas.serde import schema_document
+
+    return binding_wire(settings, EventBinding(schema_document("event")), topic)
 
 
 def produce_events(settings: Settings, topic: str, events: Iterable[dict], *, rate: float = 0.0,
@@ -234,10 +243,9 @@ def produce_events(settings: Settings, topic: str, events: Iterable[dict], *, ra
 
     ``metrics`` (a :class:`streamscore.cli.cli_metrics.CliMetrics`) counts delivered and failed records."""
     from connectors.kafka_clients import produce_transactionally
-    from schemas import serde_for
     from streamscore.cli.bounds import SizeBound, TokenBucket
 
-    items = _encoded_events(events, topic, wire or EventWire(serde_for("event").encode))
+    items = _encoded_events(events, topic, wire or demo_wire(settings, topic))
     bound = SizeBound(max_message_bytes) if max_message_bytes is not None else None
     limits = {"throttle": TokenBucket(max_rate).acquire if max_rate is not None else None,
               "producer_config": {"message.max.bytes": bound.producer_message_max_bytes()} if bound else None}

@@ -136,4 +136,8 @@ PRIMARY_KINDS = (ControlKind.MODEL_PROMOTED, ControlKind.MODEL_ROLLED_BACK)  # t
 SHADOW_KINDS = (ControlKind.SHADOW_ATTACHED, ControlKind.SHADOW_DETACHED)
 
 
-InputFormat = Literal["avro", "json"]  # how a bound model's input topic carries its events
+InputFormat = Literal["avro", "json"]  # how a model's input topic carries its events
+# how a scoring job's Avro records are framed: the Schema Registry's wire (every tool reads it), or the
+# single-object encoding of the demo events before the registry (kept for migration and as the benchmark's
+# reference row)
+Framing = Literal["confluent", "single-object"]

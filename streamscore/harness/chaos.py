@@ -24,12 +24,12 @@ from streamscore.foundation.config import Settings, TopicSpec
 from streamscore.foundation.errors import StreamscoreError
 from streamscore.harness.accounting import Identities, account, read_identities
 from streamscore.harness.fault_actions import CACHE_FAULTS, FAULTS, OUTAGE_FAULTS, FaultContext
-from streamscore.harness.fault_kinds import DEMO_MODELS, FRAUD_MODEL, REGISTRY_FAULTS, kinds_for
+from streamscore.harness.fault_kinds import DEMO_MODELS, FRAUD_MODEL
 from streamscore.harness.lifecycle_run import LifecycleDriver, LifecycleModels, check_versions
 from streamscore.harness.resources import ResourceSampler
 from streamscore.harness.run_evidence import cache_evidence, drift_outputs
 from streamscore.harness.traffic import TrafficPlan, TrafficReport, TrafficTopics, run_traffic
-from streamscore.harness.traffic_wire import FRAUD_TRAFFIC, OutputTopics, TrafficWire, confluent_traffic
+from streamscore.harness.traffic_wire import OutputTopics, confluent_traffic
 from streamscore.stack import Stack
 
 
@@ -118,7 +118,7 @@ class FaultPlan:
     at_s: tuple[float, ...] | None = None  # each fault's own time instead (the soak's random schedule)
     sample_every_s: float | None = None  # sample the processes' memory and the checkpoint sizes
     lifecycle_every_s: float | None = None  # promote or roll back the model this often (the soak)
-    model: str = FRAUD_MODEL  # one of DEMO_MODELS: sensor:1.0.0 is on the Confluent wire
+    model: str = FRAUD_MODEL  # one of DEMO_MODELS
 
     @property
     def base(self) -> str:
@@ -144,9 +144,6 @@ def run_faults(settings: Settings, plan: FaultPlan) -> FaultReport:
     if plan.model not in DEMO_MODELS:
         raise StreamscoreError(f"chaos scores a demo model, whose events it generates and whose versions it "
                                f"retrains: {' or '.join(DEMO_MODELS)}, not {plan.model}")
-    if any(f not in kinds_for(plan.model) for f in plan.faults):
-        raise StreamscoreError(f"{', '.join(REGISTRY_FAULTS)} needs a model on the Confluent wire (--model "
-                               f"sensor:1.0.0): the fraud model's jobs never ask the registry")
     run = _FaultRun(settings, plan)
     try:
         return run.execute()
@@ -192,8 +189,8 @@ class _FaultRun:
         on the Confluent wire (the output schemas' ids learnt now, before any registry outage)."""
         plan, topics = self.plan, self.topics
         fraud = plan.base == "fraud"
-        wire: TrafficWire = FRAUD_TRAFFIC if fraud else confluent_traffic(
-            self.settings, plan.model, OutputTopics(topics["events"], topics["scored"], topics["dead"]))
+        wire = confluent_traffic(self.settings, plan.model,
+                                 OutputTopics(topics["events"], topics["scored"], topics["dead"]))
         drift = [DriftSpec("device_trust_score", "shift", 1.0, start_after=plan.count // 2)] if fraud else []
         return TrafficPlan(plan.count, f"c{self.tag}-", rate=plan.rate, malformed_every=1000,
                            transaction_size=max(1, int(plan.rate // 20)), timeout_s=plan.timeout_s, drift=drift,

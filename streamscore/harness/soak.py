@@ -16,7 +16,7 @@ from pathlib import Path
 
 from streamscore.foundation.config import Settings
 from streamscore.harness.chaos import FaultPlan, FaultReport, run_faults
-from streamscore.harness.fault_kinds import FRAUD_MODEL, kinds_for
+from streamscore.harness.fault_kinds import FRAUD_MODEL, FaultKind
 
 LEAD_S, TAIL_S = 20.0, 45.0  # no fault in the first LEAD_S (the jobs warm up) nor the last TAIL_S (recovery)
 MEAN_GAP_S = 45.0  # one fault every MEAN_GAP_S on average, at least one of each kind
@@ -39,7 +39,7 @@ def soak_plan(run: SoakRun, sample_every_s: float = 5.0) -> FaultPlan:
     """The run's traffic; faults at uniformly random times between the lead and the tail, every kind
     at least once, the rest drawn at random (the same seed: the same plan again). Two faults drawn
     close together overlap: the second hits a job still recovering from the first."""
-    duration, kinds = run.minutes * 60.0, kinds_for(run.model)
+    duration, kinds = run.minutes * 60.0, tuple(FaultKind)
     if duration < LEAD_S + TAIL_S + 30.0:
         raise ValueError(f"a soak needs at least {(LEAD_S + TAIL_S + 30.0) / 60:.1f} minutes, got {run.minutes}")
     rng = random.Random(run.seed)

@@ -8,6 +8,7 @@ end-to-end tests and the latency figures.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -20,7 +21,7 @@ from connectors.kafka_clients import existing_topics, produce_transactionally, r
 from schemas import SerdeError
 from schemas.malformed import MalformedPayload
 from streamscore.foundation.config import Settings
-from streamscore.harness.traffic_wire import FRAUD_TRAFFIC, EventSource, TrafficWire
+from streamscore.harness.traffic_wire import DEMO_MODEL, EventSource, OutputTopics, TrafficWire, confluent_traffic
 
 
 @dataclass
@@ -123,8 +124,8 @@ class TrafficPlan:
     """What :func:`run_traffic` sends: ``count`` demo events with ids ``id_prefix`` + n, paced at ``rate``
     events/s (0: as fast as possible), every ``malformed_every``-th one malformed (0: none), in
     transactions of ``transaction_size``, with ``drift`` injected; accounted within ``timeout_s``.
-    ``wire``: the fraud model's events on the single-object wire, or a bound model's
-    (``streamscore.harness.traffic_wire``)."""
+    ``wire``: how its events are made and written (``streamscore.harness.traffic_wire``); None: the
+    demo fraud model's, on the Confluent wire of the topics it runs on."""
 
     count: int
     id_prefix: str
@@ -134,7 +135,7 @@ class TrafficPlan:
     transaction_size: int = 100
     timeout_s: float = 180.0
     drift: Sequence = ()
-    wire: TrafficWire = FRAUD_TRAFFIC
+    wire: TrafficWire | None = None
 
     def events(self) -> Iterator[dict]:
         """The plan's events, built by its wire's generator (the fraud events a chunk at a time)."""
@@ -158,6 +159,9 @@ class TrafficTopics:
 def run_traffic(settings: Settings, plan: TrafficPlan, topics: TrafficTopics | None = None) -> TrafficReport:
     """Send ``plan`` to ``topics`` (default: the settings' own) and account for every event by id."""
     topics = topics or TrafficTopics.of(settings)
+    if plan.wire is None:
+        plan = dataclasses.replace(plan, wire=confluent_traffic(
+            settings, DEMO_MODEL, OutputTopics(topics.events, topics.scored, topics.dead)))
     id_prefix = plan.id_prefix
     report = TrafficReport()
     collector = _Collector(settings, topics, report, plan)

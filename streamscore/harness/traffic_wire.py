@@ -1,13 +1,11 @@
 """What harness traffic is made of and how it goes on the wire: events, their encoding, the malformed
 payloads mixed in, and the decoders of the scored and dead-letter records that come back.
 
-Two wires, as the scoring jobs have (``jobs.job_wire``):
-
-- the demo fraud model's single-object wire (:data:`FRAUD_TRAFFIC`), the default;
-- the Confluent wire of a model whose card binds an event schema (:func:`confluent_traffic`): its
-  events encoded with the id the registry gave their schema under ``<events>-value``; the scored
-  and dead-letter records decoded with their schemas' ids learnt before traffic starts, so the
-  harness reads on through a registry outage, as the job does.
+On the Confluent wire, as the scoring jobs read and write it (``jobs.job_wire``), for the demo
+fraud model (the default) and the sensor model alike (:func:`confluent_traffic`): events encoded
+with the id the registry gave their schema under ``<events>-value``; the scored and dead-letter
+records decoded with their schemas' ids learnt before traffic starts, so the harness reads on
+through a registry outage, as the job does.
 
 The harness generates events for the demo models only: the fraud model's transactions
 (``models.demo_data``) and the sensor model's readings (``models.sensor_demo``).
@@ -22,14 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from models.demo_data import generate_columns, iter_events
-from schemas import serde_for
-from schemas.malformed import (
-    CONFLUENT_MALFORMED_KINDS,
-    MALFORMED_KINDS,
-    MalformedPayload,
-    confluent_malformed_variant,
-    malformed_variant,
-)
+from schemas.malformed import CONFLUENT_MALFORMED_KINDS, MalformedPayload, confluent_malformed_variant
 from streamscore.foundation.config import Settings
 from streamscore.foundation.errors import ConfigError
 from streamscore.foundation.vocabulary import DeadLetterStage, RejectCode
@@ -69,12 +60,7 @@ def _fraud_events(source: EventSource) -> Iterator[dict]:
     return iter_events(columns, source.seed, id_prefix=source.id_prefix)
 
 
-def _fraud_malformed(n: int, event: dict) -> MalformedPayload:
-    return malformed_variant(MALFORMED_KINDS[n % len(MALFORMED_KINDS)], event)
-
-
-FRAUD_TRAFFIC = TrafficWire(_fraud_events, serde_for("event").encode_trusted, _fraud_malformed,
-                            serde_for("scored"), serde_for("dead_letter"))
+DEMO_MODEL = "fraud:1.0.0"  # the model traffic is made for unless it names another
 
 
 def _sensor_readings(source: EventSource) -> Iterator[dict]:
@@ -87,7 +73,17 @@ def _sensor_readings(source: EventSource) -> Iterator[dict]:
         yield reading
 
 
-GENERATORS: dict[str, Callable[[EventSource], Iterator[dict]]] = {"io.example.sensors.Reading": _sensor_readings}
+def _sensor_source(contract) -> Callable[[EventSource], Iterator[dict]]:
+    return _within_contract(_sensor_readings, contract)
+
+
+def _fraud_source(contract) -> Callable[[EventSource], Iterator[dict]]:
+    return _fraud_events  # drawn within the training ranges (drift aside), a chunk at a time, ids numbered through
+
+
+#: event schema -> the generator of its events, given the model's contract
+GENERATORS: dict[str, Callable[..., Callable[[EventSource], Iterator[dict]]]] = {
+    "io.streamscore.v1.Event": _fraud_source, "io.example.sensors.Reading": _sensor_source}
 
 
 @dataclass(frozen=True)
@@ -100,23 +96,21 @@ class OutputTopics:
 
 
 def confluent_traffic(settings: Settings, ref: str, topics: OutputTopics) -> TrafficWire:
-    """The Confluent wire of ``ref``'s bound event schema (registered now under ``<events>-value``), with
-    the output schemas registered (as the job registers them at submit) and remembered by id."""
-    from connectors.schema_registry import SchemaRegistry, register_subject, register_topic_schemas, subject_for
+    """The Confluent wire of the event schema ``ref``'s card binds (registered now under ``<events>-value``),
+    with the output schemas registered (as the job registers them at submit) and remembered by id."""
+    from connectors.schema_registry import SchemaRegistry, register_topic_schemas, subject_for, topic_writer
     from jobs.job_wire import PatientLookup
     from models.registry import load_model
     from schemas import load_schema
     from schemas.confluent import RegistryAvroSerde
 
     card = load_model(ref).card
-    binding = card.event_schema
-    if binding is None or binding.name not in GENERATORS or binding.time_field is None:
-        raise ConfigError(f"--model {ref}: the harness generates events for the demo models only (fraud, and "
-                          f"bound schemas {', '.join(GENERATORS)}); {ref} reads "
-                          f"{binding.name if binding else 'the fraud events'}")
+    binding = card.binding
+    if binding.name not in GENERATORS or binding.time_field is None:
+        raise ConfigError(f"--model {ref}: the harness generates events for the demo models only (schemas "
+                          f"{', '.join(GENERATORS)}); {ref} reads {binding.name}")
     registry = SchemaRegistry(settings.schema_registry)
-    events_id = register_subject(registry, subject_for(topics.events), dict(binding.schema))
-    encode = RegistryAvroSerde(binding.schema, events_id, registry).encode
+    encode = topic_writer(registry, topics.events, dict(binding.schema)).encode
     ids = register_topic_schemas(registry, {"scored": topics.scored, "dead_letter": topics.dead_letter})
     lookup = PatientLookup(registry, wait_ms=300_000)  # a record written with an id not yet seen waits it out
 
@@ -134,7 +128,7 @@ def confluent_traffic(settings: Settings, ref: str, topics: OutputTopics) -> Tra
                                     DeadLetterStage.CONTRACT, f"contract: {field}", code)
         return confluent_malformed_variant(kind, encode(event))
 
-    return TrafficWire(_within_contract(GENERATORS[binding.name], card.contract), encode, malformed,
+    return TrafficWire(GENERATORS[binding.name](card.contract), encode, malformed,
                        decoder("scored", topics.scored), decoder("dead_letter", topics.dead_letter),
                        binding.id_field, binding.time_field)
 

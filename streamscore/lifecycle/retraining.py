@@ -201,9 +201,11 @@ def _lifecycle(args: RetrainOptions, settings: Settings, control_topic: str, act
 
 def collect_labelled(settings: Settings, topics: dict[str, str], recent: int) -> tuple[list[dict], list[int], dict]:
     """The last ``recent`` events that have a label (events in log order; labels joined by event id)."""
+    from connectors.schema_registry import SchemaRegistry, topic_reader
     from schemas import serde_for
 
-    events = read_tail(settings, topics["events"], recent, serde_for("event").decode)
+    events_reader = topic_reader(SchemaRegistry(settings.schema_registry), "event")  # the Confluent wire
+    events = read_tail(settings, topics["events"], recent, events_reader.decode)
     labels = {r["event_id"]: int(r["label"])
               for r in read_tail(settings, topics["labels"], 3 * recent, serde_for("label").decode)}
     labelled = [e for e in events if e["event_id"] in labels]

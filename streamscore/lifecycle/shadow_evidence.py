@@ -55,9 +55,10 @@ def read_tail(settings: Settings, topic: str, count: int, decode, timeout_s: flo
 def read_evidence(settings: Settings, topics: dict[str, str], version: str, recent: int) -> ShadowEvidence:
     """The shadow evidence of challenger ``version``: ``topics`` names the ``scored``, ``shadow`` and
     ``labels`` topics."""
+    from connectors.schema_registry import SchemaRegistry, topic_reader
     from schemas import serde_for
 
-    scored = serde_for("scored").decode
+    scored = topic_reader(SchemaRegistry(settings.schema_registry), "scored").decode  # the Confluent wire
     shadow = read_tail(settings, topics["shadow"], recent, scored)
     champion = read_tail(settings, topics["scored"], 2 * recent, scored) if shadow else []
     truth = {r["event_id"]: int(r["label"])

@@ -7,11 +7,12 @@ import threading
 import time
 import uuid
 
+from topic_reads import decoder_of, demo_events_writer
+
 from connectors.kafka_clients import produce_transactionally, read_topic
 from jobs.flink_cluster import cancel_job, wait_running
 from jobs.submit import drift_config_from_settings, scoring_config_from_settings, submit_drift, submit_scoring
 from models.demo_data import DriftSpec, generate_events
-from schemas import serde_for
 from streamscore.foundation.errors import StreamscoreError
 
 TOTAL, DRIFT_AFTER = 30_000, 15_000
@@ -23,7 +24,7 @@ def produce_with_drift(settings, topic: str, prefix: str, tail: int = 0) -> int:
     then ``tail`` undrifted events (they move the watermark past the last drifted time windows; count
     windows see the drift end, which closes no trigger and opens no episode).
     Returns the send time (ms) of the first drifted event."""
-    encode = serde_for("event").encode
+    encode = demo_events_writer(settings, topic).encode
     drift = [DriftSpec("device_trust_score", "shift", 1.0, start_after=DRIFT_AFTER)]
     events = generate_events(TOTAL, seed=21, id_prefix=prefix, drift=drift)
     events += generate_events(tail, seed=22, id_prefix=f"{prefix}tail-")
@@ -41,8 +42,8 @@ def produce_with_drift(settings, topic: str, prefix: str, tail: int = 0) -> int:
 
 
 def read_all(settings, topic: str, serde_name: str, settle_s: float) -> list[dict]:
-    serde = serde_for(serde_name)
-    return [serde.decode(r.value) for r in read_topic(settings, topic, idle_timeout_s=settle_s)]
+    decode = decoder_of(settings, serde_name)
+    return [decode(r.value) for r in read_topic(settings, topic, idle_timeout_s=settle_s)]
 
 
 class _Rescaler(threading.Thread):

@@ -29,12 +29,13 @@ import pytest
 
 from benchmarks.feed import with_repeats
 from connectors.kafka_clients import produce_transactionally, read_topic
+from connectors.schema_registry import SchemaRegistry, topic_reader, topic_writer
 from jobs.flink_cluster import cancel_job, wait_running
 from jobs.flink_metrics import scrape
 from jobs.submit import scoring_config_from_settings, submit_scoring
 from models.demo_data import generate_events
 from models.registry import load_model
-from schemas import serde_for
+from schemas.serde import schema_document
 from streamscore.foundation.errors import StreamscoreError
 from streamscore.harness.run_evidence import cache_log_events
 from streamscore.stack.process import pid_alive, running_pid
@@ -57,10 +58,11 @@ def redis_restored(stack):
 def test_scores_are_identical_with_the_cache_on_off_and_redis_killed(settings, fresh_topics, redis_restored):
     began = time.monotonic()
     events = _events_with_repeats(COUNT, REPEAT)
-    records = [(e["event_id"].encode(), serde_for("event").encode_trusted(e), None) for e in events]
     topics = dict(zip(("events", "events_c", "a", "dead_a", "b", "dead_b", "c", "dead_c"),
                       fresh_topics("events", "events-c", "scored-a", "dead-a", "scored-b", "dead-b",
                                    "scored-c", "dead-c")))
+    writer = topic_writer(SchemaRegistry(settings.schema_registry), topics["events"], schema_document("event"))
+    records = [(e["event_id"].encode(), writer.encode_trusted(e), None) for e in events]  # the same bytes in both
     jobs: dict = {}
     try:
         _submit_all(settings, topics, jobs)
@@ -177,7 +179,7 @@ def _wait_committed(settings, scored_topic: str, timeout_s: float = 60.0) -> Non
 
 def _scored(settings, scored_topic: str, dead_topic: str) -> list[dict]:
     assert not list(read_topic(settings, dead_topic, idle_timeout_s=1)), f"dead letters in {dead_topic}"
-    decode = serde_for("scored").decode
+    decode = topic_reader(SchemaRegistry(settings.schema_registry), "scored").decode
     return [decode(r.value) for r in read_topic(settings, scored_topic, idle_timeout_s=2)]
 
 

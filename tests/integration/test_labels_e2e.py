@@ -13,6 +13,7 @@ import time
 import uuid
 
 import pytest
+from topic_reads import decoder_of, demo_events_writer
 
 from connectors.kafka_clients import produce_transactionally, read_topic
 from jobs.flink_cluster import cancel_job
@@ -20,7 +21,6 @@ from jobs.flink_metrics import scrape
 from jobs.submit import drift_config_from_settings, scoring_config_from_settings, submit_drift, submit_scoring
 from models.demo_data import generate_labelled
 from models.demo_labels import LabelPlan, label_records
-from schemas import serde_for
 from streamscore.harness.labels import produce_labels
 
 pytestmark = pytest.mark.integration
@@ -29,8 +29,8 @@ TOTAL, FLIP_AFTER = 6_000, 3_000
 
 
 def _read(settings, topic: str, schema: str, idle_s: float) -> list[dict]:
-    serde = serde_for(schema)
-    return [serde.decode(r.value) for r in read_topic(settings, topic, idle_timeout_s=idle_s)]
+    decode = decoder_of(settings, schema)
+    return [decode(r.value) for r in read_topic(settings, topic, idle_timeout_s=idle_s)]
 
 
 def _wait_for(predicate, timeout_s: float, what: str) -> None:
@@ -59,7 +59,7 @@ def test_flipped_labels_raise_one_accuracy_alert_and_trigger(settings, fresh_top
     now = int(time.time() * 1000)
     for i, event in enumerate(events):
         event["event_time"] = now + i
-    encode = serde_for("event").encode
+    encode = demo_events_writer(settings, events_t).encode
     jobs = [submit_scoring(settings, scoring), submit_drift(settings, drift)]
     try:
         produce_transactionally(settings, events_t, ((e["event_id"].encode(), encode(e), e["event_time"])
@@ -88,7 +88,10 @@ def test_flipped_labels_raise_one_accuracy_alert_and_trigger(settings, fresh_top
     assert alerts and tiers == sorted(tiers) and alerts[-1]["tier"] == "SEVERE", facts
     assert len({a["alert_id"] for a in alerts}) == len(alerts), facts
     sequences = [int(a["window_id"].rsplit(":", 1)[1]) for a in alerts]
-    assert sequences[0] >= 1, facts  # the first window (1000+ true labels) is quiet
+    # at parallelism 1 the first window (1000+ true labels) is quiet; at 2 a subtask's partial can run ahead of
+    # the other's into the flipped labels, so window 0 may already mix some in (and alert, at a low tier):
+    # seen with the fraud model on the Confluent wire at batch 2048, window 0 at 0.941 (SMALL)
+    assert sequences[0] >= 1 or (parallelism == 2 and alerts[0]["tier"] != "SEVERE"), facts
     assert all(a["feature"] == "model_accuracy" and a["window_size"] >= 1000 for a in alerts)
     assert all(a["threshold"] == pytest.approx(0.95725) for a in alerts)
     # flipped windows sit near 0.866; a window mixing clean and flipped labels is SEVERE below 0.907

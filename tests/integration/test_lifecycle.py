@@ -19,6 +19,7 @@ import uuid
 from collections import defaultdict
 
 import pytest
+from topic_reads import decoder_of
 
 from connectors.kafka_clients import read_topic
 from connectors.redis_client import redis_client
@@ -27,7 +28,6 @@ from jobs.flink_metrics import LIFECYCLE_PREFIX, job_series
 from jobs.model_router import canary_bucket
 from jobs.submit import scoring_config_from_settings, submit_scoring
 from models.demo_data import generate_events
-from schemas import serde_for
 from streamscore.foundation.vocabulary import LifecycleAction
 from streamscore.harness.traffic import TrafficPlan, TrafficTopics, run_traffic
 from streamscore.harness.versions import register_distinct_versions, version_scores
@@ -104,11 +104,12 @@ def test_promotion_and_shadow_while_events_flow(settings, fresh_topics, registry
         plan = TrafficPlan(6000, f"lc-{tag}-", seed=17, rate=400, malformed_every=0, transaction_size=100, timeout_s=90)
         report = run_traffic(settings, plan, TrafficTopics(events, scored, dead))
         changer.join(30)
-        shadow_records = [serde_for("scored").decode(r.value) for r in read_topic(settings, shadow, idle_timeout_s=3)]
+        decode = decoder_of(settings, "scored")
+        shadow_records = [decode(r.value) for r in read_topic(settings, shadow, idle_timeout_s=3)]
         running = {j.job_id: j.state for j in list_jobs(settings)}
         pointer = redis_client(settings).get(control_protocol.pointer_key(NAME))
         metrics = _lifecycle_metrics(settings, config.job_name)
-        announced = [serde_for("control").decode(r.value) for r in read_topic(settings, control, idle_timeout_s=2)]
+        announced = [decoder_of(settings, "control")(r.value) for r in read_topic(settings, control, idle_timeout_s=2)]
     finally:
         cancel_job(settings, job_id)
         redis_client(settings).delete(control_protocol.pointer_key(NAME))
@@ -180,7 +181,7 @@ def _scores_by_version(registry, events: list[dict], ids: list[str]) -> dict[str
 
 
 def _effective_promotion_ms(settings, control: str) -> int | None:
-    messages = [serde_for("control").decode(r.value) for r in read_topic(settings, control, idle_timeout_s=1)]
+    messages = [decoder_of(settings, "control")(r.value) for r in read_topic(settings, control, idle_timeout_s=1)]
     return next((json.loads(m["payload_json"])["effective_from_ms"] for m in messages
                  if m["kind"] == "MODEL_PROMOTED"), None)
 
@@ -193,7 +194,7 @@ def _wait_for_written(settings, topic: str, predicate, timeout_s: float = 90.0, 
 
     from connectors.kafka_clients import existing_topics, read_committed_consumer
 
-    decode, deadline = serde_for("scored").decode, time.monotonic() + timeout_s
+    decode, deadline = decoder_of(settings, "scored"), time.monotonic() + timeout_s
     consumer = read_committed_consumer(settings, **{"isolation.level": "read_uncommitted",
                                                     "enable.partition.eof": False})
     committed_view = read_committed_consumer(settings)  # its watermark query answers the LSO
@@ -218,7 +219,7 @@ def _wait_for_written(settings, topic: str, predicate, timeout_s: float = 90.0, 
 def _every_attempt(settings, topic: str) -> dict[str, list[dict]]:
     """event id -> every record written for it, committed or aborted (read_uncommitted)."""
     attempts: dict[str, list[dict]] = defaultdict(list)
-    decode = serde_for("scored").decode
+    decode = decoder_of(settings, "scored")
     for record in read_topic(settings, topic, idle_timeout_s=3, isolation_level="read_uncommitted"):
         scored = decode(record.value)
         attempts[scored["event_id"]].append(scored)

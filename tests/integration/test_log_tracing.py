@@ -15,12 +15,12 @@ import time
 import uuid
 
 import pytest
+from topic_reads import decoder_of
 
 from connectors.kafka_clients import read_topic
 from jobs.flink_cluster import cancel_job
 from jobs.submit import scoring_config_from_settings, submit_scoring
 from models.demo_data import generate_events
-from schemas import serde_for
 
 pytestmark = pytest.mark.integration
 
@@ -61,10 +61,10 @@ def test_a_dead_letter_is_traceable_by_correlation_id_from_producer_log_to_dead_
                                    "--input", str(source), "--topic", events_t, "--quiet"],
                                   capture_output=True, text=True, timeout=120, check=False)
         assert produced.returncode == 0, produced.stderr[-2000:]
-        dead = serde_for("dead_letter")
+        dead = decoder_of(settings, "dead_letter")
         deadline, letters = time.monotonic() + 60, []
         while not letters and time.monotonic() < deadline:
-            letters = [dead.decode(r.value) for r in read_topic(settings, dead_t, idle_timeout_s=2)]
+            letters = [dead(r.value) for r in read_topic(settings, dead_t, idle_timeout_s=2)]
         deadline, job_lines = time.monotonic() + 30, []
         while not job_lines and time.monotonic() < deadline:
             job_lines = [r for r in _job_log_lines(settings, config.job_name) if r.get("event") == "dead_lettered"]

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
+from topic_reads import decoder_of, demo_events_writer
 
 from connectors.kafka_clients import produce_transactionally, read_topic
 from jobs.flink_cluster import cancel_job
@@ -39,7 +40,6 @@ from models.demo_labels import LabelPlan, label_records
 from models.register import register_model
 from models.registry import DEFAULT_ROOT, ModelRegistry, load_model
 from models.runtime import OnnxScorer
-from schemas import serde_for
 from streamscore.cli import main as cli
 from streamscore.harness.labels import produce_labels
 
@@ -70,8 +70,8 @@ def registry(tmp_path):
 
 
 def _read(settings, topic: str, schema: str, idle_s: float = 2.0) -> list[dict]:
-    serde = serde_for(schema)
-    return [serde.decode(r.value) for r in read_topic(settings, topic, idle_timeout_s=idle_s)]
+    decode = decoder_of(settings, schema)
+    return [decode(r.value) for r in read_topic(settings, topic, idle_timeout_s=idle_s)]
 
 
 def _wait_for(fetch, predicate, timeout_s: float, what: str):
@@ -88,7 +88,7 @@ def _wait_for(fetch, predicate, timeout_s: float, what: str):
 def _produce(settings, topics, events, truth, start_ms: int) -> None:
     for i, event in enumerate(events):
         event["event_time"] = start_ms + i
-    encode = serde_for("event").encode
+    encode = demo_events_writer(settings, topics["events"]).encode
     produce_transactionally(settings, topics["events"], ((e["event_id"].encode(), encode(e), e["event_time"])
                                                          for e in events), transaction_size=500)
     produce_labels(settings, label_records(events, truth, LabelPlan(delay_ms=1000)), topic=topics["labels"],

@@ -59,7 +59,7 @@ def _fraud_event() -> dict:
 
 def test_sensor_and_fraud_models_score_at_the_same_time(settings, fresh_topics):
     """Three jobs on one stack: the sensor model (Confluent wire, decoded in the JVM), the fraud model
-    (single-object wire) and the sensor model again on JSON input."""
+    (the Confluent wire too, its own schema: io.streamscore.v1.Event) and the sensor model again on JSON input."""
     readings_topic, scored, dead, other = fresh_topics("readings", "scored", "dead", "other", partitions=2)
     events, fraud_scored, fraud_dead = fresh_topics("events", "scored", "dead", partitions=2)
     tag = uuid.uuid4().hex[:8]

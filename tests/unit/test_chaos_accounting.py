@@ -52,12 +52,10 @@ def test_a_plan_spaces_its_faults_and_starts_an_outage_early():
     assert plan.schedule() == [(8.0, "kill-python-worker"), (28.0, "restart-kafka")]
 
 
-def test_a_registry_outage_needs_a_model_on_the_confluent_wire_and_a_run_a_demo_model():
+def test_a_fault_run_scores_a_demo_model():
     from streamscore.foundation.errors import StreamscoreError
     from streamscore.harness.chaos import run_faults
 
-    with pytest.raises(StreamscoreError, match="registry-outage needs a model on the Confluent wire"):
-        run_faults(None, FaultPlan(("registry-outage",)))
     with pytest.raises(StreamscoreError, match=r"fraud:1\.0\.0 or sensor:1\.0\.0, not my-model:2\.0\.0"):
         run_faults(None, FaultPlan(("kill-taskmanager",), model="my-model:2.0.0"))
 

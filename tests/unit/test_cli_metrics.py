@@ -84,12 +84,18 @@ def test_produce_command_serves_metrics_while_it_runs(settings, monkeypatch):
 
     monkeypatch.setattr("connectors.kafka_clients.produce_transactionally", fake_produce)
     monkeypatch.setattr("streamscore.cli.produce._require_topic", lambda settings, topic: None)
+    monkeypatch.setattr("streamscore.cli.produce.demo_wire", _unregistered_wire)
     args = build_parser().parse_args(["produce", "--count", "250", "--transaction-size", "100", "--quiet",
                                       "--metrics-port", str(port)])
     assert produce.produce_from(settings, args) == 0
     assert seen[("streamscore_produced_total", (("topic", "events"),))] == 250
     with pytest.raises(OSError):  # and it is gone once the command returns
         urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2)
+
+
+def _unregistered_wire(settings, topic):
+    """The demo events' encoder without a registry (these tests are about the counters, not the wire)."""
+    return produce.EventWire(serde_for("event").encode)
 
 
 def test_produce_counts_the_records_of_a_failed_transaction(settings, monkeypatch):
@@ -103,6 +109,7 @@ def test_produce_counts_the_records_of_a_failed_transaction(settings, monkeypatc
 
     monkeypatch.setattr("connectors.kafka_clients.produce_transactionally", fake_produce)
     monkeypatch.setattr("streamscore.cli.produce._require_topic", lambda settings, topic: None)
+    monkeypatch.setattr("streamscore.cli.produce.demo_wire", _unregistered_wire)
     port = free_port()
     with serve_metrics(port) as metrics:
         with pytest.raises(SerdeError, match="amount"):

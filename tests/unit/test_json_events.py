@@ -73,7 +73,9 @@ def test_a_json_wire_builds_without_an_events_schema_id(model):  # noqa: F811
         check_wire(RegistryWire(url=wire.url, scored_schema_id=SCORED_ID, dead_letter_schema_id=DEAD_ID), 600_000)
 
 
-def test_json_input_for_a_model_without_a_bound_schema_is_refused():
-    config = ScoringJobConfig(bootstrap="kafka:9092", registry=RegistryWire(events_format="json"))
-    with pytest.raises(ConfigError, match="--input-format json needs a model whose card binds its event schema"):
-        with_registry_wire(load_settings({}), config, load_model("fraud:1.0.0").card)
+def test_the_single_object_framing_is_for_the_demo_events_in_avro_only():
+    for ref, wire in (("sensor:1.0.0", RegistryWire(framing="single-object")),
+                      ("fraud:1.0.0", RegistryWire(framing="single-object", events_format="json"))):
+        config = ScoringJobConfig(bootstrap="kafka:9092", model=ref, registry=wire)
+        with pytest.raises(ConfigError, match="single-object framing is for the demo events in Avro"):
+            with_registry_wire(load_settings({}), config, load_model(ref).card)

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from jobs.job_wire import RegistryWire, check_wire
 from jobs.scoring_config import (
     MIN_TRANSACTION_TIMEOUT_MS,
     TIMEOUT_HEADROOM,
@@ -233,13 +234,26 @@ def test_the_client_auth_is_read_back_strictly(tmp_path):
         ScoringJobConfig.from_json(json.dumps(not_a_flag))
 
 
-def test_a_model_that_binds_its_schema_gets_the_bound_default_batch_unless_one_is_asked_for():
+def test_a_job_from_the_settings_gets_the_default_batch_and_the_registry_unless_asked_otherwise():
     from jobs.scoring_config import DEFAULT_BOUND_BATCH
     from jobs.submit import scoring_config_from_settings
     from streamscore.foundation.config import load_settings
 
     settings = load_settings()
-    assert scoring_config_from_settings(settings).max_batch_size == 512  # fraud: single-object wire
+    fraud = scoring_config_from_settings(settings)
+    assert fraud.max_batch_size == DEFAULT_BOUND_BATCH
+    assert fraud.registry.url == settings.schema_registry.url_for_jobs and fraud.registry.scored_schema_id == 0
     assert scoring_config_from_settings(settings, model="sensor:1.0.0").max_batch_size == DEFAULT_BOUND_BATCH
     assert scoring_config_from_settings(settings, model="sensor:1.0.0", max_batch_size=256).max_batch_size == 256
-    assert scoring_config_from_settings(settings, model="missing:1.0.0").max_batch_size == 512  # preflight says why
+    short = scoring_config_from_settings(settings, transaction_timeout_ms=60_000)
+    assert short.registry.wait_ms == 30_000  # a batch waits for the registry at most half the transaction timeout
+    single = scoring_config_from_settings(settings, registry=RegistryWire(framing="single-object"))
+    assert single.registry.url == "" and not single.registry.confluent
+
+
+def test_a_framing_outside_the_choices_or_single_object_with_a_registry_is_refused():
+    with pytest.raises(ConfigError, match=r"registry\.framing must be one of confluent, single-object"):
+        check_wire(RegistryWire(framing="protobuf"), 600_000)
+    with pytest.raises(ConfigError, match="single-object framing takes no registry url"):
+        check_wire(RegistryWire(url="http://r:8080", framing="single-object"), 600_000)
+    check_wire(RegistryWire(url="http://r:8080"), 600_000)  # no ids yet: the job registers them at its start

@@ -1,0 +1,66 @@
+"""A job whose config names the registry but no schema ids (a Kubernetes manifest's) registers them at its start."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import pytest
+
+from jobs.drift_config import DriftJobConfig
+from jobs.job_schemas import with_schema_ids_at_start
+from jobs.job_wire import RegistryWire
+from jobs.scoring_config import ScoringJobConfig
+from models.registry import load_model
+
+URL = "http://registry:8080/apis/ccompat/v7"
+
+
+class FakeRegistry:
+    """Subjects and the ids it gave, as a registry keeps them (the same schema under a subject: the same id)."""
+
+    subjects: ClassVar[dict[str, dict[str, int]]] = {}
+
+    def __init__(self, settings):
+        self.url = settings.url
+
+    def versions(self, subject: str) -> list[int]:
+        return list(range(1, len(self.subjects.get(subject, {})) + 1))
+
+    def register(self, subject: str, schema) -> int:
+        ids = self.subjects.setdefault(subject, {})
+        return ids.setdefault(schema["name"].rsplit(".", 1)[-1], 100 + sum(len(v) for v in self.subjects.values()))
+
+    def set_compatibility(self, subject: str, level: str) -> None:
+        assert level == "BACKWARD"
+
+
+@pytest.fixture
+def registry(monkeypatch):
+    FakeRegistry.subjects = {}
+    monkeypatch.setattr("jobs.job_schemas.SchemaRegistry", FakeRegistry)
+    return FakeRegistry
+
+
+def test_a_scoring_job_registers_its_topics_schemas_at_its_start(registry):
+    card = load_model("fraud:1.0.0").card
+    config = ScoringJobConfig(bootstrap="kafka:9092", events_topic="tx", scored_topic="tx-scored",
+                              dead_letter_topic="tx-dead", registry=RegistryWire(url=URL))
+    started = with_schema_ids_at_start(config, card)
+    wire = started.registry
+    assert set(registry.subjects) == {"tx-value", "tx-scored-value", "tx-dead-value"}
+    assert wire.events_schema_id == registry.subjects["tx-value"]["Event"]
+    assert wire.scored_schema_id == registry.subjects["tx-scored-value"]["ScoredEvent"]
+    assert wire.dead_letter_schema_id == registry.subjects["tx-dead-value"]["DeadLetter"]
+    assert len({wire.events_schema_id, wire.scored_schema_id, wire.dead_letter_schema_id}) == 3
+    assert with_schema_ids_at_start(started, card) is started  # ids given (by submit): nothing asked
+
+
+def test_a_drift_job_registers_its_events_and_scored_schemas_and_a_single_object_one_none(registry):
+    card = load_model("sensor:1.0.0").card
+    config = DriftJobConfig(bootstrap="kafka:9092", model="sensor:1.0.0", events_topic="readings",
+                            scored_topic="readings-scored", registry=RegistryWire(url=URL))
+    wire = with_schema_ids_at_start(config, card).registry
+    assert wire.events_schema_id == registry.subjects["readings-value"]["Reading"]
+    assert wire.scored_schema_id == registry.subjects["readings-scored-value"]["ScoredEvent"]
+    single = ScoringJobConfig(bootstrap="kafka:9092", registry=RegistryWire(framing="single-object"))
+    assert with_schema_ids_at_start(single, load_model("fraud:1.0.0").card) is single
