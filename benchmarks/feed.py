@@ -45,40 +45,55 @@ class EncodedEvents:
 class EventPool:
     """Backlog and latency events, generated lazily and grown on demand (prefixes never change).
 
-    The demo fraud events on the single-object wire; with ``model`` a bound model (``sensor:1.0.0``),
-    its own events on the Confluent wire, framed with the id the registry gives their schema."""
+    The demo fraud events on the single-object wire (the reference rows), or (``confluent``) on the
+    Confluent wire; with ``model`` the sensor model, its readings on the Confluent wire; Confluent
+    payloads are framed with the id the registry gives their schema."""
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings
         self._lists: dict[str, EncodedEvents] = {}
 
-    def backlog(self, count: int, repeat: float = 0.0, model: str | None = None) -> EncodedEvents:
-        return self._get("bk-", count, repeat, model)
+    def backlog(self, count: int, repeat: float = 0.0, model: str | None = None,
+                confluent: bool = False) -> EncodedEvents:
+        return self._get("bk-", count, repeat, model, confluent)
 
-    def latency(self, count: int, repeat: float = 0.0, model: str | None = None) -> EncodedEvents:
-        return self._get("lt-", count, repeat, model)
+    def latency(self, count: int, repeat: float = 0.0, model: str | None = None,
+                confluent: bool = False) -> EncodedEvents:
+        return self._get("lt-", count, repeat, model, confluent)
 
-    def _get(self, prefix: str, count: int, repeat: float, model: str | None) -> EncodedEvents:
-        key = f"{prefix}{repeat}{model if model == SENSOR_MODEL else ''}"
+    def _get(self, prefix: str, count: int, repeat: float, model: str | None, confluent: bool) -> EncodedEvents:
+        sensor = model == SENSOR_MODEL
+        key = f"{prefix}{repeat}{'sensor' if sensor else ''}{'confluent' if confluent else ''}"
         have = self._lists.get(key)
         if have is None or len(have) < count:
             seed = SEED + len(prefix) + ord(prefix[0])
-            have = self._sensor(prefix, count, seed) if model == SENSOR_MODEL else _fraud(prefix, count, seed, repeat)
+            have = self._sensor(prefix, count, seed) if sensor else _fraud(prefix, count, seed, repeat)
+            if confluent and not sensor:
+                have = self._framed(have)
             self._lists[key] = have
         return have.head(count)
 
+    def _writer(self, topic: str, schema: dict):
+        from connectors.schema_registry import SchemaRegistry, topic_writer
+
+        return topic_writer(SchemaRegistry(self.settings.schema_registry), topic, schema)
+
     def _sensor(self, prefix: str, count: int, seed: int) -> EncodedEvents:
-        from connectors.schema_registry import SchemaRegistry, register_subject
         from models.registry import load_model
         from models.sensor_demo import generate_readings
-        from schemas.confluent import RegistryAvroSerde
 
-        schema = dict(load_model(SENSOR_MODEL).card.event_schema.schema)
-        registry = SchemaRegistry(self.settings.schema_registry)
-        serde = RegistryAvroSerde(schema, register_subject(registry, "bench-readings-value", schema), registry)
+        serde = self._writer("bench-readings", dict(load_model(SENSOR_MODEL).card.event_schema.schema))
         readings = [{k: v for k, v in r.items() if k != "is_anomaly"}
                     for r in generate_readings(count, seed=seed, prefix=prefix)]
         return EncodedEvents([r["reading_id"].encode() for r in readings], [serde.encode(r) for r in readings])
+
+    def _framed(self, events: EncodedEvents) -> EncodedEvents:
+        """The same demo events, the same Avro bodies, on the Confluent wire (re-framed, not re-encoded)."""
+        from schemas.confluent import schema_id_key
+        from schemas.serde import schema_document
+
+        header = b"\x00" + schema_id_key(self._writer("bench-events", schema_document("event")).schema_id)
+        return EncodedEvents(events.keys, [header + value[10:] for value in events.values])
 
 
 SENSOR_MODEL = "sensor:1.0.0"  # the bound model whose rows run on the Confluent wire

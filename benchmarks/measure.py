@@ -49,7 +49,7 @@ def measure(settings: Settings, spec: systems.SystemSpec, pool: EventPool, param
     topics = systems.Topics(f"bench-in-{tag}", f"bench-out-{tag}", f"bench-dead-{tag}")
     create_topics(settings, [TopicSpec(r, n, spec.partitions) for r, n in
                              zip(("events", "scored", "dead"), (topics.source, topics.scored, topics.dead))])
-    backlog = pool.backlog(params.backlog, spec.repeat, spec.model)
+    backlog = pool.backlog(params.backlog, spec.repeat, spec.model, spec.confluent)
     row = {"system": spec.key, "label": spec.label, "group": spec.group, "backlog": len(backlog),
            "commit_interval_ms": params.commit_interval_ms, "max_batch": spec.max_batch,
            "max_delay_ms": spec.max_delay_ms, "exactly_once": spec.exactly_once,
@@ -115,7 +115,7 @@ def _latency(settings: Settings, row: dict, collector: SinkCollector, pool: Even
              backlog: int, params: RunParams, spec: systems.SystemSpec) -> set[str]:
     rate = max(10.0, 0.5 * row["events_per_s"])
     count = int(max(100, min(params.latency_max_events, rate * params.latency_seconds)))
-    events = pool.latency(count, spec.repeat, spec.model)
+    events = pool.latency(count, spec.repeat, spec.model, spec.confluent)
     sent = send_open_loop(settings, topics.source, events, rate)
     complete = collector.wait_for(backlog + count, stall_s=min(30.0, params.stall_s), timeout_s=120)
     first_at = _first_arrivals(list(collector.arrivals), events.ids())

@@ -112,7 +112,22 @@ def wire_checks(by: dict[str, dict]) -> list[Check]:
     p99 = _med(alo, "p99") if alo else None
     out.append(Check("JVM-decoded ALO (delay 10 ms) p99 at 50% load, ms", p99, "<= 100",
                      p99 is not None and p99 <= 100))
-    return out
+    return out + _fraud_path_checks(by)
+
+
+def _fraud_path_checks(by: dict[str, dict]) -> list[Check]:
+    """The demo fraud model on its path now (Confluent wire, decoded in the JVM) against its path before
+    (single-object, decoded in Python, batch 512: ``streamscore-eo``), in the same run."""
+    now, before = by.get("wire-fraud-jvm-eo"), by.get("streamscore-eo")
+    if now is None or before is None:
+        return []
+    rate, base = _med(now, "events_per_s"), _med(before, "events_per_s")
+    ratio = rate / base if rate and base else None
+    cpu = _med(now, "cpu_s_per_million")
+    return [Check("fraud model, Confluent wire in the JVM / its path before (streamscore-eo) throughput", ratio,
+                  ">= 1.6x", ratio is not None and ratio >= 1.6),
+            Check("fraud model, Confluent wire in the JVM: CPU per event, us", cpu, "<= 25",
+                  cpu is not None and cpu <= 25)]
 
 
 def _fmt(stats: dict | None, digits: int = 0) -> str:

@@ -25,6 +25,7 @@ from jobs.scoring_config import DEFAULT_BOUND_BATCH
 from jobs.submit import scoring_config_from_settings, submit_scoring
 from streamscore.foundation.config import Settings
 from streamscore.foundation.registry_settings import WireDecoder
+from streamscore.foundation.vocabulary import Framing
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -53,6 +54,16 @@ class SystemSpec:
     decoder: WireDecoder | None = None  # a bound model's rows: where the Confluent wire is decoded (None: settings)
     parallelism: int = 1  # streamscore rows: the scoring job's parallelism
     partitions: int = 2  # of the input, scored and dead-letter topics
+    framing: Framing | None = None  # None: a model's own schema on the Confluent wire, the demo events single-object
+
+    @property
+    def confluent(self) -> bool:
+        """Whether the row is fed (and its job reads) the Confluent wire."""
+        if self.framing is not None:
+            return self.framing == "confluent"
+        from models.registry import load_model
+
+        return self.model is not None and load_model(self.model).card.event_schema is not None
 
 
 WIDE_MODEL = "fraud-wide:1.0.0"
@@ -121,11 +132,9 @@ def start(settings: Settings, spec: SystemSpec, topics: Topics, commit_interval_
 
 def _framing(spec: SystemSpec) -> RegistryWire | None:
     """The fraud models' rows read the pool's demo events as they were before the registry (single-object:
-    the reference rows); a model that binds its own schema is fed on the Confluent wire."""
-    from models.registry import load_model
-
-    bound = spec.model is not None and load_model(spec.model).card.event_schema is not None
-    return None if bound else RegistryWire(framing="single-object")
+    the reference rows), unless the row asks for the Confluent wire; a model that binds its own schema is
+    fed on the Confluent wire."""
+    return None if spec.confluent else RegistryWire(framing="single-object")
 
 
 def _confluent_args(settings: Settings, spec: SystemSpec) -> list[str]:
@@ -205,7 +214,11 @@ def wire_rows(sweep_batches: tuple[int, ...]) -> list[SystemSpec]:
                        "flink-scoring", "wire", max_batch=DEFAULT_BOUND_BATCH, decoder="jvm", **sensor),
             SystemSpec("wire-jvm-alo", f"sensor model, decoded in the JVM, ALO (batch {DEFAULT_BOUND_BATCH}, delay "
                        "10 ms)", "flink-scoring", "wire", max_batch=DEFAULT_BOUND_BATCH, decoder="jvm",
-                       exactly_once=False, **{**sensor, "max_delay_ms": 10})]
+                       exactly_once=False, **{**sensor, "max_delay_ms": 10}),
+            SystemSpec("wire-fraud-jvm-eo", f"fraud model, Confluent wire decoded in the JVM, EO (batch "
+                       f"{DEFAULT_BOUND_BATCH}: its path now; streamscore-eo is its path before)", "flink-scoring",
+                       "wire", max_batch=DEFAULT_BOUND_BATCH, max_delay_ms=100, decoder="jvm", model="fraud:1.0.0",
+                       framing="confluent", rate_hint=30_000.0)]
     if len(sweep_batches) > 1:  # the batch sweep of a full run: both decoders at 512, 1024, 2048 and 4096
         for size in (512, 1024, 2048, 4096):
             for decoder in ("jvm", "python"):

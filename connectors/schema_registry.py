@@ -14,6 +14,7 @@ affects ids this process has not seen yet. Each failure is one typed error with 
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import ssl
 import threading
@@ -239,9 +240,27 @@ def topic_writer(registry: SchemaRegistry, topic: str, schema: Any):
 
 
 def topic_reader(registry: SchemaRegistry, name: str):
-    """A decoder of streamscore's ``name`` records (``scored``, ``dead_letter``, ...) on the Confluent
-    wire, whatever registered id they were written with (each looked up once)."""
-    from schemas import load_schema
-    from schemas.confluent import RegistryAvroSerde
+    """A decoder of streamscore's ``name`` records (``scored``, ``dead_letter``, ``control``, ...) on the
+    Confluent wire, whatever registered id they were written with (each looked up once), and of those a
+    topic still holds from before its move, single-object."""
+    from schemas import load_schema, serde_for
+    from schemas.confluent import BothFramings, RegistryAvroSerde
 
-    return RegistryAvroSerde(load_schema(name), None, registry)
+    return BothFramings(RegistryAvroSerde(load_schema(name), None, registry), serde_for(name))
+
+
+@functools.lru_cache(maxsize=64)
+def writer_of(settings: RegistrySettings, topic: str, name: str):
+    """:func:`topic_writer` of streamscore's schema ``name`` on ``topic``, once per registry and topic: the
+    schema is registered at the first write, and later writes need no registry (through an outage too)."""
+    from schemas.serde import schema_document
+
+    writer = topic_writer(SchemaRegistry(settings), topic, schema_document(name))
+    reader_of(settings, name).remember(writer.schema_id, schema_document(name))  # reads what it wrote, offline too
+    return writer
+
+
+@functools.lru_cache(maxsize=64)
+def reader_of(settings: RegistrySettings, name: str):
+    """:func:`topic_reader` of ``name`` once per registry: each id is asked once, then read from memory."""
+    return topic_reader(SchemaRegistry(settings), name)

@@ -18,14 +18,15 @@ from schemas import SerdeError, serde_for
 
 class ControlFollower(threading.Thread):
     def __init__(self, client_env: dict[str, str], topic: str, router: ModelRouter, *,
-                 poll_interval_s: float = 0.5, round_timeout_s: float = 10.0, log=None) -> None:
-        """``client_env``: the ``STREAMSCORE_KAFKA_*`` settings of the reader (bootstrap, security)."""
+                 poll_interval_s: float = 0.5, round_timeout_s: float = 10.0, log=None, serde=None) -> None:
+        """``client_env``: the ``STREAMSCORE_KAFKA_*`` settings of the reader (bootstrap, security);
+        ``serde``: how the control records are read (default: single-object)."""
         super().__init__(name=f"control-follower-{topic}", daemon=True)
         self.client_env, self.topic, self.router = client_env, topic, router
         self.poll_interval_s, self.round_timeout_s = poll_interval_s, round_timeout_s
         self.log = log
         self._stop = threading.Event()
-        self._serde = serde_for("control")
+        self._serde = serde or serde_for("control")
         self.rounds = 0
 
     def stop(self) -> None:

@@ -14,7 +14,7 @@ import numpy as np
 from drift.window_counts import WindowCounter, counter_for_model
 from jobs.drift_config import DriftJobConfig
 from models.drift_profile import load_profile
-from schemas import SerdeError, serde_for
+from schemas import SerdeError
 from streamscore.foundation.vocabulary import ControlKind
 
 SINK_ALERTS, SINK_CONTROL = "alerts", "control"
@@ -24,7 +24,7 @@ ACCURACY_FEATURE = "model_accuracy"
 
 class SidecarLogic:
     def __init__(self, config: DriftJobConfig, counter: WindowCounter, card):
-        from jobs.job_wire import build_wire
+        from jobs.job_wire import build_wire, record_serde
 
         self.config, self.counter = config, counter
         self.model_name, self.model_version = card.name, card.version
@@ -36,8 +36,10 @@ class SidecarLogic:
         self.last_labelled = None
         wire = build_wire(config.registry, card)  # the model's events and scored records, on their wire
         self._events, self._scored = wire.events, wire.scored
-        self._alert, self._control = serde_for("drift_alert"), serde_for("control")
-        self._label = serde_for("label")
+        ids = config.registry
+        self._alert = record_serde(ids, "drift_alert", ids.alerts_schema_id)
+        self._control = record_serde(ids, "control", ids.control_schema_id)
+        self._label = record_serde(ids, "label", ids.labels_schema_id)
 
     @classmethod
     def for_model(cls, config: DriftJobConfig) -> SidecarLogic:

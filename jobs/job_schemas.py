@@ -55,16 +55,26 @@ def _scoring_schema_ids(registry: SchemaRegistry, config: ScoringJobConfig, card
     roles = {"scored": config.scored_topic, "dead_letter": config.dead_letter_topic}
     if config.shadow_topic:
         roles["scored_shadow"] = config.shadow_topic
+    if config.control_topic:
+        roles["control"] = config.control_topic
     ids = register_topic_schemas(registry, roles)
     return {"events_schema_id": _events_schema_id(registry, config, card),
             "scored_schema_id": ids[subject_for(config.scored_topic)],
             "dead_letter_schema_id": ids[subject_for(config.dead_letter_topic)],
-            "shadow_schema_id": ids.get(subject_for(config.shadow_topic or ""), 0)}
+            "shadow_schema_id": ids.get(subject_for(config.shadow_topic or ""), 0),
+            "control_schema_id": ids.get(subject_for(config.control_topic or ""), 0)}
 
 
 def _drift_schema_ids(registry: SchemaRegistry, config, card) -> dict[str, int]:
-    scored = register_topic_schemas(registry, {"scored": config.scored_topic})[subject_for(config.scored_topic)]
-    return {"events_schema_id": _events_schema_id(registry, config, card), "scored_schema_id": scored}
+    """The events', scored records', alerts', control's and (when joined) labels' schema ids."""
+    roles = {"scored": config.scored_topic, "drift_alerts": config.alerts_topic, "control": config.control_topic,
+             **({"labels": config.labels_topic} if config.labels_topic else {})}
+    ids = register_topic_schemas(registry, roles)
+    return {"events_schema_id": _events_schema_id(registry, config, card),
+            "scored_schema_id": ids[subject_for(config.scored_topic)],
+            "alerts_schema_id": ids[subject_for(config.alerts_topic)],
+            "control_schema_id": ids[subject_for(config.control_topic)],
+            "labels_schema_id": ids.get(subject_for(config.labels_topic or ""), 0)}
 
 
 def _events_schema_id(registry: SchemaRegistry, config, card) -> int:

@@ -40,6 +40,9 @@ class RegistryWire:
     scored_schema_id: int = 0
     dead_letter_schema_id: int = 0
     shadow_schema_id: int = 0
+    control_schema_id: int = 0  # the lifecycle's control topic (read by the scoring job, written by the sidecar)
+    alerts_schema_id: int = 0  # the drift sidecar's alerts
+    labels_schema_id: int = 0  # the delayed labels the sidecar joins
     wait_ms: int = 300_000  # how long a batch waits for a registry that does not answer (< the transaction timeout)
     events_format: InputFormat = "avro"  # json: one JSON object a message, checked against the card's schema
     framing: Framing = "confluent"
@@ -130,6 +133,23 @@ def build_wire(wire: RegistryWire, card) -> JobWire:
     return JobWire(events, encoder("scored", wire.scored_schema_id), encoder("dead_letter", wire.dead_letter_schema_id),
                    encoder("scored", wire.shadow_schema_id or wire.scored_schema_id),
                    id_field=binding.id_field, time_field=binding.time_field, bound=True)
+
+
+def record_serde(wire: RegistryWire, name: str, schema_id: int):
+    """A job's serde of streamscore's ``name`` records (``control``, ``drift_alert``, ``label``) on ``wire``:
+    written on the Confluent wire with ``schema_id`` (0: not written by this job), read in either
+    framing (a topic may hold records from before its move); single-object where the wire is."""
+    from schemas import load_schema, serde_for
+
+    if not wire.confluent:
+        return serde_for(name)
+    from connectors.schema_registry import SchemaRegistry
+    from schemas.confluent import BothFramings, RegistryAvroSerde
+
+    lookup = PatientLookup(SchemaRegistry(registry_settings(wire)), wire.wait_ms)
+    schema = load_schema(name)
+    serde = RegistryAvroSerde.known(schema, schema_id, lookup) if schema_id else RegistryAvroSerde(schema, None, lookup)
+    return BothFramings(serde, serde_for(name))
 
 
 def registry_settings(wire: RegistryWire):

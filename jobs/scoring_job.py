@@ -72,11 +72,14 @@ class ScoreBatch(ScalarFunction):
         if not self.config.control_topic:
             return None, None
         from jobs.control_follower import ControlFollower
+        from jobs.job_wire import record_serde
         from jobs.model_router import ModelRouter
 
         router = ModelRouter(card.name, card.version, activation_delay_ms=self.config.activation_delay_ms,
                              max_wait_ms=self.config.control_max_wait_ms)
-        follower = ControlFollower(self.config.python_kafka_env(), self.config.control_topic, router, log=self.log)
+        serde = record_serde(self.config.registry, "control", self.config.registry.control_schema_id)
+        follower = ControlFollower(self.config.python_kafka_env(), self.config.control_topic, router, log=self.log,
+                                   serde=serde)
         follower.start()
         return router, follower
 

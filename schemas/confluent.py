@@ -221,5 +221,30 @@ class RegisteredReader:
         return name, _read(body, writer, None, name)
 
 
-__all__ = ["CONFLUENT", "ConfluentFraming", "RegisteredReader", "RegistryAvroSerde", "SchemaLookup", "schema_id_key",
-           "schema_id_of"]
+class BothFramings:
+    """Records of one schema on a topic that moved from single-object to the Confluent wire: written on
+    the Confluent wire, read in either framing (the first byte tells which: ``00``, or single-object's
+    ``C3``), so records written before the move stay readable."""
+
+    def __init__(self, confluent: RegistryAvroSerde, single_object: AvroSerde) -> None:
+        self._confluent, self._single = confluent, single_object
+        self.name = confluent.name
+
+    def encode(self, record: Mapping[str, Any]) -> bytes:
+        return self._confluent.encode(record)
+
+    def encode_trusted(self, record: Mapping[str, Any]) -> bytes:
+        return self._confluent.encode_trusted(record)
+
+    def decode(self, payload: bytes | bytearray | memoryview) -> Record:
+        if bytes(payload[:1]) == MAGIC:
+            return self._confluent.decode(payload)
+        return self._single.decode(payload)
+
+    def remember(self, schema_id: int, schema: Mapping[str, Any]) -> None:
+        """Read ``schema_id`` as ``schema`` without asking the registry (see :meth:`RegistryAvroSerde.remember`)."""
+        self._confluent.remember(schema_id, schema)
+
+
+__all__ = ["CONFLUENT", "BothFramings", "ConfluentFraming", "RegisteredReader", "RegistryAvroSerde", "SchemaLookup",
+           "schema_id_key", "schema_id_of"]

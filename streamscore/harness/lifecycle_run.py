@@ -20,6 +20,7 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from pathlib import Path
 
+from connectors.schema_registry import writer_of
 from streamscore.foundation.config import Settings
 from streamscore.foundation.vocabulary import PRIMARY_KINDS, LifecycleAction
 from streamscore.harness.traffic import TrafficPlan
@@ -72,6 +73,8 @@ class LifecycleDriver(threading.Thread):
     def __init__(self, settings: Settings, models: LifecycleModels, control_topic: str, every_s: float):
         super().__init__(daemon=True)
         self.settings, self.models, self.control_topic, self.every_s = settings, models, control_topic, every_s
+        # the control schema's id, asked now: changes published during a registry outage need no registry
+        writer_of(settings.schema_registry, control_topic, "control")
         self.stopped = threading.Event()
         self.applied = 0
         self.errors: list[str] = []

@@ -12,12 +12,12 @@ from streamscore.foundation.vocabulary import ControlKind
 def drift_outputs(settings: Settings, alerts_topic: str, control_topic: str, settle_s: float = 8.0) -> dict:
     """Alerts and triggers the sidecar committed, and how many of them repeat an id already seen."""
     from connectors.kafka_clients import read_topic
-    from schemas import serde_for
+    from connectors.schema_registry import reader_of
 
+    alert, control = reader_of(settings.schema_registry, "drift_alert"), reader_of(settings.schema_registry, "control")
     time.sleep(settle_s)  # the last windows close, and a duplicate would be committed by now
-    alerts = [serde_for("drift_alert").decode(r.value)["alert_id"] for r in read_topic(settings, alerts_topic,
-                                                                                        idle_timeout_s=3)]
-    controls = [serde_for("control").decode(r.value) for r in read_topic(settings, control_topic, idle_timeout_s=3)]
+    alerts = [alert.decode(r.value)["alert_id"] for r in read_topic(settings, alerts_topic, idle_timeout_s=3)]
+    controls = [control.decode(r.value) for r in read_topic(settings, control_topic, idle_timeout_s=3)]
     triggers = [m["message_id"] for m in controls if m["kind"] == ControlKind.RETRAIN_TRIGGER.value]
     return {"alerts": len(alerts), "triggers": len(triggers),
             "drift_duplicates": len(alerts) - len(set(alerts)) + len(triggers) - len(set(triggers))}

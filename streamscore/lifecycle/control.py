@@ -101,13 +101,14 @@ def read_control(settings: Settings, topic: str, timeout_s: float = 15.0) -> lis
     from confluent_kafka import TopicPartition
 
     from connectors.kafka_clients import KafkaClientError, existing_topics, read_committed_consumer
-    from schemas import SerdeError, serde_for
+    from connectors.schema_registry import reader_of
+    from schemas import SerdeError
 
     partitions = existing_topics(settings).get(topic)
     if partitions is None:
         raise KafkaClientError(f"control topic {topic!r} does not exist at {settings.kafka_bootstrap}")
     consumer = read_committed_consumer(settings, **{"enable.partition.eof": False})
-    serde, messages, deadline = serde_for("control"), [], time.monotonic() + timeout_s
+    serde, messages, deadline = reader_of(settings.schema_registry, "control"), [], time.monotonic() + timeout_s
     try:
         tps = [TopicPartition(topic, p, -2) for p in range(partitions)]
         consumer.assign(tps)
@@ -131,12 +132,13 @@ def publish(settings: Settings, topic: str, stamp: Callable[[int], dict], guard_
     once the transactional producer is ready (its start-up, seconds on a busy machine, is not spent
     from the guard), and the commit is refused when it would land later than the guard."""
     from connectors.kafka_clients import transactional_producer
-    from schemas import serde_for
+    from connectors.schema_registry import writer_of
 
+    serde = writer_of(settings.schema_registry, topic, "control")  # registered once: publishing needs no registry
     producer = transactional_producer(settings)
     message = stamp(int(time.time() * 1000))
     producer.begin_transaction()
-    producer.produce(topic, serde_for("control").encode(message), key=message["model_name"].encode())
+    producer.produce(topic, serde.encode(message), key=message["model_name"].encode())
     producer.flush(10)
     if int(time.time() * 1000) - message["emitted_time"] > guard_ms // 2:
         producer.abort_transaction(10)

@@ -202,12 +202,11 @@ def _lifecycle(args: RetrainOptions, settings: Settings, control_topic: str, act
 def collect_labelled(settings: Settings, topics: dict[str, str], recent: int) -> tuple[list[dict], list[int], dict]:
     """The last ``recent`` events that have a label (events in log order; labels joined by event id)."""
     from connectors.schema_registry import SchemaRegistry, topic_reader
-    from schemas import serde_for
 
-    events_reader = topic_reader(SchemaRegistry(settings.schema_registry), "event")  # the Confluent wire
-    events = read_tail(settings, topics["events"], recent, events_reader.decode)
+    registry = SchemaRegistry(settings.schema_registry)
+    events = read_tail(settings, topics["events"], recent, topic_reader(registry, "event").decode)
     labels = {r["event_id"]: int(r["label"])
-              for r in read_tail(settings, topics["labels"], 3 * recent, serde_for("label").decode)}
+              for r in read_tail(settings, topics["labels"], 3 * recent, topic_reader(registry, "label").decode)}
     labelled = [e for e in events if e["event_id"] in labels]
     source = {"events_topic": topics["events"], "labels_topic": topics["labels"], "events_read": len(events),
               "labels_read": len(labels), "joined": len(labelled)}

@@ -56,11 +56,12 @@ def read_evidence(settings: Settings, topics: dict[str, str], version: str, rece
     """The shadow evidence of challenger ``version``: ``topics`` names the ``scored``, ``shadow`` and
     ``labels`` topics."""
     from connectors.schema_registry import SchemaRegistry, topic_reader
-    from schemas import serde_for
 
-    scored = topic_reader(SchemaRegistry(settings.schema_registry), "scored").decode  # the Confluent wire
+    registry = SchemaRegistry(settings.schema_registry)
+    scored = topic_reader(registry, "scored").decode
     shadow = read_tail(settings, topics["shadow"], recent, scored)
     champion = read_tail(settings, topics["scored"], 2 * recent, scored) if shadow else []
+    labels = topic_reader(registry, "label").decode
     truth = {r["event_id"]: int(r["label"])
-             for r in read_tail(settings, topics["labels"], 3 * recent, serde_for("label").decode)} if shadow else {}
+             for r in read_tail(settings, topics["labels"], 3 * recent, labels)} if shadow else {}
     return evidence_from_records(version, champion, shadow, truth)

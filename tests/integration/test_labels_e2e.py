@@ -81,11 +81,14 @@ def test_flipped_labels_raise_one_accuracy_alert_and_trigger(settings, fresh_top
             cancel_job(settings, job_id)
 
     # Windows close at >= 1000 joined rows on Arrow-batch boundaries, so the window where the flip
-    # begins mixes clean and flipped labels: it may alert at a lower tier, escalated by a later one (at
-    # parallelism 2 two mixed windows can both be MODERATE: clean-clone run of 5fe6339), never lowered.
+    # begins mixes clean and flipped labels: it may alert at a lower tier, escalated by a later one, never
+    # lowered at parallelism 1. At 2 each window takes the two subtasks' partials as they come, so how
+    # many flipped labels a window holds need not grow window by window (clean-clone run of 37f43ba:
+    # SEVERE 0.904, MODERATE 0.911, SEVERE 0.871): there the tiers may go down and up again.
     facts = [(a["window_id"], a["window_size"], round(a["value"], 3), a["tier"]) for a in alerts]
     tiers = [("SMALL", "MODERATE", "SEVERE").index(a["tier"]) for a in alerts]
-    assert alerts and tiers == sorted(tiers) and alerts[-1]["tier"] == "SEVERE", facts
+    assert alerts and alerts[-1]["tier"] == "SEVERE", facts
+    assert tiers == sorted(tiers) or parallelism == 2, facts
     assert len({a["alert_id"] for a in alerts}) == len(alerts), facts
     sequences = [int(a["window_id"].rsplit(":", 1)[1]) for a in alerts]
     # at parallelism 1 the first window (1000+ true labels) is quiet; at 2 a subtask's partial can run ahead of
@@ -104,7 +107,10 @@ def test_flipped_labels_raise_one_accuracy_alert_and_trigger(settings, fresh_top
     expected = {"SEVERE": "emergency_rollback_or_retrain", "MODERATE": "human_review"}
     assert trigger["tier"] in (("SEVERE",) if parallelism == 1 else tuple(expected)), trigger
     assert trigger["action"] == expected[trigger["tier"]], trigger
-    assert trigger["reasons"][0].startswith("accuracy 0.8") and "AUC" in trigger["reasons"][0]
+    # the confirming window's accuracy: a flipped one at parallelism 1; at 2 it may still mix clean labels in
+    # (a run here, 2026-12-05: a MODERATE trigger at 0.919)
+    assert trigger["reasons"][0].startswith("accuracy 0.8" if parallelism == 1 else "accuracy 0.")
+    assert "AUC" in trigger["reasons"][0]
     # the sidecar's metrics say the same: labelled windows, the last accuracy, alerts and the trigger by tier
     assert metrics["drift_labels_windows_closed"][""] >= 3, dict(metrics)
     assert 800 <= metrics["drift_labels_accuracy_milli"][""] <= 907
@@ -112,7 +118,8 @@ def test_flipped_labels_raise_one_accuracy_alert_and_trigger(settings, fresh_top
     # AUC ~0.58 in a flipped window, far below the card's 0.85
     assert 450 <= metrics["drift_labels_auc_milli"][""] <= 750
     assert metrics["drift_tier_triggers"].get(trigger["tier"]) == 1
-    assert metrics["drift_tier_alerts"].get("SEVERE") == 1
+    severe = sum(a["tier"] == "SEVERE" for a in alerts)
+    assert metrics["drift_tier_alerts"].get("SEVERE") == severe and (severe == 1 or parallelism == 2), facts
     # a count window closes on the partial that takes it to >= 1,000 events, and a partial is one Arrow batch
     # (<= 1,000 rows) of one subtask, so each closed window holds < 2,000 and the open one < 1,000:
     # at least ceil((6,000 - 999) / 1,999) = 3 windows close, whatever the parallelism (CI on 5e1ca7a saw 4

@@ -18,7 +18,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from topic_reads import read_until, read_with_flink_sql
 
 from connectors.kafka_clients import produce_transactionally
-from connectors.schema_registry import SchemaRegistry, subject_for
+from connectors.schema_registry import SchemaRegistry, subject_for, topic_reader
 from jobs.flink_cluster import cancel_job
 from jobs.submit import scoring_config_from_settings, submit_scoring
 from models.registry import load_model
@@ -230,7 +230,7 @@ def test_the_sensor_models_drift_sidecar_alerts_on_its_own_shifted_feature(setti
                 reading["temperature_c"] = round(reading["temperature_c"] + 15.0, 3)
         produce_events(settings, readings_topic, readings, wire=model_wire(settings, "sensor:1.0.0", readings_topic),
                        transaction_size=250)
-        alerts_serde = serde_for("drift_alert")
+        alerts_serde = topic_reader(SchemaRegistry(settings.schema_registry), "drift_alert")
         deadline, alerts = time.monotonic() + 120, []
         while time.monotonic() < deadline and not any(a["feature"] == "temperature_c" for a in alerts):
             time.sleep(2)

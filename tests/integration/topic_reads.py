@@ -7,7 +7,6 @@ from collections.abc import Callable
 
 from connectors.kafka_clients import read_topic
 from connectors.schema_registry import SchemaRegistry, topic_reader, topic_writer
-from schemas import serde_for
 from schemas.serde import schema_document
 
 
@@ -91,17 +90,11 @@ def transactional_ids(settings, prefix: str, timeout_s: float = 60.0) -> set[str
     return {i for i in found if i.startswith(prefix)}
 
 
-CONFLUENT_RECORDS = ("event", "scored", "dead_letter")  # what the scoring job's topics carry on the Confluent wire
-
-
 def demo_events_writer(settings, topic: str):
     """The demo fraud events' serde on ``topic``'s Confluent wire (their schema registered under TOPIC-value)."""
     return topic_writer(SchemaRegistry(settings.schema_registry), topic, schema_document("event"))
 
 
 def decoder_of(settings, name: str) -> Callable[[bytes], dict]:
-    """How ``name``'s records are read: the scoring topics through the registry, the drift sidecar's
-    (alerts, control, labels) in their single-object framing."""
-    if name in CONFLUENT_RECORDS:
-        return topic_reader(SchemaRegistry(settings.schema_registry), name).decode
-    return serde_for(name).decode
+    """How ``name``'s records are read: through the registry (the Confluent wire every topic carries)."""
+    return topic_reader(SchemaRegistry(settings.schema_registry), name).decode

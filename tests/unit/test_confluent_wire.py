@@ -177,3 +177,21 @@ def test_each_confluent_malformed_kind_fails_to_decode_with_its_own_code(registr
     with pytest.raises(PayloadError) as caught:
         serde.decode(bad.payload)
     assert caught.value.reason == bad.reason_code and bad.stage == "DECODE"
+
+
+def test_a_moved_topic_is_written_on_the_confluent_wire_and_read_in_either_framing():
+    """The sidecar's topics (control, alerts, labels) moved from single-object: records from before the
+    move still read; what is written now is Confluent-framed; garbage is still refused."""
+    from schemas import serde_for
+    from schemas.confluent import BothFramings
+    from schemas.serde import schema_document
+
+    single = serde_for("label")
+    both = BothFramings(RegistryAvroSerde.known(schema_document("label"), 9, Registry({})), single)
+    record = {"event_id": "e1", "correlation_id": "c1", "label": 0, "event_time": 1700000000000,
+              "label_time": 1700000000500}
+    written = both.encode(record)
+    assert schema_id_of(written) == 9 and both.decode(written) == record
+    assert both.decode(single.encode(record)) == record  # a record from before the move
+    with pytest.raises(PayloadError):
+        both.decode(b"\x07garbage")

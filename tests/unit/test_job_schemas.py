@@ -53,14 +53,26 @@ def test_a_scoring_job_registers_its_topics_schemas_at_its_start(registry):
     assert wire.dead_letter_schema_id == registry.subjects["tx-dead-value"]["DeadLetter"]
     assert len({wire.events_schema_id, wire.scored_schema_id, wire.dead_letter_schema_id}) == 3
     assert with_schema_ids_at_start(started, card) is started  # ids given (by submit): nothing asked
+    following = ScoringJobConfig(bootstrap="kafka:9092", control_topic="ctl", shadow_topic="tx-shadow",
+                                 registry=RegistryWire(url=URL))
+    wire = with_schema_ids_at_start(following, card).registry  # the lifecycle's control and shadow topics too
+    assert wire.control_schema_id == registry.subjects["ctl-value"]["ControlMessage"]
+    assert wire.shadow_schema_id == registry.subjects["tx-shadow-value"]["ScoredEvent"]
 
 
-def test_a_drift_job_registers_its_events_and_scored_schemas_and_a_single_object_one_none(registry):
+def test_a_drift_job_registers_every_topic_it_reads_or_writes_and_a_single_object_one_none(registry):
     card = load_model("sensor:1.0.0").card
     config = DriftJobConfig(bootstrap="kafka:9092", model="sensor:1.0.0", events_topic="readings",
-                            scored_topic="readings-scored", registry=RegistryWire(url=URL))
+                            scored_topic="readings-scored", alerts_topic="alerts", control_topic="ctl",
+                            labels_topic="truth", registry=RegistryWire(url=URL))
     wire = with_schema_ids_at_start(config, card).registry
     assert wire.events_schema_id == registry.subjects["readings-value"]["Reading"]
     assert wire.scored_schema_id == registry.subjects["readings-scored-value"]["ScoredEvent"]
+    assert wire.alerts_schema_id == registry.subjects["alerts-value"]["DriftAlert"]
+    assert wire.control_schema_id == registry.subjects["ctl-value"]["ControlMessage"]
+    assert wire.labels_schema_id == registry.subjects["truth-value"]["GroundTruthLabel"]
+    unlabelled = DriftJobConfig(bootstrap="kafka:9092", model="sensor:1.0.0", labels_topic=None,
+                                registry=RegistryWire(url=URL))
+    assert with_schema_ids_at_start(unlabelled, card).registry.labels_schema_id == 0
     single = ScoringJobConfig(bootstrap="kafka:9092", registry=RegistryWire(framing="single-object"))
     assert with_schema_ids_at_start(single, load_model("fraud:1.0.0").card) is single
