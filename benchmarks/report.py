@@ -72,7 +72,7 @@ class Check:
 def checks(summaries: list[dict]) -> list[Check]:
     by = {s["system"]: s for s in summaries}
     eo = by.get(EO)
-    out: list[Check] = wire_checks(by)
+    out: list[Check] = wire_checks(by) + fraud_path_checks(by)
     if eo is None:
         return out
     eo_rate = _med(eo, "events_per_s")
@@ -112,10 +112,10 @@ def wire_checks(by: dict[str, dict]) -> list[Check]:
     p99 = _med(alo, "p99") if alo else None
     out.append(Check("JVM-decoded ALO (delay 10 ms) p99 at 50% load, ms", p99, "<= 100",
                      p99 is not None and p99 <= 100))
-    return out + _fraud_path_checks(by)
+    return out
 
 
-def _fraud_path_checks(by: dict[str, dict]) -> list[Check]:
+def fraud_path_checks(by: dict[str, dict]) -> list[Check]:
     """The demo fraud model on its path now (Confluent wire, decoded in the JVM) against its path before
     (single-object, decoded in Python, batch 512: ``streamscore-eo``), in the same run."""
     now, before = by.get("wire-fraud-jvm-eo"), by.get("streamscore-eo")
