@@ -28,12 +28,17 @@ def with_registry_wire(settings: Settings, config: ScoringJobConfig, card) -> Sc
 
 
 def _single_object(config, card) -> bool:
-    """Whether ``config`` keeps the single-object framing: for the demo events only, Avro only."""
+    """Whether ``config`` keeps the single-object framing: for the demo events only, Avro only, and no
+    lifecycle or labels (control and labels are written on the Confluent wire, which it cannot read)."""
     if config.registry.framing != "single-object":
         return False
     if card.event_schema is not None or config.registry.events_format != "avro":
         raise ConfigError(f"single-object framing is for the demo events in Avro; {card.ref} binds "
                           f"{card.binding.name}, input format {config.registry.events_format}")
+    follows = config.control_topic if isinstance(config, ScoringJobConfig) else config.labels_topic
+    if follows:
+        raise ConfigError(f"single-object framing reads no control or labels topic ({follows} carries the "
+                          f"Confluent wire): follow control and join labels on the Confluent wire")
     return True
 
 
@@ -43,12 +48,30 @@ def with_schema_ids_at_start(config, card):
     from jobs.job_wire import registry_settings
 
     wire = config.registry
-    if not wire.confluent or wire.scored_schema_id:
+    if wire.framing == "single-object":
+        return config
+    if not wire.confluent:
+        raise ConfigError("registry.url is missing: a job reads and writes the Confluent wire (schemas in a "
+                          "Schema Registry); name it, or ask for registry.framing single-object (the demo events)")
+    if _has_ids(config):
         return config
     registry = SchemaRegistry(registry_settings(wire))
     ids = _scoring_schema_ids(registry, config, card) if isinstance(config, ScoringJobConfig) \
         else _drift_schema_ids(registry, config, card)
     return dataclasses.replace(config, registry=dataclasses.replace(wire, **ids)).checked()
+
+
+def _has_ids(config) -> bool:
+    """Whether ``config`` already holds the id of every topic schema its job writes or reads by id."""
+    wire = config.registry
+    if isinstance(config, ScoringJobConfig):
+        needed = [wire.scored_schema_id, wire.dead_letter_schema_id,
+                  *([wire.shadow_schema_id] if config.shadow_topic else []),
+                  *([wire.control_schema_id] if config.control_topic else [])]
+    else:
+        needed = [wire.scored_schema_id, wire.alerts_schema_id, wire.control_schema_id,
+                  *([wire.labels_schema_id] if config.labels_topic else [])]
+    return all(needed) and bool(wire.events_schema_id or wire.events_format == "json")
 
 
 def _scoring_schema_ids(registry: SchemaRegistry, config: ScoringJobConfig, card) -> dict[str, int]:

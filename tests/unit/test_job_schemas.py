@@ -11,6 +11,7 @@ from jobs.job_schemas import with_schema_ids_at_start
 from jobs.job_wire import RegistryWire
 from jobs.scoring_config import ScoringJobConfig
 from models.registry import load_model
+from streamscore.foundation.errors import ConfigError
 
 URL = "http://registry:8080/apis/ccompat/v7"
 
@@ -76,3 +77,25 @@ def test_a_drift_job_registers_every_topic_it_reads_or_writes_and_a_single_objec
     assert with_schema_ids_at_start(unlabelled, card).registry.labels_schema_id == 0
     single = ScoringJobConfig(bootstrap="kafka:9092", registry=RegistryWire(framing="single-object"))
     assert with_schema_ids_at_start(single, load_model("fraud:1.0.0").card) is single
+
+
+def test_a_job_without_a_registry_url_is_refused_and_one_missing_an_id_completed(registry):
+    card = load_model("fraud:1.0.0").card
+    stale = ScoringJobConfig(bootstrap="kafka:9092")  # a config from before every topic moved: no registry
+    with pytest.raises(ConfigError, match=r"registry\.url is missing: a job reads and writes the Confluent wire"):
+        with_schema_ids_at_start(stale, card)
+    partial = DriftJobConfig(bootstrap="kafka:9092", labels_topic=None,  # events and scored ids only
+                             registry=RegistryWire(url=URL, events_schema_id=1, scored_schema_id=2))
+    wire = with_schema_ids_at_start(partial, card).registry
+    assert wire.alerts_schema_id and wire.control_schema_id  # registered now: the sidecar can write
+
+
+def test_single_object_framing_follows_no_control_and_joins_no_labels():
+    from jobs.job_schemas import with_registry_wire
+    from streamscore.foundation.config import load_settings
+
+    card = load_model("fraud:1.0.0").card
+    config = ScoringJobConfig(bootstrap="kafka:9092", control_topic="ctl", shadow_topic="sh",
+                              registry=RegistryWire(framing="single-object"))
+    with pytest.raises(ConfigError, match="single-object framing reads no control or labels topic"):
+        with_registry_wire(load_settings({}), config, card)
