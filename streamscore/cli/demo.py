@@ -115,13 +115,15 @@ def _start_drift_sidecar(settings: Settings) -> None:
 
 def _show_drift(settings: Settings) -> bool:
     from connectors.kafka_clients import read_topic
+    from connectors.schema_registry import reader_of
     from streamscore.cli.produce import live_demo_events, parse_drift, produce_events
 
     drift = [parse_drift("device_trust_score:shift=1.0", 6000)]
     events = list(live_demo_events(12_000, 31, f"drift-{uuid.uuid4().hex[:8]}-", drift))
     produce_events(settings, settings.topic("events").name, events, rate=4000.0, transaction_size=250)
     drift_start_ms = events[6000]["event_time"]
-    alerts, triggers = _readers(settings, "drift_alert", "control")
+    registry = settings.schema_registry
+    alerts, triggers = reader_of(registry, "drift_alert"), reader_of(registry, "control")
     deadline, found_alerts, found_triggers = time.monotonic() + 90, [], []
     while time.monotonic() < deadline and not (found_alerts and found_triggers):
         time.sleep(2)
@@ -165,19 +167,11 @@ def _show_accuracy(settings: Settings) -> bool:
     return bool(found_alerts and found_triggers)
 
 
-def _readers(settings: Settings, *names: str) -> list:
-    """Decoders of the sidecar's records (the Confluent wire, or single-object from before the move)."""
-    from connectors.schema_registry import SchemaRegistry, topic_reader
-
-    registry = SchemaRegistry(settings.schema_registry)
-    return [topic_reader(registry, name) for name in names]
-
-
 def _wait_until_scored(settings: Settings, prefix: str, count: int, timeout_s: float = 60) -> None:
     from connectors.kafka_clients import read_topic
-    from connectors.schema_registry import SchemaRegistry, topic_reader
+    from connectors.schema_registry import reader_of
 
-    scored, deadline = topic_reader(SchemaRegistry(settings.schema_registry), "scored"), time.monotonic() + timeout_s
+    scored, deadline = reader_of(settings.schema_registry, "scored"), time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         records = read_topic(settings, settings.topic("scored").name, idle_timeout_s=1)
         if sum(scored.decode(r.value)["event_id"].startswith(prefix) for r in records) >= count:
@@ -188,8 +182,9 @@ def _wait_until_scored(settings: Settings, prefix: str, count: int, timeout_s: f
 def _wait_for_accuracy_findings(settings: Settings, since_ms: int, timeout_s: float = 90) -> tuple[list, list]:
     """Accuracy alerts on ``drift-alerts`` and accuracy triggers on ``control`` emitted after ``since_ms``."""
     from connectors.kafka_clients import read_topic
+    from connectors.schema_registry import reader_of
 
-    alerts, control = _readers(settings, "drift_alert", "control")
+    alerts, control = reader_of(settings.schema_registry, "drift_alert"), reader_of(settings.schema_registry, "control")
     deadline, found, triggers = time.monotonic() + timeout_s, [], []
     while time.monotonic() < deadline and not (found and triggers):
         time.sleep(2)

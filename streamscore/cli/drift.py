@@ -32,11 +32,11 @@ _CONTROL_COLUMNS = ("emitted_time", "kind", "model_version", "tier", "action", "
 
 def show_topic(settings: Settings, args: argparse.Namespace) -> int:
     from connectors.kafka_clients import read_topic
-    from connectors.schema_registry import SchemaRegistry, topic_reader
+    from connectors.schema_registry import reader_of
 
     role = "drift_alerts" if args.command == "alerts" else "control"
     name = "drift_alert" if args.command == "alerts" else "control"
-    serde = topic_reader(SchemaRegistry(settings.schema_registry), name)
+    serde = reader_of(settings.schema_registry, name)
     columns = _ALERT_COLUMNS if args.command == "alerts" else _CONTROL_COLUMNS
     if not args.json:
         print("  ".join(f"{c:>14s}" for c in columns))

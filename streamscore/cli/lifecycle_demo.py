@@ -76,7 +76,7 @@ def show_lifecycle(settings: Settings) -> bool:
 
 def _run(settings: Settings, names: dict[str, str], job_id: str) -> bool:
     from connectors.kafka_clients import read_topic
-    from connectors.schema_registry import SchemaRegistry, topic_reader
+    from connectors.schema_registry import reader_of
     from jobs.flink_cluster import list_jobs
     from streamscore.harness.traffic import TrafficPlan, TrafficTopics, run_traffic
 
@@ -93,7 +93,7 @@ def _run(settings: Settings, names: dict[str, str], job_id: str) -> bool:
                        timeout_s=120)
     traffic = run_traffic(settings, plan, TrafficTopics(names["events"], names["scored"], names["dead"]))
     changer.join(30)
-    reader = topic_reader(SchemaRegistry(settings.schema_registry), "scored")
+    reader = reader_of(settings.schema_registry, "scored")
     shadow = [reader.decode(r.value) for r in read_topic(settings, names["shadow"], idle_timeout_s=2)]
     same_job = any(j.job_id == job_id and j.state == "RUNNING" for j in list_jobs(settings))
     records = list(traffic.scored.values())

@@ -21,7 +21,8 @@ from connectors.kafka_clients import existing_topics, produce_transactionally, r
 from schemas import SerdeError
 from schemas.malformed import MalformedPayload
 from streamscore.foundation.config import Settings
-from streamscore.harness.traffic_wire import DEMO_MODEL, EventSource, OutputTopics, TrafficWire, confluent_traffic
+from streamscore.harness.fault_kinds import FRAUD_MODEL
+from streamscore.harness.traffic_wire import EventSource, OutputTopics, TrafficWire, confluent_traffic
 
 
 @dataclass
@@ -161,7 +162,7 @@ def run_traffic(settings: Settings, plan: TrafficPlan, topics: TrafficTopics | N
     topics = topics or TrafficTopics.of(settings)
     if plan.wire is None:
         plan = dataclasses.replace(plan, wire=confluent_traffic(
-            settings, DEMO_MODEL, OutputTopics(topics.events, topics.scored, topics.dead)))
+            settings, FRAUD_MODEL, OutputTopics(topics.events, topics.scored, topics.dead)))
     id_prefix = plan.id_prefix
     report = TrafficReport()
     collector = _Collector(settings, topics, report, plan)

@@ -60,9 +60,6 @@ def _fraud_events(source: EventSource) -> Iterator[dict]:
     return iter_events(columns, source.seed, id_prefix=source.id_prefix)
 
 
-DEMO_MODEL = "fraud:1.0.0"  # the model traffic is made for unless it names another
-
-
 def _sensor_readings(source: EventSource) -> Iterator[dict]:
     from models.sensor_demo import generate_readings
 
