@@ -45,6 +45,14 @@ def test_recovery_is_the_worst_latency_around_each_fault():
     assert unseen.recovery_s is None  # nothing sent after the second fault was ever scored
 
 
+def test_a_fault_in_a_pause_of_the_traffic_takes_the_first_events_sent_after_it():
+    # the producer sent nothing from 9 s to 50 s (an earlier broker restart held its transaction back): the
+    # fault at 20 s, whose span ends 2 s before the next fault at 40 s, takes the events sent from 50 s to 52 s
+    arrivals = [(1_000, 1_500), (9_000, 55_000), (50_000, 53_000), (51_500, 52_000), (53_000, 53_100)]
+    report = _account("f+g+h", _report(["a", "b"], [DEAD_M], arrivals=arrivals), [8_000, 20_000, 40_000], IDS)
+    assert report.recoveries == (46.0, 3.0, 3.0) and report.recovery_s == 46.0
+
+
 def test_a_plan_spaces_its_faults_and_starts_an_outage_early():
     assert FaultPlan(("kill-taskmanager",), count=30_000, rate=1000.0).schedule() == [(10.0, "kill-taskmanager")]
     assert FaultPlan(("redis-outage",)).schedule() == [(5.0, "redis-outage")]
