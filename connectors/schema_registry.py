@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import quote
 
+from connectors.schema_memory import SchemaMemory
 from streamscore.foundation.errors import (
     IncompatibleSchema,
     RegistryError,
@@ -31,12 +32,14 @@ from streamscore.foundation.errors import (
     RegistryUnavailable,
     SchemaNotFound,
 )
+from streamscore.foundation.logs import get_logger
 from streamscore.foundation.registry_settings import RegistrySettings
 
 SchemaType = Literal["AVRO", "JSON"]
 Compatibility = Literal["BACKWARD", "BACKWARD_TRANSITIVE", "FORWARD", "FORWARD_TRANSITIVE", "FULL",
                         "FULL_TRANSITIVE", "NONE"]
 _CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
+log = get_logger(__name__)
 
 
 __all__ = ["IncompatibleSchema", "RegisteredSchema", "RegistryRefused", "RegistryUnavailable", "SchemaNotFound",
@@ -78,6 +81,7 @@ class SchemaRegistry:
             token = base64.b64encode(f"{settings.username}:{settings.password.reveal()}".encode()).decode()
             self._headers["Authorization"] = f"Basic {token}"
         self._tls = ssl.create_default_context(cafile=str(settings.ca_file)) if settings.ca_file else None
+        self.memory = SchemaMemory(settings.ids_file, self.url) if settings.ids_file else None
 
     def subjects(self) -> list[str]:
         return list(self._call("GET", "/subjects"))
@@ -90,6 +94,8 @@ class SchemaRegistry:
         schema_id = _field(self._call("POST", f"/subjects/{quote(subject, safe='')}/versions", body), "id", int)
         with self._lock:
             self._by_id.setdefault(schema_id, json.loads(body["schema"]))
+        if self.memory and schema_type == "AVRO":
+            self.memory.keep_id(subject, body["schema"], schema_id)
         return schema_id
 
     def schema(self, schema_id: int) -> Any:
@@ -98,8 +104,16 @@ class SchemaRegistry:
         with self._lock:
             if schema_id in self._by_id:
                 return self._by_id[schema_id]
-        got = self._call("GET", f"/schemas/ids/{int(schema_id)}")
-        found = _parsed(got, f"schema id {schema_id}")
+        try:
+            found = _parsed(self._call("GET", f"/schemas/ids/{int(schema_id)}"), f"schema id {schema_id}")
+        except RegistryUnavailable:
+            found = self.memory.schema_of(schema_id) if self.memory else None
+            if found is None:
+                raise
+            log.warning("schema_id_from_memory", registry=self.url, schema_id=schema_id, memory=str(self.memory.path))
+        else:
+            if self.memory and "schemaType" not in found:
+                self.memory.keep_schema(schema_id, schema_text(found))
         with self._lock:
             self._by_id[schema_id] = found
         return found
@@ -252,12 +266,30 @@ def topic_reader(registry: SchemaRegistry, name: str):
 @functools.lru_cache(maxsize=64)
 def writer_of(settings: RegistrySettings, topic: str, name: str):
     """:func:`topic_writer` of streamscore's schema ``name`` on ``topic``, once per registry and topic: the
-    schema is registered at the first write, and later writes need no registry (through an outage too)."""
+    schema is registered at the first write, and later writes need no registry (through an outage too).
+    A registry that does not answer at the first write: the id this machine remembers (connectors.schema_memory)."""
     from schemas.serde import schema_document
 
-    writer = topic_writer(SchemaRegistry(settings), topic, schema_document(name))
-    reader_of(settings, name).remember(writer.schema_id, schema_document(name))  # reads what it wrote, offline too
+    registry, document = SchemaRegistry(settings), schema_document(name)
+    try:
+        writer = topic_writer(registry, topic, document)
+    except RegistryUnavailable as exc:
+        writer = _remembered_writer(registry, subject_for(topic), document, exc)
+    reader_of(settings, name).remember(writer.schema_id, document)  # reads what it wrote, offline too
     return writer
+
+
+def _remembered_writer(registry: SchemaRegistry, subject: str, document: dict, exc: RegistryUnavailable):
+    """A writer with the id this machine remembers for ``document`` under ``subject`` (the registry being
+    away); none remembered: the registry's error, saying so."""
+    from schemas.confluent import RegistryAvroSerde
+
+    schema_id = registry.memory.id_of(subject, schema_text(document)) if registry.memory else None
+    if schema_id is None:
+        raise RegistryUnavailable(f"{exc}; and no id of {subject} is remembered here "
+                                  f"({registry.settings.ids_file or 'no memory file'})") from exc
+    log.warning("schema_id_from_memory", registry=registry.url, subject=subject, schema_id=schema_id)
+    return RegistryAvroSerde.known(document, schema_id, registry)
 
 
 @functools.lru_cache(maxsize=64)

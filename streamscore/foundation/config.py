@@ -254,5 +254,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         prometheus=prometheus,
         kafka_security=load_kafka_security(env),
         redis_security=load_redis_security(env),
-        schema_registry=load_registry_settings(env, LOCAL_HOSTS),
+        schema_registry=load_registry_settings(env, LOCAL_HOSTS, ids_file=home / "registry-ids.json"),
     )

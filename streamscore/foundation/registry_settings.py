@@ -48,6 +48,7 @@ class RegistrySettings:
     heap: str = "256m"
     jobs_url: str | None = None  # as the Flink cluster reaches it; None: the same URL
     decoder: WireDecoder = "jvm"  # STREAMSCORE_DECODER: jvm (jobs/udf's decode_confluent) or python (fastavro)
+    ids_file: Path | None = None  # where commands remember the ids they saw (connectors.schema_memory); None: nowhere
 
     @property
     def url_for_jobs(self) -> str:
@@ -104,7 +105,8 @@ def _decoder(env: Mapping[str, str]) -> WireDecoder:
     return decoder
 
 
-def load_registry_settings(env: Mapping[str, str], local_hosts: tuple[str, ...]) -> RegistrySettings:
+def load_registry_settings(env: Mapping[str, str], local_hosts: tuple[str, ...],
+                           ids_file: Path | None = None) -> RegistrySettings:
     url = _url(env)
     ca_raw = _get(env, "SCHEMA_REGISTRY_CA_FILE")
     ca_file = Path(ca_raw).expanduser() if ca_raw else None
@@ -117,7 +119,8 @@ def load_registry_settings(env: Mapping[str, str], local_hosts: tuple[str, ...])
         password_file=Path(password_file).expanduser().resolve() if password_file else None,
         ca_file=ca_file.resolve() if ca_file else None, java=_get(env, "REGISTRY_JAVA"),
         version=_get(env, "REGISTRY_VERSION") or DEFAULT_APICURIO_VERSION, heap=_get(env, "REGISTRY_HEAP") or "256m",
-        jobs_url=(_get(env, "JOBS_SCHEMA_REGISTRY_URL") or "").rstrip("/") or None, decoder=_decoder(env))
+        jobs_url=(_get(env, "JOBS_SCHEMA_REGISTRY_URL") or "").rstrip("/") or None, decoder=_decoder(env),
+        ids_file=ids_file)
     if bool(settings.username) != bool(settings.password):
         raise ConfigError(f"{PREFIX}SCHEMA_REGISTRY_USERNAME and {PREFIX}SCHEMA_REGISTRY_PASSWORD_FILE "
                           f"(or _PASSWORD) go together")

@@ -293,3 +293,38 @@ def test_taskmanager_killed_right_after_promotion_replays_with_the_recorded_vers
     for copies in replayed.values():
         assert {c["model_version"] for c in copies} == {expected(copies[0])}
         assert max(c["score"] for c in copies) - min(c["score"] for c in copies) <= 1e-6
+
+
+def test_an_emergency_rollback_needs_no_schema_registry(settings, stack, fresh_topics, registry):
+    """A rollback from a fresh process while the registry is down: the control schema's id was remembered
+    on this machine when the earlier promotions registered it (connectors.schema_memory), so the CLI
+    reads the control history and publishes with it; the record carries that id."""
+    import subprocess
+    import sys
+
+    from connectors.schema_registry import RegistryUnavailable, SchemaRegistry, subject_for
+    from schemas.serde import schema_document
+    from streamscore.stack import _specs
+    from streamscore.stack.process import stop_process
+
+    (control,) = fresh_topics("control")
+    for version in ("1.0.0", "1.1.0"):
+        _lifecycle(settings, "promote", f"{NAME}:{version}", registry, control, 1000)
+    control_id = SchemaRegistry(settings.schema_registry).lookup(subject_for(control), schema_document("control")).id
+    try:
+        for spec in _specs(stack.service("registry")):
+            stop_process(spec)
+        with pytest.raises(RegistryUnavailable):
+            SchemaRegistry(settings.schema_registry, timeout_s=2).subjects()
+        rolled = subprocess.run([sys.executable, "-m", "streamscore.cli.main", "models", "rollback", NAME,
+                                 "--control-topic", control, "--registry-dir", str(registry)],
+                                capture_output=True, text=True, timeout=120, check=False)
+        assert rolled.returncode == 0, rolled.stderr[-2000:]
+        assert "1.0.0" in rolled.stdout, rolled.stdout
+    finally:
+        stack.up(only=["registry"])
+    raw = [r.value for r in read_topic(settings, control, idle_timeout_s=2)]
+    assert [(value[0], int.from_bytes(value[1:5], "big")) for value in raw] == [(0, control_id)] * 3
+    history = control_protocol.read_control(settings, control)
+    assert [(m["kind"], m["model_version"]) for m in history] == [
+        ("MODEL_PROMOTED", "1.0.0"), ("MODEL_PROMOTED", "1.1.0"), ("MODEL_ROLLED_BACK", "1.0.0")]
