@@ -55,6 +55,7 @@ class SystemSpec:
     parallelism: int = 1  # streamscore rows: the scoring job's parallelism
     partitions: int = 2  # of the input, scored and dead-letter topics
     framing: Framing | None = None  # None: a model's own schema on the Confluent wire, the demo events single-object
+    batches_per_bundle: int | None = None  # streamscore rows: batches per bundle (None: the job's default)
 
     @property
     def confluent(self) -> bool:
@@ -109,7 +110,7 @@ def start(settings: Settings, spec: SystemSpec, topics: Topics, commit_interval_
             job_name=f"bench-{spec.key}-{tag}", max_batch_size=spec.max_batch, max_delay_ms=spec.max_delay_ms,
             checkpoint_interval_ms=commit_interval_ms, exactly_once=spec.exactly_once,
             startup_mode="earliest-offset", model=spec.model, cache_enabled=spec.cache or None,
-            parallelism=spec.parallelism, registry=_framing(spec))
+            parallelism=spec.parallelism, registry=_framing(spec), batches_per_bundle=spec.batches_per_bundle)
         return RunningSystem(spec, flink_job=submit_scoring(settings, config), keyed_topics={topics.scored})
     if spec.kind == "flink-passthrough":
         args = ["--bootstrap", settings.jobs_kafka_bootstrap, "--source-topic", topics.source,
@@ -219,6 +220,9 @@ def wire_rows(sweep_batches: tuple[int, ...]) -> list[SystemSpec]:
                        f"{DEFAULT_BOUND_BATCH}: its path now; streamscore-eo is its path before)", "flink-scoring",
                        "wire", max_batch=DEFAULT_BOUND_BATCH, max_delay_ms=100, decoder="jvm", model="fraud:1.0.0",
                        framing="confluent", rate_hint=30_000.0)]
+    rows += [SystemSpec(f"wire-jvm-eo-bundle{n}", f"sensor model, decoded in the JVM, EO (batch {DEFAULT_BOUND_BATCH}, "
+                        f"{n} batches per bundle)", "flink-scoring", "wire-sweep", max_batch=DEFAULT_BOUND_BATCH,
+                        decoder="jvm", batches_per_bundle=n, **sensor) for n in (2, 4)]
     if len(sweep_batches) > 1:  # the batch sweep of a full run: both decoders at 512, 1024, 2048 and 4096
         for size in (512, 1024, 2048, 4096):
             for decoder in ("jvm", "python"):

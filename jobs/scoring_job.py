@@ -153,14 +153,16 @@ class ScoreDecodedBatch(ScoreBatch):
         return self._report(result, len(payload))
 
 
-def bundle_size(max_batch_size: int, at_least: int = 1000) -> int:
-    """Records per bundle (one JVM/Python synchronisation): a whole number of batches, >= ``at_least``.
+def bundle_size(max_batch_size: int, batches: int = 0, at_least: int = 1000) -> int:
+    """Records per bundle (one JVM/Python synchronisation): ``batches`` whole batches, or (0) as few as
+    hold ``at_least`` records.
 
-    A bundle ends a partial batch, so it must hold whole batches; more than one batch per bundle
-    keeps small batches from paying a synchronous round trip each. Latency stays bounded by
-    the bundle time (max delay).
+    A bundle ends a partial batch, so it must hold whole batches. Within a bundle the JVM goes on
+    reading and decoding the next batch while Python scores one; at its end it waits for every result,
+    so one batch per bundle pays a synchronous round trip each. Latency stays bounded by the bundle time
+    (max delay).
     """
-    return max_batch_size * max(1, -(-at_least // max_batch_size))
+    return max_batch_size * (batches or max(1, -(-at_least // max_batch_size)))
 
 
 def configure(t_env: TableEnvironment, config: ScoringJobConfig, connector_jar: str | None) -> None:
@@ -171,7 +173,7 @@ def configure(t_env: TableEnvironment, config: ScoringJobConfig, connector_jar: 
     conf.set("execution.checkpointing.mode", "EXACTLY_ONCE")
     conf.set("execution.checkpointing.min-pause", "0 ms")
     conf.set("python.fn-execution.arrow.batch.size", str(config.max_batch_size))
-    conf.set("python.fn-execution.bundle.size", str(bundle_size(config.max_batch_size)))
+    conf.set("python.fn-execution.bundle.size", str(bundle_size(config.max_batch_size, config.batches_per_bundle)))
     conf.set("python.fn-execution.bundle.time", str(config.max_delay_ms))
     conf.set("python.metric.enabled", "true")
     conf.set("table.exec.resource.default-parallelism", str(config.parallelism))

@@ -50,7 +50,7 @@ def test_json_round_trip_with_every_field_changed():
         scored_topic="out", dead_letter_topic="dlq", job_name="j", group_id="g",
         transactional_id_prefix="tx", max_batch_size=64, max_delay_ms=20, checkpoint_interval_ms=2000,
         transaction_timeout_ms=120_000, exactly_once=False, parallelism=3, startup_mode="earliest-offset",
-        providers=("CUDAExecutionProvider", "CPUExecutionProvider"), intra_op_threads=2,
+        providers=("CUDAExecutionProvider", "CPUExecutionProvider"), intra_op_threads=2, batches_per_bundle=3,
     )
     text = config.to_json()
     assert json.loads(text)["providers"] == ["CUDAExecutionProvider", "CPUExecutionProvider"]
@@ -109,6 +109,16 @@ def test_positive_knobs(name, value):
         base(**{name: value}).checked()
     assert str(info.value) == f"{name} must be >= 1, got {value}"
     assert base(**{name: 1}).checked()
+
+
+def test_a_bundle_holds_whole_batches():
+    from jobs.scoring_job import bundle_size
+
+    assert [bundle_size(b) for b in (1, 64, 512, 1000, 2048)] == [1000, 1024, 1024, 1000, 2048]
+    assert bundle_size(2048, 4) == 8192 and bundle_size(512, 1) == 512
+    assert base(batches_per_bundle=0).checked() and base(batches_per_bundle=4).checked()
+    with pytest.raises(ConfigError, match="batches_per_bundle must be >= 0"):
+        base(batches_per_bundle=-1).checked()
 
 
 def test_batch_size_upper_bound():
