@@ -55,12 +55,19 @@ class SchemaMemory:
         return json.loads(text) if text is not None else None
 
     def _entry(self) -> dict:
-        return _blank() | _read(self.path).get(self.url, {})
+        return _entry_of(_read(self.path), self.url)
 
     def _update(self, change) -> None:
+        """Best effort: a home that cannot be written (read-only, full) only means nothing is remembered."""
+        try:
+            self._replace(change)
+        except OSError:
+            return
+
+    def _replace(self, change) -> None:
         with _LOCK:
             everything = _read(self.path)
-            entry = _blank() | everything.get(self.url, {})
+            entry = _entry_of(everything, self.url)
             before = json.dumps(entry, sort_keys=True)
             change(entry)
             if json.dumps(entry, sort_keys=True) == before:
@@ -72,7 +79,12 @@ class SchemaMemory:
             os.replace(scratch, self.path)  # a reader sees the old file or the new one, never half of one
 
 
-def _blank() -> dict:
+def _entry_of(everything: dict, url: str) -> dict:
+    """The url's entry; one of another shape (edited by hand, from another version) counts as empty."""
+    entry = everything.get(url)
+    ok = isinstance(entry, dict) and all(isinstance(entry.get(k), dict) for k in ("subjects", "schemas"))
+    if ok and all(isinstance(v, dict) for v in entry["subjects"].values()):
+        return entry
     return {"subjects": {}, "schemas": {}}
 
 

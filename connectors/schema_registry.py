@@ -39,7 +39,6 @@ SchemaType = Literal["AVRO", "JSON"]
 Compatibility = Literal["BACKWARD", "BACKWARD_TRANSITIVE", "FORWARD", "FORWARD_TRANSITIVE", "FULL",
                         "FULL_TRANSITIVE", "NONE"]
 _CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
-log = get_logger(__name__)
 
 
 __all__ = ["IncompatibleSchema", "RegisteredSchema", "RegistryRefused", "RegistryUnavailable", "SchemaNotFound",
@@ -110,7 +109,8 @@ class SchemaRegistry:
             found = self.memory.schema_of(schema_id) if self.memory else None
             if found is None:
                 raise
-            log.warning("schema_id_from_memory", registry=self.url, schema_id=schema_id, memory=str(self.memory.path))
+            get_logger(__name__).warning("schema_id_from_memory", registry=self.url, schema_id=schema_id,
+                                         memory=str(self.memory.path))
         else:
             if self.memory and "schemaType" not in found:
                 self.memory.keep_schema(schema_id, schema_text(found))
@@ -288,7 +288,7 @@ def _remembered_writer(registry: SchemaRegistry, subject: str, document: dict, e
     if schema_id is None:
         raise RegistryUnavailable(f"{exc}; and no id of {subject} is remembered here "
                                   f"({registry.settings.ids_file or 'no memory file'})") from exc
-    log.warning("schema_id_from_memory", registry=registry.url, subject=subject, schema_id=schema_id)
+    get_logger(__name__).warning("schema_id_from_memory", registry=registry.url, subject=subject, schema_id=schema_id)
     return RegistryAvroSerde.known(document, schema_id, registry)
 
 

@@ -323,6 +323,7 @@ def test_an_emergency_rollback_needs_no_schema_registry(settings, stack, fresh_t
         assert "1.0.0" in rolled.stdout, rolled.stdout
     finally:
         stack.up(only=["registry"])
+        redis_client(settings).delete(control_protocol.pointer_key(NAME))
     raw = [r.value for r in read_topic(settings, control, idle_timeout_s=2)]
     assert [(value[0], int.from_bytes(value[1:5], "big")) for value in raw] == [(0, control_id)] * 3
     history = control_protocol.read_control(settings, control)

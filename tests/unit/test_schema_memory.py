@@ -49,6 +49,18 @@ def test_the_memory_keeps_ids_per_registry_subject_and_schema(tmp_path):
     assert SchemaMemory(path, "http://b/ccompat").schema_of(3) == json.loads(text) and one.schema_of(3) is None
     path.write_text("{not json")
     assert one.id_of(SUBJECT, text) is None  # an unreadable file remembers nothing; the registry is asked
+    path.write_text(json.dumps({"http://a/ccompat": []}))
+    assert one.id_of(SUBJECT, text) is None and one.schema_of(7) is None  # nor does one of another shape
+    one.keep_id(SUBJECT, text, 8)
+    assert one.id_of(SUBJECT, text) == 8
+
+
+def test_a_home_that_cannot_be_written_remembers_nothing_and_breaks_nothing(tmp_path):
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    memory = SchemaMemory(blocked / "ids.json", "http://a/ccompat")  # its folder is a file: every write fails
+    memory.keep_id(SUBJECT, "{}", 1)
+    assert memory.id_of(SUBJECT, "{}") is None
 
 
 def test_a_writer_takes_the_remembered_id_when_the_registry_is_away(offline):
