@@ -16,6 +16,7 @@ import pytest
 from topic_reads import decoder_of, demo_events_writer
 
 from connectors.kafka_clients import produce_transactionally, read_topic
+from drift.accuracy import ACCURACY_BOUNDS
 from jobs.flink_cluster import cancel_job
 from jobs.flink_metrics import scrape
 from jobs.submit import drift_config_from_settings, scoring_config_from_settings, submit_drift, submit_scoring
@@ -97,8 +98,10 @@ def test_flipped_labels_raise_one_accuracy_alert_and_trigger(settings, fresh_top
     assert sequences[0] >= 1 or (parallelism == 2 and alerts[0]["tier"] != "SEVERE"), facts
     assert all(a["feature"] == "model_accuracy" and a["window_size"] >= 1000 for a in alerts)
     assert all(a["threshold"] == pytest.approx(0.95725) for a in alerts)
-    # flipped windows sit near 0.866; a window mixing clean and flipped labels is SEVERE below 0.907
-    assert 0.80 < alerts[-1]["value"] < 0.907 and alerts[-1]["p_value"] < 1e-6, facts
+    # flipped windows sit near 0.866; a window mixing clean and flipped labels is SEVERE when it drops more than
+    # 5 points below the card's accuracy (the alert's threshold): below 0.90725, so 0.907 is SEVERE (CI on a4a65d7)
+    severe_below = alerts[-1]["threshold"] - ACCURACY_BOUNDS[1]
+    assert 0.80 < alerts[-1]["value"] < severe_below and alerts[-1]["p_value"] < 1e-6, facts
     assert len(triggers) == 1, triggers
     trigger = triggers[0]
     # one trigger per episode, at the tier of the window that confirmed it: at parallelism 1 the flipped
