@@ -6,7 +6,8 @@ CPU per event (JobManager, TaskManager and its Python workers) and the broker's,
 core (1e6 / job us per event), and the job cores needed for 10k, 100k and 1M events/s at
 ``TARGET_UTILIZATION``. Assumptions, stated with the table: CPU per event stays what it was here as
 TaskManagers are added (one subtask per input partition, no shared bottleneck but the brokers, which
-are sized apart), the same model (the fraud trees), event size and batching (512, 100 ms), and no
+are sized apart), the same model (the fraud trees, on the Confluent wire, decoded in the JVM), event size
+and batching (2048, 100 ms, 4 batches per bundle), and no
 drift sidecar (it reads the same topics: add its own cores).
 """
 

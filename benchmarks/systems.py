@@ -68,7 +68,9 @@ class SystemSpec:
 
 
 WIDE_MODEL = "fraud-wide:1.0.0"
-SMOKE_WIRE_ROWS = ("wire-jvm-eo", "passthrough-confluent", "handwritten-confluent")  # each wire runner once
+SMOKE_WIRE_ROWS = ("wire-jvm-eo", "wire-jvm-alo", "passthrough-confluent", "handwritten-confluent")  # each wire runner
+# once, and at-least-once on the path now (the path before checks it no more: SMOKE_SKIPPED)
+SMOKE_SKIPPED = ("handwritten-1", "streamscore-alo")  # handwritten-1 runs handwritten-batched's code
 
 
 @dataclass
@@ -191,10 +193,13 @@ CAPACITY_PARALLELISM = (1, 2, 4)
 
 
 def capacity_rows() -> list[SystemSpec]:
-    """The capacity table's rows: streamscore EO (fraud model, batch 512, delay 100 ms) at parallelism 1,
-    2 and 4, each over the same 4 partitions, so their CPU per event can be compared side by side."""
-    return [SystemSpec(f"capacity-p{p}", f"streamscore EO at parallelism {p}, 4 partitions", "flink-scoring",
-                       "capacity", max_batch=512, max_delay_ms=100, rate_hint=20_000, parallelism=p, partitions=4)
+    """The capacity table's rows: streamscore EO with the demo fraud model on its path now (Confluent wire,
+    decoded in the JVM, the bound default batch, delay 100 ms) at parallelism 1, 2 and 4, each over the same
+    4 partitions, so their CPU per event can be compared side by side."""
+    return [SystemSpec(f"capacity-p{p}", f"streamscore EO at parallelism {p}, 4 partitions (fraud model, Confluent "
+                       f"wire, decoded in the JVM, batch {DEFAULT_BOUND_BATCH})", "flink-scoring", "capacity",
+                       max_batch=DEFAULT_BOUND_BATCH, max_delay_ms=100, rate_hint=30_000, parallelism=p, partitions=4,
+                       decoder="jvm", model="fraud:1.0.0", framing="confluent")
             for p in CAPACITY_PARALLELISM]
 
 
@@ -222,7 +227,7 @@ def wire_rows(sweep_batches: tuple[int, ...]) -> list[SystemSpec]:
                        framing="confluent", rate_hint=30_000.0)]
     rows += [SystemSpec(f"wire-jvm-eo-bundle{n}", f"sensor model, decoded in the JVM, EO (batch {DEFAULT_BOUND_BATCH}, "
                         f"{n} batches per bundle)", "flink-scoring", "wire-sweep", max_batch=DEFAULT_BOUND_BATCH,
-                        decoder="jvm", batches_per_bundle=n, **sensor) for n in (2, 4)]
+                        decoder="jvm", batches_per_bundle=n, **sensor) for n in (1, 2, 8)]
     if len(sweep_batches) > 1:  # the batch sweep of a full run: both decoders at 512, 1024, 2048 and 4096
         for size in (512, 1024, 2048, 4096):
             for decoder in ("jvm", "python"):
@@ -271,8 +276,8 @@ def catalogue(sweep_batches: tuple[int, ...], sweep_delays: tuple[int, ...],
     wire = wire_rows(sweep_batches)
     systems += wire if model_rows else [r for r in wire if r.key in SMOKE_WIRE_ROWS]
     systems += model_and_cache_rows() + capacity_rows() if model_rows else []
-    if not model_rows:  # a smoke run checks each runner once: handwritten-1 runs handwritten-batched's code
-        systems = [s for s in systems if s.key != "handwritten-1"]
+    if not model_rows:  # a smoke run checks each runner once
+        systems = [s for s in systems if s.key not in SMOKE_SKIPPED]
     for delay in sweep_delays:
         systems.append(SystemSpec(f"sweep-b512-d{delay}", f"streamscore EO, batch 512, delay {delay} ms",
                                   "flink-scoring", "sweep", max_batch=512, max_delay_ms=delay, rate_hint=20_000))

@@ -41,7 +41,7 @@ class ScoringJobConfig(JsonJobConfig):
     max_batch_size: int = 512  # submit gives a bound model DEFAULT_BOUND_BATCH when none is asked for
     max_delay_ms: int = 100
     # batches the JVM streams to the Python step before it waits for their results (a bundle); 0: as few as
-    # hold 1000 records (jobs.scoring_job.bundle_size)
+    # hold 8192 records (jobs.scoring_job.bundle_size)
     batches_per_bundle: int = 0
     checkpoint_interval_ms: int = 1000
     transaction_timeout_ms: int = 600_000
@@ -87,7 +87,7 @@ class ScoringJobConfig(JsonJobConfig):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.batches_per_bundle < 0:
-            raise ConfigError(f"batches_per_bundle must be >= 0 (0: enough for 1000 records), got "
+            raise ConfigError(f"batches_per_bundle must be >= 0 (0: enough for 8192 records), got "
                               f"{self.batches_per_bundle}")
         if self.max_batch_size > 100_000:
             raise ConfigError(f"max_batch_size {self.max_batch_size} is unreasonably large (max 100000)")

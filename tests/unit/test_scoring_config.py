@@ -114,7 +114,7 @@ def test_positive_knobs(name, value):
 def test_a_bundle_holds_whole_batches():
     from jobs.scoring_job import bundle_size
 
-    assert [bundle_size(b) for b in (1, 64, 512, 1000, 2048)] == [1000, 1024, 1024, 1000, 2048]
+    assert [bundle_size(b) for b in (1, 64, 512, 1000, 2048)] == [8192, 8192, 8192, 9000, 8192]
     assert bundle_size(2048, 4) == 8192 and bundle_size(512, 1) == 512
     assert base(batches_per_bundle=0).checked() and base(batches_per_bundle=4).checked()
     with pytest.raises(ConfigError, match="batches_per_bundle must be >= 0"):
