@@ -32,6 +32,9 @@ def _add_scoring_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-batch-size", type=int, default=None,
                         help="records per model call (default 512; 2048 for a model that binds its event schema)")
     parser.add_argument("--max-delay-ms", type=int, default=None, help="flush a partial batch after (default 100)")
+    parser.add_argument("--batches-per-bundle", type=int, default=None,
+                        help="batches handed to the Python step before the JVM waits for their results "
+                             "(default 0: as few as hold 8192 records, 4 at batch 2048)")
     parser.add_argument("--cache", action="store_true",
                         help="cache predictions in Redis (one MGET per micro-batch; off by default)")
     parser.add_argument("--cache-ttl-s", type=int, default=None, help="cached prediction lifetime (3600)")
@@ -83,7 +86,8 @@ def scoring_config(settings: Settings, args: argparse.Namespace):
         settings, model=args.model, registry_dir=args.registry_dir, job_name=args.job_name or _job_name(args),
         events_topic=args.input_topic, scored_topic=args.scored_topic, dead_letter_topic=args.dead_letter_topic,
         max_batch_size=args.max_batch_size, max_delay_ms=args.max_delay_ms,
-        checkpoint_interval_ms=args.checkpoint_interval_ms, transaction_timeout_ms=args.transaction_timeout_ms,
+        batches_per_bundle=args.batches_per_bundle, checkpoint_interval_ms=args.checkpoint_interval_ms,
+        transaction_timeout_ms=args.transaction_timeout_ms,
         parallelism=args.parallelism, exactly_once=False if args.at_least_once else None,
         startup_mode=args.startup_mode, low_confidence_band=args.low_confidence_band,
         cache_enabled=True if args.cache else None, cache_ttl_s=args.cache_ttl_s,

@@ -134,7 +134,8 @@ def test_help_goes_to_stdout_and_exits_0(capsys):
     (["models", "--help"], ["promote", "optimize", "shadow-attach"], ["--int8", "--percent", "--heavy", "--onnx"]),
     (["models", "optimize", "--help"], ["--int8", "--max-auc-drop"], ["--percent", "--heavy", "--onnx"]),
     (["models", "canary", "--help"], ["--percent", "--activation-delay-ms"], ["--int8", "--heavy"]),
-    (["submit", "scoring", "--help"], ["--max-batch-size", "--cache"], ["--window-events", "--window-kind"]),
+    (["submit", "scoring", "--help"], ["--max-batch-size", "--batches-per-bundle", "--cache"],
+     ["--window-events", "--window-kind"]),
     (["submit", "drift", "--help"], ["--window-events"], ["--max-batch-size", "--cache"]),
 ])
 def test_each_subcommand_lists_only_its_own_flags(capsys, argv, own, others):
@@ -196,6 +197,12 @@ def test_submit_with_batch_size_zero_fails_before_kafka(capsys):
     assert assert_one_error_line(err) == "streamscore: error: max_batch_size must be >= 1, got 0"
     assert out == ""
     assert time.monotonic() - began < 5
+
+
+def test_submit_with_a_negative_bundle_fails_before_kafka(capsys):
+    code, out, err = run_cli(capsys, ["submit", "scoring", "--batches-per-bundle", "-1"])
+    assert code == 1 and out == ""
+    assert assert_one_error_line(err).startswith("streamscore: error: batches_per_bundle must be >= 0")
 
 
 def test_run_with_a_too_short_transaction_timeout(capsys):
