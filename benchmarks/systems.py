@@ -228,6 +228,10 @@ def wire_rows(sweep_batches: tuple[int, ...]) -> list[SystemSpec]:
     rows += [SystemSpec(f"wire-jvm-eo-bundle{n}", f"sensor model, decoded in the JVM, EO (batch {DEFAULT_BOUND_BATCH}, "
                         f"{n} batches per bundle)", "flink-scoring", "wire-sweep", max_batch=DEFAULT_BOUND_BATCH,
                         decoder="jvm", batches_per_bundle=n, **sensor) for n in (1, 2, 8)]
+    rows.append(SystemSpec("wire-jvm-alo-bundle1", f"sensor model, decoded in the JVM, ALO (batch "
+                           f"{DEFAULT_BOUND_BATCH}, delay 10 ms, 1 batch per bundle)", "flink-scoring", "wire-sweep",
+                           max_batch=DEFAULT_BOUND_BATCH, decoder="jvm", exactly_once=False, batches_per_bundle=1,
+                           **{**sensor, "max_delay_ms": 10}))
     if len(sweep_batches) > 1:  # the batch sweep of a full run: both decoders at 512, 1024, 2048 and 4096
         for size in (512, 1024, 2048, 4096):
             for decoder in ("jvm", "python"):
