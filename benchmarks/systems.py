@@ -68,9 +68,10 @@ class SystemSpec:
 
 
 WIDE_MODEL = "fraud-wide:1.0.0"
-SMOKE_WIRE_ROWS = ("wire-jvm-eo", "wire-jvm-alo", "passthrough-confluent", "handwritten-confluent")  # each wire runner
-# once, and at-least-once on the path now (the path before checks it no more: SMOKE_SKIPPED)
-SMOKE_SKIPPED = ("handwritten-1", "streamscore-alo")  # handwritten-1 runs handwritten-batched's code
+# a smoke run checks each runner once: each wire runner, and at-least-once on the path now; it skips
+# handwritten-1 (handwritten-batched's code) and at-least-once on the path before
+SMOKE_WIRE_ROWS = ("wire-jvm-eo", "wire-jvm-alo", "passthrough-confluent", "handwritten-confluent")
+SMOKE_SKIPPED = ("handwritten-1", "streamscore-alo")
 
 
 @dataclass

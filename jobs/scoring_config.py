@@ -13,6 +13,8 @@ from jobs.job_wire import RegistryWire, check_wire
 from streamscore.foundation.errors import ConfigError
 from streamscore.foundation.security import ClientAuth
 
+BUNDLE_AT_LEAST = 8192  # records per bundle by default: 4 batches at 2048 (the bundle sweep, docs/benchmarks.md)
+
 MIN_TRANSACTION_TIMEOUT_MS = 60_000
 TIMEOUT_HEADROOM = 10  # transaction timeout >= 10 x (checkpoint interval + max delay)
 
@@ -41,7 +43,7 @@ class ScoringJobConfig(JsonJobConfig):
     max_batch_size: int = 512  # submit gives a bound model DEFAULT_BOUND_BATCH when none is asked for
     max_delay_ms: int = 100
     # batches the JVM streams to the Python step before it waits for their results (a bundle); 0: as few as
-    # hold 8192 records (jobs.scoring_job.bundle_size)
+    # hold BUNDLE_AT_LEAST records (jobs.scoring_job.bundle_size)
     batches_per_bundle: int = 0
     checkpoint_interval_ms: int = 1000
     transaction_timeout_ms: int = 600_000
@@ -87,7 +89,7 @@ class ScoringJobConfig(JsonJobConfig):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.batches_per_bundle < 0:
-            raise ConfigError(f"batches_per_bundle must be >= 0 (0: enough for 8192 records), got "
+            raise ConfigError(f"batches_per_bundle must be >= 0 (0: enough for {BUNDLE_AT_LEAST} records), got "
                               f"{self.batches_per_bundle}")
         if self.max_batch_size > 100_000:
             raise ConfigError(f"max_batch_size {self.max_batch_size} is unreasonably large (max 100000)")

@@ -27,7 +27,7 @@ from pyflink.table import DataTypes, EnvironmentSettings, TableEnvironment
 from pyflink.table.udf import FunctionContext, ScalarFunction, udf
 
 from jobs.kafka_tables import KafkaTableSpec, sink_ddl, source_ddl
-from jobs.scoring_config import ScoringJobConfig
+from jobs.scoring_config import BUNDLE_AT_LEAST, ScoringJobConfig
 
 RESULT_TYPE = DataTypes.ROW([
     DataTypes.FIELD("is_scored", DataTypes.BOOLEAN()),
@@ -151,9 +151,6 @@ class ScoreDecodedBatch(ScoreBatch):
         millis = timestamp.values.astype("datetime64[ms]").astype("int64")
         result = self.scorer.score(payload.tolist(), partition.tolist(), offset.tolist(), millis, decoded)
         return self._report(result, len(payload))
-
-
-BUNDLE_AT_LEAST = 8192  # records per bundle by default: 4 batches at 2048 (the bundle sweep, docs/benchmarks.md)
 
 
 def bundle_size(max_batch_size: int, batches: int = 0, at_least: int = BUNDLE_AT_LEAST) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import get_args
 
+from jobs.scoring_config import BUNDLE_AT_LEAST
 from streamscore.foundation.config import Settings
 from streamscore.foundation.errors import StreamscoreError
 from streamscore.foundation.vocabulary import InputFormat
@@ -34,7 +35,7 @@ def _add_scoring_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-delay-ms", type=int, default=None, help="flush a partial batch after (default 100)")
     parser.add_argument("--batches-per-bundle", type=int, default=None,
                         help="batches handed to the Python step before the JVM waits for their results "
-                             "(default 0: as few as hold 8192 records, 4 at batch 2048)")
+                             f"(default 0: as few as hold {BUNDLE_AT_LEAST} records, 4 at batch 2048)")
     parser.add_argument("--cache", action="store_true",
                         help="cache predictions in Redis (one MGET per micro-batch; off by default)")
     parser.add_argument("--cache-ttl-s", type=int, default=None, help="cached prediction lifetime (3600)")
