@@ -56,6 +56,7 @@ class SystemSpec:
     partitions: int = 2  # of the input, scored and dead-letter topics
     framing: Framing | None = None  # None: a model's own schema on the Confluent wire, the demo events single-object
     batches_per_bundle: int | None = None  # streamscore rows: batches per bundle (None: the job's default)
+    object_reuse: bool | None = None  # streamscore rows: Flink's object reuse (None: the job's default)
 
     @property
     def confluent(self) -> bool:
@@ -113,7 +114,8 @@ def start(settings: Settings, spec: SystemSpec, topics: Topics, commit_interval_
             job_name=f"bench-{spec.key}-{tag}", max_batch_size=spec.max_batch, max_delay_ms=spec.max_delay_ms,
             checkpoint_interval_ms=commit_interval_ms, exactly_once=spec.exactly_once,
             startup_mode="earliest-offset", model=spec.model, cache_enabled=spec.cache or None,
-            parallelism=spec.parallelism, registry=_framing(spec), batches_per_bundle=spec.batches_per_bundle)
+            parallelism=spec.parallelism, registry=_framing(spec), batches_per_bundle=spec.batches_per_bundle,
+            object_reuse=spec.object_reuse)
         return RunningSystem(spec, flink_job=submit_scoring(settings, config), keyed_topics={topics.scored})
     if spec.kind == "flink-passthrough":
         args = ["--bootstrap", settings.jobs_kafka_bootstrap, "--source-topic", topics.source,
@@ -229,6 +231,9 @@ def wire_rows(sweep_batches: tuple[int, ...]) -> list[SystemSpec]:
     rows += [SystemSpec(f"wire-jvm-eo-bundle{n}", f"sensor model, decoded in the JVM, EO (batch {DEFAULT_BOUND_BATCH}, "
                         f"{n} batches per bundle)", "flink-scoring", "wire-sweep", max_batch=DEFAULT_BOUND_BATCH,
                         decoder="jvm", batches_per_bundle=n, **sensor) for n in (1, 2, 8)]
+    rows.append(SystemSpec("wire-jvm-eo-reuse", f"sensor model, decoded in the JVM, EO (batch {DEFAULT_BOUND_BATCH}, "
+                           "object reuse on)", "flink-scoring", "wire-sweep", max_batch=DEFAULT_BOUND_BATCH,
+                           decoder="jvm", object_reuse=True, **sensor))
     rows.append(SystemSpec("wire-jvm-alo-bundle1", f"sensor model, decoded in the JVM, ALO (batch "
                            f"{DEFAULT_BOUND_BATCH}, delay 10 ms, 1 batch per bundle)", "flink-scoring", "wire-sweep",
                            max_batch=DEFAULT_BOUND_BATCH, decoder="jvm", exactly_once=False, batches_per_bundle=1,

@@ -93,6 +93,13 @@ def job_state(settings: Settings, job_id: str) -> str:
     return rest(settings, f"/jobs/{job_id}")["state"]
 
 
+def job_failures(settings: Settings, job_id: str) -> list[str]:
+    """The job's failovers as Flink's REST API reports them, one line each ("Exception: first line")."""
+    history = rest(settings, f"/jobs/{job_id}/exceptions").get("exceptionHistory", {}).get("entries", [])
+    return [e.get("exceptionName", "?") + ": " + (e.get("stacktrace", "").splitlines() or [""])[0][:300]
+            for e in history]
+
+
 def wait_for_state(settings: Settings, job_id: str, states: set[str], timeout_s: float = 60.0) -> str:
     deadline = time.monotonic() + timeout_s
     state = "UNKNOWN"

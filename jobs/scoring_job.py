@@ -177,6 +177,7 @@ def configure(t_env: TableEnvironment, config: ScoringJobConfig, connector_jar: 
     conf.set("python.fn-execution.bundle.size", str(bundle_size(config.max_batch_size, config.batches_per_bundle)))
     conf.set("python.fn-execution.bundle.time", str(config.max_delay_ms))
     conf.set("python.metric.enabled", "true")
+    conf.set("pipeline.object-reuse", str(config.object_reuse).lower())
     conf.set("table.exec.resource.default-parallelism", str(config.parallelism))
     jars = [jar for jar in (connector_jar, config.decoder_jar) if jar]  # the connector: embedded MiniCluster only
     if jars:  # (a session cluster has it in lib/); the decoder's jar ships with the job

@@ -144,11 +144,10 @@ def _scored_ids(settings, topic: str, count: int) -> list[str]:
 
 def _restarts(settings, job_id: str) -> str:
     """The job's failures as Flink's REST API reports them (for an assertion message)."""
-    from jobs.flink_cluster import rest
+    from jobs.flink_cluster import job_failures
 
-    history = rest(settings, f"/jobs/{job_id}/exceptions").get("exceptionHistory", {}).get("entries", [])
-    return f"{len(history)} failure(s): " + " | ".join(e.get("exceptionName", "?") + ": " + (
-        e.get("stacktrace", "").splitlines() or [""])[0][:300] for e in history[:3])
+    failures = job_failures(settings, job_id)
+    return f"{len(failures)} failure(s): " + " | ".join(failures[:3])
 
 
 def test_scoring_goes_on_through_a_registry_outage_and_a_compatible_v2(settings, stack, fresh_topics):
