@@ -231,9 +231,9 @@ def wire_rows(sweep_batches: tuple[int, ...]) -> list[SystemSpec]:
     rows += [SystemSpec(f"wire-jvm-eo-bundle{n}", f"sensor model, decoded in the JVM, EO (batch {DEFAULT_BOUND_BATCH}, "
                         f"{n} batches per bundle)", "flink-scoring", "wire-sweep", max_batch=DEFAULT_BOUND_BATCH,
                         decoder="jvm", batches_per_bundle=n, **sensor) for n in (1, 2, 8)]
-    rows.append(SystemSpec("wire-jvm-eo-reuse", f"sensor model, decoded in the JVM, EO (batch {DEFAULT_BOUND_BATCH}, "
-                           "object reuse on)", "flink-scoring", "wire-sweep", max_batch=DEFAULT_BOUND_BATCH,
-                           decoder="jvm", object_reuse=True, **sensor))
+    rows.append(SystemSpec("wire-jvm-eo-copying", f"sensor model, decoded in the JVM, EO (batch {DEFAULT_BOUND_BATCH}, "
+                           "object reuse off: records copied between chained operators)", "flink-scoring",
+                           "wire-sweep", max_batch=DEFAULT_BOUND_BATCH, decoder="jvm", object_reuse=False, **sensor))
     rows.append(SystemSpec("wire-jvm-alo-bundle1", f"sensor model, decoded in the JVM, ALO (batch "
                            f"{DEFAULT_BOUND_BATCH}, delay 10 ms, 1 batch per bundle)", "flink-scoring", "wire-sweep",
                            max_batch=DEFAULT_BOUND_BATCH, decoder="jvm", exactly_once=False, batches_per_bundle=1,
@@ -276,6 +276,9 @@ def catalogue(sweep_batches: tuple[int, ...], sweep_delays: tuple[int, ...],
                    rate_hint=2000, note="Quix has no native micro-batching; per record is what its users write"),
         SystemSpec("streamscore-eo", "streamscore, exactly-once (batch 512, delay 100 ms)", "flink-scoring",
                    "streamscore", max_batch=512, max_delay_ms=100, rate_hint=20_000),
+        SystemSpec("streamscore-eo-knobs-before", "streamscore, exactly-once (batch 512, delay 100 ms), the job's "
+                   "knobs before issue 14 (2 batches a bundle, object reuse off)", "flink-scoring", "streamscore",
+                   max_batch=512, max_delay_ms=100, rate_hint=20_000, batches_per_bundle=2, object_reuse=False),
         SystemSpec("streamscore-alo", "streamscore, at-least-once (batch 512, delay 100 ms)", "flink-scoring",
                    "streamscore", max_batch=512, max_delay_ms=100, exactly_once=False, rate_hint=20_000),
     ]

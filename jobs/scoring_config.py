@@ -45,9 +45,10 @@ class ScoringJobConfig(JsonJobConfig):
     # batches the JVM streams to the Python step before it waits for their results (a bundle); 0: as few as
     # hold BUNDLE_AT_LEAST records (jobs.scoring_job.bundle_size)
     batches_per_bundle: int = 0
-    # pass records between chained operators without a defensive copy (Flink's pipeline.object-reuse); the
-    # Python step copies the fields it holds back while a batch is out (benchmarks: wire-jvm-eo-reuse)
-    object_reuse: bool = False
+    # pass records between chained operators without a defensive copy (Flink's pipeline.object-reuse): the
+    # planner's operators are written for it, and the Python step copies the fields it holds back while a
+    # batch is out; off, each hop of the chain copies every record (bench row wire-jvm-eo-copying)
+    object_reuse: bool = True
     checkpoint_interval_ms: int = 1000
     transaction_timeout_ms: int = 600_000
     exactly_once: bool = True

@@ -88,3 +88,20 @@ def test_the_wire_checks_name_each_baseline_with_its_target():
     assert not checks["JVM-decoded EO / handwritten-confluent throughput"].passed  # 0.71 < 0.8
     assert checks["JVM-decoded EO / wire-python-eo throughput"].passed  # 1.67 >= 1.6
     assert checks["JVM-decoded EO / flink-passthrough throughput"].value is None
+
+
+def test_the_fraud_path_is_checked_against_its_path_before_with_todays_knobs_and_with_its_own():
+    from benchmarks.report import fraud_path_checks
+
+    def row(rate, cpu=20.0):
+        stats = {"median": rate, "min": rate, "max": rate, "n": 1}
+        return {"events_per_s": stats, "cpu_s_per_million": {**stats, "median": cpu}}
+
+    by = {"wire-fraud-jvm-eo": row(57_000), "streamscore-eo": row(36_000), "streamscore-eo-knobs-before": row(30_000)}
+    checks = {c.name: c for c in fraud_path_checks(by)}
+    prefix = "fraud model, Confluent wire in the JVM / its path before"
+    assert not checks[f"{prefix} (streamscore-eo) throughput"].passed  # 1.58 < 1.6
+    assert checks[f"{prefix} (streamscore-eo-knobs-before) throughput"].passed  # 1.9
+    assert checks["fraud model, Confluent wire in the JVM: CPU per event, us"].passed
+    del by["streamscore-eo-knobs-before"]  # a run without the row has no line for it
+    assert len(fraud_path_checks(by)) == 2

@@ -121,6 +121,31 @@ def test_a_bundle_holds_whole_batches():
         base(batches_per_bundle=-1).checked()
 
 
+class _RecordedConf:
+    """A table config that records what the job sets (the job's configure step needs no cluster)."""
+
+    def __init__(self):
+        self.values: dict[str, str] = {}
+
+    def get_config(self):
+        return self
+
+    def set(self, key: str, value: str):
+        self.values[key] = value
+
+
+@pytest.mark.parametrize("reuse", [True, False])
+def test_configure_sets_the_batch_bundle_and_object_reuse(reuse):
+    from jobs.scoring_job import configure
+
+    conf = _RecordedConf()
+    configure(conf, base(max_batch_size=2048, object_reuse=reuse), None)
+    assert conf.values["pipeline.object-reuse"] == str(reuse).lower()
+    assert conf.values["python.fn-execution.arrow.batch.size"] == "2048"
+    assert conf.values["python.fn-execution.bundle.size"] == "8192"
+    assert base().object_reuse is True  # the default, measured (docs/benchmarks.md)
+
+
 def test_batch_size_upper_bound():
     assert base(max_batch_size=100_000).checked()
     with pytest.raises(ConfigError, match=r"max_batch_size 100001 is unreasonably large \(max 100000\)"):
