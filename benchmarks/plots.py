@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -17,11 +18,14 @@ def plot(out_dir: Path, stamp: str, summaries: list[dict]) -> list[Path]:
 
 def _throughput(path: Path, summaries: list[dict]) -> Path:
     rows = [s for s in summaries if s["events_per_s"]]
-    fig, ax = plt.subplots(figsize=(9, 0.45 * len(rows) + 1.5))
+    labels = [textwrap.fill(s["label"], 48) for s in rows]  # long labels wrapped, so the bars keep their width
+    lines = sum(label.count("\n") + 1 for label in labels)
+    fig, ax = plt.subplots(figsize=(11, 0.3 * lines + 0.25 * len(rows) + 1.5))
     medians = [s["events_per_s"]["median"] for s in rows]
     errors = [[m - s["events_per_s"]["min"] for m, s in zip(medians, rows)],
               [s["events_per_s"]["max"] - m for m, s in zip(medians, rows)]]
-    ax.barh([s["label"] for s in rows], medians, xerr=errors, color="#4477aa")
+    ax.barh(labels, medians, xerr=errors, color="#4477aa")
+    ax.tick_params(axis="y", labelsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("events/s draining a backlog (median, min-max)")
     ax.set_title("Throughput by system (one run, interleaved)")
