@@ -42,6 +42,7 @@ def summarize(rows: list[dict]) -> list[dict]:
             "events_per_s": _stats([r.get("events_per_s") for r in valid]),
             "latency_rate": _stats([r.get("latency_rate") for r in valid]),
             **{p: _stats([r.get(f"{p}_ms") for r in valid]) for p in ("p50", "p95", "p99")},
+            **{f"{p}_from_send": _stats([r.get(f"{p}_from_send_ms") for r in valid]) for p in ("p50", "p99")},
             "cpu_s_per_million": _stats([r.get("cpu_s_per_million") for r in valid]),
             "peak_rss_mb": rss,
         })
@@ -112,6 +113,10 @@ def wire_checks(by: dict[str, dict]) -> list[Check]:
     p99 = _med(alo, "p99") if alo else None
     out.append(Check("JVM-decoded ALO (delay 10 ms) p99 at 50% load, ms", p99, "<= 100",
                      p99 is not None and p99 <= 100))
+    if alo and alo.get("p99_from_send"):  # a diagnosis, not the target: the sender's own lag left out
+        p99 = _med(alo, "p99_from_send")
+        out.append(Check("JVM-decoded ALO (delay 10 ms) p99 from the actual send (not the schedule), ms", p99,
+                         "<= 100", p99 <= 100))
     return out
 
 

@@ -13,7 +13,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
-from confluent_kafka import TopicPartition
+from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, TopicPartition
 
 from connectors.kafka_clients import existing_topics, read_committed_consumer
 from schemas import SerdeError, serde_for
@@ -26,6 +26,7 @@ class Arrival:
     topic: str
     key: bytes | None
     value: bytes | None  # kept only when the key is not the event id
+    timestamp_ms: int | None = None  # the record's Kafka timestamp (a scoring job forwards its input's: the send)
 
 
 class SinkCollector(threading.Thread):
@@ -51,7 +52,9 @@ class SinkCollector(threading.Thread):
                 for m in msgs:
                     if m.error() is None:
                         keyed = m.topic() in self.keyed and m.key()
-                        self.arrivals.append(Arrival(now, m.topic(), m.key(), None if keyed else m.value()))
+                        kind, stamp = m.timestamp()
+                        self.arrivals.append(Arrival(now, m.topic(), m.key(), None if keyed else m.value(),
+                                                     stamp if kind != TIMESTAMP_NOT_AVAILABLE else None))
         finally:
             self.consumer.close()
 

@@ -105,3 +105,20 @@ def test_the_fraud_path_is_checked_against_its_path_before_with_todays_knobs_and
     assert checks["fraud model, Confluent wire in the JVM: CPU per event, us"].passed
     del by["streamscore-eo-knobs-before"]  # a run without the row has no line for it
     assert len(fraud_path_checks(by)) == 2
+
+
+def test_the_alo_latency_from_the_actual_send_is_a_diagnosis_beside_the_target():
+    from benchmarks.report import summarize, wire_checks
+
+    def run(system, rate, p99, from_send=None):
+        row = {"system": system, "label": system, "group": "wire", "commit_interval_ms": 1000, "max_delay_ms": 10,
+               "events_per_s": rate, "cpu_s_per_million": 14.0, "p50_ms": 50.0, "p95_ms": 90.0, "p99_ms": p99}
+        return row | ({"p50_from_send_ms": 20.0, "p99_from_send_ms": from_send} if from_send else {})
+
+    rows = [run("wire-jvm-eo", 80_000, 1_100), run("wire-jvm-alo", 80_000, 259, 80.0),
+            run("wire-jvm-alo", 80_000, 219, 120.0), run("wire-jvm-alo", 80_000, 264, 90.0)]
+    by = {s["system"]: s for s in summarize(rows)}
+    assert by["wire-jvm-alo"]["p99_from_send"]["median"] == 90.0 and by["wire-jvm-eo"]["p99_from_send"] is None
+    checks = {c.name: c for c in wire_checks(by)}
+    assert not checks["JVM-decoded ALO (delay 10 ms) p99 at 50% load, ms"].passed  # 259 > 100: the target
+    assert checks["JVM-decoded ALO (delay 10 ms) p99 from the actual send (not the schedule), ms"].value == 90.0
