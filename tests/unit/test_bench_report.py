@@ -54,6 +54,8 @@ def test_the_full_run_has_the_capacity_rows_and_the_smoke_checks_each_runner_onc
     assert not any(key.startswith("capacity") for key in smoke)
     # at-least-once is smoked on the path now, not the path before
     assert "wire-jvm-alo" in smoke and "streamscore-alo" not in smoke and "streamscore-alo" in full
+    assert "streamscore-eo" in smoke and "streamscore-eo-knobs-before" not in smoke
+    assert "streamscore-eo-knobs-before" in full
 
 
 def test_the_wire_rows_compare_the_jvm_path_with_its_baselines_at_the_bound_default_batch():
