@@ -5,7 +5,8 @@ Design (see README, "Scoring job design"): a Table API pipeline whose one Python
 Arrow batches, and each batch is one model call.
 
 - max batch size -> ``python.fn-execution.arrow.batch.size`` and ``bundle.size``
-- max delay      -> ``python.fn-execution.bundle.time`` (a partial batch is flushed after it)
+- max delay      -> ``python.fn-execution.bundle.time`` at half of it (:func:`bundle_time_ms`: Flink's
+  check skips a tick after each bundle, so a partial batch is flushed within the max delay)
 - a checkpoint barrier flushes the open bundle first, so no batch straddles a checkpoint and
   nothing buffered is lost on failure (it is replayed from the checkpointed offsets)
 - both sinks are Kafka EXACTLY_ONCE sinks with a stable transactional-id prefix per job;
@@ -66,6 +67,11 @@ class ScoreBatch(ScalarFunction):
                                       self.scorer.threshold, self.config.low_confidence_band,
                                       provider=predictor.providers[0])
         self.lifecycle = LifecycleMetrics(function_context.get_metric_group(), model.card.name)
+        self._after_load()
+        freeze_start_up_heap()
+
+    def _after_load(self) -> None:
+        """What a subclass builds from the loaded model, before the start-up heap is frozen."""
 
     def _router(self, card):
         """The model router and its control-reading thread, when the job follows control."""
@@ -138,10 +144,9 @@ class ScoreDecodedBatch(ScoreBatch):
     """As :class:`ScoreBatch`, for records the JVM decoded (``jobs.decoded_batch``): the payloads still come
     along (a dead letter keeps them), but the Python step reads only the decoded columns."""
 
-    def open(self, function_context: FunctionContext):
+    def _after_load(self) -> None:
         from jobs.decoded_batch import DecodedLayout
 
-        super().open(function_context)
         self.layout = DecodedLayout.of(self.scorer.card, self.scorer.contract)
 
     def eval(self, payload: pd.Series, partition: pd.Series, offset: pd.Series, timestamp: pd.Series,
@@ -153,6 +158,25 @@ class ScoreDecodedBatch(ScoreBatch):
         return self._report(result, len(payload))
 
 
+def freeze_start_up_heap() -> None:
+    """Collect once, then move every object the worker holds after start-up (the model, onnxruntime, pandas,
+    the Beam runtime) out of the garbage collector's reach: a full collection walked them all and paused the
+    worker for ~97 ms mid-stream (about once in a 15 s probe at 39k events/s); after the freeze one
+    took ~1 ms (a probe of the ALO row, docs/benchmarks.md). Later objects are collected as before."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+
+
+def bundle_time_ms(max_delay_ms: int) -> int:
+    """``python.fn-execution.bundle.time`` for a max delay: half of it. Flink checks the bundle's age on a
+    timer of that period and measures the age from the end of the previous bundle, so the tick right after a
+    bundle always finds it too young: a partial bundle waited up to twice the setting (at a 10 ms max delay
+    the ALO p99 was 94-148 ms in two probe runs, 74-80 ms at half; docs/benchmarks.md)."""
+    return max(1, max_delay_ms // 2)
+
+
 def bundle_size(max_batch_size: int, batches: int = 0, at_least: int = BUNDLE_AT_LEAST) -> int:
     """Records per bundle (one JVM/Python synchronisation): ``batches`` whole batches, or (0) as few as
     hold ``at_least`` records.
@@ -161,7 +185,7 @@ def bundle_size(max_batch_size: int, batches: int = 0, at_least: int = BUNDLE_AT
     reading and decoding the next batch while Python scores one; at its end it waits for every result,
     so one batch per bundle pays a synchronous round trip each (bench-20261205T113716Z, sensor model at
     batch 2048: 55k events/s at 1 batch per bundle, 62k at 2, 73k at 4). Latency stays bounded by the
-    bundle time (max delay); a checkpoint barrier waits for the open bundle to finish.
+    max delay (:func:`bundle_time_ms`); a checkpoint barrier waits for the open bundle to finish.
     """
     return max_batch_size * (batches or max(1, -(-at_least // max_batch_size)))
 
@@ -175,7 +199,7 @@ def configure(t_env: TableEnvironment, config: ScoringJobConfig, connector_jar: 
     conf.set("execution.checkpointing.min-pause", "0 ms")
     conf.set("python.fn-execution.arrow.batch.size", str(config.max_batch_size))
     conf.set("python.fn-execution.bundle.size", str(bundle_size(config.max_batch_size, config.batches_per_bundle)))
-    conf.set("python.fn-execution.bundle.time", str(config.max_delay_ms))
+    conf.set("python.fn-execution.bundle.time", str(bundle_time_ms(config.max_delay_ms)))
     conf.set("python.metric.enabled", "true")
     conf.set("pipeline.object-reuse", str(config.object_reuse).lower())
     conf.set("table.exec.resource.default-parallelism", str(config.parallelism))
