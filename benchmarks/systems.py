@@ -235,12 +235,6 @@ def wire_rows(sweep_batches: tuple[int, ...]) -> list[SystemSpec]:
     rows.append(SystemSpec("wire-jvm-eo-copying", f"sensor model, decoded in the JVM, EO (batch {DEFAULT_BOUND_BATCH}, "
                            "object reuse off: records copied between chained operators)", "flink-scoring",
                            "wire-sweep", max_batch=DEFAULT_BOUND_BATCH, decoder="jvm", object_reuse=False, **sensor))
-    rows += [SystemSpec(f"wire-jvm-{mode}-d{2 * delay}", f"sensor model, decoded in the JVM, {mode.upper()} (batch "
-                        f"{DEFAULT_BOUND_BATCH}, delay {2 * delay} ms, bundle time {delay} ms: delay {delay} ms before "
-                        "the bundle time became half the delay)", "flink-scoring", "wire-sweep",
-                        max_batch=DEFAULT_BOUND_BATCH, decoder="jvm", exactly_once=mode == "eo",
-                        **{**sensor, "max_delay_ms": 2 * delay})
-             for mode, delay in (("eo", 100), ("alo", 10))]
     rows.append(SystemSpec("wire-jvm-alo-bundle1", f"sensor model, decoded in the JVM, ALO (batch "
                            f"{DEFAULT_BOUND_BATCH}, delay 10 ms, 1 batch per bundle)", "flink-scoring", "wire-sweep",
                            max_batch=DEFAULT_BOUND_BATCH, decoder="jvm", exactly_once=False, batches_per_bundle=1,

@@ -5,8 +5,11 @@ Design (see README, "Scoring job design"): a Table API pipeline whose one Python
 Arrow batches, and each batch is one model call.
 
 - max batch size -> ``python.fn-execution.arrow.batch.size`` and ``bundle.size``
-- max delay      -> ``python.fn-execution.bundle.time`` at half of it (:func:`bundle_time_ms`: Flink's
-  check skips a tick after each bundle, so a partial batch is flushed within the max delay)
+- max delay      -> ``python.fn-execution.bundle.time``: a partial batch is flushed after it, or (Flink
+  checks a bundle's age on a timer of that period, counted from the end of the previous bundle, so the
+  tick right after a bundle finds it too young) after up to about twice it. Setting half the max delay
+  was measured and lost: bench-20261205T182547Z, ALO at 10 ms, p99 median 128 ms against 99 ms, and
+  ~10 % less throughput (docs/benchmarks.md)
 - a checkpoint barrier flushes the open bundle first, so no batch straddles a checkpoint and
   nothing buffered is lost on failure (it is replayed from the checkpointed offsets)
 - both sinks are Kafka EXACTLY_ONCE sinks with a stable transactional-id prefix per job;
@@ -169,14 +172,6 @@ def freeze_start_up_heap() -> None:
     gc.freeze()
 
 
-def bundle_time_ms(max_delay_ms: int) -> int:
-    """``python.fn-execution.bundle.time`` for a max delay: half of it. Flink checks the bundle's age on a
-    timer of that period and measures the age from the end of the previous bundle, so the tick right after a
-    bundle always finds it too young: a partial bundle waited up to twice the setting (at a 10 ms max delay
-    the ALO p99 was 94-148 ms in two probe runs, 74-80 ms at half; docs/benchmarks.md)."""
-    return max(1, max_delay_ms // 2)
-
-
 def bundle_size(max_batch_size: int, batches: int = 0, at_least: int = BUNDLE_AT_LEAST) -> int:
     """Records per bundle (one JVM/Python synchronisation): ``batches`` whole batches, or (0) as few as
     hold ``at_least`` records.
@@ -185,7 +180,7 @@ def bundle_size(max_batch_size: int, batches: int = 0, at_least: int = BUNDLE_AT
     reading and decoding the next batch while Python scores one; at its end it waits for every result,
     so one batch per bundle pays a synchronous round trip each (bench-20261205T113716Z, sensor model at
     batch 2048: 55k events/s at 1 batch per bundle, 62k at 2, 73k at 4). Latency stays bounded by the
-    max delay (:func:`bundle_time_ms`); a checkpoint barrier waits for the open bundle to finish.
+    max delay (the bundle time: see the module's notes); a checkpoint barrier waits for the open bundle to finish.
     """
     return max_batch_size * (batches or max(1, -(-at_least // max_batch_size)))
 
@@ -199,7 +194,7 @@ def configure(t_env: TableEnvironment, config: ScoringJobConfig, connector_jar: 
     conf.set("execution.checkpointing.min-pause", "0 ms")
     conf.set("python.fn-execution.arrow.batch.size", str(config.max_batch_size))
     conf.set("python.fn-execution.bundle.size", str(bundle_size(config.max_batch_size, config.batches_per_bundle)))
-    conf.set("python.fn-execution.bundle.time", str(bundle_time_ms(config.max_delay_ms)))
+    conf.set("python.fn-execution.bundle.time", str(config.max_delay_ms))
     conf.set("python.metric.enabled", "true")
     conf.set("pipeline.object-reuse", str(config.object_reuse).lower())
     conf.set("table.exec.resource.default-parallelism", str(config.parallelism))

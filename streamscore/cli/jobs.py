@@ -32,7 +32,8 @@ def _add_scoring_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dead-letter-topic", default=None, help="default: the dead-letter topic")
     parser.add_argument("--max-batch-size", type=int, default=None,
                         help="records per model call (default 512; 2048 for a model that binds its event schema)")
-    parser.add_argument("--max-delay-ms", type=int, default=None, help="flush a partial batch after (default 100)")
+    parser.add_argument("--max-delay-ms", type=int, default=None,
+                        help="flush a partial batch after it (Flink: up to about twice it; default 100)")
     parser.add_argument("--batches-per-bundle", type=int, default=None,
                         help="batches handed to the Python step before the JVM waits for their results "
                              f"(default 0: as few as hold {BUNDLE_AT_LEAST} records, 4 at batch 2048)")
