@@ -165,7 +165,8 @@ def freeze_start_up_heap() -> None:
     """Collect once, then move every object the worker holds after start-up (the model, onnxruntime, pandas,
     the Beam runtime) out of the garbage collector's reach: a full collection walked them all and paused the
     worker for ~97 ms mid-stream (about once in a 15 s probe at 39k events/s); after the freeze one
-    took ~1 ms (a probe of the ALO row, docs/benchmarks.md). Later objects are collected as before."""
+    took ~1 ms (a probe of the ALO row, docs/benchmarks.md). Later objects are collected as before; a frozen
+    object still goes with its last reference (only a cycle among frozen objects, none known, would stay)."""
     import gc
 
     gc.collect()
