@@ -72,23 +72,6 @@ def run_onnx(pool: EventPool, plan: BenchPlan) -> dict[int, dict]:
                 "max": max(r[b] for r in reps), "n": len(reps)} for b in ONNX_BATCHES}
 
 
-def warm_up(settings: Settings, plan: BenchPlan, specs: list[systems.SystemSpec], pool: EventPool) -> str | None:
-    """One unmeasured run of the first Flink system before the first repetition (a full run only): in three runs
-    of 2026-12-05 the first repetition after ``stack up`` was the slowest of every row (a fresh broker's and
-    TaskManager's JIT and caches), which one cold sample in three skews. Returns its key, or None."""
-    spec = next((s for s in specs if s.kind.startswith("flink")), None)
-    if spec is None or plan.repetitions < 2:
-        return None
-    params = RunParams(plan.min_backlog * 10, plan.latency_seconds / 2, plan.latency_max_events,
-                       plan.commit_interval_ms, plan.stall_s)
-    try:
-        measure(settings, spec, pool, params, _stack_pids(settings))
-        print(f"warm-up {spec.key}: done (not measured)", flush=True)
-    except Exception as exc:  # noqa: BLE001 - a failed warm-up leaves the measured runs to report it
-        print(f"warm-up {spec.key}: {type(exc).__name__}: {exc}", flush=True)
-    return spec.key
-
-
 def run_systems(settings: Settings, plan: BenchPlan, specs: list[systems.SystemSpec], pool: EventPool) -> list[dict]:
     rows: list[dict] = []
     for rep in range(1, plan.repetitions + 1):
@@ -138,11 +121,10 @@ def run(args: argparse.Namespace, settings: Settings | None = None) -> dict:
     pool = EventPool(settings)
     info = machine()
     onnx = run_onnx(pool, plan)
-    warmed_up_with = warm_up(settings, plan, specs, pool)
     rows = run_systems(settings, plan, specs, pool)
     summaries = report.summarize(rows)
     payload = {"started": began.isoformat(timespec="seconds"), "mode": "smoke" if args.smoke else "full",
-               "note": args.note, "machine": info, "plan": plan.__dict__, "warm_up": warmed_up_with,
+               "note": args.note, "machine": info, "plan": plan.__dict__,
                "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                "onnx_rows_per_s": onnx, "rows": rows, "summaries": summaries,
                "checks": [c.__dict__ for c in report.checks(summaries)], "capacity": capacity.capacity(rows)}

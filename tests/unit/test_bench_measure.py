@@ -30,28 +30,3 @@ def test_a_collector_that_ran_without_it_stays_without_it():
         assert not gc.isenabled()
     finally:
         gc.enable()
-
-
-def _specs(*kinds: str):
-    from benchmarks.systems import SystemSpec
-
-    return [SystemSpec(f"row-{i}", "a row", kind, "wire") for i, kind in enumerate(kinds)]
-
-
-@pytest.mark.parametrize(("kinds", "repetitions", "expected"), [
-    (("loop-score", "flink-scoring", "flink-passthrough"), 3, "row-1"),
-    (("flink-passthrough", "flink-scoring"), 2, "row-0"),
-    (("loop-score", "quix"), 3, None),
-    (("flink-scoring",), 1, None),  # one repetition (a smoke run): nothing to protect from a cold sample
-])
-def test_a_full_run_warms_the_stack_up_with_its_first_flink_system_unmeasured(monkeypatch, kinds, repetitions,
-                                                                              expected):
-    from benchmarks import bench
-
-    measured: list[tuple[str, int]] = []
-    monkeypatch.setattr(bench, "measure", lambda _s, spec, _p, params, _pids: measured.append((spec.key,
-                                                                                             params.backlog)))
-    monkeypatch.setattr(bench, "_stack_pids", lambda _s: {})
-    plan = bench.BenchPlan(**{**bench.FULL.__dict__, "repetitions": repetitions})
-    assert bench.warm_up(None, plan, _specs(*kinds), None) == expected
-    assert measured == ([(expected, 10 * plan.min_backlog)] if expected else [])
