@@ -25,6 +25,7 @@ Run: ``streamscore run scoring`` (embedded MiniCluster) or ``streamscore submit 
 from __future__ import annotations
 
 import argparse
+import gc
 
 import pandas as pd
 from pyflink.table import DataTypes, EnvironmentSettings, TableEnvironment
@@ -167,8 +168,6 @@ def freeze_start_up_heap() -> None:
     worker for ~97 ms mid-stream (about once in a 15 s probe at 39k events/s); after the freeze one
     took ~1 ms (a probe of the ALO row, docs/benchmarks.md). Later objects are collected as before; a frozen
     object still goes with its last reference (only a cycle among frozen objects, none known, would stay)."""
-    import gc
-
     gc.collect()
     gc.freeze()
 
