@@ -72,13 +72,21 @@ def run_onnx(pool: EventPool, plan: BenchPlan) -> dict[int, dict]:
                 "max": max(r[b] for r in reps), "n": len(reps)} for b in ONNX_BATCHES}
 
 
+def backlog_rate(spec: systems.SystemSpec, seen: list[float]) -> float:
+    """The rate a repetition's backlog is sized for: the larger of the row's expected rate (its hint, what it
+    reaches here) and its median so far. A first repetition sized from a low guess drained half the backlog
+    of the later ones, so its start-up weighed twice as much: in every run of 2026-12-05 it was the slowest
+    of each such row (wire-jvm-eo 54-83k events/s at 300,000 against 85-99k at 600,000), while the one row
+    whose hint already gave 600,000 was not (docs/benchmarks.md)."""
+    return max(spec.rate_hint, statistics.median(seen)) if seen else spec.rate_hint
+
+
 def run_systems(settings: Settings, plan: BenchPlan, specs: list[systems.SystemSpec], pool: EventPool) -> list[dict]:
     rows: list[dict] = []
     for rep in range(1, plan.repetitions + 1):
         for spec in specs:  # interleaved: A B C, A B C, ...
             seen = [r["events_per_s"] for r in rows if r["system"] == spec.key and r.get("events_per_s")]
-            rate = statistics.median(seen) if seen else spec.rate_hint
-            params = RunParams(plan.backlog(rate), plan.latency_seconds, plan.latency_max_events,
+            params = RunParams(plan.backlog(backlog_rate(spec, seen)), plan.latency_seconds, plan.latency_max_events,
                                plan.commit_interval_ms, plan.stall_s)
             try:
                 row = measure(settings, spec, pool, params, _stack_pids(settings))  # a restarted TM has a new pid

@@ -46,7 +46,7 @@ class SystemSpec:
     max_batch: int | None = None
     max_delay_ms: int | None = None
     exactly_once: bool = True
-    rate_hint: float = 5000.0  # events/s guess to size the first backlog
+    rate_hint: float = 5000.0  # events/s the row reaches here: sizes its backlog (bench.backlog_rate)
     note: str = ""
     model: str | None = None  # streamscore rows: the model scored (default fraud:1.0.0)
     cache: bool = False  # streamscore rows: the Redis prediction cache on
@@ -202,7 +202,7 @@ def capacity_rows() -> list[SystemSpec]:
     4 partitions, so their CPU per event can be compared side by side."""
     return [SystemSpec(f"capacity-p{p}", f"streamscore EO at parallelism {p}, 4 partitions (fraud model, Confluent "
                        f"wire, decoded in the JVM, batch {DEFAULT_BOUND_BATCH})", "flink-scoring", "capacity",
-                       max_batch=DEFAULT_BOUND_BATCH, max_delay_ms=100, rate_hint=30_000, parallelism=p, partitions=4,
+                       max_batch=DEFAULT_BOUND_BATCH, max_delay_ms=100, rate_hint=60_000, parallelism=p, partitions=4,
                        decoder="jvm", model="fraud:1.0.0", framing="confluent")
             for p in CAPACITY_PARALLELISM]
 
@@ -212,9 +212,9 @@ def wire_rows(sweep_batches: tuple[int, ...]) -> list[SystemSpec]:
     side by side: Flink SQL copying the readings in its own ``avro-confluent`` format (no Python), the
     hand-written loop on the same wire and batch, decoded in the JVM (``jobs/udf``) at the bound default batch,
     decoded in the Python step at 512 (the path before), and (a full run) the batch sweep of both decoders."""
-    sensor = {"model": SENSOR_MODEL, "max_delay_ms": 100, "rate_hint": 30_000.0}
+    sensor = {"model": SENSOR_MODEL, "max_delay_ms": 100, "rate_hint": 90_000.0}
     rows = [SystemSpec("passthrough-confluent", "Flink SQL pass-through, avro-confluent in and out, EO (no Python)",
-                       "flink-passthrough", "wire", model=SENSOR_MODEL, rate_hint=80_000),
+                       "flink-passthrough", "wire", model=SENSOR_MODEL, rate_hint=110_000),
             SystemSpec("handwritten-confluent", f"hand-written loop, Confluent wire, batches of {DEFAULT_BOUND_BATCH}",
                        "loop-score", "wire", **{**sensor, "max_batch": DEFAULT_BOUND_BATCH}),
             SystemSpec("wire-python-eo", "sensor model, Confluent wire decoded in Python, EO (batch 512: the path "
@@ -228,7 +228,7 @@ def wire_rows(sweep_batches: tuple[int, ...]) -> list[SystemSpec]:
             SystemSpec("wire-fraud-jvm-eo", f"fraud model, Confluent wire decoded in the JVM, EO (batch "
                        f"{DEFAULT_BOUND_BATCH}: its path now; streamscore-eo is its path before)", "flink-scoring",
                        "wire", max_batch=DEFAULT_BOUND_BATCH, max_delay_ms=100, decoder="jvm", model="fraud:1.0.0",
-                       framing="confluent", rate_hint=30_000.0)]
+                       framing="confluent", rate_hint=70_000.0)]
     rows += [SystemSpec(f"wire-jvm-eo-bundle{n}", f"sensor model, decoded in the JVM, EO (batch {DEFAULT_BOUND_BATCH}, "
                         f"{n} batches per bundle)", "flink-scoring", "wire-sweep", max_batch=DEFAULT_BOUND_BATCH,
                         decoder="jvm", batches_per_bundle=n, **sensor) for n in (1, 2, 8)]
@@ -268,7 +268,7 @@ def catalogue(sweep_batches: tuple[int, ...], sweep_delays: tuple[int, ...],
         SystemSpec("kafka-passthrough", "Kafka->Kafka pass-through, confluent-kafka, transactional (no model)",
                    "loop-passthrough", "limits", max_batch=1000, rate_hint=60_000),
         SystemSpec("flink-passthrough", "Flink SQL pass-through, exactly-once (no Python, no model)",
-                   "flink-passthrough", "limits", rate_hint=100_000),
+                   "flink-passthrough", "limits", rate_hint=120_000),
         SystemSpec("handwritten-1", "hand-written loop, 1 record per model call", "loop-score", "baseline",
                    max_batch=1, rate_hint=2500),
         SystemSpec("handwritten-batched", "hand-written loop, batches of 512", "loop-score", "baseline",
@@ -276,12 +276,12 @@ def catalogue(sweep_batches: tuple[int, ...], sweep_delays: tuple[int, ...],
         SystemSpec("quix", "Quix Streams 3, exactly-once, 1 record per model call", "quix", "peer",
                    rate_hint=2000, note="Quix has no native micro-batching; per record is what its users write"),
         SystemSpec("streamscore-eo", "streamscore, exactly-once (batch 512, delay 100 ms)", "flink-scoring",
-                   "streamscore", max_batch=512, max_delay_ms=100, rate_hint=20_000),
+                   "streamscore", max_batch=512, max_delay_ms=100, rate_hint=40_000),
         SystemSpec("streamscore-eo-knobs-before", "streamscore, exactly-once (batch 512, delay 100 ms), the job's "
                    "knobs before issue 14 (2 batches a bundle, object reuse off)", "flink-scoring", "streamscore",
-                   max_batch=512, max_delay_ms=100, rate_hint=20_000, batches_per_bundle=2, object_reuse=False),
+                   max_batch=512, max_delay_ms=100, rate_hint=35_000, batches_per_bundle=2, object_reuse=False),
         SystemSpec("streamscore-alo", "streamscore, at-least-once (batch 512, delay 100 ms)", "flink-scoring",
-                   "streamscore", max_batch=512, max_delay_ms=100, exactly_once=False, rate_hint=20_000),
+                   "streamscore", max_batch=512, max_delay_ms=100, exactly_once=False, rate_hint=40_000),
     ]
     for size in sweep_batches:
         systems.append(SystemSpec(f"sweep-b{size}-d100", f"streamscore EO, batch {size}, delay 100 ms",
