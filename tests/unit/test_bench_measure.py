@@ -42,3 +42,30 @@ def test_every_repetition_drains_a_backlog_sized_alike():
     assert first == FULL.backlog(backlog_rate(spec, [54_000.0])) == FULL.max_backlog  # a slow first run stays
     slow = dataclasses.replace(spec, rate_hint=1000.0)
     assert backlog_rate(slow, [3000.0, 5000.0]) == 4000.0  # a row faster than its hint: its median
+
+
+def _specs(*shapes: tuple[str, str | None]):
+    from benchmarks.systems import SystemSpec
+
+    return [SystemSpec(f"row-{i}", "a row", kind, "wire", decoder=decoder) for i, (kind, decoder) in enumerate(shapes)]
+
+
+@pytest.mark.parametrize(("shapes", "repetitions", "expected"), [
+    ((("loop-score", None), ("flink-scoring", "jvm"), ("flink-scoring", "jvm"), ("flink-passthrough", None)), 3,
+     ["row-1", "row-3"]),  # one run of each Flink shape, none of a loop
+    (tuple(("flink-scoring", d) for d in ("jvm", "python", None)) + (("flink-passthrough", None),) * 2
+     + (("flink-passthrough", "jvm"),), 2, ["row-0", "row-1", "row-2", "row-3"]),  # at most WARM_UP_RUNS
+    ((("loop-score", None), ("quix", None)), 3, []),
+    ((("flink-scoring", "jvm"),), 1, []),  # one repetition (a smoke run): no warm-up
+])
+def test_a_run_warms_the_fresh_cluster_up_with_one_run_of_each_flink_shape(monkeypatch, shapes, repetitions,
+                                                                          expected):
+    from benchmarks import bench
+
+    measured: list[tuple[str, int]] = []
+    monkeypatch.setattr(bench, "measure", lambda _s, spec, _p, params, _pids: measured.append((spec.key,
+                                                                                             params.backlog)))
+    monkeypatch.setattr(bench, "_stack_pids", lambda _s: {})
+    plan = bench.BenchPlan(**{**bench.FULL.__dict__, "repetitions": repetitions})
+    assert bench.warm_up(None, plan, _specs(*shapes), None) == expected
+    assert measured == [(key, plan.backlog(5000.0)) for key in expected]
