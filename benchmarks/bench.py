@@ -72,7 +72,7 @@ def run_onnx(pool: EventPool, plan: BenchPlan) -> dict[int, dict]:
                 "max": max(r[b] for r in reps), "n": len(reps)} for b in ONNX_BATCHES}
 
 
-WARM_UP_RUNS = 4  # a fresh cluster's extra CPU per event had faded by its fifth Flink job (run 211603Z)
+WARM_UP_RUNS = 6  # a fresh cluster's extra CPU per event had faded by its fifth Flink job (runs 211603Z, 213257Z)
 
 
 def warm_up_specs(specs: list[systems.SystemSpec]) -> list[systems.SystemSpec]:
