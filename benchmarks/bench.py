@@ -88,8 +88,8 @@ def warm_up(settings: Settings, plan: BenchPlan, specs: list[systems.SystemSpec]
     """Unmeasured runs before the first repetition (a run of two or more): the cluster's JVMs, fresh from
     ``stack up``, spent up to twice the CPU per event in their first few jobs (run 211603Z, first repetition
     against the later ones: 52 against 27 CPU s per M events, pass-through 16.5 against 6.7-8.4, fading by the
-    fifth Flink job; the same rows right after on the warm stack: 26.7 and 6.4), so every first repetition
-    was the slowest of its row. Each warm-up drains a full backlog. Returns the keys run."""
+    fifth Flink job; the same rows right after on the warm stack: 26.7 and 6.4), so a first repetition
+    was most often the slowest of its row. Each warm-up drains a full backlog. Returns the keys run."""
     chosen = warm_up_specs(specs) if plan.repetitions >= 2 else []
     for spec in chosen:
         params = RunParams(plan.backlog(spec.rate_hint), min(2.0, plan.latency_seconds), plan.latency_max_events,
@@ -105,9 +105,8 @@ def warm_up(settings: Settings, plan: BenchPlan, specs: list[systems.SystemSpec]
 def backlog_rate(spec: systems.SystemSpec, seen: list[float]) -> float:
     """The rate a repetition's backlog is sized for: the larger of the row's expected rate (its hint, what it
     reaches here) and its median so far. A first repetition sized from a low guess drained half the backlog
-    of the later ones, so its start-up weighed twice as much: in every run of 2026-12-05 it was the slowest
-    of each such row (wire-jvm-eo 54-83k events/s at 300,000 against 85-99k at 600,000), while the one row
-    whose hint already gave 600,000 was not (docs/benchmarks.md)."""
+    of the later ones, so its start-up weighed twice as much: in most runs of 2026-12-05 it was the slowest
+    of its row (wire-jvm-eo 54-83k events/s at 300,000 against 85-99k at 600,000; docs/benchmarks.md)."""
     return max(spec.rate_hint, statistics.median(seen)) if seen else spec.rate_hint
 
 

@@ -33,7 +33,7 @@ def test_a_collector_that_ran_without_it_stays_without_it():
         gc.enable()
 
 
-def test_every_repetition_drains_a_backlog_sized_alike():
+def test_a_row_at_its_hint_drains_the_same_backlog_in_every_repetition():
     from benchmarks.bench import FULL, backlog_rate
     from benchmarks.systems import catalogue
 
