@@ -42,11 +42,9 @@ def _single_object(config, card) -> bool:
     return True
 
 
-def with_schema_ids_at_start(config, card=None):
+def with_schema_ids_at_start(config, card):
     """A scoring or drift config that names its registry but no schema ids (a Kubernetes manifest's,
-    written before any registry gave one): the ids registered now, at the job's start, as submit would.
-    Without ``card`` the model's card is loaded only when ids are missing: a submitted config has them, and
-    its job's client then need not import the model registry (~0.7 s of each submission)."""
+    written before any registry gave one): the ids registered now, at the job's start, as submit would."""
     from jobs.job_wire import registry_settings
 
     wire = config.registry
@@ -58,10 +56,6 @@ def with_schema_ids_at_start(config, card=None):
     if _has_ids(config):
         return config
     registry = SchemaRegistry(registry_settings(wire))
-    if card is None:
-        from models.registry import load_model
-
-        card = load_model(config.model, root=config.registry_dir).card
     ids = _scoring_schema_ids(registry, config, card) if isinstance(config, ScoringJobConfig) \
         else _drift_schema_ids(registry, config, card)
     return dataclasses.replace(config, registry=dataclasses.replace(wire, **ids)).checked()
