@@ -49,6 +49,11 @@ class BenchPlan:
     def backlog(self, rate: float) -> int:
         return int(min(self.max_backlog, max(self.min_backlog, rate * self.target_drain_s)))
 
+    def run_params(self, rate: float, latency_seconds: float | None = None) -> RunParams:
+        """One run of a system: a backlog sized for ``rate``, then the latency phase (the plan's, unless given)."""
+        return RunParams(self.backlog(rate), self.latency_seconds if latency_seconds is None else latency_seconds,
+                         self.latency_max_events, self.commit_interval_ms, self.stall_s)
+
 
 FULL = BenchPlan(3, 10.0, 5_000, 600_000, 10.0, 150_000, 2.0, (1, 8, 64, 256, 1024), (10,))
 SMOKE = BenchPlan(1, 0.0, 2_000, 2_000, 2.0, 2_000, 0.2, (), (), stall_s=45.0)  # no sweep: same runner as EO
@@ -92,8 +97,7 @@ def warm_up(settings: Settings, plan: BenchPlan, specs: list[systems.SystemSpec]
     was most often the slowest of its row. Each warm-up drains a full backlog. Returns the keys run."""
     chosen = warm_up_specs(specs) if plan.repetitions >= 2 else []
     for spec in chosen:
-        params = RunParams(plan.backlog(spec.rate_hint), min(2.0, plan.latency_seconds), plan.latency_max_events,
-                           plan.commit_interval_ms, plan.stall_s)
+        params = plan.run_params(spec.rate_hint, latency_seconds=min(2.0, plan.latency_seconds))
         try:
             measure(settings, spec, pool, params, _stack_pids(settings))
             print(f"warm-up {spec.key}: done (not measured)", flush=True)
@@ -115,8 +119,7 @@ def run_systems(settings: Settings, plan: BenchPlan, specs: list[systems.SystemS
     for rep in range(1, plan.repetitions + 1):
         for spec in specs:  # interleaved: A B C, A B C, ...
             seen = [r["events_per_s"] for r in rows if r["system"] == spec.key and r.get("events_per_s")]
-            params = RunParams(plan.backlog(backlog_rate(spec, seen)), plan.latency_seconds, plan.latency_max_events,
-                               plan.commit_interval_ms, plan.stall_s)
+            params = plan.run_params(backlog_rate(spec, seen))
             try:
                 row = measure(settings, spec, pool, params, _stack_pids(settings))  # a restarted TM has a new pid
             except Exception as exc:  # noqa: BLE001 - one failed system must not end the run
