@@ -171,20 +171,30 @@ def produce_transactionally(settings: Settings, topic: str, items: Iterable[tupl
     if progress:
         progress(-produced, seconds)
     return {"produced": produced, "transactions": writer.transactions, "seconds": seconds,
-            "rate": produced / seconds if seconds > 0 else 0.0, "resent_transactions": writer.resent}
+            "rate": produced / seconds if seconds > 0 else 0.0, "resent_transactions": writer.resent,
+            "producer_restarts": writer.restarts}
 
 
 class _TransactionWriter:
-    """One open transaction at a time, its records kept until committed so it can be sent again."""
+    """One open transaction at a time, its records kept until committed so it can be sent again.
 
-    RETRY_DEADLINE_S = 120.0
+    A transaction the broker aborted is sent again on the same producer once; if the resent one
+    fails too, the producer's own state is suspect (after a broker restart librdkafka can keep a
+    partition's leader as unknown, "new leader -1 not found in cache", until every message times
+    out), so the records go again on a fresh producer under the same transactional id.
+    """
 
-    def __init__(self, settings: Settings, topic: str, producer_config: dict):
+    RETRY_DEADLINE_S = 300.0  # > 2 transaction timeouts (60 s each) plus a fresh producer's start
+
+    def __init__(self, settings: Settings, topic: str, producer_config: dict,
+                 producer_factory: Callable[..., Producer] = transactional_producer):
         self.settings, self.topic, self.producer_config = settings, topic, producer_config
+        self.producer_factory = producer_factory
         self.transactional_id = f"streamscore-cli-{uuid.uuid4().hex[:12]}"
-        self.producer = transactional_producer(settings, self.transactional_id, **producer_config)
+        self.producer = producer_factory(settings, self.transactional_id, **producer_config)
         self.pending: list[tuple[bytes, bytes, int | None]] = []
-        self.transactions = self.resent = 0
+        self.transactions = self.resent = self.restarts = 0
+        self._resent_on_this_producer = False
 
     def add(self, key: bytes, value: bytes, timestamp_ms: int | None) -> None:
         if not self.pending:
@@ -205,12 +215,13 @@ class _TransactionWriter:
                 error = exc.args[0]
                 if time.monotonic() > deadline:
                     raise KafkaClientError(f"commit failed: {error.str()}") from exc
-                if error.txn_requires_abort():
+                if error.txn_requires_abort() and not self._resent_on_this_producer:
                     self._resend()
-                elif not error.retriable():  # fatal: fence ourselves with a new producer, send again
-                    self._restart_producer()
+                elif error.txn_requires_abort() or not error.retriable():
+                    self._restart_producer()  # resent and failed again, or fatal: fence it, start afresh
         self.pending = []
         self.transactions += 1
+        self._resent_on_this_producer = False
 
     def _resend(self) -> None:
         """The broker aborted the transaction (e.g. it restarted): abort ours and send it again."""
@@ -220,12 +231,19 @@ class _TransactionWriter:
             self._restart_producer()
             return
         self.resent += 1
+        self._resent_on_this_producer = True
         self._send_pending()
 
     def _restart_producer(self) -> None:
         """A new producer under the same transactional id: the broker aborts what the old one left open."""
-        self.producer = transactional_producer(self.settings, self.transactional_id, **self.producer_config)
+        try:
+            self.producer.purge()  # the old producer's queued records are sent again by the new one
+        except KafkaException:
+            pass  # a producer in a fatal state: the new one fences it anyway
+        self.producer = self.producer_factory(self.settings, self.transactional_id, **self.producer_config)
         self.resent += 1
+        self.restarts += 1
+        self._resent_on_this_producer = False
         self._send_pending()
 
     def _send_pending(self) -> None:

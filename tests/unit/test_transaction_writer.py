@@ -1,0 +1,91 @@
+"""The harness's transactional writer keeps every record through broker failures (fake producers, no Kafka)."""
+
+from __future__ import annotations
+
+import pytest
+from confluent_kafka import KafkaError, KafkaException
+
+from connectors.kafka_clients import _TransactionWriter
+
+
+def _abortable() -> KafkaException:
+    return KafkaException(KafkaError(KafkaError._MSG_TIMED_OUT, "125 message(s) failed delivery",
+                                     txn_requires_abort=True))
+
+
+class FakeProducer:
+    """Records what it was asked; its commits fail ``failures`` times with an abortable error."""
+
+    def __init__(self, failures: int):
+        self.failures, self.sent, self.committed, self.calls = failures, [], [], []
+
+    def begin_transaction(self):
+        self.calls.append("begin")
+        self.open = []
+
+    def produce(self, topic, value, key=None, timestamp=0):
+        self.open.append(key)
+
+    def commit_transaction(self, timeout):
+        self.calls.append("commit")
+        if self.failures:
+            self.failures -= 1
+            raise _abortable()
+        self.committed.extend(self.open)
+
+    def abort_transaction(self, timeout):
+        self.calls.append("abort")
+
+    def purge(self):
+        self.calls.append("purge")
+
+
+def _writer(failures_per_producer: list[int]):
+    made: list[FakeProducer] = []
+
+    def factory(settings, transactional_id, **config):
+        made.append(FakeProducer(failures_per_producer[len(made)]))
+        made[-1].transactional_id = transactional_id
+        return made[-1]
+
+    unused_settings = object()  # only the producer factory would read them
+    return _TransactionWriter(unused_settings, "t", {}, producer_factory=factory), made
+
+
+def _send(writer, keys):
+    for key in keys:
+        writer.add(key, b"v", None)
+    writer.commit()
+
+
+def test_a_failed_commit_is_resent_once_on_the_same_producer():
+    writer, made = _writer([1])
+    _send(writer, [b"a", b"b"])
+    assert made[0].committed == [b"a", b"b"] and len(made) == 1
+    assert made[0].calls == ["begin", "commit", "abort", "begin", "commit"]
+    assert (writer.transactions, writer.resent, writer.restarts) == (1, 1, 0)
+
+
+def test_a_resent_transaction_that_fails_again_goes_on_a_fresh_producer_under_the_same_id():
+    writer, made = _writer([2, 0])
+    _send(writer, [b"a", b"b", b"c"])
+    assert len(made) == 2 and made[1].transactional_id == made[0].transactional_id
+    assert made[0].committed == [] and "purge" in made[0].calls
+    assert made[1].committed == [b"a", b"b", b"c"]
+    assert (writer.transactions, writer.resent, writer.restarts) == (1, 2, 1)
+
+
+def test_the_next_transaction_may_be_resent_on_the_new_producer_again():
+    writer, made = _writer([2, 1])
+    _send(writer, [b"a"])
+    _send(writer, [b"b"])
+    assert made[1].committed == [b"a", b"b"] and len(made) == 2
+    assert writer.restarts == 1 and writer.transactions == 2
+
+
+def test_it_gives_up_with_the_broker_error_after_its_deadline(monkeypatch):
+    writer, _ = _writer([99, 99, 99, 99])
+    monkeypatch.setattr(_TransactionWriter, "RETRY_DEADLINE_S", -1.0)
+    writer.add(b"a", b"v", None)
+    with pytest.raises(Exception, match="commit failed: 125 message"):
+        writer.commit()
