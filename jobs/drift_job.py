@@ -259,9 +259,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     config = DriftJobConfig.from_json(args.config)
     from jobs.job_schemas import with_schema_ids_at_start
-    from models.registry import load_model
 
-    config = with_schema_ids_at_start(config, load_model(config.model, root=config.registry_dir).card)
+    config = with_schema_ids_at_start(config)
     env = StreamExecutionEnvironment.get_execution_environment()
     env.enable_checkpointing(config.checkpoint_interval_ms)
     env.set_parallelism(config.parallelism)

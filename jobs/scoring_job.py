@@ -241,9 +241,8 @@ def build_pipeline(t_env: TableEnvironment, config: ScoringJobConfig):
 def _with_schema_ids(config: ScoringJobConfig) -> ScoringJobConfig:
     """The config's schema ids, registered now where it names the registry only (a Kubernetes manifest)."""
     from jobs.job_schemas import with_schema_ids_at_start
-    from models.registry import load_model
 
-    return with_schema_ids_at_start(config, load_model(config.model, root=config.registry_dir).card)
+    return with_schema_ids_at_start(config)
 
 
 def main(argv: list[str] | None = None) -> None:
