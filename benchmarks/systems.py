@@ -122,7 +122,8 @@ def start(settings: Settings, spec: SystemSpec, topics: Topics, commit_interval_
         args = ["--bootstrap", settings.jobs_kafka_bootstrap, "--source-topic", topics.source,
                 "--sink-topic", topics.scored, "--group-id", f"bench-pt-{tag}",
                 "--transactional-id-prefix", f"bench-pt-{tag}", "--checkpoint-interval-ms",
-                str(commit_interval_ms), "--job-name", f"bench-passthrough-{tag}", *_confluent_args(settings, spec)]
+                str(commit_interval_ms), "--job-name", f"bench-passthrough-{tag}", *_confluent_args(settings, spec),
+                *([] if spec.exactly_once else ["--at-least-once"])]
         job_id = submit_python_job(settings, JOBS_DIR / "passthrough.py", args)
         wait_running(settings, job_id, timeout_s=120)
         return RunningSystem(spec, flink_job=job_id, keyed_topics={topics.scored} if spec.model else set())
@@ -239,6 +240,9 @@ def wire_rows(sweep_batches: tuple[int, ...]) -> list[SystemSpec]:
                            f"{DEFAULT_BOUND_BATCH}, delay 10 ms, 1 batch per bundle)", "flink-scoring", "wire-sweep",
                            max_batch=DEFAULT_BOUND_BATCH, decoder="jvm", exactly_once=False, batches_per_bundle=1,
                            **{**sensor, "max_delay_ms": 10}))
+    rows.append(SystemSpec("passthrough-confluent-alo", "Flink SQL pass-through, avro-confluent in and out, ALO (no "
+                           "Python: the latency floor of the ALO rows)", "flink-passthrough", "wire-sweep",
+                           model=SENSOR_MODEL, exactly_once=False, rate_hint=110_000))
     rows.append(SystemSpec("wire-jvm-alo-b512", "sensor model, decoded in the JVM, ALO (batch 512, delay 10 ms: "
                            "batches stream to Python within a bundle)", "flink-scoring", "wire-sweep", max_batch=512,
                            decoder="jvm", exactly_once=False, **{**sensor, "max_delay_ms": 10}))

@@ -129,10 +129,12 @@ def confluent_source_ddl(table: ConfluentTable, group_id: str) -> str:
     return _create(table.spec.table, confluent_columns(table.schema), options)
 
 
-def confluent_sink_ddl(table: ConfluentTable, transactional_id_prefix: str, transaction_timeout_ms: int) -> str:
-    """Exactly-once; the value's schema derived from the columns (Flink's writer cannot write an enum from a
-    string) and registered under ``<topic>-value``; the key is ``key_field`` as UTF-8 bytes."""
+def confluent_sink_ddl(table: ConfluentTable, transactional_id_prefix: str, transaction_timeout_ms: int,
+                       exactly_once: bool = True) -> str:
+    """Exactly-once (or at-least-once); the value's schema derived from the columns (Flink's writer cannot
+    write an enum from a string) and registered under ``<topic>-value``; the key is ``key_field`` as UTF-8 bytes."""
     options = {**_topic(table.spec), "key.format": "raw", "key.fields": table.key_field,
                "value.format": "avro-confluent", "value.avro-confluent.url": table.registry_url,
-               "value.fields-include": "ALL", **_delivery(transactional_id_prefix, transaction_timeout_ms)}
+               "value.fields-include": "ALL",
+               **_delivery(transactional_id_prefix, transaction_timeout_ms, exactly_once)}
     return _create(table.spec.table, confluent_columns(table.schema), options)

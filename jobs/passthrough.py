@@ -1,4 +1,4 @@
-"""Kafka -> Kafka pass-through with no Python and no model, exactly once.
+"""Kafka -> Kafka pass-through with no Python and no model, exactly once (or ``--at-least-once``).
 
 The plumbing check of the stack and the benchmark's Flink ceilings: raw bytes copied as they are, or
 (``--avro-schema``) records of that schema read and written in Flink's own ``avro-confluent`` format,
@@ -33,6 +33,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--checkpoint-interval-ms", type=int, default=2000)
     parser.add_argument("--transaction-timeout-ms", type=int, default=600_000)
     parser.add_argument("--job-name", default="streamscore-passthrough")
+    parser.add_argument("--at-least-once", action="store_true",
+                        help="at-least-once sinks (no transactions): the latency floor of an ALO job")
     parser.add_argument("--avro-schema", help="JSON of the Avro record schema the topic carries: read and write "
                                               "it in the avro-confluent format (default: raw bytes)")
     parser.add_argument("--registry-url", help="the Confluent-compatible registry API (with --avro-schema)")
@@ -60,11 +62,13 @@ def main(argv: list[str] | None = None) -> None:
         t_env.execute_sql(confluent_source_ddl(ConfluentTable(source, schema, args.registry_url, args.key_field),
                                                args.group_id))
         t_env.execute_sql(confluent_sink_ddl(ConfluentTable(sink, schema, args.registry_url, args.key_field),
-                                             args.transactional_id_prefix, args.transaction_timeout_ms))
+                                             args.transactional_id_prefix, args.transaction_timeout_ms,
+                                             exactly_once=not args.at_least_once))
         t_env.execute_sql("INSERT INTO events_out SELECT * FROM events_in")
         return
     t_env.execute_sql(source_ddl(source, args.group_id))
-    t_env.execute_sql(sink_ddl(sink, args.transactional_id_prefix, args.transaction_timeout_ms))
+    t_env.execute_sql(sink_ddl(sink, args.transactional_id_prefix, args.transaction_timeout_ms,
+                               exactly_once=not args.at_least_once))
     t_env.execute_sql("INSERT INTO events_out SELECT payload FROM events_in")
 
 
