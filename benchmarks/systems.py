@@ -57,7 +57,6 @@ class SystemSpec:
     framing: Framing | None = None  # None: a model's own schema on the Confluent wire, the demo events single-object
     batches_per_bundle: int | None = None  # streamscore rows: batches per bundle (None: the job's default)
     object_reuse: bool | None = None  # streamscore rows: Flink's object reuse (None: the job's default)
-    switch_interval_us: int | None = None  # streamscore rows: the worker's GIL switch interval (None: the default)
 
     @property
     def confluent(self) -> bool:
@@ -117,7 +116,7 @@ def start(settings: Settings, spec: SystemSpec, topics: Topics, commit_interval_
             checkpoint_interval_ms=commit_interval_ms, exactly_once=spec.exactly_once,
             startup_mode="earliest-offset", model=spec.model, cache_enabled=spec.cache or None,
             parallelism=spec.parallelism, registry=_framing(spec), batches_per_bundle=spec.batches_per_bundle,
-            object_reuse=spec.object_reuse, switch_interval_us=spec.switch_interval_us)
+            object_reuse=spec.object_reuse)
         return RunningSystem(spec, flink_job=submit_scoring(settings, config), keyed_topics={topics.scored})
     if spec.kind == "flink-passthrough":
         args = ["--bootstrap", settings.jobs_kafka_bootstrap, "--source-topic", topics.source,
@@ -241,11 +240,6 @@ def wire_rows(sweep_batches: tuple[int, ...]) -> list[SystemSpec]:
                            f"{DEFAULT_BOUND_BATCH}, delay 10 ms, 1 batch per bundle)", "flink-scoring", "wire-sweep",
                            max_batch=DEFAULT_BOUND_BATCH, decoder="jvm", exactly_once=False, batches_per_bundle=1,
                            **{**sensor, "max_delay_ms": 10}))
-    for interval in (5000, 100):  # Python's own GIL switch interval (the behaviour before), and a shorter one
-        rows.append(SystemSpec(f"wire-jvm-alo-switch{interval}", f"sensor model, decoded in the JVM, ALO (batch "
-                               f"{DEFAULT_BOUND_BATCH}, delay 10 ms, the worker's GIL switch interval {interval} us)",
-                               "flink-scoring", "wire-sweep", max_batch=DEFAULT_BOUND_BATCH, decoder="jvm",
-                               exactly_once=False, switch_interval_us=interval, **{**sensor, "max_delay_ms": 10}))
     rows.append(SystemSpec("passthrough-confluent-alo", "Flink SQL pass-through, avro-confluent in and out, ALO (no "
                            "Python: the latency floor of the ALO rows)", "flink-passthrough", "wire-sweep",
                            model=SENSOR_MODEL, exactly_once=False, rate_hint=110_000))

@@ -49,10 +49,6 @@ class ScoringJobConfig(JsonJobConfig):
     # planner's operators are written for it, and the Python step copies the fields it holds back while a
     # batch is out; off, each hop of the chain copies every record (bench row wire-jvm-eo-copying)
     object_reuse: bool = True
-    # the Python worker's GIL switch interval (sys.setswitchinterval), in microseconds: how long a thread that
-    # needs the interpreter (Beam's gRPC threads handing batches in and results out) may wait behind the scoring
-    # thread. Python's own 5,000 cost the at-least-once tail (bench rows wire-jvm-alo against -switch5000)
-    switch_interval_us: int = 500
     checkpoint_interval_ms: int = 1000
     transaction_timeout_ms: int = 600_000
     exactly_once: bool = True
@@ -96,8 +92,6 @@ class ScoringJobConfig(JsonJobConfig):
         for name in ("max_batch_size", "max_delay_ms", "checkpoint_interval_ms", "parallelism", "intra_op_threads"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not 10 <= self.switch_interval_us <= 100_000:
-            raise ConfigError(f"switch_interval_us must be within [10, 100000], got {self.switch_interval_us}")
         if self.batches_per_bundle < 0:
             raise ConfigError(f"batches_per_bundle must be >= 0 (0: enough for {BUNDLE_AT_LEAST} records), got "
                               f"{self.batches_per_bundle}")

@@ -10,9 +10,6 @@ Arrow batches, and each batch is one model call.
   tick right after a bundle finds it too young) after up to about twice it. Setting half the max delay
   was measured and lost: bench-20261205T182547Z, ALO at 10 ms, p99 median 128 ms against 99 ms, and
   ~10 % less throughput (docs/benchmarks.md)
-- the Python worker's GIL switch interval -> ``switch_interval_us`` (500 us; Python's own is 5 ms): Beam's
-  gRPC threads hand each batch in and its results out, and each hand-over may otherwise wait up to 5 ms
-  behind the scoring thread
 - a checkpoint barrier flushes the open bundle first, so no batch straddles a checkpoint and
   nothing buffered is lost on failure (it is replayed from the checkpointed offsets)
 - both sinks are Kafka EXACTLY_ONCE sinks with a stable transactional-id prefix per job;
@@ -29,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import sys
 
 import pandas as pd
 from pyflink.table import DataTypes, EnvironmentSettings, TableEnvironment
@@ -76,7 +72,6 @@ class ScoreBatch(ScalarFunction):
                                       provider=predictor.providers[0])
         self.lifecycle = LifecycleMetrics(function_context.get_metric_group(), model.card.name)
         self._after_load()
-        sys.setswitchinterval(self.config.switch_interval_us / 1e6)
         freeze_start_up_heap()
 
     def _after_load(self) -> None:
