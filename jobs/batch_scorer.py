@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from connectors.dead_letter import dead_letter_key, dead_letter_record
-from jobs.batch import Batch, PrimaryScores, ValidRows, scored_columns, scored_record
+from jobs.batch import Batch, BatchResult, DeadLetterNote, PrimaryScores, ValidRows, scored_columns, scored_record
 from jobs.decoded_batch import DecodedColumns, reject_code, valid_rows
 from jobs.job_wire import JobWire, RegistryWire, build_wire
 from jobs.model_pool import ModelPool, VersionModel
@@ -35,51 +34,6 @@ class Predictor:
 
     def predict_batch(self, features: np.ndarray) -> np.ndarray:  # pragma: no cover - protocol
         raise NotImplementedError
-
-
-@dataclass(frozen=True)
-class DeadLetterNote:
-    """What a log line may say about one dead letter: ids and codes, never the payload."""
-
-    stage: DeadLetterStage
-    reason_code: RejectCode
-    event_id: str | None
-    correlation_id: str | None
-    partition: int
-    offset: int
-
-
-@dataclass
-class BatchResult:
-    """Per input row: whether it was scored, the Kafka key and the Avro payload to write."""
-
-    is_scored: list[bool]
-    keys: list[bytes]
-    bodies: list[bytes]
-    batch_id: str
-    call_sizes: list[int] = field(default_factory=list)  # rows per model call
-    inference_seconds: float = 0.0
-    dead_by_stage: dict[str, int] = field(default_factory=dict)
-    dead_letters: list[DeadLetterNote] = field(default_factory=list)
-    scores: list[float] = field(default_factory=list)  # of the scored rows
-    latencies_ms: list[int] = field(default_factory=list)  # scored time - event time, of the scored rows
-    cache_lookups: int = 0  # rows looked up in the prediction cache
-    cache_hits: int = 0
-    cache_errors: int = 0  # failed cache calls (the cache bypassed itself; scoring went on)
-    shadow_bodies: list[bytes | None] = field(default_factory=list)  # per input row: the challenger's record
-    version_call_us: dict[str, list[float]] = field(default_factory=dict)  # primary version -> us per model call
-    version_scored: dict[str, int] = field(default_factory=dict)  # primary version -> rows scored
-    shadow: dict = field(default_factory=dict)  # challenger version -> jobs.shadow_scoring.ShadowStats
-    shadow_errors: int = 0  # shadow passes that failed as a whole (champion output unaffected)
-    shadow_error: str | None = None
-
-    @property
-    def model_calls(self) -> int:
-        return len(self.call_sizes)
-
-    @property
-    def scored(self) -> int:
-        return sum(self.is_scored)
 
 
 class BatchScorer:
@@ -114,10 +68,10 @@ class BatchScorer:
         else:
             valid = valid_rows(self.contract, batch, decoded,
                                lambda i, stage, reason, event: self._dead(result, batch, i, stage, reason, event))
-        if len(valid.rows) and self.router is not None:
+        if len(valid) and self.router is not None:
             valid = self._refuse_ahead(batch, valid, result)
-        if len(valid.rows):
-            plan = self._plan(valid.events)
+        if len(valid):
+            plan = self._plan(valid)
             primary = self._score_primary(valid.matrix, plan.primary, result)
             self._emit_scored(batch, valid, primary, result)
             if any(version is not None for version in plan.shadow):
@@ -128,23 +82,21 @@ class BatchScorer:
 
     def _refuse_ahead(self, batch: Batch, valid: ValidRows, result: BatchResult) -> ValidRows:
         """Rows stamped beyond the router's reach become CONTRACT dead letters; the others go on."""
-        ahead = self.router.beyond_reach([e["event_time"] for e in valid.events])
+        ahead = self.router.beyond_reach(valid.times)
         if not ahead.any():
             return valid
         for k in np.flatnonzero(ahead).tolist():
-            event = valid.events[k]
+            event = valid.event(k)
             text = (f"event_time_ahead: event time {event['event_time']} is more than {self.router.reach_ms} ms "
                     f"ahead of the clock ({batch.now_ms}); no control view can route it")
             self._dead(result, batch, valid.rows[k], DeadLetterStage.CONTRACT,
                        Reason(text, RejectCode.EVENT_TIME_AHEAD), event)
-        keep = np.flatnonzero(~ahead)
-        return ValidRows([valid.events[k] for k in keep.tolist()], [valid.rows[k] for k in keep.tolist()],
-                         valid.matrix[keep])
+        return valid.take(np.flatnonzero(~ahead).tolist())
 
-    def _plan(self, picked: list[dict]) -> RoutePlan:
+    def _plan(self, valid: ValidRows) -> RoutePlan:
         if self.router is None:
-            return RoutePlan([self.card.version] * len(picked), [None] * len(picked))
-        return self.router.plan([e["event_time"] for e in picked], [e["event_id"] for e in picked])
+            return RoutePlan([self.card.version] * len(valid), [None] * len(valid))
+        return self.router.plan(valid.times, valid.ids)
 
     def _score_primary(self, matrix: np.ndarray, versions: list[str], result: BatchResult) -> PrimaryScores:
         """One model call (or cache pass) per primary version present in the batch."""
@@ -200,7 +152,7 @@ class BatchScorer:
         for j, reason in rejects:
             self._dead(result, batch, rows[j], DeadLetterStage.CONTRACT, Reason(f"contract: {reason}", reason.code),
                        events[j])
-        return ValidRows([events[j] for j in valid.tolist()], [rows[j] for j in valid.tolist()], matrix)
+        return ValidRows.of_events(events, rows, valid.tolist(), matrix)
 
     def _infer(self, matrix: np.ndarray, result: BatchResult,
                chosen: VersionModel) -> tuple[np.ndarray, dict[int, Reason]]:
@@ -265,7 +217,7 @@ class BatchScorer:
         emit = []
         for k, i in enumerate(valid.rows):
             if k in primary.failed:
-                self._dead(result, batch, i, DeadLetterStage.INFERENCE, primary.failed[k], valid.events[k])
+                self._dead(result, batch, i, DeadLetterStage.INFERENCE, primary.failed[k], valid.event(k))
             else:
                 emit.append(k)
         if not emit:
@@ -276,19 +228,22 @@ class BatchScorer:
                                                              len(emit))
         except SerdeError:  # one bad record: find it, and write the others one by one
             bodies = [self._encode_one(batch, valid, primary, k, result) for k in emit]
+        if len(emit) == len(result.is_scored) and None not in bodies:  # every input row scored (the usual case)
+            _record_whole_batch(result, batch, valid, bodies, scores)
+            return
         for k, body, score in zip(emit, bodies, scores.tolist()):
-            if body is None:
+            if body is None:  # it became an ENCODE dead letter
                 continue
-            event, i = valid.events[k], valid.rows[k]
+            i = valid.rows[k]
             result.is_scored[i] = True
             result.bodies[i] = body
-            result.keys[i] = event["event_id"].encode()
+            result.keys[i] = valid.ids[k].encode()
             result.scores.append(score)
-            result.latencies_ms.append(batch.now_ms - event["event_time"])
+            result.latencies_ms.append(batch.now_ms - valid.times[k])
 
     def _encode_one(self, batch: Batch, valid: ValidRows, primary: PrimaryScores, k: int,
                     result: BatchResult) -> bytes | None:
-        event, i = valid.events[k], valid.rows[k]
+        event, i = valid.event(k), valid.rows[k]
         try:
             return self.wire.scored.encode_trusted(scored_record(event, primary.cards[k], float(primary.scores[k]),
                                                                  batch))
@@ -310,3 +265,13 @@ class BatchScorer:
         result.dead_by_stage[stage] = result.dead_by_stage.get(stage, 0) + 1
         result.dead_letters.append(DeadLetterNote(stage, reason.code, event_id, record["correlation_id"],
                                                   source.partition, source.offset))
+
+
+def _record_whole_batch(result: BatchResult, batch: Batch, valid: ValidRows, bodies: list[bytes],
+                        scores: np.ndarray) -> None:
+    """Every input row was scored: ``valid.rows`` is every row, in order, so the outputs go in whole."""
+    result.is_scored = [True] * len(bodies)
+    result.bodies = bodies
+    result.keys = [event_id.encode() for event_id in valid.ids]
+    result.scores.extend(scores.tolist())
+    result.latencies_ms.extend((batch.now_ms - np.asarray(valid.times, dtype=np.int64)).tolist())

@@ -107,21 +107,23 @@ def valid_rows(contract: FeatureContract, batch: Batch, decoded: DecodedColumns,
     ids = list(decoded.ids) if every else [decoded.ids[i] for i in rows.tolist()]
     times = decoded.times if decoded.times is not None else np.asarray(batch.timestamps, dtype=np.int64)
     times = (times if every else times[rows]).astype(np.int64).tolist()
-    events = [{"event_id": i, "event_time": t, "correlation_id": c or i}
-              for i, t, c in zip(ids, times, _correlations(decoded, rows, every))]
+    correlations = ids if decoded.correlations is None else \
+        [c or i for i, c in zip(ids, _correlations(decoded, rows, every))]  # none: the event id stands in
     columns = [_typed(column if every else column[rows], spec.dtype)
                for column, spec in zip(decoded.features, contract.features)]
     matrix, rejects, kept = contract.columns_to_matrix(columns)
-    for j, reason in rejects:
-        dead(int(rows[j]), DeadLetterStage.CONTRACT, Reason(f"contract: {reason}", reason.code), events[j])
+    for j, reason in rejects:  # a record only for a rejected row
+        event = {"event_id": ids[j], "event_time": times[j], "correlation_id": correlations[j]}
+        dead(int(rows[j]), DeadLetterStage.CONTRACT, Reason(f"contract: {reason}", reason.code), event)
+    if len(kept) == len(rows):
+        return ValidRows(ids, times, correlations, rows.tolist(), matrix)
     kept_list = kept.tolist()
-    return ValidRows([events[j] for j in kept_list], [int(rows[j]) for j in kept_list], matrix)
+    return ValidRows([ids[j] for j in kept_list], [times[j] for j in kept_list],
+                     [correlations[j] for j in kept_list], [int(rows[j]) for j in kept_list], matrix)
 
 
 def _correlations(decoded: DecodedColumns, rows: np.ndarray, every: bool) -> Sequence[str | None]:
-    """The kept rows' correlation ids (None each where the schema has none: the event id stands in)."""
-    if decoded.correlations is None:
-        return [None] * len(rows)
+    """The decoded rows' correlation ids (of a schema that has them; a None: the event id stands in)."""
     return list(decoded.correlations) if every else [decoded.correlations[i] for i in rows.tolist()]
 
 

@@ -76,7 +76,7 @@ def _challenge(shadow_pass: ShadowPass, version: str, index: np.ndarray, bodies:
             stats.bad_scores += 1
             continue
         champion = float(primary.scores[k])
-        bodies[valid.rows[k]] = encode(scored_record(valid.events[k], challenger.card, score, shadow_pass.batch))
+        bodies[valid.rows[k]] = encode(scored_record(valid.event(k), challenger.card, score, shadow_pass.batch))
         stats.records += 1
         stats.agreements += int((score >= threshold) == (champion >= float(primary.cards[k].outputs.threshold)))
         stats.score_diff_milli.append(abs(score - champion) * 1000.0)

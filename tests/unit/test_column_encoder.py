@@ -43,6 +43,28 @@ def test_scored_records_encode_byte_for_byte_as_fastavro():
     assert got == [b"\x00\x00\x00\x00\x07" + _fastavro(schema, r) for r in records]
 
 
+def test_one_column_given_for_two_fields_is_encoded_once_with_the_same_bytes():
+    schema = _plain(load_schema("scored"))
+    rng = random.Random(11)
+    records = [_random_scored(rng) for _ in range(300)]
+    for record in records:
+        record["correlation_id"] = record["event_id"]  # a schema with no correlation id: the event id stands in
+    columns = {name: [r[name] for r in records] for name in records[0]}
+    columns["correlation_id"] = columns["event_id"]  # the very same list
+    assert ColumnEncoder(schema).encode(columns, len(records)) == [_fastavro(schema, r) for r in records]
+
+
+def test_a_shared_column_of_nullable_fields_is_encoded_per_field():  # its fragments are an iterator: not shared
+    schema = _plain(load_schema("dead_letter"))
+    ids = [None, "e-1", "e-22", None]
+    records = [{"original_bytes": b"x", "source_topic": "t", "source_partition": 0, "source_offset": k,
+                "stage": "DECODE", "reason": "r", "event_id": i, "correlation_id": i, "job": "j",
+                "failed_time": 5} for k, i in enumerate(ids)]
+    columns = {name: [r[name] for r in records] for name in records[0]}
+    columns["correlation_id"] = columns["event_id"]
+    assert ColumnEncoder(schema).encode(columns, len(ids)) == [_fastavro(schema, r) for r in records]
+
+
 def test_dead_letters_with_enums_nulls_and_bytes_encode_as_fastavro():
     schema = _plain(load_schema("dead_letter"))
     rng = random.Random(3)
