@@ -195,6 +195,7 @@ class _TransactionWriter:
         self.pending: list[tuple[bytes, bytes, int | None]] = []
         self.transactions = self.resent = self.restarts = 0
         self._resent_on_this_producer = False
+        self._deadline = 0.0
 
     def add(self, key: bytes, value: bytes, timestamp_ms: int | None) -> None:
         if not self.pending:
@@ -206,19 +207,19 @@ class _TransactionWriter:
         """Commit the open transaction, whatever the broker does meanwhile (restarts included)."""
         if not self.pending:
             return
-        deadline = time.monotonic() + self.RETRY_DEADLINE_S
+        self._deadline = time.monotonic() + self.RETRY_DEADLINE_S
         while True:
             try:
                 self.producer.commit_transaction(30)
                 break
             except KafkaException as exc:
                 error = exc.args[0]
-                if time.monotonic() > deadline:
+                if time.monotonic() > self._deadline:
                     raise KafkaClientError(f"commit failed: {error.str()}") from exc
                 if error.txn_requires_abort() and not self._resent_on_this_producer:
                     self._resend()
                 elif error.txn_requires_abort() or not error.retriable():
-                    self._restart_producer()  # resent and failed again, or fatal: fence it, start afresh
+                    self._restart_until_deadline()  # resent and failed again, or fatal: fence it, start afresh
         self.pending = []
         self.transactions += 1
         self._resent_on_this_producer = False
@@ -228,11 +229,23 @@ class _TransactionWriter:
         try:
             self.producer.abort_transaction(30)
         except KafkaException:
-            self._restart_producer()
+            self._restart_until_deadline()
             return
         self.resent += 1
         self._resent_on_this_producer = True
         self._send_pending()
+
+    def _restart_until_deadline(self) -> None:
+        """A fresh producer, tried again each second while the broker cannot start one (its coordinator
+        still coming back), until the commit's deadline."""
+        while True:
+            try:
+                self._restart_producer()
+                return
+            except (KafkaClientError, KafkaException) as exc:
+                if time.monotonic() > self._deadline:
+                    raise KafkaClientError(f"cannot start a fresh transactional producer: {exc}") from exc
+                time.sleep(1.0)
 
     def _restart_producer(self) -> None:
         """A new producer under the same transactional id: the broker aborts what the old one left open."""

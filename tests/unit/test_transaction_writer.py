@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
-from connectors.kafka_clients import _TransactionWriter
+from connectors.kafka_clients import KafkaClientError, _TransactionWriter
 
 
 def _abortable() -> KafkaException:
@@ -40,10 +40,14 @@ class FakeProducer:
         self.calls.append("purge")
 
 
-def _writer(failures_per_producer: list[int]):
+def _writer(failures_per_producer: list[int], refused_starts: int = 0):
     made: list[FakeProducer] = []
+    starts = {"refused": refused_starts}
 
     def factory(settings, transactional_id, **config):
+        if made and starts["refused"]:  # the broker's coordinator is not back yet
+            starts["refused"] -= 1
+            raise KafkaClientError("cannot start a transaction at broker: coordinator not available")
         made.append(FakeProducer(failures_per_producer[len(made)]))
         made[-1].transactional_id = transactional_id
         return made[-1]
@@ -88,4 +92,24 @@ def test_it_gives_up_with_the_broker_error_after_its_deadline(monkeypatch):
     monkeypatch.setattr(_TransactionWriter, "RETRY_DEADLINE_S", -1.0)
     writer.add(b"a", b"v", None)
     with pytest.raises(Exception, match="commit failed: 125 message"):
+        writer.commit()
+
+
+def test_a_fresh_producer_that_cannot_start_yet_is_tried_again_until_it_can(monkeypatch):
+    monkeypatch.setattr("connectors.kafka_clients.time.sleep", lambda s: None)
+    writer, made = _writer([2, 0], refused_starts=3)
+    _send(writer, [b"a", b"b"])
+    assert len(made) == 2 and made[1].committed == [b"a", b"b"]
+    assert writer.restarts == 1 and writer.transactions == 1
+
+
+def test_a_fresh_producer_refused_past_the_deadline_gives_up_with_the_reason(monkeypatch):
+    import time
+
+    real_sleep = time.sleep  # the module's time is this one: patched below
+    monkeypatch.setattr("connectors.kafka_clients.time.sleep", lambda s: real_sleep(0.01))
+    monkeypatch.setattr(_TransactionWriter, "RETRY_DEADLINE_S", 0.2)  # the resend comes first, then refusals
+    writer, _ = _writer([2], refused_starts=10_000)
+    writer.add(b"a", b"v", None)
+    with pytest.raises(KafkaClientError, match=r"cannot start a fresh transactional producer: .*coordinator"):
         writer.commit()
