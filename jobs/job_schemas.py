@@ -45,8 +45,9 @@ def _single_object(config, card) -> bool:
 def with_schema_ids_at_start(config, card=None):
     """A scoring or drift config that names its registry but no schema ids (a Kubernetes manifest's,
     written before any registry gave one): the ids registered now, at the job's start, as submit would.
-    Without ``card`` the model's card is loaded only when ids are missing: a submitted config has them, and
-    its job's client then need not import the model registry (~0.7 s of each submission)."""
+    Without ``card`` the model's card is loaded only when ids are missing (a submitted config has them): the
+    client then loads it once where its pipeline needs it (the JVM decoder's view, a labels join), or not at
+    all."""
     from jobs.job_wire import registry_settings
 
     wire = config.registry
