@@ -140,6 +140,8 @@ def _latency(settings: Settings, row: dict, collector: SinkCollector, pool: Even
     rate = max(10.0, 0.5 * row["events_per_s"])
     count = int(max(100, min(params.latency_max_events, rate * params.latency_seconds)))
     events = pool.latency(count, spec.repeat, spec.model, spec.confluent)
+    if spec.kind == "flink-scoring":
+        collector.keep_values.set()  # the scored records' scoring times: the split below
     sent = send_open_loop_apart(settings, topics.source, events, rate)
     complete = collector.wait_for(backlog + count, stall_s=min(30.0, params.stall_s), timeout_s=120)
     first = _first_arrivals(list(collector.arrivals), events.ids())
@@ -154,7 +156,22 @@ def _latency(settings: Settings, row: dict, collector: SinkCollector, pool: Even
     if spec.kind == "flink-scoring":  # its scored records carry their input's Kafka timestamp: the actual send
         p50, _, p99 = _percentiles([a.at * 1000.0 - a.timestamp_ms for a, _ in measured if a.timestamp_ms])
         row.update({"p50_from_send_ms": round(float(p50), 1), "p99_from_send_ms": round(float(p99), 1)})
+        row.update(_step_split(settings, measured, topics.scored))
     return events.ids()
+
+
+def _step_split(settings: Settings, measured: list, scored_topic: str) -> dict:
+    """:func:`benchmarks.latency_split.split` of the measured scored records (their values kept meanwhile)."""
+    from benchmarks.latency_split import ScoredSample, split
+    from connectors.schema_registry import reader_of
+
+    reader = reader_of(settings.schema_registry, "scored")
+    samples = []
+    for arrival, intended in measured:
+        if arrival.kept_value is not None and arrival.topic == scored_topic:
+            record = reader.decode(arrival.kept_value)
+            samples.append(ScoredSample(intended, record["scored_time"], record["batch_id"], arrival.at * 1000.0))
+    return split(samples)
 
 
 def _percentiles(latencies: list[float]):

@@ -9,6 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 EO = "streamscore-eo"
+# the latency split at the Python step (benchmarks.latency_split), per run of a scoring row
+SPLIT_FIELDS = ("p50_to_step_ms", "p99_to_step_ms", "p50_after_step_ms", "p99_after_step_ms", "p50_batch_rows",
+                "p50_batch_cycle_ms")
 
 
 def _stats(values: list[float]) -> dict | None:
@@ -44,6 +47,7 @@ def summarize(rows: list[dict]) -> list[dict]:
             **{p: _stats([r.get(f"{p}_ms") for r in valid]) for p in ("p50", "p95", "p99")},
             **{f"{p}_from_send": _stats([r.get(f"{p}_from_send_ms") for r in valid]) for p in ("p50", "p99")},
             "cpu_s_per_million": _stats([r.get("cpu_s_per_million") for r in valid]),
+            "step_split": {f: _stats([r.get(f) for r in valid]) for f in SPLIT_FIELDS},
             "peak_rss_mb": rss,
         })
     return out
@@ -157,11 +161,27 @@ def markdown(summaries: list[dict], onnx: dict | None) -> str:
         lines.append(f"| {s['label']} | {_fmt(s['events_per_s'])} | {_fmt(s['latency_rate'])} | {lat} | "
                      f"{s['commit_interval_ms']} ms{delay} | {_fmt(s['cpu_s_per_million'], 1)} | {rss} | "
                      f"{s['runs']} ({s['void_runs']}) |")
+    lines += _split_table(summaries)
     if onnx:
         lines += ["", "| ONNX Runtime alone, batch | " + " | ".join(str(b) for b in onnx) + " |",
                   "|---|" + "---|" * len(onnx),
                   "| rows/s median (min-max) | " + " | ".join(_fmt(v) for v in onnx.values()) + " |"]
     return "\n".join(lines)
+
+
+def _split_table(summaries: list[dict]) -> list[str]:
+    """The latency split at the Python step of the rows that have one (docs/benchmarks.md)."""
+    rows = [s for s in summaries if s.get("step_split", {}).get("p50_to_step_ms")]
+    if not rows:
+        return []
+    lines = ["", "| system | to the step p50 / p99 ms | after the step p50 / p99 ms | rows a batch | batch cycle ms |",
+             "|---|---|---|---|---|"]
+    for s in rows:
+        split = s["step_split"]
+        lines.append(f"| {s['label']} | {_fmt(split['p50_to_step_ms'])} / {_fmt(split['p99_to_step_ms'])} | "
+                     f"{_fmt(split['p50_after_step_ms'])} / {_fmt(split['p99_after_step_ms'])} | "
+                     f"{_fmt(split['p50_batch_rows'])} | {_fmt(split['p50_batch_cycle_ms'])} |")
+    return lines
 
 
 def write(out_dir: Path, stamp: str, payload: dict, table: str) -> list[Path]:

@@ -27,6 +27,7 @@ class Arrival:
     key: bytes | None
     value: bytes | None  # kept only when the key is not the event id
     timestamp_ms: int | None = None  # the record's Kafka timestamp (a scoring job forwards its input's: the send)
+    kept_value: bytes | None = None  # a keyed record's value, kept while the collector keeps values (decoded later)
 
 
 class SinkCollector(threading.Thread):
@@ -37,6 +38,7 @@ class SinkCollector(threading.Thread):
         self.keyed = keyed_topics
         self.arrivals: list[Arrival] = []
         self.stop_event = threading.Event()
+        self.keep_values = threading.Event()  # set: keep a keyed record's value too (a latency phase's split)
         self.consumer = read_committed_consumer(settings, **{"enable.partition.eof": False,
                                                               "fetch.wait.max.ms": 5})
         counts = existing_topics(settings)
@@ -48,13 +50,14 @@ class SinkCollector(threading.Thread):
                 msgs = self.consumer.consume(num_messages=2000, timeout=0.005)
                 if not msgs:
                     continue
-                now = time.time()
+                now, keep = time.time(), self.keep_values.is_set()
                 for m in msgs:
                     if m.error() is None:
                         keyed = m.topic() in self.keyed and m.key()
                         kind, stamp = m.timestamp()
                         self.arrivals.append(Arrival(now, m.topic(), m.key(), None if keyed else m.value(),
-                                                     stamp if kind != TIMESTAMP_NOT_AVAILABLE else None))
+                                                     stamp if kind != TIMESTAMP_NOT_AVAILABLE else None,
+                                                     m.value() if keyed and keep else None))
         finally:
             self.consumer.close()
 

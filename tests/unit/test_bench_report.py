@@ -124,3 +124,21 @@ def test_the_alo_latency_from_the_actual_send_is_a_diagnosis_beside_the_target()
     checks = {c.name: c for c in wire_checks(by)}
     assert not checks["JVM-decoded ALO (delay 10 ms) p99 at 50% load, ms"].passed  # 259 > 100: the target
     assert checks["JVM-decoded ALO (delay 10 ms) p99 from the actual send (not the schedule), ms"].value == 90.0
+
+
+def test_the_markdown_has_the_latency_split_of_the_rows_that_have_one():
+    from benchmarks.report import markdown, summarize
+
+    def run(system, to_step):
+        row = {"system": system, "label": system, "group": "wire", "commit_interval_ms": 1000, "max_delay_ms": 10,
+               "events_per_s": 80_000.0, "p50_ms": 50.0, "p95_ms": 90.0, "p99_ms": 120.0}
+        split = {"p50_to_step_ms": to_step, "p99_to_step_ms": 90.0, "p50_after_step_ms": 25.0,
+                 "p99_after_step_ms": 60.0, "p50_batch_rows": 1500.0, "p50_batch_cycle_ms": 45.0}
+        return row | (split if to_step else {})
+
+    summaries = summarize([run("wire-jvm-alo", 40.0), run("wire-jvm-alo", 50.0), run("passthrough", None)])
+    assert summaries[0]["step_split"]["p50_to_step_ms"] == {"min": 40.0, "median": 45.0, "max": 50.0, "n": 2}
+    table = markdown(summaries, None)
+    assert "| wire-jvm-alo | 45 (40-50) / 90 (90-90) | 25 (25-25) / 60 (60-60) | 1,500 (1,500-1,500) | 45 (45-45) |" \
+        in table
+    assert "| passthrough | " not in table.split("to the step")[1]  # no split for a row without one
