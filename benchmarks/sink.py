@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, TopicPartition
 
-from connectors.kafka_clients import existing_topics, read_committed_consumer
+from connectors.kafka_clients import existing_topics
+from connectors.kafka_reads import read_committed_consumer
 from schemas import SerdeError, serde_for
 from streamscore.foundation.config import Settings
 

@@ -46,7 +46,8 @@ class ControlFollower(threading.Thread):
     def _follow(self) -> None:
         from confluent_kafka import TopicPartition
 
-        from connectors.kafka_clients import existing_topics, read_committed_consumer
+        from connectors.kafka_clients import existing_topics
+        from connectors.kafka_reads import read_committed_consumer
         from streamscore.foundation.config import load_settings
 
         settings = load_settings(self.client_env)  # reads the SASL password from its file, here on the TaskManager

@@ -114,7 +114,7 @@ def _start_drift_sidecar(settings: Settings) -> None:
 
 
 def _show_drift(settings: Settings) -> bool:
-    from connectors.kafka_clients import read_topic
+    from connectors.kafka_reads import read_topic
     from connectors.schema_registry import reader_of
     from streamscore.cli.produce import live_demo_events, parse_drift, produce_events
 
@@ -168,7 +168,7 @@ def _show_accuracy(settings: Settings) -> bool:
 
 
 def _wait_until_scored(settings: Settings, prefix: str, count: int, timeout_s: float = 60) -> None:
-    from connectors.kafka_clients import read_topic
+    from connectors.kafka_reads import read_topic
     from connectors.schema_registry import reader_of
 
     scored, deadline = reader_of(settings.schema_registry, "scored"), time.monotonic() + timeout_s
@@ -181,7 +181,7 @@ def _wait_until_scored(settings: Settings, prefix: str, count: int, timeout_s: f
 
 def _wait_for_accuracy_findings(settings: Settings, since_ms: int, timeout_s: float = 90) -> tuple[list, list]:
     """Accuracy alerts on ``drift-alerts`` and accuracy triggers on ``control`` emitted after ``since_ms``."""
-    from connectors.kafka_clients import read_topic
+    from connectors.kafka_reads import read_topic
     from connectors.schema_registry import reader_of
 
     alerts, control = reader_of(settings.schema_registry, "drift_alert"), reader_of(settings.schema_registry, "control")

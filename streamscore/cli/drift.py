@@ -31,7 +31,7 @@ _CONTROL_COLUMNS = ("emitted_time", "kind", "model_version", "tier", "action", "
 
 
 def show_topic(settings: Settings, args: argparse.Namespace) -> int:
-    from connectors.kafka_clients import read_topic
+    from connectors.kafka_reads import read_topic
     from connectors.schema_registry import reader_of
 
     role = "drift_alerts" if args.command == "alerts" else "control"

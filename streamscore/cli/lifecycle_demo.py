@@ -75,7 +75,7 @@ def show_lifecycle(settings: Settings) -> bool:
 
 
 def _run(settings: Settings, names: dict[str, str], job_id: str) -> bool:
-    from connectors.kafka_clients import read_topic
+    from connectors.kafka_reads import read_topic
     from connectors.schema_registry import reader_of
     from jobs.flink_cluster import list_jobs
     from streamscore.harness.traffic import TrafficPlan, TrafficTopics, run_traffic

@@ -76,7 +76,7 @@ def _read_outcomes(settings: Settings, reader, prefix: str, count: int,
     """This run's scored records and dead letters by id, and how many records carried them (more: a
     duplicate). Every reading is one or the other: a reading the contract refuses (a value outside the
     training sample's ranges: about one seed in twenty draws one in 5,000) is a dead letter, not a loss."""
-    from connectors.kafka_clients import read_topic
+    from connectors.kafka_reads import read_topic
 
     deadline = time.monotonic() + timeout_s
     while True:

@@ -66,7 +66,7 @@ def resolve_topic(settings: Settings, name_or_role: str) -> str:
 
 
 def consume_topic(settings: Settings, args: argparse.Namespace) -> int:
-    from connectors.kafka_clients import read_topic
+    from connectors.kafka_reads import read_topic
 
     topic = resolve_topic(settings, args.topic)
     if args.max is not None and args.max <= 0:

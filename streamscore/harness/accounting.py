@@ -37,7 +37,7 @@ class Identities:
 
 def read_identities(settings: Settings, topic: str, sent: Iterable[str], malformed: Iterable[str]) -> Identities:
     """Where each sent key landed in ``topic``."""
-    from connectors.kafka_clients import read_topic
+    from connectors.kafka_reads import read_topic
 
     sent = frozenset(sent)
     keys = {}

@@ -11,7 +11,7 @@ from streamscore.foundation.vocabulary import ControlKind
 
 def drift_outputs(settings: Settings, alerts_topic: str, control_topic: str, settle_s: float = 8.0) -> dict:
     """Alerts and triggers the sidecar committed, and how many of them repeat an id already seen."""
-    from connectors.kafka_clients import read_topic
+    from connectors.kafka_reads import read_topic
     from connectors.schema_registry import reader_of
 
     alert, control = reader_of(settings.schema_registry, "drift_alert"), reader_of(settings.schema_registry, "control")

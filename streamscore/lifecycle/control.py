@@ -100,7 +100,8 @@ def read_control(settings: Settings, topic: str, timeout_s: float = 15.0) -> lis
     """Every decodable message of the control topic, read_committed, up to its end as of now."""
     from confluent_kafka import TopicPartition
 
-    from connectors.kafka_clients import KafkaClientError, existing_topics, read_committed_consumer
+    from connectors.kafka_clients import KafkaClientError, existing_topics
+    from connectors.kafka_reads import read_committed_consumer
     from connectors.schema_registry import reader_of
     from schemas import SerdeError
 

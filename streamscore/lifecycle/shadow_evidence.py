@@ -23,7 +23,8 @@ def read_tail(settings: Settings, topic: str, count: int, decode, timeout_s: flo
     records that do not decode are skipped."""
     from confluent_kafka import TopicPartition
 
-    from connectors.kafka_clients import KafkaClientError, existing_topics, read_committed_consumer
+    from connectors.kafka_clients import KafkaClientError, existing_topics
+    from connectors.kafka_reads import read_committed_consumer
     from streamscore.foundation.errors import SerdeError
 
     partitions = existing_topics(settings).get(topic)

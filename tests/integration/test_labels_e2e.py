@@ -16,7 +16,8 @@ import warnings
 import pytest
 from topic_reads import decoder_of, demo_events_writer
 
-from connectors.kafka_clients import produce_transactionally, read_topic
+from connectors.kafka_clients import produce_transactionally
+from connectors.kafka_reads import read_topic
 from drift.accuracy import ACCURACY_BOUNDS
 from jobs.flink_cluster import cancel_job, job_failures
 from jobs.flink_metrics import scrape

@@ -21,7 +21,7 @@ from collections import defaultdict
 import pytest
 from topic_reads import decoder_of
 
-from connectors.kafka_clients import read_topic
+from connectors.kafka_reads import read_topic
 from connectors.redis_client import redis_client
 from jobs.flink_cluster import cancel_job, list_jobs
 from jobs.flink_metrics import LIFECYCLE_PREFIX, job_series
@@ -192,7 +192,8 @@ def _wait_for_written(settings, topic: str, predicate, timeout_s: float = 90.0, 
     still in an open transaction counts (its offset at or past the partition's last stable offset)."""
     from confluent_kafka import TopicPartition
 
-    from connectors.kafka_clients import existing_topics, read_committed_consumer
+    from connectors.kafka_clients import existing_topics
+    from connectors.kafka_reads import read_committed_consumer
 
     decode, deadline = decoder_of(settings, "scored"), time.monotonic() + timeout_s
     consumer = read_committed_consumer(settings, **{"isolation.level": "read_uncommitted",

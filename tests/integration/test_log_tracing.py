@@ -17,7 +17,7 @@ import uuid
 import pytest
 from topic_reads import decoder_of
 
-from connectors.kafka_clients import read_topic
+from connectors.kafka_reads import read_topic
 from jobs.flink_cluster import cancel_job
 from jobs.submit import scoring_config_from_settings, submit_scoring
 from models.demo_data import generate_events

@@ -31,7 +31,8 @@ import pytest
 from sklearn.metrics import roc_auc_score
 from topic_reads import decoder_of, demo_events_writer
 
-from connectors.kafka_clients import produce_transactionally, read_topic
+from connectors.kafka_clients import produce_transactionally
+from connectors.kafka_reads import read_topic
 from jobs.flink_cluster import cancel_job
 from jobs.flink_metrics import LIFECYCLE_PREFIX, job_series
 from jobs.submit import drift_config_from_settings, scoring_config_from_settings, submit_drift, submit_scoring

@@ -23,13 +23,9 @@ from secure_stack import free_port, private_file, secure_env
 from security_certs import make_tls_files
 from topic_reads import read_until
 
-from connectors.kafka_clients import (
-    create_topics,
-    existing_topics,
-    read_topic,
-    transactional_producer,
-)
+from connectors.kafka_clients import create_topics, existing_topics, transactional_producer
 from connectors.kafka_errors import KafkaAuthError
+from connectors.kafka_reads import read_topic
 from connectors.redis_client import RedisClientError, redis_client, server_info
 from jobs.flink_cluster import JOBS_DIR, cancel_job, rest, submit_python_job, wait_running
 from jobs.submit import scoring_config_from_settings, submit_scoring

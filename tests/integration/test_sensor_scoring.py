@@ -206,7 +206,7 @@ def test_the_sensor_models_drift_sidecar_alerts_on_its_own_shifted_feature(setti
     an alert on temperature_c once the machines run 15 C hotter."""
     import time
 
-    from connectors.kafka_clients import read_topic
+    from connectors.kafka_reads import read_topic
     from jobs.submit import drift_config_from_settings, submit_drift
 
     readings_topic, scored, dead, alerts_topic, control_topic = fresh_topics(

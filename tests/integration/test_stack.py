@@ -8,7 +8,8 @@ import uuid
 import pytest
 from topic_reads import read_until
 
-from connectors.kafka_clients import create_topics, read_topic, transactional_producer
+from connectors.kafka_clients import create_topics, transactional_producer
+from connectors.kafka_reads import read_topic
 from connectors.schema_registry import SchemaRegistry
 from jobs.flink_cluster import JOBS_DIR, cancel_job, submit_python_job, wait_running
 from jobs.submit import scoring_config_from_settings, submit_scoring

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from connectors.kafka_clients import read_topic
+from connectors.kafka_reads import read_topic
 from connectors.schema_registry import SchemaRegistry, topic_reader, topic_writer
 from schemas.serde import schema_document
 
@@ -66,7 +66,7 @@ def transactional_ids(settings, prefix: str, timeout_s: float = 60.0) -> set[str
 
     from confluent_kafka import TopicPartition
 
-    from connectors.kafka_clients import read_committed_consumer
+    from connectors.kafka_reads import read_committed_consumer
 
     consumer = read_committed_consumer(settings, **{"enable.partition.eof": False})
     found, deadline = set(), time.monotonic() + timeout_s

@@ -14,7 +14,8 @@ import pytest
 from metric_contract import documented_metrics
 from prometheus_client.parser import text_string_to_metric_families
 
-from connectors.kafka_clients import ConsumedRecord, KafkaClientError
+from connectors.kafka_clients import KafkaClientError
+from connectors.kafka_reads import ConsumedRecord
 from models.demo_data import generate_events
 from schemas import serde_for
 from streamscore.cli import produce, topics
@@ -130,7 +131,7 @@ def test_consume_command_counts_records_and_decode_errors(settings, monkeypatch)
         seen.update(scrape(port))
         raise KafkaClientError("consume failed: broker gone")
 
-    monkeypatch.setattr("connectors.kafka_clients.read_topic", fake_read_topic)
+    monkeypatch.setattr("connectors.kafka_reads.read_topic", fake_read_topic)
     args = build_parser().parse_args(["consume", "scored", "--metrics-port", str(port)])
     with pytest.raises(KafkaClientError):
         topics.consume_topic(settings, args)
@@ -161,7 +162,7 @@ def test_no_port_serves_nothing():
 
 def test_argparse_namespace_without_the_option_still_works(settings, monkeypatch):
     """Callers that build their own Namespace (the demo) need not know the option."""
-    monkeypatch.setattr("connectors.kafka_clients.read_topic", lambda *a, **k: iter(()))
+    monkeypatch.setattr("connectors.kafka_reads.read_topic", lambda *a, **k: iter(()))
     args = argparse.Namespace(topic="scored", max=None, idle_timeout=0.1, from_beginning=True, follow=False)
     assert topics.consume_topic(settings, args) == 0
 
