@@ -144,6 +144,7 @@ def _latency(settings: Settings, row: dict, collector: SinkCollector, pool: Even
         collector.keep_values.set()  # the scored records' scoring times: the split below
     sent = send_open_loop_apart(settings, topics.source, events, rate)
     complete = collector.wait_for(backlog + count, stall_s=min(30.0, params.stall_s), timeout_s=120)
+    collector.keep_values.clear()
     first = _first_arrivals(list(collector.arrivals), events.ids())
     keep = int(count * WARMUP_FRACTION)
     measured = [(first[k.decode()], sent.intended_ms[i]) for i, k in enumerate(events.keys)
@@ -156,22 +157,27 @@ def _latency(settings: Settings, row: dict, collector: SinkCollector, pool: Even
     if spec.kind == "flink-scoring":  # its scored records carry their input's Kafka timestamp: the actual send
         p50, _, p99 = _percentiles([a.at * 1000.0 - a.timestamp_ms for a, _ in measured if a.timestamp_ms])
         row.update({"p50_from_send_ms": round(float(p50), 1), "p99_from_send_ms": round(float(p99), 1)})
-        row.update(_step_split(settings, measured, topics.scored))
+        row.update(_step_split(settings, measured, topics.scored, spec.parallelism))
     return events.ids()
 
 
-def _step_split(settings: Settings, measured: list, scored_topic: str) -> dict:
-    """:func:`benchmarks.latency_split.split` of the measured scored records (their values kept meanwhile)."""
+def _step_split(settings: Settings, measured: list, scored_topic: str, parallelism: int) -> dict:
+    """:func:`benchmarks.latency_split.split` of the measured scored records (their values kept meanwhile); a
+    record that cannot be read back leaves the split out with the reason, never the run void."""
     from benchmarks.latency_split import ScoredSample, split
     from connectors.schema_registry import reader_of
 
     reader = reader_of(settings.schema_registry, "scored")
     samples = []
-    for arrival, intended in measured:
-        if arrival.kept_value is not None and arrival.topic == scored_topic:
-            record = reader.decode(arrival.kept_value)
-            samples.append(ScoredSample(intended, record["scored_time"], record["batch_id"], arrival.at * 1000.0))
-    return split(samples)
+    try:
+        for arrival, intended in measured:
+            if arrival.kept_value is not None and arrival.topic == scored_topic:
+                record = reader.decode(arrival.kept_value)
+                samples.append(ScoredSample(intended, record["scored_time"], record["batch_id"],
+                                            arrival.at * 1000.0))
+    except StreamscoreError as exc:  # a SerdeError, the registry away: a side measurement, not the run's
+        return {"step_split_error": str(exc)}
+    return split(samples, with_cycle=parallelism == 1)
 
 
 def _percentiles(latencies: list[float]):

@@ -178,9 +178,10 @@ def _split_table(summaries: list[dict]) -> list[str]:
              "|---|---|---|---|---|"]
     for s in rows:
         split = s["step_split"]
+        cycle = _fmt(split["p50_batch_cycle_ms"]) if split["p50_batch_cycle_ms"] else "n/a"
         lines.append(f"| {s['label']} | {_fmt(split['p50_to_step_ms'])} / {_fmt(split['p99_to_step_ms'])} | "
                      f"{_fmt(split['p50_after_step_ms'])} / {_fmt(split['p99_after_step_ms'])} | "
-                     f"{_fmt(split['p50_batch_rows'])} | {_fmt(split['p50_batch_cycle_ms'])} |")
+                     f"{_fmt(split['p50_batch_rows'])} | {cycle} |")
     return lines
 
 

@@ -142,3 +142,14 @@ def test_the_markdown_has_the_latency_split_of_the_rows_that_have_one():
     assert "| wire-jvm-alo | 45 (40-50) / 90 (90-90) | 25 (25-25) / 60 (60-60) | 1,500 (1,500-1,500) | 45 (45-45) |" \
         in table
     assert "| passthrough | " not in table.split("to the step")[1]  # no split for a row without one
+
+
+def test_a_split_without_a_cycle_says_not_applicable_not_void():
+    from benchmarks.report import markdown, summarize
+
+    row = {"system": "capacity-p2", "label": "capacity-p2", "group": "capacity", "commit_interval_ms": 1000,
+           "events_per_s": 60_000.0, "p50_ms": 500.0, "p95_ms": 900.0, "p99_ms": 1000.0,
+           "p50_to_step_ms": 100.0, "p99_to_step_ms": 200.0, "p50_after_step_ms": 400.0, "p99_after_step_ms": 800.0,
+           "p50_batch_rows": 2048.0}
+    table = markdown(summarize([row]), None)
+    assert "| capacity-p2 | 100 / 200 | 400 / 800 | 2,048 | n/a |" in table

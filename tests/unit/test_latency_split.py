@@ -29,3 +29,29 @@ def test_one_batch_has_no_cycle_and_no_samples_no_split():
     one = split([ScoredSample(0.0, 10, "a", 20.0)])
     assert one["step_batches"] == 1 and "p50_batch_cycle_ms" not in one
     assert split([]) == {}
+
+
+def test_the_cycle_is_left_out_where_several_workers_interleave_their_batches():
+    samples = [ScoredSample(0.0, 100, "a", 150.0), ScoredSample(0.0, 110, "b", 160.0)]
+    got = split(samples, with_cycle=False)
+    assert got["step_batches"] == 2 and got["p50_to_step_ms"] == 105.0
+    assert "p50_batch_cycle_ms" not in got and "p90_batch_cycle_ms" not in got
+
+
+def test_a_record_that_cannot_be_read_back_leaves_the_split_out_not_the_run(monkeypatch):
+    from benchmarks import measure
+    from benchmarks.sink import Arrival
+    from streamscore.foundation.errors import SerdeError
+
+    class Unreadable:
+        def decode(self, value):
+            raise SerdeError("scored: body is not valid Avro")
+
+    monkeypatch.setattr("connectors.schema_registry.reader_of", lambda settings, name: Unreadable())
+
+    class Settings:
+        schema_registry = None
+
+    arrival = Arrival(1.0, "out", b"k", None, 1000, kept_value=b"\x00garbage")
+    got = measure._step_split(Settings(), [(arrival, 900.0)], "out", parallelism=1)
+    assert got == {"step_split_error": "scored: body is not valid Avro"}
