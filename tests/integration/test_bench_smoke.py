@@ -23,6 +23,9 @@ def test_bench_smoke_accounts_for_every_event(settings, stack, tmp_path):
 
     expected_systems = [s.key for s in catalogue(SMOKE.sweep_batches, SMOKE.sweep_delays, model_rows=False)]
     rows = payload["rows"]
+    scoring = {s.key for s in catalogue(SMOKE.sweep_batches, SMOKE.sweep_delays, model_rows=False)
+               if s.kind == "flink-scoring"}
+    assert scoring  # the smoke run has scoring rows to split
     assert [r["system"] for r in rows] == expected_systems
     for row in rows:
         assert not row.get("error"), f"{row['system']}: {row.get('error')}\n{row.get('trace', '')}"
@@ -35,6 +38,10 @@ def test_bench_smoke_accounts_for_every_event(settings, stack, tmp_path):
         assert row["commit_interval_ms"] == SMOKE.commit_interval_ms
         assert "kafka" in row["peak_rss_mb"]
         assert not row["void"]
+        if row["system"] in scoring:  # the latency split at the Python step, read back from the scored records
+            assert "step_split_error" not in row, f"{row['system']}: {row.get('step_split_error')}"
+            assert row["p50_to_step_ms"] > 0 and row["p50_after_step_ms"] > 0, row["system"]
+            assert 1 <= row["p50_batch_rows"] <= row["max_batch"], row["system"]
 
     written = json.loads(next(tmp_path.glob("bench-*-smoke.json")).read_text())
     assert [s["system"] for s in written["summaries"]] == expected_systems
