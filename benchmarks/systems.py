@@ -57,7 +57,6 @@ class SystemSpec:
     framing: Framing | None = None  # None: a model's own schema on the Confluent wire, the demo events single-object
     batches_per_bundle: int | None = None  # streamscore rows: batches per bundle (None: the job's default)
     object_reuse: bool | None = None  # streamscore rows: Flink's object reuse (None: the job's default)
-    checkpoint_ms: int | None = None  # Flink rows: the checkpoint interval (None: the run's commit interval)
 
     @property
     def confluent(self) -> bool:
@@ -107,7 +106,6 @@ class RunningSystem:
 
 def start(settings: Settings, spec: SystemSpec, topics: Topics, commit_interval_ms: int) -> RunningSystem:
     tag = uuid.uuid4().hex[:8]
-    commit_interval_ms = spec.checkpoint_ms or commit_interval_ms
     if spec.kind == "flink-scoring":
         if spec.decoder:
             settings = dataclasses.replace(settings, schema_registry=dataclasses.replace(
@@ -245,12 +243,6 @@ def wire_rows(sweep_batches: tuple[int, ...]) -> list[SystemSpec]:
     rows.append(SystemSpec("passthrough-confluent-alo", "Flink SQL pass-through, avro-confluent in and out, ALO (no "
                            "Python: the latency floor of the ALO rows)", "flink-passthrough", "wire-sweep",
                            model=SENSOR_MODEL, exactly_once=False, rate_hint=110_000))
-    rows.append(SystemSpec("wire-jvm-alo-c5", "EXPERIMENT ALO checkpoint 5 s", "flink-scoring", "wire-sweep",
-                           max_batch=DEFAULT_BOUND_BATCH, decoder="jvm", exactly_once=False, checkpoint_ms=5000,
-                           **{**sensor, "max_delay_ms": 10}))
-    rows.append(SystemSpec("passthrough-confluent-alo-c5", "EXPERIMENT pass-through ALO checkpoint 5 s",
-                           "flink-passthrough", "wire-sweep", model=SENSOR_MODEL, exactly_once=False,
-                           rate_hint=110_000, checkpoint_ms=5000))
     rows.append(SystemSpec("wire-jvm-alo-b512", "sensor model, decoded in the JVM, ALO (batch 512, delay 10 ms: "
                            "batches stream to Python within a bundle)", "flink-scoring", "wire-sweep", max_batch=512,
                            decoder="jvm", exactly_once=False, **{**sensor, "max_delay_ms": 10}))
