@@ -246,10 +246,6 @@ def wire_rows(sweep_batches: tuple[int, ...]) -> list[SystemSpec]:
     rows.append(SystemSpec("wire-jvm-alo-b512", "sensor model, decoded in the JVM, ALO (batch 512, delay 10 ms: "
                            "batches stream to Python within a bundle)", "flink-scoring", "wire-sweep", max_batch=512,
                            decoder="jvm", exactly_once=False, **{**sensor, "max_delay_ms": 10}))
-    rows.append(SystemSpec("wire-jvm-alo-p2", f"sensor model, decoded in the JVM, ALO at parallelism 2 (batch "
-                           f"{DEFAULT_BOUND_BATCH}, delay 10 ms, a subtask a partition: two shorter cycles)",
-                           "flink-scoring", "wire-sweep", max_batch=DEFAULT_BOUND_BATCH, decoder="jvm",
-                           exactly_once=False, parallelism=2, **{**sensor, "max_delay_ms": 10}))
     if len(sweep_batches) > 1:  # the batch sweep of a full run: both decoders at 512, 1024, 2048 and 4096
         for size in (512, 1024, 2048, 4096):
             for decoder in ("jvm", "python"):
