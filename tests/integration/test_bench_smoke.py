@@ -21,10 +21,10 @@ def test_bench_smoke_accounts_for_every_event(settings, stack, tmp_path):
     args = argparse.Namespace(smoke=True, repetitions=None, systems=None, out=tmp_path, note="test")
     payload = run(args, settings)
 
-    expected_systems = [s.key for s in catalogue(SMOKE.sweep_batches, SMOKE.sweep_delays, model_rows=False)]
+    specs = catalogue(SMOKE.sweep_batches, SMOKE.sweep_delays, model_rows=False)
+    expected_systems = [s.key for s in specs]
     rows = payload["rows"]
-    scoring = {s.key for s in catalogue(SMOKE.sweep_batches, SMOKE.sweep_delays, model_rows=False)
-               if s.kind == "flink-scoring"}
+    scoring = {s.key for s in specs if s.kind == "flink-scoring"}
     assert scoring  # the smoke run has scoring rows to split
     assert [r["system"] for r in rows] == expected_systems
     for row in rows:

@@ -111,8 +111,8 @@ def _run_a_and_b(settings, jobs: dict, topics: dict, records: list) -> dict:
         _wait_metric(settings, jobs[role][1], "events_scored", COUNT)
         _wait_committed(settings, topics[role])
     time.sleep(SETTLE_S)  # a late duplicate would be committed by now
-    # read after the settle, each counter waited for: a scrape can land while the TaskManager copies one
-    # bundle's Python counters, one by one (events_scored at 20,000 while cache_lookups still read 18,301)
+    # read after the settle, each job's asserted counter waited for (a scrape once read events_scored at 20,000
+    # while cache_lookups still read 18,301: see _wait_metric)
     metrics = {"a": _wait_metric(settings, jobs["a"][1], "events_scored", COUNT),
                "b": _wait_metric(settings, jobs["b"][1], "cache_lookups", COUNT)}
     for role in "ab":  # free the two cores for (c)
@@ -161,14 +161,16 @@ def _kill_redis(stack) -> None:
 
 
 def _wait_metric(settings, job_name: str, name: str, target: int, timeout_s: float = 150.0) -> dict:
-    """The job's metrics once ``name`` reaches ``target`` (Python metrics arrive per bundle)."""
-    deadline, values = time.monotonic() + timeout_s, {}
+    """The job's metrics once ``name`` reaches ``target`` and two scrapes agree (Python metrics arrive per
+    bundle, and the TaskManager copies one bundle's counters one by one: a scrape can land in between)."""
+    deadline, values, last = time.monotonic() + timeout_s, {}, None
     while time.monotonic() < deadline:
         raw = scrape(settings, job_name)
         values = {key: int(raw.get(key, {}).get("", 0))
                   for key in ("events_scored", "cache_lookups", "cache_hits", "cache_errors")}
-        if values[name] >= target:
+        if values[name] >= target and values == last:
             return values
+        last = values
         time.sleep(0.5)
     raise AssertionError(f"{job_name}: {name} did not reach {target} within {timeout_s:.0f}s: {values}")
 
