@@ -57,7 +57,6 @@ class SystemSpec:
     framing: Framing | None = None  # None: a model's own schema on the Confluent wire, the demo events single-object
     batches_per_bundle: int | None = None  # streamscore rows: batches per bundle (None: the job's default)
     object_reuse: bool | None = None  # streamscore rows: Flink's object reuse (None: the job's default)
-    result_flush_ms: int = 0
 
     @property
     def confluent(self) -> bool:
@@ -117,7 +116,7 @@ def start(settings: Settings, spec: SystemSpec, topics: Topics, commit_interval_
             checkpoint_interval_ms=commit_interval_ms, exactly_once=spec.exactly_once,
             startup_mode="earliest-offset", model=spec.model, cache_enabled=spec.cache or None,
             parallelism=spec.parallelism, registry=_framing(spec), batches_per_bundle=spec.batches_per_bundle,
-            object_reuse=spec.object_reuse, result_flush_ms=spec.result_flush_ms)
+            object_reuse=spec.object_reuse)
         return RunningSystem(spec, flink_job=submit_scoring(settings, config), keyed_topics={topics.scored})
     if spec.kind == "flink-passthrough":
         args = ["--bootstrap", settings.jobs_kafka_bootstrap, "--source-topic", topics.source,
@@ -247,11 +246,6 @@ def wire_rows(sweep_batches: tuple[int, ...]) -> list[SystemSpec]:
     rows.append(SystemSpec("wire-jvm-alo-b512", "sensor model, decoded in the JVM, ALO (batch 512, delay 10 ms: "
                            "batches stream to Python within a bundle)", "flink-scoring", "wire-sweep", max_batch=512,
                            decoder="jvm", exactly_once=False, **{**sensor, "max_delay_ms": 10}))
-    for batch in (512, 2048):
-        rows.append(SystemSpec(f"wire-jvm-alo-b{batch}-flush", f"sensor model, decoded in the JVM, ALO (batch {batch}, "
-                               "delay 10 ms, results flushed every 5 ms)", "flink-scoring", "wire-sweep",
-                               max_batch=batch, decoder="jvm", exactly_once=False, result_flush_ms=5,
-                               **{**sensor, "max_delay_ms": 10}))
     if len(sweep_batches) > 1:  # the batch sweep of a full run: both decoders at 512, 1024, 2048 and 4096
         for size in (512, 1024, 2048, 4096):
             for decoder in ("jvm", "python"):

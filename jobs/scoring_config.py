@@ -49,7 +49,6 @@ class ScoringJobConfig(JsonJobConfig):
     # planner's operators are written for it, and the Python step copies the fields it holds back while a
     # batch is out; off, each hop of the chain copies every record (bench row wire-jvm-eo-copying)
     object_reuse: bool = True
-    result_flush_ms: int = 0  # experiment: the Python worker's result-flush period (0: PyFlink's own, 1 s)
     checkpoint_interval_ms: int = 1000
     transaction_timeout_ms: int = 600_000
     exactly_once: bool = True

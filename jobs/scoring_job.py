@@ -72,16 +72,7 @@ class ScoreBatch(ScalarFunction):
                                       provider=predictor.providers[0])
         self.lifecycle = LifecycleMetrics(function_context.get_metric_group(), model.card.name)
         self._after_load()
-        self._flush_threads = 0
-        self._apply_flush()
         freeze_start_up_heap()
-
-    def _apply_flush(self) -> None:
-        if self.config.result_flush_ms and not self._flush_threads:
-            from jobs.result_flush import flush_results_every
-
-            self._flush_threads = flush_results_every(self.config.result_flush_ms / 1000)
-            self.log.info("result_flush", threads=self._flush_threads, period_ms=self.config.result_flush_ms)
 
     def _after_load(self) -> None:
         """What a subclass builds from the loaded model, before the start-up heap is frozen."""
@@ -141,7 +132,6 @@ class ScoreBatch(ScalarFunction):
 
     def _report(self, result, rows: int) -> pd.DataFrame:
         """Metrics and log lines of one scored batch, and its output columns."""
-        self._apply_flush()
         self.metrics.record_batch(result, rows)
         self.lifecycle.record_batch(result)
         if result.shadow_error:
