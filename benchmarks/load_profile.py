@@ -146,8 +146,16 @@ def _window(settings: Settings, plan: LoadPlan, out: dict) -> None:
         out["python_worker_functions"] = py_spy_top(folded) if folded.exists() else {"py-spy failed": err[-300:]}
 
 
+def flink_row(key: str) -> systems.SystemSpec:
+    """The benchmark's wire row ``key``, if Flink runs it (the profile reads the TaskManager)."""
+    rows = {s.key: s for s in systems.wire_rows((DEFAULT_BOUND_BATCH,)) if s.kind.startswith("flink")}
+    if key not in rows:
+        raise ProfileError(f"unknown system {key!r}: one of {', '.join(sorted(rows))}")
+    return rows[key]
+
+
 def run_once(settings: Settings, plan: LoadPlan, pool: EventPool) -> dict:
-    spec = next(s for s in systems.wire_rows((DEFAULT_BOUND_BATCH,)) if s.key == plan.system)
+    spec = flink_row(plan.system)
     systems.ensure_models([spec])
     tag = uuid.uuid4().hex[:8]
     topics = systems.Topics(f"profile-in-{tag}", f"profile-out-{tag}", f"profile-dead-{tag}")
@@ -175,16 +183,16 @@ def run_once(settings: Settings, plan: LoadPlan, pool: EventPool) -> dict:
         collector.stop()
         delete_topics(settings, [topics.source, topics.scored, topics.dead])
     books = account(collector.arrivals, warm.ids() | events.ids(), topics.dead)
-    row.update(lost=books.lost, duplicated=books.duplicates, void=not books.clean)
+    row.update(lost=books.lost, duplicated=books.duplicates, void=not books.clean or "us_per_event" not in row)
     return row
 
 
 def summary(rows: list[dict]) -> dict[str, str]:
     """Each role's CPU per event: median (min-max) over the clean repetitions."""
-    clean = [r for r in rows if not r["void"] and "us_per_event" in r]
+    clean = [r for r in rows if not r["void"]]
     roles = sorted({role for r in clean for role in r["us_per_event"]})
     out = {}
-    for role in roles + ["total"]:
+    for role in roles + (["total"] if clean else []):
         values = [sum(r["us_per_event"].values()) if role == "total" else r["us_per_event"][role] for r in clean]
         out[role] = f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
     return out
@@ -198,8 +206,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repetitions", type=int, default=3)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    settings, pool = load_settings(), EventPool(load_settings())
-    plan = LoadPlan(args.system, args.rate, args.seconds)
+    settings = load_settings()
+    pool = EventPool(settings)
+    plan = LoadPlan(flink_row(args.system).key, args.rate, args.seconds)
     rows = [run_once(settings, plan, pool) for _ in range(args.repetitions)]
     result = {"plan": dataclasses.asdict(plan), "runs": rows, "us_per_event_median": summary(rows),
               "time": datetime.now(UTC).isoformat(timespec="seconds")}

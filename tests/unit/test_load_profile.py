@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 
-from benchmarks.load_profile import py_spy_top, summary, thread_cores, thread_ticks
+import pytest
+
+from benchmarks.load_profile import ProfileError, flink_row, py_spy_top, summary, thread_cores, thread_ticks
 
 
 def test_thread_cores_folds_digits_and_counts_only_the_window():
@@ -35,3 +37,14 @@ def test_summary_leaves_void_runs_out():
             {"void": True, "us_per_event": {"flink-tm": 90.0, "kafka": 90.0}}]
     assert summary(rows) == {"flink-tm": "6.00 (5.00-7.00)", "kafka": "3.00 (2.00-4.00)",
                              "total": "9.00 (7.00-11.00)"}
+
+
+def test_summary_of_only_void_runs_is_empty():
+    assert summary([{"void": True, "us_per_event": {"kafka": 1.0}}]) == {}
+
+
+def test_flink_row_refuses_an_unknown_or_non_flink_system():
+    assert flink_row("wire-jvm-alo").exactly_once is False
+    for key in ("no-such-row", "handwritten-confluent"):
+        with pytest.raises(ProfileError, match="unknown system"):
+            flink_row(key)
