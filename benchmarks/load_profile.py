@@ -1,11 +1,12 @@
 """Where the CPU goes at a fixed load: one Flink row of the benchmark on the running stack, warmed up, then fed
-open-loop at a fixed rate; over the middle of the send, the CPU of each process (microseconds per event),
-of the TaskManager's and the Python worker's threads, and (py-spy, in the ``bench`` extra) the share of the
-worker's samples in each function.
+open-loop at a fixed rate; over 35-85 % of the send, the CPU of each process (microseconds per event), of the
+TaskManager's threads, and (py-spy, in the ``bench`` extra) the share of the Python worker's busy samples in
+each function.
 
     python -m benchmarks.load_profile --system wire-jvm-alo --rate 50000 [--seconds 30] [--repetitions 3]
 
-Every id sent must come out once (scored or dead-lettered), or the repetition is void. Results:
+Every id sent must come out once (scored or dead-lettered), the sender must keep to its schedule and the
+window must be measured, or the repetition is void (with its reason). Results:
 ``benchmarks/results/load-profile-<UTC time>.json`` and a table on stdout (medians, min-max).
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import re
 import shutil
 import statistics
@@ -33,7 +35,7 @@ import psutil
 from benchmarks import systems
 from benchmarks.feed import EventPool, preload, send_open_loop_apart
 from benchmarks.options import RESULTS
-from benchmarks.procstats import descendants
+from benchmarks.procstats import stack_roles
 from benchmarks.sink import SinkCollector, account
 from connectors.kafka_clients import create_topics, delete_topics
 from jobs.scoring_config import DEFAULT_BOUND_BATCH
@@ -42,6 +44,10 @@ from streamscore.foundation.errors import StreamscoreError
 from streamscore.stack import Stack
 
 WARM_UP_EVENTS = 20_000
+CHECKPOINT_MS = 1000  # the benchmark's commit/checkpoint interval
+MAX_SENDER_LAG_MS = 500.0  # a sender further behind its schedule did not send at the rate the CPU is divided by
+MIN_SECONDS = 10.0
+_FRAME = re.compile(r"^(?P<function>.*) \((?P<file>[^:()]*)(?::\d+)?\)$")
 
 
 @dataclass(frozen=True)
@@ -63,9 +69,9 @@ def thread_ticks(pid: int) -> dict[str, tuple[str, int]]:
         try:
             name = (task / "comm").read_text().strip()
             fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
-            out[task.name] = (name, int(fields[11]) + int(fields[12]))
+            out[task.name] = (name, int(fields[11]) + int(fields[12]))  # utime, stime (stat fields 14, 15)
         except (OSError, IndexError, ValueError):
-            continue
+            continue  # a thread that ended between the listing and the read
     return out
 
 
@@ -74,8 +80,14 @@ def thread_cores(before: dict, after: dict, seconds: float, top: int = 8) -> dic
     ticks: Counter[str] = Counter()
     for tid, (name, used) in after.items():
         ticks[re.sub(r"\d+", "N", name)] += used - before.get(tid, (name, 0))[1]
-    hz = 100.0  # USER_HZ on Linux
+    hz = os.sysconf("SC_CLK_TCK")
     return {name: round(t / hz / seconds, 3) for name, t in ticks.most_common(top) if t > 0}
+
+
+def frame_name(frame: str) -> str:
+    """``function (file)`` of a py-spy frame ``function (file:line)``."""
+    match = _FRAME.match(frame)
+    return f"{match['function']} ({match['file']})" if match else frame
 
 
 def py_spy_top(folded: Path, top: int = 40) -> dict[str, float]:
@@ -85,15 +97,22 @@ def py_spy_top(folded: Path, top: int = 40) -> dict[str, float]:
     for line in folded.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         total += int(count)
-        for frame in {f.split(" (")[0] + " (" + f.split(" (")[-1].split(":")[0] + ")" for f in stack.split(";")}:
-            inclusive[frame] += int(count)
-    return {frame: round(n / total, 3) for frame, n in inclusive.most_common(top)} if total else {}
+        for function in {frame_name(frame) for frame in stack.split(";")}:
+            inclusive[function] += int(count)
+    return {function: round(n / total, 3) for function, n in inclusive.most_common(top)} if total else {}
+
+
+def us_per_event(cpu_before: dict[str, float], cpu_after: dict[str, float], events: float) -> dict[str, float]:
+    """Each role's CPU seconds between two readings, in microseconds per event."""
+    return {role: round((cpu_after[role] - cpu_before[role]) / events * 1e6, 2) for role in cpu_before}
 
 
 def _roles(settings: Settings) -> dict[str, list[int]]:
     pids = {h.service: h.pids for h in Stack(settings).status()}
-    jm, tm = pids["flink"]
-    return {"kafka": list(pids["kafka"]), "flink-jm": [jm], "flink-tm": [tm], "python-workers": descendants(tm)}
+    if len(pids.get("flink", ())) != 2 or not pids.get("kafka"):
+        raise ProfileError("the local stack's Kafka and Flink (JobManager and TaskManager) must be running: "
+                           "streamscore stack up")
+    return stack_roles(pids, flink=True, loop_pid=lambda: None)()
 
 
 def _cpu_seconds(pids: list[int]) -> float:
@@ -103,47 +122,62 @@ def _cpu_seconds(pids: list[int]) -> float:
             times = psutil.Process(pid).cpu_times()
             total += times.user + times.system
         except psutil.Error:
-            continue
+            continue  # a process that ended in the window: its last seconds go uncounted
     return total
 
 
-def _py_spy(pid: int, seconds: float, folded: Path) -> subprocess.Popen | None:
-    """py-spy recording ``pid`` for ``seconds`` into ``folded`` (the one beside this interpreter first)."""
-    beside = Path(sys.executable).parent / "py-spy"
-    spy = str(beside) if beside.exists() else shutil.which("py-spy")
-    if spy is None:
-        return None
-    return subprocess.Popen([spy, "record", "-p", str(pid), "-r", "100", "-d", str(int(seconds)), "--format", "raw",
-                             "-o", str(folded), "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)
+class PySpy:
+    """py-spy recording a process for a while into a folded file (the py-spy beside this interpreter first)."""
+
+    def __init__(self, pid: int, seconds: float, folder: Path):
+        beside = Path(sys.executable).parent / "py-spy"
+        spy = str(beside) if beside.exists() else shutil.which("py-spy")
+        self.folded, self.log = folder / "worker.folded", folder / "py-spy.log"
+        self.seconds = seconds
+        self.process = None if spy is None else subprocess.Popen(
+            [spy, "record", "-p", str(pid), "-r", "100", "-d", str(int(seconds)), "--format", "raw",
+             "-o", str(self.folded), "--nonblocking"], stdout=subprocess.DEVNULL, stderr=self.log.open("w"))
+
+    def functions(self) -> dict[str, float | str]:
+        if self.process is None:
+            return {"py-spy": "not found (pip install py-spy, or the bench extra)"}
+        try:
+            code = self.process.wait(timeout=self.seconds + 30)
+        except subprocess.TimeoutExpired:
+            return {"py-spy": "did not finish"}
+        if code != 0 or not self.folded.exists():
+            return {"py-spy": f"exit {code}: {self.log.read_text()[-300:]}"}
+        return py_spy_top(self.folded)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
 
 
-def _cpu_seconds_of(pid: int) -> float:
-    return _cpu_seconds([pid])
-
-
-def _window(settings: Settings, plan: LoadPlan, out: dict) -> None:
-    """Wait for the window's start, then measure it into ``out``."""
-    time.sleep(plan.seconds * plan.window[0])
-    span = plan.seconds * (plan.window[1] - plan.window[0])
-    roles = _roles(settings)
-    tm, workers = roles["flink-tm"][0], sorted(roles["python-workers"], key=_cpu_seconds_of, reverse=True)
-    folded = Path(tempfile.mkdtemp()) / "worker.folded"
-    recorder = _py_spy(workers[0], span, folded) if workers else None
-    cpu0 = {role: _cpu_seconds(pids) for role, pids in roles.items()}
-    threaded = {"flink-tm": tm, "python-worker": workers[0]} if workers else {"flink-tm": tm}
-    threads0 = {name: thread_ticks(pid) for name, pid in threaded.items()}
-    start = time.monotonic()
-    time.sleep(span)
-    seconds = time.monotonic() - start
-    events = plan.rate * seconds
-    out["us_per_event"] = {role: round((_cpu_seconds(pids) - cpu0[role]) / events * 1e6, 2)
-                           for role, pids in roles.items()}
-    out["thread_cores"] = {name: thread_cores(threads0[name], thread_ticks(pid), seconds)
-                           for name, pid in threaded.items()}
-    if recorder is not None:
-        _, err = recorder.communicate(timeout=span + 30)
-        out["python_worker_functions"] = py_spy_top(folded) if folded.exists() else {"py-spy failed": err[-300:]}
+def measure_window(settings: Settings, plan: LoadPlan, out: dict) -> None:
+    """Wait for the window's start, then measure it into ``out`` (its error, if it fails)."""
+    try:
+        time.sleep(plan.seconds * plan.window[0])
+        span = plan.seconds * (plan.window[1] - plan.window[0])
+        roles = _roles(settings)
+        tm, workers = roles["flink-tm"][0], sorted(roles["python-workers"], key=lambda p: _cpu_seconds([p]))
+        with tempfile.TemporaryDirectory() as folder:
+            spy = PySpy(workers[-1], span, Path(folder)) if workers else None
+            try:
+                cpu0, threads0 = {r: _cpu_seconds(p) for r, p in roles.items()}, thread_ticks(tm)
+                start = time.monotonic()
+                time.sleep(span)
+                seconds = time.monotonic() - start
+                out["us_per_event"] = us_per_event(cpu0, {r: _cpu_seconds(p) for r, p in roles.items()},
+                                                   plan.rate * seconds)
+                out["taskmanager_thread_cores"] = thread_cores(threads0, thread_ticks(tm), seconds)
+                out["python_worker_functions"] = spy.functions() if spy else {"py-spy": "no Python worker"}
+            finally:
+                if spy is not None:
+                    spy.stop()
+    except Exception as exc:  # noqa: BLE001 - the thread's failure becomes the run's recorded reason
+        out["error"] = f"{type(exc).__name__}: {exc}"
 
 
 def flink_row(key: str) -> systems.SystemSpec:
@@ -154,41 +188,60 @@ def flink_row(key: str) -> systems.SystemSpec:
     return rows[key]
 
 
+def _send_and_measure(settings: Settings, plan: LoadPlan, topic: str, events, row: dict) -> None:
+    measurer = threading.Thread(target=measure_window, args=(settings, plan, row), daemon=True)
+    measurer.start()
+    sent = send_open_loop_apart(settings, topic, events, plan.rate)
+    measurer.join(timeout=plan.seconds + 60)
+    row["sender_max_lag_ms"] = round(sent.max_lag_ms, 1)
+    if measurer.is_alive():
+        row["error"] = "the window's measurement did not finish"
+
+
+def void_reason(row: dict) -> str | None:
+    """Why a repetition does not count, or None."""
+    if row.get("error"):
+        return row["error"]
+    if row["lost"] or row["duplicated"]:
+        return f"{row['lost']} lost, {row['duplicated']} duplicated"
+    if row["sender_max_lag_ms"] > MAX_SENDER_LAG_MS:
+        return f"the sender fell {row['sender_max_lag_ms']} ms behind its schedule"
+    return None
+
+
 def run_once(settings: Settings, plan: LoadPlan, pool: EventPool) -> dict:
     spec = flink_row(plan.system)
     systems.ensure_models([spec])
     tag = uuid.uuid4().hex[:8]
     topics = systems.Topics(f"profile-in-{tag}", f"profile-out-{tag}", f"profile-dead-{tag}")
-    create_topics(settings, [TopicSpec(r, n, spec.partitions) for r, n in
-                             zip(("events", "scored", "dead"), (topics.source, topics.scored, topics.dead))])
     warm = pool.backlog(WARM_UP_EVENTS, model=spec.model, confluent=spec.confluent)
     events = pool.latency(int(plan.rate * plan.seconds), model=spec.model, confluent=spec.confluent)
-    collector = SinkCollector(settings, [topics.scored, topics.dead], {topics.scored, topics.dead})
-    collector.start()
-    running, row = None, {"system": plan.system, "rate": plan.rate, "seconds": plan.seconds}
+    row, running, collector = {"system": plan.system, "rate": plan.rate, "seconds": plan.seconds}, None, None
     try:
+        create_topics(settings, [TopicSpec(r, n, spec.partitions) for r, n in
+                                 zip(("events", "scored", "dead"), (topics.source, topics.scored, topics.dead))])
+        collector = SinkCollector(settings, [topics.scored, topics.dead], {topics.scored, topics.dead})
+        collector.start()
         preload(settings, topics.source, warm)
-        running = systems.start(settings, spec, topics, 1000)
+        running = systems.start(settings, spec, topics, CHECKPOINT_MS)
         if not collector.wait_for(len(warm), stall_s=60, timeout_s=180):
             raise ProfileError(f"{plan.system}: the warm-up backlog did not come out")
-        measurer = threading.Thread(target=_window, args=(settings, plan, row), daemon=True)
-        measurer.start()
-        sent = send_open_loop_apart(settings, topics.source, events, plan.rate)
-        measurer.join()
-        row["sender_max_lag_ms"] = round(sent.max_lag_ms, 1)
+        _send_and_measure(settings, plan, topics.source, events, row)
         collector.wait_for(len(warm) + len(events), stall_s=30, timeout_s=120)
     finally:
         if running is not None:
             systems.stop(settings, running)
-        collector.stop()
+        if collector is not None:
+            collector.stop()
         delete_topics(settings, [topics.source, topics.scored, topics.dead])
     books = account(collector.arrivals, warm.ids() | events.ids(), topics.dead)
-    row.update(lost=books.lost, duplicated=books.duplicates, void=not books.clean or "us_per_event" not in row)
+    row.update(lost=books.lost, duplicated=books.duplicates)
+    row["void"] = void_reason(row)
     return row
 
 
 def summary(rows: list[dict]) -> dict[str, str]:
-    """Each role's CPU per event: median (min-max) over the clean repetitions."""
+    """Each role's CPU per event: median (min-max) over the repetitions that count."""
     clean = [r for r in rows if not r["void"]]
     roles = sorted({role for r in clean for role in r["us_per_event"]})
     out = {}
@@ -198,26 +251,38 @@ def summary(rows: list[dict]) -> dict[str, str]:
     return out
 
 
+def _repetition(settings: Settings, plan: LoadPlan, pool: EventPool) -> dict:
+    try:
+        return run_once(settings, plan, pool)
+    except ProfileError as exc:
+        return {"system": plan.system, "void": str(exc)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="load_profile", description=__doc__.split("\n\n")[0])
     parser.add_argument("--system", default="wire-jvm-alo", help="a Flink row of the benchmark's wire rows")
     parser.add_argument("--rate", type=float, default=50_000.0, help="events/s sent, open loop")
-    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--seconds", type=float, default=30.0, help=f"of sending (>= {MIN_SECONDS:.0f})")
     parser.add_argument("--repetitions", type=int, default=3)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    if args.seconds < MIN_SECONDS or args.rate <= 0:
+        parser.error(f"--seconds must be >= {MIN_SECONDS:.0f} and --rate > 0")
     settings = load_settings()
-    pool = EventPool(settings)
-    plan = LoadPlan(flink_row(args.system).key, args.rate, args.seconds)
-    rows = [run_once(settings, plan, pool) for _ in range(args.repetitions)]
+    pool, plan = EventPool(settings), LoadPlan(flink_row(args.system).key, args.rate, args.seconds)
+    _roles(settings)  # refuse at once when the stack is down
+    rows = [_repetition(settings, plan, pool) for _ in range(args.repetitions)]
     result = {"plan": dataclasses.asdict(plan), "runs": rows, "us_per_event_median": summary(rows),
               "time": datetime.now(UTC).isoformat(timespec="seconds")}
     path = args.out / f"load-profile-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
     path.write_text(json.dumps(result, indent=1))
     for role, text in result["us_per_event_median"].items():
         print(f"{role:16} {text} us of CPU per event")
+    for row in rows:
+        if row["void"]:
+            print(f"void: {row['void']}")
     print(f"wrote {path}")
-    return 0 if all(not r["void"] for r in rows) else 1
+    return 0 if not any(row["void"] for row in rows) else 1
 
 
 if __name__ == "__main__":
