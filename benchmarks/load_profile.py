@@ -32,12 +32,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import psutil
-
 from benchmarks import systems
 from benchmarks.feed import EventPool, preload, send_open_loop_apart
 from benchmarks.options import RESULTS
-from benchmarks.procstats import stack_roles
+from benchmarks.procstats import ProcessSampler, RolePids, stack_roles
 from benchmarks.sink import SinkCollector, account
 from connectors.kafka_clients import create_topics, delete_topics
 from jobs.scoring_config import DEFAULT_BOUND_BATCH
@@ -104,28 +102,23 @@ def py_spy_top(folded: Path, top: int = 40) -> dict[str, float]:
     return {function: round(n / total, 3) for function, n in inclusive.most_common(top)} if total else {}
 
 
-def us_per_event(cpu_before: dict[str, float], cpu_after: dict[str, float], events: float) -> dict[str, float]:
-    """Each role's CPU seconds between two readings, in microseconds per event."""
-    return {role: round((cpu_after[role] - cpu_before[role]) / events * 1e6, 2) for role in cpu_before}
+def us_per_event(cpu_seconds: dict[str, float], events: float) -> dict[str, float]:
+    """Each role's CPU seconds over the window, in microseconds per event."""
+    return {role: round(used / events * 1e6, 2) for role, used in cpu_seconds.items()}
 
 
-def _roles(settings: Settings) -> dict[str, list[int]]:
+def _role_pids(settings: Settings) -> RolePids:
+    """The stack's processes by role (the Python workers looked up at each call), or a one-line refusal."""
     pids = {h.service: h.pids for h in Stack(settings).status()}
     if len(pids.get("flink", ())) != 2 or not pids.get("kafka"):
         raise ProfileError("the local stack's Kafka and Flink (JobManager and TaskManager) must be running: "
                            "streamscore stack up")
-    return stack_roles(pids, flink=True, loop_pid=lambda: None)()
+    return stack_roles(pids, flink=True, loop_pid=lambda: None)
 
 
-def _cpu_seconds(pids: list[int]) -> float:
-    total = 0.0
-    for pid in pids:
-        try:
-            times = psutil.Process(pid).cpu_times()
-            total += times.user + times.system
-        except psutil.Error:
-            continue  # a process that ended in the window: its last seconds go uncounted
-    return total
+def _busiest(series) -> int | None:
+    """The pid of a role's series that has used the most CPU (the Python worker among its launcher processes)."""
+    return max(series.cpu, key=lambda pid: series.cpu[pid][-1][1]) if series and series.cpu else None
 
 
 class PySpy:
@@ -162,20 +155,24 @@ def measure_window(settings: Settings, plan: LoadPlan, out: dict) -> None:
     try:
         time.sleep(plan.seconds * plan.window[0])
         span = plan.seconds * (plan.window[1] - plan.window[0])
-        roles = _roles(settings)
-        tm, workers = roles["flink-tm"][0], sorted(roles["python-workers"], key=lambda p: _cpu_seconds([p]))
+        role_pids = _role_pids(settings)
+        sampler = ProcessSampler(role_pids)  # the benchmark's own per-role CPU sampler
+        sampler.sample()
+        tm, worker = role_pids()["flink-tm"][0], _busiest(sampler.series.get("python-workers"))
         with tempfile.TemporaryDirectory() as folder:
-            spy = PySpy(workers[-1], span, Path(folder)) if workers else None
+            spy = PySpy(worker, span, Path(folder)) if worker else None
             try:
-                cpu0, threads0 = {r: _cpu_seconds(p) for r, p in roles.items()}, thread_ticks(tm)
-                start = time.monotonic()
+                sampler.start()
+                threads0, start = thread_ticks(tm), time.time()
                 time.sleep(span)
-                seconds = time.monotonic() - start
-                out["us_per_event"] = us_per_event(cpu0, {r: _cpu_seconds(p) for r, p in roles.items()},
-                                                   plan.rate * seconds)
-                out["taskmanager_thread_cores"] = thread_cores(threads0, thread_ticks(tm), seconds)
+                end = time.time()
+                sampler.stop()
+                out["us_per_event"] = us_per_event(sampler.cpu_seconds(start, end), plan.rate * (end - start))
+                out["taskmanager_thread_cores"] = thread_cores(threads0, thread_ticks(tm), end - start)
                 out["python_worker_functions"] = spy.functions() if spy else {"py-spy": "no Python worker"}
             finally:
+                if sampler.is_alive():
+                    sampler.stop()
                 if spy is not None:
                     spy.stop()
     except Exception as exc:  # noqa: BLE001 - the thread's failure becomes the run's recorded reason
@@ -272,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--seconds must be >= {MIN_SECONDS:.0f} and --rate > 0")
     settings = load_settings()
     pool, plan = EventPool(settings), LoadPlan(flink_row(args.system).key, args.rate, args.seconds)
-    _roles(settings)  # refuse at once when the stack is down
+    _role_pids(settings)  # refuse at once when the stack is down
     rows = [_repetition(settings, plan, pool) for _ in range(args.repetitions)]
     result = {"plan": dataclasses.asdict(plan), "runs": rows, "us_per_event_median": summary(rows),
               "time": datetime.now(UTC).isoformat(timespec="seconds")}

@@ -66,8 +66,7 @@ def test_py_spy_top_counts_a_function_once_per_sample(tmp_path):
 
 
 def test_us_per_event_divides_each_role_by_the_events():
-    assert us_per_event({"kafka": 10.0, "flink-tm": 20.0}, {"kafka": 10.5, "flink-tm": 21.0}, 100_000) == \
-        {"kafka": 5.0, "flink-tm": 10.0}
+    assert us_per_event({"kafka": 0.5, "flink-tm": 1.0}, 100_000) == {"kafka": 5.0, "flink-tm": 10.0}
 
 
 def test_void_reason_names_what_went_wrong():
