@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import threading
 import time
 import uuid
@@ -20,26 +21,47 @@ TOTAL, DRIFT_AFTER = 30_000, 15_000
 TIERS = ("NONE", "SMALL", "MODERATE", "SEVERE")
 
 
-def produce_with_drift(settings, topic: str, prefix: str, tail: int = 0) -> int:
+TAIL_MARGIN_MS = 3_000  # event time the tail runs past the last drifted window's closing, for noise
+
+
+def produce_with_drift(settings, topic: str, prefix: str, tail_ms: int = 0) -> int:
     """30,000 live events; device_trust_score shifts by 1 reference std dev from event 15,000 on,
-    then ``tail`` undrifted events (they move the watermark past the last drifted time windows; count
-    windows see the drift end, which closes no trigger and opens no episode).
+    then undrifted events for ``tail_ms`` of event time past the last drifted one (they move the
+    watermark past the last drifted time windows; count windows see the drift end, which closes no
+    trigger and opens no episode). The tail is measured in event time, not in events: a producer
+    behind its schedule catches up in a burst, which packs more events into less event time.
     Returns the send time (ms) of the first drifted event."""
     encode = demo_events_writer(settings, topic).encode
     drift = [DriftSpec("device_trust_score", "shift", 1.0, start_after=DRIFT_AFTER)]
     events = generate_events(TOTAL, seed=21, id_prefix=prefix, drift=drift)
-    events += generate_events(tail, seed=22, id_prefix=f"{prefix}tail-")
-    first_drifted = {}
+    stamps = {}
+
+    def stamped(event: dict) -> tuple[bytes, bytes, int]:
+        event["event_time"] = int(time.time() * 1000)
+        return event["event_id"].encode(), encode(event), event["event_time"]
 
     def items():
         for i, event in enumerate(events):
-            event["event_time"] = int(time.time() * 1000)
+            item = stamped(event)
             if i == DRIFT_AFTER:
-                first_drifted["ms"] = event["event_time"]
-            yield event["event_id"].encode(), encode(event), event["event_time"]
+                stamps["first_drifted"] = item[2]
+            yield item
+        tail_until = item[2] + tail_ms
+        for chunk in itertools.count() if tail_ms > 0 else ():
+            for event in generate_events(10_000, seed=22 + chunk, id_prefix=f"{prefix}tail{chunk}-"):
+                item = stamped(event)
+                yield item
+                if item[2] >= tail_until:
+                    return
 
     produce_transactionally(settings, topic, items(), rate=5000, transaction_size=250)
-    return first_drifted["ms"]
+    return stamps["first_drifted"]
+
+
+def closing_tail_ms(config) -> int:
+    """Event time past the last drifted event that closes its time window: the window, the sidecar's
+    out-of-orderness and allowed lateness, and a margin."""
+    return config.window_ms + config.max_out_of_orderness_ms + config.allowed_lateness_ms + TAIL_MARGIN_MS
 
 
 def read_all(settings, topic: str, serde_name: str, settle_s: float) -> list[dict]:
@@ -82,26 +104,27 @@ class _Rescaler(threading.Thread):
 
 
 def run_sidecars(settings, fresh_topics, sidecars: dict[str, dict], *, partitions: int = 1,
-                 scoring_parallelism: int = 1, tail: int = 40_000,
-                 rescaled: str | None = None) -> tuple[dict[str, tuple[list, list]], int]:
+                 scoring_parallelism: int = 1, rescaled: str | None = None) -> tuple[dict[str, tuple[list, list]], int]:
     """One scoring job and one drift sidecar per entry of ``sidecars`` (name -> config overrides), each
-    with its own alert and control topics, on the same drifted events (with a ``tail`` of undrifted
-    ones that closes the last time windows); the sidecar named ``rescaled`` goes from parallelism 1 to 2
-    and back through savepoints while the events flow. Returns name -> (alerts, triggers), and when the
-    drift began."""
+    with its own alert and control topics, on the same drifted events (with time windows: then a tail
+    of undrifted ones that closes the last drifted windows); the sidecar named ``rescaled`` goes from
+    parallelism 1 to 2 and back through savepoints while the events flow. Returns name -> (alerts,
+    triggers), and when the drift began."""
     events, scored, dead = fresh_topics("events", "scored", "dead", partitions=partitions)
     tag = uuid.uuid4().hex[:8]
     outputs = {name: fresh_topics("alerts", "control") for name in sidecars}
     jobs = [submit_scoring(settings, scoring_config_from_settings(
         settings, events_topic=events, scored_topic=scored, dead_letter_topic=dead, job_name=f"it-score-{tag}",
         startup_mode="earliest-offset", parallelism=scoring_parallelism), wait=False)]
-    rescaler = None
+    rescaler, tail_ms = None, 0
     for name, (alerts_topic, control_topic) in outputs.items():
         config = drift_config_from_settings(
             settings, events_topic=events, scored_topic=scored, alerts_topic=alerts_topic,
             control_topic=control_topic, job_name=f"it-drift-{name}-{tag}", startup_mode="earliest-offset",
             window_events=1000, window_ms=2000, **sidecars[name])
         jobs.append(submit_drift(settings, config, wait=False))
+        if config.window_kind == "time":
+            tail_ms = max(tail_ms, closing_tail_ms(config))
         if name == rescaled:
             rescaler = _Rescaler(settings, config, jobs, len(jobs) - 1)
     try:
@@ -109,7 +132,7 @@ def run_sidecars(settings, fresh_topics, sidecars: dict[str, dict], *, partition
             wait_running(settings, job_id, timeout_s=120)
         if rescaler:
             rescaler.start()
-        drift_started_ms = produce_with_drift(settings, events, f"d{tag}-", tail=tail)
+        drift_started_ms = produce_with_drift(settings, events, f"d{tag}-", tail_ms=tail_ms)
         if rescaler:
             rescaler.join(300)
             assert rescaler.error is None and rescaler.restored == [2, 1], (rescaler.error, rescaler.restored)
