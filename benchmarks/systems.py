@@ -57,7 +57,6 @@ class SystemSpec:
     framing: Framing | None = None  # None: a model's own schema on the Confluent wire, the demo events single-object
     batches_per_bundle: int | None = None  # streamscore rows: batches per bundle (None: the job's default)
     object_reuse: bool | None = None  # streamscore rows: Flink's object reuse (None: the job's default)
-    execution_mode: str | None = None  # EXPERIMENT: "thread" (jobs.thread_probe)
 
     @property
     def confluent(self) -> bool:
@@ -117,7 +116,7 @@ def start(settings: Settings, spec: SystemSpec, topics: Topics, commit_interval_
             checkpoint_interval_ms=commit_interval_ms, exactly_once=spec.exactly_once,
             startup_mode="earliest-offset", model=spec.model, cache_enabled=spec.cache or None,
             parallelism=spec.parallelism, registry=_framing(spec), batches_per_bundle=spec.batches_per_bundle,
-            object_reuse=spec.object_reuse, execution_mode=spec.execution_mode)
+            object_reuse=spec.object_reuse)
         return RunningSystem(spec, flink_job=submit_scoring(settings, config), keyed_topics={topics.scored})
     if spec.kind == "flink-passthrough":
         args = ["--bootstrap", settings.jobs_kafka_bootstrap, "--source-topic", topics.source,
@@ -244,11 +243,6 @@ def wire_rows(sweep_batches: tuple[int, ...]) -> list[SystemSpec]:
     rows.append(SystemSpec("passthrough-confluent-alo", "Flink SQL pass-through, avro-confluent in and out, ALO (no "
                            "Python: the latency floor of the ALO rows)", "flink-passthrough", "wire-sweep",
                            model=SENSOR_MODEL, exactly_once=False, rate_hint=110_000))
-    for size in (512, 2048):  # EXPERIMENT
-        rows.append(SystemSpec(f"wire-jvm-alo-thread-b{size}", f"sensor model, decoded in the JVM, ALO (batch {size}, "
-                               "delay 10 ms, THREAD mode: a keyed process function in the TaskManager)",
-                               "flink-scoring", "wire-sweep", max_batch=size, decoder="jvm", exactly_once=False,
-                               execution_mode="thread", **{**sensor, "max_delay_ms": 10}))
     rows.append(SystemSpec("wire-jvm-alo-b512", "sensor model, decoded in the JVM, ALO (batch 512, delay 10 ms: "
                            "batches stream to Python within a bundle)", "flink-scoring", "wire-sweep", max_batch=512,
                            decoder="jvm", exactly_once=False, **{**sensor, "max_delay_ms": 10}))

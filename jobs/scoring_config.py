@@ -56,7 +56,6 @@ class ScoringJobConfig(JsonJobConfig):
     startup_mode: str = "group-offsets"
     providers: tuple[str, ...] | None = None
     intra_op_threads: int = 1
-    execution_mode: str = "process"  # EXPERIMENT: "thread" runs jobs.thread_probe
     model_cache_dir: str | None = None  # TensorRT engine cache (the settings' cache folder); None: not cached
     low_confidence_band: float = 0.05  # |score - threshold| <= band counts as low confidence
     cache_enabled: bool = False  # Redis prediction cache (connectors.prediction_cache)

@@ -252,14 +252,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--wait", action="store_true", help="block until the job ends (embedded runs)")
     args = parser.parse_args(argv)
     config = _with_schema_ids(ScoringJobConfig.from_json(args.config))
-    if config.execution_mode == "thread":  # EXPERIMENT
-        from jobs.thread_probe import build_thread_pipeline
-
-        result = build_thread_pipeline(config).execute()
-    else:
-        t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
-        configure(t_env, config, args.connector_jar)
-        result = build_pipeline(t_env, config).execute()
+    t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
+    configure(t_env, config, args.connector_jar)
+    result = build_pipeline(t_env, config).execute()
     client = result.get_job_client()
     print(f"streamscore: job {config.job_name} started with JobID {client.get_job_id()}", flush=True)
     if args.wait:
