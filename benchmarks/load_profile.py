@@ -274,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {"plan": dataclasses.asdict(plan), "runs": rows, "us_per_event_median": summary(rows),
               "time": datetime.now(UTC).isoformat(timespec="seconds")}
     path = args.out / f"load-profile-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=1))
     for role, text in result["us_per_event_median"].items():
         print(f"{role:16} {text} us of CPU per event")
