@@ -44,7 +44,7 @@ from streamscore.stack.process import pid_alive, running_pid
 pytestmark = pytest.mark.integration
 
 COUNT, REPEAT, BACKLOG_C = 20_000, 0.5, 5_000  # BACKLOG_C: (c)'s records before the kill
-RATE_C, KILL_AFTER_S, DOWN_S = 1_500.0, 1.5, 3.0  # the rest of (c)'s records at RATE_C; Redis down DOWN_S
+RATE_C, KILL_AFTER_S, DOWN_S = 1_000.0, 1.5, 3.0  # the rest of (c)'s records at RATE_C (15 s); Redis down DOWN_S
 SETTLE_S = 2.0  # two checkpoint intervals: what a job would still commit, it has
 LOG_EVENTS = ["prediction_cache_unavailable", "prediction_cache_recovered"]
 

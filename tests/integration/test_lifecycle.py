@@ -3,7 +3,7 @@
 One scoring job on fresh topics follows a fresh control topic. Its registry is a temp folder
 holding ``fraud-it`` 1.0.0 (the demo model under another name, so the shared Redis pointer of
 ``fraud`` is never touched) and 1.1.0 and 1.2.0, challengers retrained from it: three models whose
-scores differ, so each record's score says which model scored it. While 6000 events flow, the
+scores differ, so each record's score says which model scored it. While 8000 events flow, the
 CLI path promotes 1.1.0, attaches 1.2.0 in shadow and then sends 30 % of events to 1.2.0 as a
 canary; every event is checked against the announced effective times: its version in ``scored``
 (for the canary: by its event id's bucket), its record in ``scored-shadow``.
@@ -37,6 +37,9 @@ pytestmark = pytest.mark.integration
 
 NAME = "fraud-it"
 DELAY_MS = 3000  # the job's activation delay; the shadow message uses a longer one (allowed: >= the job's)
+# 20 s of traffic at 400/s: the canary (published third, effective 8 s after) must still see > 300 events
+# when each of the three changes takes 2-3 s on a busy machine (at 6,000 events the margin was ~3 s)
+EVENTS = 8000
 KILL_DELAY_MS = 6000  # the kill test's: its promotion must commit within half of it while a consumer follows
 # The kill test's checkpoint interval: each transaction stays open this long, so the record that
 # triggers the kill is (almost always) in one the kill aborts; at 1 s a busy machine's commit
@@ -101,7 +104,8 @@ def test_promotion_and_shadow_while_events_flow(settings, fresh_topics, registry
     changer = threading.Thread(target=change_models)
     try:
         changer.start()
-        plan = TrafficPlan(6000, f"lc-{tag}-", seed=17, rate=400, malformed_every=0, transaction_size=100, timeout_s=90)
+        plan = TrafficPlan(EVENTS, f"lc-{tag}-", seed=17, rate=400, malformed_every=0, transaction_size=100,
+                           timeout_s=90)
         report = run_traffic(settings, plan, TrafficTopics(events, scored, dead))
         changer.join(30)
         decode = decoder_of(settings, "scored")
@@ -138,7 +142,7 @@ def test_promotion_and_shadow_while_events_flow(settings, fresh_topics, registry
 
     # each record's score is its version's model's score, and the models differ: the score says which scored it
     ids = sorted(report.scored)
-    by_version = _scores_by_version(registry, generate_events(6000, seed=17, id_prefix=f"lc-{tag}-"), ids)
+    by_version = _scores_by_version(registry, generate_events(EVENTS, seed=17, id_prefix=f"lc-{tag}-"), ids)
     for i, r in zip(ids, (report.scored[i] for i in ids)):
         assert abs(r["score"] - by_version[r["model_version"]][i]) <= 1e-6, (i, r)
     apart = [abs(by_version["1.0.0"][i] - by_version[v][i]) > 1e-4 for i in ids for v in ("1.1.0", "1.2.0")]

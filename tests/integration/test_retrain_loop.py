@@ -46,7 +46,8 @@ from streamscore.harness.labels import produce_labels
 
 pytestmark = pytest.mark.integration
 
-NAME, DELAY_MS = "fraud-rt", 3000
+# the activation delay: a publish must flush within a quarter of it and commit within half (as in the kill test)
+NAME, DELAY_MS = "fraud-rt", 6000
 FIRST, SECOND = 8000, 4000
 
 
