@@ -46,8 +46,10 @@ def produce_with_drift(settings, topic: str, prefix: str, tail_ms: int = 0) -> i
             if i == DRIFT_AFTER:
                 stamps["first_drifted"] = item[2]
             yield item
+        if tail_ms <= 0:
+            return
         tail_until = item[2] + tail_ms
-        for chunk in itertools.count() if tail_ms > 0 else ():
+        for chunk in itertools.count():
             for event in generate_events(10_000, seed=22 + chunk, id_prefix=f"{prefix}tail{chunk}-"):
                 item = stamped(event)
                 yield item
