@@ -165,11 +165,24 @@ def evaluate(labels: np.ndarray, scores: np.ndarray, threshold: float) -> Evalua
                       rows=len(labels), positives=int(labels.sum()))
 
 
+@dataclass(frozen=True)
+class _Challenger:
+    """A challenger fitted on the training part: its ONNX bytes, threshold and held-out scores and judgement."""
+
+    version: str
+    params: dict[str, Any]
+    seed: int
+    onnx_bytes: bytes
+    threshold: float
+    scores: np.ndarray
+    held_out: Evaluation
+
+
 def _fit(parts: dict[str, np.ndarray], params: dict[str, Any], seed: int, card: ModelCard,
-         version: str) -> tuple[bytes, float, np.ndarray]:
-    """(ONNX bytes, threshold, held-out scores) of a challenger fitted on the training part; the
-    threshold maximises F1 on out-of-fold scores (a few hundred recent positives are too few to
-    spare a validation split)."""
+         version: str) -> _Challenger:
+    """A challenger fitted on the training part and judged on the held-out part; the threshold
+    maximises F1 on out-of-fold scores (a few hundred recent positives are too few to spare a
+    validation split)."""
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
@@ -182,7 +195,9 @@ def _fit(parts: dict[str, np.ndarray], params: dict[str, Any], seed: int, card: 
     fitted = model().fit(parts["x_fit"], parts["y_fit"])
     onnx_bytes = _to_onnx(fitted, card.contract.width, card.name, version)
     _check_onnx_scores(onnx_bytes, parts["x_hold"], fitted.predict_proba(parts["x_hold"])[:, 1])
-    return onnx_bytes, threshold, _onnx_scores(onnx_bytes, parts["x_hold"])
+    scores = _onnx_scores(onnx_bytes, parts["x_hold"])
+    return _Challenger(version, params, seed, onnx_bytes, threshold, scores,
+                       evaluate(parts["y_hold"], scores, threshold))
 
 
 def retrain(parent: LoadedModel, events: Sequence[Mapping[str, Any]], labels: Sequence[int] | np.ndarray,
@@ -195,32 +210,33 @@ def retrain(parent: LoadedModel, events: Sequence[Mapping[str, Any]], labels: Se
     params = challenger_params(parent.card, request)
     version = next_version(parent.card.version, (parent.card.version, *request.taken_versions))
     parts = _split(matrix, truth, request)
-    onnx_bytes, threshold, scores = _fit(parts, params, request.seed, parent.card, version)
+    challenger = _fit(parts, params, request.seed, parent.card, version)
     parent_eval = evaluate(parts["y_hold"], OnnxScorer(parent).predict_batch(parts["x_hold"]),
                            parent.card.outputs.threshold)
-    challenger_eval = evaluate(parts["y_hold"], scores, threshold)
     data = {**request.source, "rows": len(truth), "rows_dropped": int(len(events) - len(truth)),
             "rows_train": len(parts["y_fit"]), "threshold": f"best F1, {THRESHOLD_FOLDS}-fold out of fold",
             "rows_holdout": len(parts["y_hold"]), "holdout": "latest by event time",
             "event_time_from": int(times[0]), "event_time_to": int(times[-1])}
     retraining = {"parent": parent.card.ref, "answers": list(request.answers),
                   "window_ids": list(request.window_ids), "data": data,
-                  "holdout_parent": parent_eval.as_dict(), "holdout_challenger": challenger_eval.as_dict()}
-    card = _challenger_card(parent.card, version, onnx_bytes, threshold, parts, truth, params, request.seed,
-                            challenger_eval, retraining, scores)
-    return RetrainResult(card=card, onnx_bytes=onnx_bytes, parent=parent_eval, challenger=challenger_eval)
+                  "holdout_parent": parent_eval.as_dict(), "holdout_challenger": challenger.held_out.as_dict()}
+    card = _challenger_card(parent.card, challenger, parts, retraining)
+    return RetrainResult(card=card, onnx_bytes=challenger.onnx_bytes, parent=parent_eval,
+                         challenger=challenger.held_out)
 
 
-def _challenger_card(parent: ModelCard, version: str, onnx_bytes: bytes, threshold: float,
-                     parts: dict[str, np.ndarray], truth: np.ndarray, params: dict[str, Any], seed: int,
-                     held_out: Evaluation, retraining: dict[str, Any], scores: np.ndarray) -> ModelCard:
+def _challenger_card(parent: ModelCard, challenger: _Challenger, parts: dict[str, np.ndarray],
+                     retraining: dict[str, Any]) -> ModelCard:
+    truth = np.concatenate([parts["y_fit"], parts["y_hold"]])
+    params = challenger.params
     training = TrainingSummary(
         algorithm=f"{ALGORITHM}{sorted(params.items())}", rows_train=len(parts["y_fit"]),
-        rows_test=held_out.rows, seed=seed, positive_rate=round(float(truth.mean()), 6), test_auc=held_out.auc,
-        test_accuracy=held_out.accuracy, library_versions=_library_versions(), retraining=retraining)
-    outputs = dataclasses.replace(parent.outputs, threshold=threshold)
-    profile = {**build_profile(parent.contract, parts["x_fit"]), "score": score_profile(scores)}
+        rows_test=challenger.held_out.rows, seed=challenger.seed, positive_rate=round(float(truth.mean()), 6),
+        test_auc=challenger.held_out.auc, test_accuracy=challenger.held_out.accuracy,
+        library_versions=_library_versions(), retraining=retraining)
+    outputs = dataclasses.replace(parent.outputs, threshold=challenger.threshold)
+    profile = {**build_profile(parent.contract, parts["x_fit"]), "score": score_profile(challenger.scores)}
     return dataclasses.replace(
-        parent, version=version, onnx_sha256=sha256_hex(onnx_bytes), outputs=outputs, training=training,
-        drift_profile=profile, optimization={},
+        parent, version=challenger.version, onnx_sha256=sha256_hex(challenger.onnx_bytes), outputs=outputs,
+        training=training, drift_profile=profile, optimization={},
         description=f"Challenger retrained from {parent.ref} on {len(truth)} recent labelled events.")

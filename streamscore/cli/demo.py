@@ -116,11 +116,11 @@ def _start_drift_sidecar(settings: Settings) -> None:
 def _show_drift(settings: Settings) -> bool:
     from connectors.kafka_reads import read_topic
     from connectors.schema_registry import reader_of
-    from streamscore.cli.produce import live_demo_events, parse_drift, produce_events
+    from streamscore.cli.produce import ProduceLimits, live_demo_events, parse_drift, produce_events
 
     drift = [parse_drift("device_trust_score:shift=1.0", 6000)]
     events = list(live_demo_events(12_000, 31, f"drift-{uuid.uuid4().hex[:8]}-", drift))
-    produce_events(settings, settings.topic("events").name, events, rate=4000.0, transaction_size=250)
+    produce_events(settings, settings.topic("events").name, events, ProduceLimits(rate=4000.0, transaction_size=250))
     drift_start_ms = events[6000]["event_time"]
     registry = settings.schema_registry
     alerts, triggers = reader_of(registry, "drift_alert"), reader_of(registry, "control")
@@ -145,7 +145,7 @@ def _show_accuracy(settings: Settings) -> bool:
     """Concept drift only labels reveal: features unchanged, the truth flips for 10 % of events."""
     from models.demo_data import generate_labelled
     from models.demo_labels import LabelPlan, label_records
-    from streamscore.cli.produce import produce_events
+    from streamscore.cli.produce import ProduceLimits, produce_events
     from streamscore.harness.labels import produce_labels
 
     prefix = f"labelled-{uuid.uuid4().hex[:8]}-"
@@ -153,7 +153,7 @@ def _show_accuracy(settings: Settings) -> bool:
     now = int(time.time() * 1000)
     for i, event in enumerate(events):
         event["event_time"] = now + i
-    produce_events(settings, settings.topic("events").name, events, transaction_size=500)
+    produce_events(settings, settings.topic("events").name, events, ProduceLimits(transaction_size=500))
     _wait_until_scored(settings, prefix, len(events))  # labels come later than their events
     produce_labels(settings, label_records(events, truth, LabelPlan(delay_ms=30_000, flip_rate=0.10, flip_after=2000)))
     found_alerts, found_triggers = _wait_for_accuracy_findings(settings, since_ms=now)

@@ -78,10 +78,9 @@ def produce_from(settings: Settings, args: argparse.Namespace) -> int:
     _require_topic(settings, topic)  # after reading the input: a bad file is reported without Kafka
     sent: list[dict] = []
     with serve_metrics(getattr(args, "metrics_port", None)) as metrics:
-        stats = produce_events(settings, topic, _remember(events, sent if args.labels else None),
-                               rate=args.rate, transaction_size=args.transaction_size,
-                               progress=not args.quiet, metrics=metrics, max_rate=args.max_rate,
-                               max_message_bytes=args.max_message_bytes,
+        limits = ProduceLimits(args.rate, args.transaction_size, args.max_rate, args.max_message_bytes)
+        stats = produce_events(settings, topic, _remember(events, sent if args.labels else None), limits,
+                               progress=not args.quiet, metrics=metrics,
                                wire=model_wire(settings, args.model, topic, args.wire_format) if args.model else None)
     print(f"produced {stats['produced']} events to {topic} in {stats['seconds']:.1f}s "
           f"({stats['rate']:.0f} events/s, {stats['transactions']} transactions){_refused_note(args, stats)}")
@@ -234,31 +233,37 @@ def demo_wire(settings: Settings, topic: str) -> EventWire:
     return binding_wire(settings, EventBinding(schema_document("event")), topic)
 
 
-def produce_events(settings: Settings, topic: str, events: Iterable[dict], *, rate: float = 0.0,
-                   transaction_size: int = 1000, progress: bool = False, metrics=None,
-                   max_rate: float | None = None, max_message_bytes: int | None = None,
-                   wire: EventWire | None = None) -> dict:
-    """Validate, encode and write ``events`` in transactions of ``transaction_size``; paced at ``rate``,
-    never above ``max_rate``; events larger than ``max_message_bytes`` are refused and counted.
+@dataclass(frozen=True)
+class ProduceLimits:
+    """How a produce run paces and bounds itself."""
+
+    rate: float = 0.0  # events/s; 0: as fast as possible
+    transaction_size: int = 1000
+    max_rate: float | None = None  # a ceiling that holds even while ``rate`` catches up after a stall
+    max_message_bytes: int | None = None  # larger events are refused and counted
+
+
+def produce_events(settings: Settings, topic: str, events: Iterable[dict], limits: ProduceLimits = ProduceLimits(),
+                   *, progress: bool = False, metrics=None, wire: EventWire | None = None) -> dict:
+    """Validate, encode and write ``events`` within ``limits`` (default: the demo fraud events' wire).
 
     ``metrics`` (a :class:`streamscore.cli.cli_metrics.CliMetrics`) counts delivered and failed records."""
     from connectors.kafka_clients import produce_transactionally
     from streamscore.cli.bounds import SizeBound, TokenBucket
 
     items = _encoded_events(events, topic, wire or demo_wire(settings, topic))
-    bound = SizeBound(max_message_bytes) if max_message_bytes is not None else None
-    limits = {"throttle": TokenBucket(max_rate).acquire if max_rate is not None else None,
-              "producer_config": {"message.max.bytes": bound.producer_message_max_bytes()} if bound else None}
+    bound = SizeBound(limits.max_message_bytes) if limits.max_message_bytes is not None else None
+    options = {"rate": limits.rate, "transaction_size": limits.transaction_size,
+               "throttle": TokenBucket(limits.max_rate).acquire if limits.max_rate is not None else None,
+               "producer_config": {"message.max.bytes": bound.producer_message_max_bytes()} if bound else None}
     items = bound.filter(items) if bound else items
     if metrics is None:
         return _with_refused(bound, produce_transactionally(
-            settings, topic, items, rate=rate, transaction_size=transaction_size,
-            progress=_progress if progress else None, **limits))
+            settings, topic, items, progress=_progress if progress else None, **options))
     counter = DeliveryCounter(metrics, topic, echo=_progress if progress else None)
     try:
         return _with_refused(bound, produce_transactionally(
-            settings, topic, counter.count_pulled(items), rate=rate, transaction_size=transaction_size,
-            progress=counter, **limits))
+            settings, topic, counter.count_pulled(items), progress=counter, **options))
     except (StreamscoreError, KeyboardInterrupt) as exc:
         counter.failed(exc)
         raise

@@ -25,7 +25,7 @@ def show_sensor_model(settings: Settings, count: int = 5000) -> bool:
     from models.registry import load_model
     from models.sensor_demo import generate_readings, live_start_ms
     from schemas.confluent import RegisteredReader
-    from streamscore.cli.produce import model_wire, produce_events
+    from streamscore.cli.produce import ProduceLimits, model_wire, produce_events
 
     create_topics(settings, [TopicSpec(role, name, 2) for role, name in TOPICS.items()])
     card = load_model(MODEL).card
@@ -38,7 +38,7 @@ def show_sensor_model(settings: Settings, count: int = 5000) -> bool:
                                           start_ms=live_start_ms(count))]
     wire = model_wire(settings, MODEL, TOPICS["events"])
     began = time.monotonic()
-    produce_events(settings, TOPICS["events"], readings, rate=2000.0, transaction_size=250, wire=wire)
+    produce_events(settings, TOPICS["events"], readings, ProduceLimits(rate=2000.0, transaction_size=250), wire=wire)
     scored, dead, copies = _read_outcomes(settings, RegisteredReader(SchemaRegistry(settings.schema_registry)),
                                           prefix, count)
     flagged = sorted((r for r in scored.values() if r["label"]), key=lambda r: -r["score"])

@@ -26,7 +26,7 @@ from models.runtime import OnnxScorer
 from models.sensor_demo import generate_readings
 from schemas import serde_for
 from schemas.confluent import schema_id_key
-from streamscore.cli.produce import model_wire, produce_events
+from streamscore.cli.produce import ProduceLimits, model_wire, produce_events
 from streamscore.harness.traffic import TrafficPlan, TrafficTopics, run_traffic
 
 pytestmark = pytest.mark.integration
@@ -227,8 +227,8 @@ def test_the_sensor_models_drift_sidecar_alerts_on_its_own_shifted_feature(setti
             reading["ts"] = now + i
             if i >= 4000:
                 reading["temperature_c"] = round(reading["temperature_c"] + 15.0, 3)
-        produce_events(settings, readings_topic, readings, wire=model_wire(settings, "sensor:1.0.0", readings_topic),
-                       transaction_size=250)
+        produce_events(settings, readings_topic, readings, ProduceLimits(transaction_size=250),
+                       wire=model_wire(settings, "sensor:1.0.0", readings_topic))
         alerts_serde = topic_reader(SchemaRegistry(settings.schema_registry), "drift_alert")
         deadline, alerts = time.monotonic() + 120, []
         while time.monotonic() < deadline and not any(a["feature"] == "temperature_c" for a in alerts):
