@@ -25,15 +25,42 @@ def _step(text: str) -> None:
 
 
 def run_demo(settings: Settings, args: argparse.Namespace) -> int:
-    from connectors.kafka_clients import create_topics
-    from jobs.flink_cluster import list_jobs
-    from jobs.submit import scoring_config_from_settings, submit_scoring
-    from models.registry import load_model
-    from streamscore.cli.topics import register_schemas
+    from streamscore.cli.lifecycle_demo import show_lifecycle
+    from streamscore.cli.sensor_demo import show_sensor_model
     from streamscore.harness.traffic import TrafficPlan, run_traffic
-    from streamscore.stack import Stack
 
     began = time.monotonic()
+    _start_stack_and_topics(settings)
+    _submit_scoring_job(settings)
+    _start_drift_sidecar(settings)
+    _warm_up(settings)
+
+    _step(f"producing {args.count} events (1 in 100 malformed on purpose) and reading the results")
+    traffic = run_traffic(settings, TrafficPlan(args.count, f"demo-{uuid.uuid4().hex[:8]}-", rate=2000.0))
+    _print_outcome(traffic)
+    _step("a second model on its own schema: sensor:1.0.0 (machine readings -> anomaly score), Confluent wire")
+    sensor_ok = show_sensor_model(settings)
+    _step("drift: 6000 normal events, then 6000 with device_trust_score shifted by 1 reference std dev")
+    drift_ok = _show_drift(settings)
+    _step("delayed labels: 5000 events scored, then their true labels, 10 % flipped after the first 2000")
+    accuracy_ok = _show_accuracy(settings)
+    # -- model lifecycle (streamscore/cli/lifecycle_demo.py: its own job, topics and registry, removed after)
+    _step("model lifecycle: promote fraud:1.1.0 and attach fraud:1.2.0 in shadow while events flow")
+    lifecycle_ok = show_lifecycle(settings)
+    print(f"\ndemo finished in {time.monotonic() - began:.0f}s; the stack keeps running "
+          f"(Flink UI {settings.flink_rest_url}; stop it with: streamscore stack down)")
+    return _report_checks({
+        "fraud events each scored or dead-lettered once": traffic.accounted == traffic.produced
+        and traffic.scored_duplicates == 0, "sensor readings each scored or dead-lettered once": sensor_ok,
+        "drift alert and trigger": drift_ok, "accuracy alert and trigger": accuracy_ok,
+        "lifecycle promotion and shadow": lifecycle_ok})
+
+
+def _start_stack_and_topics(settings: Settings) -> None:
+    from connectors.kafka_clients import create_topics
+    from streamscore.cli.topics import register_schemas
+    from streamscore.stack import Stack
+
     _step("local stack: Kafka (KRaft), Flink session cluster, Redis, Schema Registry (Apicurio)")
     for report in Stack(settings).up():
         print(f"  {report.service:8s} {'started' if report.started else 'already up':10s} in {report.seconds:.1f}s")
@@ -43,44 +70,26 @@ def run_demo(settings: Settings, args: argparse.Namespace) -> int:
     for subject, schema_id in register_schemas(settings).items():
         print(f"  {subject:20s} schema id {schema_id}")
 
+
+def _submit_scoring_job(settings: Settings) -> None:
+    """The demo's scoring job, unless it already runs (a second ``make demo`` on a running stack)."""
+    from jobs.flink_cluster import list_jobs
+    from jobs.submit import scoring_config_from_settings, submit_scoring
+    from models.registry import load_model
+
     config = scoring_config_from_settings(settings)
     card = load_model(config.model).card
     _step(f"model {card.ref}: test AUC {card.training.test_auc:.3f}, threshold {card.outputs.threshold}")
     running = [j for j in list_jobs(settings) if j.name == config.job_name and j.state == "RUNNING"]
     if running:
         print(f"  scoring job already running: {running[0].job_id}")
-    else:
-        job_id = submit_scoring(settings, config)
-        print(f"  submitted scoring job {job_id} (batch {config.max_batch_size}, delay {config.max_delay_ms} ms, "
-              f"checkpoint {config.checkpoint_interval_ms} ms, exactly-once)")
+        return
+    job_id = submit_scoring(settings, config)
+    print(f"  submitted scoring job {job_id} (batch {config.max_batch_size}, delay {config.max_delay_ms} ms, "
+          f"checkpoint {config.checkpoint_interval_ms} ms, exactly-once)")
 
-    _start_drift_sidecar(settings)
-    _warm_up(settings)
 
-    _step(f"producing {args.count} events (1 in 100 malformed on purpose) and reading the results")
-    prefix = f"demo-{uuid.uuid4().hex[:8]}-"
-    traffic = run_traffic(settings, TrafficPlan(args.count, prefix, rate=2000.0))
-    _print_outcome(traffic)
-
-    _step("a second model on its own schema: sensor:1.0.0 (machine readings -> anomaly score), Confluent wire")
-    from streamscore.cli.sensor_demo import show_sensor_model
-
-    sensor_ok = show_sensor_model(settings)
-    _step("drift: 6000 normal events, then 6000 with device_trust_score shifted by 1 reference std dev")
-    drift_ok = _show_drift(settings)
-    _step("delayed labels: 5000 events scored, then their true labels, 10 % flipped after the first 2000")
-    accuracy_ok = _show_accuracy(settings)
-    # -- model lifecycle (streamscore/cli/lifecycle_demo.py: its own job, topics and registry, removed after)
-    _step("model lifecycle: promote fraud:1.1.0 and attach fraud:1.2.0 in shadow while events flow")
-    from streamscore.cli.lifecycle_demo import show_lifecycle
-
-    lifecycle_ok = show_lifecycle(settings)
-    print(f"\ndemo finished in {time.monotonic() - began:.0f}s; the stack keeps running "
-          f"(Flink UI {settings.flink_rest_url}; stop it with: streamscore stack down)")
-    checks = {"fraud events each scored or dead-lettered once": traffic.accounted == traffic.produced
-              and traffic.scored_duplicates == 0, "sensor readings each scored or dead-lettered once": sensor_ok,
-              "drift alert and trigger": drift_ok, "accuracy alert and trigger": accuracy_ok,
-              "lifecycle promotion and shadow": lifecycle_ok}
+def _report_checks(checks: dict[str, bool]) -> int:
     failed = [name for name, ok in checks.items() if not ok]
     print(f"demo checks: {len(checks) - len(failed)} of {len(checks)} passed"
           + (f"; FAILED: {'; '.join(failed)}" if failed else ""))
