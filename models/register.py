@@ -11,7 +11,6 @@ feature distributions, and the model's own scores on the sample.
 from __future__ import annotations
 
 import dataclasses
-import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -29,30 +28,21 @@ from models.registry import (
     check_onnx_against_card,
     sha256_hex,
 )
-from streamscore.foundation.errors import ModelError
+from schemas.json_lines import read_json_lines
+from streamscore.foundation.errors import InputError, ModelError
 
 
-def read_json_lines(path: str | Path) -> list[dict]:
-    """The JSON objects of a JSON-lines file; a line that is not one raises ModelError naming it."""
+def read_sample(path: str | Path) -> list[dict]:
+    """The events of a JSON-lines training sample; a file or line that is not one raises ModelError naming it."""
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ModelError(f"training sample {path}: cannot read: {getattr(exc, 'strerror', None) or exc}") from exc
-    events = []
-    for number, line in enumerate(lines, 1):
-        if line.strip():
-            try:
-                events.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise ModelError(f"training sample {path} line {number}: not JSON: {exc.msg}") from exc
-            if not isinstance(events[-1], dict):
-                raise ModelError(f"training sample {path} line {number}: not a JSON object")
-    return events
+        return read_json_lines(path)
+    except InputError as exc:
+        raise ModelError(f"training sample: {exc}") from exc
 
 
 def read_training_sample(path: str | Path, card: ModelCard) -> np.ndarray:
     """The contract's feature matrix of a JSON-lines sample of events (rows the contract rejects are skipped)."""
-    matrix, _rejects, valid = card.contract.to_matrix(read_json_lines(path))
+    matrix, _rejects, valid = card.contract.to_matrix(read_sample(path))
     if len(valid) < 100:
         raise ModelError(f"training sample {path}: {len(valid)} usable events; a reference profile needs >= 100")
     return matrix
@@ -109,7 +99,7 @@ def register_from_schema(onnx_path: str | Path, request: CardRequest, training_s
     check it against the ONNX graph, add the drift profile and how the model does on the sample."""
     from models.card_builder import build_card, sample_training
 
-    events = read_json_lines(training_sample)
+    events = read_sample(training_sample)
     onnx_bytes = _read_onnx(onnx_path)
     card = build_card(request, onnx_bytes, events)
     card = dataclasses.replace(card, onnx_sha256=sha256_hex(onnx_bytes))

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from streamscore.foundation.config import Settings
-from streamscore.foundation.errors import StreamscoreError
+from streamscore.foundation.errors import InputError, StreamscoreError
 
 
 def register(sub) -> None:
@@ -59,28 +60,36 @@ def _cell(value) -> str:
 
 
 def drift_report(args: argparse.Namespace) -> int:
-    """The sidecar's statistics over a file of events, per window: for notebooks and CI."""
+    """The sidecar's statistics over a file of events, per window: for notebooks and CI. Notes (events
+    the contract rejected, a last partial window) go to stderr, so ``--json`` output stays JSON lines."""
     from drift.decision import DriftDetector
     from models.registry import load_model
-    from streamscore.cli.produce import read_json_lines
+    from models.runtime import OnnxScorer
+    from schemas.json_lines import read_json_lines
 
+    if args.window is not None and args.window < 1:
+        raise InputError(f"--window must be >= 1, got {args.window}")
     model = load_model(args.model)
-    events = list(read_json_lines(args.input))
-    matrix, rejects, _ = model.contract.to_matrix(events)
+    matrix, rejects, _ = model.contract.to_matrix(read_json_lines(args.input))
     if not len(matrix):
         raise StreamscoreError(f"{args.input}: no event satisfies the {model.card.ref} contract "
                                f"({len(rejects)} rejected)")
-    from models.runtime import OnnxScorer
-
+    size = args.window or len(matrix)
+    if size > len(matrix):
+        raise InputError(f"--window {size}: {args.input} has {len(matrix)} events the {model.card.ref} contract "
+                         f"accepts, fewer than one window")
     scores = OnnxScorer(model).predict_batch(matrix)  # the sidecar watches predictions too
     detector = DriftDetector.for_card(model.card)
-    size = args.window or len(matrix)
-    for start in range(0, len(matrix) - size + 1, size):
+    whole = len(matrix) - len(matrix) % size
+    for start in range(0, whole, size):
         window = slice(start, start + size)
         verdict = detector.advance(detector.judge.judge(matrix[window], scores[window]))
         _print_verdict(verdict, args.json)
+    if whole < len(matrix):
+        print(f"# the last {len(matrix) - whole} event(s) fill no whole window of {size} and were not judged",
+              file=sys.stderr)
     if rejects:
-        print(f"# {len(rejects)} event(s) broke the contract and were left out")
+        print(f"# {len(rejects)} event(s) broke the contract and were left out", file=sys.stderr)
     return 0
 
 

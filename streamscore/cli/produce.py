@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -11,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import get_args
 
+from schemas.json_lines import read_json_lines
 from streamscore.cli.cli_metrics import DeliveryCounter, metrics_port, serve_metrics
 from streamscore.cli.topics import resolve_topic
 from streamscore.foundation.config import Settings
@@ -68,24 +68,26 @@ def produce_from(settings: Settings, args: argparse.Namespace) -> int:
         raise InputError("--labels and --drift are for the demo fraud events; with --model, give your own events "
                          "with --input FILE")
     if args.input is not None:
-        events: Iterable[dict] = list(read_json_lines(args.input))  # bad files fail before Kafka is contacted
+        events: Iterable[dict] = read_json_lines(args.input)  # bad files fail before Kafka is contacted
     elif args.model:
         events = _generated_for(args.model, args.count, args.seed, args.id_prefix)
     else:
         prefix = args.id_prefix or f"ev-{int(time.time())}-"
         drift = [parse_drift(spec, args.drift_after) for spec in args.drift]
         events = live_demo_events(args.count, args.seed, prefix, drift)
+    label_plan = _label_plan(args) if args.labels else None  # bad label flags fail before any event is sent
     _require_topic(settings, topic)  # after reading the input: a bad file is reported without Kafka
     sent: list[dict] = []
     with serve_metrics(getattr(args, "metrics_port", None)) as metrics:
-        limits = ProduceLimits(args.rate, args.transaction_size, args.max_rate, args.max_message_bytes)
+        limits = ProduceLimits(args.rate, args.transaction_size, args.max_rate, args.max_message_bytes,
+                               check_all_first=args.input is not None)
         stats = produce_events(settings, topic, _remember(events, sent if args.labels else None), limits,
                                progress=not args.quiet, metrics=metrics,
                                wire=model_wire(settings, args.model, topic, args.wire_format) if args.model else None)
     print(f"produced {stats['produced']} events to {topic} in {stats['seconds']:.1f}s "
           f"({stats['rate']:.0f} events/s, {stats['transactions']} transactions){_refused_note(args, stats)}")
-    if args.labels:
-        _produce_demo_labels(settings, args, sent, drift if args.input is None else ())
+    if label_plan is not None:
+        _produce_demo_labels(settings, label_plan, sent, drift)
     return 0
 
 
@@ -132,17 +134,23 @@ def _remember(events: Iterable[dict], sink: list | None) -> Iterator[dict]:
         yield event
 
 
-def _produce_demo_labels(settings: Settings, args: argparse.Namespace, sent: list[dict], drift) -> None:
+def _label_plan(args: argparse.Namespace):
+    """The demo labels' plan from the flags, checked (``models.demo_labels.LabelPlan``)."""
+    from models.demo_labels import LabelPlan
+
+    if args.label_delay_ms < 0 or not 0.0 <= args.label_flip <= 1.0 or args.drift_after < 0:
+        raise InputError(f"--labels needs --label-delay-ms >= 0, --label-flip in [0, 1] and --drift-after >= 0 "
+                         f"(got {args.label_delay_ms}, {args.label_flip}, {args.drift_after})")
+    return LabelPlan(args.label_delay_ms, args.label_flip, args.drift_after, seed=args.seed)
+
+
+def _produce_demo_labels(settings: Settings, plan, sent: list[dict], drift) -> None:
     """The true classes of the demo events just sent (the generator knows them), delayed, maybe flipped."""
     from models.demo_data import draw_labels, generate_columns
-    from models.demo_labels import LabelPlan, label_records
+    from models.demo_labels import label_records
     from streamscore.harness.labels import produce_labels
 
-    try:
-        plan = LabelPlan(args.label_delay_ms, args.label_flip, args.drift_after, seed=args.seed)
-    except StreamscoreError as exc:
-        raise InputError(str(exc)) from exc
-    truth = draw_labels(generate_columns(len(sent), args.seed, drift), args.seed)
+    truth = draw_labels(generate_columns(len(sent), plan.seed, drift), plan.seed)
     stats = produce_labels(settings, label_records(sent, truth, plan))
     print(f"produced {stats['produced']} labels to {settings.topic('labels').name} "
           f"(delay {plan.delay_ms} ms, {plan.flip_rate:.0%} flipped after {plan.flip_after})")
@@ -174,24 +182,6 @@ def live_demo_events(count: int, seed: int, prefix: str, drift=()) -> Iterator[d
     for event in generate_events(count, seed=seed, id_prefix=prefix, drift=drift):
         event["event_time"] = int(time.time() * 1000)
         yield event
-
-
-def read_json_lines(path: Path) -> Iterator[dict]:
-    try:
-        fh = open(path, encoding="utf-8")  # noqa: SIM115 - opened apart, so a read error reads as one
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror}") from exc
-    with fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from exc
-            if not isinstance(record, dict):
-                raise InputError(f"{path}:{lineno}: expected a JSON object, got {type(record).__name__}")
-            yield record
 
 
 @dataclass(frozen=True)
@@ -235,12 +225,13 @@ def demo_wire(settings: Settings, topic: str) -> EventWire:
 
 @dataclass(frozen=True)
 class ProduceLimits:
-    """How a produce run paces and bounds itself."""
+    """How a produce run paces, bounds and checks itself."""
 
     rate: float = 0.0  # events/s; 0: as fast as possible
     transaction_size: int = 1000
     max_rate: float | None = None  # a ceiling that holds even while ``rate`` catches up after a stall
     max_message_bytes: int | None = None  # larger events are refused and counted
+    check_all_first: bool = False  # encode (validate) every event before the first is sent: a file goes whole or not
 
 
 def produce_events(settings: Settings, topic: str, events: Iterable[dict], limits: ProduceLimits = ProduceLimits(),
@@ -256,6 +247,8 @@ def produce_events(settings: Settings, topic: str, events: Iterable[dict], limit
     options = {"rate": limits.rate, "transaction_size": limits.transaction_size,
                "throttle": TokenBucket(limits.max_rate).acquire if limits.max_rate is not None else None,
                "producer_config": {"message.max.bytes": bound.producer_message_max_bytes()} if bound else None}
+    if limits.check_all_first:
+        items = iter(list(items))  # a bad event fails the run before any transaction commits
     items = bound.filter(items) if bound else items
     if metrics is None:
         return _with_refused(bound, produce_transactionally(

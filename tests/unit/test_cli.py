@@ -19,7 +19,7 @@ import pytest
 
 from models.demo_data import generate_events
 from streamscore.cli.main import EXIT_ERROR, EXIT_USAGE, main
-from streamscore.cli.produce import InputError, read_json_lines
+from streamscore.foundation.errors import InputError
 
 REPO = Path(__file__).resolve().parents[2]
 CLOSED = "127.0.0.1:1"  # nothing listens on port 1
@@ -153,13 +153,13 @@ def test_the_cli_does_not_load_the_benchmarks_until_bench_runs():
 
 
 def test_a_failure_prints_one_line_and_keeps_its_cause(capsys, tmp_path):
-    from streamscore.cli.produce import read_json_lines
+    from schemas.json_lines import read_json_lines
     from streamscore.foundation.errors import InputError
 
     code, _, err = run_cli(capsys, ["produce", "--input", str(tmp_path / "missing.jsonl")])
     assert code == EXIT_ERROR and "missing.jsonl" in assert_one_error_line(err)
     with pytest.raises(InputError) as caught:
-        list(read_json_lines(tmp_path / "missing.jsonl"))
+        read_json_lines(tmp_path / "missing.jsonl")
     assert isinstance(caught.value.__cause__, FileNotFoundError)
 
 
@@ -188,6 +188,68 @@ def test_produce_bad_numbers_fail_before_kafka(capsys, argv):
     line = assert_one_error_line(err)
     assert "--count and --transaction-size must be > 0 and --rate >= 0" in line
     assert time.monotonic() - began < 5
+
+
+@pytest.mark.parametrize("flags", [["--label-flip", "1.5"], ["--label-delay-ms", "-1"], ["--drift-after", "-5"]])
+def test_produce_bad_label_flags_fail_before_any_event_is_sent(capsys, flags):
+    # Kafka is closed here: an error naming the flags, not Kafka's, shows nothing was sent first
+    code, out, err = run_cli(capsys, ["produce", "--count", "10", "--labels", *flags])
+    assert code == 1 and out == ""
+    assert "--labels needs --label-delay-ms >= 0, --label-flip in [0, 1] and --drift-after >= 0" in \
+        assert_one_error_line(err)
+
+
+def test_a_file_goes_whole_or_not_at_all(monkeypatch):
+    # the producer is replaced by a recorder (no Kafka in unit tests): with the file checked first, a bad
+    # event in the third transaction's worth fails the run before the producer pulls a single record
+    import connectors.kafka_clients
+    from streamscore.cli.produce import EventWire, ProduceLimits, produce_events
+
+    pulled = []
+
+    def record(settings, topic, items, **options):
+        pulled.extend(items)
+        return {"produced": len(pulled)}
+
+    def encode(event):
+        if not isinstance(event["amount"], float):
+            raise InputError(f"{event['id']}: amount is not a number")
+        return b"ok"
+
+    monkeypatch.setattr(connectors.kafka_clients, "produce_transactionally", record)
+    wire = EventWire(encode, "id", None, 1)
+    events = [{"id": f"e{i}", "amount": 1.0} for i in range(2500)]
+    events[2100]["amount"] = "oops"
+    with pytest.raises(InputError, match="e2100: amount is not a number"):
+        produce_events(None, "t", events, ProduceLimits(transaction_size=1000, check_all_first=True), wire=wire)
+    assert pulled == []
+    with pytest.raises(InputError):  # a stream (the generator's) is sent as it comes: 2,100 pulled first
+        produce_events(None, "t", iter(events), ProduceLimits(transaction_size=1000), wire=wire)
+    assert len(pulled) == 2100
+
+
+def test_drift_report_judges_whole_windows_and_says_what_it_left_out(capsys, tmp_path):
+    events = generate_events(1500, seed=3, id_prefix="dr-")
+    events[7]["amount"] = -5.0  # breaks the contract
+    path = tmp_path / "events.jsonl"
+    path.write_text("".join(json.dumps(e) + "\n" for e in events), encoding="utf-8")
+    code, out, err = run_cli(capsys, ["drift", "report", "--input", str(path), "--window", "600", "--json"])
+    assert code == 0
+    rows = [json.loads(line) for line in out.splitlines()]  # stdout stays JSON lines
+    assert len({row["window"] for row in rows}) == 2  # 1,499 accepted events: two whole windows of 600
+    notes = [line for line in err.splitlines() if line.startswith("#")]
+    assert notes == ["# the last 299 event(s) fill no whole window of 600 and were not judged",
+                     "# 1 event(s) broke the contract and were left out"]
+
+
+@pytest.mark.parametrize("window, fragment", [("0", "--window must be >= 1, got 0"),
+                                              ("2000", "--window 2000: ")])
+def test_drift_report_refuses_a_window_it_cannot_fill(capsys, tmp_path, window, fragment):
+    path = tmp_path / "events.jsonl"
+    path.write_text("".join(json.dumps(e) + "\n" for e in generate_events(1500, seed=3)), encoding="utf-8")
+    code, out, err = run_cli(capsys, ["drift", "report", "--input", str(path), "--window", window])
+    assert code == 1 and out == ""
+    assert fragment in assert_one_error_line(err)
 
 
 def test_submit_with_batch_size_zero_fails_before_kafka(capsys):
@@ -285,30 +347,6 @@ def test_stack_config(capsys, tmp_path):
 
 
 # --- produce --input ---------------------------------------------------------------------------------
-
-
-def test_read_json_lines_names_a_missing_file(tmp_path):
-    missing = tmp_path / "absent.jsonl"
-    with pytest.raises(InputError) as info:
-        list(read_json_lines(missing))
-    assert str(info.value) == f"cannot read {missing}: No such file or directory"
-
-
-def test_read_json_lines_names_the_bad_line(tmp_path):
-    path = tmp_path / "events.jsonl"
-    path.write_text('{"event_id": "a"}\n\n{not json\n', encoding="utf-8")
-    records = read_json_lines(path)
-    assert next(records) == {"event_id": "a"}
-    with pytest.raises(InputError) as info:
-        next(records)
-    assert str(info.value).startswith(f"{path}:3: not valid JSON (")
-
-
-def test_read_json_lines_wants_objects(tmp_path):
-    path = tmp_path / "events.jsonl"
-    path.write_text('[1, 2]\n', encoding="utf-8")
-    with pytest.raises(InputError, match=r":1: expected a JSON object, got list$"):
-        list(read_json_lines(path))
 
 
 def test_produce_missing_input_file_fails_fast_naming_the_file(produce_runs):
