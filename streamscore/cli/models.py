@@ -16,6 +16,18 @@ from streamscore.foundation.config import Settings
 from streamscore.foundation.errors import StreamscoreError
 from streamscore.foundation.vocabulary import LifecycleAction
 
+
+def activation_delay_ms(raw: str) -> int:
+    """argparse type of ``--activation-delay-ms``: a change must take effect after it is published (its
+    publication must commit within half of the delay), so the delay is > 0."""
+    try:
+        delay = int(raw)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a number of milliseconds: {raw!r}") from exc
+    if delay <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0 ms, got {delay}")
+    return delay
+
 LIFECYCLE_HELP = {
     LifecycleAction.PROMOTE: ("NAME:VERSION", "make VERSION the champion (event time now + the activation delay)"),
     LifecycleAction.ROLLBACK: ("NAME", "go back to the version the latest promotion replaced"),
@@ -32,7 +44,7 @@ def register(sub) -> None:
     for action, (ref, text) in LIFECYCLE_HELP.items():
         parser = actions.add_parser(action.value, help=text)
         parser.add_argument("ref", nargs="?", metavar=ref)
-        parser.add_argument("--activation-delay-ms", type=int, default=DEFAULT_ACTIVATION_DELAY_MS,
+        parser.add_argument("--activation-delay-ms", type=activation_delay_ms, default=DEFAULT_ACTIVATION_DELAY_MS,
                             help="takes effect this long after publication (>= the jobs' own delay)")
         parser.add_argument("--control-topic", default=None, help="default: the settings' control topic")
         if action is LifecycleAction.CANARY:

@@ -12,6 +12,7 @@ import time
 
 from jobs.model_router import DEFAULT_ACTIVATION_DELAY_MS
 from models.promotion_policy import DEFAULT_MIN_LABELLED, DEFAULT_PROMOTE_AFTER
+from streamscore.cli.models import activation_delay_ms
 from streamscore.foundation.config import Settings
 from streamscore.lifecycle.retraining import (
     DEFAULT_MIN_LABELLED_TO_TRAIN,
@@ -33,7 +34,7 @@ def register(sub) -> None:
                          help="refuse with fewer labelled events")
     retrain.add_argument("--recent", type=int, default=DEFAULT_RECENT, help="events read from the end of events")
     retrain.add_argument("--registry-dir", default=None)
-    retrain.add_argument("--activation-delay-ms", type=int, default=DEFAULT_ACTIVATION_DELAY_MS,
+    retrain.add_argument("--activation-delay-ms", type=activation_delay_ms, default=DEFAULT_ACTIVATION_DELAY_MS,
                          help="the shadow attach takes effect this long after publication")
     retrain.add_argument("--poll-s", type=float, default=2.0, help="--follow: seconds between reads of control")
     retrain.add_argument("--auto-promote", type=_agreement, default=None, metavar="AGREEMENT",

@@ -98,7 +98,7 @@ def rollback_target(messages: list[dict], name: str) -> tuple[str, str]:
 
 def read_control(settings: Settings, topic: str, timeout_s: float = 15.0) -> list[dict]:
     """Every decodable message of the control topic, read_committed, up to its end as of now."""
-    from confluent_kafka import TopicPartition
+    from confluent_kafka import KafkaException, TopicPartition
 
     from connectors.kafka_clients import KafkaClientError, existing_topics
     from connectors.kafka_reads import read_committed_consumer
@@ -123,6 +123,9 @@ def read_control(settings: Settings, topic: str, timeout_s: float = 15.0) -> lis
                         messages.append(serde.decode(record.value()))
                     except SerdeError:
                         continue
+    except KafkaException as exc:
+        raise KafkaClientError(f"could not read control topic {topic!r}: {exc.args[0].str() if exc.args else exc}") \
+            from exc
     finally:
         consumer.close()
     return messages
@@ -131,25 +134,45 @@ def read_control(settings: Settings, topic: str, timeout_s: float = 15.0) -> lis
 def publish(settings: Settings, topic: str, stamp: Callable[[int], dict], guard_ms: int) -> dict:
     """One transaction with one message, ``stamp(now_ms)``; returns it. The message is stamped only
     once the transactional producer is ready (its start-up, seconds on a busy machine, is not spent
-    from the guard), and the commit is refused when it would land later than the guard."""
-    from connectors.kafka_clients import transactional_producer
+    from the guard), and the commit is refused when it would land later than the guard. A broker
+    failure aborts the transaction (readers of the control topic do not wait for it to time out)."""
+    from confluent_kafka import KafkaException
+
+    from connectors.kafka_clients import KafkaClientError, transactional_producer
     from connectors.schema_registry import writer_of
 
+    if guard_ms <= 0:
+        raise StreamscoreError(f"the activation delay must be > 0 ms (its guard is {guard_ms} ms)")
     serde = writer_of(settings.schema_registry, topic, "control")  # registered once: publishing needs no registry
     producer = transactional_producer(settings)
     message = stamp(int(time.time() * 1000))
-    producer.begin_transaction()
-    producer.produce(topic, serde.encode(message), key=message["model_name"].encode())
-    producer.flush(10)
-    if int(time.time() * 1000) - message["emitted_time"] > guard_ms // 2:
-        producer.abort_transaction(10)
-        raise StreamscoreError(f"publishing to {topic!r} took too long; aborted (nothing published): try again")
-    producer.commit_transaction(10)
+    try:
+        producer.begin_transaction()
+        producer.produce(topic, serde.encode(message), key=message["model_name"].encode())
+        producer.flush(10)
+        if int(time.time() * 1000) - message["emitted_time"] > guard_ms // 2:
+            producer.abort_transaction(10)
+            raise StreamscoreError(f"publishing to {topic!r} took too long; aborted (nothing published): try again")
+        producer.commit_transaction(10)
+    except KafkaException as exc:
+        raise KafkaClientError(f"publishing the {message['kind']} message to {topic!r} failed "
+                               f"({exc.args[0].str() if exc.args else exc}); {_abort(producer)}") from exc
     late = int(time.time() * 1000) - message["emitted_time"]
     if late > guard_ms:
         raise StreamscoreError(f"the {message['kind']} message committed {late} ms after it was stamped (guard "
                                f"{guard_ms} ms): jobs may have routed records near its effective time differently")
     return message
+
+
+def _abort(producer) -> str:
+    """Abort the open transaction after a failure; what became of the message, for the user."""
+    from confluent_kafka import KafkaException
+
+    try:
+        producer.abort_transaction(10)
+    except KafkaException:
+        return "its outcome is unknown: read the control topic (streamscore control) before trying again"
+    return "aborted, nothing published: try again"
 
 
 def _set_pointer(settings: Settings, name: str, version: str) -> None:

@@ -113,6 +113,8 @@ def finish(produce_runs, name: str) -> tuple[Path, int, str, str]:
     (["submit", "scoring", "--startup-mode", "soon"], "argument --startup-mode: invalid choice: 'soon'"),
     (["submit", "ranking"], "invalid choice: 'ranking'"),
     (["models", "list", "--verbose"], "unrecognized arguments: --verbose"),
+    (["models", "promote", "fraud:1.1.0", "--activation-delay-ms", "0"], "--activation-delay-ms: must be > 0 ms"),
+    (["retrain", "--activation-delay-ms", "soon"], "--activation-delay-ms: not a number of milliseconds: 'soon'"),
 ])
 def test_usage_errors_exit_2_with_one_line(capsys, argv, fragment):
     code, out, err = run_cli(capsys, argv)
