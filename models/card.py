@@ -133,6 +133,8 @@ class ModelCard:
         contract = FeatureContract(self.features)  # validates names
         if self.onnx_input.shape[1] != contract.width:
             raise _fail("onnx_input.shape", f"width {self.onnx_input.shape[1]} != {contract.width} features")
+        if not isinstance(self.drift_profile, Mapping):
+            raise _fail("drift_profile", "is not an object")
         profiled = self.drift_profile.get("features") if self.drift_profile else None
         if profiled is not None and sorted(profiled) != sorted(contract.names):
             raise _fail("drift_profile.features", "does not cover exactly the contract's features")
@@ -224,7 +226,8 @@ def _get(raw: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
     if key not in raw:
         raise _fail(where, "is missing")
     value = raw[key]
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if not isinstance(value, kind) or (isinstance(value, bool) and bool not in kinds):  # JSON true is no number
         raise _fail(where, f"{value!r} is not a {getattr(kind, '__name__', kind)}")
     return value
 

@@ -69,7 +69,12 @@ def _column(sample: Sequence[Mapping[str, Any]], name: str) -> list[Any]:
 def _numeric(name: str, dtype: str, values: list[Any]) -> FeatureSpec:
     if dtype == "boolean":
         return FeatureSpec(name, name, "numeric", dtype, range=(0.0, 1.0))
-    numbers = np.asarray(values, dtype=np.float64)
+    try:
+        numbers = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        slip = next((v for v in values if not isinstance(v, (int, float)) or isinstance(v, bool)), None)
+        raise ModelError(f"training sample: feature '{name}' ({dtype}) has a value that is not a number: "
+                         f"{slip!r}") from exc
     if not np.isfinite(numbers).all():
         raise ModelError(f"training sample: feature '{name}' has NaN or infinite values")
     low, high = float(numbers.min()), float(numbers.max())

@@ -76,7 +76,7 @@ class FeatureSpec:
         if self.dtype != "string":
             raise ModelError(f"model card field '{where}.dtype': categorical features are 'string'")
         cats = self.categories
-        if not cats or len(set(cats)) != len(cats) or not all(isinstance(c, str) for c in cats):
+        if not cats or not all(isinstance(c, str) for c in cats) or len(set(cats)) != len(cats):
             raise ModelError(f"model card field '{where}.categories': needs unique, non-empty strings")
         if self.encoding != "ordinal":
             raise ModelError(f"model card field '{where}.encoding': {self.encoding!r} is not 'ordinal'")

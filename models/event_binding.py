@@ -62,6 +62,9 @@ class EventBinding:
         if not isinstance(self.schema, Mapping) or self.schema.get("type") != "record" or not self.schema.get("name"):
             raise _fail("schema", "is not an Avro record schema")
         fields = record_fields(self.schema)
+        for role, name in (("id_field", self.id_field), ("time_field", self.time_field)):
+            if not isinstance(name, str) and not (role == "time_field" and name is None):
+                raise _fail(role, f"{name!r} is not a field name")
         if _base_type(fields.get(self.id_field)) not in _ID_TYPES:
             raise _fail("id_field", f"{self.id_field!r} is not a string field of {full_name(self.schema)}")
         if self.time_field is not None and not _is_epoch_millis(fields.get(self.time_field)):

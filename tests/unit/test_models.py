@@ -27,6 +27,7 @@ from streamscore.foundation.errors import ContractError, ModelError
 REPO = Path(__file__).resolve().parents[2]
 EVENT_SCHEMA = json.loads((REPO / "schemas" / "avro" / "event.avsc").read_text())
 FRAUD_DIR = DEFAULT_ROOT / "fraud" / "1.0.0"
+SENSOR_DIR = DEFAULT_ROOT / "sensor" / "1.0.0"
 
 
 @pytest.fixture(scope="module")
@@ -217,9 +218,15 @@ def test_committed_card_round_trips():
     (lambda raw: raw["features"][3].update(kind="ordinal"), "features['merchant_risk_score'].kind"),
     (lambda raw: raw["outputs"].update(threshold=2), "outputs.threshold"),
     (lambda raw: raw["training"].pop("test_auc"), "training.test_auc"),
+    (lambda raw: raw["outputs"].update(threshold=True), "outputs.threshold"),  # JSON true is no number
+    (lambda raw: raw.update(drift_profile=[1]), "drift_profile"),
+    (lambda raw: raw["features"][20].update(categories=[["a"]]), "features['merchant_category'].categories"),
+    (lambda raw: raw["event_schema"].update(time_field=["x"]), "event_schema.time_field"),
+    (lambda raw: raw["event_schema"].update(id_field=7), "event_schema.id_field"),
 ])
 def test_card_errors_name_the_field(tmp_path, edit, field):
-    raw = json.loads((FRAUD_DIR / "model.json").read_text())
+    card = SENSOR_DIR if "event_schema" in field else FRAUD_DIR
+    raw = json.loads((card / "model.json").read_text())
     edit(raw)
     (tmp_path / "model.json").write_text(json.dumps(raw))
     with pytest.raises(ModelError, match=re.escape(f"'{field}'")):
