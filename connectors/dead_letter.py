@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from schemas import serde_for
 from streamscore.foundation.vocabulary import DeadLetterStage
 
 MAX_REASON_CHARS = 1000
@@ -36,10 +35,6 @@ def dead_letter_record(original: bytes, source: SourceCoordinates, stage: str, r
         "job": job,
         "failed_time": int(failed_time_ms),
     }
-
-
-def encode_dead_letter(record: dict) -> bytes:
-    return serde_for("dead_letter").encode_trusted(record)
 
 
 def dead_letter_key(source: SourceCoordinates, event_id: str | None) -> bytes:

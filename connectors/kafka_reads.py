@@ -46,12 +46,11 @@ def read_topic(settings: Settings, topic: str, *, max_records: int | None = None
     """Read committed records of ``topic`` (``isolation_level="read_uncommitted"``: also records of
     open and aborted transactions). Stops at the end of every partition (unless ``follow``),
     after ``max_records``, or after ``idle_timeout_s`` with nothing new."""
+    partitions = existing_topics(settings).get(topic)  # before the consumer: a failure here leaks none
+    if partitions is None:
+        raise KafkaClientError(f"topic {topic!r} does not exist at {settings.kafka_bootstrap}")
     start = {} if from_beginning else {"auto.offset.reset": "latest"}
     consumer = read_committed_consumer(settings, **start, **{"isolation.level": isolation_level})
-    partitions = existing_topics(settings).get(topic)
-    if partitions is None:
-        consumer.close()
-        raise KafkaClientError(f"topic {topic!r} does not exist at {settings.kafka_bootstrap}")
     consumer.assign([TopicPartition(topic, p, -2 if from_beginning else -1) for p in range(partitions)])
     yield from _drain(consumer, partitions, max_records, idle_timeout_s, follow)
 

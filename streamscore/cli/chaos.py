@@ -15,10 +15,11 @@ def register(sub) -> None:
     chaos = sub.add_parser("chaos", help="exactly-once under faults, on the running stack")
     chaos.add_argument("--fault", action="append", choices=[kind.value for kind in FaultKind],
                        help="a fault to inject; repeat it for several, injected one after the other")
-    chaos.add_argument("--model", default=FRAUD_MODEL, choices=DEMO_MODELS,
+    chaos.add_argument("--model", default=None, choices=DEMO_MODELS,
                        help="the model scored under the faults (and, in the soak, its versions promoted and rolled "
-                            "back): fraud:1.0.0 or sensor:1.0.0, both on the Confluent wire")
-    chaos.add_argument("--count", type=int, default=200_000)
+                            "back): fraud:1.0.0 (default) or sensor:1.0.0, both on the Confluent wire; not with "
+                            "--overload")
+    chaos.add_argument("--count", type=int, default=None, help="events of a fault run (default 200000)")
     chaos.add_argument("--rate", type=float, default=None,
                        help="events/s (default 5000; the soak 2500, steady beside its own producer and reader "
                             "on a 2-core machine)")
@@ -43,11 +44,16 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.soak:
         return _soak(args, settings)
     if args.overload:
+        if args.model or args.count is not None or args.rate is not None:
+            raise ConfigError("--overload scores the expensive demo model fraud-wide:1.0.0 at rates from its own "
+                              "measured capacity: --model, --count and --rate do not apply")
         return _overload(args, settings)
     if not args.fault:
         raise ConfigError("chaos needs --fault KIND (repeatable), --soak or --overload")
     first = None if len(args.fault) == 1 else args.spacing / 2
-    plan = FaultPlan(tuple(args.fault), args.count, args.rate or 5000.0, first, args.spacing, model=args.model)
+    count = 200_000 if args.count is None else args.count
+    plan = FaultPlan(tuple(args.fault), count, args.rate or 5000.0, first, args.spacing,
+                     model=args.model or FRAUD_MODEL)
     report = run_faults(settings, plan)
     print(report.line())
     return 0 if report.passed else 1
@@ -57,7 +63,8 @@ def _soak(args: argparse.Namespace, settings: Settings) -> int:
     from streamscore.harness.soak import SoakRun, run_soak
 
     try:
-        report, path = run_soak(settings, SoakRun(args.minutes or 30.0, args.rate or 2500.0, args.seed, args.model),
+        report, path = run_soak(settings, SoakRun(args.minutes or 30.0, args.rate or 2500.0, args.seed,
+                                                  args.model or FRAUD_MODEL),
                                 args.out)
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc

@@ -254,6 +254,13 @@ def test_drift_report_refuses_a_window_it_cannot_fill(capsys, tmp_path, window, 
     assert fragment in assert_one_error_line(err)
 
 
+@pytest.mark.parametrize("flag", [["--model", "sensor:1.0.0"], ["--count", "1000"], ["--rate", "100"]])
+def test_overload_refuses_the_flags_it_would_ignore(capsys, flag):
+    code, out, err = run_cli(capsys, ["chaos", "--overload", *flag])
+    assert code == 1 and out == ""
+    assert "--model, --count and --rate do not apply" in assert_one_error_line(err)
+
+
 def test_submit_with_batch_size_zero_fails_before_kafka(capsys):
     began = time.monotonic()
     code, out, err = run_cli(capsys, ["submit", "scoring", "--max-batch-size", "0"])
