@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from jobs.job_config import JsonJobConfig
-from jobs.job_wire import RegistryWire
+from jobs.job_wire import RegistryWire, check_reading_wire
+from jobs.scoring_config import MIN_TRANSACTION_TIMEOUT_MS, TIMEOUT_HEADROOM
 from streamscore.foundation.errors import ConfigError
 
 WINDOW_KINDS = ("count", "time")
@@ -63,4 +64,10 @@ class DriftJobConfig(JsonJobConfig):
         if self.startup_mode not in ("group-offsets", "earliest-offset", "latest-offset"):
             raise ConfigError(f"startup_mode {self.startup_mode!r} is not group-offsets, earliest-offset "
                               f"or latest-offset")
+        needed = max(MIN_TRANSACTION_TIMEOUT_MS, TIMEOUT_HEADROOM * self.checkpoint_interval_ms)
+        if self.transaction_timeout_ms < needed:
+            raise ConfigError(f"transaction_timeout_ms {self.transaction_timeout_ms} is too close to the checkpoint "
+                              f"interval ({self.checkpoint_interval_ms} ms): use at least {needed} ms, or the "
+                              f"sidecar's transactions may expire before their checkpoint commits them")
+        check_reading_wire(self.registry, self.transaction_timeout_ms)
         return self

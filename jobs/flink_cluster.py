@@ -19,6 +19,7 @@ from streamscore.foundation.errors import StreamscoreError
 
 JOBS_DIR = Path(__file__).resolve().parent
 _JOB_ID = re.compile(r"JobID ([0-9a-f]{32})")
+ENDED_STATES = frozenset({"FAILED", "CANCELED", "FINISHED"})  # Flink's globally terminal job states
 
 
 class FlinkJobError(StreamscoreError):
@@ -107,7 +108,7 @@ def wait_for_state(settings: Settings, job_id: str, states: set[str], timeout_s:
         state = job_state(settings, job_id)
         if state in states:
             return state
-        if state in {"FAILED", "CANCELED", "FINISHED"} - states:
+        if state in ENDED_STATES - states:
             break
         time.sleep(0.5)
     raise FlinkJobError(f"job {job_id} is {state}, expected one of {sorted(states)}")

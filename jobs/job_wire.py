@@ -167,19 +167,27 @@ def registry_settings(wire: RegistryWire):
 
 
 def check_wire(wire: RegistryWire, transaction_timeout_ms: int) -> None:
-    """A Confluent wire needs its output ids, and must give up waiting for the registry well before
-    the open Kafka transaction would time out."""
+    """A scoring job's Confluent wire needs its output ids, and must give up waiting for the registry well
+    before the open Kafka transaction would time out."""
+    check_reading_wire(wire, transaction_timeout_ms)
+    if not wire.confluent:
+        return
+    events_id = wire.events_schema_id or wire.events_format == "json"  # JSON input: checked by the card's schema
+    ids = (wire.events_schema_id, wire.scored_schema_id, wire.dead_letter_schema_id)
+    if any(ids) and not (events_id and wire.scored_schema_id and wire.dead_letter_schema_id):
+        raise ConfigError("registry: a Confluent wire needs the events, scored and dead-letter schema ids (or none: "
+                          "the job registers them at its start)")
+
+
+def check_reading_wire(wire: RegistryWire, transaction_timeout_ms: int) -> None:
+    """What every job's wire needs (the drift sidecar's too): a known framing and input format, and a
+    registry wait well within the open Kafka transaction's timeout."""
     if wire.framing not in get_args(Framing):
         raise ConfigError(f"registry.framing must be one of {', '.join(get_args(Framing))}, got {wire.framing!r}")
     if not wire.confluent:
         return
     if wire.framing != "confluent":
         raise ConfigError("registry: single-object framing takes no registry url")
-    events_id = wire.events_schema_id or wire.events_format == "json"  # JSON input: checked by the card's schema
-    ids = (wire.events_schema_id, wire.scored_schema_id, wire.dead_letter_schema_id)
-    if any(ids) and not (events_id and wire.scored_schema_id and wire.dead_letter_schema_id):
-        raise ConfigError("registry: a Confluent wire needs the events, scored and dead-letter schema ids (or none: "
-                          "the job registers them at its start)")
     if wire.events_format not in get_args(InputFormat):
         raise ConfigError(f"input format must be one of {', '.join(get_args(InputFormat))}, got "
                           f"{wire.events_format!r}")

@@ -10,7 +10,15 @@ from pathlib import Path
 
 from connectors.kafka_clients import broker_config_value, existing_topics
 from jobs.drift_config import DriftJobConfig
-from jobs.flink_cluster import JOBS_DIR, FlinkJobError, list_jobs, submit_python_job, wait_running
+from jobs.flink_cluster import (
+    ENDED_STATES,
+    JOBS_DIR,
+    FlinkJobError,
+    cancel_job,
+    list_jobs,
+    submit_python_job,
+    wait_running,
+)
 from jobs.flink_home import connector_jars
 from jobs.job_schemas import registry_wire, with_drift_registry_wire, with_registry_wire
 from jobs.job_secrets import job_secrets_env, without_secrets
@@ -19,7 +27,7 @@ from jobs.scoring_config import DEFAULT_BOUND_BATCH, ScoringJobConfig, check_aga
 from models.contract import check_against_event_schema
 from models.registry import load_model
 from streamscore.foundation.config import Settings
-from streamscore.foundation.errors import ConfigError
+from streamscore.foundation.errors import ConfigError, StreamscoreError
 from streamscore.foundation.security import ClientAuth
 
 SCORING_SCRIPT = JOBS_DIR / "scoring_job.py"
@@ -122,14 +130,29 @@ def submit_drift(settings: Settings, config: DriftJobConfig, *, savepoint: str |
 
 
 def _submit(settings: Settings, script: Path, config, savepoint: str | None, wait: bool) -> str:
-    running = [j for j in list_jobs(settings) if j.name == config.job_name and j.state in ("RUNNING", "CREATED")]
-    if running:
-        raise FlinkJobError(f"a job named {config.job_name!r} already runs ({running[0].job_id}); "
+    """Refused while a job of that name lives in any state (a RESTARTING one included: two jobs with one
+    consumer group and one transactional-id prefix would score twice and fence each other's transactions).
+    A job that does not reach RUNNING is cancelled, not left restarting on the cluster."""
+    alive = [j for j in list_jobs(settings) if j.name == config.job_name and j.state not in ENDED_STATES]
+    if alive:
+        raise FlinkJobError(f"a job named {config.job_name!r} already exists ({alive[0].job_id}, {alive[0].state}); "
                             f"cancel it or choose another --job-name")
     job_id = submit_python_job(settings, script, ["--config", config.to_json()], savepoint=savepoint)
     if wait:
-        wait_running(settings, job_id, timeout_s=120)
+        try:
+            wait_running(settings, job_id, timeout_s=120)
+        except FlinkJobError as exc:
+            raise FlinkJobError(f"{exc}; {_cancel_quietly(settings, job_id)}") from exc
     return job_id
+
+
+def _cancel_quietly(settings: Settings, job_id: str) -> str:
+    """Cancel a submitted job that did not come up; what became of it, for the error."""
+    try:
+        cancel_job(settings, job_id, timeout_s=60)
+    except StreamscoreError as exc:
+        return f"cancelling it failed too ({exc}): cancel {job_id} by hand"
+    return "it was cancelled"
 
 
 def run_embedded(settings: Settings, config: ScoringJobConfig | DriftJobConfig) -> int:

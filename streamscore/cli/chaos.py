@@ -23,7 +23,7 @@ def register(sub) -> None:
     chaos.add_argument("--rate", type=float, default=None,
                        help="events/s (default 5000; the soak 2500, steady beside its own producer and reader "
                             "on a 2-core machine)")
-    chaos.add_argument("--spacing", type=float, default=25.0, help="seconds between two faults (default 25)")
+    chaos.add_argument("--spacing", type=float, default=None, help="seconds between two faults (default 25)")
     chaos.add_argument("--soak", action="store_true",
                        help="steady traffic for --minutes with faults of every kind at random times, memory "
                             "and checkpoint sizes sampled; the report goes to --out as JSON")
@@ -38,22 +38,46 @@ def register(sub) -> None:
     chaos.set_defaults(handler=run)
 
 
+# the flags each kind of run ignores, so giving one is refused rather than silently dropped
+_NOT_FOR = {"soak": ("fault", "count", "spacing"), "overload": ("fault", "model", "count", "rate", "spacing"),
+            "faults": ("minutes",)}
+_WHY = {"soak": "(its faults are drawn at random times, for --minutes)",
+        "overload": "(it scores fraud-wide:1.0.0 at rates from its own measured capacity)",
+        "faults": "(a fault run sends --count events)"}
+
+
+def _checked_mode(args: argparse.Namespace) -> str:
+    if args.soak and args.overload:
+        raise ConfigError("--soak and --overload are two different runs: give one")
+    mode = "soak" if args.soak else "overload" if args.overload else "faults"
+    ignored = [f"--{name}" for name in _NOT_FOR[mode] if getattr(args, name) is not None]
+    if ignored:
+        raise ConfigError(f"{', '.join(ignored)}: not for {'a fault run' if mode == 'faults' else '--' + mode} "
+                          f"{_WHY[mode]}")
+    for name in ("count", "rate", "spacing", "minutes"):
+        if getattr(args, name) is not None and getattr(args, name) <= 0:
+            raise ConfigError(f"--{name} must be > 0, got {getattr(args, name)}")
+    if mode == "faults" and not args.fault:
+        raise ConfigError("chaos needs --fault KIND (repeatable), --soak or --overload")
+    return mode
+
+
+def _or(value, default):
+    return default if value is None else value
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from streamscore.harness.chaos import FaultPlan, run_faults
 
-    if args.soak:
+    mode = _checked_mode(args)
+    if mode == "soak":
         return _soak(args, settings)
-    if args.overload:
-        if args.model or args.count is not None or args.rate is not None:
-            raise ConfigError("--overload scores the expensive demo model fraud-wide:1.0.0 at rates from its own "
-                              "measured capacity: --model, --count and --rate do not apply")
+    if mode == "overload":
         return _overload(args, settings)
-    if not args.fault:
-        raise ConfigError("chaos needs --fault KIND (repeatable), --soak or --overload")
-    first = None if len(args.fault) == 1 else args.spacing / 2
-    count = 200_000 if args.count is None else args.count
-    plan = FaultPlan(tuple(args.fault), count, args.rate or 5000.0, first, args.spacing,
-                     model=args.model or FRAUD_MODEL)
+    spacing = _or(args.spacing, 25.0)
+    first = None if len(args.fault) == 1 else spacing / 2
+    plan = FaultPlan(tuple(args.fault), _or(args.count, 200_000), _or(args.rate, 5000.0), first, spacing,
+                     model=_or(args.model, FRAUD_MODEL))
     report = run_faults(settings, plan)
     print(report.line())
     return 0 if report.passed else 1
@@ -63,8 +87,8 @@ def _soak(args: argparse.Namespace, settings: Settings) -> int:
     from streamscore.harness.soak import SoakRun, run_soak
 
     try:
-        report, path = run_soak(settings, SoakRun(args.minutes or 30.0, args.rate or 2500.0, args.seed,
-                                                  args.model or FRAUD_MODEL),
+        report, path = run_soak(settings, SoakRun(_or(args.minutes, 30.0), _or(args.rate, 2500.0), args.seed,
+                                                  _or(args.model, FRAUD_MODEL)),
                                 args.out)
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
@@ -77,7 +101,7 @@ def _overload(args: argparse.Namespace, settings: Settings) -> int:
     from streamscore.harness.overload import OverloadPlan, run_overload
 
     try:
-        report, path = run_overload(settings, OverloadPlan(overload_s=(args.minutes or 3.0) * 60.0), args.out)
+        report, path = run_overload(settings, OverloadPlan(overload_s=_or(args.minutes, 3.0) * 60.0), args.out)
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
     print(f"capacity {report['capacity_events_per_s']:,.0f} events/s")

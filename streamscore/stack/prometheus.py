@@ -2,7 +2,7 @@
 
 Started by ``streamscore stack up`` only with ``STREAMSCORE_PROMETHEUS=on``. Its configuration is
 generated under the stack home: it scrapes Flink's Prometheus reporter ports
-(``settings.flink_metrics_port`` and the next one: the JobManager and the TaskManager), loads the
+(``settings.flink_metrics_port`` and one after it a TaskManager: the JobManager and each TaskManager), loads the
 rules of ``deploy/prometheus/rules/*.yml`` and applies the same ``metric_relabel_configs`` as the
 compose stack's ``deploy/prometheus/prometheus.yml`` (read from that file: one source of truth).
 """
@@ -75,7 +75,7 @@ class PrometheusService:
 
     def scrape_targets(self) -> list[str]:
         host, port = self.settings.flink_rest.host, self.settings.flink_metrics_port
-        return [f"{host}:{port}", f"{host}:{port + 1}"]
+        return [f"{host}:{p}" for p in range(port, port + self.settings.flink_taskmanagers + 1)]
 
     def config(self) -> dict:
         rules = self.deploy_dir / "rules"

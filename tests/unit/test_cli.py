@@ -258,7 +258,21 @@ def test_drift_report_refuses_a_window_it_cannot_fill(capsys, tmp_path, window, 
 def test_overload_refuses_the_flags_it_would_ignore(capsys, flag):
     code, out, err = run_cli(capsys, ["chaos", "--overload", *flag])
     assert code == 1 and out == ""
-    assert "--model, --count and --rate do not apply" in assert_one_error_line(err)
+    assert f"{flag[0]}: not for --overload (it scores fraud-wide:1.0.0" in assert_one_error_line(err)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--soak", "--fault", "kill-taskmanager", "--count", "5"], "--fault, --count: not for --soak"),
+    (["--soak", "--minutes", "0"], "--minutes must be > 0, got 0.0"),
+    (["--fault", "kill-taskmanager", "--rate", "0"], "--rate must be > 0, got 0.0"),
+    (["--fault", "kill-taskmanager", "--minutes", "5"], "--minutes: not for a fault run"),
+    (["--soak", "--overload"], "--soak and --overload are two different runs"),
+    ([], "chaos needs --fault KIND (repeatable), --soak or --overload"),
+])
+def test_chaos_refuses_flags_it_would_ignore_or_misread(capsys, argv, message):
+    code, out, err = run_cli(capsys, ["chaos", *argv])
+    assert code == 1 and out == ""
+    assert message in assert_one_error_line(err)
 
 
 def test_submit_with_batch_size_zero_fails_before_kafka(capsys):

@@ -9,6 +9,8 @@ the wall clock.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -17,6 +19,7 @@ from drift.window_counts import WindowCounter
 from jobs import drift_logic
 from jobs.drift_config import DriftJobConfig
 from jobs.drift_logic import SINK_ALERTS, SINK_CONTROL, SidecarLogic
+from jobs.job_wire import RegistryWire
 from models.demo_data import DriftSpec, generate_events
 from schemas.serde import decode_any, serde_for
 
@@ -333,3 +336,17 @@ def test_merge_keeps_the_counter_layout(logic, clean_counts):
     expected = WindowCounter.merge(np.frombuffer(clean_counts[0], dtype=np.int64).copy(),
                                    np.frombuffer(clean_counts[1], dtype=np.int64).copy())
     np.testing.assert_array_equal(vector, expected)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"checkpoint_interval_ms": 60_000, "transaction_timeout_ms": 30_000},
+     "transaction_timeout_ms 30000 is too close to the checkpoint interval (60000 ms): use at least 600000 ms"),
+    ({"transaction_timeout_ms": 1000}, "use at least 60000 ms"),
+    ({"registry": RegistryWire(framing="bogus")}, "registry.framing must be one of"),
+    ({"registry": RegistryWire(url="http://r", wait_ms=10_000_000)}, "registry.wait_ms 10000000 must be > 0"),
+])
+def test_the_sidecar_refuses_settings_that_cannot_work(changes, message):
+    from streamscore.foundation.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        DriftJobConfig(bootstrap="x", **changes).checked()

@@ -51,6 +51,12 @@ def test_on_adds_a_fifth_service(tmp_path):
     assert stack.service("prometheus").ports() == [19090]
 
 
+def test_every_taskmanager_is_scraped(tmp_path):
+    # Flink's reporter takes one port of the range a process: the JobManager's and one a TaskManager
+    settings = settings_for(tmp_path, PROMETHEUS="on", FLINK_METRICS_PORT="19249", FLINK_TASKMANAGERS="3")
+    assert PrometheusService(settings).scrape_targets() == [f"127.0.0.1:{p}" for p in (19249, 19250, 19251, 19252)]
+
+
 def test_generated_config_scrapes_both_flink_reporters_and_loads_the_rules(tmp_path):
     settings = settings_for(tmp_path, PROMETHEUS="on", FLINK_METRICS_PORT="19249")
     config = PrometheusService(settings).config()
