@@ -53,6 +53,13 @@ class CacheStats:
     bypassed_rows: int = 0  # rows looked up while the cache was bypassed (counted as misses too)
 
 
+def model_key(card) -> str:
+    """The model's part of a cache key (``card``: a ``models.card.ModelCard``): its ref and the first 16 hex
+    digits of its ONNX file's sha256, so a model replaced under the same version (``models optimize --force``)
+    never reads the scores its predecessor cached."""
+    return f"{card.ref}:{card.onnx_sha256[:16]}"
+
+
 class PredictionCache:
     def __init__(self, client_factory: Callable[[], object], *, model_ref: str, ttl_s: int = 3600,
                  namespace: str = "streamscore:pred:", retry_after_s: float = 5.0,

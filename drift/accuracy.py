@@ -53,6 +53,16 @@ class AccuracyVerdict:
         return self.tier.action
 
 
+def _standard_error(reference: float, observed: float, n: int, reference_n: int | None) -> float:
+    """Of the drop under no change. Against a measured reference (``reference_n`` events): the two-proportion
+    test's pooled accuracy, so a reference of 1.0 (a perfect held-out set) does not make one error significant;
+    against a reference known exactly: the one-sample test's."""
+    if reference_n:
+        pooled = (reference * reference_n + observed * n) / (reference_n + n)
+        return math.sqrt(max(pooled * (1.0 - pooled), 1e-12) * (1.0 / n + 1.0 / reference_n))
+    return math.sqrt(max(reference * (1.0 - reference), 1e-12) / n)
+
+
 def judge_accuracy(reference: float, observed: float, n: int, *, alpha: float = 0.01,
                    reference_n: int | None = None, standard_error: float | None = None,
                    bounds: tuple[float, float] = ACCURACY_BOUNDS) -> AccuracyVerdict:
@@ -63,8 +73,7 @@ def judge_accuracy(reference: float, observed: float, n: int, *, alpha: float = 
     if n < 1 or not 0.0 < alpha < 1.0:
         raise DriftError(f"judge_accuracy: need n >= 1 and 0 < alpha < 1 (got n={n}, alpha={alpha})")
     if standard_error is None:
-        extra = 1.0 / reference_n if reference_n else 0.0
-        standard_error = math.sqrt(max(reference * (1.0 - reference), 1e-12) * (1.0 / n + extra))
+        standard_error = _standard_error(reference, observed, n, reference_n)
     drop = reference - observed
     z = drop / standard_error
     p_value = float(_stats.norm.sf(z))

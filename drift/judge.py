@@ -245,13 +245,19 @@ class WindowJudge:
         chi2, p, _ = chi2_counts(self._reference_counts[self._categorical], counts[:, self._categorical, :])
         statistic[:, self._categorical], pvalue[:, self._categorical] = chi2, p
 
-    def decide(self, n: int, psi_values: np.ndarray, statistic: np.ndarray, pvalue: np.ndarray) -> BatchStats:
-        """Decisions from ``[windows, features]`` PSI, statistics and raw p-values of ``n``-event windows."""
+    def decide(self, n: int, psi_values: np.ndarray, statistic: np.ndarray, pvalue: np.ndarray,
+               sizes: np.ndarray | None = None) -> BatchStats:
+        """Decisions from ``[windows, features]`` PSI, statistics and raw p-values of ``n``-event windows.
+
+        ``sizes``: per feature, the values its statistics came from when that is not ``n`` (the score of a
+        version that scored only part of the window: a canary). A feature's critical PSI is that of its own
+        size, and a feature too small to keep its false alarms under alpha is never significant."""
         settings = self.settings
         adjusted = (bh_adjust if settings.correction == "bh" else bonferroni)(pvalue)
-        critical = self.critical_psi(n)
+        critical = self.critical_psi(n if sizes is None else np.maximum(sizes, 1))
         reason = self.too_small_reason(n)
-        significant = (psi_values > critical) & (adjusted <= settings.alpha) & (not reason)
+        usable = critical <= settings.tier_bounds[0]  # all True when the window is not too small and sizes == n
+        significant = (psi_values > critical) & (adjusted <= settings.alpha) & usable & (not reason)
         tier = np.where(significant, settings.psi_tier(psi_values), 0).astype(np.int8)
         return BatchStats(n=n, features=self.features, tests=tuple(ref.test for ref in self.references),
                           psi=psi_values, psi_critical=critical, statistic=statistic, p_value=pvalue,

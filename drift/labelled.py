@@ -99,7 +99,8 @@ class LabelledEpisodes:
     An alert when a window starts an episode or raises its tier; a retraining trigger once per
     episode, when ``confirm_k`` of the last ``confirm_m`` windows have a significant drop (a single
     unlucky window does not retrain a model), at the episode's worst tier so far. A window with no
-    significant drop ends the episode. State round-trips through bytes for Flink state.
+    significant drop ends the episode and never triggers; the windows of an episode that triggered are
+    spent when it ends (they confirm no later episode). State round-trips through bytes for Flink state.
     """
 
     def __init__(self, reference_accuracy: float, reference_n: int | None = None, *, alpha: float = 0.01,
@@ -115,11 +116,13 @@ class LabelledEpisodes:
         alert = verdict.tier > self.episode_tier
         self.recent = (self.recent + [int(verdict.tier)])[-self.confirm_m:]
         if verdict.tier == Tier.NONE:
+            if self.triggered:
+                self.recent = []
             self.episode_tier, self.triggered = Tier.NONE, False
         else:
             self.episode_tier = max(self.episode_tier, verdict.tier)
         trigger = None
-        if not self.triggered and sum(t > 0 for t in self.recent) >= self.confirm_k:
+        if verdict.tier != Tier.NONE and not self.triggered and sum(t > 0 for t in self.recent) >= self.confirm_k:
             trigger, self.triggered = self.episode_tier, True
         decision = LabelledDecision(self.sequence, summary, verdict, alert, trigger)
         self.sequence += 1

@@ -134,7 +134,7 @@ class WindowCounter:
         proportions = counts / np.maximum(sizes, 1)[None, :, None]
         psi = psi_unchecked(self.judge.expected, proportions, self.judge.settings.psi_epsilon, self.judge.valid)
         psi = np.where(sizes[None, :] > 0, psi, 0.0)
-        return self.judge.decide(max(n_events, 1), psi, statistic, pvalue)
+        return self.judge.decide(max(n_events, 1), psi, statistic, pvalue, sizes=sizes)
 
     def _ks(self, vector: np.ndarray, ref, n: int) -> tuple[float, float]:
         g_start, g_stop, grid = self.grids[ref.name]

@@ -63,7 +63,7 @@ class ScoreBatch(ScalarFunction):
         from jobs.job_wire import build_wire
 
         self.scorer = BatchScorer(model, predictor, job=self.config.job_name, source_topic=self.config.events_topic,
-                                  cache=self._cache(model.card.ref), router=self.router, loader=self._load_version,
+                                  cache=self._cache(model.card), router=self.router, loader=self._load_version,
                                   wire=build_wire(self.config.registry, model.card))
         self.log.info("model_loaded", providers=predictor.providers, cache=self.config.cache_enabled,
                       control_topic=self.config.control_topic)
@@ -109,21 +109,21 @@ class ScoreBatch(ScalarFunction):
         model = load_model(f"{self.scorer.card.name}:{version}", root=self.config.registry_dir)
         predictor = self._predictor(model)
         self.log.info("model_version_loaded", version=version, providers=predictor.providers)
-        return VersionModel(model.card, predictor, self._cache(model.card.ref))
+        return VersionModel(model.card, predictor, self._cache(model.card))
 
     def close(self):
         if getattr(self, "follower", None) is not None:
             self.follower.stop()
 
-    def _cache(self, model_ref: str):
+    def _cache(self, card):
         if not self.config.cache_enabled:
             return None
-        from connectors.prediction_cache import PredictionCache, redis_factory
+        from connectors.prediction_cache import PredictionCache, model_key, redis_factory
 
         c = self.config
         factory = redis_factory(c.redis_url, username=c.auth.redis_username, password_file=c.auth.redis_password_file,
                                 ca_file=c.auth.redis_ca_file)
-        return PredictionCache(factory, model_ref=model_ref, ttl_s=c.cache_ttl_s, log=self.log)
+        return PredictionCache(factory, model_ref=model_key(card), ttl_s=c.cache_ttl_s, log=self.log)
 
     def eval(self, payload: pd.Series, partition: pd.Series, offset: pd.Series, timestamp: pd.Series) -> pd.DataFrame:
         millis = timestamp.values.astype("datetime64[ms]").astype("int64").tolist()  # the Kafka timestamps

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.metadata
+import math
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,7 +85,12 @@ def _candidate(parent: LoadedModel, version: str, onnx_bytes: bytes) -> LoadedMo
 
 
 def _gate(accuracy: dict[str, Any], options: OptimizeOptions, ref: str) -> dict[str, Any]:
-    if accuracy["auc_drop"] > options.max_auc_drop:
+    """Refuse a variant whose AUC drops more than allowed, or whose scores are not all finite (a NaN score, an
+    fp16 overflow say, makes the AUC NaN, and NaN > limit is False: it would pass unchecked)."""
+    if accuracy["non_finite_scores"]:
+        raise ModelError(f"{ref} not registered: {accuracy['non_finite_scores']} of its {accuracy['rows']} held-out "
+                         f"scores (seed {options.eval_seed}) are NaN or infinite")
+    if not math.isfinite(accuracy["auc_drop"]) or accuracy["auc_drop"] > options.max_auc_drop:
         raise ModelError(
             f"{ref} not registered: AUC {accuracy['parent_auc']:.4f} -> {accuracy['auc']:.4f} on "
             f"{accuracy['rows']} held-out rows (seed {options.eval_seed}) drops {accuracy['auc_drop']:.4f}, "

@@ -38,6 +38,7 @@ def accuracy_delta(labels: np.ndarray, parent: np.ndarray, child: np.ndarray, th
     parent_auc, child_auc = auc(labels, parent), auc(labels, child)
     return {
         "rows": len(labels), "positives": int(np.sum(labels)),
+        "non_finite_scores": int(np.sum(~np.isfinite(child))),
         "parent_auc": round(parent_auc, 6), "auc": round(child_auc, 6),
         "auc_drop": round(parent_auc - child_auc, 6),
         "label_agreement": round(float(np.mean((parent >= threshold) == (child >= threshold))), 6),

@@ -237,7 +237,7 @@ class BothFramings:
         return self._confluent.encode_trusted(record)
 
     def decode(self, payload: bytes | bytearray | memoryview) -> Record:
-        if bytes(payload[:1]) == MAGIC:
+        if bytes(byte_view(payload, BadMagicByteError)[:1]) == MAGIC:  # None (a tombstone), empty: a SerdeError
             return self._confluent.decode(payload)
         return self._single.decode(payload)
 

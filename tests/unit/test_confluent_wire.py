@@ -195,3 +195,6 @@ def test_a_moved_topic_is_written_on_the_confluent_wire_and_read_in_either_frami
     assert both.decode(single.encode(record)) == record  # a record from before the move
     with pytest.raises(PayloadError):
         both.decode(b"\x07garbage")
+    for tombstone in (None, b""):  # a null-value message on control or labels: a payload error the readers skip
+        with pytest.raises(PayloadError):
+            both.decode(tombstone)

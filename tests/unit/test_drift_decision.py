@@ -325,3 +325,14 @@ def test_judge_accuracy_reports_the_smallest_detectable_drop():
     assert small.min_detectable_drop > 0.05 > large.min_detectable_drop
     with pytest.raises(DriftError):
         judge_accuracy(1.2, 0.9, 100)
+
+
+def test_a_perfect_measured_reference_does_not_make_one_error_significant():
+    # a held-out accuracy of 1.0 over 2,000 events: one error in 1,000 is no evidence of a drop (the
+    # two-proportion test's pooled accuracy); 30 errors are
+    assert judge_accuracy(1.0, 0.999, 1000, reference_n=2000).tier == Tier.NONE
+    assert judge_accuracy(1.0, 0.97, 1000, reference_n=2000).significant
+    # against the measured reference the standard error is the pooled two-proportion one
+    verdict = judge_accuracy(0.95, 0.93, 4000, reference_n=20_000)
+    pooled = (0.95 * 20_000 + 0.93 * 4000) / 24_000
+    assert verdict.standard_error == pytest.approx((pooled * (1 - pooled) * (1 / 4000 + 1 / 20_000)) ** 0.5)

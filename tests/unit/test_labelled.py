@@ -52,8 +52,18 @@ def test_no_drop_rarely_alerts_and_a_big_drop_alerts_once_per_episode():
     assert [d.trigger for d in decisions] == [None, Tier.SEVERE, None, None]  # confirmed by 2 of 3, once
     assert decisions[0].verdict.tier == Tier.SEVERE and decisions[0].sequence == 0
     recovered = episodes.decide(label_counts(*_window(rng, 1000, 0.95)))
-    assert not recovered.alert and episodes.episode_tier == Tier.NONE
-    assert episodes.decide(label_counts(*_window(rng, 1000, 0.85))).alert  # a new episode
+    assert not recovered.alert and recovered.trigger is None and episodes.episode_tier == Tier.NONE
+    again = [episodes.decide(label_counts(*_window(rng, 1000, 0.85))) for _ in range(2)]
+    assert [d.alert for d in again] == [True, False]  # a new episode
+    assert [d.trigger for d in again] == [None, Tier.SEVERE]  # confirmed by its own windows, not the spent ones
+
+
+def test_an_unconfirmed_episode_is_confirmed_across_one_clean_window():
+    rng = np.random.default_rng(6)
+    episodes = LabelledEpisodes(reference_accuracy=0.95)
+    accuracies = (0.85, 0.95, 0.85, 0.95, 0.95, 0.95)  # S, clean, S: 2 of the last 3; then the drop ends
+    decisions = [episodes.decide(label_counts(*_window(rng, 1000, a))) for a in accuracies]
+    assert [d.trigger for d in decisions] == [None, None, Tier.SEVERE, None, None, None]
 
 
 def test_escalation_alerts_again_and_state_round_trips():

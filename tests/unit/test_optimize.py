@@ -180,3 +180,21 @@ def test_an_unwritable_tensorrt_cache_folder_means_no_cache_not_a_failure(tmp_pa
     gpu = _with_writable_cache(GpuOptions(trt_cache_dir=str(blocker / "tensorrt")))
     assert gpu.trt_cache_dir is None
     assert _with_writable_cache(GpuOptions(trt_cache_dir=str(tmp_path / "ok"))).trt_cache_dir == str(tmp_path / "ok")
+
+
+def test_the_gate_refuses_non_finite_scores_and_a_nan_auc():
+    from models.optimize import _gate
+    from models.optimize_bench import accuracy_delta
+
+    labels = np.array([0, 1] * 50)
+    parent = np.linspace(0.0, 1.0, 100)
+    child = parent.copy()
+    child[7] = np.nan  # one fp16 overflow: the AUC is NaN, and NaN > limit is False
+    accuracy = accuracy_delta(labels, parent, child, 0.5)
+    assert accuracy["non_finite_scores"] == 1
+    options = OptimizeOptions("fp16", max_auc_drop=0.01)
+    with pytest.raises(ModelError, match=r"^x not registered: 1 of its 100 held-out scores .* are NaN or infinite"):
+        _gate(accuracy, options, "x")
+    with pytest.raises(ModelError, match="not registered: AUC"):
+        _gate({**accuracy, "non_finite_scores": 0, "auc_drop": float("nan")}, options, "x")
+    assert _gate(accuracy_delta(labels, parent, parent, 0.5), options, "x")["passed"]

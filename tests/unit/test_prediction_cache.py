@@ -133,3 +133,15 @@ def test_cache_config_is_checked():
         ScoringJobConfig(bootstrap="b", cache_enabled=True).checked()
     with pytest.raises(ConfigError, match="credentials"):
         ScoringJobConfig(bootstrap="b", redis_url="redis://u:secret@h:6379/0").checked()
+
+
+def test_a_model_replaced_under_its_version_gets_other_keys():
+    # models optimize --force replaces X.Y.Z+int8 in place: its cached scores must not be read back
+    import dataclasses
+
+    from connectors.prediction_cache import model_key
+
+    card = load_model("fraud:1.0.0").card
+    replaced = dataclasses.replace(card, onnx_sha256="0" * 64)
+    assert model_key(card) == f"fraud:1.0.0:{card.onnx_sha256[:16]}"
+    assert model_key(replaced) != model_key(card)

@@ -320,3 +320,18 @@ def test_vector_of_the_wrong_length_is_refused(scored_counter, plain_counter, wi
 def test_merge_refuses_vectors_of_different_lengths(scored_counter):
     with pytest.raises(ValueError):
         WindowCounter.merge(scored_counter.empty(), scored_counter.empty()[:-1])
+
+
+def test_the_score_is_judged_at_its_own_size_when_a_version_scored_part_of_the_window(scored_counter, windows):
+    # a canary: this version scored 60 of the window's 2,500 events. The score's critical PSI is that of 60
+    # values (a no-drift PSI of so few is large), the features' that of 2,500, and a score too small to keep
+    # its false alarms under alpha is never significant
+    matrix, scores = windows["clean-2500"]
+    vector = WindowCounter.merge(scored_counter.count_matrix(matrix), scored_counter.count_scores(scores[:60]))
+    stats = scored_counter.judge_vector(vector)
+    i = stats.features.index(SCORE_FEATURE)
+    at_60, at_2500 = scored_counter.judge.critical_psi(60), scored_counter.judge.critical_psi(2500)
+    assert stats.psi_critical[i] == pytest.approx(at_60[i]) and at_60[i] > at_2500[i]
+    others = [j for j in range(len(stats.features)) if j != i]
+    np.testing.assert_allclose(stats.psi_critical[others], at_2500[others])
+    assert not stats.too_small and stats.tier[0, i] == Tier.NONE
