@@ -96,11 +96,11 @@ class ScoreBatch(ScalarFunction):
     def _predictor(self, model):
         """An ONNX Runtime session of ``model`` on the configured providers (TensorRT engines cached
         under the settings' cache folder)."""
-        from models.runtime import GpuOptions, OnnxScorer
+        from models.runtime import OnnxScorer
 
         c = self.config
         return OnnxScorer(model, providers=list(c.providers) if c.providers else None,
-                          intra_op_threads=c.intra_op_threads, gpu=GpuOptions(trt_cache_dir=c.model_cache_dir))
+                          intra_op_threads=c.intra_op_threads, gpu=gpu_options(c))
 
     def _load_version(self, version: str):
         """Another version of the job's model, from the registry (lazily, on its first routed record)."""
@@ -160,6 +160,16 @@ class ScoreDecodedBatch(ScoreBatch):
         millis = timestamp.values.astype("datetime64[ms]").astype("int64")
         result = self.scorer.score(payload.tolist(), partition.tolist(), offset.tolist(), millis, decoded)
         return self._report(result, len(payload))
+
+
+def gpu_options(config: ScoringJobConfig):
+    """The GPU providers' settings of a job: TensorRT engines cached under the job's model cache folder, and a
+    shape profile that holds the job's largest batch (a batch beyond the profile would fail the model call,
+    and every batch would be scored row by row)."""
+    from models.runtime import GpuOptions
+
+    return GpuOptions(trt_cache_dir=config.model_cache_dir,
+                      trt_max_batch=max(GpuOptions.trt_max_batch, config.max_batch_size))
 
 
 def freeze_start_up_heap() -> None:

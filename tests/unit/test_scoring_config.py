@@ -306,3 +306,15 @@ def test_a_framing_outside_the_choices_or_single_object_with_a_registry_is_refus
     with pytest.raises(ConfigError, match="single-object framing takes no registry url"):
         check_wire(RegistryWire(url="http://r:8080", framing="single-object"), 600_000)
     check_wire(RegistryWire(url="http://r:8080"), 600_000)  # no ids yet: the job registers them at its start
+
+
+@pytest.mark.parametrize("batch, profile_max", [(512, 4096), (4096, 4096), (20_000, 20_000)])
+def test_the_tensorrt_profile_holds_the_jobs_largest_batch(batch, profile_max):
+    # a batch beyond the profile would fail each model call and be scored row by row
+    from jobs.scoring_job import gpu_options
+    from models.runtime import provider_options
+
+    config = ScoringJobConfig(bootstrap="b", max_batch_size=batch, model_cache_dir="/tmp/trt").checked()
+    options = provider_options("TensorrtExecutionProvider", gpu_options(config), "features", 25)
+    assert options["trt_profile_max_shapes"] == f"features:{profile_max}x25"
+    assert options["trt_engine_cache_path"] == "/tmp/trt"
