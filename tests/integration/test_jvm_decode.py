@@ -28,6 +28,12 @@ V1 = {"type": "record", "name": "Txn", "namespace": NS, "fields": [
     {"name": "risk", "type": ["null", "double"], "default": None},
     {"name": "note", "type": ["null", "string"], "default": None}]}
 V2 = {**V1, "fields": [*V1["fields"], {"name": "promo_code", "type": ["null", "string"], "default": None}]}
+# a BACKWARD-compatible v3 whose amount may be null and whose channel has a new symbol: V1 reads each record
+# that carries neither (the Avro specification resolves per record), and refuses the ones that do
+V3 = {**V2, "fields": [
+    dict(f, type=["null", "double"]) if f["name"] == "amount" else
+    dict(f, type={"type": "enum", "name": "Channel", "symbols": ["POS", "WEB", "ATM", "APP"]})
+    if f["name"] == "channel" else f for f in V2["fields"]]}
 OTHER = {"type": "record", "name": "Label", "namespace": NS,
          "fields": [{"name": "txn_id", "type": "string"}, {"name": "label", "type": "int"}]}
 BROKEN = {**V1, "fields": [dict(f, type="string") if f["name"] == "amount" else f for f in V1["fields"]]}
@@ -52,6 +58,12 @@ def _body_with_channel_index(index: int) -> bytes:
     return out.getvalue()
 
 
+def _with_string_bytes(framed: bytes, text: str, raw: bytes) -> bytes:
+    """``framed`` with the Avro string ``text`` replaced by ``raw`` bytes of the same length."""
+    assert len(raw) == len(text.encode()) and framed.count(text.encode()) == 1
+    return framed.replace(text.encode(), raw)
+
+
 def _sql(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
@@ -64,6 +76,7 @@ def cases(settings, stack):
     ids = {name: registry.register(f"jvm-{name}-{run}-value", schema)
            for name, schema in (("v1", V1), ("other", OTHER), ("broken", BROKEN))}
     ids["v2"] = registry.register(f"jvm-v1-{run}-value", V2)
+    ids["v3"] = registry.register(f"jvm-v1-{run}-value", V3)
 
     def framed(name, schema, record):
         return RegistryAvroSerde(schema, ids[name], registry).encode(record)
@@ -82,6 +95,12 @@ def cases(settings, stack):
         "incompatible": (framed("broken", BROKEN, {**GOOD_A, "amount": "12.5"}), "wrong_schema", None),
         "enum_index_out_of_range": (good_a[:5] + _body_with_channel_index(7), "bad_body", None),
         "trailing_bytes": (good_a + b"\x00\x01", "trailing_bytes", None),
+        "v3_read_as_v1": (framed("v3", V3, {**GOOD_A, "promo_code": None}), None, GOOD_A),
+        "v3_null_amount": (framed("v3", V3, {**GOOD_A, "amount": None, "promo_code": None}), "wrong_schema", None),
+        "v3_new_symbol": (framed("v3", V3, {**GOOD_A, "channel": "APP", "promo_code": None}), "wrong_schema", None),
+        # string bytes Avro does not check: not UTF-8, and a lone surrogate (what Python refuses too)
+        "invalid_utf8": (_with_string_bytes(good_a, "t-1", b"\xff\xfe\xfd"), "bad_body", None),
+        "surrogate_utf8": (_with_string_bytes(good_a, "\u2713", b"\xed\xa0\x80"), "bad_body", None),
     }
 
 

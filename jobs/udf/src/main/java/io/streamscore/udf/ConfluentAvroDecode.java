@@ -7,9 +7,9 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 
+import org.apache.avro.AvroTypeException;
 import org.apache.avro.Schema;
 import org.apache.avro.SchemaCompatibility;
-import org.apache.avro.SchemaCompatibility.Incompatibility;
 import org.apache.avro.SystemLimitException;
 import org.apache.avro.generic.GenericDatumReader;
 import org.apache.avro.generic.GenericRecord;
@@ -255,6 +255,12 @@ public class ConfluentAvroDecode extends ScalarFunction implements SpecializedFu
         } catch (java.io.EOFException e) {
             record = null; // may be half-filled
             return failure("truncated", "the body ends inside the record (schema id " + id + ")");
+        } catch (AvroTypeException e) {
+            record = null; // may be half-filled
+            return resolution.partial
+                    ? failure("wrong_schema", "schema id " + id + ": this record cannot be read as "
+                            + reader.getFullName() + ": " + e.getMessage())
+                    : failure("bad_body", "schema id " + id + ": " + describe(e));
         } catch (Exception | StackOverflowError e) {
             record = null; // may be half-filled
             return failure("bad_body", "schema id " + id + ": " + describe(e));
@@ -263,8 +269,14 @@ public class ConfluentAvroDecode extends ScalarFunction implements SpecializedFu
         row.setField(0, true);
         for (int i = 0; i < stringColumns.length; i++) {
             Object value = record.get(i);
-            row.setField(AvroRowType.TAG_COLUMNS + i,
-                    stringColumns[i] && value != null ? toStringData(value) : value);
+            if (stringColumns[i] && value != null) {
+                value = toStringData(value);
+                if (value == null) { // Avro does not check string bytes; Arrow and Python would fail the job
+                    return failure("bad_body", "schema id " + id + ": field " + reader.getFields().get(i).name()
+                            + " is not valid UTF-8");
+                }
+            }
+            row.setField(AvroRowType.TAG_COLUMNS + i, value);
         }
         return row;
     }
@@ -300,12 +312,64 @@ public class ConfluentAvroDecode extends ScalarFunction implements SpecializedFu
         }
     }
 
-    /** Avro strings come as reused Utf8 buffers (copied here); enum symbols as objects. */
+    /**
+     * Avro strings come as reused Utf8 buffers (copied here); enum symbols as objects. Null when the
+     * bytes are not well-formed UTF-8.
+     */
     private static StringData toStringData(Object value) {
         if (value instanceof Utf8 utf8) {
+            if (!isWellFormedUtf8(utf8.getBytes(), utf8.getByteLength())) {
+                return null;
+            }
             return StringData.fromBytes(Arrays.copyOf(utf8.getBytes(), utf8.getByteLength()));
         }
         return StringData.fromString(value.toString());
+    }
+
+    /**
+     * Well-formed UTF-8 as the Unicode standard defines it (its table 3-7), which is what Python's
+     * decoder accepts: no overlong forms, no surrogates, nothing above U+10FFFF.
+     */
+    static boolean isWellFormedUtf8(byte[] bytes, int length) {
+        int i = 0;
+        while (i < length) {
+            int lead = bytes[i] & 0xff;
+            if (lead < 0x80) {
+                i++;
+                continue;
+            }
+            int more;
+            int low = 0x80;
+            int high = 0xBF;
+            if (lead >= 0xC2 && lead <= 0xDF) {
+                more = 1;
+            } else if (lead >= 0xE0 && lead <= 0xEF) {
+                more = 2;
+                low = lead == 0xE0 ? 0xA0 : 0x80;
+                high = lead == 0xED ? 0x9F : 0xBF;
+            } else if (lead >= 0xF0 && lead <= 0xF4) {
+                more = 3;
+                low = lead == 0xF0 ? 0x90 : 0x80;
+                high = lead == 0xF4 ? 0x8F : 0xBF;
+            } else {
+                return false;
+            }
+            if (i + more >= length) {
+                return false;
+            }
+            int second = bytes[i + 1] & 0xff;
+            if (second < low || second > high) {
+                return false;
+            }
+            for (int k = 2; k <= more; k++) {
+                int next = bytes[i + k] & 0xff;
+                if (next < 0x80 || next > 0xBF) {
+                    return false;
+                }
+            }
+            i += more + 1;
+        }
+        return true;
     }
 
     private static String describe(Throwable e) {
@@ -323,35 +387,35 @@ public class ConfluentAvroDecode extends ScalarFunction implements SpecializedFu
     }
 
     /**
-     * Checks a writer schema against the reader once per id; the outcome is kept forever.
-     * A writer {@code ["null", record]} (what Flink's own avro-confluent format registers for a
-     * nullable row) is checked by its record branch and read through the union.
+     * How a writer schema reads as the reader, once per id (kept forever). Another record is refused for
+     * the whole id. Of the same record, resolution is per record, as the Avro specification (and the Python
+     * decoder) does it: a writer Avro's compatibility check finds incompatible (a field that became
+     * {@code ["null", "double"]}, an enum with a new symbol, or worse) is read all the same, and each record
+     * that cannot be read (the one carrying the null or the new symbol; every record of a writer that lacks a
+     * required field) fails alone as {@code wrong_schema}. A writer {@code ["null", record]} or
+     * {@code [record, "null"]} (what Flink's own avro-confluent format registers for a nullable row) is
+     * checked by its record branch and read through the union.
      */
     private Resolution resolve(int id, Schema writer) {
         Schema writerRecord = writer;
-        if (writer.getType() == Schema.Type.UNION && writer.getTypes().size() == 2
-                && writer.getTypes().get(0).getType() == Schema.Type.NULL) {
-            writerRecord = writer.getTypes().get(1);
+        if (writer.getType() == Schema.Type.UNION && writer.getTypes().size() == 2) {
+            List<Schema> branches = writer.getTypes();
+            if (branches.get(0).getType() == Schema.Type.NULL) {
+                writerRecord = branches.get(1);
+            } else if (branches.get(1).getType() == Schema.Type.NULL) {
+                writerRecord = branches.get(0);
+            }
         }
         boolean sameRecord = writerRecord.getType() == Schema.Type.RECORD
                 && (writerRecord.getFullName().equals(reader.getFullName())
                         || reader.getAliases().contains(writerRecord.getFullName()));
         if (!sameRecord) {
             return new Resolution(null, "wrong_schema", "schema id " + id + " is "
-                    + writerRecord.getFullName() + ", the reader expects " + reader.getFullName());
+                    + writerRecord.getFullName() + ", the reader expects " + reader.getFullName(), false);
         }
-        SchemaCompatibility.SchemaCompatibilityResult check =
-                SchemaCompatibility.checkReaderWriterCompatibility(reader, writerRecord).getResult();
-        if (check.getCompatibility() == SchemaCompatibility.SchemaCompatibilityType.COMPATIBLE) {
-            return new Resolution(new PlainDatumReader(writer, reader), null, null);
-        }
-        StringBuilder message = new StringBuilder("schema id " + id + " cannot be read as "
-                + reader.getFullName() + ":");
-        for (Incompatibility problem : check.getIncompatibilities()) {
-            message.append(' ').append(problem.getLocation()).append(' ').append(problem.getMessage())
-                    .append(';');
-        }
-        return new Resolution(null, "wrong_schema", message.toString());
+        boolean compatible = SchemaCompatibility.checkReaderWriterCompatibility(reader, writerRecord).getResult()
+                .getCompatibility() == SchemaCompatibility.SchemaCompatibilityType.COMPATIBLE;
+        return new Resolution(new PlainDatumReader(writer, reader), null, null, !compatible);
     }
 
     /**
@@ -375,6 +439,7 @@ public class ConfluentAvroDecode extends ScalarFunction implements SpecializedFu
         }
     }
 
+    /** How one writer schema reads: a datum reader (partial: some of its records fail), or why not. */
     private record Resolution(
-            GenericDatumReader<GenericRecord> datumReader, String code, String message) {}
+            GenericDatumReader<GenericRecord> datumReader, String code, String message, boolean partial) {}
 }

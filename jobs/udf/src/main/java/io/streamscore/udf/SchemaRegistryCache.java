@@ -7,7 +7,12 @@ import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.time.Duration;
 import java.util.HashMap;
+import java.util.LinkedHashMap;
 import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -18,10 +23,14 @@ import org.apache.avro.Schema;
  * ({@code GET {url}/schemas/ids/{id}} answering {@code {"schema": "..."}}).
  *
  * <p>A fetched schema is cached forever (ids are immutable), so a registry outage only
- * affects ids not seen before. Failures are remembered briefly so that a stream of bad
- * records does not turn into a stream of HTTP calls: an unreachable registry (or an HTTP
- * status other than 200/404) for {@link #UNAVAILABLE_RETRY}, a 404 or an unparsable schema
- * for {@link #NOT_FOUND_RETRY}.
+ * affects ids not seen before. Failures are remembered briefly (at most {@link #MAX_FAILURES} of
+ * them, the oldest dropped first) so that a stream of bad records does not turn into a stream of
+ * HTTP calls: an unreachable registry, one that does not answer within {@code TIMEOUT} (the body
+ * included), or any answer that is not the registry's own for {@link #UNAVAILABLE_RETRY}; the
+ * registry's "not found" (a 404 with its error code 404xx) or an unparsable schema for
+ * {@link #NOT_FOUND_RETRY}. A 404 without the registry's code, or a 200 that is not its JSON, is a
+ * wrong URL, not a missing schema: it counts as unavailable, so the records wait and the task
+ * fails loudly instead of dead-lettering every record.
  *
  * <p>Not thread-safe: one instance per function instance (i.e. per parallel subtask).
  */
@@ -47,7 +56,13 @@ public final class SchemaRegistryCache {
     private final HttpClient http;
     private final ObjectMapper json = new ObjectMapper();
     private final Map<Integer, Schema> schemas = new HashMap<>();
-    private final Map<Integer, Failure> failures = new HashMap<>();
+    static final int MAX_FAILURES = 4096;
+    private final Map<Integer, Failure> failures = new LinkedHashMap<>(16, 0.75f, false) {
+        @Override
+        protected boolean removeEldestEntry(Map.Entry<Integer, Failure> eldest) {
+            return size() > MAX_FAILURES;
+        }
+    };
 
     public SchemaRegistryCache(String baseUrl) {
         this.baseUrl = baseUrl.endsWith("/") ? baseUrl.substring(0, baseUrl.length() - 1) : baseUrl;
@@ -101,33 +116,52 @@ public final class SchemaRegistryCache {
                 .header("Accept", "application/vnd.schemaregistry.v1+json, application/json")
                 .GET()
                 .build();
-        HttpResponse<String> response;
+        HttpResponse<String> response = send(request, id);
+        JsonNode answer = jsonOrNull(response.body());
+        if (response.statusCode() == 404 && answer != null && answer.path("error_code").asInt() / 100 == 404) {
+            throw new LookupException("unknown_schema_id", "schema id " + id + " is not registered");
+        }
+        JsonNode text = answer == null ? null : answer.get("schema");
+        if (response.statusCode() != 200 || text == null || !text.isTextual()) {
+            throw new LookupException("registry_unavailable", "schema registry at " + baseUrl + " answered HTTP "
+                    + response.statusCode() + " for id " + id + (response.statusCode() == 404 || text == null
+                            ? ", not a registry's answer (is the URL the registry's API base?)" : ""));
+        }
         try {
-            response = http.send(request, HttpResponse.BodyHandlers.ofString());
-        } catch (IOException e) {
+            return new Schema.Parser().parse(text.asText());
+        } catch (RuntimeException e) {
+            throw new LookupException("wrong_schema",
+                    "writer schema " + id + " is not a usable Avro schema: " + e.getMessage());
+        }
+    }
+
+    /** The answer, bounded by {@code TIMEOUT} as a whole (the body too: a blocking send's timeout stops at the headers). */
+    private HttpResponse<String> send(HttpRequest request, int id) throws LookupException {
+        CompletableFuture<HttpResponse<String>> pending = http.sendAsync(request, HttpResponse.BodyHandlers.ofString());
+        try {
+            return pending.get(TIMEOUT.toMillis(), TimeUnit.MILLISECONDS);
+        } catch (TimeoutException e) {
+            pending.cancel(true);
+            throw new LookupException("registry_unavailable", "schema registry did not answer for id " + id
+                    + " within " + TIMEOUT.toSeconds() + " s");
+        } catch (ExecutionException e) {
+            Throwable cause = e.getCause() == null ? e : e.getCause();
             throw new LookupException("registry_unavailable",
-                    "schema registry unreachable for id " + id + ": " + e.getClass().getSimpleName()
-                            + (e.getMessage() == null ? "" : ": " + e.getMessage()));
+                    "schema registry unreachable for id " + id + ": " + cause.getClass().getSimpleName()
+                            + (cause.getMessage() == null ? "" : ": " + cause.getMessage()));
         } catch (InterruptedException e) {
+            pending.cancel(true);
             Thread.currentThread().interrupt();
             throw new LookupException("registry_unavailable", "interrupted fetching id " + id);
         }
-        if (response.statusCode() == 404) {
-            throw new LookupException("unknown_schema_id", "schema id " + id + " is not registered");
-        }
-        if (response.statusCode() != 200) {
-            throw new LookupException("registry_unavailable",
-                    "schema registry answered HTTP " + response.statusCode() + " for id " + id);
-        }
+    }
+
+    private JsonNode jsonOrNull(String body) {
         try {
-            JsonNode text = json.readTree(response.body()).get("schema");
-            if (text == null || !text.isTextual()) {
-                throw new IOException("no 'schema' string in the answer");
-            }
-            return new Schema.Parser().parse(text.asText());
-        } catch (IOException | RuntimeException e) {
-            throw new LookupException("wrong_schema",
-                    "writer schema " + id + " is not a usable Avro schema: " + e.getMessage());
+            JsonNode node = body == null ? null : json.readTree(body);
+            return node != null && node.isObject() ? node : null;
+        } catch (IOException e) {
+            return null;
         }
     }
 }
