@@ -140,6 +140,9 @@ class DriftWindows(KeyedProcessFunction):
         if window_start == LABELS_WINDOW:
             yield from self._labelled(blob)
             return
+        if self.config.window_kind == "time" and self._judged(window_start, ctx):
+            self.metrics.late_partials.inc(1)  # past its allowed lateness: re-opening it would judge it twice
+            return
         current = self.windows.get(window_start)
         merged = self.logic.merge(current, blob)
         if self.config.window_kind == "count":
@@ -151,6 +154,11 @@ class DriftWindows(KeyedProcessFunction):
             ctx.timer_service().register_event_time_timer(
                 window_start + self.config.window_ms + self.config.allowed_lateness_ms - 1)
         self.windows.put(window_start, merged)
+
+    def _judged(self, window_start: int, ctx) -> bool:
+        """Whether the watermark passed the window's end plus its allowed lateness (its timer fired)."""
+        closes = window_start + self.config.window_ms + self.config.allowed_lateness_ms - 1
+        return closes <= ctx.timer_service().current_watermark()
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
         window_start = timestamp + 1 - self.config.window_ms - self.config.allowed_lateness_ms

@@ -166,9 +166,16 @@ class SidecarLogic:
             "threshold": threshold, "tier": alert.tier.name, "emitted_time": int(time.time() * 1000),
         })
 
+    def _trigger_id(self, window: dict) -> str:
+        """Deterministic (a replay emits the same id, so an answered trigger stays answered) and unique across
+        runs: the model version and the window's first event time go in with its id, so the window 0 of a job
+        for a newly promoted version, or of a job restarted without its state, is not taken for an old one."""
+        key = f"{self.model_name}:{self.model_version}:{window['window_id']}:{window['start']}:trigger"
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, key))
+
     def _trigger_payload(self, window: dict, trigger) -> bytes:
         return self._control.encode({
-            "message_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{window['window_id']}:trigger")),
+            "message_id": self._trigger_id(window),
             "kind": ControlKind.RETRAIN_TRIGGER.value,
             "model_name": self.model_name, "model_version": self.model_version,
             "tier": trigger.tier.name, "action": trigger.action,
@@ -249,7 +256,7 @@ class SidecarLogic:
                   f"({verdict.drop * 100:.1f} points, p {verdict.p_value:.1e}) over {summary.n} labelled events; "
                   f"AUC {auc}")
         return self._control.encode({
-            "message_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{window['window_id']}:trigger")),
+            "message_id": self._trigger_id(window),
             "kind": ControlKind.RETRAIN_TRIGGER.value,
             "model_name": self.model_name, "model_version": self.model_version,
             "tier": decision.trigger.name, "action": decision.trigger.action, "reasons": [reason],

@@ -193,6 +193,7 @@ class SidecarMetrics:
             feature_group.gauge("psi_milli", lambda f=feature: self.psi_milli[f])
             feature_group.gauge("ks_milli", lambda f=feature: self.ks_milli[f])
         self.windows_closed = group.counter("windows_closed")
+        self.late_partials = group.counter("late_partials_dropped")  # counts for a window already judged
         self.alerts = {tier: group.add_group("tier", tier).counter("alerts") for tier in self.TIERS}
         self.triggers = {tier: group.add_group("tier", tier).counter("triggers") for tier in self.TIERS}
         labels = group.add_group("labels")

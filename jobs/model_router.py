@@ -142,9 +142,14 @@ class Schedule:
         return changes[index - 1] if index else None
 
     def at(self, event_time_ms: int) -> Route:
+        """The route of a record of this event time. A promotion or rollback ends any canary before it (the
+        canary's share would otherwise stay with its version through every later change of the champion)."""
         primary = self._latest(PRIMARY, event_time_ms)
         shadow = self._latest(SHADOW, event_time_ms)
         canary = self._latest(CANARY, event_time_ms)
+        if canary is not None and primary is not None and \
+                (primary.effective_from_ms, primary.sequence) > (canary.effective_from_ms, canary.sequence):
+            canary = None
         return Route(primary=primary.version if primary else self.base_version,
                      shadow=shadow.version if shadow else None,
                      canary=canary.version if canary and canary.percent else None,

@@ -110,12 +110,15 @@ def decide(evidence: ShadowEvidence, policy: PromotionPolicy) -> Decision:
     return Decision(True, f"{said}; {accuracies.format('>=')}")
 
 
-def evidence_from_records(version: str, champion: Iterable[Mapping], shadow: Iterable[Mapping],
+def evidence_from_records(name: str, version: str, champion: Iterable[Mapping], shadow: Iterable[Mapping],
                           truth: Mapping[str, int]) -> ShadowEvidence:
-    """Join ``scored`` records (champion: any version but ``version``) and ``scored-shadow`` records of
-    ``version`` by event id; ``truth``: event id -> true label (0/1)."""
-    champion_label = {r["event_id"]: int(r["label"]) for r in champion if r["model_version"] != version}
-    challenger_label = {r["event_id"]: int(r["label"]) for r in shadow if r["model_version"] == version}
+    """Join model ``name``'s ``scored`` records (champion: any version but ``version``) and ``scored-shadow``
+    records of ``version`` by event id (another model's records on shared topics are not evidence);
+    ``truth``: event id -> true label (0/1)."""
+    champion_label = {r["event_id"]: int(r["label"]) for r in champion
+                      if r.get("model_name") == name and r["model_version"] != version}
+    challenger_label = {r["event_id"]: int(r["label"]) for r in shadow
+                        if r.get("model_name") == name and r["model_version"] == version}
     shadowed = agreements = labelled = champion_correct = challenger_correct = 0
     for event_id, label in challenger_label.items():
         if event_id not in champion_label:

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 import time
 
 from jobs.model_router import DEFAULT_ACTIVATION_DELAY_MS
 from models.promotion_policy import DEFAULT_MIN_LABELLED, DEFAULT_PROMOTE_AFTER
 from streamscore.cli.models import activation_delay_ms
 from streamscore.foundation.config import Settings
+from streamscore.foundation.errors import StreamscoreError
 from streamscore.lifecycle.retraining import (
     DEFAULT_MIN_LABELLED_TO_TRAIN,
     DEFAULT_RECENT,
@@ -76,5 +78,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     promoting = f", promoting at agreement >= {options.auto_promote}" if options.auto_promote is not None else ""
     print(f"following {topics['control']} for {TRIGGER} of {options.model}{promoting} (Ctrl-C stops)", flush=True)
     while True:
-        answer_once(options, settings, topics, quiet_if_none=True, said=said)
+        try:
+            answer_once(options, settings, topics, quiet_if_none=True, said=said)
+        except StreamscoreError as exc:  # a broker or registry hiccup, a publish that took too long: a
+            line = f"retrain: {exc}; trying again every {args.poll_s:g} s"  # follower keeps following
+            if line not in said:
+                said.clear()
+                said.add(line)
+                print(line, file=sys.stderr, flush=True)
         time.sleep(args.poll_s)

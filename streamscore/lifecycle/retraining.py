@@ -155,7 +155,8 @@ def consider_promotion(args: RetrainOptions, settings: Settings, topics: dict[st
 
     ref = f"{args.model}:{version}"
     refusal = history_refusal(messages, args.model, version)
-    decision = decide(read_evidence(settings, topics, version, args.recent), policy(args)) if not refusal else None
+    decision = None if refusal else decide(read_evidence(settings, topics, (args.model, version), args.recent),
+                                           policy(args))
     line = decision.line(ref) if decision else f"not promoting {ref}: {refusal}"
     if line not in said:  # a new decision or new evidence: say it (repeating nothing while idle)
         said.clear()

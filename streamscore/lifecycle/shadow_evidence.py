@@ -53,9 +53,9 @@ def read_tail(settings: Settings, topic: str, count: int, decode, timeout_s: flo
     return records
 
 
-def read_evidence(settings: Settings, topics: dict[str, str], version: str, recent: int) -> ShadowEvidence:
-    """The shadow evidence of challenger ``version``: ``topics`` names the ``scored``, ``shadow`` and
-    ``labels`` topics."""
+def read_evidence(settings: Settings, topics: dict[str, str], ref: tuple[str, str], recent: int) -> ShadowEvidence:
+    """The shadow evidence of challenger ``ref`` (model name, version): ``topics`` names the ``scored``,
+    ``shadow`` and ``labels`` topics."""
     from connectors.schema_registry import SchemaRegistry, topic_reader
 
     registry = SchemaRegistry(settings.schema_registry)
@@ -65,4 +65,4 @@ def read_evidence(settings: Settings, topics: dict[str, str], version: str, rece
     labels = topic_reader(registry, "label").decode
     truth = {r["event_id"]: int(r["label"])
              for r in read_tail(settings, topics["labels"], 3 * recent, labels)} if shadow else {}
-    return evidence_from_records(version, champion, shadow, truth)
+    return evidence_from_records(*ref, champion, shadow, truth)

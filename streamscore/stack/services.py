@@ -268,7 +268,8 @@ appendonly no
 daemonize no
 protected-mode yes
 maxmemory 512mb
-maxmemory-policy allkeys-lru
+# evict only keys with a TTL (the prediction cache's), never the model pointers streamscore:model:<name>:current
+maxmemory-policy volatile-lru
 """
 
 _KAFKA_LOG4J2 = """Configuration:

@@ -350,3 +350,24 @@ def test_the_sidecar_refuses_settings_that_cannot_work(changes, message):
 
     with pytest.raises(ConfigError, match=re.escape(message)):
         DriftJobConfig(bootstrap="x", **changes).checked()
+
+
+def test_a_trigger_id_names_the_model_version_and_the_windows_first_event(logic, clean_counts, drifted_counts):
+    # window 0 of a drift job for a newly promoted version (or of a job restarted without its state) must
+    # not reuse the id of an old trigger, which the retrain loop would take as answered
+    import copy
+
+    def trigger_ids(sidecar, counts):
+        _, state = sidecar.judge(0, clean_counts[0], None)
+        outputs, _ = sidecar.judge(0, counts, state)
+        return [r[3]["message_id"] for r in _decoded(outputs) if r[0] == SINK_CONTROL]
+
+    promoted = copy.copy(logic)
+    promoted.model_version = "1.1.0"
+    later = np.frombuffer(drifted_counts[0], dtype=np.int64).copy()
+    later[2:4] += 3_600_000  # the same window sequence, an hour later
+    later = later.tobytes()
+    ids = trigger_ids(logic, drifted_counts[0])
+    assert len(ids) == 1 and ids == trigger_ids(logic, drifted_counts[0])  # deterministic
+    assert trigger_ids(promoted, drifted_counts[0])[0] != ids[0]
+    assert trigger_ids(logic, later)[0] != ids[0]

@@ -108,6 +108,22 @@ def test_change_from_control_reads_lifecycle_messages_of_its_model_only():
 
 # ---------------------------------------------------------------- the catch-up rule
 
+def test_a_promotion_or_rollback_ends_the_canary_before_it():
+    # canary 1.2.0 at 100 %, then promote 1.2.0, promote 1.3.0, roll back to 1.0.0: each later change of
+    # the champion routes every record; the canary's share does not stay with 1.2.0
+    schedule = Schedule("1.0.0")
+    schedule.add(change(CANARY, T0, "1.2.0", 1, percent=100))
+    schedule.add(change(PRIMARY, T0 + 100, "1.2.0", 2))
+    schedule.add(change(PRIMARY, T0 + 200, "1.3.0", 3))
+    schedule.add(change(PRIMARY, T0 + 300, "1.0.0", 4))
+    assert (schedule.at(T0 + 50).canary, schedule.at(T0 + 50).canary_percent) == ("1.2.0", 100)
+    for t, primary in ((T0 + 150, "1.2.0"), (T0 + 250, "1.3.0"), (T0 + 350, "1.0.0")):
+        route = schedule.at(t)
+        assert (route.primary, route.canary, route.canary_percent) == (primary, None, 0)
+    schedule.add(change(CANARY, T0 + 400, "1.3.0", 5, percent=10))  # a canary after the rollback runs
+    assert (schedule.at(T0 + 450).canary, schedule.at(T0 + 450).canary_percent) == ("1.3.0", 10)
+
+
 class FakeClock:
     def __init__(self, now):
         self.now = now

@@ -77,8 +77,8 @@ def test_evidence_refuses_inconsistent_counts():
     assert ShadowEvidence(0, 0).agreement is None and ShadowEvidence(0, 0).champion_accuracy is None
 
 
-def _scored(event_id: str, version: str, label: int) -> dict:
-    return {"event_id": event_id, "model_version": version, "label": label}
+def _scored(event_id: str, version: str, label: int, name: str = "fraud") -> dict:
+    return {"event_id": event_id, "model_name": name, "model_version": version, "label": label}
 
 
 def test_evidence_joins_champion_and_shadow_records_by_event_id():
@@ -87,8 +87,10 @@ def test_evidence_joins_champion_and_shadow_records_by_event_id():
                 _scored("e", "1.1.0", 1)]  # scored by the challenger itself (after a promotion): not evidence
     shadow = [_scored("a", "1.1.0", 0), _scored("b", "1.1.0", 0), _scored("c", "1.1.0", 1),
               _scored("e", "1.1.0", 1), _scored("f", "1.1.0", 1),  # no champion record (yet)
-              _scored("a", "1.2.0", 1)]  # another challenger
-    evidence = evidence_from_records("1.1.0", champion, shadow, {"a": 0, "b": 0, "d": 1, "f": 1})
+              _scored("a", "1.2.0", 1),  # another challenger
+              _scored("d", "1.1.0", 1, name="sensor")]  # another model's record on the shared topic
+    champion.append(_scored("f", "1.0.0", 0, name="sensor"))  # likewise
+    evidence = evidence_from_records("fraud", "1.1.0", champion, shadow, {"a": 0, "b": 0, "d": 1, "f": 1})
     assert evidence == ShadowEvidence(shadowed=3, agreements=1, labelled=2, champion_correct=1,
                                       challenger_correct=2)
     assert evidence.agreement == pytest.approx(1 / 3) and evidence.challenger_accuracy == 1.0

@@ -1,0 +1,36 @@
+"""``retrain --follow`` keeps following through a failed round (a broker or registry hiccup, a publish that
+took too long), saying so once; answer_once is replaced by a script of outcomes (no broker in unit tests)."""
+
+from __future__ import annotations
+
+import pytest
+
+import streamscore.cli.retrain as retrain_cli
+from connectors.kafka_errors import KafkaClientError
+from streamscore.cli.main import build_parser
+from streamscore.foundation.config import load_settings
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_a_failed_round_is_said_once_and_the_loop_goes_on(monkeypatch, capsys):
+    outcomes = [KafkaClientError("could not read control topic 'control': timed out")] * 2 + [True, _Stop()]
+    rounds = []
+
+    def answer_once(options, settings, topics, *, quiet_if_none, said):
+        rounds.append(quiet_if_none)
+        outcome = outcomes[len(rounds) - 1]
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    monkeypatch.setattr(retrain_cli, "answer_once", answer_once)
+    monkeypatch.setattr(retrain_cli.time, "sleep", lambda seconds: None)
+    args = build_parser().parse_args(["retrain", "--model", "fraud", "--follow", "--poll-s", "3"])
+    with pytest.raises(_Stop):
+        retrain_cli.run(args, load_settings({}))
+    assert len(rounds) == 4  # the loop went on after both failures
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["retrain: could not read control topic 'control': timed out; trying again every 3 s"]
