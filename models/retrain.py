@@ -119,6 +119,16 @@ def challenger_params(card: ModelCard, request: RetrainRequest) -> dict[str, Any
     return {**parent_params(card), **(request.model_params or {})}
 
 
+def check_retrainable(card: ModelCard, request: RetrainRequest = RetrainRequest()) -> None:
+    """Refuse, before any data is read, a parent this retrainer cannot answer for: one that reads its own
+    event schema (the labelled events are read as the demo's ``io.streamscore.v1.Event``), or one whose
+    algorithm or hyper-parameters it cannot reproduce."""
+    if card.event_schema is not None:
+        raise ModelError(f"{card.ref} reads its own events ({card.binding.name}); retraining reads the demo's "
+                         f"io.streamscore.v1.Event records only: retrain it outside streamscore, then register it")
+    challenger_params(card, request)
+
+
 def parent_params(card: ModelCard) -> dict[str, Any]:
     """The parent's hyper-parameters, read back from ``training.algorithm``."""
     algorithm = card.training.algorithm

@@ -173,10 +173,11 @@ def consider_promotion(args: RetrainOptions, settings: Settings, topics: dict[st
 def _train_and_register(args: RetrainOptions, settings: Settings, topics: dict[str, str], registry: ModelRegistry,
                         pending: list[dict]) -> str:
     from models.register import register_card
-    from models.retrain import RetrainRequest, retrain
+    from models.retrain import RetrainRequest, check_retrainable, retrain
 
     latest = pending[-1]
     parent = registry.load(args.model, latest["model_version"])
+    check_retrainable(parent.card)  # before reading Kafka: such a parent would wait for labels forever
     events, labels, source = collect_labelled(settings, topics, args.recent)
     request = RetrainRequest(
         answers=tuple(m["message_id"] for m in pending),

@@ -155,3 +155,12 @@ def test_a_model_registered_from_onnx_is_retrained_with_the_hyper_parameters_giv
     assert versions == ["1.0.0", "1.1.0", "1.2.0"]
     for i, j in ((0, 1), (0, 2), (1, 2)):  # each version scores differently: a record tells which scored it
         assert np.mean(np.abs(scores[i] - scores[j]) > 1e-4) > 0.8
+
+
+def test_a_parent_it_cannot_retrain_is_refused_before_any_data_is_read():
+    from models.retrain import check_retrainable
+
+    check_retrainable(load_model("fraud:1.0.0").card)  # the demo model: retrainable
+    sensor = load_model("sensor:1.0.0").card  # reads its own readings, not the demo's events
+    with pytest.raises(ModelError, match=r"^sensor:1\.0\.0 reads its own events \(.*\); retraining reads"):
+        check_retrainable(sensor)
