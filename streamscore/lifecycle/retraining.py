@@ -7,7 +7,8 @@
 1. **Pending triggers**: those whose ``message_id`` no registered version of the model answers
    (each challenger card lists the triggers it answers in ``training.retraining.answers``). One
    challenger answers every pending trigger at once; none pending -> nothing to train (and if
-   the answering version was never attached in shadow, it is attached now).
+   the answering version was never attached in shadow, it is attached now). One round of a model
+   at a time on a registry (:func:`retrain_lock`), so two retrain runs never answer one trigger twice.
 2. **Recent labelled events**: the last ``--recent`` (10,000) records of ``events`` joined by event
    id with the labels found in the last ``3 x --recent`` records of ``labels`` (the trigger's
    window ids name sidecar windows, not offsets, so "recent" is counted from the end of the topic).
@@ -28,6 +29,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from jobs.model_router import DEFAULT_ACTIVATION_DELAY_MS
@@ -105,9 +108,33 @@ def answer_once(args: RetrainOptions, settings: Settings, topics: dict[str, str]
                 quiet_if_none: bool, said: set[str] | None = None) -> bool:
     """Answer the pending triggers (if any) and, with ``--auto-promote``, judge the challenger already in
     shadow; True when something was trained, attached or already done."""
+    registry = ModelRegistry(args.registry_dir)
+    with retrain_lock(registry, args.model):
+        return _answer_pending(args, settings, topics, registry, quiet_if_none=quiet_if_none, said=said)
+
+
+@contextmanager
+def retrain_lock(registry: ModelRegistry, model: str) -> Iterator[None]:
+    """One retraining of ``model`` at a time on this registry: an exclusive lock on
+    ``<registry>/<model>/.retrain.lock``, held while the pending triggers are read, answered and attached
+    (a --follow loop and a one-shot run would otherwise both answer a trigger, the later attach replacing
+    the first challenger)."""
+    import fcntl
+
+    path = registry.root / model / ".retrain.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(held, fcntl.LOCK_UN)
+
+
+def _answer_pending(args: RetrainOptions, settings: Settings, topics: dict[str, str], registry: ModelRegistry, *,
+                    quiet_if_none: bool, said: set[str] | None) -> bool:
     from models.retrain import TooFewLabelsError
 
-    registry = ModelRegistry(args.registry_dir)
     messages = read_control(settings, topics["control"])
     answered = answered_by(registry, args.model)
     pending = pending_triggers(messages, args.model, answered)

@@ -34,3 +34,19 @@ def test_a_failed_round_is_said_once_and_the_loop_goes_on(monkeypatch, capsys):
     assert len(rounds) == 4  # the loop went on after both failures
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["retrain: could not read control topic 'control': timed out; trying again every 3 s"]
+
+
+def test_one_retraining_of_a_model_at_a_time(tmp_path):
+    # a second holder (another process's open file: flock locks belong to the open file) cannot take it
+    import fcntl
+
+    from models.registry import ModelRegistry
+    from streamscore.lifecycle.retraining import retrain_lock
+
+    registry = ModelRegistry(tmp_path)
+    with retrain_lock(registry, "fraud"), open(tmp_path / "fraud" / ".retrain.lock", "a") as other, \
+            pytest.raises(BlockingIOError):
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    with open(tmp_path / "fraud" / ".retrain.lock", "a") as other:  # released after the round
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    assert registry.list_models() == []  # the lock file is no model
