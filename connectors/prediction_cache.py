@@ -18,7 +18,6 @@ import struct
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -33,13 +32,18 @@ def redis_factory(url: str, *, username: str | None = None, password_file: str |
     def build():
         import redis
 
+        from streamscore.foundation.security import read_secret
+
         kwargs: dict = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s}
         if username:
             kwargs["username"] = username
-        if password_file:
-            kwargs["password"] = Path(password_file).read_text(encoding="utf-8").strip()
+        if password_file:  # as the CLI reads it (its first line), so one file works for both
+            secret = read_secret({"STREAMSCORE_REDIS_PASSWORD_FILE": password_file}, "REDIS_PASSWORD")
+            kwargs["password"] = secret.reveal()
         if ca_file:
             kwargs["ssl_ca_certs"] = ca_file
+        if url.startswith("rediss://"):
+            kwargs["ssl_check_hostname"] = True  # redis-py 5 does not check it by default
         return redis.Redis.from_url(url, **kwargs)
 
     return build

@@ -28,7 +28,7 @@ def redis_kwargs(settings: Settings, socket_timeout_s: float = 2.0) -> dict[str,
         if sec.username:
             kwargs["username"] = sec.username
     if sec.tls:
-        kwargs.update({"ssl": True, "ssl_cert_reqs": "required"})
+        kwargs.update({"ssl": True, "ssl_cert_reqs": "required", "ssl_check_hostname": True})  # redis-py 5: off
         if sec.ca_file:
             kwargs["ssl_ca_certs"] = str(sec.ca_file)
     return kwargs

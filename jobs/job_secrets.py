@@ -7,8 +7,10 @@ CA certificates) to a file of its own (mode 0600, in a 0700 folder under the sta
 names that file in the environment of the job's driver process, and deletes it as soon as the
 job is submitted (or, for an embedded run, has ended). The driver reads it while it builds its
 Kafka DDL (:func:`job_kafka_properties`), so the properties end up only in the job graph's
-serialized Kafka clients, which Flink's REST API and logs do not show (Flink and Kafka mask
-``*jaas*``, ``*password*`` and certificate values).
+serialized Kafka clients, which Flink's REST API and logs do not show (Flink masks ``*jaas*`` and
+``*password*`` options). One exception: when a Kafka table cannot be created, Flink's error lists its
+options, and ``properties.ssl.keystore.key`` (an mTLS client's inline private key) is not among the
+keys it masks; docs/security.md says so.
 """
 
 from __future__ import annotations

@@ -74,6 +74,10 @@ def _require_topics(settings: Settings, roles_topics: tuple[tuple[str, str], ...
 def preflight(settings: Settings, config: ScoringJobConfig) -> ScoringJobConfig:
     """Refuse, with one clear message, what would break exactly-once or make the job restart forever;
     returns the config with the schema ids of its topics (registered now, where the model binds a schema)."""
+    redis = settings.redis_security
+    if config.cache_enabled and redis.password and not redis.password_file:
+        raise ConfigError("the prediction cache logs in to Redis from the TaskManagers with a password file: set "
+                          "STREAMSCORE_REDIS_PASSWORD_FILE (a password in STREAMSCORE_REDIS_PASSWORD reaches no job)")
     _require_topics(settings, (("events", config.events_topic), ("scored", config.scored_topic),
                                ("dead-letter", config.dead_letter_topic),
                                *((("control", config.control_topic), ("scored-shadow", config.shadow_topic))

@@ -78,6 +78,9 @@ def _url(env: Mapping[str, str]) -> str:
     parts = urlsplit(raw)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"{PREFIX}SCHEMA_REGISTRY_URL must be http(s)://HOST:PORT[/path], got {raw!r}")
+    if parts.username or parts.password:  # never echoed: it would carry the password into errors and jobs
+        raise ConfigError(f"{PREFIX}SCHEMA_REGISTRY_URL must not carry credentials: use "
+                          f"{PREFIX}SCHEMA_REGISTRY_USERNAME and {PREFIX}SCHEMA_REGISTRY_PASSWORD_FILE")
     try:
         parts.port  # noqa: B018 - raises on a malformed port
     except ValueError as exc:
@@ -126,4 +129,8 @@ def load_registry_settings(env: Mapping[str, str], local_hosts: tuple[str, ...],
                           f"(or _PASSWORD) go together")
     if settings.username and ":" in settings.username:
         raise ConfigError(f"{PREFIX}SCHEMA_REGISTRY_USERNAME must not contain ':' (HTTP basic auth)")
+    host = urlsplit(url).hostname
+    if settings.username and url.startswith("http://") and host not in local_hosts:
+        raise ConfigError(f"{PREFIX}SCHEMA_REGISTRY_URL: basic auth to {host} over plain HTTP would send the "
+                          f"password readable on the network; use https://")
     return settings

@@ -264,7 +264,7 @@ def load_redis_security(env: Mapping[str, str]) -> RedisSecurity:
 
 def write_private(path: Path, text: str) -> None:
     """Write a file only its owner can read (created 0600, never world-readable for an instant)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_CREAT: narrow it before the secret goes in
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(text)
-    os.chmod(path, 0o600)

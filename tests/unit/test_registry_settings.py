@@ -139,3 +139,21 @@ def test_the_decoder_is_jvm_by_default_python_on_request_and_nothing_else():
     assert load_settings({"STREAMSCORE_DECODER": "Python"}).schema_registry.decoder == "python"
     with pytest.raises(ConfigError, match="STREAMSCORE_DECODER must be one of jvm, python, got 'rust'"):
         load_settings({"STREAMSCORE_DECODER": "rust"})
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"STREAMSCORE_SCHEMA_REGISTRY_URL": "https://alice:pw@sr.example:8081"}, "must not carry credentials"),
+    ({"STREAMSCORE_SCHEMA_REGISTRY_URL": "http://sr.example:8081", "STREAMSCORE_SCHEMA_REGISTRY_MODE": "external",
+      "STREAMSCORE_SCHEMA_REGISTRY_USERNAME": "svc", "STREAMSCORE_SCHEMA_REGISTRY_PASSWORD": "pw"},
+     "basic auth to sr.example over plain HTTP"),
+])
+def test_registry_credentials_never_travel_in_the_url_or_in_clear(tmp_path, env, message):
+    with pytest.raises(ConfigError, match=message) as info:
+        load_settings({"STREAMSCORE_HOME": str(tmp_path), **env})
+    assert "pw" not in str(info.value).replace("PASSWORD", "")
+
+
+def test_basic_auth_over_http_to_this_machine_is_allowed(tmp_path):
+    settings = load_settings({"STREAMSCORE_HOME": str(tmp_path), "STREAMSCORE_SCHEMA_REGISTRY_USERNAME": "svc",
+                              "STREAMSCORE_SCHEMA_REGISTRY_PASSWORD": "pw"})
+    assert settings.schema_registry.username == "svc"

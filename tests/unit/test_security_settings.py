@@ -195,8 +195,9 @@ def test_redis_auth_and_tls_reach_the_client_and_the_local_server(tmp_path, pem_
     assert redis_kwargs(acl)["username"] == "svc"
     assert security_conf.redis_auth_lines(acl).startswith("user default off\nuser svc on \">Pl@nted-")
     tls = load_settings(env | {"STREAMSCORE_REDIS_TLS": "1", "STREAMSCORE_REDIS_CA_FILE": str(pem_files["ca.pem"])})
-    assert {k: redis_kwargs(tls)[k] for k in ("ssl", "ssl_ca_certs", "ssl_cert_reqs")} == {
-        "ssl": True, "ssl_ca_certs": str(pem_files["ca.pem"].resolve()), "ssl_cert_reqs": "required"}
+    assert {k: redis_kwargs(tls)[k] for k in ("ssl", "ssl_ca_certs", "ssl_cert_reqs", "ssl_check_hostname")} == {
+        "ssl": True, "ssl_ca_certs": str(pem_files["ca.pem"].resolve()), "ssl_cert_reqs": "required",
+        "ssl_check_hostname": True}  # redis-py 5 checks no hostname unless told
     assert tls.redis_url.startswith("rediss://") and settings.redis_url.startswith("redis://")
     with pytest.raises(StackError, match="without TLS"):
         RedisService(tls).prepare()
@@ -243,3 +244,39 @@ def test_a_confluent_table_has_typed_columns_from_the_schema_and_the_id_as_its_k
     assert "'key.fields' = 'reading_id'" in sink and "'sink.delivery-guarantee' = 'exactly-once'" in sink
     with pytest.raises(ConfigError, match="unions"):
         kafka_tables.confluent_columns({"fields": [{"name": "x", "type": ["null", "int", "string"]}]})
+
+
+def test_a_private_file_that_existed_loosely_is_narrowed_before_the_secret_goes_in(tmp_path):
+    from streamscore.foundation.security import write_private
+
+    path = tmp_path / "redis.conf"
+    path.write_text("old\n")
+    path.chmod(0o644)
+    write_private(path, "requirepass x\n")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and path.read_text() == "requirepass x\n"
+    link = tmp_path / "link.conf"
+    link.symlink_to(path)
+    with pytest.raises(OSError):  # never written through a symlink
+        write_private(link, "y\n")
+
+
+def test_the_cache_refuses_a_redis_password_no_job_can_read(tmp_path):
+    from jobs.scoring_config import ScoringJobConfig
+    from jobs.submit import preflight
+
+    settings = load_settings({"STREAMSCORE_HOME": str(tmp_path), "STREAMSCORE_REDIS_PASSWORD": PLANTED,
+                              "STREAMSCORE_KAFKA_BOOTSTRAP": "127.0.0.1:1"})
+    config = ScoringJobConfig(bootstrap="b", cache_enabled=True, redis_url="redis://127.0.0.1:6379/0").checked()
+    with pytest.raises(ConfigError, match="set STREAMSCORE_REDIS_PASSWORD_FILE"):
+        preflight(settings, config)  # before any Kafka call (nothing listens on port 1)
+
+
+def test_the_jvm_decoder_is_refused_for_a_registry_with_a_login():
+    from jobs.job_wire import RegistryWire
+    from jobs.scoring_config import ScoringJobConfig
+
+    wire = RegistryWire(url="https://sr.example/apis/ccompat/v7", username="svc", password_file="/run/pw",
+                        events_schema_id=1, scored_schema_id=2, dead_letter_schema_id=3)
+    with pytest.raises(ConfigError, match="decode in Python"):
+        ScoringJobConfig(bootstrap="b", registry=wire, decoder_jar="/tmp/udf.jar").checked()
+    ScoringJobConfig(bootstrap="b", registry=wire).checked()  # decoded in Python: fine
