@@ -99,8 +99,10 @@ class LabelledEpisodes:
     An alert when a window starts an episode or raises its tier; a retraining trigger once per
     episode, when ``confirm_k`` of the last ``confirm_m`` windows have a significant drop (a single
     unlucky window does not retrain a model), at the episode's worst tier so far. A window with no
-    significant drop ends the episode and never triggers; the windows of an episode that triggered are
-    spent when it ends (they confirm no later episode). State round-trips through bytes for Flink state.
+    significant drop ends the episode's alerting (a later drop alerts anew) and never triggers. A trigger
+    re-arms only once none of the last ``confirm_m`` windows has a significant drop, so a lucky window
+    inside a lasting drop (seen at parallelism 2, where windows mix partitions' labels) does not retrain
+    twice. State round-trips through bytes for Flink state.
     """
 
     def __init__(self, reference_accuracy: float, reference_n: int | None = None, *, alpha: float = 0.01,
@@ -116,11 +118,11 @@ class LabelledEpisodes:
         alert = verdict.tier > self.episode_tier
         self.recent = (self.recent + [int(verdict.tier)])[-self.confirm_m:]
         if verdict.tier == Tier.NONE:
-            if self.triggered:
-                self.recent = []
-            self.episode_tier, self.triggered = Tier.NONE, False
+            self.episode_tier = Tier.NONE
         else:
             self.episode_tier = max(self.episode_tier, verdict.tier)
+        if not any(self.recent):  # the drop is gone from the last confirm_m windows: a trigger re-arms
+            self.triggered = False
         trigger = None
         if verdict.tier != Tier.NONE and not self.triggered and sum(t > 0 for t in self.recent) >= self.confirm_k:
             trigger, self.triggered = self.episode_tier, True
