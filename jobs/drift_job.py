@@ -151,14 +151,16 @@ class DriftWindows(KeyedProcessFunction):
                 yield from self._judge(window_start, merged)
                 return
         elif current is None:
-            ctx.timer_service().register_event_time_timer(
-                window_start + self.config.window_ms + self.config.allowed_lateness_ms - 1)
+            ctx.timer_service().register_event_time_timer(self._closes(window_start))
         self.windows.put(window_start, merged)
 
+    def _closes(self, window_start: int) -> int:
+        """The event time the window is judged at: its end plus its allowed lateness (its timer)."""
+        return window_start + self.config.window_ms + self.config.allowed_lateness_ms - 1
+
     def _judged(self, window_start: int, ctx) -> bool:
-        """Whether the watermark passed the window's end plus its allowed lateness (its timer fired)."""
-        closes = window_start + self.config.window_ms + self.config.allowed_lateness_ms - 1
-        return closes <= ctx.timer_service().current_watermark()
+        """Whether the watermark passed the window's timer (it was judged already)."""
+        return self._closes(window_start) <= ctx.timer_service().current_watermark()
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
         window_start = timestamp + 1 - self.config.window_ms - self.config.allowed_lateness_ms
