@@ -116,9 +116,9 @@ def _events_schema_id(registry: SchemaRegistry, config, card) -> int:
 
 def _decoder_jar(settings: Settings, wire: RegistryWire) -> str | None:
     """The JVM decoder's jar (built by Maven once per version of ``jobs/udf``), unless the settings ask for
-    the Python decoder, or the registry needs a login or its own CA (the JVM decoder speaks plain or
-    publicly trusted HTTPS without credentials; the Python decoder does the rest)."""
-    if settings.schema_registry.decoder != "jvm" or wire.username or wire.ca_file or wire.events_format != "avro":
+    the Python decoder or the events are JSON (the JVM decoder reads Avro). A registry's login and CA
+    reach it as file paths (``jobs.jvm_decode.registry_access``)."""
+    if settings.schema_registry.decoder != "jvm" or wire.events_format != "avro":
         return None
     from jobs.jars import udf_jar
     from streamscore.foundation.errors import StackError

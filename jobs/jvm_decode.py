@@ -28,6 +28,19 @@ def _column(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
 
+def registry_access(config: ScoringJobConfig) -> dict[str, str]:
+    """The registry's login and CA as the Java function reads them: a username and file paths on the
+    TaskManager, never the password (the literal shows in the job's plan and the web UI)."""
+    wire = config.registry
+    access = {"username": wire.username, "password_file": wire.password_file, "ca_file": wire.ca_file}
+    return {key: value for key, value in access.items() if value}
+
+
+def _access_argument(config: ScoringJobConfig) -> str:
+    access = registry_access(config)
+    return f", {_literal(json.dumps(access, separators=(',', ':')))}" if access else ""
+
+
 def decoded_scoring_view(t_env, config: ScoringJobConfig, source_table: str, score_function: str) -> str:
     """Register ``decode_confluent`` and return the SELECT of the scored view: ``score_function`` applied to
     each raw record's payload, coordinates, decode tags and decoded fields (as ``r``), with its timestamp."""
@@ -40,7 +53,8 @@ def decoded_scoring_view(t_env, config: ScoringJobConfig, source_table: str, sco
     known = {str(config.registry.events_schema_id): card.binding.schema} if config.registry.events_schema_id \
         else {}
     decode = (f"decode_confluent(payload, {_literal(reader)}, {_literal(config.registry.url)}, "
-              f"{int(config.registry.wait_ms)}, {_literal(json.dumps(known, separators=(',', ':')))})")
+              f"{int(config.registry.wait_ms)}, {_literal(json.dumps(known, separators=(',', ':')))}"
+              f"{_access_argument(config)})")
     fields = ", ".join(f"d.{_column(field['name'])}" for field in projection["fields"])
     return (f"SELECT {score_function}(payload, src_partition, src_offset, src_timestamp, d.ok, d.reason_code, "
             f"d.reason, {fields}) AS r, src_timestamp FROM (SELECT {decode} AS d, payload, src_partition, "

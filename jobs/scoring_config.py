@@ -121,9 +121,6 @@ class ScoringJobConfig(JsonJobConfig):
                 f"use at least {needed} ms, or transactions may expire before their checkpoint commits them"
             )
         check_wire(self.registry, self.transaction_timeout_ms)
-        if self.decoder_jar and (self.registry.username or self.registry.ca_file):
-            raise ConfigError("the JVM decoder (decoder_jar) speaks to the registry without credentials or a CA "
-                              "file: decode in Python (STREAMSCORE_DECODER=python) for a registry that needs them")
         return self
 
 

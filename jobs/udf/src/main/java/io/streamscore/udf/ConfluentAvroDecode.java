@@ -39,7 +39,7 @@ import org.apache.flink.table.types.inference.TypeInference;
  *
  * <pre>
  * decode_confluent(payload BYTES, '&lt;reader schema json&gt;', '&lt;registry url&gt;'
- *                  [, wait_ms INT [, '&lt;known writers json&gt;']])
+ *                  [, wait_ms INT [, '&lt;known writers json&gt;' [, '&lt;registry access json&gt;']]])
  *   -&gt; ROW&lt;ok BOOLEAN NOT NULL, reason_code STRING, reason STRING, &lt;one column per reader field&gt;&gt;
  * </pre>
  *
@@ -57,6 +57,12 @@ import org.apache.flink.table.types.inference.TypeInference;
  * in {@code known writers} (a JSON object from schema id to writer schema, e.g. the id the job
  * registered its event schema under at submission): a task restarted while the registry is
  * down decodes them without asking it.
+ *
+ * <p>A registry that needs a login or its own CA is reached with {@code registry access}
+ * ({@link RegistryAccess}: a username and the paths of a password file and a CA file on the
+ * TaskManager, never the password itself, which would show in the job's plan). A registry that
+ * refuses the login (HTTP 401/403) counts as unavailable: the records wait and the task fails
+ * loudly, naming the refusal.
  */
 public class ConfluentAvroDecode extends ScalarFunction implements SpecializedFunction {
 
@@ -81,6 +87,7 @@ public class ConfluentAvroDecode extends ScalarFunction implements SpecializedFu
     private final String registryUrl;
     private final long waitMs;
     private final String knownWritersJson;
+    private final String accessJson;
 
     private transient Schema reader;
     private transient boolean[] stringColumns;
@@ -108,10 +115,20 @@ public class ConfluentAvroDecode extends ScalarFunction implements SpecializedFu
 
     /** As above, with writer schemas known without the registry (JSON object: id to schema). */
     public ConfluentAvroDecode(String readerSchemaJson, String registryUrl, long waitMs, String knownWritersJson) {
+        this(readerSchemaJson, registryUrl, waitMs, knownWritersJson, null);
+    }
+
+    /**
+     * As above, reaching the registry with a login and/or its own CA: {@code accessJson} is
+     * {@code {"username": ..., "password_file": ..., "ca_file": ...}} ({@link RegistryAccess}).
+     */
+    public ConfluentAvroDecode(String readerSchemaJson, String registryUrl, long waitMs, String knownWritersJson,
+            String accessJson) {
         this.readerSchemaJson = readerSchemaJson;
         this.registryUrl = registryUrl;
         this.waitMs = waitMs;
         this.knownWritersJson = knownWritersJson;
+        this.accessJson = accessJson;
     }
 
     // ---------------------------------------------------------------- planning
@@ -134,6 +151,10 @@ public class ConfluentAvroDecode extends ScalarFunction implements SpecializedFu
                         InputTypeStrategies.sequence(
                                 new String[] {"payload", "reader_schema", "registry_url", "wait_ms", "known_writers"},
                                 new ArgumentTypeStrategy[] {payload, literal, literal, intLiteral, literal}),
+                        InputTypeStrategies.sequence(
+                                new String[] {"payload", "reader_schema", "registry_url", "wait_ms", "known_writers",
+                                        "registry_access"},
+                                new ArgumentTypeStrategy[] {payload, literal, literal, intLiteral, literal, literal}),
                         InputTypeStrategies.sequence(
                                 new String[] {"payload"}, new ArgumentTypeStrategy[] {payload})))
                 .outputTypeStrategy(call -> Optional.of(
@@ -165,12 +186,14 @@ public class ConfluentAvroDecode extends ScalarFunction implements SpecializedFu
             wait = call.getArgumentValue(3, Integer.class)
                     .orElseThrow(() -> call.newValidationError("wait_ms must be an INT literal"));
         }
-        String known = null;
-        if (arguments == 5) {
-            known = call.getArgumentValue(4, String.class)
-                    .orElseThrow(() -> call.newValidationError("known_writers must be a string literal"));
-        }
-        return new ConfluentAvroDecode(literal(call, 1), literal(call, 2), wait, known);
+        String known = arguments >= 5 ? stringArgument(call, 4, "known_writers") : null;
+        String access = arguments == 6 ? stringArgument(call, 5, "registry_access") : null;
+        return new ConfluentAvroDecode(literal(call, 1), literal(call, 2), wait, known, access);
+    }
+
+    private static String stringArgument(CallContext call, int pos, String name) {
+        return call.getArgumentValue(pos, String.class)
+                .orElseThrow(() -> call.newValidationError("%s must be a string literal", name));
     }
 
     /** Argument {@code pos} of a 3-argument call, or this instance's own setting. */
@@ -200,7 +223,7 @@ public class ConfluentAvroDecode extends ScalarFunction implements SpecializedFu
         for (int i = 0; i < stringColumns.length; i++) {
             stringColumns[i] = AvroRowType.isStringLike(fields.get(i));
         }
-        registry = new SchemaRegistryCache(registryUrl);
+        registry = new SchemaRegistryCache(registryUrl, RegistryAccess.fromJson(accessJson));
         if (knownWritersJson != null) {
             registry.rememberAll(knownWritersJson);
         }
@@ -217,6 +240,11 @@ public class ConfluentAvroDecode extends ScalarFunction implements SpecializedFu
 
     public RowData eval(byte[] payload, String readerSchemaLiteral, String registryUrlLiteral, Integer waitLiteral,
             String knownWritersLiteral) {
+        return eval(payload);
+    }
+
+    public RowData eval(byte[] payload, String readerSchemaLiteral, String registryUrlLiteral, Integer waitLiteral,
+            String knownWritersLiteral, String accessLiteral) {
         return eval(payload);
     }
 

@@ -54,6 +54,7 @@ public final class SchemaRegistryCache {
 
     private final String baseUrl;
     private final HttpClient http;
+    private final String authorization;
     private final ObjectMapper json = new ObjectMapper();
     private final Map<Integer, Schema> schemas = new HashMap<>();
     static final int MAX_FAILURES = 4096;
@@ -65,8 +66,23 @@ public final class SchemaRegistryCache {
     };
 
     public SchemaRegistryCache(String baseUrl) {
+        this(baseUrl, RegistryAccess.NONE);
+    }
+
+    /** A registry reached with a login and/or its own CA ({@link RegistryAccess}). */
+    public SchemaRegistryCache(String baseUrl, RegistryAccess access) {
         this.baseUrl = baseUrl.endsWith("/") ? baseUrl.substring(0, baseUrl.length() - 1) : baseUrl;
-        this.http = HttpClient.newBuilder().connectTimeout(TIMEOUT).build();
+        HttpClient.Builder client = HttpClient.newBuilder().connectTimeout(TIMEOUT);
+        if (access.sslContext != null) {
+            client.sslContext(access.sslContext);
+        }
+        this.http = client.build();
+        this.authorization = access.authorization;
+    }
+
+    /** How many failed ids are remembered (for tests: at most {@link #MAX_FAILURES}). */
+    int rememberedFailures() {
+        return failures.size();
     }
 
     /**
@@ -111,12 +127,19 @@ public final class SchemaRegistryCache {
     }
 
     private Schema fetch(int id) throws LookupException {
-        HttpRequest request = HttpRequest.newBuilder(URI.create(baseUrl + "/schemas/ids/" + id))
+        HttpRequest.Builder request = HttpRequest.newBuilder(URI.create(baseUrl + "/schemas/ids/" + id))
                 .timeout(TIMEOUT)
                 .header("Accept", "application/vnd.schemaregistry.v1+json, application/json")
-                .GET()
-                .build();
-        HttpResponse<String> response = send(request, id);
+                .GET();
+        if (authorization != null) {
+            request.header("Authorization", authorization);
+        }
+        HttpResponse<String> response = send(request.build(), id);
+        if (response.statusCode() == 401 || response.statusCode() == 403) {
+            throw new LookupException("registry_unavailable", "schema registry at " + baseUrl + " refused "
+                    + (authorization == null ? "a request without a login" : "the login") + " (HTTP "
+                    + response.statusCode() + ") for id " + id);
+        }
         JsonNode answer = jsonOrNull(response.body());
         if (response.statusCode() == 404 && answer != null && answer.path("error_code").asInt() / 100 == 404) {
             throw new LookupException("unknown_schema_id", "schema id " + id + " is not registered");
