@@ -195,3 +195,43 @@ def test_a_parallel_jobs_counters_are_summed_over_its_subtasks_and_gauges_give_t
     assert values["events_scored"] == {"": 100.0}
     assert values["events_dead_lettered"] == {"DECODE": 3.0, "CONTRACT": 4.0}
     assert values["psi_milli"] == {"amount": 120.0}
+
+
+class _NamingGroup:
+    """Names every metric as Flink's Prometheus reporter does: the operator scope, then the group keys
+    (a key-value group's value becomes a label), then the metric's own name."""
+
+    def __init__(self, names, keys=()):
+        self.names, self.keys = names, keys
+
+    def add_group(self, key, value=None):
+        return _NamingGroup(self.names, (*self.keys, key))
+
+    def _name(self, name):
+        self.names.add("_".join(("flink_taskmanager_job_task_operator", *self.keys, name)))
+
+    def counter(self, name):
+        self._name(name)
+        return Counter()
+
+    def gauge(self, name, read):
+        self._name(name)
+
+
+def test_every_metric_the_jobs_register_is_documented():
+    from types import SimpleNamespace
+
+    from metric_contract import documented_metrics
+
+    from jobs.job_metrics import LifecycleMetrics, SidecarMetrics
+
+    names: set[str] = set()
+    root = _NamingGroup(names)
+    ScoringMetrics(root, "fraud", "1.0.0", 0.5, provider="CPUExecutionProvider")
+    lifecycle = LifecycleMetrics(root, "fraud")
+    shadow = SimpleNamespace(records=2, call_us=[10], agreements=1, bad_scores=0, score_diff_milli=[3, 5])
+    lifecycle.record_batch(SimpleNamespace(version_call_us={"1.0.0": [10]}, version_scored={"1.0.0": 2},
+                                           shadow={"1.1.0": shadow}, shadow_errors=0))
+    SidecarMetrics(root, "fraud", "1.0.0", ["amount"])
+    assert len(names) > 40
+    assert names - documented_metrics() == set()  # docs/metrics.md names each one
