@@ -96,6 +96,7 @@ class RegistryAvroSerde:
         self._lock = threading.Lock()
         self.name: str = self._writer.name
         self.schema_id = schema_id
+        self._writer_names = {self.name, *_aliases(schema, self.name)}
 
     @property
     def schema(self) -> dict[str, Any]:
@@ -144,7 +145,7 @@ class RegistryAvroSerde:
         full = _record_name(found)
         if full is None:
             raise WrongSchemaError(f"schema id {schema_id} is not an Avro record schema, so not a {self.name}")
-        if full != self.name:
+        if full not in self._writer_names:
             raise WrongSchemaError(f"schema id {schema_id} is {full}, not {self.name} (another subject's)")
         writer = _parse(found, schema_id)
         with self._lock:
@@ -162,6 +163,14 @@ def _record_name(schema: Any) -> str | None:
         return None
     name = str(schema.get("name", ""))
     return name if "." in name or not schema.get("namespace") else f"{schema['namespace']}.{name}"
+
+
+def _aliases(schema: Mapping[str, Any], full_name: str) -> list[str]:
+    """The record's aliases as full names (an alias without a dot is in the record's namespace): a
+    writer of such a name resolves to the record, as Avro's specification and the JVM decoder have it."""
+    namespace = full_name.rpartition(".")[0]
+    return [str(alias) if "." in str(alias) or not namespace else f"{namespace}.{alias}"
+            for alias in schema.get("aliases") or ()]
 
 
 def _fetch(lookup: SchemaLookup, schema_id: int) -> Any:

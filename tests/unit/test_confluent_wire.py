@@ -166,6 +166,27 @@ def test_a_nullable_union_writer_reads_and_unusable_schemas_are_wrong_schemas():
             RegisteredReader(registry).decode(b"\x00" + schema_id_key(schema_id) + b"\x02a")
 
 
+def test_a_writer_named_by_one_of_the_readers_aliases_resolves_as_avro_has_it():
+    """A record renamed (io.example.Reading, once io.legacy.Sensor) still reads its old records when it
+    names the old name as an alias, full or within its namespace; a name it does not alias is refused."""
+    import io
+
+    from fastavro import parse_schema, schemaless_writer
+
+    legacy = {**V1, "name": "Sensor", "namespace": "io.legacy"}
+    local = {**V1, "name": "OldReading"}
+    registry = Registry({1: legacy, 2: local})
+    bodies = {}
+    for schema_id, schema in ((1, legacy), (2, local)):
+        out = io.BytesIO()
+        schemaless_writer(out, parse_schema(schema), {"sensor": "s-1", "temp": 2.5})
+        bodies[schema_id] = b"\x00" + schema_id_key(schema_id) + out.getvalue()
+    renamed = RegistryAvroSerde({**V1, "aliases": ["io.legacy.Sensor", "OldReading"]}, None, registry)
+    assert renamed.decode(bodies[1]) == renamed.decode(bodies[2]) == {"sensor": "s-1", "temp": 2.5}
+    with pytest.raises(WrongSchemaError, match=r"io\.legacy\.Sensor, not io\.example\.Reading"):
+        RegistryAvroSerde(V1, None, registry).decode(bodies[1])
+
+
 @pytest.mark.parametrize("kind", ["truncated", "bad_magic", "unknown_schema_id"])
 def test_each_confluent_malformed_kind_fails_to_decode_with_its_own_code(registry, kind):
     from schemas.malformed import CONFLUENT_MALFORMED_KINDS, confluent_malformed_variant
