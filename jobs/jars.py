@@ -145,8 +145,8 @@ def udf_jar(cache_dir: Path) -> Path:
     shutil.copytree(UDF_DIR, build, ignore=shutil.ignore_patterns("target"))
     log = target.parent / "maven.log"
     with open(log, "wb") as out:
-        proc = subprocess.run([mvn, "-B", "-q", "-Dmaven.test.skip=true", "package"], cwd=build, stdout=out,
-                              stderr=subprocess.STDOUT, check=False)
+        proc = subprocess.run([mvn, "-B", "-q", "package"], cwd=build, stdout=out, stderr=subprocess.STDOUT,
+                              check=False)
     built = sorted((build / "target").glob("streamscore-udf-*.jar"))
     if proc.returncode != 0 or not built:
         hint = log.read_text(errors="replace").strip().splitlines()[-5:]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 
 from jobs.decoded_batch import reader_projection
+from jobs.job_wire import RegistryWire
 from jobs.scoring_config import ScoringJobConfig
 
 FUNCTION_CLASS = "io.streamscore.udf.ConfluentAvroDecode"
@@ -28,17 +29,24 @@ def _column(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
 
-def registry_access(config: ScoringJobConfig) -> dict[str, str]:
+def registry_access(wire: RegistryWire) -> dict[str, str]:
     """The registry's login and CA as the Java function reads them: a username and file paths on the
     TaskManager, never the password (the literal shows in the job's plan and the web UI)."""
-    wire = config.registry
     access = {"username": wire.username, "password_file": wire.password_file, "ca_file": wire.ca_file}
     return {key: value for key, value in access.items() if value}
 
 
-def _access_argument(config: ScoringJobConfig) -> str:
-    access = registry_access(config)
-    return f", {_literal(json.dumps(access, separators=(',', ':')))}" if access else ""
+def decode_call(wire: RegistryWire, reader: dict, known: dict) -> str:
+    """The SQL call of ``decode_confluent`` on ``payload``: the reader schema, the registry as the jobs reach
+    it, how long to wait for it, the writer schemas known by id, and the registry access where it needs one."""
+    access = registry_access(wire)
+    extra = f", {_literal(_json(access))}" if access else ""
+    return (f"decode_confluent(payload, {_literal(_json(reader))}, {_literal(wire.url)}, {int(wire.wait_ms)}, "
+            f"{_literal(_json(known))}{extra})")
+
+
+def _json(value) -> str:
+    return json.dumps(value, separators=(",", ":"))
 
 
 def decoded_scoring_view(t_env, config: ScoringJobConfig, source_table: str, score_function: str) -> str:
@@ -49,13 +57,9 @@ def decoded_scoring_view(t_env, config: ScoringJobConfig, source_table: str, sco
     card = load_model(config.model, root=config.registry_dir).card
     t_env.execute_sql(f"CREATE TEMPORARY FUNCTION decode_confluent AS '{FUNCTION_CLASS}' LANGUAGE JAVA")
     projection = reader_projection(card)
-    reader = json.dumps(projection, separators=(",", ":"))
     known = {str(config.registry.events_schema_id): card.binding.schema} if config.registry.events_schema_id \
         else {}
-    decode = (f"decode_confluent(payload, {_literal(reader)}, {_literal(config.registry.url)}, "
-              f"{int(config.registry.wait_ms)}, {_literal(json.dumps(known, separators=(',', ':')))}"
-              f"{_access_argument(config)})")
     fields = ", ".join(f"d.{_column(field['name'])}" for field in projection["fields"])
     return (f"SELECT {score_function}(payload, src_partition, src_offset, src_timestamp, d.ok, d.reason_code, "
-            f"d.reason, {fields}) AS r, src_timestamp FROM (SELECT {decode} AS d, payload, src_partition, "
-            f"src_offset, src_timestamp FROM {source_table})")
+            f"d.reason, {fields}) AS r, src_timestamp FROM (SELECT {decode_call(config.registry, projection, known)} "
+            f"AS d, payload, src_partition, src_offset, src_timestamp FROM {source_table})")

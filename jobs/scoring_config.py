@@ -23,7 +23,7 @@ TIMEOUT_HEADROOM = 10  # transaction timeout >= 10 x (checkpoint interval + max 
 # columns (decoded in the JVM), so a larger Arrow batch amortizes the hand-over. Run bench-20261204T203601Z
 # (docs/benchmarks.md): 1.23x the throughput of batch 512 at 0.76x the CPU per event, the exactly-once p99
 # still within its bound (1,178 against 1,093 ms; the checkpoint interval dominates). The Python decoder
-# gains from it too (STREAMSCORE_DECODER=python or a registry with a login: the same default).
+# gains from it too (STREAMSCORE_DECODER=python: the same default).
 DEFAULT_BOUND_BATCH = 2048
 
 

@@ -73,19 +73,34 @@ def _get(env: Mapping[str, str], name: str) -> str | None:
     return value.strip() if value is not None and value.strip() else None
 
 
-def _url(env: Mapping[str, str]) -> str:
-    raw = (_get(env, "SCHEMA_REGISTRY_URL") or DEFAULT_REGISTRY_URL).rstrip("/")
+def _url(env: Mapping[str, str], name: str = "SCHEMA_REGISTRY_URL") -> str | None:
+    """``SCHEMA_REGISTRY_URL`` (its default when unset) or another registry URL setting (None when unset)."""
+    raw = _get(env, name)
+    if raw is None and name != "SCHEMA_REGISTRY_URL":
+        return None
+    raw = (raw or DEFAULT_REGISTRY_URL).rstrip("/")
     parts = urlsplit(raw)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"{PREFIX}SCHEMA_REGISTRY_URL must be http(s)://HOST:PORT[/path], got {raw!r}")
+        raise ConfigError(f"{PREFIX}{name} must be http(s)://HOST:PORT[/path], got {raw!r}")
     if parts.username or parts.password:  # never echoed: it would carry the password into errors and jobs
-        raise ConfigError(f"{PREFIX}SCHEMA_REGISTRY_URL must not carry credentials: use "
+        raise ConfigError(f"{PREFIX}{name} must not carry credentials: use "
                           f"{PREFIX}SCHEMA_REGISTRY_USERNAME and {PREFIX}SCHEMA_REGISTRY_PASSWORD_FILE")
     try:
         parts.port  # noqa: B018 - raises on a malformed port
     except ValueError as exc:
-        raise ConfigError(f"{PREFIX}SCHEMA_REGISTRY_URL has a bad port: {raw!r}") from exc
+        raise ConfigError(f"{PREFIX}{name} has a bad port: {raw!r}") from exc
     return raw
+
+
+def _check_login_transport(settings: RegistrySettings, local_hosts: tuple[str, ...]) -> None:
+    """Basic auth only over HTTPS, or plain HTTP to this machine (the clients' URL and the jobs' URL)."""
+    if not settings.username:
+        return
+    for name, url in (("SCHEMA_REGISTRY_URL", settings.url), ("JOBS_SCHEMA_REGISTRY_URL", settings.jobs_url)):
+        host = urlsplit(url).hostname if url else None
+        if url and url.startswith("http://") and host not in local_hosts:
+            raise ConfigError(f"{PREFIX}{name}: basic auth to {host} over plain HTTP would send the "
+                              f"password readable on the network; use https://")
 
 
 def _mode(env: Mapping[str, str], url: str, local_hosts: tuple[str, ...]) -> str:
@@ -122,15 +137,12 @@ def load_registry_settings(env: Mapping[str, str], local_hosts: tuple[str, ...],
         password_file=Path(password_file).expanduser().resolve() if password_file else None,
         ca_file=ca_file.resolve() if ca_file else None, java=_get(env, "REGISTRY_JAVA"),
         version=_get(env, "REGISTRY_VERSION") or DEFAULT_APICURIO_VERSION, heap=_get(env, "REGISTRY_HEAP") or "256m",
-        jobs_url=(_get(env, "JOBS_SCHEMA_REGISTRY_URL") or "").rstrip("/") or None, decoder=_decoder(env),
+        jobs_url=_url(env, "JOBS_SCHEMA_REGISTRY_URL"), decoder=_decoder(env),
         ids_file=ids_file)
     if bool(settings.username) != bool(settings.password):
         raise ConfigError(f"{PREFIX}SCHEMA_REGISTRY_USERNAME and {PREFIX}SCHEMA_REGISTRY_PASSWORD_FILE "
                           f"(or _PASSWORD) go together")
     if settings.username and ":" in settings.username:
         raise ConfigError(f"{PREFIX}SCHEMA_REGISTRY_USERNAME must not contain ':' (HTTP basic auth)")
-    host = urlsplit(url).hostname
-    if settings.username and url.startswith("http://") and host not in local_hosts:
-        raise ConfigError(f"{PREFIX}SCHEMA_REGISTRY_URL: basic auth to {host} over plain HTTP would send the "
-                          f"password readable on the network; use https://")
+    _check_login_transport(settings, local_hosts)
     return settings

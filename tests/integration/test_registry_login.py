@@ -2,12 +2,11 @@
 behind an HTTPS reverse proxy (a test CA's certificate) that asks for basic auth, as nginx in front of
 a registry would. Both decoders reach it with the job's settings (a username, a password file and a CA
 file): the JVM decoder (``decode_confluent``'s registry access) in an embedded Flink job, and the Python
-client the scoring step falls back to."""
+client the scoring step uses for JSON input and STREAMSCORE_DECODER=python."""
 
 from __future__ import annotations
 
 import base64
-import json
 import ssl
 import threading
 import urllib.error
@@ -22,9 +21,9 @@ from security_certs import make_tls_files
 
 from connectors.schema_registry import SchemaRegistry
 from jobs.jars import udf_jar
+from jobs.job_wire import RegistryWire, registry_settings
+from jobs.jvm_decode import decode_call
 from schemas.confluent import RegistryAvroSerde
-from streamscore.foundation.registry_settings import RegistrySettings
-from streamscore.foundation.security import Secret
 
 pytestmark = pytest.mark.integration
 
@@ -86,8 +85,18 @@ def framed(settings, stack):
     return RegistryAvroSerde(SCHEMA, schema_id, registry).encode(RECORD), schema_id
 
 
-def _sql(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
+def _decoding_env(settings, payload: bytes):
+    """An embedded Flink table environment with the UDF jar, ``decode_confluent`` and one payload as ``src``."""
+    from pyflink.table import DataTypes, EnvironmentSettings, TableEnvironment
+
+    t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
+    t_env.get_config().set("pipeline.jars", udf_jar(settings.cache_dir).as_uri())
+    t_env.get_config().set("parallelism.default", "1")
+    t_env.create_temporary_view("src", t_env.from_elements(
+        [(bytearray(payload),)], DataTypes.ROW([DataTypes.FIELD("payload", DataTypes.BYTES())])))
+    t_env.execute_sql("CREATE TEMPORARY FUNCTION decode_confluent AS 'io.streamscore.udf.ConfluentAvroDecode' "
+                      "LANGUAGE JAVA")
+    return t_env
 
 
 def test_the_proxy_refuses_a_request_without_the_login(proxy, framed):
@@ -99,21 +108,14 @@ def test_the_proxy_refuses_a_request_without_the_login(proxy, framed):
 
 
 def test_the_jvm_decoder_reads_through_the_login_and_the_ca(settings, proxy, framed):
-    from pyflink.table import DataTypes, EnvironmentSettings, TableEnvironment
-
     url, tls, password_file, handler = proxy
     payload, _ = framed
-    t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
-    t_env.get_config().set("pipeline.jars", udf_jar(settings.cache_dir).as_uri())
-    t_env.get_config().set("parallelism.default", "1")
-    t_env.create_temporary_view("src", t_env.from_elements(
-        [(bytearray(payload),)], DataTypes.ROW([DataTypes.FIELD("payload", DataTypes.BYTES())])))
-    t_env.execute_sql("CREATE TEMPORARY FUNCTION decode_confluent AS 'io.streamscore.udf.ConfluentAvroDecode' "
-                      "LANGUAGE JAVA")
-    access = json.dumps({"username": USER, "password_file": str(password_file), "ca_file": str(tls.ca_cert)})
+    t_env = _decoding_env(settings, payload)
+    wire = RegistryWire(url=url, username=USER, password_file=str(password_file), ca_file=str(tls.ca_cert),
+                        wait_ms=20_000)
     before = handler.logins.count(True)
-    query = (f"SELECT d.ok, d.reason, d.sensor_id, d.temperature FROM (SELECT decode_confluent(payload, "
-             f"{_sql(json.dumps(SCHEMA))}, {_sql(url)}, 20000, '{{}}', {_sql(access)}) AS d FROM src)")
+    query = (f"SELECT d.ok, d.reason, d.sensor_id, d.temperature FROM "
+             f"(SELECT {decode_call(wire, SCHEMA, {})} AS d FROM src)")  # the call the scoring job makes
     assert PASSWORD not in query  # the plan names the file, never the password
     with t_env.sql_query(query).execute().collect() as results:
         rows = [tuple(row) for row in results]
@@ -121,9 +123,29 @@ def test_the_jvm_decoder_reads_through_the_login_and_the_ca(settings, proxy, fra
     assert handler.logins.count(True) > before  # the schema came through the proxy, logged in
 
 
+def test_a_refused_login_fails_the_jvm_decoders_task_at_once(settings, proxy, framed, tmp_path):
+    """A wrong password is no outage: the task fails naming the refusal, long before the 120 s it would
+    wait for a registry that does not answer, and the record is not dead-lettered."""
+    import time
+
+    from py4j.protocol import Py4JJavaError
+
+    url, tls, _, _ = proxy
+    wrong = private_file(tmp_path / "wrong.pw", "not-" + PASSWORD)
+    wire = RegistryWire(url=url, username=USER, password_file=str(wrong), ca_file=str(tls.ca_cert),
+                        wait_ms=120_000)
+    t_env = _decoding_env(settings, framed[0])
+    started = time.monotonic()
+    query = t_env.sql_query(f"SELECT d.ok FROM (SELECT {decode_call(wire, SCHEMA, {})} AS d FROM src)")
+    with pytest.raises(Py4JJavaError) as failed, query.execute().collect() as results:
+        list(results)
+    assert time.monotonic() - started < 60
+    assert "refused the login (HTTP 401)" in str(failed.value)
+
+
 def test_the_python_decoder_reads_through_the_login_and_the_ca(proxy, framed):
     url, tls, password_file, _ = proxy
     payload, _ = framed
-    login = RegistrySettings(url=url, mode="external", username=USER, password=Secret(PASSWORD),
-                             password_file=password_file, ca_file=tls.ca_cert)
+    login = registry_settings(RegistryWire(url=url, username=USER, password_file=str(password_file),
+                                           ca_file=str(tls.ca_cert)))  # as the scoring step reads them
     assert RegistryAvroSerde(SCHEMA, None, SchemaRegistry(login)).decode(payload) == RECORD

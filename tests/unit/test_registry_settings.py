@@ -146,6 +146,13 @@ def test_the_decoder_is_jvm_by_default_python_on_request_and_nothing_else():
     ({"STREAMSCORE_SCHEMA_REGISTRY_URL": "http://sr.example:8081", "STREAMSCORE_SCHEMA_REGISTRY_MODE": "external",
       "STREAMSCORE_SCHEMA_REGISTRY_USERNAME": "svc", "STREAMSCORE_SCHEMA_REGISTRY_PASSWORD": "pw"},
      "basic auth to sr.example over plain HTTP"),
+    # the URL the jobs reach the registry by: the same rules (the JVM decoder puts it in the job's plan)
+    ({"STREAMSCORE_JOBS_SCHEMA_REGISTRY_URL": "http://svc:pw@sr.internal:8081/apis"},
+     "JOBS_SCHEMA_REGISTRY_URL must not carry credentials"),
+    ({"STREAMSCORE_JOBS_SCHEMA_REGISTRY_URL": "http://sr.internal:8081/apis",
+      "STREAMSCORE_SCHEMA_REGISTRY_USERNAME": "svc", "STREAMSCORE_SCHEMA_REGISTRY_PASSWORD": "pw"},
+     "JOBS_SCHEMA_REGISTRY_URL: basic auth to sr.internal over plain HTTP"),
+    ({"STREAMSCORE_JOBS_SCHEMA_REGISTRY_URL": "sr.internal:8081"}, "JOBS_SCHEMA_REGISTRY_URL must be http"),
 ])
 def test_registry_credentials_never_travel_in_the_url_or_in_clear(tmp_path, env, message):
     with pytest.raises(ConfigError, match=message) as info:
@@ -157,3 +164,10 @@ def test_basic_auth_over_http_to_this_machine_is_allowed(tmp_path):
     settings = load_settings({"STREAMSCORE_HOME": str(tmp_path), "STREAMSCORE_SCHEMA_REGISTRY_USERNAME": "svc",
                               "STREAMSCORE_SCHEMA_REGISTRY_PASSWORD": "pw"})
     assert settings.schema_registry.username == "svc"
+
+
+def test_the_jobs_registry_url_is_optional_and_kept_without_its_trailing_slash(tmp_path):
+    assert load_settings({"STREAMSCORE_HOME": str(tmp_path)}).schema_registry.jobs_url is None
+    settings = load_settings({"STREAMSCORE_HOME": str(tmp_path),
+                              "STREAMSCORE_JOBS_SCHEMA_REGISTRY_URL": "https://sr.internal/apis/ccompat/v7/"})
+    assert settings.schema_registry.url_for_jobs == "https://sr.internal/apis/ccompat/v7"

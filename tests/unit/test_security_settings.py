@@ -273,15 +273,16 @@ def test_the_cache_refuses_a_redis_password_no_job_can_read(tmp_path):
 
 def test_the_jvm_decoder_reaches_a_registry_with_a_login_through_file_paths_only():
     from jobs.job_wire import RegistryWire
-    from jobs.jvm_decode import _access_argument, registry_access
+    from jobs.jvm_decode import decode_call, registry_access
     from jobs.scoring_config import ScoringJobConfig
 
     wire = RegistryWire(url="https://sr.example/apis/ccompat/v7", username="svc", password_file="/run/pw",
                         ca_file="/run/ca.pem", events_schema_id=1, scored_schema_id=2, dead_letter_schema_id=3)
-    config = ScoringJobConfig(bootstrap="b", registry=wire, decoder_jar="/tmp/udf.jar").checked()
-    assert registry_access(config) == {"username": "svc", "password_file": "/run/pw", "ca_file": "/run/ca.pem"}
-    assert _access_argument(config) == """, '{"username":"svc","password_file":"/run/pw","ca_file":"/run/ca.pem"}'"""
-    plain = ScoringJobConfig(bootstrap="b", registry=RegistryWire(
-        url="http://127.0.0.1:8081/apis/ccompat/v7", events_schema_id=1, scored_schema_id=2,
-        dead_letter_schema_id=3), decoder_jar="/tmp/udf.jar").checked()
-    assert registry_access(plain) == {} and _access_argument(plain) == ""  # the 5-argument call, as before
+    ScoringJobConfig(bootstrap="b", registry=wire, decoder_jar="/tmp/udf.jar").checked()  # no longer refused
+    assert registry_access(wire) == {"username": "svc", "password_file": "/run/pw", "ca_file": "/run/ca.pem"}
+    assert decode_call(wire, {"type": "record"}, {}).endswith(
+        """'{}', '{"username":"svc","password_file":"/run/pw","ca_file":"/run/ca.pem"}')""")
+    plain = RegistryWire(url="http://127.0.0.1:8081/apis/ccompat/v7", wait_ms=1000)
+    assert registry_access(plain) == {}
+    assert decode_call(plain, {"type": "record"}, {"7": {}}) == (  # the 5-argument call, as before
+        """decode_confluent(payload, '{"type":"record"}', 'http://127.0.0.1:8081/apis/ccompat/v7', 1000, '{"7":{}}')""")

@@ -61,8 +61,8 @@ import org.apache.flink.table.types.inference.TypeInference;
  * <p>A registry that needs a login or its own CA is reached with {@code registry access}
  * ({@link RegistryAccess}: a username and the paths of a password file and a CA file on the
  * TaskManager, never the password itself, which would show in the job's plan). A registry that
- * refuses the login (HTTP 401/403) counts as unavailable: the records wait and the task fails
- * loudly, naming the refusal.
+ * refuses the login (HTTP 401/403) or whose TLS fails (a certificate not trusted) fails the task at
+ * once, naming the refusal: waiting would not mend it, and no record becomes a dead letter for it.
  */
 public class ConfluentAvroDecode extends ScalarFunction implements SpecializedFunction {
 
@@ -319,6 +319,9 @@ public class ConfluentAvroDecode extends ScalarFunction implements SpecializedFu
             try {
                 return registry.get(id);
             } catch (SchemaRegistryCache.LookupException e) {
+                if (SchemaRegistryCache.REFUSED.equals(e.code)) {
+                    throw new IllegalStateException(e.getMessage() + "; waiting will not mend it: failing the task");
+                }
                 if (!"registry_unavailable".equals(e.code)) {
                     throw e;
                 }

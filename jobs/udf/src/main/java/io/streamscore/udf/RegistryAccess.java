@@ -1,18 +1,19 @@
 package io.streamscore.udf;
 
+import java.io.ByteArrayInputStream;
 import java.io.IOException;
-import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.security.GeneralSecurityException;
 import java.security.KeyStore;
-import java.security.cert.Certificate;
 import java.security.cert.CertificateFactory;
 import java.util.Base64;
-import java.util.Collection;
 import java.util.Iterator;
 import java.util.Map;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 import javax.net.ssl.SSLContext;
 import javax.net.ssl.TrustManagerFactory;
@@ -88,15 +89,14 @@ public final class RegistryAccess {
         return value.asText();
     }
 
+    /** Line breaks as Python's {@code str.splitlines} knows them (the Python decoder reads the same file so). */
+    private static final Pattern LINE_BREAK = Pattern.compile("[\\n\\r\\u000B\\u000C\\u001C\\u001D\\u001E\\u0085\\u2028\\u2029]");
+    private static final Pattern CERTIFICATE = Pattern.compile(
+            "-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----");
+
     /** {@code Basic base64(user:password)}, the password being the file's first line. */
     private static String basic(String username, Path passwordFile) {
-        String password;
-        try {
-            password = Files.readString(passwordFile, StandardCharsets.UTF_8).lines().findFirst().orElse("");
-        } catch (IOException e) {
-            throw new IllegalStateException("cannot read the schema registry's password file " + passwordFile
-                    + " on this TaskManager: " + e.getMessage(), e);
-        }
+        String password = LINE_BREAK.split(read(passwordFile, "password file"), 2)[0];
         if (password.isEmpty()) {
             throw new IllegalStateException("the schema registry's password file " + passwordFile + " is empty");
         }
@@ -104,18 +104,23 @@ public final class RegistryAccess {
         return "Basic " + Base64.getEncoder().encodeToString(pair);
     }
 
-    /** TLS that trusts the certificates of a PEM file (the registry's CA) and nothing else. */
+    /**
+     * TLS that trusts the certificates of a PEM file (the registry's CA) and nothing else; other PEM
+     * blocks in the file (a key) are skipped, as Python's {@code ssl} does.
+     */
     private static SSLContext trusting(Path caFile) {
-        try (InputStream pem = Files.newInputStream(caFile)) {
-            Collection<? extends Certificate> certificates = CertificateFactory.getInstance("X.509").generateCertificates(pem);
-            if (certificates.isEmpty()) {
-                throw new IllegalStateException("the schema registry's CA file " + caFile + " holds no certificate");
-            }
+        Matcher blocks = CERTIFICATE.matcher(read(caFile, "CA file"));
+        try {
             KeyStore trusted = KeyStore.getInstance(KeyStore.getDefaultType());
             trusted.load(null, null);
+            CertificateFactory x509 = CertificateFactory.getInstance("X.509");
             int index = 0;
-            for (Certificate certificate : certificates) {
-                trusted.setCertificateEntry("registry-ca-" + index++, certificate);
+            while (blocks.find()) {
+                byte[] pem = blocks.group().getBytes(StandardCharsets.US_ASCII);
+                trusted.setCertificateEntry("registry-ca-" + index++, x509.generateCertificate(new ByteArrayInputStream(pem)));
+            }
+            if (index == 0) {
+                throw new IllegalStateException("the schema registry's CA file " + caFile + " holds no PEM certificate");
             }
             TrustManagerFactory trust = TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm());
             trust.init(trusted);
@@ -124,7 +129,18 @@ public final class RegistryAccess {
             return context;
         } catch (IOException | GeneralSecurityException e) {
             throw new IllegalStateException("cannot use the schema registry's CA file " + caFile
-                    + " on this TaskManager: " + e.getMessage(), e);
+                    + " on this TaskManager: " + e.getClass().getSimpleName() + ": " + e.getMessage(), e);
+        }
+    }
+
+    private static String read(Path file, String what) {
+        try {
+            return Files.readString(file, StandardCharsets.UTF_8);
+        } catch (NoSuchFileException e) {
+            throw new IllegalStateException("the schema registry's " + what + " " + file + " is not on this TaskManager", e);
+        } catch (IOException e) {
+            throw new IllegalStateException("cannot read the schema registry's " + what + " " + file
+                    + " on this TaskManager: " + e.getClass().getSimpleName() + ": " + e.getMessage(), e);
         }
     }
 }

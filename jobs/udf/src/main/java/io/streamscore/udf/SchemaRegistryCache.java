@@ -14,6 +14,8 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 
+import javax.net.ssl.SSLException;
+
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import org.apache.avro.Schema;
@@ -30,12 +32,19 @@ import org.apache.avro.Schema;
  * registry's "not found" (a 404 with its error code 404xx) or an unparsable schema for
  * {@link #NOT_FOUND_RETRY}. A 404 without the registry's code, or a 200 that is not its JSON, is a
  * wrong URL, not a missing schema: it counts as unavailable, so the records wait and the task
- * fails loudly instead of dead-lettering every record.
+ * fails loudly instead of dead-lettering every record. A registry that refuses this client (HTTP
+ * 401/403, or TLS that fails: a certificate it cannot trust) is {@link #REFUSED}: the decoder fails
+ * the task at once, as the Python decoder does ({@code RegistryRefused}).
  *
  * <p>Not thread-safe: one instance per function instance (i.e. per parallel subtask).
  */
 public final class SchemaRegistryCache {
 
+    /**
+     * The code of a registry that answers but refuses this client (HTTP 401/403, a TLS failure):
+     * waiting will not mend it, so the decoder fails the task at once instead of waiting.
+     */
+    static final String REFUSED = "registry_refused";
     static final Duration NOT_FOUND_RETRY = Duration.ofSeconds(30);
     static final Duration UNAVAILABLE_RETRY = Duration.ofSeconds(1);
     private static final Duration TIMEOUT = Duration.ofSeconds(5);
@@ -117,7 +126,8 @@ public final class SchemaRegistryCache {
         try {
             schema = fetch(id);
         } catch (LookupException e) {
-            Duration retry = "registry_unavailable".equals(e.code) ? UNAVAILABLE_RETRY : NOT_FOUND_RETRY;
+            boolean retrySoon = "registry_unavailable".equals(e.code) || REFUSED.equals(e.code);
+            Duration retry = retrySoon ? UNAVAILABLE_RETRY : NOT_FOUND_RETRY;
             failures.put(id, new Failure(e, System.nanoTime() + retry.toNanos()));
             throw e;
         }
@@ -136,7 +146,7 @@ public final class SchemaRegistryCache {
         }
         HttpResponse<String> response = send(request.build(), id);
         if (response.statusCode() == 401 || response.statusCode() == 403) {
-            throw new LookupException("registry_unavailable", "schema registry at " + baseUrl + " refused "
+            throw new LookupException(REFUSED, "schema registry at " + baseUrl + " refused "
                     + (authorization == null ? "a request without a login" : "the login") + " (HTTP "
                     + response.statusCode() + ") for id " + id);
         }
@@ -169,6 +179,10 @@ public final class SchemaRegistryCache {
                     + " within " + TIMEOUT.toSeconds() + " s");
         } catch (ExecutionException e) {
             Throwable cause = e.getCause() == null ? e : e.getCause();
+            if (cause instanceof SSLException) { // a certificate problem: waiting will not mend it
+                throw new LookupException(REFUSED, "schema registry at " + baseUrl + ": TLS failed for id " + id
+                        + ": " + cause.getClass().getSimpleName() + ": " + cause.getMessage());
+            }
             throw new LookupException("registry_unavailable",
                     "schema registry unreachable for id " + id + ": " + cause.getClass().getSimpleName()
                             + (cause.getMessage() == null ? "" : ": " + cause.getMessage()));

@@ -157,9 +157,10 @@ class SchemaRegistryCacheTest {
         Path wrong = Files.writeString(dir.resolve("wrong.pw"), "guess\n");
         assertEquals("R", new SchemaRegistryCache(url, access(password, null)).get(1).getName());
         SchemaRegistryCache.LookupException none = failure(new SchemaRegistryCache(url), 1);
-        assertEquals("registry_unavailable", none.code);
+        assertEquals(SchemaRegistryCache.REFUSED, none.code); // the decoder fails the task at once: no waiting
         assertTrue(none.getMessage().contains("refused a request without a login (HTTP 401)"), none.getMessage());
         SchemaRegistryCache.LookupException refused = failure(new SchemaRegistryCache(url, access(wrong, null)), 1);
+        assertEquals(SchemaRegistryCache.REFUSED, refused.code);
         assertTrue(refused.getMessage().contains("refused the login (HTTP 401)"), refused.getMessage());
     }
 
@@ -179,9 +180,13 @@ class SchemaRegistryCacheTest {
         server = https;
         String url = "https://127.0.0.1:" + https.getAddress().getPort();
         assertEquals("R", new SchemaRegistryCache(url, access(null, caFile)).get(1).getName());
+        // a PEM file that also holds a key (as some bundles do): its certificate is used, the key skipped
+        Path bundle = Files.writeString(dir.resolve("bundle.pem"), "-----BEGIN PRIVATE KEY-----\nMIGHAgEA\n"
+                + "-----END PRIVATE KEY-----\n" + Files.readString(caFile));
+        assertEquals("R", new SchemaRegistryCache(url, access(null, bundle)).get(1).getName());
         SchemaRegistryCache.LookupException untrusted = failure(new SchemaRegistryCache(url), 1);
-        assertEquals("registry_unavailable", untrusted.code);
-        assertTrue(untrusted.getMessage().contains("SSLHandshakeException"), untrusted.getMessage());
+        assertEquals(SchemaRegistryCache.REFUSED, untrusted.code); // a certificate problem: waiting will not mend it
+        assertTrue(untrusted.getMessage().contains("TLS failed"), untrusted.getMessage());
     }
 
     @Test
@@ -193,7 +198,12 @@ class SchemaRegistryCacheTest {
                 .getMessage().contains("unknown key password"));
         String missing = "{\"username\": \"alice\", \"password_file\": \"" + dir.resolve("none.pw") + "\"}";
         assertTrue(assertThrows(IllegalStateException.class, () -> RegistryAccess.fromJson(missing))
-                .getMessage().contains("cannot read the schema registry's password file"));
+                .getMessage().endsWith("none.pw is not on this TaskManager"));
+        String noCertificate = "{\"ca_file\": \"" + dir.resolve("empty.pem") + "\"}";
+        assertThrows(IllegalStateException.class, () -> {
+            Files.writeString(dir.resolve("empty.pem"), "not a certificate\n");
+            RegistryAccess.fromJson(noCertificate);
+        });
         assertEquals(RegistryAccess.NONE, RegistryAccess.fromJson(""));
     }
 
