@@ -10,6 +10,7 @@
 #     Flink's python.executable points at /opt/venv/bin/python (see FLINK_PROPERTIES);
 #   - the Kafka SQL connector jar from Maven Central in /opt/flink/lib (checked against its .sha1);
 #   - flink-python moved from /opt/flink/opt to /opt/flink/lib;
+#   - the JVM decoder's jar (jobs/udf) at /opt/streamscore-udf/streamscore-udf.jar;
 #   - the Prometheus metrics reporter plugin (plugins/metrics-prometheus);
 #   - /flink-data/{checkpoints,savepoints} owned by flink, so the named volume mounted there
 #     starts out writable by the flink user.
@@ -20,6 +21,16 @@
 
 ARG FLINK_VERSION=2.2.1
 ARG JAVA_VERSION=17
+
+# The JVM decoder (jobs/udf: decode_confluent), built by Maven in a stage of its own; the image keeps
+# only its jar, at the path STREAMSCORE_JOBS_DECODER_JAR names (deploy/kubernetes/README.md), so the
+# jobs decode in the JVM without Maven where they are submitted.
+FROM maven:3.9-eclipse-temurin-${JAVA_VERSION} AS udf
+COPY jobs/udf /build/udf
+RUN set -eux; \
+    mvn -B -q -f /build/udf/pom.xml package; \
+    cp /build/udf/target/streamscore-udf-*.jar /build/streamscore-udf.jar
+
 FROM flink:${FLINK_VERSION}-java${JAVA_VERSION}
 
 ARG PYFLINK_VERSION=2.2.1
@@ -65,6 +76,8 @@ RUN set -eux; \
     fi; \
     mkdir -p /flink-data/checkpoints /flink-data/savepoints; \
     chown -R flink:flink /opt/flink/lib /opt/flink/plugins /flink-data
+
+COPY --from=udf --chown=flink:flink /build/streamscore-udf.jar /opt/streamscore-udf/streamscore-udf.jar
 
 # The project last: a code change rebuilds only this layer.
 COPY . /opt/streamscore

@@ -114,12 +114,24 @@ def _events_schema_id(registry: SchemaRegistry, config, card) -> int:
     return register_subject(registry, subject_for(config.events_topic), dict(card.binding.schema))
 
 
+def cluster_decoder_jar(settings: Settings, wire: RegistryWire) -> str | None:
+    """The JVM decoder's jar where the cluster's image has it (``STREAMSCORE_JOBS_DECODER_JAR``), for a job
+    that decodes in the JVM: the Confluent wire in Avro, the settings not asking for the Python decoder."""
+    source = settings.schema_registry
+    if source.decoder != "jvm" or not wire.confluent or wire.events_format != "avro":
+        return None
+    return source.jobs_decoder_jar
+
+
 def _decoder_jar(settings: Settings, wire: RegistryWire) -> str | None:
-    """The JVM decoder's jar (built by Maven once per version of ``jobs/udf``), unless the settings ask for
-    the Python decoder or the events are JSON (the JVM decoder reads Avro). A registry's login and CA
-    reach it as file paths (``jobs.jvm_decode.registry_access``)."""
+    """The JVM decoder's jar: the cluster's own (:func:`cluster_decoder_jar`), or one built by Maven once per
+    version of ``jobs/udf`` and shipped with the job; None where the job decodes in Python (the settings ask
+    for it, or the events are JSON). A registry's login and CA reach the Java function as file paths
+    (``jobs.jvm_decode.registry_access``)."""
     if settings.schema_registry.decoder != "jvm" or wire.events_format != "avro":
         return None
+    if cluster_decoder_jar(settings, wire):
+        return cluster_decoder_jar(settings, wire)
     from jobs.jars import udf_jar
     from streamscore.foundation.errors import StackError
 

@@ -20,7 +20,7 @@ from jobs.flink_cluster import (
     wait_running,
 )
 from jobs.flink_home import connector_jars
-from jobs.job_schemas import registry_wire, with_drift_registry_wire, with_registry_wire
+from jobs.job_schemas import cluster_decoder_jar, registry_wire, with_drift_registry_wire, with_registry_wire
 from jobs.job_secrets import job_secrets_env, without_secrets
 from jobs.job_wire import RegistryWire
 from jobs.scoring_config import DEFAULT_BOUND_BATCH, ScoringJobConfig, check_against_broker
@@ -49,7 +49,9 @@ def scoring_config_from_settings(settings: Settings, **overrides) -> ScoringJobC
     }
     base.update({k: v for k, v in overrides.items() if v is not None})
     base.setdefault("max_batch_size", DEFAULT_BOUND_BATCH)
-    return ScoringJobConfig(**_with_registry(settings, base)).checked()
+    base = _with_registry(settings, base)
+    jar = cluster_decoder_jar(settings, base.get("registry", RegistryWire()))
+    return ScoringJobConfig(**(base | {"decoder_jar": jar} if jar else base)).checked()
 
 
 def _with_registry(settings: Settings, base: dict) -> dict:

@@ -48,6 +48,9 @@ class RegistrySettings:
     heap: str = "256m"
     jobs_url: str | None = None  # as the Flink cluster reaches it; None: the same URL
     decoder: WireDecoder = "jvm"  # STREAMSCORE_DECODER: jvm (jobs/udf's decode_confluent) or python (fastavro)
+    # STREAMSCORE_JOBS_DECODER_JAR: the JVM decoder's jar where the cluster's image has it (a file: URI);
+    # None: built by Maven at submit and shipped with the job
+    jobs_decoder_jar: str | None = None
     ids_file: Path | None = None  # where commands remember the ids they saw (connectors.schema_memory); None: nowhere
 
     @property
@@ -116,6 +119,18 @@ def _mode(env: Mapping[str, str], url: str, local_hosts: tuple[str, ...]) -> str
     return mode
 
 
+def _jobs_decoder_jar(env: Mapping[str, str]) -> str | None:
+    raw = _get(env, "JOBS_DECODER_JAR")
+    if raw is None:
+        return None
+    if raw.startswith("/"):
+        raw = "file://" + raw
+    if not raw.startswith("file:///") or not raw.endswith(".jar"):
+        raise ConfigError(f"{PREFIX}JOBS_DECODER_JAR must be the jar's absolute path on the Flink cluster "
+                          f"(file:///.../streamscore-udf.jar), got {raw!r}")
+    return raw
+
+
 def _decoder(env: Mapping[str, str]) -> WireDecoder:
     decoder = (_get(env, "DECODER") or "jvm").lower()
     if decoder not in get_args(WireDecoder):
@@ -137,7 +152,7 @@ def load_registry_settings(env: Mapping[str, str], local_hosts: tuple[str, ...],
         password_file=Path(password_file).expanduser().resolve() if password_file else None,
         ca_file=ca_file.resolve() if ca_file else None, java=_get(env, "REGISTRY_JAVA"),
         version=_get(env, "REGISTRY_VERSION") or DEFAULT_APICURIO_VERSION, heap=_get(env, "REGISTRY_HEAP") or "256m",
-        jobs_url=_url(env, "JOBS_SCHEMA_REGISTRY_URL"), decoder=_decoder(env),
+        jobs_url=_url(env, "JOBS_SCHEMA_REGISTRY_URL"), decoder=_decoder(env), jobs_decoder_jar=_jobs_decoder_jar(env),
         ids_file=ids_file)
     if bool(settings.username) != bool(settings.password):
         raise ConfigError(f"{PREFIX}SCHEMA_REGISTRY_USERNAME and {PREFIX}SCHEMA_REGISTRY_PASSWORD_FILE "

@@ -666,3 +666,16 @@ def test_registry_runs_as_compose_runs_it(manifests, compose_services, k8s_setti
     claims = {v["name"] for v in pod.get("volumes") or [] if "persistentVolumeClaim" in v}
     assert any(m["mountPath"] == target and m["name"] in claims for m in container.get("volumeMounts") or []), (
         f"the registry's H2 file is under {target}, which is not on a volume: schemas would not survive a restart")
+
+
+def test_the_image_carries_the_jvm_decoder_where_the_scoring_job_looks_for_it(readme_env, configs, k8s_settings):
+    text = DOCKERFILE.read_text()
+    stage = re.search(r"^FROM\s+maven:\S+\s+AS\s+(\w+)\s*$", text, re.MULTILINE)
+    assert stage, "deploy/flink.Dockerfile should build jobs/udf in a Maven stage"
+    assert re.search(r"^COPY\s+jobs/udf\s+(\S+)", text, re.MULTILINE), "the Maven stage should copy jobs/udf"
+    copied = re.search(rf"^COPY\s+--from={stage.group(1)}\s+(?:--chown=\S+\s+)?\S+\s+(\S+\.jar)\s*$", text,
+                       re.MULTILINE)
+    assert copied, "the Flink stage should copy the decoder's jar out of the Maven stage"
+    jar = "file://" + copied.group(1)
+    assert readme_env["STREAMSCORE_JOBS_DECODER_JAR"] == k8s_settings.schema_registry.jobs_decoder_jar == jar
+    assert configs["scoring"].decoder_jar == jar  # the session job decodes in the JVM, with the image's jar

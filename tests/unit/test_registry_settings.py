@@ -171,3 +171,25 @@ def test_the_jobs_registry_url_is_optional_and_kept_without_its_trailing_slash(t
     settings = load_settings({"STREAMSCORE_HOME": str(tmp_path),
                               "STREAMSCORE_JOBS_SCHEMA_REGISTRY_URL": "https://sr.internal/apis/ccompat/v7/"})
     assert settings.schema_registry.url_for_jobs == "https://sr.internal/apis/ccompat/v7"
+
+
+def test_the_jobs_decoder_jar_is_an_absolute_jar_on_the_cluster(tmp_path):
+    from jobs.job_schemas import cluster_decoder_jar
+    from jobs.job_wire import RegistryWire
+
+    def settings(**env):
+        return load_settings({"STREAMSCORE_HOME": str(tmp_path), **env})
+
+    jar = "file:///opt/streamscore-udf/streamscore-udf.jar"
+    assert settings(STREAMSCORE_JOBS_DECODER_JAR="/opt/streamscore-udf/streamscore-udf.jar") \
+        .schema_registry.jobs_decoder_jar == jar
+    for bad in ("streamscore-udf.jar", "https://repo.example/udf.jar", "/opt/udf/"):
+        with pytest.raises(ConfigError, match="JOBS_DECODER_JAR must be the jar's absolute path"):
+            settings(STREAMSCORE_JOBS_DECODER_JAR=bad)
+    wire = RegistryWire(url="http://sr:8080/apis/ccompat/v7")
+    assert cluster_decoder_jar(settings(STREAMSCORE_JOBS_DECODER_JAR=jar), wire) == jar
+    assert cluster_decoder_jar(settings(), wire) is None  # built by Maven at submit instead
+    for env, asked in (({"STREAMSCORE_DECODER": "python"}, wire),
+                       ({}, RegistryWire(url=wire.url, events_format="json")),  # JSON is decoded in Python
+                       ({}, RegistryWire(framing="single-object"))):
+        assert cluster_decoder_jar(settings(STREAMSCORE_JOBS_DECODER_JAR=jar, **env), asked) is None
