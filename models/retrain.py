@@ -1,15 +1,17 @@
 """Retrain a challenger on recent labelled events: the parent's algorithm and contract, a new version.
 
-Pure (no Kafka, no Flink): :func:`retrain` takes recent events (Avro ``Event`` dicts), their true
-labels and the parent model, and returns the challenger's ONNX bytes and card, plus the parent
-and the challenger measured on the same held-out recent events.
+Pure (no Kafka, no Flink): :func:`retrain` takes recent events (dicts of the parent's event schema:
+the demo's ``Event`` or the card's own), their true labels and the parent model, and returns the
+challenger's ONNX bytes and card, plus the parent and the challenger measured on the same held-out
+recent events.
 
 * Data: the events the parent's contract accepts (others are dropped and counted), in event-time
   order. The latest ``holdout_fraction`` (default 30 %) is held out (it asks what a promotion
   would face next); the rest trains. The threshold maximises F1, as in ``models.build_demo``,
   on 4-fold out-of-fold scores of the training part (no rows spared for a validation split).
 * Model: the parent's algorithm with the parent's hyper-parameters, read back from its card
-  (``sklearn.HistGradientBoostingClassifier[...]``; other algorithms are refused), converted
+  (``sklearn.HistGradientBoostingClassifier[...]``; other algorithms are refused; a parent registered
+  from ONNX, whose card records none, is retrained with the hyper-parameters the request gives), converted
   with the demo build's skl2onnx settings and checked against sklearn's scores to 1e-5.
 * Card: the parent's contract and ONNX interface, the next free minor version (1.0.0 -> 1.1.0),
   ``training`` on the recent data (``test_auc``/``test_accuracy`` on the held-out events, the
@@ -114,18 +116,26 @@ def next_version(version: str, taken: Sequence[str] = ()) -> str:
 def challenger_params(card: ModelCard, request: RetrainRequest) -> dict[str, Any]:
     """The parent's hyper-parameters with the request's on top; a parent registered from an ONNX file
     (``models register --onnx``) records none, so its challenger is trained with the request's alone."""
+    _check_params(request.model_params or {})
     if card.training.algorithm == REGISTERED_FROM_ONNX and request.model_params:
         return dict(request.model_params)
     return {**parent_params(card), **(request.model_params or {})}
 
 
+def _check_params(params: Mapping[str, Any]) -> None:
+    """Hyper-parameters the algorithm has (one line naming the others, not a TypeError in training)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    known = set(HistGradientBoostingClassifier().get_params())
+    unknown = sorted(set(params) - known - {"random_state"})
+    if unknown or "random_state" in params:
+        raise ModelError(f"{ALGORITHM} has no hyper-parameter {', '.join(unknown)}" if unknown else
+                         "random_state comes from the retraining seed, not the hyper-parameters")
+
+
 def check_retrainable(card: ModelCard, request: RetrainRequest = RetrainRequest()) -> None:
-    """Refuse, before any data is read, a parent this retrainer cannot answer for: one that reads its own
-    event schema (the labelled events are read as the demo's ``io.streamscore.v1.Event``), or one whose
-    algorithm or hyper-parameters it cannot reproduce."""
-    if card.event_schema is not None:
-        raise ModelError(f"{card.ref} reads its own events ({card.binding.name}); retraining reads the demo's "
-                         f"io.streamscore.v1.Event records only: retrain it outside streamscore, then register it")
+    """Refuse, before any data is read, a parent whose algorithm or hyper-parameters this retrainer cannot
+    reproduce (a parent registered from ONNX: unless the request gives its hyper-parameters)."""
     challenger_params(card, request)
 
 
@@ -143,7 +153,8 @@ def parent_params(card: ModelCard) -> dict[str, Any]:
 
 def labelled_matrix(card: ModelCard, events: Sequence[Mapping[str, Any]],
                     labels: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(matrix, labels, event times) of the events the contract accepts, in event-time order."""
+    """(matrix, labels, event times) of the events the contract accepts, in event-time order (the card's
+    time field; a card binding none keeps the events' order)."""
     if len(events) != len(labels):
         raise ModelError(f"retrain: {len(events)} events but {len(labels)} labels")
     matrix, _rejects, valid = card.contract.to_matrix(events)
@@ -151,7 +162,8 @@ def labelled_matrix(card: ModelCard, events: Sequence[Mapping[str, Any]],
     truth = np.asarray(labels, dtype=np.int64)[valid]
     if truth.size and not np.isin(truth, (0, 1)).all():
         raise ModelError("retrain: labels must be 0 or 1")
-    times = np.asarray([int(events[i].get("event_time") or 0) for i in valid], dtype=np.int64)
+    time_field = card.binding.time_field
+    times = np.asarray([int(events[i].get(time_field) or 0) if time_field else 0 for i in valid], dtype=np.int64)
     order = np.argsort(times, kind="stable")
     return matrix[order], truth[order], times[order]
 

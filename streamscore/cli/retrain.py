@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 import time
 
@@ -48,6 +49,9 @@ def register(sub) -> None:
                          help="--auto-promote: labelled shadowed events needed to compare accuracies")
     retrain.add_argument("--keep-shadow", action="store_true", help="--auto-promote: do not detach the shadow "
                                                                      "after promoting it")
+    retrain.add_argument("--model-params", type=_json_object, default=None, metavar="JSON",
+                         help="the challenger's HistGradientBoostingClassifier hyper-parameters over the parent's, "
+                              "e.g. '{\"max_iter\": 120}' (needed for a parent registered from ONNX)")
     for key, role in TOPIC_ROLES.items():
         retrain.add_argument(f"--{key}-topic", default=None, help=f"default: the settings' {role} topic")
     retrain.set_defaults(handler=run)
@@ -60,6 +64,16 @@ def _agreement(text: str) -> float:
         value = float("nan")
     if not 0.0 < value <= 1.0:
         raise argparse.ArgumentTypeError(f"AGREEMENT must be a number in (0, 1], got {text!r}")
+    return value
+
+
+def _json_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"must be a JSON object such as '{{\"max_iter\": 120}}', got {text!r}")
     return value
 
 

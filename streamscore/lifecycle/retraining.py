@@ -29,11 +29,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from jobs.model_router import DEFAULT_ACTIVATION_DELAY_MS
+from models.card import ModelCard
 from models.promotion_policy import DEFAULT_MIN_LABELLED, DEFAULT_PROMOTE_AFTER, PromotionPolicy
 from models.registry import ModelRegistry
 from streamscore.foundation.config import Settings
@@ -63,6 +65,9 @@ class RetrainOptions:
     promote_after: int = DEFAULT_PROMOTE_AFTER
     promote_min_labelled: int = DEFAULT_MIN_LABELLED
     keep_shadow: bool = False
+    # the challenger's HistGradientBoostingClassifier hyper-parameters over the parent's (a parent registered
+    # from ONNX records none: these alone); None: the parent's
+    model_params: Mapping[str, Any] | None = None
 
     def check(self) -> None:
         """Refuse inconsistent values before anything is read."""
@@ -204,12 +209,13 @@ def _train_and_register(args: RetrainOptions, settings: Settings, topics: dict[s
 
     latest = pending[-1]
     parent = registry.load(args.model, latest["model_version"])
-    check_retrainable(parent.card)  # before reading Kafka: such a parent would wait for labels forever
-    events, labels, source = collect_labelled(settings, topics, args.recent)
+    params = dict(args.model_params) if args.model_params else None
+    check_retrainable(parent.card, RetrainRequest(model_params=params))  # before reading Kafka
+    events, labels, source = collect_labelled(settings, topics, args.recent, parent.card)
     request = RetrainRequest(
         answers=tuple(m["message_id"] for m in pending),
         window_ids=tuple(w for m in pending for w in m.get("window_ids") or ()),
-        source=source, min_labelled=args.min_labelled,
+        source=source, min_labelled=args.min_labelled, model_params=params,
         taken_versions=tuple(r.version for r in registry.list_models() if r.name == args.model))
     result = retrain(parent, events, labels, request)
     model = register_card(result.card, result.onnx_bytes, args.registry_dir)
@@ -228,15 +234,21 @@ def _lifecycle(args: RetrainOptions, settings: Settings, control_topic: str, act
     print(published.line(), flush=True)  # its line, now: --follow may run with a pipe as stdout
 
 
-def collect_labelled(settings: Settings, topics: dict[str, str], recent: int) -> tuple[list[dict], list[int], dict]:
-    """The last ``recent`` events that have a label (events in log order; labels joined by event id)."""
+def collect_labelled(settings: Settings, topics: dict[str, str], recent: int,
+                     card: ModelCard) -> tuple[list[dict], list[int], dict]:
+    """The last ``recent`` events that have a label (events in log order, read as the model's event schema:
+    its own, or the demo's; labels joined by the schema's id field)."""
     from connectors.schema_registry import SchemaRegistry, topic_reader
+    from schemas.confluent import RegistryAvroSerde
 
     registry = SchemaRegistry(settings.schema_registry)
-    events = read_tail(settings, topics["events"], recent, topic_reader(registry, "event").decode)
+    reader = RegistryAvroSerde(card.binding.schema, None, registry) if card.event_schema is not None \
+        else topic_reader(registry, "event")
+    events = read_tail(settings, topics["events"], recent, reader.decode)
     labels = {r["event_id"]: int(r["label"])
               for r in read_tail(settings, topics["labels"], 3 * recent, topic_reader(registry, "label").decode)}
-    labelled = [e for e in events if e["event_id"] in labels]
+    key = card.binding.id_field
+    labelled = [e for e in events if e[key] in labels]
     source = {"events_topic": topics["events"], "labels_topic": topics["labels"], "events_read": len(events),
               "labels_read": len(labels), "joined": len(labelled)}
-    return labelled, [labels[e["event_id"]] for e in labelled], source
+    return labelled, [labels[e[key]] for e in labelled], source

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from model_copies import register_renamed
 from sklearn.metrics import roc_auc_score
 from topic_reads import decoder_of, demo_events_writer
 
@@ -38,8 +39,7 @@ from jobs.flink_metrics import LIFECYCLE_PREFIX, job_series
 from jobs.submit import drift_config_from_settings, scoring_config_from_settings, submit_drift, submit_scoring
 from models import demo_data
 from models.demo_labels import LabelPlan, label_records
-from models.register import register_model
-from models.registry import DEFAULT_ROOT, ModelRegistry, load_model
+from models.registry import ModelRegistry, load_model
 from models.runtime import OnnxScorer
 from streamscore.cli import main as cli
 from streamscore.harness.labels import produce_labels
@@ -63,11 +63,7 @@ def travel_ring(n: int, seed: int, uplift: float = 2.5) -> tuple[list[dict], np.
 
 @pytest.fixture
 def registry(tmp_path):
-    source = DEFAULT_ROOT / "fraud" / "1.0.0"
-    card = json.loads((source / "model.json").read_text())
-    (tmp_path / "card.json").write_text(json.dumps({**card, "name": NAME}))
-    register_model(source / "model.onnx", tmp_path / "card.json", tmp_path / "registry")
-    yield tmp_path / "registry"
+    yield register_renamed("fraud/1.0.0", NAME, tmp_path)
     shutil.rmtree(tmp_path / "registry", ignore_errors=True)
 
 

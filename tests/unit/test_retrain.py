@@ -161,6 +161,29 @@ def test_a_parent_it_cannot_retrain_is_refused_before_any_data_is_read():
     from models.retrain import check_retrainable
 
     check_retrainable(load_model("fraud:1.0.0").card)  # the demo model: retrainable
-    sensor = load_model("sensor:1.0.0").card  # reads its own readings, not the demo's events
-    with pytest.raises(ModelError, match=r"^sensor:1\.0\.0 reads its own events \(.*\); retraining reads"):
+    sensor = load_model("sensor:1.0.0").card  # registered from ONNX: no hyper-parameters on its card
+    with pytest.raises(ModelError, match=r"with its hyper-parameters given"):
         check_retrainable(sensor)
+    check_retrainable(sensor, RetrainRequest(model_params={"max_iter": 30}))
+    with pytest.raises(ModelError, match=r"has no hyper-parameter max_depht, n_estimators$"):
+        check_retrainable(sensor, RetrainRequest(model_params={"max_depht": 3, "n_estimators": 10}))
+    with pytest.raises(ModelError, match=r"random_state comes from the retraining seed"):
+        check_retrainable(sensor, RetrainRequest(model_params={"random_state": 1}))
+
+
+def test_a_model_on_its_own_event_schema_is_retrained_on_its_own_records():
+    """The sensor model reads readings (id ``reading_id``, time ``ts``): its challenger is trained on them in
+    the order of their own time field, and keeps the card's event schema, so its jobs read the same topic."""
+    from models.sensor_demo import generate_readings
+
+    parent = load_model("sensor:1.0.0")
+    readings = generate_readings(6000, seed=21, prefix="rt")
+    readings.reverse()  # arriving out of order: the held-out part is still the latest by ``ts``
+    labels = [r.pop("is_anomaly") for r in readings]
+    result = retrain(parent, readings, labels, RetrainRequest(model_params={"max_iter": 40}, min_labelled=1000))
+    card = result.card
+    assert card.version == "1.1.0" and card.event_schema == parent.card.event_schema
+    data = card.training.retraining["data"]
+    assert data["rows"] == 6000 and data["event_time_to"] == max(r["ts"] for r in readings)
+    assert data["event_time_from"] == min(r["ts"] for r in readings)
+    assert result.challenger.auc > 0.9 and result.challenger.rows == 1800
