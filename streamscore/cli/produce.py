@@ -12,6 +12,7 @@ from typing import get_args
 
 from schemas.json_lines import read_json_lines
 from streamscore.cli.cli_metrics import DeliveryCounter, metrics_port, serve_metrics
+from streamscore.cli.produce_labels import demo_label_plan, produce_demo_labels, produce_label_file
 from streamscore.cli.topics import resolve_topic
 from streamscore.foundation.config import Settings
 from streamscore.foundation.errors import InputError, StreamscoreError
@@ -46,6 +47,9 @@ def register(sub) -> None:
     produce.add_argument("--drift-after", type=int, default=0, help="events before the drift starts")
     produce.add_argument("--labels", action="store_true",
                          help="demo events: also write their ground truth to the labels topic, after the events")
+    produce.add_argument("--labels-input", type=Path, default=None, metavar="FILE",
+                         help="write ground truth from a JSON-lines file to the labels topic (your own model's: "
+                              'one {"event_id", "label": 0|1, "event_time"} object a line), no events')
     produce.add_argument("--label-delay-ms", type=int, default=5000, help="label time = event time + this")
     produce.add_argument("--label-flip", type=float, default=0.0, metavar="RATE",
                          help="concept drift: flip this fraction of labels from --drift-after on")
@@ -59,6 +63,8 @@ def produce_from(settings: Settings, args: argparse.Namespace) -> int:
     if args.count <= 0 or args.transaction_size <= 0 or args.rate < 0:
         raise InputError("--count and --transaction-size must be > 0 and --rate >= 0")
     _check_bounds(args)
+    if args.labels_input is not None:
+        return produce_label_file(settings, args, _require_topic)
     topic = resolve_topic(settings, args.topic or "events")
     if args.labels and args.input is not None:
         raise InputError("--labels needs demo events (the generator knows their true class), not --input")
@@ -75,7 +81,7 @@ def produce_from(settings: Settings, args: argparse.Namespace) -> int:
         prefix = args.id_prefix or f"ev-{int(time.time())}-"
         drift = [parse_drift(spec, args.drift_after) for spec in args.drift]
         events = live_demo_events(args.count, args.seed, prefix, drift)
-    label_plan = _label_plan(args) if args.labels else None  # bad label flags fail before any event is sent
+    label_plan = demo_label_plan(args) if args.labels else None  # bad label flags fail before any event is sent
     _require_topic(settings, topic)  # after reading the input: a bad file is reported without Kafka
     sent: list[dict] = []
     with serve_metrics(getattr(args, "metrics_port", None)) as metrics:
@@ -87,7 +93,7 @@ def produce_from(settings: Settings, args: argparse.Namespace) -> int:
     print(f"produced {stats['produced']} events to {topic} in {stats['seconds']:.1f}s "
           f"({stats['rate']:.0f} events/s, {stats['transactions']} transactions){_refused_note(args, stats)}")
     if label_plan is not None:
-        _produce_demo_labels(settings, label_plan, sent, drift)
+        produce_demo_labels(settings, label_plan, sent, drift)
     return 0
 
 
@@ -132,28 +138,6 @@ def _remember(events: Iterable[dict], sink: list | None) -> Iterator[dict]:
         if sink is not None:
             sink.append(event)
         yield event
-
-
-def _label_plan(args: argparse.Namespace):
-    """The demo labels' plan from the flags, checked (``models.demo_labels.LabelPlan``)."""
-    from models.demo_labels import LabelPlan
-
-    if args.label_delay_ms < 0 or not 0.0 <= args.label_flip <= 1.0 or args.drift_after < 0:
-        raise InputError(f"--labels needs --label-delay-ms >= 0, --label-flip in [0, 1] and --drift-after >= 0 "
-                         f"(got {args.label_delay_ms}, {args.label_flip}, {args.drift_after})")
-    return LabelPlan(args.label_delay_ms, args.label_flip, args.drift_after, seed=args.seed)
-
-
-def _produce_demo_labels(settings: Settings, plan, sent: list[dict], drift) -> None:
-    """The true classes of the demo events just sent (the generator knows them), delayed, maybe flipped."""
-    from models.demo_data import draw_labels, generate_columns
-    from models.demo_labels import label_records
-    from streamscore.harness.labels import produce_labels
-
-    truth = draw_labels(generate_columns(len(sent), plan.seed, drift), plan.seed)
-    stats = produce_labels(settings, label_records(sent, truth, plan))
-    print(f"produced {stats['produced']} labels to {settings.topic('labels').name} "
-          f"(delay {plan.delay_ms} ms, {plan.flip_rate:.0%} flipped after {plan.flip_after})")
 
 
 def parse_drift(spec: str, start_after: int):

@@ -1,11 +1,12 @@
 """Retraining a model that reads its own event schema, on the real stack: ``sensor-rt`` (a copy of the
 sensor model: readings keyed by ``reading_id``, timed by ``ts``, registered from ONNX) gets a retraining
 trigger on its control topic; ``streamscore retrain --model-params`` reads the readings topic through the
-registry as the model's own schema, joins the labels by reading id, registers ``sensor-rt:1.1.0`` on the
-same event schema and attaches it in shadow."""
+registry as the model's own schema, joins the labels (written from a file by ``produce --labels-input``) by
+reading id, registers ``sensor-rt:1.1.0`` on the same event schema and attaches it in shadow."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import uuid
 
@@ -23,7 +24,6 @@ from models.sensor_demo import generate_readings, live_start_ms
 from schemas import load_schema
 from schemas.confluent import RegistryAvroSerde
 from streamscore.cli import main as cli
-from streamscore.harness.labels import produce_labels
 
 pytestmark = pytest.mark.integration
 
@@ -36,16 +36,19 @@ def registry(tmp_path):
     shutil.rmtree(tmp_path / "registry", ignore_errors=True)
 
 
-def _produce(settings, topics, schema) -> tuple[list[dict], list[int]]:
+def _produce(settings, topics, schema, folder) -> tuple[list[dict], list[int]]:
+    """The readings on the Confluent wire, and their labels as a user gives them: a JSON-lines file written
+    by ``streamscore produce --labels-input``."""
     readings = generate_readings(COUNT, seed=33, prefix=f"own-{uuid.uuid4().hex[:6]}-",
                                  start_ms=live_start_ms(COUNT))
     truth = [r.pop("is_anomaly") for r in readings]
     encode = topic_writer(SchemaRegistry(settings.schema_registry), topics["events"], schema).encode
     produce_transactionally(settings, topics["events"], ((r["reading_id"].encode(), encode(r), r["ts"])
                                                          for r in readings), transaction_size=1000)
-    produce_labels(settings, ({"event_id": r["reading_id"], "correlation_id": None, "label": label,
-                               "event_time": r["ts"], "label_time": r["ts"] + 1000}
-                              for r, label in zip(readings, truth)), topic=topics["labels"])
+    labels = folder / "labels.jsonl"
+    labels.write_text("".join(json.dumps({"event_id": r["reading_id"], "label": label, "event_time": r["ts"]})
+                              + "\n" for r, label in zip(readings, truth)))
+    assert cli.main(["produce", "--labels-input", str(labels), "--topic", topics["labels"], "--quiet"]) == 0
     return readings, truth
 
 
@@ -60,11 +63,12 @@ def _trigger(settings, control: str) -> str:
     return message_id
 
 
-def test_a_model_on_its_own_schema_is_retrained_and_attached_in_shadow(settings, fresh_topics, registry, capsys):
+def test_a_model_on_its_own_schema_is_retrained_and_attached_in_shadow(settings, fresh_topics, registry, capsys,
+                                                                         tmp_path):
     names = fresh_topics("events", "labels", "control")
     topics = dict(zip(("events", "labels", "control"), names))
     parent = ModelRegistry(registry).load(NAME, "1.0.0")
-    readings, truth = _produce(settings, topics, parent.card.binding.schema)
+    readings, truth = _produce(settings, topics, parent.card.binding.schema, tmp_path)
     answered = _trigger(settings, topics["control"])
 
     code = cli.main(["retrain", "--model", NAME, "--registry-dir", str(registry), "--control-topic", topics["control"],

@@ -1,0 +1,44 @@
+"""Ground truth from a file (``streamscore produce --labels-input FILE``): one JSON object a line with the
+scored record's id, its true class and its event time, for a model of your own whose labels the demo
+generator cannot draw. Each becomes a ``labels`` record (``schemas/avro/label.avsc``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from schemas.json_lines import read_json_lines
+from streamscore.foundation.errors import InputError
+
+EXAMPLE = '{"event_id": "r0000042", "label": 1, "event_time": 1764547200000}'
+
+
+def read_label_file(path: str | Path, now_ms: int) -> list[dict]:
+    """The label records of ``path``: ``event_id`` (the id the model's events carry, as its scored records
+    do), ``label`` 0 or 1, ``event_time`` (epoch ms), and optional ``label_time`` (default ``now_ms``: the
+    label is known now) and ``correlation_id``. Any other shape is one error naming the file and line."""
+    records = []
+    for lineno, row in enumerate(read_json_lines(path), 1):
+        unknown = sorted(set(row) - {"event_id", "label", "event_time", "label_time", "correlation_id"})
+        record = {"event_id": row.get("event_id"), "correlation_id": row.get("correlation_id"),
+                  "label": row.get("label"), "event_time": row.get("event_time"),
+                  "label_time": row.get("label_time", now_ms)}
+        problem = _problem(record, unknown)
+        if problem:
+            raise InputError(f"{path}: label {lineno}: {problem}; expected e.g. {EXAMPLE}")
+        records.append(record)
+    return records
+
+
+def _problem(record: dict, unknown: list[str]) -> str | None:
+    if unknown:
+        return f"unknown field(s) {', '.join(unknown)}"
+    if not isinstance(record["event_id"], str) or not record["event_id"]:
+        return "event_id must be a non-empty string"
+    if record["label"] not in (0, 1) or isinstance(record["label"], bool):
+        return f"label must be 0 or 1, got {record['label']!r}"
+    for name in ("event_time", "label_time"):
+        if not isinstance(record[name], int) or isinstance(record[name], bool) or record[name] < 0:
+            return f"{name} must be epoch milliseconds (an integer >= 0), got {record[name]!r}"
+    if record["correlation_id"] is not None and not isinstance(record["correlation_id"], str):
+        return "correlation_id must be a string"
+    return None
