@@ -144,7 +144,8 @@ def parent_params(card: ModelCard) -> dict[str, Any]:
     algorithm = card.training.algorithm
     if not algorithm.startswith(ALGORITHM + "["):
         raise ModelError(f"{card.ref} was trained with {algorithm.split('[')[0]!r}: retraining supports "
-                         f"{ALGORITHM} only (a model registered from ONNX: with its hyper-parameters given)")
+                         f"{ALGORITHM} only (a model registered from ONNX: with its hyper-parameters given, "
+                         "retrain --model-params JSON)")
     try:
         return dict(ast.literal_eval(algorithm[len(ALGORITHM):]))
     except (ValueError, SyntaxError, TypeError) as exc:

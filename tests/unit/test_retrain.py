@@ -162,7 +162,7 @@ def test_a_parent_it_cannot_retrain_is_refused_before_any_data_is_read():
 
     check_retrainable(load_model("fraud:1.0.0").card)  # the demo model: retrainable
     sensor = load_model("sensor:1.0.0").card  # registered from ONNX: no hyper-parameters on its card
-    with pytest.raises(ModelError, match=r"with its hyper-parameters given"):
+    with pytest.raises(ModelError, match=r"with its hyper-parameters given, retrain --model-params JSON\)$"):
         check_retrainable(sensor)
     check_retrainable(sensor, RetrainRequest(model_params={"max_iter": 30}))
     with pytest.raises(ModelError, match=r"has no hyper-parameter max_depht, n_estimators$"):
