@@ -38,7 +38,7 @@ from models.build_demo import (
     _onnx_scores,
     _to_onnx,
 )
-from models.card import REGISTERED_FROM_ONNX, ModelCard, TrainingSummary
+from models.card import REGISTERED_FROM_ONNX, ModelCard, OutputSpec, TensorSpec, TrainingSummary
 from models.drift_profile import build_profile, score_profile
 from models.registry import LoadedModel, sha256_hex
 from models.runtime import OnnxScorer
@@ -48,6 +48,7 @@ MIN_LABELLED = 3000
 HOLDOUT_FRACTION = 0.3
 THRESHOLD_FOLDS = 4
 ALGORITHM = "sklearn.HistGradientBoostingClassifier"
+CHALLENGER_INPUT, CHALLENGER_SCORE_OUTPUT = "features", "probabilities"  # skl2onnx's names, zipmap off
 _VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)")
 
 
@@ -131,6 +132,10 @@ def _check_params(params: Mapping[str, Any]) -> None:
     if unknown or "random_state" in params:
         raise ModelError(f"{ALGORITHM} has no hyper-parameter {', '.join(unknown)}" if unknown else
                          "random_state comes from the retraining seed, not the hyper-parameters")
+    try:
+        HistGradientBoostingClassifier(**params)._validate_params()
+    except (ValueError, TypeError) as exc:  # sklearn's InvalidParameterError is a ValueError
+        raise ModelError(f"{ALGORITHM}: {str(exc).splitlines()[0]}") from exc
 
 
 def check_retrainable(card: ModelCard, request: RetrainRequest = RetrainRequest()) -> None:
@@ -167,6 +172,17 @@ def labelled_matrix(card: ModelCard, events: Sequence[Mapping[str, Any]],
     times = np.asarray([int(events[i].get(time_field) or 0) if time_field else 0 for i in valid], dtype=np.int64)
     order = np.argsort(times, kind="stable")
     return matrix[order], truth[order], times[order]
+
+
+def _source_note(source: Mapping[str, Any]) -> str:
+    """What was read, where the events came from: a wrong topic or schema shows as undecodable events."""
+    if "events_read" not in source:
+        return ""
+    bad = source.get("events_undecodable") or {}
+    undecodable = f", {sum(bad.values())} undecodable ({', '.join(sorted(bad))}: another topic or schema?)" \
+        if bad else ""
+    return (f" ({source['events_read']} events read from {source['events_topic']}{undecodable}, "
+            f"{source['labels_read']} labels, {source['joined']} joined by id)")
 
 
 def _split(matrix: np.ndarray, labels: np.ndarray, request: RetrainRequest) -> dict[str, np.ndarray]:
@@ -229,17 +245,19 @@ def retrain(parent: LoadedModel, events: Sequence[Mapping[str, Any]], labels: Se
     matrix, truth, times = labelled_matrix(parent.card, events, labels)
     if len(truth) < request.min_labelled:
         raise TooFewLabelsError(f"{len(truth)} labelled recent events for {parent.card.ref}; retraining needs "
-                                f">= {request.min_labelled}")
+                                f">= {request.min_labelled}{_source_note(request.source)}")
     params = challenger_params(parent.card, request)
     version = next_version(parent.card.version, (parent.card.version, *request.taken_versions))
     parts = _split(matrix, truth, request)
     challenger = _fit(parts, params, request.seed, parent.card, version)
     parent_eval = evaluate(parts["y_hold"], OnnxScorer(parent).predict_batch(parts["x_hold"]),
                            parent.card.outputs.threshold)
+    timed = parent.card.binding.time_field is not None
     data = {**request.source, "rows": len(truth), "rows_dropped": int(len(events) - len(truth)),
             "rows_train": len(parts["y_fit"]), "threshold": f"best F1, {THRESHOLD_FOLDS}-fold out of fold",
-            "rows_holdout": len(parts["y_hold"]), "holdout": "latest by event time",
-            "event_time_from": int(times[0]), "event_time_to": int(times[-1])}
+            "rows_holdout": len(parts["y_hold"]),
+            "holdout": "latest by event time" if timed else "the last read (no time field: the topic's order)",
+            "event_time_from": int(times[0]) if timed else None, "event_time_to": int(times[-1]) if timed else None}
     retraining = {"parent": parent.card.ref, "answers": list(request.answers),
                   "window_ids": list(request.window_ids), "data": data,
                   "holdout_parent": parent_eval.as_dict(), "holdout_challenger": challenger.held_out.as_dict()}
@@ -257,9 +275,13 @@ def _challenger_card(parent: ModelCard, challenger: _Challenger, parts: dict[str
         rows_test=challenger.held_out.rows, seed=challenger.seed, positive_rate=round(float(truth.mean()), 6),
         test_auc=challenger.held_out.auc, test_accuracy=challenger.held_out.accuracy,
         library_versions=_library_versions(), retraining=retraining)
-    outputs = dataclasses.replace(parent.outputs, threshold=challenger.threshold)
+    # the challenger's graph is the retrainer's export (models.build_demo._to_onnx), whatever the parent's was
+    # (a model of your own may name its input X and its score output anything)
+    outputs = OutputSpec(score_output=CHALLENGER_SCORE_OUTPUT, score_column=1, threshold=challenger.threshold)
+    onnx_input = TensorSpec(name=CHALLENGER_INPUT, dtype="float32", shape=(None, parent.contract.width))
     profile = {**build_profile(parent.contract, parts["x_fit"]), "score": score_profile(challenger.scores)}
     return dataclasses.replace(
         parent, version=challenger.version, onnx_sha256=sha256_hex(challenger.onnx_bytes), outputs=outputs,
+        onnx_input=onnx_input,
         training=training, drift_profile=profile, optimization={},
         description=f"Challenger retrained from {parent.ref} on {len(truth)} recent labelled events.")

@@ -34,7 +34,7 @@ def _problem(record: dict, unknown: list[str]) -> str | None:
         return f"unknown field(s) {', '.join(unknown)}"
     if not isinstance(record["event_id"], str) or not record["event_id"]:
         return "event_id must be a non-empty string"
-    if record["label"] not in (0, 1) or isinstance(record["label"], bool):
+    if type(record["label"]) is not int or record["label"] not in (0, 1):  # not 1.0, not true
         return f"label must be 0 or 1, got {record['label']!r}"
     for name in ("event_time", "label_time"):
         if not isinstance(record[name], int) or isinstance(record[name], bool) or record[name] < 0:

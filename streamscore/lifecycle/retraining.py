@@ -29,6 +29,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -237,18 +238,35 @@ def _lifecycle(args: RetrainOptions, settings: Settings, control_topic: str, act
 def collect_labelled(settings: Settings, topics: dict[str, str], recent: int,
                      card: ModelCard) -> tuple[list[dict], list[int], dict]:
     """The last ``recent`` events that have a label (events in log order, read as the model's event schema:
-    its own, or the demo's; labels joined by the schema's id field)."""
+    its own, on the Confluent wire or as JSON objects, or the demo's; labels joined by the schema's id field).
+    The source's counts name the records that did not decode (another topic's, another schema's)."""
     from connectors.schema_registry import SchemaRegistry, topic_reader
-    from schemas.confluent import RegistryAvroSerde
 
     registry = SchemaRegistry(settings.schema_registry)
-    reader = RegistryAvroSerde(card.binding.schema, None, registry) if card.event_schema is not None \
+    reader = _OwnEvents(card.binding.schema, registry) if card.event_schema is not None \
         else topic_reader(registry, "event")
-    events = read_tail(settings, topics["events"], recent, reader.decode)
+    undecodable: Counter = Counter()
+    events = read_tail(settings, topics["events"], recent, reader.decode, skipped=undecodable)
     labels = {r["event_id"]: int(r["label"])
               for r in read_tail(settings, topics["labels"], 3 * recent, topic_reader(registry, "label").decode)}
     key = card.binding.id_field
     labelled = [e for e in events if e[key] in labels]
     source = {"events_topic": topics["events"], "labels_topic": topics["labels"], "events_read": len(events),
               "labels_read": len(labels), "joined": len(labelled)}
+    if undecodable:
+        source["events_undecodable"] = dict(undecodable)
     return labelled, [labels[e[key]] for e in labelled], source
+
+
+class _OwnEvents:
+    """A model's own events as its scoring job takes them: Confluent-wire Avro, or JSON objects
+    (``submit scoring --input-format json``), told apart by the first byte."""
+
+    def __init__(self, schema, registry) -> None:
+        from schemas.confluent import RegistryAvroSerde
+        from schemas.json_events import JsonEvents
+
+        self._avro, self._json = RegistryAvroSerde(schema, None, registry), JsonEvents(schema)
+
+    def decode(self, payload: bytes) -> dict:
+        return self._json.decode(payload) if payload[:1] == b"{" else self._avro.decode(payload)

@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import math
 import time
+from collections import Counter
 
 from models.promotion_policy import ShadowEvidence, evidence_from_records
 from streamscore.foundation.config import Settings
 
 
-def read_tail(settings: Settings, topic: str, count: int, decode, timeout_s: float = 60.0) -> list[dict]:
+def read_tail(settings: Settings, topic: str, count: int, decode, timeout_s: float = 60.0, *,
+              skipped: Counter | None = None) -> list[dict]:
     """Decoded committed records among the last ``count`` offsets of ``topic`` (spread over its partitions);
-    records that do not decode are skipped."""
+    records that do not decode are skipped (counted in ``skipped`` by error, where given)."""
     from confluent_kafka import TopicPartition
 
     from connectors.kafka_clients import KafkaClientError, existing_topics
@@ -46,8 +48,9 @@ def read_tail(settings: Settings, topic: str, count: int, decode, timeout_s: flo
                 if record.error() is None:
                     try:
                         records.append(decode(record.value()))
-                    except SerdeError:
-                        continue
+                    except SerdeError as exc:
+                        if skipped is not None:
+                            skipped[type(exc).__name__] += 1
     finally:
         consumer.close()
     return records

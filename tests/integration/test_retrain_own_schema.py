@@ -71,8 +71,9 @@ def test_a_model_on_its_own_schema_is_retrained_and_attached_in_shadow(settings,
     readings, truth = _produce(settings, topics, parent.card.binding.schema, tmp_path)
     answered = _trigger(settings, topics["control"])
 
+    recent = str(COUNT + 1000)  # offsets from the end: each transaction's commit marker takes one too
     code = cli.main(["retrain", "--model", NAME, "--registry-dir", str(registry), "--control-topic", topics["control"],
-                     "--events-topic", topics["events"], "--labels-topic", topics["labels"], "--recent", str(COUNT),
+                     "--events-topic", topics["events"], "--labels-topic", topics["labels"], "--recent", recent,
                      "--min-labelled", "2000", "--model-params", '{"max_iter": 40}', "--activation-delay-ms", "3000"])
     out = capsys.readouterr()
     assert code == 0, out.err

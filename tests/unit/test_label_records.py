@@ -34,6 +34,7 @@ def test_labels_are_read_with_the_label_time_defaulting_to_now_and_encode_as_lab
     ({"label": 1, "event_time": 5}, "event_id must be a non-empty string"),
     ({"event_id": "r", "label": 2, "event_time": 5}, "label must be 0 or 1, got 2"),
     ({"event_id": "r", "label": True, "event_time": 5}, "label must be 0 or 1, got True"),
+    ({"event_id": "r", "label": 1.0, "event_time": 5}, "label must be 0 or 1, got 1.0"),
     ({"event_id": "r", "label": 1, "event_time": "2025-12-01"}, "event_time must be epoch milliseconds"),
     ({"event_id": "r", "label": 1}, "event_time must be epoch milliseconds"),
     ({"event_id": "r", "label": 1, "event_time": 5, "label_time": -1}, "label_time must be epoch milliseconds"),

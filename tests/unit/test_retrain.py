@@ -171,19 +171,64 @@ def test_a_parent_it_cannot_retrain_is_refused_before_any_data_is_read():
         check_retrainable(sensor, RetrainRequest(model_params={"random_state": 1}))
 
 
-def test_a_model_on_its_own_event_schema_is_retrained_on_its_own_records():
+def _renamed_sensor(folder) -> str:
+    """The sensor model as a user might have exported it: input ``X``, score output ``probs`` (skl2onnx's
+    defaults differ by call), registered from ONNX in ``folder``; its ref."""
+    import onnx
+
+    from models.registry import DEFAULT_ROOT
+
+    source = DEFAULT_ROOT / "sensor" / "1.0.0"
+    graph = onnx.load(str(source / "model.onnx"))
+    for old, new in (("features", "X"), ("probabilities", "probs")):
+        for node in graph.graph.node:
+            node.input[:] = [new if name == old else name for name in node.input]
+            node.output[:] = [new if name == old else name for name in node.output]
+        for value in (*graph.graph.input, *graph.graph.output):
+            value.name = new if value.name == old else value.name
+    onnx.save(graph, str(folder / "model.onnx"))
+    card = json.loads((source / "model.json").read_text())
+    card["onnx_input"]["name"], card["outputs"]["score_output"] = "X", "probs"
+    (folder / "card.json").write_text(json.dumps({**card, "name": "own-sensor"}))
+    register_model(folder / "model.onnx", folder / "card.json", folder / "registry")
+    return "own-sensor:1.0.0"
+
+
+def test_a_model_on_its_own_event_schema_is_retrained_on_its_own_records(tmp_path):
     """The sensor model reads readings (id ``reading_id``, time ``ts``): its challenger is trained on them in
-    the order of their own time field, and keeps the card's event schema, so its jobs read the same topic."""
+    the order of their own time field, keeps the card's event schema (its jobs read the same topic) and has
+    the retrainer's ONNX interface, whatever the parent's names, so it registers."""
     from models.sensor_demo import generate_readings
 
-    parent = load_model("sensor:1.0.0")
+    parent = load_model(_renamed_sensor(tmp_path), root=tmp_path / "registry")
     readings = generate_readings(6000, seed=21, prefix="rt")
     readings.reverse()  # arriving out of order: the held-out part is still the latest by ``ts``
     labels = [r.pop("is_anomaly") for r in readings]
     result = retrain(parent, readings, labels, RetrainRequest(model_params={"max_iter": 40}, min_labelled=1000))
     card = result.card
     assert card.version == "1.1.0" and card.event_schema == parent.card.event_schema
+    assert (card.onnx_input.name, card.outputs.score_output, card.outputs.score_column) == \
+        ("features", "probabilities", 1)
     data = card.training.retraining["data"]
     assert data["rows"] == 6000 and data["event_time_to"] == max(r["ts"] for r in readings)
     assert data["event_time_from"] == min(r["ts"] for r in readings)
     assert result.challenger.auc > 0.9 and result.challenger.rows == 1800
+    assert register_card(card, result.onnx_bytes, tmp_path / "registry").card.ref == "own-sensor:1.1.0"
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"max_iter": -1}, "max_iter"), ({"learning_rate": "fast"}, "learning_rate"), ({"max_iter": 1.5}, "max_iter")])
+def test_hyper_parameter_values_sklearn_refuses_are_refused_before_training(params, message):
+    from models.retrain import check_retrainable
+
+    with pytest.raises(ModelError, match=rf"^sklearn\.HistGradientBoostingClassifier: .*{message}"):
+        check_retrainable(load_model("sensor:1.0.0").card, RetrainRequest(model_params=params))
+
+
+def test_too_few_labels_says_what_was_read_and_what_did_not_decode(parent):
+    events, labels = travel_ring(200, seed=3)
+    source = {"events_topic": "readings", "events_read": 200, "labels_read": 150, "joined": 150,
+              "events_undecodable": {"BadMagicByteError": 4000}}
+    with pytest.raises(TooFewLabelsError, match=r"\(200 events read from readings, 4000 undecodable "
+                                                r"\(BadMagicByteError: another topic or schema\?\), 150 labels"):
+        retrain(parent, events, labels, RetrainRequest(source=source))

@@ -50,3 +50,30 @@ def test_one_retraining_of_a_model_at_a_time(tmp_path):
     with open(tmp_path / "fraud" / ".retrain.lock", "a") as other:  # released after the round
         fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
     assert registry.list_models() == []  # the lock file is no model
+
+
+def test_a_models_own_events_are_read_from_the_confluent_wire_or_as_json():
+    """What retraining reads of a model of your own: its events as its scoring job takes them, Avro on the
+    Confluent wire or JSON objects (``--input-format json``); anything else is a payload error (skipped and
+    counted by the tail reader)."""
+    import pytest as _pytest
+
+    from models.registry import load_model
+    from models.sensor_demo import generate_readings
+    from schemas.confluent import RegistryAvroSerde
+    from schemas.errors import PayloadError
+    from schemas.json_events import JsonEvents
+    from streamscore.lifecycle.retraining import _OwnEvents
+
+    schema = load_model("sensor:1.0.0").card.binding.schema
+
+    class Registry:
+        def schema(self, schema_id):
+            return schema
+
+    reading = {k: v for k, v in generate_readings(1, seed=2)[0].items() if k != "is_anomaly"}
+    events = _OwnEvents(schema, Registry())
+    assert events.decode(RegistryAvroSerde(schema, 7, Registry()).encode(reading)) == reading
+    assert events.decode(JsonEvents(schema).encode(reading)) == reading
+    with _pytest.raises(PayloadError):
+        events.decode(b"\xc3\x01not an event")
