@@ -175,7 +175,8 @@ def test_drift_trigger_retrained_challenger_in_shadow(settings, fresh_topics, re
     assert triggers[0]["message_id"] in answered["answers"] and answered["parent"] == f"{NAME}:1.0.0"
     assert f"registered {NAME}:1.1.0" in trained and f"SHADOW_ATTACHED {NAME}:1.1.0" in trained
     refused_lines = [line for line in refused.splitlines() if not line.startswith("{")]  # JSON log lines aside
-    refusal = f"streamscore: error: {FIRST} labelled recent events for {NAME}:1.0.0; retraining needs >= 9000"
+    refusal = (f"streamscore: error: {FIRST} labelled recent events for {NAME}:1.0.0; retraining needs >= 9000 "
+               f"({FIRST} events read from {topics['events']}, {FIRST} labels, {FIRST} joined by id)")
     assert refused_lines == [refusal], refused
     assert "already answered" in again and [m["model_version"] for m in control
                                             if m["kind"] == "SHADOW_ATTACHED"] == ["1.1.0"]
