@@ -118,7 +118,7 @@ def challenger_params(card: ModelCard, request: RetrainRequest) -> dict[str, Any
     """The parent's hyper-parameters with the request's on top; a parent registered from an ONNX file
     (``models register --onnx``) records none, so its challenger is trained with the request's alone."""
     _check_params(request.model_params or {})
-    if card.training.algorithm == REGISTERED_FROM_ONNX and request.model_params:
+    if card.training.algorithm == REGISTERED_FROM_ONNX and request.model_params is not None:
         return dict(request.model_params)
     return {**parent_params(card), **(request.model_params or {})}
 

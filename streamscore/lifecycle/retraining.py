@@ -210,7 +210,7 @@ def _train_and_register(args: RetrainOptions, settings: Settings, topics: dict[s
 
     latest = pending[-1]
     parent = registry.load(args.model, latest["model_version"])
-    params = dict(args.model_params) if args.model_params else None
+    params = dict(args.model_params) if args.model_params is not None else None
     check_retrainable(parent.card, RetrainRequest(model_params=params))  # before reading Kafka
     events, labels, source = collect_labelled(settings, topics, args.recent, parent.card)
     request = RetrainRequest(

@@ -165,6 +165,7 @@ def test_a_parent_it_cannot_retrain_is_refused_before_any_data_is_read():
     with pytest.raises(ModelError, match=r"with its hyper-parameters given, retrain --model-params JSON\)$"):
         check_retrainable(sensor)
     check_retrainable(sensor, RetrainRequest(model_params={"max_iter": 30}))
+    check_retrainable(sensor, RetrainRequest(model_params={}))  # given, empty: the algorithm's defaults
     with pytest.raises(ModelError, match=r"has no hyper-parameter max_depht, n_estimators$"):
         check_retrainable(sensor, RetrainRequest(model_params={"max_depht": 3, "n_estimators": 10}))
     with pytest.raises(ModelError, match=r"random_state comes from the retraining seed"):
