@@ -130,8 +130,9 @@ def _decoder_jar(settings: Settings, wire: RegistryWire) -> str | None:
     (``jobs.jvm_decode.registry_access``)."""
     if settings.schema_registry.decoder != "jvm" or wire.events_format != "avro":
         return None
-    if cluster_decoder_jar(settings, wire):
-        return cluster_decoder_jar(settings, wire)
+    cluster_jar = cluster_decoder_jar(settings, wire)
+    if cluster_jar:
+        return cluster_jar
     from jobs.jars import udf_jar
     from streamscore.foundation.errors import StackError
 
