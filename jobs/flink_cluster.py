@@ -9,6 +9,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -136,6 +137,29 @@ def cancel_job(settings: Settings, job_id: str, savepoint_dir: str | None = None
     trigger = rest(settings, f"/jobs/{job_id}/stop", method="POST",
                    body={"targetDirectory": savepoint_dir, "drain": False})
     return _await_savepoint(settings, job_id, trigger["request-id"], timeout_s)
+
+
+def cancel_jobs(settings: Settings, job_ids: Sequence[str], *, quietly: bool = False,
+                timeout_s: float = 120.0) -> None:
+    """Cancel several jobs at once: every cancel is asked for first, then each is awaited (their tasks
+    stop side by side, ~3 s here, instead of one after the other). ``quietly``: a job that cannot be
+    cancelled (gone already, the cluster away) is skipped; otherwise the first failure is raised once
+    all were tried."""
+    failures: list[StreamscoreError] = []
+    asked = []
+    for job_id in job_ids:
+        try:
+            rest(settings, f"/jobs/{job_id}", method="PATCH")
+            asked.append(job_id)
+        except StreamscoreError as exc:
+            failures.append(exc)
+    for job_id in asked:
+        try:
+            wait_for_state(settings, job_id, {"CANCELED"}, timeout_s)
+        except StreamscoreError as exc:
+            failures.append(exc)
+    if failures and not quietly:
+        raise failures[0]
 
 
 def _await_savepoint(settings: Settings, job_id: str, request_id: str, timeout_s: float) -> str:

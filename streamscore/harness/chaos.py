@@ -17,8 +17,8 @@ import uuid
 from dataclasses import asdict, dataclass, replace
 
 from connectors.kafka_clients import create_topics, delete_topics
-from jobs.flink_cluster import cancel_job
-from jobs.submit import drift_config_from_settings, scoring_config_from_settings, submit_drift, submit_scoring
+from jobs.flink_cluster import cancel_jobs
+from jobs.submit import drift_config_from_settings, scoring_config_from_settings, submit_together
 from models.demo_data import DriftSpec
 from streamscore.foundation.config import Settings, TopicSpec
 from streamscore.foundation.errors import StreamscoreError
@@ -180,8 +180,8 @@ class _FaultRun:
                                            alerts_topic=topics["alerts"], control_topic=topics["control"],
                                            labels_topic="", job_name=f"chaos-drift-{self.tag}",
                                            startup_mode="earliest-offset")
-        self.drift_job = submit_drift(settings, drift)
-        self.ctx = FaultContext(Stack(settings), settings, config, submit_scoring(settings, config))
+        self.drift_job, scoring_job = submit_together(settings, [drift, config])
+        self.ctx = FaultContext(Stack(settings), settings, config, scoring_job)
         return self.ctx
 
     def _traffic(self) -> TrafficPlan:
@@ -233,9 +233,8 @@ class _FaultRun:
             self.sampler.stop()
         if self.injector:
             self.injector.join(600)
-        for job_id in (self.ctx.job_id if self.ctx else "", self.drift_job):
-            if job_id:
-                _cancel_quietly(self.settings, job_id)
+        cancel_jobs(self.settings, [j for j in (self.ctx.job_id if self.ctx else "", self.drift_job) if j],
+                    quietly=True)
         with contextlib.suppress(StreamscoreError):
             delete_topics(self.settings, list(self.topics.values()))
         if self.models:
@@ -271,11 +270,6 @@ class _Injector(threading.Thread):
             FAULTS[fault](self.ctx)
         except Exception as exc:  # noqa: BLE001 - reported by run_faults
             self.errors.append(f"{fault}: {exc}")
-
-
-def _cancel_quietly(settings: Settings, job_id: str) -> None:
-    with contextlib.suppress(StreamscoreError):
-        cancel_job(settings, job_id)
 
 
 def _account(faults: str, report: TrafficReport, fault_ms: list[int], identities: Identities) -> FaultReport:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import threading
 import time
@@ -12,10 +11,9 @@ from topic_reads import decoder_of, demo_events_writer
 
 from connectors.kafka_clients import produce_transactionally
 from connectors.kafka_reads import read_topic
-from jobs.flink_cluster import cancel_job, wait_running
-from jobs.submit import drift_config_from_settings, scoring_config_from_settings, submit_drift, submit_scoring
+from jobs.flink_cluster import cancel_jobs
+from jobs.submit import drift_config_from_settings, scoring_config_from_settings, submit_drift, submit_together
 from models.demo_data import DriftSpec, generate_events
-from streamscore.foundation.errors import StreamscoreError
 
 TOTAL, DRIFT_AFTER = 30_000, 15_000
 TIERS = ("NONE", "SMALL", "MODERATE", "SEVERE")
@@ -115,23 +113,19 @@ def run_sidecars(settings, fresh_topics, sidecars: dict[str, dict], *, partition
     events, scored, dead = fresh_topics("events", "scored", "dead", partitions=partitions)
     tag = uuid.uuid4().hex[:8]
     outputs = {name: fresh_topics("alerts", "control") for name in sidecars}
-    jobs = [submit_scoring(settings, scoring_config_from_settings(
+    configs = [scoring_config_from_settings(
         settings, events_topic=events, scored_topic=scored, dead_letter_topic=dead, job_name=f"it-score-{tag}",
-        startup_mode="earliest-offset", parallelism=scoring_parallelism), wait=False)]
-    rescaler, tail_ms = None, 0
-    for name, (alerts_topic, control_topic) in outputs.items():
-        config = drift_config_from_settings(
-            settings, events_topic=events, scored_topic=scored, alerts_topic=alerts_topic,
-            control_topic=control_topic, job_name=f"it-drift-{name}-{tag}", startup_mode="earliest-offset",
-            window_events=1000, window_ms=2000, **sidecars[name])
-        jobs.append(submit_drift(settings, config, wait=False))
-        if config.window_kind == "time":
-            tail_ms = max(tail_ms, closing_tail_ms(config))
-        if name == rescaled:
-            rescaler = _Rescaler(settings, config, jobs, len(jobs) - 1)
+        startup_mode="earliest-offset", parallelism=scoring_parallelism)]
+    configs += [drift_config_from_settings(
+        settings, events_topic=events, scored_topic=scored, alerts_topic=alerts_topic,
+        control_topic=control_topic, job_name=f"it-drift-{name}-{tag}", startup_mode="earliest-offset",
+        window_events=1000, window_ms=2000, **sidecars[name])
+        for name, (alerts_topic, control_topic) in outputs.items()]
+    tail_ms = max([closing_tail_ms(c) for c in configs[1:] if c.window_kind == "time"], default=0)
+    jobs = submit_together(settings, configs)  # all run, or none is left running
+    index = 1 + list(outputs).index(rescaled) if rescaled else 0
+    rescaler = _Rescaler(settings, configs[index], jobs, index) if rescaled else None
     try:
-        for job_id in jobs:
-            wait_running(settings, job_id, timeout_s=120)
         if rescaler:
             rescaler.start()
         drift_started_ms = produce_with_drift(settings, events, f"d{tag}-", tail_ms=tail_ms)
@@ -149,9 +143,8 @@ def run_sidecars(settings, fresh_topics, sidecars: dict[str, dict], *, partition
         if rescaler and rescaler.is_alive():
             rescaler.stopped.set()
             rescaler.join(180)
-        for job_id in {*jobs, *(rescaler.submitted if rescaler else ())}:
-            with contextlib.suppress(StreamscoreError):  # a job the rescaler stopped has finished already
-                cancel_job(settings, job_id)
+        # quietly: a job the rescaler stopped has finished already
+        cancel_jobs(settings, list({*jobs, *(rescaler.submitted if rescaler else ())}), quietly=True)
     return found, drift_started_ms
 
 

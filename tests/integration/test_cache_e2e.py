@@ -31,9 +31,9 @@ from benchmarks.feed import with_repeats
 from connectors.kafka_clients import produce_transactionally
 from connectors.kafka_reads import read_topic
 from connectors.schema_registry import SchemaRegistry, topic_reader, topic_writer
-from jobs.flink_cluster import cancel_job, wait_running
+from jobs.flink_cluster import cancel_job
 from jobs.flink_metrics import scrape
-from jobs.submit import scoring_config_from_settings, submit_scoring
+from jobs.submit import scoring_config_from_settings, submit_together
 from models.demo_data import generate_events
 from models.registry import load_model
 from schemas.serde import schema_document
@@ -88,20 +88,15 @@ def _events_with_repeats(count: int, fraction: float) -> list[dict]:
 
 
 def _submit_all(settings, topics: dict, jobs: dict) -> None:
-    """(a), (b), (c) submitted side by side (each client takes seconds), into ``jobs`` as they come."""
+    """(a), (b), (c) submitted side by side (each client takes seconds), into ``jobs``."""
     tag = uuid.uuid4().hex[:8]
-
-    def submit(role: str) -> None:
-        config = scoring_config_from_settings(
-            settings, events_topic=topics["events_c" if role == "c" else "events"], scored_topic=topics[role],
-            dead_letter_topic=topics[f"dead_{role}"], job_name=f"it-cache-{role}-{tag}",
-            startup_mode="earliest-offset", cache_enabled=role != "a")
-        jobs[role] = submit_scoring(settings, config, wait=False), config.job_name
-
-    with ThreadPoolExecutor(3) as pool:
-        list(pool.map(submit, "abc"))
-    for job_id, _ in jobs.values():
-        wait_running(settings, job_id, timeout_s=120)
+    configs = {role: scoring_config_from_settings(
+        settings, events_topic=topics["events_c" if role == "c" else "events"], scored_topic=topics[role],
+        dead_letter_topic=topics[f"dead_{role}"], job_name=f"it-cache-{role}-{tag}",
+        startup_mode="earliest-offset", cache_enabled=role != "a") for role in "abc"}
+    job_ids = submit_together(settings, list(configs.values()))
+    for (role, config), job_id in zip(configs.items(), job_ids, strict=True):
+        jobs[role] = job_id, config.job_name
 
 
 def _run_a_and_b(settings, jobs: dict, topics: dict, records: list) -> dict:

@@ -19,9 +19,9 @@ from topic_reads import decoder_of, demo_events_writer
 from connectors.kafka_clients import produce_transactionally
 from connectors.kafka_reads import read_topic
 from drift.accuracy import ACCURACY_BOUNDS
-from jobs.flink_cluster import cancel_job, job_failures
+from jobs.flink_cluster import cancel_jobs, job_failures
 from jobs.flink_metrics import scrape
-from jobs.submit import drift_config_from_settings, scoring_config_from_settings, submit_drift, submit_scoring
+from jobs.submit import drift_config_from_settings, scoring_config_from_settings, submit_together
 from models.demo_data import generate_labelled
 from models.demo_labels import LabelPlan, label_records
 from streamscore.harness.labels import produce_labels
@@ -63,7 +63,7 @@ def test_flipped_labels_raise_one_accuracy_alert_and_trigger(settings, fresh_top
     for i, event in enumerate(events):
         event["event_time"] = now + i
     encode = demo_events_writer(settings, events_t).encode
-    jobs = [submit_scoring(settings, scoring), submit_drift(settings, drift)]
+    jobs = submit_together(settings, [scoring, drift])
     try:
         produce_transactionally(settings, events_t, ((e["event_id"].encode(), encode(e), e["event_time"])
                                                      for e in events), transaction_size=500)
@@ -85,8 +85,7 @@ def test_flipped_labels_raise_one_accuracy_alert_and_trigger(settings, fresh_top
             metrics = scrape(settings, drift.job_name)
         failovers = job_failures(settings, jobs[1])
     finally:
-        for job_id in jobs:
-            cancel_job(settings, job_id)
+        cancel_jobs(settings, jobs)
 
     # Windows close at >= 1000 joined rows on Arrow-batch boundaries, so the window where the flip
     # begins mixes clean and flipped labels: it may alert at a lower tier, escalated by a later one, never

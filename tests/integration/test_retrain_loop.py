@@ -34,9 +34,9 @@ from topic_reads import decoder_of, demo_events_writer
 
 from connectors.kafka_clients import produce_transactionally
 from connectors.kafka_reads import read_topic
-from jobs.flink_cluster import cancel_job
+from jobs.flink_cluster import cancel_jobs
 from jobs.flink_metrics import LIFECYCLE_PREFIX, job_series
-from jobs.submit import drift_config_from_settings, scoring_config_from_settings, submit_drift, submit_scoring
+from jobs.submit import drift_config_from_settings, scoring_config_from_settings, submit_together
 from models import demo_data
 from models.demo_labels import LabelPlan, label_records
 from models.registry import ModelRegistry, load_model
@@ -139,7 +139,7 @@ def test_drift_trigger_retrained_challenger_in_shadow(settings, fresh_topics, re
     second, second_truth = travel_ring(SECOND, seed=62)
     for event in second:
         event["event_id"] = f"after-{event['event_id']}"
-    jobs = [submit_scoring(settings, scoring), submit_drift(settings, drift)]
+    jobs = submit_together(settings, [scoring, drift])
     try:
         _produce(settings, topics, first, first_truth, int(time.time() * 1000) - 20_000)
         control = _wait_for(lambda: _read(settings, topics["control"], "control"),
@@ -164,8 +164,7 @@ def test_drift_trigger_retrained_challenger_in_shadow(settings, fresh_topics, re
                             30, "shadow agreement metrics")
         shadow = _read(settings, topics["shadow"], "scored")
     finally:
-        for job_id in jobs:
-            cancel_job(settings, job_id)
+        cancel_jobs(settings, jobs)
 
     triggers = [m for m in control if m["kind"] == "RETRAIN_TRIGGER"]
     challenger = load_model(f"{NAME}:1.1.0", root=registry)
@@ -267,7 +266,7 @@ def _run_follow(settings, topics, registry, batches, out_dir: Path) -> dict:
     """Jobs and the retrainer subprocess; the batches produced around its attach and its promotion.
     Returns what was read at the end (and when the promotion took effect)."""
     scoring, drift = _loop_configs(settings, topics, registry)
-    jobs = [submit_scoring(settings, scoring), submit_drift(settings, drift)]
+    jobs = submit_together(settings, [scoring, drift])
     retrainer = _spawn_retrainer(topics, registry, out_dir)
     began, phases = time.monotonic(), {}
     try:
@@ -292,8 +291,7 @@ def _run_follow(settings, topics, registry, batches, out_dir: Path) -> dict:
         return {**seen, "control_later": _read(settings, topics["control"], "control")}
     finally:
         _stop(retrainer)
-        for job_id in jobs:
-            cancel_job(settings, job_id)
+        cancel_jobs(settings, jobs)
         errors = [line for line in (out_dir / "stderr").read_text().splitlines() if not line.startswith("{")]
         print("retrainer stderr (JSON log lines aside):", *errors[-20:], sep="\n")
 

@@ -16,8 +16,8 @@ import pytest
 from drift_runs import assert_one_episode_and_trigger, judged_features, run_sidecars
 from topic_reads import transactional_ids
 
-from jobs.flink_cluster import cancel_job, rest, wait_running
-from jobs.submit import scoring_config_from_settings, submit_scoring
+from jobs.flink_cluster import cancel_jobs, rest
+from jobs.submit import scoring_config_from_settings, submit_together
 from streamscore.harness.accounting import account, read_identities
 from streamscore.harness.traffic import TrafficPlan, TrafficTopics, run_traffic
 from streamscore.stack import Stack
@@ -50,17 +50,16 @@ def _taskmanagers_of(settings, job_id: str) -> set[str]:
 def test_parallelism_2_and_4_score_each_record_exactly_once_over_two_taskmanagers(two_taskmanagers, fresh_topics):
     settings = two_taskmanagers
     tag = uuid.uuid4().hex[:8]
-    runs = {}
+    topics, configs = {}, []
     for parallelism in (2, 4):
         events, scored = fresh_topics("events", "scored", partitions=PARTITIONS)
         (dead,) = fresh_topics("dead")
-        config = scoring_config_from_settings(settings, events_topic=events, scored_topic=scored,
-                                              dead_letter_topic=dead, job_name=f"it-scale-p{parallelism}-{tag}",
-                                              startup_mode="earliest-offset", parallelism=parallelism)
-        runs[parallelism] = (TrafficTopics(events, scored, dead), submit_scoring(settings, config, wait=False))
+        topics[parallelism] = TrafficTopics(events, scored, dead)
+        configs.append(scoring_config_from_settings(settings, events_topic=events, scored_topic=scored,
+                                                    dead_letter_topic=dead, job_name=f"it-scale-p{parallelism}-{tag}",
+                                                    startup_mode="earliest-offset", parallelism=parallelism))
+    runs = dict(zip(topics, zip(topics.values(), submit_together(settings, configs), strict=True), strict=True))
     try:
-        for _, job_id in runs.values():
-            wait_running(settings, job_id, timeout_s=120)
         placed = {p: _taskmanagers_of(settings, job_id) for p, (_, job_id) in runs.items()}
         reports = {}
         for parallelism, (topics, _) in runs.items():
@@ -75,8 +74,7 @@ def test_parallelism_2_and_4_score_each_record_exactly_once_over_two_taskmanager
         transactions = {(p, sink): _subtasks(transactional_ids(settings, f"{job_names[p]}-{sink}-"))
                         for p in runs for sink in ("scored", "dead-letter")}
     finally:
-        for _, job_id in runs.values():
-            cancel_job(settings, job_id)
+        cancel_jobs(settings, [job_id for _, job_id in runs.values()])
     for parallelism, found in reports.items():
         assert found.clean, (parallelism, found)
         assert (found.produced, found.scored, found.dead_lettered) == (EVENTS, EVENTS - EVENTS // 200, EVENTS // 200)

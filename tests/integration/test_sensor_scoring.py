@@ -19,8 +19,8 @@ from topic_reads import read_until, read_with_flink_sql
 
 from connectors.kafka_clients import produce_transactionally
 from connectors.schema_registry import SchemaRegistry, subject_for, topic_reader
-from jobs.flink_cluster import cancel_job
-from jobs.submit import scoring_config_from_settings, submit_scoring
+from jobs.flink_cluster import cancel_job, cancel_jobs
+from jobs.submit import scoring_config_from_settings, submit_scoring, submit_together
 from models.registry import load_model
 from models.runtime import OnnxScorer
 from models.sensor_demo import generate_readings
@@ -63,13 +63,12 @@ def test_sensor_and_fraud_models_score_at_the_same_time(settings, fresh_topics):
     readings_topic, scored, dead, other = fresh_topics("readings", "scored", "dead", "other", partitions=2)
     events, fraud_scored, fraud_dead = fresh_topics("events", "scored", "dead", partitions=2)
     tag = uuid.uuid4().hex[:8]
-    sensor_job = submit_scoring(settings, scoring_config_from_settings(
+    json_config, json_topics = _json_job(settings, fresh_topics, tag)
+    jobs = submit_together(settings, [scoring_config_from_settings(
         settings, model="sensor:1.0.0", events_topic=readings_topic, scored_topic=scored, dead_letter_topic=dead,
-        job_name=f"it-sensor-{tag}", startup_mode="earliest-offset"))
-    fraud_job = submit_scoring(settings, scoring_config_from_settings(
+        job_name=f"it-sensor-{tag}", startup_mode="earliest-offset"), scoring_config_from_settings(
         settings, events_topic=events, scored_topic=fraud_scored, dead_letter_topic=fraud_dead,
-        job_name=f"it-fraud-{tag}", startup_mode="earliest-offset"))
-    json_job, json_topics = _start_json_job(settings, fresh_topics, tag)
+        job_name=f"it-fraud-{tag}", startup_mode="earliest-offset"), json_config])
     try:
         json_readings = _produce_json(settings, json_topics[0], tag)
         readings = [{k: v for k, v in r.items() if k != "is_anomaly"}
@@ -86,8 +85,7 @@ def test_sensor_and_fraud_models_score_at_the_same_time(settings, fresh_topics):
         dead_raw = read_until(settings, dead, len(bad) + 1, bytes)
         _check_json_output(settings, json_topics, json_readings)  # the JSON-input job, at the same time
     finally:
-        for job in (sensor_job, fraud_job, json_job):
-            cancel_job(settings, job)
+        cancel_jobs(settings, jobs)
 
     # the fraud model, on its own topics, at the same time
     assert fraud.scored_duplicates == 0 and sorted(fraud.scored) == sorted(fraud.valid_ids)
@@ -207,18 +205,18 @@ def test_the_sensor_models_drift_sidecar_alerts_on_its_own_shifted_feature(setti
     import time
 
     from connectors.kafka_reads import read_topic
-    from jobs.submit import drift_config_from_settings, submit_drift
+    from jobs.submit import drift_config_from_settings, submit_together
 
     readings_topic, scored, dead, alerts_topic, control_topic = fresh_topics(
         "readings", "scored", "dead", "alerts", "control")
     tag = uuid.uuid4().hex[:8]
-    jobs = [submit_scoring(settings, scoring_config_from_settings(
+    jobs = submit_together(settings, [scoring_config_from_settings(
         settings, model="sensor:1.0.0", events_topic=readings_topic, scored_topic=scored, dead_letter_topic=dead,
-        job_name=f"it-sensor-{tag}", startup_mode="earliest-offset")),
-        submit_drift(settings, drift_config_from_settings(
+        job_name=f"it-sensor-{tag}", startup_mode="earliest-offset"),
+        drift_config_from_settings(
             settings, model="sensor:1.0.0", events_topic=readings_topic, scored_topic=scored,
             alerts_topic=alerts_topic, control_topic=control_topic, job_name=f"it-sensor-drift-{tag}",
-            startup_mode="earliest-offset", window_events=1000))]
+            startup_mode="earliest-offset", window_events=1000)])
     try:
         readings = [{k: v for k, v in r.items() if k != "is_anomaly"}
                     for r in generate_readings(8000, seed=51, prefix=f"dr-{tag}-")]
@@ -235,8 +233,7 @@ def test_the_sensor_models_drift_sidecar_alerts_on_its_own_shifted_feature(setti
             time.sleep(2)
             alerts = [alerts_serde.decode(r.value) for r in read_topic(settings, alerts_topic, idle_timeout_s=2)]
     finally:
-        for job in jobs:
-            cancel_job(settings, job)
+        cancel_jobs(settings, jobs)
     assert any(a["feature"] == "temperature_c" for a in alerts), alerts
     assert all(a["model_name"] == "sensor" for a in alerts)
     assert all(a["window_end"] > now + 4000 for a in alerts), \
@@ -250,15 +247,15 @@ BAD_JSON = [b"not json", b"[1, 2]", b'{"reading_id": "js-missing"}', b'{"reading
 UNENCODABLE_ID = "js-\\ud800"
 
 
-def _start_json_job(settings, fresh_topics, tag: str):
+def _json_job(settings, fresh_topics, tag: str):
     """A third job beside the two: the sensor model reading JSON (``--input-format json``) from its own topic."""
     from jobs.job_wire import RegistryWire
 
     topics = fresh_topics("json-readings", "scored", "dead")
-    job = submit_scoring(settings, scoring_config_from_settings(
+    config = scoring_config_from_settings(
         settings, model="sensor:1.0.0", events_topic=topics[0], scored_topic=topics[1], dead_letter_topic=topics[2],
-        job_name=f"it-json-{tag}", startup_mode="earliest-offset", registry=RegistryWire(events_format="json")))
-    return job, topics
+        job_name=f"it-json-{tag}", startup_mode="earliest-offset", registry=RegistryWire(events_format="json"))
+    return config, topics
 
 
 def _produce_json(settings, topic: str, tag: str) -> list[dict]:
