@@ -193,3 +193,39 @@ def test_the_jobs_decoder_jar_is_an_absolute_jar_on_the_cluster(tmp_path):
                        ({}, RegistryWire(url=wire.url, events_format="json")),  # JSON is decoded in Python
                        ({}, RegistryWire(framing="single-object"))):
         assert cluster_decoder_jar(settings(STREAMSCORE_JOBS_DECODER_JAR=jar, **env), asked) is None
+
+
+def test_a_compatibility_rule_created_by_another_client_at_the_same_time_is_set_again(tmp_path):
+    """Apicurio's race: the first PUT of a subject's rule answers 409 when another client created it just
+    before; the second PUT updates it. A second 409 is the registry's answer, raised."""
+    import http.server
+    import threading
+
+    answers, seen = [409, 200, 409, 409], []
+
+    class Registry(http.server.BaseHTTPRequestHandler):
+        def do_PUT(self):
+            seen.append((self.path, json.loads(self.rfile.read(int(self.headers["Content-Length"])))))
+            code = answers.pop(0)
+            body = {"message": "A rule named 'COMPATIBILITY' already exists.", "error_code": 409} if code == 409 \
+                else {"compatibility": "BACKWARD"}
+            payload = json.dumps(body).encode()
+            self.send_response(code)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Registry)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/apis/ccompat/v7"
+        registry = SchemaRegistry(load_settings({"STREAMSCORE_SCHEMA_REGISTRY_URL": url}).schema_registry)
+        registry.set_compatibility("scored-value", "BACKWARD")
+        assert seen == [("/apis/ccompat/v7/config/scored-value", {"compatibility": "BACKWARD"})] * 2
+        with pytest.raises(IncompatibleSchema, match="already exists"):
+            registry.set_compatibility("scored-value", "BACKWARD")
+    finally:
+        server.shutdown()
