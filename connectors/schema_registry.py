@@ -141,12 +141,14 @@ class SchemaRegistry:
     def set_compatibility(self, subject: str, level: Compatibility) -> None:
         """Set the subject's own rule. Two clients creating it at once (a scoring job and its sidecar submitted
         together register the same scored subject): Apicurio answers the second 409, "a rule named
-        COMPATIBILITY already exists". The rule exists then, so the PUT is made once more, as an update."""
+        COMPATIBILITY already exists". The rule exists then: done if it says ``level``, else the PUT is made
+        once more, as an update."""
         path, body = f"/config/{quote(subject, safe='')}", {"compatibility": level}
         try:
             self._call("PUT", path, body)
         except IncompatibleSchema:
-            self._call("PUT", path, body)
+            if self.compatibility(subject) != level:
+                self._call("PUT", path, body)
 
     def compatibility(self, subject: str) -> str | None:
         """The subject's own compatibility rule, or None when it has none (the registry's default applies)."""

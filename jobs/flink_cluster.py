@@ -140,26 +140,27 @@ def cancel_job(settings: Settings, job_id: str, savepoint_dir: str | None = None
 
 
 def cancel_jobs(settings: Settings, job_ids: Sequence[str], *, quietly: bool = False,
-                timeout_s: float = 120.0) -> None:
+                timeout_s: float = 120.0) -> list[str]:
     """Cancel several jobs at once: every cancel is asked for first, then each is awaited (their tasks
-    stop side by side, ~3 s here, instead of one after the other). ``quietly``: a job that cannot be
-    cancelled (gone already, the cluster away) is skipped; otherwise the first failure is raised once
-    all were tried."""
-    failures: list[StreamscoreError] = []
+    stop side by side, ~3 s here, instead of one after the other). A job that cannot be cancelled (gone
+    already, the cluster away) does not stop the others: its failure is raised once all were tried, or,
+    ``quietly``, returned with the others' ("<job id>: <error>")."""
+    failures: list[tuple[str, StreamscoreError]] = []
     asked = []
     for job_id in job_ids:
         try:
             rest(settings, f"/jobs/{job_id}", method="PATCH")
             asked.append(job_id)
         except StreamscoreError as exc:
-            failures.append(exc)
+            failures.append((job_id, exc))
     for job_id in asked:
         try:
             wait_for_state(settings, job_id, {"CANCELED"}, timeout_s)
         except StreamscoreError as exc:
-            failures.append(exc)
+            failures.append((job_id, exc))
     if failures and not quietly:
-        raise failures[0]
+        raise failures[0][1]
+    return [f"{job_id}: {exc}" for job_id, exc in failures]
 
 
 def _await_savepoint(settings: Settings, job_id: str, request_id: str, timeout_s: float) -> str:

@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 from streamscore.foundation.errors import StackError
+from streamscore.foundation.locks import exclusive
 
 _POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
   <modelVersion>4.0.0</modelVersion>
@@ -128,7 +129,8 @@ UDF_DIR = Path(__file__).resolve().parent / "udf"  # the project's Java function
 
 
 def udf_jar(cache_dir: Path) -> Path:
-    """The project's Flink UDF jar (``jobs/udf``), built by Maven once per version of its sources."""
+    """The project's Flink UDF jar (``jobs/udf``), built by Maven once per version of its sources; one build at a
+    time (jobs submitted together, or two commands at once, would otherwise wipe each other's build folder)."""
     import hashlib
 
     sources = [UDF_DIR / "pom.xml", *sorted((UDF_DIR / "src" / "main").rglob("*.java"))]
@@ -140,6 +142,13 @@ def udf_jar(cache_dir: Path) -> Path:
     if mvn is None:
         raise StackError("Maven ('mvn') is not on PATH; it builds the project's Flink functions (jobs/udf) "
                          "(Debian: apt-get install maven)")
+    with exclusive(target.parent / ".build.lock"):
+        if not target.is_file():  # built by whoever held the lock before
+            _build_udf(mvn, target)
+    return target
+
+
+def _build_udf(mvn: str, target: Path) -> None:
     build = target.parent / "build"
     shutil.rmtree(build, ignore_errors=True)
     shutil.copytree(UDF_DIR, build, ignore=shutil.ignore_patterns("target"))
@@ -153,4 +162,3 @@ def udf_jar(cache_dir: Path) -> Path:
         raise StackError(f"Maven could not build jobs/udf (exit {proc.returncode}); log: {log}\n  " + "\n  ".join(hint))
     built[-1].rename(target)
     shutil.rmtree(build, ignore_errors=True)
-    return target

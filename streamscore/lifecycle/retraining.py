@@ -125,16 +125,10 @@ def retrain_lock(registry: ModelRegistry, model: str) -> Iterator[None]:
     ``<registry>/<model>/.retrain.lock``, held while the pending triggers are read, answered and attached
     (a --follow loop and a one-shot run would otherwise both answer a trigger, the later attach replacing
     the first challenger)."""
-    import fcntl
+    from streamscore.foundation.locks import exclusive
 
-    path = registry.root / model / ".retrain.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as held:
-        fcntl.flock(held, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(held, fcntl.LOCK_UN)
+    with exclusive(registry.root / model / ".retrain.lock"):
+        yield
 
 
 def _answer_pending(args: RetrainOptions, settings: Settings, topics: dict[str, str], registry: ModelRegistry, *,

@@ -122,8 +122,8 @@ def run_sidecars(settings, fresh_topics, sidecars: dict[str, dict], *, partition
         window_events=1000, window_ms=2000, **sidecars[name])
         for name, (alerts_topic, control_topic) in outputs.items()]
     tail_ms = max([closing_tail_ms(c) for c in configs[1:] if c.window_kind == "time"], default=0)
-    jobs = submit_together(settings, configs)  # all run, or none is left running
     index = 1 + list(outputs).index(rescaled) if rescaled else 0
+    jobs = submit_together(settings, configs)  # all run, or none is left running
     rescaler = _Rescaler(settings, configs[index], jobs, index) if rescaled else None
     try:
         if rescaler:

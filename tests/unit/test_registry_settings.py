@@ -196,35 +196,46 @@ def test_the_jobs_decoder_jar_is_an_absolute_jar_on_the_cluster(tmp_path):
 
 
 def test_a_compatibility_rule_created_by_another_client_at_the_same_time_is_set_again(tmp_path):
-    """Apicurio's race: the first PUT of a subject's rule answers 409 when another client created it just
-    before; the second PUT updates it. A second 409 is the registry's answer, raised."""
+    """Apicurio's race: a PUT of a subject's rule answers 409 when another client created the rule just
+    before. Then the rule is read back: done if it says the level asked for, else it is PUT again (an
+    update now); a second 409 is the registry's answer, raised."""
     import http.server
     import threading
 
-    answers, seen = [409, 200, 409, 409], []
+    answers, seen = [], []  # answers: (code, body) for each request in turn; seen: (method, path, body)
 
     class Registry(http.server.BaseHTTPRequestHandler):
-        def do_PUT(self):
-            seen.append((self.path, json.loads(self.rfile.read(int(self.headers["Content-Length"])))))
-            code = answers.pop(0)
-            body = {"message": "A rule named 'COMPATIBILITY' already exists.", "error_code": 409} if code == 409 \
-                else {"compatibility": "BACKWARD"}
+        def _answer(self):
+            length = int(self.headers.get("Content-Length") or 0)
+            seen.append((self.command, self.path, json.loads(self.rfile.read(length)) if length else None))
+            code, body = answers.pop(0)
             payload = json.dumps(body).encode()
             self.send_response(code)
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload)
 
+        do_GET = do_PUT = _answer
+
         def log_message(self, *args):
             pass
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Registry)
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    exists = (409, {"message": "A rule named 'COMPATIBILITY' already exists.", "error_code": 409})
+    path = "/apis/ccompat/v7/config/scored-value"
+    put = ("PUT", path, {"compatibility": "BACKWARD"})
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/apis/ccompat/v7"
         registry = SchemaRegistry(load_settings({"STREAMSCORE_SCHEMA_REGISTRY_URL": url}).schema_registry)
+        answers[:] = [exists, (200, {"compatibilityLevel": "BACKWARD"})]  # the other client set the same rule
         registry.set_compatibility("scored-value", "BACKWARD")
-        assert seen == [("/apis/ccompat/v7/config/scored-value", {"compatibility": "BACKWARD"})] * 2
+        assert seen == [put, ("GET", path, None)] and not answers
+        seen.clear()
+        answers[:] = [exists, (200, {"compatibilityLevel": "FULL"}), (200, {"compatibility": "BACKWARD"})]
+        registry.set_compatibility("scored-value", "BACKWARD")
+        assert seen == [put, ("GET", path, None), put] and not answers
+        answers[:] = [exists, (200, {"compatibilityLevel": "FULL"}), exists]
         with pytest.raises(IncompatibleSchema, match="already exists"):
             registry.set_compatibility("scored-value", "BACKWARD")
     finally:

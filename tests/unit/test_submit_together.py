@@ -28,6 +28,8 @@ class _Cluster:
         self.cancelled: list[str] = []
         self.refuse: set[str] = set()
         self.never_runs: set[str] = set()
+        self.stuck: set[str] = set()  # jobs whose cancel fails
+        self.quietly: list[bool] = []
 
 
 @pytest.fixture
@@ -53,7 +55,12 @@ def cluster(monkeypatch):
         monkeypatch.setattr(submit, "submit_scoring", submit_any)
         monkeypatch.setattr(submit, "submit_drift", submit_any)
         monkeypatch.setattr(submit, "wait_running", wait_running)
-        monkeypatch.setattr(submit, "cancel_jobs", lambda settings, ids, quietly=False: fake.cancelled.extend(ids))
+        def cancel_jobs(settings, ids, quietly=False):
+            fake.quietly.append(quietly)
+            fake.cancelled.extend(ids)
+            return [f"{i}: HTTP 503" for i in ids if i.removeprefix("id-") in fake.stuck]
+
+        monkeypatch.setattr(submit, "cancel_jobs", cancel_jobs)
         return fake
 
     return install
@@ -79,7 +86,7 @@ def test_a_refused_submission_cancels_those_that_went_through_and_raises_its_own
     fake.refuse = {"d"}
     with pytest.raises(ConfigError, match="d: refused"):
         submit.submit_together(None, [_scoring("s"), _drift("d")])
-    assert fake.cancelled == ["id-s"] and not fake.awaited
+    assert fake.cancelled == ["id-s"] and fake.quietly == [True] and not fake.awaited
 
 
 def test_a_job_that_never_runs_cancels_every_job_of_the_submission(cluster):
@@ -88,6 +95,33 @@ def test_a_job_that_never_runs_cancels_every_job_of_the_submission(cluster):
     with pytest.raises(FlinkJobError, match="id-s is FAILED"):
         submit.submit_together(None, [_scoring("s"), _drift("d")])
     assert sorted(fake.cancelled) == ["id-d", "id-s"]
+
+
+def test_a_job_that_could_not_be_cancelled_is_named_on_the_error(cluster):
+    fake = cluster(parties=2)
+    fake.never_runs, fake.stuck = {"d"}, {"s"}
+    with pytest.raises(FlinkJobError, match="id-d is FAILED") as raised:
+        submit.submit_together(None, [_scoring("s"), _drift("d")])
+    assert raised.value.__notes__ == ["not cancelled, cancel by hand: id-s: HTTP 503"]
+
+
+def test_an_interrupted_wait_still_cancels_what_went_through(cluster, monkeypatch):
+    fake = cluster(parties=2)
+
+    def interrupted(settings, job_id, timeout_s=60.0):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(submit, "wait_running", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        submit.submit_together(None, [_scoring("s"), _drift("d")])
+    assert sorted(fake.cancelled) == ["id-d", "id-s"]
+
+
+def test_two_jobs_of_one_name_are_refused_before_any_is_submitted(cluster):
+    fake = cluster(parties=1)
+    with pytest.raises(FlinkJobError, match="need names of their own: s given twice"):
+        submit.submit_together(None, [_scoring("s"), _drift("s")])
+    assert not fake.submitted
 
 
 def test_without_wait_nothing_is_awaited(cluster):
@@ -130,4 +164,30 @@ def test_a_failed_cancel_is_raised_after_the_others_were_tried_unless_quietly(mo
     with pytest.raises(FlinkJobError, match="HTTP 404"):
         cancel_jobs(None, ["a", "b", "c"])
     assert api.calls == [("ask", "a"), ("ask", "b"), ("ask", "c"), ("await", "b"), ("await", "c")]
-    cancel_jobs(None, ["a", "b", "c"], quietly=True)  # the same failures, none raised
+    failures = cancel_jobs(None, ["a", "b", "c"], quietly=True)  # the same failures, returned, none raised
+    assert [line.split(":")[0] for line in failures] == ["a", "b"]
+
+
+def test_the_decoder_jar_is_built_once_when_jobs_submitted_together_ask_for_it(tmp_path, monkeypatch):
+    """Two scoring jobs submitted together on a fresh machine both need jobs/udf's jar: one builds it, the
+    other waits and takes it (they used to wipe each other's build folder)."""
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from jobs import jars
+
+    builds, inside = [], []
+
+    def build(mvn, target):
+        inside.append(1)
+        assert len(inside) == 1, "two builds at once"
+        time.sleep(0.3)
+        target.write_bytes(b"jar")
+        builds.append(target)
+        inside.pop()
+
+    monkeypatch.setattr(jars.shutil, "which", lambda name: "/usr/bin/mvn")
+    monkeypatch.setattr(jars, "_build_udf", build)
+    with ThreadPoolExecutor(3) as pool:
+        got = list(pool.map(lambda _: jars.udf_jar(tmp_path), range(3)))
+    assert len(builds) == 1 and got == [builds[0]] * 3
