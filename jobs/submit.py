@@ -153,8 +153,8 @@ def submit_together(settings: Settings, configs: Sequence[ScoringJobConfig | Dri
     try:
         with ThreadPoolExecutor(max(1, len(configs))) as pool:
             futures = [pool.submit(_submit_one, settings, config) for config in configs]
-        if failure := next((f.exception() for f in futures if f.exception() is not None), None):
-            raise failure
+        if failures := [f.exception() for f in futures if f.exception() is not None]:
+            raise failures[0]
         job_ids = [f.result() for f in futures]
         for job_id in job_ids if wait else ():
             wait_running(settings, job_id, timeout_s=120)

@@ -30,8 +30,8 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +41,7 @@ from models.promotion_policy import DEFAULT_MIN_LABELLED, DEFAULT_PROMOTE_AFTER,
 from models.registry import ModelRegistry
 from streamscore.foundation.config import Settings
 from streamscore.foundation.errors import ModelError, StreamscoreError
+from streamscore.foundation.locks import exclusive
 from streamscore.foundation.vocabulary import ControlKind, LifecycleAction
 from streamscore.lifecycle.control import LifecycleChange, apply_change, read_control
 from streamscore.lifecycle.shadow_evidence import read_tail
@@ -119,16 +120,12 @@ def answer_once(args: RetrainOptions, settings: Settings, topics: dict[str, str]
         return _answer_pending(args, settings, topics, registry, quiet_if_none=quiet_if_none, said=said)
 
 
-@contextmanager
-def retrain_lock(registry: ModelRegistry, model: str) -> Iterator[None]:
+def retrain_lock(registry: ModelRegistry, model: str) -> AbstractContextManager[None]:
     """One retraining of ``model`` at a time on this registry: an exclusive lock on
     ``<registry>/<model>/.retrain.lock``, held while the pending triggers are read, answered and attached
     (a --follow loop and a one-shot run would otherwise both answer a trigger, the later attach replacing
     the first challenger)."""
-    from streamscore.foundation.locks import exclusive
-
-    with exclusive(registry.root / model / ".retrain.lock"):
-        yield
+    return exclusive(registry.root / model / ".retrain.lock")
 
 
 def _answer_pending(args: RetrainOptions, settings: Settings, topics: dict[str, str], registry: ModelRegistry, *,
