@@ -39,13 +39,13 @@ class LoopPlan:
 def batch_scorer(settings: Settings, plan: LoopPlan):
     """The project's BatchScorer for ``plan.model``; a bound model's on the Confluent wire, its schemas
     registered under the topics' subjects as ``streamscore submit`` registers them."""
-    from jobs.batch_scorer import BatchScorer
+    from jobs.batch_scorer import BatchScorer, ScorerSetup
     from models.registry import load_model
     from models.runtime import OnnxScorer
 
     model = load_model(plan.model)
     wire = _confluent_wire(settings, plan, model.card) if model.card.event_schema is not None else None
-    return BatchScorer(model, OnnxScorer(model), job="handwritten", source_topic=plan.source, wire=wire)
+    return BatchScorer(model, OnnxScorer(model), ScorerSetup(job="handwritten", source_topic=plan.source, wire=wire))
 
 
 def _confluent_wire(settings: Settings, plan: LoopPlan, card):

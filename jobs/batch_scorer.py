@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -17,7 +18,7 @@ from jobs.batch import Batch, BatchResult, DeadLetterNote, PrimaryScores, ValidR
 from jobs.decoded_batch import DecodedColumns, reject_code, valid_rows
 from jobs.job_wire import JobWire, RegistryWire, build_wire
 from jobs.model_pool import ModelPool, VersionModel
-from jobs.model_router import RoutePlan, version_groups
+from jobs.model_router import ModelRouter, RoutePlan, version_groups
 from models.registry import LoadedModel
 from schemas import SerdeError
 from streamscore.foundation.errors import ModelError
@@ -36,21 +37,35 @@ class Predictor:
         raise NotImplementedError
 
 
+@dataclass(frozen=True)
+class ScorerSetup:
+    """The job around a :class:`BatchScorer`: who scores (``job``, for batch ids and dead letters), what it
+    reads (``source_topic``) and writes (``wire``; None: the single-object wire), and what it may consult:
+    the prediction cache, the model router (versions by event time; None: this model only), the loader of
+    the model's other versions, and the clock (epoch ms; None: the wall clock)."""
+
+    job: str
+    source_topic: str
+    wire: JobWire | None = None
+    cache: object | None = None  # a connectors.prediction_cache.PredictionCache
+    router: ModelRouter | None = None
+    loader: Callable[[str], VersionModel] | None = None
+    clock_ms: Callable[[], int] | None = None
+
+
 class BatchScorer:
-    def __init__(self, model: LoadedModel, predictor: Predictor, *, job: str, source_topic: str,
-                 clock_ms: Callable[[], int] | None = None, cache=None, router=None,
-                 loader: Callable[[str], VersionModel] | None = None, wire: JobWire | None = None):
+    def __init__(self, model: LoadedModel, predictor: Predictor, setup: ScorerSetup):
         self.card = model.card
         self.contract = model.contract
         self.predictor = predictor
-        self.job = job
-        self.source_topic = source_topic
+        self.job = setup.job
+        self.source_topic = setup.source_topic
         self.threshold = float(model.card.outputs.threshold)
-        self.wire = wire or build_wire(RegistryWire(), model.card)  # default: the single-object wire
-        self._clock_ms = clock_ms or (lambda: int(time.time() * 1000))
-        self.cache = cache  # a connectors.prediction_cache.PredictionCache, or None
-        self.router = router  # a jobs.model_router.ModelRouter (versions by event time), or None: this model only
-        self.pool = ModelPool(VersionModel(model.card, predictor, cache), loader or self._no_other_versions)
+        self.wire = setup.wire or build_wire(RegistryWire(), model.card)  # default: the single-object wire
+        self._clock_ms = setup.clock_ms or (lambda: int(time.time() * 1000))
+        self.cache = setup.cache
+        self.router = setup.router
+        self.pool = ModelPool(VersionModel(model.card, predictor, setup.cache), setup.loader or self._no_other_versions)
 
     def _no_other_versions(self, version: str) -> VersionModel:
         raise ModelError(f"this scorer has no registry loader for version {version!r}")

@@ -50,7 +50,7 @@ class ScoreBatch(ScalarFunction):
         self.scorer = None
 
     def open(self, function_context: FunctionContext):
-        from jobs.batch_scorer import BatchScorer
+        from jobs.batch_scorer import BatchScorer, ScorerSetup
         from jobs.job_metrics import LifecycleMetrics, ScoringMetrics
         from models.registry import load_model
         from streamscore.foundation.logs import configure_logging, get_logger
@@ -62,9 +62,10 @@ class ScoreBatch(ScalarFunction):
         self.router, self.follower = self._router(model.card)
         from jobs.job_wire import build_wire
 
-        self.scorer = BatchScorer(model, predictor, job=self.config.job_name, source_topic=self.config.events_topic,
-                                  cache=self._cache(model.card), router=self.router, loader=self._load_version,
-                                  wire=build_wire(self.config.registry, model.card))
+        setup = ScorerSetup(job=self.config.job_name, source_topic=self.config.events_topic,
+                            wire=build_wire(self.config.registry, model.card), cache=self._cache(model.card),
+                            router=self.router, loader=self._load_version)
+        self.scorer = BatchScorer(model, predictor, setup)
         self.log.info("model_loaded", providers=predictor.providers, cache=self.config.cache_enabled,
                       control_topic=self.config.control_topic)
         self.metrics = ScoringMetrics(function_context.get_metric_group(), model.card.name, model.card.version,

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from connectors.dead_letter import MAX_REASON_CHARS
-from jobs.batch_scorer import BatchResult, BatchScorer
+from jobs.batch_scorer import BatchResult, BatchScorer, ScorerSetup
 from models.demo_data import generate_events
 from models.registry import load_model
 from models.runtime import OnnxScorer
@@ -51,7 +51,7 @@ def payloads(events) -> list[bytes]:
 
 
 def make_scorer(model, predictor) -> BatchScorer:
-    return BatchScorer(model, predictor, job=JOB, source_topic=TOPIC, clock_ms=lambda: NOW_MS)
+    return BatchScorer(model, predictor, ScorerSetup(job=JOB, source_topic=TOPIC, clock_ms=lambda: NOW_MS))
 
 
 def decode_scored(body: bytes) -> dict:

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from jobs.batch_scorer import BatchScorer
+from jobs.batch_scorer import BatchScorer, ScorerSetup
 from jobs.job_wire import JobWire, PatientLookup
 from models.registry import load_model
 from models.runtime import OnnxScorer
@@ -51,8 +51,8 @@ def _scorer(model, registry, time_field="ts") -> tuple[BatchScorer, RegistryAvro
     scored = RegistryAvroSerde(load_schema("scored"), SCORED_ID, registry)
     wire = JobWire(events, scored, RegistryAvroSerde(load_schema("dead_letter"), DEAD_ID, registry), scored,
                    id_field="reading_id", time_field=time_field, bound=True)
-    return BatchScorer(model, OnnxScorer(model), job="unit", source_topic="readings", wire=wire,
-                       clock_ms=lambda: 1_800_000_000_000), events
+    setup = ScorerSetup(job="unit", source_topic="readings", wire=wire, clock_ms=lambda: 1_800_000_000_000)
+    return BatchScorer(model, OnnxScorer(model), setup), events
 
 
 def _readings(n):
@@ -122,8 +122,8 @@ def test_a_json_id_no_avro_string_can_carry_is_an_encode_dead_letter(model, regi
     scored = RegistryAvroSerde(load_schema("scored"), SCORED_ID, registry)
     wire = JobWire(JsonEvents(schema), scored, RegistryAvroSerde(load_schema("dead_letter"), DEAD_ID, registry),
                    scored, id_field="reading_id", time_field="ts", bound=True)
-    scorer = BatchScorer(model, OnnxScorer(model), job="unit", source_topic="readings", wire=wire,
-                         clock_ms=lambda: 1_800_000_000_000)
+    setup = ScorerSetup(job="unit", source_topic="readings", wire=wire, clock_ms=lambda: 1_800_000_000_000)
+    scorer = BatchScorer(model, OnnxScorer(model), setup)
     readings = _readings(3)
     payloads = [json.dumps(r).encode() for r in readings]
     payloads[1] = json.dumps({**readings[1], "reading_id": "ID"}).replace('"ID"', '"u-\\ud800"').encode()

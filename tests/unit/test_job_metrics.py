@@ -142,13 +142,13 @@ class _Failing:
 @pytest.mark.parametrize("outcome,code", [(float("nan"), "non_finite_score"),
                                           (RuntimeError("boom"), "inference_failed")])
 def test_inference_dead_letters_carry_the_code_of_the_failed_call(outcome, code):
-    from jobs.batch_scorer import BatchScorer
+    from jobs.batch_scorer import BatchScorer, ScorerSetup
     from models.demo_data import generate_events
     from models.registry import load_model
     from schemas import serde_for
 
     model = load_model("fraud:1.0.0")
-    scorer = BatchScorer(model, _Failing(outcome), job="t", source_topic="events")
+    scorer = BatchScorer(model, _Failing(outcome), ScorerSetup(job="t", source_topic="events"))
     payloads = [serde_for("event").encode(e) for e in generate_events(3, seed=9)]
     result = scorer.score(payloads, [0] * 3, [0, 1, 2])
     assert [(n.stage, n.reason_code) for n in result.dead_letters] == [("INFERENCE", code)] * 3
@@ -161,14 +161,14 @@ EXPECTED_CODES = {"truncated": "truncated", "empty_body": "truncated", "garbage"
 
 
 def test_every_malformed_kind_dead_letters_with_its_reason_code_and_correlation_id():
-    from jobs.batch_scorer import BatchScorer
+    from jobs.batch_scorer import BatchScorer, ScorerSetup
     from models.demo_data import generate_events
     from models.registry import load_model
     from models.runtime import OnnxScorer
     from schemas.malformed import MALFORMED_KINDS, malformed_variant
 
     model = load_model("fraud:1.0.0")
-    scorer = BatchScorer(model, OnnxScorer(model), job="t", source_topic="events")
+    scorer = BatchScorer(model, OnnxScorer(model), ScorerSetup(job="t", source_topic="events"))
     events = generate_events(len(MALFORMED_KINDS), seed=3)
     bad = [malformed_variant(kind, event) for kind, event in zip(MALFORMED_KINDS, events)]
     result = scorer.score([b.payload for b in bad], [0] * len(bad), list(range(len(bad))))

@@ -14,7 +14,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from jobs.batch_scorer import BatchScorer
+from jobs.batch_scorer import BatchScorer, ScorerSetup
 from jobs.model_pool import VersionModel
 from jobs.model_router import (
     CANARY,
@@ -229,8 +229,8 @@ def batch(n, seed=3):
 def routed_scorer(model, onnx, changes, versions):
     router = ModelRouter("fraud", "1.0.0", clock_ms=lambda: T0)
     router.apply(changes, view_wall_ms=T0)
-    return BatchScorer(model, onnx, job="unit", source_topic="t", clock_ms=lambda: T0, router=router,
-                       loader=lambda v: versions[v])
+    return BatchScorer(model, onnx, ScorerSetup(job="unit", source_topic="t", clock_ms=lambda: T0, router=router,
+                                                loader=lambda v: versions[v]))
 
 
 def test_a_batch_straddling_a_promotion_makes_one_model_call_per_version(model, onnx):
@@ -241,7 +241,7 @@ def test_a_batch_straddling_a_promotion_makes_one_model_call_per_version(model, 
     records = [decode_any(b).record for b in result.bodies]
     assert [r["model_version"] for r in records] == ["1.0.0"] * 40 + ["1.1.0"] * 60
     assert result.call_sizes == [40, 60]
-    plain = BatchScorer(model, onnx, job="unit", source_topic="t", clock_ms=lambda: T0).score(
+    plain = BatchScorer(model, onnx, ScorerSetup(job="unit", source_topic="t", clock_ms=lambda: T0)).score(
         payloads, [0] * 100, list(range(100)))
     base = [decode_any(b).record["score"] for b in plain.bodies]
     assert [r["score"] for r in records[:40]] == base[:40]
@@ -287,7 +287,7 @@ def test_a_record_stamped_beyond_the_routers_reach_is_a_dead_letter_and_the_batc
     router.apply([], view_wall_ms=T0)
     assert router.reach_ms == 35_000
     assert router.beyond_reach([T0, T0 + 35_000, T0 + 35_001]).tolist() == [False, False, True]
-    scorer = BatchScorer(model, onnx, job="unit", source_topic="t", clock_ms=lambda: T0, router=router)
+    scorer = BatchScorer(model, onnx, ScorerSetup(job="unit", source_topic="t", clock_ms=lambda: T0, router=router))
     events = generate_events(10, seed=4, id_prefix="ah-")
     for k, event in enumerate(events):
         event["event_time"] = T0 + (36_000 if k in (2, 7) else k)  # two stamped 36 s ahead

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from connectors.prediction_cache import PredictionCache
-from jobs.batch_scorer import BatchScorer
+from jobs.batch_scorer import BatchScorer, ScorerSetup
 from models.demo_data import generate_events
 from models.registry import load_model
 from models.runtime import OnnxScorer
@@ -110,8 +110,8 @@ def test_batch_scorer_scores_only_misses_and_gives_identical_outputs():
 
     counting, redis = Counting(), FakeRedis()
     cache = PredictionCache(lambda: redis, model_ref=model.card.ref)
-    scorer = BatchScorer(model, counting, job="t", source_topic="events", clock_ms=lambda: 5, cache=cache)
-    plain = BatchScorer(model, predictor, job="t", source_topic="events", clock_ms=lambda: 5)
+    scorer = BatchScorer(model, counting, ScorerSetup(job="t", source_topic="events", clock_ms=lambda: 5, cache=cache))
+    plain = BatchScorer(model, predictor, ScorerSetup(job="t", source_topic="events", clock_ms=lambda: 5))
     encode = serde_for("event").encode
     payloads = [encode(e) for e in generate_events(200, seed=4)]
     first = scorer.score(payloads[:100], [0] * 100, list(range(100)))
