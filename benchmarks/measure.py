@@ -77,14 +77,14 @@ def _measure(settings: Settings, spec: systems.SystemSpec, pool: EventPool, para
     row = {"system": spec.key, "label": spec.label, "group": spec.group, "backlog": len(backlog),
            "commit_interval_ms": params.commit_interval_ms, "max_batch": spec.max_batch,
            "max_delay_ms": spec.max_delay_ms, "exactly_once": spec.exactly_once,
-           "parallelism": spec.parallelism, "partitions": spec.partitions}
+           "parallelism": spec.parallelism, "partitions": spec.partitions, "apparatus_nice": spec.apparatus_nice}
     collector = sampler = running = None
     try:
         row["preload_s"] = round(preload(settings, topics.source, backlog), 2)
         keyed = set() if spec.kind == "flink-passthrough" and not spec.model else {topics.scored}
         if spec.kind in ("flink-scoring", "loop-score"):  # their dead letters are keyed by event id too (any wire)
             keyed.add(topics.dead)
-        collector = SinkCollector(settings, [topics.scored, topics.dead], keyed)
+        collector = SinkCollector(settings, [topics.scored, topics.dead], keyed, nice=spec.apparatus_nice)
         collector.start()
         holder: list[systems.RunningSystem] = []
         sampler = ProcessSampler(stack_roles(stack_pids, flink=spec.kind.startswith("flink"),
@@ -142,7 +142,7 @@ def _latency(settings: Settings, row: dict, collector: SinkCollector, pool: Even
     events = pool.latency(count, spec.repeat, spec.model, spec.confluent)
     if spec.kind == "flink-scoring":
         collector.keep_values.set()  # the scored records' scoring times: the split below
-    sent = send_open_loop_apart(settings, topics.source, events, rate)
+    sent = send_open_loop_apart(settings, topics.source, events, rate, nice=spec.apparatus_nice)
     complete = collector.wait_for(backlog + count, stall_s=min(30.0, params.stall_s), timeout_s=120)
     collector.keep_values.clear()
     first = _first_arrivals(list(collector.arrivals), events.ids())

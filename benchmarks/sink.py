@@ -8,6 +8,7 @@ decoded from the value (dead letters, pass-through copies of the event).
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import Counter
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, TopicPartition
 
+from benchmarks.feed import APPARATUS_NICE
 from connectors.kafka_clients import existing_topics
 from connectors.kafka_reads import read_committed_consumer
 from schemas import SerdeError, serde_for
@@ -32,10 +34,12 @@ class Arrival:
 
 
 class SinkCollector(threading.Thread):
-    """Reads ``topics`` from their beginning (fresh topics), read_committed, until stopped."""
+    """Reads ``topics`` from their beginning (fresh topics), read_committed, until stopped, its thread at CPU
+    priority ``nice`` (``benchmarks.feed.APPARATUS_NICE``)."""
 
-    def __init__(self, settings: Settings, topics: list[str], keyed_topics: set[str]):
+    def __init__(self, settings: Settings, topics: list[str], keyed_topics: set[str], nice: int = APPARATUS_NICE):
         super().__init__(daemon=True, name="bench-sink")
+        self.nice = nice
         self.keyed = keyed_topics
         self.arrivals: list[Arrival] = []
         self.stop_event = threading.Event()
@@ -46,6 +50,7 @@ class SinkCollector(threading.Thread):
         self.consumer.assign([TopicPartition(t, p, 0) for t in topics for p in range(counts[t])])
 
     def run(self) -> None:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self.nice)  # Linux: this thread only
         try:
             while not self.stop_event.is_set():
                 msgs = self.consumer.consume(num_messages=2000, timeout=0.005)

@@ -18,7 +18,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks.feed import SENSOR_MODEL
+from benchmarks.feed import APPARATUS_NICE, SENSOR_MODEL
 from jobs.flink_cluster import JOBS_DIR, cancel_job, rest, submit_python_job, wait_running
 from jobs.job_wire import RegistryWire
 from jobs.scoring_config import DEFAULT_BOUND_BATCH
@@ -57,6 +57,7 @@ class SystemSpec:
     framing: Framing | None = None  # None: a model's own schema on the Confluent wire, the demo events single-object
     batches_per_bundle: int | None = None  # streamscore rows: batches per bundle (None: the job's default)
     object_reuse: bool | None = None  # streamscore rows: Flink's object reuse (None: the job's default)
+    apparatus_nice: int = APPARATUS_NICE  # the CPU priority of the benchmark's sender and reader (0: the system's)
 
     @property
     def confluent(self) -> bool:
@@ -243,6 +244,13 @@ def wire_rows(sweep_batches: tuple[int, ...]) -> list[SystemSpec]:
     rows.append(SystemSpec("passthrough-confluent-alo", "Flink SQL pass-through, avro-confluent in and out, ALO (no "
                            "Python: the latency floor of the ALO rows)", "flink-passthrough", "wire-sweep",
                            model=SENSOR_MODEL, exactly_once=False, rate_hint=110_000))
+    peer = "; the benchmark's sender and reader at the system's CPU priority"
+    rows.append(SystemSpec("wire-jvm-alo-peer", f"sensor model, decoded in the JVM, ALO (batch {DEFAULT_BOUND_BATCH}, "
+                           f"delay 10 ms{peer})", "flink-scoring", "wire-sweep", max_batch=DEFAULT_BOUND_BATCH,
+                           decoder="jvm", exactly_once=False, apparatus_nice=0, **{**sensor, "max_delay_ms": 10}))
+    rows.append(SystemSpec("passthrough-confluent-alo-peer", f"Flink SQL pass-through, avro-confluent in and out, ALO "
+                           f"(no Python{peer})", "flink-passthrough", "wire-sweep", model=SENSOR_MODEL,
+                           exactly_once=False, rate_hint=110_000, apparatus_nice=0))
     rows.append(SystemSpec("wire-jvm-alo-b512", "sensor model, decoded in the JVM, ALO (batch 512, delay 10 ms: "
                            "batches stream to Python within a bundle)", "flink-scoring", "wire-sweep", max_batch=512,
                            decoder="jvm", exactly_once=False, **{**sensor, "max_delay_ms": 10}))

@@ -153,3 +153,21 @@ def test_a_split_without_a_cycle_says_not_applicable_not_void():
            "p50_batch_rows": 2048.0}
     table = markdown(summarize([row]), None)
     assert "| capacity-p2 | 100 / 200 | 400 / 800 | 2,048 | n/a |" in table
+
+
+def test_the_peer_rows_differ_from_their_rows_only_in_the_apparatus_priority():
+    """The A/B of the measuring apparatus' CPU priority is only that: same job, same knobs, same label but
+    for what it says of the apparatus."""
+    from dataclasses import replace
+
+    from benchmarks.feed import APPARATUS_NICE
+    from benchmarks.systems import catalogue
+
+    full = {s.key: s for s in catalogue((1, 512), (10,))}
+    assert APPARATUS_NICE > 0
+    for base in ("wire-jvm-alo", "passthrough-confluent-alo"):
+        peer = full[f"{base}-peer"]
+        assert peer.apparatus_nice == 0 and full[base].apparatus_nice == APPARATUS_NICE
+        same = replace(peer, key=base, label=full[base].label, group=full[base].group, apparatus_nice=APPARATUS_NICE)
+        assert same == full[base]  # the group only places it in the report (a sweep row)
+    assert all(s.apparatus_nice == APPARATUS_NICE for k, s in full.items() if not k.endswith("-peer"))
