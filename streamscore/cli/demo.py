@@ -144,11 +144,17 @@ def _show_drift(settings: Settings) -> bool:
     for a in found_alerts:
         print(f"  ALERT   {a['feature']:20s} tier {a['tier']:8s} PSI {a['value']:.3f} "
               f"(threshold {a['threshold']:.3f}), p {a['p_value']:.1e}, window of {a['window_size']} events")
-    for t in found_triggers:
+    return _show_triggers(found_alerts, found_triggers, "drift")
+
+
+def _show_triggers(alerts: list[dict], triggers: list[dict], kind: str) -> bool:
+    """Print the retraining triggers found, or that the ``kind`` alert and trigger did not both come; True when
+    they did."""
+    for t in triggers:
         print(f"  TRIGGER {t['tier']:8s} -> {t['action']}: {'; '.join(t['reasons'])}")
-    if not (found_alerts and found_triggers):
-        print("  no drift alert and trigger within 90 s (see: streamscore stack logs flink)")
-    return bool(found_alerts and found_triggers)
+    if not (alerts and triggers):
+        print(f"  no {kind} alert and trigger within 90 s (see: streamscore stack logs flink)")
+    return bool(alerts and triggers)
 
 
 def _show_accuracy(settings: Settings) -> bool:
@@ -170,11 +176,7 @@ def _show_accuracy(settings: Settings) -> bool:
     for a in found_alerts:
         print(f"  ALERT   accuracy {a['value']:.3f} vs reference {a['threshold']:.3f}: tier {a['tier']}, "
               f"p {a['p_value']:.1e}, window of {a['window_size']} labelled events")
-    for t in found_triggers:
-        print(f"  TRIGGER {t['tier']:8s} -> {t['action']}: {'; '.join(t['reasons'])}")
-    if not (found_alerts and found_triggers):
-        print("  no accuracy alert and trigger within 90 s (see: streamscore stack logs flink)")
-    return bool(found_alerts and found_triggers)
+    return _show_triggers(found_alerts, found_triggers, "accuracy")
 
 
 def _wait_until_scored(settings: Settings, prefix: str, count: int, timeout_s: float = 60) -> None:
