@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -33,6 +34,16 @@ from streamscore.foundation.config import Settings
 # sender (~0.33 of a core at 45k events/s) and the reader competed with the job at half load and set its tail
 # (docs/benchmarks.md, "The measuring apparatus yields the CPU"); rows named ``-peer`` measure them at 0.
 APPARATUS_NICE = 15
+
+
+def yield_cpu(nice: int = APPARATUS_NICE) -> int:
+    """Lower the calling thread's CPU priority to ``nice`` (on Linux a thread's own; the threads it starts later,
+    such as a Kafka client's, inherit it); a thread already at a lower priority stays there (lowering a nice
+    value needs privileges). Returns the nice value in force."""
+    thread = threading.get_native_id()
+    if nice > os.getpriority(os.PRIO_PROCESS, thread):
+        os.setpriority(os.PRIO_PROCESS, thread, nice)
+    return os.getpriority(os.PRIO_PROCESS, thread)
 
 SEED = 3
 HEADER = "intended_send_ms"
@@ -144,6 +155,7 @@ class OpenLoopResult:
     sent: int
     seconds: float
     max_lag_ms: float  # how far the sender fell behind its schedule (0 = on time)
+    nice: int = 0  # the sender's CPU priority while it sent
 
 
 def send_open_loop(settings: Settings, topic: str, events: EncodedEvents, rate: float) -> OpenLoopResult:
@@ -169,7 +181,8 @@ def send_open_loop(settings: Settings, topic: str, events: EncodedEvents, rate: 
         producer.poll(0)
         time.sleep(0.0005)
     producer.flush(30)
-    return OpenLoopResult(intended, sent, time.time() - t0, max(0.0, max_lag))
+    return OpenLoopResult(intended, sent, time.time() - t0, max(0.0, max_lag),
+                          os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
 
 
 def send_open_loop_apart(settings: Settings, topic: str, events: EncodedEvents, rate: float,
@@ -179,5 +192,5 @@ def send_open_loop_apart(settings: Settings, topic: str, events: EncodedEvents, 
     milliseconds at tens of thousands of events a second (records waited in the collector, and the sender fell
     behind)."""
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=os.nice, initargs=(nice,)) as pool:
+                             initializer=yield_cpu, initargs=(nice,)) as pool:
         return pool.submit(send_open_loop, settings, topic, events, rate).result()

@@ -187,12 +187,12 @@ def flink_row(key: str) -> systems.SystemSpec:
     return rows[key]
 
 
-def _send_and_measure(settings: Settings, plan: LoadPlan, topic: str, events, row: dict) -> None:
+def _send_and_measure(settings: Settings, plan: LoadPlan, topic: str, events, row: dict, nice: int) -> None:
     measurer = threading.Thread(target=measure_window, args=(settings, plan, row), daemon=True)
     measurer.start()
-    sent = send_open_loop_apart(settings, topic, events, plan.rate)
+    sent = send_open_loop_apart(settings, topic, events, plan.rate, nice=nice)
     measurer.join(timeout=plan.seconds + 60)
-    row["sender_max_lag_ms"] = round(sent.max_lag_ms, 1)
+    row["sender_max_lag_ms"], row["sender_nice"] = round(sent.max_lag_ms, 1), sent.nice
     if measurer.is_alive():
         row["error"] = "the window's measurement did not finish"
 
@@ -215,17 +215,19 @@ def run_once(settings: Settings, plan: LoadPlan, pool: EventPool) -> dict:
     topics = systems.Topics(f"profile-in-{tag}", f"profile-out-{tag}", f"profile-dead-{tag}")
     warm = pool.backlog(WARM_UP_EVENTS, model=spec.model, confluent=spec.confluent)
     events = pool.latency(int(plan.rate * plan.seconds), model=spec.model, confluent=spec.confluent)
-    row, running, collector = {"system": plan.system, "rate": plan.rate, "seconds": plan.seconds}, None, None
+    row, running, collector = {"system": plan.system, "rate": plan.rate, "seconds": plan.seconds,
+                               "apparatus_nice": spec.apparatus_nice}, None, None
     try:
         create_topics(settings, [TopicSpec(r, n, spec.partitions) for r, n in
                                  zip(("events", "scored", "dead"), (topics.source, topics.scored, topics.dead))])
-        collector = SinkCollector(settings, [topics.scored, topics.dead], {topics.scored, topics.dead})
+        collector = SinkCollector(settings, [topics.scored, topics.dead], {topics.scored, topics.dead},
+                                  nice=spec.apparatus_nice)
         collector.start()
         preload(settings, topics.source, warm)
         running = systems.start(settings, spec, topics, CHECKPOINT_MS)
         if not collector.wait_for(len(warm), stall_s=60, timeout_s=180):
             raise ProfileError(f"{plan.system}: the warm-up backlog did not come out")
-        _send_and_measure(settings, plan, topics.source, events, row)
+        _send_and_measure(settings, plan, topics.source, events, row, spec.apparatus_nice)
         collector.wait_for(len(warm) + len(events), stall_s=30, timeout_s=120)
     finally:
         if running is not None:

@@ -2,13 +2,14 @@
 
 A record counts when a read_committed consumer can see it (for exactly-once systems: when its
 transaction commits). The collector polls with a 5 ms timeout, so arrival times are exact to
-a few ms. Ids are taken from the Kafka key where it is the event id (scored records), else
-decoded from the value (dead letters, pass-through copies of the event).
+a few ms while a core is free; it runs at a lower CPU priority than the system measured (nice 15),
+so when that system keeps both cores busy a record is seen later, never earlier. Ids are taken from
+the Kafka key where it is the event id (scored records), else decoded from the value (dead letters,
+pass-through copies of the event).
 """
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections import Counter
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, TopicPartition
 
-from benchmarks.feed import APPARATUS_NICE
+from benchmarks.feed import APPARATUS_NICE, yield_cpu
 from connectors.kafka_clients import existing_topics
 from connectors.kafka_reads import read_committed_consumer
 from schemas import SerdeError, serde_for
@@ -34,38 +35,53 @@ class Arrival:
 
 
 class SinkCollector(threading.Thread):
-    """Reads ``topics`` from their beginning (fresh topics), read_committed, until stopped, its thread at CPU
-    priority ``nice`` (``benchmarks.feed.APPARATUS_NICE``)."""
+    """Reads ``topics`` from their beginning (fresh topics), read_committed, until stopped. Its thread and its
+    Kafka client's run at CPU priority ``nice`` (``benchmarks.feed.APPARATUS_NICE``; ``nice_in_force`` once
+    it runs): at a lower priority than the system measured, an arrival is seen later when that system keeps
+    both cores busy, never earlier, so latency errs high."""
 
     def __init__(self, settings: Settings, topics: list[str], keyed_topics: set[str], nice: int = APPARATUS_NICE):
         super().__init__(daemon=True, name="bench-sink")
         self.nice = nice
+        self.nice_in_force: int | None = None
+        self.failure: BaseException | None = None  # what stopped the thread early (raised by wait_for)
+        self.settings = settings
         self.keyed = keyed_topics
         self.arrivals: list[Arrival] = []
         self.stop_event = threading.Event()
         self.keep_values = threading.Event()  # set: keep a keyed record's value too (a latency phase's split)
-        self.consumer = read_committed_consumer(settings, **{"enable.partition.eof": False,
-                                                              "fetch.wait.max.ms": 5})
         counts = existing_topics(settings)
-        self.consumer.assign([TopicPartition(t, p, 0) for t in topics for p in range(counts[t])])
+        self.partitions = [TopicPartition(t, p, 0) for t in topics for p in range(counts[t])]
 
     def run(self) -> None:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self.nice)  # Linux: this thread only
         try:
-            while not self.stop_event.is_set():
-                msgs = self.consumer.consume(num_messages=2000, timeout=0.005)
-                if not msgs:
-                    continue
-                now, keep = time.time(), self.keep_values.is_set()
-                for m in msgs:
-                    if m.error() is None:
-                        keyed = m.topic() in self.keyed and m.key()
-                        kind, stamp = m.timestamp()
-                        self.arrivals.append(Arrival(now, m.topic(), m.key(), None if keyed else m.value(),
-                                                     stamp if kind != TIMESTAMP_NOT_AVAILABLE else None,
-                                                     m.value() if keyed and keep else None))
+            self.nice_in_force = yield_cpu(self.nice)  # before the client: its threads inherit the priority
+            consumer = read_committed_consumer(self.settings, **{"enable.partition.eof": False,
+                                                                 "fetch.wait.max.ms": 5})
+        except BaseException as exc:  # noqa: BLE001 - handed to the measuring thread by wait_for
+            self.failure = exc
+            return
+        consumer.assign(self.partitions)
+        try:
+            self._read(consumer)
+        except BaseException as exc:  # noqa: BLE001 - as above
+            self.failure = exc
         finally:
-            self.consumer.close()
+            consumer.close()
+
+    def _read(self, consumer) -> None:
+        while not self.stop_event.is_set():
+            msgs = consumer.consume(num_messages=2000, timeout=0.005)
+            if not msgs:
+                continue
+            now, keep = time.time(), self.keep_values.is_set()
+            for m in msgs:
+                if m.error() is None:
+                    keyed = m.topic() in self.keyed and m.key()
+                    kind, stamp = m.timestamp()
+                    self.arrivals.append(Arrival(now, m.topic(), m.key(), None if keyed else m.value(),
+                                                 stamp if kind != TIMESTAMP_NOT_AVAILABLE else None,
+                                                 m.value() if keyed and keep else None))
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -76,6 +92,8 @@ class SinkCollector(threading.Thread):
         began = last_change = time.monotonic()
         seen = len(self.arrivals)
         while len(self.arrivals) < count:
+            if self.failure is not None:
+                raise self.failure
             now = time.monotonic()
             if len(self.arrivals) != seen:
                 seen, last_change = len(self.arrivals), now

@@ -244,13 +244,7 @@ def wire_rows(sweep_batches: tuple[int, ...]) -> list[SystemSpec]:
     rows.append(SystemSpec("passthrough-confluent-alo", "Flink SQL pass-through, avro-confluent in and out, ALO (no "
                            "Python: the latency floor of the ALO rows)", "flink-passthrough", "wire-sweep",
                            model=SENSOR_MODEL, exactly_once=False, rate_hint=110_000))
-    peer = "; the benchmark's sender and reader at the system's CPU priority"
-    rows.append(SystemSpec("wire-jvm-alo-peer", f"sensor model, decoded in the JVM, ALO (batch {DEFAULT_BOUND_BATCH}, "
-                           f"delay 10 ms{peer})", "flink-scoring", "wire-sweep", max_batch=DEFAULT_BOUND_BATCH,
-                           decoder="jvm", exactly_once=False, apparatus_nice=0, **{**sensor, "max_delay_ms": 10}))
-    rows.append(SystemSpec("passthrough-confluent-alo-peer", f"Flink SQL pass-through, avro-confluent in and out, ALO "
-                           f"(no Python{peer})", "flink-passthrough", "wire-sweep", model=SENSOR_MODEL,
-                           exactly_once=False, rate_hint=110_000, apparatus_nice=0))
+    rows += _peer_rows(sensor)
     rows.append(SystemSpec("wire-jvm-alo-b512", "sensor model, decoded in the JVM, ALO (batch 512, delay 10 ms: "
                            "batches stream to Python within a bundle)", "flink-scoring", "wire-sweep", max_batch=512,
                            decoder="jvm", exactly_once=False, **{**sensor, "max_delay_ms": 10}))
@@ -263,6 +257,18 @@ def wire_rows(sweep_batches: tuple[int, ...]) -> list[SystemSpec]:
                                            f"{size}", "flink-scoring", "wire-sweep", max_batch=size, decoder=decoder,
                                            **sensor))
     return rows
+
+
+def _peer_rows(sensor: dict) -> list[SystemSpec]:
+    """The ALO row and its pass-through floor with the benchmark's sender and reader at the system's CPU
+    priority (``apparatus_nice`` 0), to compare with the default (``benchmarks.feed.APPARATUS_NICE``)."""
+    peer = "; the benchmark's sender and reader at the system's CPU priority"
+    return [SystemSpec("wire-jvm-alo-peer", f"sensor model, decoded in the JVM, ALO (batch {DEFAULT_BOUND_BATCH}, "
+                       f"delay 10 ms{peer})", "flink-scoring", "wire-sweep", max_batch=DEFAULT_BOUND_BATCH,
+                       decoder="jvm", exactly_once=False, apparatus_nice=0, **{**sensor, "max_delay_ms": 10}),
+            SystemSpec("passthrough-confluent-alo-peer", f"Flink SQL pass-through, avro-confluent in and out, ALO "
+                       f"(no Python{peer})", "flink-passthrough", "wire-sweep", model=SENSOR_MODEL,
+                       exactly_once=False, rate_hint=110_000, apparatus_nice=0)]
 
 
 def ensure_models(specs: list[SystemSpec]) -> None:

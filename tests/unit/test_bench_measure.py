@@ -69,3 +69,43 @@ def test_a_run_warms_the_fresh_cluster_up_with_one_run_of_each_flink_shape(monke
     plan = bench.BenchPlan(**{**bench.FULL.__dict__, "repetitions": repetitions})
     assert bench.warm_up(None, plan, _specs(*shapes), None) == expected
     assert measured == [(key, plan.backlog(5000.0)) for key in expected]
+
+
+def _in_thread(function):
+    import threading
+
+    out = []
+    thread = threading.Thread(target=lambda: out.append(function()))
+    thread.start()
+    thread.join()
+    return out[0]
+
+
+def test_the_apparatus_yields_the_cpu_in_its_own_thread_only():
+    import os
+    import threading
+
+    from benchmarks.feed import yield_cpu
+
+    main = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    assert _in_thread(lambda: yield_cpu(main + 5)) == main + 5
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == main  # the benchmark's own thread
+    # a thread already yielding more stays so (lowering a nice value needs privileges)
+    assert _in_thread(lambda: (yield_cpu(main + 7), yield_cpu(main))[1]) == main + 7
+
+
+def test_a_collector_that_cannot_read_fails_the_wait_instead_of_stalling(monkeypatch):
+    from benchmarks import sink
+
+    monkeypatch.setattr(sink, "existing_topics", lambda settings: {"out": 2})
+
+    def refused(settings, **config):
+        raise OSError("no broker")
+
+    monkeypatch.setattr(sink, "read_committed_consumer", refused)
+    collector = sink.SinkCollector(settings=None, topics=["out"], keyed_topics=set(), nice=3)
+    collector.start()
+    collector.join(5)
+    with pytest.raises(OSError, match="no broker"):
+        collector.wait_for(10, stall_s=30, timeout_s=30)
+    assert collector.nice_in_force is not None and collector.nice_in_force >= 3
