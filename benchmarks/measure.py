@@ -150,8 +150,8 @@ def _latency(settings: Settings, row: dict, collector: SinkCollector, pool: Even
     measured = [(first[k.decode()], sent.intended_ms[i]) for i, k in enumerate(events.keys)
                 if i >= keep and k.decode() in first]
     p50, p95, p99 = _percentiles([a.at * 1000.0 - intended for a, intended in measured])
-    row.update({"sender_nice": sent.nice, "reader_nice": collector.nice_in_force})
-    row.update({"latency_rate": round(rate, 1), "latency_events": count, "latency_measured": len(measured),
+    row.update({"sender_nice": sent.nice, "reader_nice": collector.nice_in_force,
+                "latency_rate": round(rate, 1), "latency_events": count, "latency_measured": len(measured),
                 "sender_max_lag_ms": round(sent.max_lag_ms, 1), "latency_complete": complete,
                 "latency_lost": count - len(first),
                 "p50_ms": round(float(p50), 1), "p95_ms": round(float(p95), 1), "p99_ms": round(float(p99), 1)})

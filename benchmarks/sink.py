@@ -54,20 +54,18 @@ class SinkCollector(threading.Thread):
         self.partitions = [TopicPartition(t, p, 0) for t in topics for p in range(counts[t])]
 
     def run(self) -> None:
+        consumer = None
         try:
             self.nice_in_force = yield_cpu(self.nice)  # before the client: its threads inherit the priority
             consumer = read_committed_consumer(self.settings, **{"enable.partition.eof": False,
                                                                  "fetch.wait.max.ms": 5})
+            consumer.assign(self.partitions)
+            self._read(consumer)
         except BaseException as exc:  # noqa: BLE001 - handed to the measuring thread by wait_for
             self.failure = exc
-            return
-        consumer.assign(self.partitions)
-        try:
-            self._read(consumer)
-        except BaseException as exc:  # noqa: BLE001 - as above
-            self.failure = exc
         finally:
-            consumer.close()
+            if consumer is not None:
+                consumer.close()
 
     def _read(self, consumer) -> None:
         while not self.stop_event.is_set():

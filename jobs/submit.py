@@ -153,7 +153,7 @@ def submit_together(settings: Settings, configs: Sequence[ScoringJobConfig | Dri
     try:
         with ThreadPoolExecutor(max(1, len(configs))) as pool:
             futures = [pool.submit(_submit_one, settings, config) for config in configs]
-        if failures := [f.exception() for f in futures if f.exception() is not None]:
+        if failures := [exc for exc in (f.exception() for f in futures) if exc is not None]:
             raise failures[0]
         job_ids = [f.result() for f in futures]
         for job_id in job_ids if wait else ():
