@@ -2,9 +2,10 @@
 
 6,000 events are scored; then their true labels arrive on a labels topic, the second half with
 10 % flipped (concept drift: the features do not move, only the truth does). Windows of 1,000
-labelled events: the first three match the card's held-out accuracy and stay quiet; the fourth
-drops ~9 points and raises one SEVERE accuracy alert and one trigger; the episode then continues
-without repeating them.
+labelled events: at parallelism 1 the first three match the card's held-out accuracy and stay quiet;
+the fourth drops ~9 points and raises one SEVERE accuracy alert and one trigger; the episode then
+continues without repeating them. At parallelism 2 the windows mix the two partitions' labels in the
+order their subtasks deliver them: the drop is still caught at SEVERE and retrains once.
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ def _wait_for(predicate, timeout_s: float, what: str) -> None:
 @pytest.mark.parametrize("parallelism", [1, 2])
 def test_flipped_labels_raise_one_accuracy_alert_and_trigger(settings, fresh_topics, parallelism):
     """At parallelism 2 the sidecar's sources, join and labelled partial counts run on two subtasks over two
-    partitions of each topic; the merge and the judgement stay one, so the alerts and the trigger are the same."""
+    partitions of each topic; the merge and the judgement stay one (one judgement per window, window ids in
+    sequence, one trigger per episode), but which labels share a count window follows the subtasks' pace."""
     events_t, scored_t, dead_t, alerts_t, control_t, labels_t = fresh_topics(
         "events", "scored", "dead", "alerts", "control", "labels", partitions=parallelism)
     tag = uuid.uuid4().hex[:8]
@@ -87,48 +89,53 @@ def test_flipped_labels_raise_one_accuracy_alert_and_trigger(settings, fresh_top
     finally:
         cancel_jobs(settings, jobs)
 
-    # Windows close at >= 1000 joined rows on Arrow-batch boundaries, so the window where the flip
-    # begins mixes clean and flipped labels: it may alert at a lower tier, escalated by a later one, never
-    # lowered at parallelism 1. At 2 each window takes the two subtasks' partials as they come, so how
-    # many flipped labels a window holds need not grow window by window (clean-clone run of 37f43ba:
-    # SEVERE 0.904, MODERATE 0.911, SEVERE 0.871): there the tiers may go down and up again.
+    # Windows close at >= 1000 joined rows on Arrow-batch boundaries, so the window where the flip begins
+    # mixes clean and flipped labels: it may alert at a lower tier, escalated by a later one, never lowered, at
+    # parallelism 1, where the labels reach the one subtask in the order they were produced. At 2 a count window
+    # takes the two subtasks' partials in the order they come, and one subtask can run thousands of labels ahead of
+    # the other, so which labels share a window is not the produced order: windows may mix one partition's
+    # flipped labels with the other's clean ones anywhere in the run, and tiers go up and down (clean-clone
+    # runs: 37f43ba SEVERE 0.904, MODERATE 0.911, SEVERE 0.871; fd3d247 SEVERE 0.891 at window 1, then
+    # MODERATE 0.912 at window 4). What holds at either parallelism: the drop is caught at SEVERE at the flipped
+    # accuracy, alert ids never repeat, and the episode retrains once.
     facts = [(a["window_id"], a["window_size"], round(a["value"], 3), a["tier"]) for a in alerts]
     tiers = [("SMALL", "MODERATE", "SEVERE").index(a["tier"]) for a in alerts]
-    assert alerts and alerts[-1]["tier"] == "SEVERE", facts
-    assert tiers == sorted(tiers) or parallelism == 2, facts
-    assert len({a["alert_id"] for a in alerts}) == len(alerts), facts
     sequences = [int(a["window_id"].rsplit(":", 1)[1]) for a in alerts]
-    # at parallelism 1 the first window (1000+ true labels) is quiet; at 2 a subtask's partial can run ahead of
-    # the other's into the flipped labels, so window 0 may already mix some in (and alert, at a low tier):
-    # seen with the fraud model on the Confluent wire at batch 2048, window 0 at 0.941 (SMALL)
-    assert sequences[0] >= 1 or (parallelism == 2 and alerts[0]["tier"] != "SEVERE"), facts
+    in_produced_order = parallelism == 1
+    assert len({a["alert_id"] for a in alerts}) == len(alerts), facts
     assert all(a["feature"] == "model_accuracy" and a["window_size"] >= 1000 for a in alerts)
     assert all(a["threshold"] == pytest.approx(0.95725) for a in alerts)
     # flipped windows sit near 0.866; a window mixing clean and flipped labels is SEVERE when it drops more than
     # 5 points below the card's accuracy (the alert's threshold): below 0.90725, so 0.907 is SEVERE (CI on a4a65d7)
-    severe_below = alerts[-1]["threshold"] - ACCURACY_BOUNDS[1]
-    assert 0.80 < alerts[-1]["value"] < severe_below and alerts[-1]["p_value"] < 1e-6, facts
+    worst = min(alerts, key=lambda a: a["value"])
+    severe_below = worst["threshold"] - ACCURACY_BOUNDS[1]
+    assert worst["tier"] == "SEVERE" and 0.80 < worst["value"] < severe_below and worst["p_value"] < 1e-6, facts
+    if in_produced_order:
+        # the first window (1000+ true labels) is quiet; the episode escalates to SEVERE and stays there
+        assert alerts[-1] is worst and tiers == sorted(tiers) and sequences[0] >= 1, facts
     assert len(triggers) == 1, triggers
     trigger = triggers[0]
-    # one trigger per episode, at the tier of the window that confirmed it: at parallelism 1 the flipped
-    # window itself (SEVERE); at 2 the two partitions' labels interleave, so the window that confirms the
-    # episode may still mix clean and flipped labels (MODERATE), the SEVERE alert following in the episode
+    # one trigger per episode, at the tier of the window that confirmed it: in produced order the flipped
+    # window itself (SEVERE); at 2 the window that confirms the episode may still mix clean and flipped labels
+    # (MODERATE), the SEVERE alert before or after it in the episode
     expected = {"SEVERE": "emergency_rollback_or_retrain", "MODERATE": "human_review"}
-    assert trigger["tier"] in (("SEVERE",) if parallelism == 1 else tuple(expected)), trigger
+    assert trigger["tier"] in (("SEVERE",) if in_produced_order else tuple(expected)), trigger
     assert trigger["action"] == expected[trigger["tier"]], trigger
-    # the confirming window's accuracy: a flipped one at parallelism 1; at 2 it may still mix clean labels in
+    # the confirming window's accuracy: a flipped one in produced order; at 2 it may still mix clean labels in
     # (a run here, 2026-12-05: a MODERATE trigger at 0.919)
-    assert trigger["reasons"][0].startswith("accuracy 0.8" if parallelism == 1 else "accuracy 0.")
+    assert trigger["reasons"][0].startswith("accuracy 0.8" if in_produced_order else "accuracy 0.")
     assert "AUC" in trigger["reasons"][0]
     # the sidecar's metrics say the same: labelled windows, the last accuracy, alerts and the trigger by tier
     assert metrics["drift_labels_windows_closed"][""] >= 3, dict(metrics)
-    assert 800 <= metrics["drift_labels_accuracy_milli"][""] <= 907
-    # true frauds (~3 %) keep high scores, flipped legitimate events (~10 %) get random ones:
-    # AUC ~0.58 in a flipped window, far below the card's 0.85
-    assert 450 <= metrics["drift_labels_auc_milli"][""] <= 750
+    # the last closed window's accuracy and AUC: a flipped window in produced order (true frauds, ~3 %, keep
+    # high scores, flipped legitimate events, ~10 %, get random ones: AUC ~0.58, far below the card's 0.85);
+    # at 2 the last window may mix clean labels in
+    accuracy, auc = metrics["drift_labels_accuracy_milli"][""], metrics["drift_labels_auc_milli"][""]
+    assert (800 <= accuracy <= 907 and 450 <= auc <= 750) if in_produced_order else \
+        (800 <= accuracy <= 1000 and 450 <= auc <= 1000), (accuracy, auc)
     assert metrics["drift_tier_triggers"].get(trigger["tier"]) == 1
     severe = sum(a["tier"] == "SEVERE" for a in alerts)
-    assert metrics["drift_tier_alerts"].get("SEVERE") == severe and (severe == 1 or parallelism == 2), facts
+    assert metrics["drift_tier_alerts"].get("SEVERE") == severe and (severe == 1 or not in_produced_order), facts
     # a count window closes on the partial that takes it to >= 1,000 events, and a partial is one Arrow batch
     # (<= 1,000 rows) of one subtask, so each closed window holds < 2,000 and the open one < 1,000:
     # at least ceil((6,000 - 999) / 1,999) = 3 windows close, whatever the parallelism (CI on 5e1ca7a saw 4
