@@ -21,11 +21,12 @@ from dataclasses import dataclass
 
 import psutil
 
-from benchmarks import capacity, report, systems
+from benchmarks import capacity, report, system_specs
 from benchmarks.feed import EventPool
 from benchmarks.limits import feature_matrix, onnx_rows
 from benchmarks.measure import RunParams, measure
 from benchmarks.options import add_arguments
+from benchmarks.system_specs import SystemSpec
 from streamscore.foundation.config import Settings, load_settings
 from streamscore.stack import Stack
 
@@ -82,16 +83,16 @@ def run_onnx(pool: EventPool, plan: BenchPlan) -> dict[int, dict]:
 WARM_UP_RUNS = 6  # a fresh cluster's extra CPU per event had faded by its fifth Flink job (runs 211603Z, 213257Z)
 
 
-def warm_up_specs(specs: list[systems.SystemSpec]) -> list[systems.SystemSpec]:
+def warm_up_specs(specs: list[SystemSpec]) -> list[SystemSpec]:
     """The run's first Flink system of each shape (runner, decoder, framing, delivery), at most WARM_UP_RUNS."""
-    shapes: dict[tuple, systems.SystemSpec] = {}
+    shapes: dict[tuple, SystemSpec] = {}
     for spec in specs:
         if spec.kind.startswith("flink"):
             shapes.setdefault((spec.kind, spec.decoder, spec.framing, spec.exactly_once), spec)
     return list(shapes.values())[:WARM_UP_RUNS]
 
 
-def warm_up(settings: Settings, plan: BenchPlan, specs: list[systems.SystemSpec], pool: EventPool) -> list[str]:
+def warm_up(settings: Settings, plan: BenchPlan, specs: list[SystemSpec], pool: EventPool) -> list[str]:
     """Unmeasured runs before the first repetition (a run of two or more): the cluster's JVMs, fresh from
     ``stack up``, spent up to twice the CPU per event in their first few jobs (run 211603Z, first repetition
     against the later ones: 52 against 27 CPU s per M events, pass-through 16.5 against 6.7-8.4, fading by the
@@ -108,7 +109,7 @@ def warm_up(settings: Settings, plan: BenchPlan, specs: list[systems.SystemSpec]
     return [spec.key for spec in chosen]
 
 
-def backlog_rate(spec: systems.SystemSpec, seen: list[float]) -> float:
+def backlog_rate(spec: SystemSpec, seen: list[float]) -> float:
     """The rate a repetition's backlog is sized for: the larger of the row's expected rate (its hint, what it
     reaches here) and its median so far. A first repetition sized from a low guess drained half the backlog
     of the later ones, so its start-up weighed twice as much: in most runs of 2026-12-05 it was the slowest
@@ -116,7 +117,7 @@ def backlog_rate(spec: systems.SystemSpec, seen: list[float]) -> float:
     return max(spec.rate_hint, statistics.median(seen)) if seen else spec.rate_hint
 
 
-def run_systems(settings: Settings, plan: BenchPlan, specs: list[systems.SystemSpec], pool: EventPool) -> list[dict]:
+def run_systems(settings: Settings, plan: BenchPlan, specs: list[SystemSpec], pool: EventPool) -> list[dict]:
     rows: list[dict] = []
     for rep in range(1, plan.repetitions + 1):
         for spec in specs:  # interleaved: A B C, A B C, ...
@@ -155,10 +156,10 @@ def run(args: argparse.Namespace, settings: Settings | None = None) -> dict:
     plan = SMOKE if args.smoke else FULL
     if args.repetitions:
         plan = BenchPlan(**{**plan.__dict__, "repetitions": args.repetitions})
-    specs = systems.catalogue(plan.sweep_batches, plan.sweep_delays, model_rows=not args.smoke)
+    specs = system_specs.catalogue(plan.sweep_batches, plan.sweep_delays, model_rows=not args.smoke)
     if args.systems:
         specs = [s for s in specs if s.key in args.systems]
-    systems.ensure_models(specs)
+    system_specs.ensure_models(specs)
     began = dt.datetime.now(dt.UTC)
     pool = EventPool(settings)
     info = machine()

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import systems
+from benchmarks import system_specs, systems
 from benchmarks.feed import EventPool, preload, send_open_loop_apart
 from benchmarks.options import RESULTS
 from benchmarks.procstats import ProcessSampler, RolePids, stack_roles
@@ -179,9 +179,9 @@ def measure_window(settings: Settings, plan: LoadPlan, out: dict) -> None:
         out["error"] = f"{type(exc).__name__}: {exc}"
 
 
-def flink_row(key: str) -> systems.SystemSpec:
+def flink_row(key: str) -> system_specs.SystemSpec:
     """The benchmark's wire row ``key``, if Flink runs it (the profile reads the TaskManager)."""
-    rows = {s.key: s for s in systems.wire_rows((DEFAULT_BOUND_BATCH,)) if s.kind.startswith("flink")}
+    rows = {s.key: s for s in system_specs.wire_rows((DEFAULT_BOUND_BATCH,)) if s.kind.startswith("flink")}
     if key not in rows:
         raise ProfileError(f"unknown system {key!r}: one of {', '.join(sorted(rows))}")
     return rows[key]
@@ -210,9 +210,9 @@ def void_reason(row: dict) -> str | None:
 
 def run_once(settings: Settings, plan: LoadPlan, pool: EventPool) -> dict:
     spec = flink_row(plan.system)
-    systems.ensure_models([spec])
+    system_specs.ensure_models([spec])
     tag = uuid.uuid4().hex[:8]
-    topics = systems.Topics(f"profile-in-{tag}", f"profile-out-{tag}", f"profile-dead-{tag}")
+    topics = system_specs.Topics(f"profile-in-{tag}", f"profile-out-{tag}", f"profile-dead-{tag}")
     warm = pool.backlog(WARM_UP_EVENTS, model=spec.model, confluent=spec.confluent)
     events = pool.latency(int(plan.rate * plan.seconds), model=spec.model, confluent=spec.confluent)
     row, running, collector = {"system": plan.system, "rate": plan.rate, "seconds": plan.seconds,

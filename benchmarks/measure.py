@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from benchmarks import systems
+from benchmarks import system_specs, systems
 from benchmarks.feed import EventPool, preload, send_open_loop_apart
 from benchmarks.procstats import ProcessSampler, stack_roles
 from benchmarks.sink import SinkCollector, account
@@ -61,16 +61,16 @@ def collector_gc_paused() -> Iterator[None]:
         gc.collect()
 
 
-def measure(settings: Settings, spec: systems.SystemSpec, pool: EventPool, params: RunParams,
+def measure(settings: Settings, spec: system_specs.SystemSpec, pool: EventPool, params: RunParams,
             stack_pids: dict[str, tuple[int, ...]]) -> dict:
     with collector_gc_paused():
         return _measure(settings, spec, pool, params, stack_pids)
 
 
-def _measure(settings: Settings, spec: systems.SystemSpec, pool: EventPool, params: RunParams,
+def _measure(settings: Settings, spec: system_specs.SystemSpec, pool: EventPool, params: RunParams,
              stack_pids: dict[str, tuple[int, ...]]) -> dict:
     tag = uuid.uuid4().hex[:8]
-    topics = systems.Topics(f"bench-in-{tag}", f"bench-out-{tag}", f"bench-dead-{tag}")
+    topics = system_specs.Topics(f"bench-in-{tag}", f"bench-out-{tag}", f"bench-dead-{tag}")
     create_topics(settings, [TopicSpec(r, n, spec.partitions) for r, n in
                              zip(("events", "scored", "dead"), (topics.source, topics.scored, topics.dead))])
     backlog = pool.backlog(params.backlog, spec.repeat, spec.model, spec.confluent)
@@ -135,8 +135,8 @@ def _drain(collector: SinkCollector, sampler: ProcessSampler, running: systems.R
             "cpu_s_per_million": round(sum(cpu.values()) / max(1, len(window)) * 1e6, 1)}
 
 
-def _latency(settings: Settings, row: dict, collector: SinkCollector, pool: EventPool, topics: systems.Topics,
-             backlog: int, params: RunParams, spec: systems.SystemSpec) -> set[str]:
+def _latency(settings: Settings, row: dict, collector: SinkCollector, pool: EventPool, topics: system_specs.Topics,
+             backlog: int, params: RunParams, spec: system_specs.SystemSpec) -> set[str]:
     rate = max(10.0, 0.5 * row["events_per_s"])
     count = int(max(100, min(params.latency_max_events, rate * params.latency_seconds)))
     events = pool.latency(count, spec.repeat, spec.model, spec.confluent)

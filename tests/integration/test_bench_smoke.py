@@ -12,7 +12,7 @@ import json
 import pytest
 
 from benchmarks.bench import ONNX_BATCHES, SMOKE, run
-from benchmarks.systems import catalogue
+from benchmarks.system_specs import catalogue
 
 pytestmark = pytest.mark.integration
 

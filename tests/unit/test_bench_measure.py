@@ -35,7 +35,7 @@ def test_a_collector_that_ran_without_it_stays_without_it():
 
 def test_a_row_at_its_hint_drains_the_same_backlog_in_every_repetition():
     from benchmarks.bench import FULL, backlog_rate
-    from benchmarks.systems import catalogue
+    from benchmarks.system_specs import catalogue
 
     spec = next(s for s in catalogue(FULL.sweep_batches, FULL.sweep_delays) if s.key == "wire-jvm-eo")
     first = FULL.backlog(backlog_rate(spec, []))
@@ -44,16 +44,25 @@ def test_a_row_at_its_hint_drains_the_same_backlog_in_every_repetition():
     assert backlog_rate(slow, [3000.0, 5000.0]) == 4000.0  # a row faster than its hint: its median
 
 
-def _specs(*shapes: tuple[str, str | None]):
-    from benchmarks.systems import SystemSpec
+def _specs(*shapes: tuple):
+    """Rows of the given (kind, decoder[, framing]) shapes."""
+    from benchmarks.system_specs import SystemSpec
 
-    return [SystemSpec(f"row-{i}", "a row", kind, "wire", decoder=decoder) for i, (kind, decoder) in enumerate(shapes)]
+    return [SystemSpec(f"row-{i}", "a row", shape[0], "wire", decoder=shape[1], framing=(shape + (None,))[2])
+            for i, shape in enumerate(shapes)]
+
+
+# eight Flink shapes of their own, none of them ("flink-scoring", "jvm")
+_EIGHT_SHAPES = (("flink-passthrough", None), ("flink-scoring", "python"), ("flink-scoring", None),
+                 ("flink-scoring", "jvm", "single-object"), ("flink-scoring", "python", "single-object"),
+                 ("flink-scoring", None, "single-object"), ("flink-scoring", "jvm", "confluent"),
+                 ("flink-scoring", "python", "confluent"))
 
 
 @pytest.mark.parametrize(("shapes", "repetitions", "expected"), [
     ((("loop-score", None), ("flink-scoring", "jvm"), ("flink-scoring", "jvm"), ("flink-passthrough", None)), 3,
      ["row-1", "row-3"]),  # one run of each Flink shape, none of a loop
-    ((("flink-scoring", "jvm"), ("flink-scoring", "jvm")) + tuple((f"flink-{i}", None) for i in range(8)), 2,
+    ((("flink-scoring", "jvm"), ("flink-scoring", "jvm")) + _EIGHT_SHAPES, 2,
      ["row-0", *(f"row-{i}" for i in range(2, 7))]),  # the repeated shape once; at most WARM_UP_RUNS (6)
     ((("loop-score", None), ("quix", None)), 3, []),
     ((("flink-scoring", "jvm"),), 1, []),  # one repetition (a smoke run): no warm-up
@@ -109,3 +118,12 @@ def test_a_collector_that_cannot_read_fails_the_wait_instead_of_stalling(monkeyp
     with pytest.raises(OSError, match="no broker"):
         collector.wait_for(10, stall_s=30, timeout_s=30)
     assert collector.nice_in_force is not None and collector.nice_in_force >= 3
+
+
+@pytest.mark.parametrize(("kind", "group", "refused"), [("flink-0", "wire", "kind 'flink-0'"),
+                                                        ("quix", "wires", "group 'wires'")])
+def test_a_row_of_an_unknown_kind_or_group_is_refused(kind, group, refused):
+    from benchmarks.system_specs import SystemSpec
+
+    with pytest.raises(ValueError, match=refused):
+        SystemSpec("row", "a row", kind, group)

@@ -44,7 +44,7 @@ def test_capacity_entries_give_cpu_per_event_and_cores_per_rate():
 
 
 def test_the_full_run_has_the_capacity_rows_and_the_smoke_checks_each_runner_once():
-    from benchmarks.systems import catalogue
+    from benchmarks.system_specs import catalogue
 
     full = {s.key: s for s in catalogue((1, 512), (10,))}
     assert [(full[f"capacity-p{p}"].parallelism, full[f"capacity-p{p}"].partitions) for p in (1, 2, 4)] == \
@@ -61,7 +61,7 @@ def test_the_full_run_has_the_capacity_rows_and_the_smoke_checks_each_runner_onc
 def test_the_wire_rows_compare_the_jvm_path_with_its_baselines_at_the_bound_default_batch():
     """Issue 14's rows: Flink's avro-confluent pass-through and the hand-written loop on the same wire beside
     the JVM-decoded job at the bound default batch; the smoke run checks each of those runners once."""
-    from benchmarks.systems import SENSOR_MODEL, catalogue
+    from benchmarks.system_specs import SENSOR_MODEL, catalogue
     from jobs.scoring_config import DEFAULT_BOUND_BATCH
 
     full = {s.key: s for s in catalogue((1, 512), (10,))}
@@ -161,7 +161,7 @@ def test_the_peer_rows_differ_from_their_rows_only_in_the_apparatus_priority():
     from dataclasses import replace
 
     from benchmarks.feed import APPARATUS_NICE
-    from benchmarks.systems import catalogue
+    from benchmarks.system_specs import catalogue
 
     full = {s.key: s for s in catalogue((1, 512), (10,))}
     assert APPARATUS_NICE > 0
