@@ -18,6 +18,7 @@ SystemKind = Literal["flink-scoring", "flink-passthrough", "loop-score", "loop-p
 SystemGroup = Literal["limits", "baseline", "peer", "streamscore", "sweep", "wire", "wire-sweep", "models", "cache",
                       "capacity"]
 
+
 @dataclass(frozen=True)
 class Topics:
     source: str

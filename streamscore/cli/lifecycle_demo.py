@@ -17,6 +17,7 @@ import uuid
 from pathlib import Path
 
 from streamscore.foundation.config import Settings
+from streamscore.foundation.errors import StreamscoreError
 from streamscore.foundation.vocabulary import ControlKind
 
 DELAY_MS = 3000
@@ -44,6 +45,27 @@ def _announce(settings: Settings, topic: str, kind: ControlKind, version: str, p
     message = publish(settings, topic, lambda now_ms: lifecycle_message(
         kind, "fraud", version, now_ms=now_ms, delay_ms=DELAY_MS, previous=previous), guard_ms=DELAY_MS // 2)
     return json.loads(message["payload_json"])["effective_from_ms"]
+
+
+class _ModelChanges(threading.Thread):
+    """Promotes fraud:1.1.0, then attaches fraud:1.2.0 in shadow, a second into the traffic; the event times
+    they take effect from, or why they could not be published."""
+
+    def __init__(self, settings: Settings, control_topic: str):
+        super().__init__(name="lifecycle-changes", daemon=True)
+        self.settings, self.control_topic = settings, control_topic
+        self.effective: dict[str, int] = {}
+        self.failure: StreamscoreError | None = None
+
+    def run(self) -> None:
+        time.sleep(1.0)
+        try:
+            self.effective["promote"] = _announce(self.settings, self.control_topic, ControlKind.MODEL_PROMOTED,
+                                                  "1.1.0", "1.0.0")
+            self.effective["shadow"] = _announce(self.settings, self.control_topic, ControlKind.SHADOW_ATTACHED,
+                                                 "1.2.0", None)
+        except StreamscoreError as exc:
+            self.failure = exc
 
 
 def show_lifecycle(settings: Settings) -> bool:
@@ -80,19 +102,16 @@ def _run(settings: Settings, names: dict[str, str], job_id: str) -> bool:
     from jobs.flink_cluster import list_jobs
     from streamscore.harness.traffic import TrafficPlan, TrafficTopics, run_traffic
 
-    effective: dict[str, int] = {}
-
-    def change_models() -> None:
-        time.sleep(1.0)
-        effective["promote"] = _announce(settings, names["control"], ControlKind.MODEL_PROMOTED, "1.1.0", "1.0.0")
-        effective["shadow"] = _announce(settings, names["control"], ControlKind.SHADOW_ATTACHED, "1.2.0", None)
-
-    changer = threading.Thread(target=change_models)
+    changer = _ModelChanges(settings, names["control"])
     changer.start()
     plan = TrafficPlan(3000, f"lc-{uuid.uuid4().hex[:6]}-", rate=500, malformed_every=0, transaction_size=100,
                        timeout_s=120)
     traffic = run_traffic(settings, plan, TrafficTopics(names["events"], names["scored"], names["dead"]))
     changer.join(30)
+    if changer.failure or changer.is_alive():
+        print(f"  the lifecycle changes were not all published: {changer.failure or 'still publishing after 30 s'}")
+        return False
+    effective = changer.effective
     reader = reader_of(settings.schema_registry, "scored")
     shadow = [reader.decode(r.value) for r in read_topic(settings, names["shadow"], idle_timeout_s=2)]
     same_job = any(j.job_id == job_id and j.state == "RUNNING" for j in list_jobs(settings))

@@ -131,37 +131,56 @@ def read_control(settings: Settings, topic: str, timeout_s: float = 15.0) -> lis
     return messages
 
 
+PUBLISH_TRIES = 3
+
+
 def publish(settings: Settings, topic: str, stamp: Callable[[int], dict], guard_ms: int) -> dict:
     """One transaction with one message, ``stamp(now_ms)``; returns it. The message is stamped only
     once the transactional producer is ready (its start-up, seconds on a busy machine, is not spent
-    from the guard), and the commit is refused when it would land later than the guard. A broker
-    failure aborts the transaction (readers of the control topic do not wait for it to time out)."""
-    from confluent_kafka import KafkaException
-
-    from connectors.kafka_clients import KafkaClientError, transactional_producer
+    from the guard), and the commit is refused when it would land later than the guard: that
+    transaction is aborted (nothing published) and the message stamped anew, up to ``PUBLISH_TRIES``
+    times. A broker failure aborts the transaction (readers of the control topic do not wait for it
+    to time out)."""
+    from connectors.kafka_clients import transactional_producer
     from connectors.schema_registry import writer_of
 
     if guard_ms <= 0:
         raise StreamscoreError(f"the activation delay must be > 0 ms (its guard is {guard_ms} ms)")
     serde = writer_of(settings.schema_registry, topic, "control")  # registered once: publishing needs no registry
     producer = transactional_producer(settings)
-    message = stamp(int(time.time() * 1000))
-    try:
-        producer.begin_transaction()
-        producer.produce(topic, serde.encode(message), key=message["model_name"].encode())
-        producer.flush(10)
-        if int(time.time() * 1000) - message["emitted_time"] > guard_ms // 2:
-            producer.abort_transaction(10)
-            raise StreamscoreError(f"publishing to {topic!r} took too long; aborted (nothing published): try again")
-        producer.commit_transaction(10)
-    except KafkaException as exc:
-        raise KafkaClientError(f"publishing the {message['kind']} message to {topic!r} failed "
-                               f"({exc.args[0].str() if exc.args else exc}); {_abort(producer)}") from exc
+    for _ in range(PUBLISH_TRIES):
+        message = stamp(int(time.time() * 1000))
+        if _commit_within(producer, topic, serde.encode(message), message, guard_ms // 2):
+            break
+    else:
+        raise StreamscoreError(f"publishing to {topic!r} took longer than {guard_ms // 2} ms {PUBLISH_TRIES} times; "
+                               f"aborted (nothing published): try again")
     late = int(time.time() * 1000) - message["emitted_time"]
     if late > guard_ms:
         raise StreamscoreError(f"the {message['kind']} message committed {late} ms after it was stamped (guard "
                                f"{guard_ms} ms): jobs may have routed records near its effective time differently")
     return message
+
+
+def _commit_within(producer, topic: str, value: bytes, message: dict, limit_ms: int) -> bool:
+    """Produce ``message`` in a transaction and commit it if it was flushed within ``limit_ms`` of its stamp;
+    else abort it and return False."""
+    from confluent_kafka import KafkaException
+
+    from connectors.kafka_clients import KafkaClientError
+
+    try:
+        producer.begin_transaction()
+        producer.produce(topic, value, key=message["model_name"].encode())
+        producer.flush(10)
+        if int(time.time() * 1000) - message["emitted_time"] > limit_ms:
+            producer.abort_transaction(10)
+            return False
+        producer.commit_transaction(10)
+    except KafkaException as exc:
+        raise KafkaClientError(f"publishing the {message['kind']} message to {topic!r} failed "
+                               f"({exc.args[0].str() if exc.args else exc}); {_abort(producer)}") from exc
+    return True
 
 
 def _abort(producer) -> str:

@@ -20,6 +20,7 @@ from topic_reads import decoder_of, demo_events_writer
 from connectors.kafka_clients import produce_transactionally
 from connectors.kafka_reads import read_topic
 from drift.accuracy import ACCURACY_BOUNDS
+from drift.settings import Tier
 from jobs.flink_cluster import cancel_jobs, job_failures
 from jobs.flink_metrics import scrape
 from jobs.submit import drift_config_from_settings, scoring_config_from_settings, submit_together
@@ -96,13 +97,15 @@ def test_flipped_labels_raise_one_accuracy_alert_and_trigger(settings, fresh_top
     # the other, so which labels share a window is not the produced order: windows may mix one partition's
     # flipped labels with the other's clean ones anywhere in the run, and tiers go up and down (clean-clone
     # runs: 37f43ba SEVERE 0.904, MODERATE 0.911, SEVERE 0.871; fd3d247 SEVERE 0.891 at window 1, then
-    # MODERATE 0.912 at window 4). What holds at either parallelism: the drop is caught at SEVERE at the flipped
-    # accuracy, alert ids never repeat, and the episode retrains once.
+    # MODERATE 0.912 at window 4). What holds at either parallelism: the drop is caught below the SEVERE bound,
+    # alert ids never repeat, window ids rise, and the episode retrains once.
     facts = [(a["window_id"], a["window_size"], round(a["value"], 3), a["tier"]) for a in alerts]
     tiers = [("SMALL", "MODERATE", "SEVERE").index(a["tier"]) for a in alerts]
     sequences = [int(a["window_id"].rsplit(":", 1)[1]) for a in alerts]
     in_produced_order = parallelism == 1
     assert len({a["alert_id"] for a in alerts}) == len(alerts), facts
+    # one key for every accuracy alert, so one partition, in the order they were judged
+    assert sequences == sorted(set(sequences)), facts
     assert all(a["feature"] == "model_accuracy" and a["window_size"] >= 1000 for a in alerts)
     assert all(a["threshold"] == pytest.approx(0.95725) for a in alerts)
     # flipped windows sit near 0.866; a window mixing clean and flipped labels is SEVERE when it drops more than
@@ -113,14 +116,17 @@ def test_flipped_labels_raise_one_accuracy_alert_and_trigger(settings, fresh_top
     if in_produced_order:
         # the first window (1000+ true labels) is quiet; the episode escalates to SEVERE and stays there
         assert alerts[-1] is worst and tiers == sorted(tiers) and sequences[0] >= 1, facts
+    # at 2 a subtask's partial can run ahead of the other's into the flipped labels, so window 0 may mix some in
+    # and alert, but never at SEVERE: a partial is one Arrow batch (<= 1,000 rows) of one subtask, so window 0
+    # holds < 2,000 of the earliest labels, at most about a third from the flipped half (a drop of 2-3 points)
+    assert sequences[0] >= 1 or alerts[0]["tier"] != "SEVERE", facts
     assert len(triggers) == 1, triggers
     trigger = triggers[0]
-    # one trigger per episode, at the tier of the window that confirmed it: in produced order the flipped
-    # window itself (SEVERE); at 2 the window that confirms the episode may still mix clean and flipped labels
-    # (MODERATE), the SEVERE alert before or after it in the episode
-    expected = {"SEVERE": "emergency_rollback_or_retrain", "MODERATE": "human_review"}
-    assert trigger["tier"] in (("SEVERE",) if in_produced_order else tuple(expected)), trigger
-    assert trigger["action"] == expected[trigger["tier"]], trigger
+    # one trigger per episode, at the episode's worst tier when it is confirmed: in produced order the flipped
+    # window's (SEVERE); at 2 the windows that confirm the episode may still mix clean and flipped labels (a
+    # MODERATE trigger, its SEVERE alert later in the episode, or in an earlier one a quiet window ended)
+    assert trigger["tier"] == "SEVERE" or not in_produced_order, trigger
+    assert trigger["action"] == Tier[trigger["tier"]].action != "none", trigger
     # the confirming window's accuracy: a flipped one in produced order; at 2 it may still mix clean labels in
     # (a run here, 2026-12-05: a MODERATE trigger at 0.919)
     assert trigger["reasons"][0].startswith("accuracy 0.8" if in_produced_order else "accuracy 0.")

@@ -1,9 +1,12 @@
-"""Publishing a lifecycle message: a broker failure aborts the open transaction and says what became of it.
+"""Publishing a lifecycle message: a broker failure aborts the open transaction and says what became of it;
+a message flushed too late is aborted and stamped anew.
 
 The producer and the registry's writer are replaced by fakes (a unit test: no broker); the integration
 tests (test_lifecycle.py, test_retrain_loop.py) publish on the real stack."""
 
 from __future__ import annotations
+
+import time
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException
@@ -13,7 +16,7 @@ import connectors.schema_registry
 from connectors.kafka_errors import KafkaClientError
 from streamscore.foundation.config import load_settings
 from streamscore.foundation.errors import StreamscoreError
-from streamscore.lifecycle.control import publish
+from streamscore.lifecycle.control import PUBLISH_TRIES, publish
 
 
 class _Producer:
@@ -91,3 +94,27 @@ def test_no_guard_no_publish(producer):
     with pytest.raises(StreamscoreError, match="the activation delay must be > 0 ms"):
         publish(load_settings({}), "control", _stamp, guard_ms=0)
     assert fake.calls == []
+
+
+def _slow_stamps(slow: int):
+    """A stamp whose first ``slow`` messages look flushed 10 s after they were stamped."""
+    stamped = []
+
+    def stamp(now_ms: int) -> dict:
+        stamped.append(now_ms)
+        return _stamp(now_ms - (10_000 if len(stamped) <= slow else 0))
+    return stamp
+
+
+def test_a_publish_flushed_too_late_is_aborted_and_stamped_anew(producer):
+    fake = producer()
+    message = publish(load_settings({}), "control", _slow_stamps(2), guard_ms=5000)
+    assert fake.calls == ["begin", "produce", "flush", "abort"] * 2 + ["begin", "produce", "flush", "commit"]
+    assert abs(message["emitted_time"] - time.time() * 1000) < 5000  # the third stamp, the one committed
+
+
+def test_a_publish_too_late_every_time_publishes_nothing(producer):
+    fake = producer()
+    with pytest.raises(StreamscoreError, match=r"took longer than 2500 ms 3 times; aborted \(nothing published\)"):
+        publish(load_settings({}), "control", _slow_stamps(PUBLISH_TRIES), guard_ms=5000)
+    assert fake.calls == ["begin", "produce", "flush", "abort"] * PUBLISH_TRIES
