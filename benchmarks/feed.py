@@ -36,14 +36,19 @@ from streamscore.foundation.config import Settings
 APPARATUS_NICE = 15
 
 
+def thread_nice() -> int:
+    """The calling thread's CPU priority (its nice value; on Linux a thread's own)."""
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
 def yield_cpu(nice: int = APPARATUS_NICE) -> int:
     """Lower the calling thread's CPU priority to ``nice`` (on Linux a thread's own; the threads it starts later,
     such as a Kafka client's, inherit it); a thread already at a lower priority stays there (lowering a nice
     value needs privileges). Returns the nice value in force."""
-    thread = threading.get_native_id()
-    if nice > os.getpriority(os.PRIO_PROCESS, thread):
-        os.setpriority(os.PRIO_PROCESS, thread, nice)
-    return os.getpriority(os.PRIO_PROCESS, thread)
+    if nice > thread_nice():
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+    return thread_nice()
+
 
 SEED = 3
 HEADER = "intended_send_ms"
@@ -181,8 +186,7 @@ def send_open_loop(settings: Settings, topic: str, events: EncodedEvents, rate: 
         producer.poll(0)
         time.sleep(0.0005)
     producer.flush(30)
-    return OpenLoopResult(intended, sent, time.time() - t0, max(0.0, max_lag),
-                          os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+    return OpenLoopResult(intended, sent, time.time() - t0, max(0.0, max_lag), thread_nice())
 
 
 def send_open_loop_apart(settings: Settings, topic: str, events: EncodedEvents, rate: float,

@@ -137,10 +137,10 @@ PUBLISH_TRIES = 3
 def publish(settings: Settings, topic: str, stamp: Callable[[int], dict], guard_ms: int) -> dict:
     """One transaction with one message, ``stamp(now_ms)``; returns it. The message is stamped only
     once the transactional producer is ready (its start-up, seconds on a busy machine, is not spent
-    from the guard), and the commit is refused when it would land later than the guard: that
-    transaction is aborted (nothing published) and the message stamped anew, up to ``PUBLISH_TRIES``
-    times. A broker failure aborts the transaction (readers of the control topic do not wait for it
-    to time out)."""
+    from the guard). A message not flushed within half the guard is aborted (nothing published) and
+    stamped anew, up to ``PUBLISH_TRIES`` times; a commit that lands later than the guard is reported.
+    A broker failure aborts the transaction (readers of the control topic do not wait for it to time
+    out)."""
     from connectors.kafka_clients import transactional_producer
     from connectors.schema_registry import writer_of
 
