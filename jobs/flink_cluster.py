@@ -15,11 +15,12 @@ from pathlib import Path
 
 from jobs.flink_home import client_home, pyflink_dir
 from jobs.job_secrets import job_secrets_env, without_secrets
+from jobs.submitter_client import SubmitRequest, SubmitterError, submit_through_daemon
 from streamscore.foundation.config import Settings
 from streamscore.foundation.errors import StreamscoreError
 
 JOBS_DIR = Path(__file__).resolve().parent
-_JOB_ID = re.compile(r"JobID ([0-9a-f]{32})")
+JOB_ID_PATTERN = re.compile(r"JobID ([0-9a-f]{32})")
 ENDED_STATES = frozenset({"FAILED", "CANCELED", "FINISHED"})  # Flink's globally terminal job states
 
 
@@ -42,28 +43,42 @@ def flink_env(settings: Settings) -> dict[str, str]:
 
 def submit_python_job(settings: Settings, script: Path, job_args: list[str], *,
                       savepoint: str | None = None, timeout_s: float = 180.0) -> str:
-    """Submit ``script`` detached to the cluster at ``settings.flink_rest``; returns the job id."""
+    """Submit ``script`` detached to the cluster at ``settings.flink_rest``; returns the job id. By
+    ``flink run`` (a client JVM of its own), or through the stack home's warm submitter when
+    ``settings.flink_submitter`` is ``daemon`` (jobs/submitter_client.py)."""
+    with job_secrets_env(settings) as secrets_env:  # deleted once the job graph is submitted
+        if settings.flink_submitter == "daemon":
+            request = SubmitRequest(str(script), tuple(job_args), str(settings.flink_rest), settings.cluster_python,
+                                    savepoint, tuple(secrets_env.items()))
+            try:
+                return submit_through_daemon(settings, request, timeout_s)
+            except SubmitterError as exc:
+                raise FlinkJobError(f"submitting {script.name} to {settings.flink_rest} failed: {exc}") from exc
+        return _flink_run(settings, script, job_args, savepoint, timeout_s, secrets_env)
+
+
+def _flink_run(settings: Settings, script: Path, job_args: list[str], savepoint: str | None, timeout_s: float,
+               secrets_env: dict[str, str]) -> str:
     flink = pyflink_dir() / "bin" / "flink"
     argv = ["bash", str(flink), "run", "-d", "-m", str(settings.flink_rest)]
     if savepoint:
         argv += ["-s", savepoint]
     argv += ["-pyexec", settings.cluster_python, "-py", str(script), *job_args]
+    env = without_secrets(flink_env(settings)) | secrets_env
     try:
-        with job_secrets_env(settings) as secrets_env:  # deleted once the job graph is submitted
-            env = without_secrets(flink_env(settings)) | secrets_env
-            proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout_s, check=False)
+        proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout_s, check=False)
     except subprocess.TimeoutExpired as exc:
         raise FlinkJobError(f"submitting {script.name} to {settings.flink_rest} timed out after "
                             f"{timeout_s:.0f}s") from exc
-    match = _JOB_ID.search(proc.stdout + proc.stderr)
+    match = JOB_ID_PATTERN.search(proc.stdout + proc.stderr)
     if proc.returncode != 0 or not match:
         raise FlinkJobError(f"submitting {script.name} to {settings.flink_rest} failed: "
-                            f"{_cause(proc.stdout + proc.stderr)}")
+                            f"{failure_cause(proc.stdout + proc.stderr)}")
     return match.group(1)
 
 
-def _cause(output: str) -> str:
-    """The most telling line of a Flink CLI failure (the last 'Caused by' / error line)."""
+def failure_cause(output: str) -> str:
+    """The most telling line of a job client's failure (the last 'Caused by' / error line)."""
     lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
     for marker in ("StreamscoreError", "Error:", "Caused by:", "Exception:"):
         hits = [ln for ln in lines if marker in ln]

@@ -42,3 +42,6 @@ def pytest_configure(config) -> None:
               f"not on a test stack of their own")
         return
     os.environ.update(TEST_STACK_ENV)
+    # one warm client JVM plans the test stack's ~50 submissions (~2 s each against 8-14 s by `flink run`);
+    # test_stack.py submits by `flink run` too, and `make demo` submits only that way
+    os.environ.setdefault("STREAMSCORE_FLINK_SUBMITTER", "daemon")

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Literal, get_args
 
 from streamscore.foundation.errors import ConfigError
 from streamscore.foundation.registry_settings import (
@@ -26,6 +27,10 @@ from streamscore.foundation.registry_settings import (
 from streamscore.foundation.security import KafkaSecurity, RedisSecurity, load_kafka_security, load_redis_security
 
 ENV_PREFIX = "STREAMSCORE_"
+# how jobs reach the Flink cluster: a `flink run` client JVM per submission, or one warm client JVM per
+# stack home that plans every submission (jobs/submitter_daemon.py)
+FlinkSubmitter = Literal["cli", "daemon"]
+FLINK_SUBMITTERS: tuple[FlinkSubmitter, ...] = get_args(FlinkSubmitter)
 LOCAL_HOSTS = ("127.0.0.1", "localhost")
 TOPIC_ROLES = ("events", "scored", "dead_letter", "drift_alerts", "control", "labels", "scored_shadow")
 DEFAULT_TOPIC_NAMES = {
@@ -98,6 +103,7 @@ class Settings:
     jobs_kafka_bootstrap: str
     topics: tuple[TopicSpec, ...] = field(default_factory=tuple)
     flink_taskmanagers: int = 1  # TaskManagers of the local session cluster
+    flink_submitter: FlinkSubmitter = "cli"
     start_timeout_s: float = 120.0
     prometheus_mode: str = "off"  # off | local (STREAMSCORE_PROMETHEUS=on) | external
     prometheus: Address = Address("127.0.0.1", 9090)
@@ -188,6 +194,13 @@ def _parse_mode(raw: str, name: str, address: Address) -> str:
     return mode
 
 
+def _parse_submitter(raw: str) -> FlinkSubmitter:
+    for submitter in FLINK_SUBMITTERS:
+        if raw == submitter:
+            return submitter
+    raise ConfigError(f"{ENV_PREFIX}FLINK_SUBMITTER must be one of {', '.join(FLINK_SUBMITTERS)}, not {raw!r}")
+
+
 def _parse_prometheus_mode(raw: str, address: Address) -> str:
     """STREAMSCORE_PROMETHEUS: off (default), on (= local: the stack starts one), or external."""
     mode = {"on": "local"}.get(raw.strip().lower(), raw.strip().lower())
@@ -240,6 +253,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         flink_slots=_parse_positive_int(get("FLINK_SLOTS", "4"), "FLINK_SLOTS"),
         flink_taskmanagers=_parse_positive_int(get("FLINK_TASKMANAGERS", "1"), "FLINK_TASKMANAGERS"),
         flink_metrics_port=_parse_port(get("FLINK_METRICS_PORT", "9249"), "FLINK_METRICS_PORT"),
+        flink_submitter=_parse_submitter(get("FLINK_SUBMITTER", "cli")),
         flink_taskmanager_memory=get("FLINK_TASKMANAGER_MEMORY", "2560m"),
         flink_connector_version=get("FLINK_KAFKA_CONNECTOR_VERSION", "5.0.0-2.2"),
         redis_mode=_parse_mode(get("REDIS_MODE", "local"), "REDIS_MODE", redis),

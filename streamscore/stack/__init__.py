@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from jobs.flink_home import FlinkHome
+from jobs.submitter_client import stop_daemon
 from streamscore.foundation.config import Address, Settings
 from streamscore.foundation.errors import StackError
 from streamscore.stack.process import (
@@ -122,7 +123,7 @@ class Stack:
 
     def down(self) -> list[str]:
         """Stop (by pid) what ``up`` started, in reverse order. Returns the names of processes stopped."""
-        stopped = []
+        stopped = ["flink-submitter"] if stop_daemon(self.settings) else []  # the warm client JVM, if one ran
         if self.settings.prometheus_mode == "off":  # one started earlier with STREAMSCORE_PROMETHEUS=on
             prometheus = PrometheusService(self.settings)
             stopped += [spec.name for spec in _specs(prometheus) if stop_process(spec)]

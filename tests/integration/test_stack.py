@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import uuid
 
@@ -68,11 +69,14 @@ def test_topics_keep_records_whatever_their_event_time(settings, fresh_topics):
     assert (record.key, record.timestamp_ms) == (b"old", 1_764_547_200_000)
 
 
-def test_pyflink_job_on_the_session_cluster_copies_events(settings, fresh_topics):
+@pytest.mark.parametrize("submitter", ["cli", "daemon"])
+def test_pyflink_job_on_the_session_cluster_copies_events(settings, fresh_topics, submitter):
+    """By ``flink run`` and through the warm submitter (the suite's other jobs go through the latter)."""
     source, sink = fresh_topics("src", "dst")
     ids = [f"flink-{i:05d}" for i in range(2000)]
     _produce_batches(settings, source, [(ids[:1000], True), (ids[1000:], True)])
 
+    settings = dataclasses.replace(settings, flink_submitter=submitter)
     job_id = submit_python_job(settings, JOBS_DIR / "passthrough.py", [
         "--bootstrap", settings.kafka_bootstrap, "--source-topic", source, "--sink-topic", sink,
         "--group-id", f"it-{uuid.uuid4().hex[:8]}", "--transactional-id-prefix", f"it-{uuid.uuid4().hex[:8]}",
@@ -128,8 +132,9 @@ def test_a_second_stack_comes_up_and_down_without_leaking(tmp_path):
     cancel_job(settings, job_id)  # a canceled job's Python worker has outlived its TaskManager
     assert _processes_of(settings.home), "no process of the second stack found"
 
-    stopped = stack.down()
-    assert sorted(stopped) == ["flink-jobmanager", "flink-taskmanager", "kafka", "redis", "registry"]
+    stopped = stack.down()  # the warm submitter too, where the job went through it
+    warm = ["flink-submitter"] if settings.flink_submitter == "daemon" else []
+    assert sorted(stopped) == sorted(["flink-jobmanager", "flink-taskmanager", "kafka", "redis", "registry", *warm])
     for pid in pids:
         assert not os.path.exists(f"/proc/{pid}") or _is_zombie(pid), f"pid {pid} leaked"
     for port in (19092, 19093, 18081, 16379, 18085, 18086):

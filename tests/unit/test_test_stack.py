@@ -20,6 +20,11 @@ def test_a_bare_environment_gets_the_test_stack(monkeypatch):
     env = _configured(monkeypatch, {"PATH": "/bin"})
     assert env["STREAMSCORE_KAFKA_BOOTSTRAP"] == "127.0.0.1:29092" and env["STREAMSCORE_HOME"].endswith(
         ".streamscore-test")
+    assert env["STREAMSCORE_FLINK_SUBMITTER"] == "daemon"  # the test stack's jobs go through a warm client JVM
+
+
+def test_a_submitter_chosen_by_hand_wins(monkeypatch):
+    assert _configured(monkeypatch, {"STREAMSCORE_FLINK_SUBMITTER": "cli"})["STREAMSCORE_FLINK_SUBMITTER"] == "cli"
 
 
 def test_an_environment_that_names_a_stack_is_left_whole(monkeypatch, capsys):

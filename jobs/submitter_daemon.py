@@ -1,0 +1,157 @@
+"""The warm submitter: one PyFlink gateway JVM that plans and submits every job of a stack home.
+
+Run by :mod:`jobs.submitter_client` as ``python -m jobs.submitter_daemon --socket S --pid-file P``, never by
+hand. For each request it does what ``flink run -d -m REST [-s SAVEPOINT] -pyexec PYTHON -py SCRIPT ARGS``
+does: it sets a remote context environment in the JVM (the home's config.yaml, then the target, REST
+address, detached, the workers' Python and the savepoint), runs the job script as ``__main__`` (so its
+functions are pickled by value, as under ``flink run``), reads the job id it prints, and unsets the context.
+Requests are served one at a time. It exits after ``--idle-s`` without one, or when the project's Python
+code has changed since it started (it answers ``{"restart": true}`` and the client starts a fresh one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import runpy
+import socket
+import sys
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+
+from jobs.flink_cluster import JOB_ID_PATTERN, failure_cause
+from jobs.submitter_client import SubmitRequest
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+CODE_PACKAGES = ("jobs", "connectors", "schemas", "models", "drift", "streamscore")
+
+
+def code_fingerprint(root: Path = PROJECT_ROOT) -> tuple[tuple[str, int, int], ...]:
+    """Name, size and mtime of every Python file of the project's packages: planning runs this code, so a
+    daemon whose fingerprint no longer matches the files on disk would plan with stale code."""
+    files = sorted(path for package in CODE_PACKAGES for path in (root / package).rglob("*.py"))
+    return tuple((str(path), *_size_and_mtime(path)) for path in files)
+
+
+def _size_and_mtime(path: Path) -> tuple[int, int]:
+    try:
+        stat = path.stat()
+    except OSError:
+        return -1, -1
+    return stat.st_size, stat.st_mtime_ns
+
+
+class WarmPlanner:
+    """The gateway JVM and what each submission sets in it."""
+
+    def __init__(self) -> None:
+        from pyflink.java_gateway import get_gateway
+
+        self.jvm = get_gateway().jvm
+        self.thread = self.jvm.java.lang.Thread.currentThread()
+        self.class_loader = self.thread.getContextClassLoader()
+
+    def submit(self, request: SubmitRequest) -> str:
+        context = self.jvm.org.apache.flink.client.program.StreamContextEnvironment
+        context.setAsContext(self.jvm.org.apache.flink.core.execution.DefaultExecutorServiceLoader(),
+                             self._configuration(request), self.class_loader, False, False)
+        printed = io.StringIO()
+        try:
+            with _job_environment(request), contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+                runpy.run_path(request.script, run_name="__main__")
+        except SystemExit as exc:  # argparse's refusal, say: its message is the last line it printed
+            lines = printed.getvalue().strip().splitlines() or ["(nothing printed)"]
+            raise RuntimeError(f"{Path(request.script).name} exited ({exc.code}): {lines[-1]}") from exc
+        finally:
+            context.unsetAsContext()
+            self.thread.setContextClassLoader(self.class_loader)  # PyFlink adds each job's jars on top
+        match = JOB_ID_PATTERN.search(printed.getvalue())
+        if not match:
+            raise RuntimeError(f"{Path(request.script).name} printed no job id: {printed.getvalue()[-300:]!r}")
+        return match.group(1)
+
+    def _configuration(self, request: SubmitRequest):
+        conf_module = self.jvm.org.apache.flink.configuration
+        home_config = conf_module.GlobalConfiguration.loadConfiguration(os.environ["FLINK_CONF_DIR"])
+        conf = conf_module.Configuration(home_config)
+        host, _, port = request.rest.rpartition(":")
+        settings = {"execution.target": "remote", "rest.address": host, "rest.port": port,
+                    "execution.attached": "false", "python.executable": request.python}
+        if request.savepoint:
+            settings["execution.state-recovery.path"] = request.savepoint
+        for key, value in settings.items():
+            conf.setString(key, value)
+        return conf
+
+
+@contextlib.contextmanager
+def _job_environment(request: SubmitRequest) -> Iterator[None]:
+    """The script's argv and the request's environment entries, as ``flink run`` would give its driver."""
+    saved_argv, saved_env = sys.argv, {key: os.environ.get(key) for key, _ in request.env}
+    sys.argv = [request.script, *request.args]
+    os.environ.update(dict(request.env))
+    try:
+        yield
+    finally:
+        sys.argv = saved_argv
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def answer(planner: WarmPlanner, line: bytes, fingerprint) -> dict:
+    """The reply to one request line."""
+    if code_fingerprint() != fingerprint:
+        return {"restart": True}
+    try:
+        return {"job_id": planner.submit(SubmitRequest.from_json(line.decode()))}
+    except Exception as exc:  # noqa: BLE001 - a job's failure is the client's answer, not the daemon's end
+        return {"error": failure_cause("".join(traceback.format_exception(exc)))}
+
+
+def serve(listener: socket.socket, planner: WarmPlanner, idle_s: float) -> None:
+    """Answer requests in turn until ``idle_s`` passes without one or the code changes."""
+    fingerprint = code_fingerprint()
+    listener.settimeout(idle_s)
+    while True:
+        try:
+            conn, _ = listener.accept()
+        except TimeoutError:
+            return
+        with conn, conn.makefile("rb") as lines:
+            conn.settimeout(30.0)
+            with contextlib.suppress(OSError):
+                reply = answer(planner, lines.readline(), fingerprint)
+                conn.sendall((json.dumps(reply) + "\n").encode())
+                if reply.get("restart"):
+                    return
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="submitter_daemon")
+    parser.add_argument("--socket", required=True)
+    parser.add_argument("--pid-file", required=True)
+    parser.add_argument("--idle-s", type=float, default=900.0)
+    args = parser.parse_args(argv)
+    Path(args.pid_file).write_text(f"{os.getpid()}\n")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        listener.bind(args.socket)  # first, so clients queue while the gateway JVM starts
+        listener.listen(16)
+        serve(listener, WarmPlanner(), args.idle_s)
+    finally:
+        listener.close()
+        with contextlib.suppress(OSError):
+            if Path(args.pid_file).read_text().strip() == str(os.getpid()):
+                Path(args.pid_file).unlink()
+                Path(args.socket).unlink(missing_ok=True)
+
+
+if __name__ == "__main__":
+    main()

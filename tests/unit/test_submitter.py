@@ -1,0 +1,105 @@
+"""The warm submitter's protocol, without a JVM: requests, replies, the code fingerprint, stopping."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from jobs import submitter_client, submitter_daemon
+from jobs.submitter_client import DaemonFiles, SubmitRequest, SubmitterError
+from streamscore.foundation.config import load_settings
+
+REQUEST = SubmitRequest("/jobs/scoring_job.py", ("--config", '{"a": 1}'), "127.0.0.1:8081", "/venv/bin/python",
+                        savepoint="file:///sp/1", env=(("STREAMSCORE_JOB_KAFKA_PROPERTIES_FILE", "/run/k.json"),))
+
+
+class FakePlanner:
+    def __init__(self, fail: Exception | None = None):
+        self.fail, self.seen = fail, []
+
+    def submit(self, request: SubmitRequest) -> str:
+        self.seen.append(request)
+        if self.fail:
+            raise self.fail
+        return "0" * 31 + str(len(self.seen))
+
+
+def test_a_request_travels_as_one_json_line():
+    line = REQUEST.to_line()
+    assert line.endswith(b"\n") and line.count(b"\n") == 1
+    assert SubmitRequest.from_json(line.decode()) == REQUEST
+
+
+def test_the_fingerprint_changes_with_any_python_file_of_the_project(tmp_path):
+    for package in submitter_daemon.CODE_PACKAGES:
+        (tmp_path / package).mkdir()
+    module = tmp_path / "jobs" / "kafka_tables.py"
+    module.write_text("A = 1\n")
+    before = submitter_daemon.code_fingerprint(tmp_path)
+    assert submitter_daemon.code_fingerprint(tmp_path) == before
+    module.write_text("A = 22\n")
+    assert submitter_daemon.code_fingerprint(tmp_path) != before
+    after_edit = submitter_daemon.code_fingerprint(tmp_path)
+    (tmp_path / "drift" / "new.py").write_text("")
+    assert submitter_daemon.code_fingerprint(tmp_path) != after_edit
+
+
+def test_a_job_script_gets_its_argv_and_secrets_variable_and_both_are_restored(monkeypatch):
+    monkeypatch.delenv("STREAMSCORE_JOB_KAFKA_PROPERTIES_FILE", raising=False)
+    argv = list(sys.argv)
+    with submitter_daemon._job_environment(REQUEST):
+        assert sys.argv == ["/jobs/scoring_job.py", "--config", '{"a": 1}']
+        assert os.environ["STREAMSCORE_JOB_KAFKA_PROPERTIES_FILE"] == "/run/k.json"
+    assert sys.argv == argv and "STREAMSCORE_JOB_KAFKA_PROPERTIES_FILE" not in os.environ
+
+
+def test_the_answer_is_the_job_id_the_failure_in_one_line_or_a_restart(monkeypatch):
+    fingerprint = submitter_daemon.code_fingerprint()
+    line = REQUEST.to_line()
+    assert submitter_daemon.answer(FakePlanner(), line, fingerprint) == {"job_id": "0" * 31 + "1"}
+    failing = FakePlanner(RuntimeError("scoring_job.py exited (2): error: --config is required"))
+    reply = submitter_daemon.answer(failing, line, fingerprint)
+    assert reply == {"error": "RuntimeError: scoring_job.py exited (2): error: --config is required"}
+    untouched = FakePlanner()
+    assert submitter_daemon.answer(untouched, line, ()) == {"restart": True} and not untouched.seen
+
+
+def _serving(tmp_path: Path, planner) -> tuple[Path, threading.Thread]:
+    path = tmp_path / "s.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen(4)
+    thread = threading.Thread(target=submitter_daemon.serve, args=(listener, planner, 2.0), daemon=True)
+    thread.start()
+    return path, thread
+
+
+def test_requests_are_answered_in_turn_over_the_socket_until_idle(tmp_path):
+    planner = FakePlanner()
+    path, thread = _serving(tmp_path, planner)
+    replies = [submitter_client._exchange(submitter_client._try_connect(path), REQUEST, 10.0) for _ in range(3)]
+    assert [r["job_id"][-1] for r in replies] == ["1", "2", "3"] and planner.seen == [REQUEST] * 3
+    thread.join(timeout=10)
+    assert not thread.is_alive()  # idle for 2 s: the daemon ends
+
+
+def test_a_refused_job_is_a_submitter_error_with_the_daemons_line(tmp_path, monkeypatch):
+    path, _ = _serving(tmp_path, FakePlanner(ValueError("no such model")))
+    settings = load_settings({"STREAMSCORE_HOME": str(tmp_path)})
+    monkeypatch.setattr(submitter_client, "_connected", lambda _settings: submitter_client._try_connect(path))
+    with pytest.raises(SubmitterError, match=r"^ValueError: no such model$"):
+        submitter_client.submit_through_daemon(settings, REQUEST, 10.0)
+
+
+def test_stopping_trusts_only_a_pid_whose_command_line_is_the_daemon(tmp_path):
+    settings = load_settings({"STREAMSCORE_HOME": str(tmp_path)})
+    files = DaemonFiles.of(settings)
+    assert submitter_client.stop_daemon(settings) is False  # nothing ran
+    files.pid.parent.mkdir(parents=True, exist_ok=True)
+    files.pid.write_text(f"{os.getpid()}\n")  # this test's own pid: not a daemon, never signalled
+    assert submitter_client.stop_daemon(settings) is False and not files.pid.exists()
