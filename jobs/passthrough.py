@@ -64,12 +64,17 @@ def main(argv: list[str] | None = None) -> None:
         t_env.execute_sql(confluent_sink_ddl(ConfluentTable(sink, schema, args.registry_url, args.key_field),
                                              args.transactional_id_prefix, args.transaction_timeout_ms,
                                              exactly_once=not args.at_least_once))
-        t_env.execute_sql("INSERT INTO events_out SELECT * FROM events_in")
+        _report(args, t_env.execute_sql("INSERT INTO events_out SELECT * FROM events_in"))
         return
     t_env.execute_sql(source_ddl(source, args.group_id))
     t_env.execute_sql(sink_ddl(sink, args.transactional_id_prefix, args.transaction_timeout_ms,
                                exactly_once=not args.at_least_once))
-    t_env.execute_sql("INSERT INTO events_out SELECT payload FROM events_in")
+    _report(args, t_env.execute_sql("INSERT INTO events_out SELECT payload FROM events_in"))
+
+
+def _report(args: argparse.Namespace, result) -> None:
+    """The job id, on stdout, as the scoring and drift jobs print theirs (their submitters read it)."""
+    print(f"streamscore: job {args.job_name} started with JobID {result.get_job_client().get_job_id()}", flush=True)
 
 
 if __name__ == "__main__":
