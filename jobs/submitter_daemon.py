@@ -18,6 +18,7 @@ import json
 import os
 import runpy
 import socket
+import struct
 import sys
 import traceback
 from collections.abc import Iterator
@@ -127,10 +128,19 @@ def serve(listener: socket.socket, planner: WarmPlanner, idle_s: float) -> None:
         with conn, conn.makefile("rb") as lines:
             conn.settimeout(30.0)
             with contextlib.suppress(OSError):
-                reply = answer(planner, lines.readline(), fingerprint)
+                reply = answer(planner, lines.readline(), fingerprint) if _same_user(conn) else {
+                    "error": "the warm submitter serves only the user it runs as"}
                 conn.sendall((json.dumps(reply) + "\n").encode())
                 if reply.get("restart"):
                     return
+
+
+def _same_user(conn: socket.socket) -> bool:
+    """A request runs a script as this process's user: only that user's processes may send one (the socket
+    is 0600 too)."""
+    _pid, uid, _gid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
+                                                          struct.calcsize("3i")))
+    return uid == os.getuid()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -143,6 +153,7 @@ def main(argv: list[str] | None = None) -> None:
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         listener.bind(args.socket)  # first, so clients queue while the gateway JVM starts
+        os.chmod(args.socket, 0o600)
         listener.listen(16)
         serve(listener, WarmPlanner(), args.idle_s)
     finally:
