@@ -15,11 +15,13 @@ savepoint and the path of the job's secrets file (never a password: see jobs/job
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,6 +34,7 @@ from streamscore.foundation.locks import exclusive
 
 IDLE_S = 900.0  # a daemon with no request for this long exits
 START_TIMEOUT_S = 60.0
+SOCKET_PATH_MAX = 100  # bytes; Linux allows 107 in sun_path
 DAEMON_MODULE = "jobs.submitter_daemon"
 
 
@@ -73,8 +76,22 @@ class DaemonFiles:
     @classmethod
     def of(cls, settings: Settings) -> DaemonFiles:
         run = settings.run_dir
-        return cls(run / "flink-submitter.sock", run / "flink-submitter.pid", run / "flink-submitter.lock",
+        return cls(_socket_path(run), run / "flink-submitter.pid", run / "flink-submitter.lock",
                    settings.log_dir / "flink-submitter.log")
+
+
+def _socket_path(run_dir: Path) -> Path:
+    """In the run folder; where that path is too long for a Unix socket (108 bytes), in a 0700 folder of this
+    user's under the temporary directory, named by the run folder."""
+    path = run_dir / "flink-submitter.sock"
+    if len(os.fsencode(path)) <= SOCKET_PATH_MAX:
+        return path
+    folder = Path(tempfile.gettempdir()) / f"streamscore-{os.getuid()}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    stat = folder.stat()
+    if stat.st_uid != os.getuid() or stat.st_mode & 0o077:
+        raise SubmitterError(f"{folder} is not this user's alone: remove it, or set a shorter STREAMSCORE_HOME")
+    return folder / f"submitter-{hashlib.sha256(os.fsencode(run_dir)).hexdigest()[:16]}.sock"
 
 
 def submit_through_daemon(settings: Settings, request: SubmitRequest, timeout_s: float) -> str:
@@ -120,9 +137,6 @@ def _try_connect(path: Path) -> socket.socket | None:
 
 def _start(settings: Settings, files: DaemonFiles) -> subprocess.Popen:
     """The daemon in a session of its own (its gateway JVM in its process group), outliving the caller."""
-    if len(str(files.socket)) > 100:
-        raise SubmitterError(f"the stack home's path is too long for a Unix socket ({files.socket}); "
-                             f"set STREAMSCORE_FLINK_SUBMITTER=cli or a shorter STREAMSCORE_HOME")
     files.log.parent.mkdir(parents=True, exist_ok=True)
     files.socket.parent.mkdir(parents=True, exist_ok=True)
     env = without_secrets(dict(os.environ) | client_home(settings).env())

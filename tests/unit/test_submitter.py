@@ -103,3 +103,13 @@ def test_stopping_trusts_only_a_pid_whose_command_line_is_the_daemon(tmp_path):
     files.pid.parent.mkdir(parents=True, exist_ok=True)
     files.pid.write_text(f"{os.getpid()}\n")  # this test's own pid: not a daemon, never signalled
     assert submitter_client.stop_daemon(settings) is False and not files.pid.exists()
+
+
+def test_a_socket_path_too_long_for_unix_moves_under_the_temporary_directory(tmp_path):
+    short = load_settings({"STREAMSCORE_HOME": str(tmp_path)})
+    assert DaemonFiles.of(short).socket == short.run_dir / "flink-submitter.sock"
+    deep = load_settings({"STREAMSCORE_HOME": str(tmp_path / ("d" * 120))})
+    socket_path = DaemonFiles.of(deep).socket
+    assert len(os.fsencode(socket_path)) <= submitter_client.SOCKET_PATH_MAX
+    assert socket_path.parent.stat().st_mode & 0o777 == 0o700
+    assert socket_path == DaemonFiles.of(deep).socket != DaemonFiles.of(short).socket  # one per stack home
