@@ -48,8 +48,9 @@ def submit_python_job(settings: Settings, script: Path, job_args: list[str], *,
     ``settings.flink_submitter`` is ``daemon`` (jobs/submitter_client.py)."""
     with job_secrets_env(settings) as secrets_env:  # deleted once the job graph is submitted
         if settings.flink_submitter == "daemon":
+            env = without_secrets(flink_env(settings)) | secrets_env  # what `flink run` would be given
             request = SubmitRequest(str(script), tuple(job_args), str(settings.flink_rest), settings.cluster_python,
-                                    savepoint, tuple(secrets_env.items()))
+                                    savepoint, tuple(env.items()), os.getcwd())
             try:
                 return submit_through_daemon(settings, request, timeout_s)
             except SubmitterError as exc:

@@ -5,11 +5,12 @@
 the same job takes ~2 s. With the daemon submitter, the first submission from a stack home starts
 ``python -m jobs.submitter_daemon`` (one Python process and its PyFlink gateway JVM, in a session of its
 own), and every submission from that home goes through it over a Unix socket in the home's run folder,
-one at a time. It exits after ``IDLE_S`` without a request, when the project's code changes under it (the
+one at a time. It exits after ``IDLE_S`` (5 minutes) without a request, when the project's code changes under it (the
 request is then sent to a fresh one), or at ``streamscore stack down`` (:func:`stop_daemon`).
 
 A request names the job's script, its arguments, the cluster's REST address, the workers' Python, a
-savepoint and the path of the job's secrets file (never a password: see jobs/job_secrets.py).
+savepoint, and the caller's working directory and environment as ``flink run`` would get them: without
+``STREAMSCORE_*PASSWORD*`` variables, with the path of the job's secrets file (jobs/job_secrets.py).
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ from streamscore.foundation.config import Settings
 from streamscore.foundation.errors import StreamscoreError
 from streamscore.foundation.locks import exclusive
 
-IDLE_S = 900.0  # a daemon with no request for this long exits
+IDLE_S = 300.0  # a daemon with no request for this long exits
+CONNECT_TIMEOUT_S = 10.0
+TRIES = 3  # a request reset by a daemon that was leaving (code changed, idle) goes to a fresh one
 START_TIMEOUT_S = 60.0
 SOCKET_PATH_MAX = 100  # bytes; Linux allows 107 in sun_path
 DAEMON_MODULE = "jobs.submitter_daemon"
@@ -45,7 +48,7 @@ class SubmitterError(StreamscoreError):
 @dataclass(frozen=True)
 class SubmitRequest:
     """One job to plan and submit detached: what ``flink run -d -m REST [-s SAVEPOINT] -pyexec PYTHON
-    -py SCRIPT ARGS...`` says, and the job's secrets-file variable (jobs/job_secrets.py), if any."""
+    -py SCRIPT ARGS...`` says, run from ``cwd`` with the environment ``env``."""
 
     script: str
     args: tuple[str, ...]
@@ -53,6 +56,7 @@ class SubmitRequest:
     python: str
     savepoint: str | None = None
     env: tuple[tuple[str, str], ...] = ()
+    cwd: str | None = None
 
     def to_line(self) -> bytes:
         return (json.dumps(asdict(self)) + "\n").encode()
@@ -61,14 +65,15 @@ class SubmitRequest:
     def from_json(cls, text: str) -> SubmitRequest:
         raw = json.loads(text)
         return cls(script=raw["script"], args=tuple(raw["args"]), rest=raw["rest"], python=raw["python"],
-                   savepoint=raw.get("savepoint"), env=tuple((k, v) for k, v in raw.get("env", ())))
+                   savepoint=raw.get("savepoint"), env=tuple((k, v) for k, v in raw.get("env", ())),
+                   cwd=raw.get("cwd"))
 
 
 @dataclass(frozen=True)
 class DaemonFiles:
     """Where a stack home's daemon listens, writes its pid and its log."""
 
-    socket: Path
+    run: Path
     pid: Path
     lock: Path
     log: Path
@@ -76,8 +81,12 @@ class DaemonFiles:
     @classmethod
     def of(cls, settings: Settings) -> DaemonFiles:
         run = settings.run_dir
-        return cls(_socket_path(run), run / "flink-submitter.pid", run / "flink-submitter.lock",
+        return cls(run, run / "flink-submitter.pid", run / "flink-submitter.lock",
                    settings.log_dir / "flink-submitter.log")
+
+    @property
+    def socket(self) -> Path:
+        return _socket_path(self.run)
 
 
 def _socket_path(run_dir: Path) -> Path:
@@ -95,15 +104,20 @@ def _socket_path(run_dir: Path) -> Path:
 
 
 def submit_through_daemon(settings: Settings, request: SubmitRequest, timeout_s: float) -> str:
-    """The submitted job's id; a daemon that left because the code changed is replaced once."""
-    for _ in range(2):
-        reply = _exchange(_connected(settings), request, timeout_s)
+    """The submitted job's id. A daemon that left (the code changed, or it was idle) before it read the
+    request answers ``restart`` or resets the connection: the request then goes to a fresh one."""
+    log = DaemonFiles.of(settings).log
+    for _ in range(TRIES):
+        try:
+            reply = _exchange(_connected(settings), request, timeout_s)
+        except ConnectionResetError:
+            continue
         if reply.get("restart"):
             continue
-        if "error" in reply:
-            raise SubmitterError(str(reply["error"]))
+        if "error" in reply or "job_id" not in reply:
+            raise SubmitterError(str(reply.get("error", f"an answer without a job id: {reply}")))
         return str(reply["job_id"])
-    raise SubmitterError("the warm submitter restarted twice for one request (is the code changing?)")
+    raise SubmitterError(f"the warm submitter left {TRIES} times before it took the request; see {log}")
 
 
 def _connected(settings: Settings) -> socket.socket:
@@ -127,6 +141,7 @@ def _connected(settings: Settings) -> socket.socket:
 
 def _try_connect(path: Path) -> socket.socket | None:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(CONNECT_TIMEOUT_S)  # a daemon whose backlog is full does not hold the lock forever
     try:
         sock.connect(str(path))
     except OSError:
@@ -141,56 +156,63 @@ def _start(settings: Settings, files: DaemonFiles) -> subprocess.Popen:
     files.socket.parent.mkdir(parents=True, exist_ok=True)
     env = without_secrets(dict(os.environ) | client_home(settings).env())
     argv = [settings.python_executable, "-m", DAEMON_MODULE, "--socket", str(files.socket),
-            "--pid-file", str(files.pid), "--idle-s", str(IDLE_S)]
+            "--pid-file", str(files.pid), "--lock-file", str(files.lock), "--idle-s", str(IDLE_S)]
     with open(files.log, "ab") as log:
         return subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True, cwd=str(Path(__file__).resolve().parent.parent))
 
 
 def _exchange(sock: socket.socket, request: SubmitRequest, timeout_s: float) -> dict:
-    """Send one request and read its one-line JSON reply (the daemon answers requests in turn)."""
+    """Send one request and read its one-line JSON reply (the daemon answers requests in turn). A reset
+    connection is raised as it came: the daemon closed without reading the request."""
     with sock, sock.makefile("rb") as replies:
         sock.settimeout(timeout_s)
         try:
             sock.sendall(request.to_line())
             line = replies.readline()
         except TimeoutError as exc:
-            raise SubmitterError(f"the warm submitter did not answer within {timeout_s:.0f}s") from exc
+            raise SubmitterError(f"the warm submitter did not answer within {timeout_s:.0f}s (a job it submits "
+                                 f"once this caller is gone is cancelled)") from exc
+        except ConnectionResetError:
+            raise
         except OSError as exc:
             raise SubmitterError(f"the warm submitter's connection failed: {exc}") from exc
     if not line:
-        raise SubmitterError("the warm submitter closed the connection without an answer; see its log")
-    return json.loads(line)
+        raise SubmitterError("the warm submitter closed the connection without an answer (its JVM did not "
+                             "start, or it died); see its log")
+    try:
+        return json.loads(line)
+    except ValueError as exc:
+        raise SubmitterError(f"the warm submitter answered what is not JSON: {line[:200]!r}") from exc
 
 
 def stop_daemon(settings: Settings, timeout_s: float = 15.0) -> bool:
     """Stop the home's daemon and its JVM (SIGTERM to its process group, SIGKILL after ``timeout_s``).
-    False when none ran. The pid is trusted only while its command line names the daemon's module."""
+    False when none ran. The pid is trusted only while its command line names this home's pid file."""
     files = DaemonFiles.of(settings)
-    pid = _daemon_pid(files.pid)
-    files.socket.unlink(missing_ok=True)
-    if pid is None:
+    with exclusive(files.lock):  # no submission starts a daemon meanwhile
+        pid = _daemon_pid(files.pid)
+        for sig in (signal.SIGTERM, signal.SIGKILL) if pid is not None else ():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, sig)
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline and _alive(pid):
+                time.sleep(0.1)
+            if not _alive(pid):
+                break
         files.pid.unlink(missing_ok=True)
-        return False
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, sig)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and _alive(pid):
-            time.sleep(0.1)
-        if not _alive(pid):
-            break
-    files.pid.unlink(missing_ok=True)
-    return True
+        with contextlib.suppress(SubmitterError):  # a socket folder that is not ours: nothing of ours there
+            files.socket.unlink(missing_ok=True)
+    return pid is not None
 
 
 def _daemon_pid(pid_file: Path) -> int | None:
     try:
         pid = int(pid_file.read_text().strip())
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except (OSError, ValueError):
         return None
-    return pid if DAEMON_MODULE.encode() in cmdline else None
+    return pid if DAEMON_MODULE.encode() in cmdline and os.fsencode(pid_file) in cmdline else None
 
 
 def _alive(pid: int) -> bool:

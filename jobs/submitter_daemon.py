@@ -17,24 +17,30 @@ import io
 import json
 import os
 import runpy
+import select
 import socket
 import struct
 import sys
+import threading
 import traceback
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 from jobs.flink_cluster import JOB_ID_PATTERN, failure_cause
 from jobs.submitter_client import SubmitRequest
+from streamscore.foundation.locks import exclusive
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CODE_PACKAGES = ("jobs", "connectors", "schemas", "models", "drift", "streamscore")
+CODE_SUFFIXES = (".py", ".avsc")
 
 
 def code_fingerprint(root: Path = PROJECT_ROOT) -> tuple[tuple[str, int, int], ...]:
-    """Name, size and mtime of every Python file of the project's packages: planning runs this code, so a
-    daemon whose fingerprint no longer matches the files on disk would plan with stale code."""
-    files = sorted(path for package in CODE_PACKAGES for path in (root / package).rglob("*.py"))
+    """Name, size and mtime of every Python file (and Avro schema) of the project's packages: planning runs
+    this code, so a daemon whose fingerprint no longer matches the files on disk would plan with stale code."""
+    files = sorted(path for package in CODE_PACKAGES for path in (root / package).rglob("*")
+                   if path.suffix in CODE_SUFFIXES)
     return tuple((str(path), *_size_and_mtime(path)) for path in files)
 
 
@@ -50,9 +56,18 @@ class WarmPlanner:
     """The gateway JVM and what each submission sets in it."""
 
     def __init__(self) -> None:
-        from pyflink.java_gateway import get_gateway
+        import pyflink.java_gateway as java_gateway
 
-        self.jvm = get_gateway().jvm
+        launch = java_gateway.launch_gateway_server_process
+
+        def launch_draining_stderr(env, args):  # PyFlink pipes the JVM's stderr and never reads it: a
+            process = launch(env, args)  # long-lived JVM would block once the pipe is full
+            threading.Thread(target=_copy_lines, args=(process.stderr,), daemon=True).start()
+            return process
+
+        java_gateway.launch_gateway_server_process = launch_draining_stderr
+        self.jvm = java_gateway.get_gateway().jvm
+        self.python_jar = next((Path(os.environ["FLINK_HOME"]) / "opt").glob("flink-python*.jar")).as_uri()
         self.thread = self.jvm.java.lang.Thread.currentThread()
         self.class_loader = self.thread.getContextClassLoader()
 
@@ -81,7 +96,8 @@ class WarmPlanner:
         conf = conf_module.Configuration(home_config)
         host, _, port = request.rest.rpartition(":")
         settings = {"execution.target": "remote", "rest.address": host, "rest.port": port,
-                    "execution.attached": "false", "python.executable": request.python}
+                    "execution.attached": "false", "python.executable": request.python,
+                    "pipeline.jars": self.python_jar}  # as `flink run -py` ships it; the job's own jars join it
         if request.savepoint:
             settings["execution.state-recovery.path"] = request.savepoint
         for key, value in settings.items():
@@ -91,19 +107,28 @@ class WarmPlanner:
 
 @contextlib.contextmanager
 def _job_environment(request: SubmitRequest) -> Iterator[None]:
-    """The script's argv and the request's environment entries, as ``flink run`` would give its driver."""
-    saved_argv, saved_env = sys.argv, {key: os.environ.get(key) for key, _ in request.env}
+    """The script's argv, and the caller's environment and working directory, as ``flink run`` gives its
+    driver; the daemon's own are back afterwards."""
+    saved_argv, saved_env, saved_cwd = sys.argv, dict(os.environ), os.getcwd()
     sys.argv = [request.script, *request.args]
-    os.environ.update(dict(request.env))
+    if request.env:
+        os.environ.clear()
+        os.environ.update(dict(request.env))
     try:
+        if request.cwd:
+            os.chdir(request.cwd)
         yield
     finally:
         sys.argv = saved_argv
-        for key, value in saved_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+
+
+def _copy_lines(stream) -> None:
+    for line in iter(stream.readline, b""):
+        sys.__stdout__.write(line.decode(errors="replace"))
+        sys.__stdout__.flush()
 
 
 def answer(planner: WarmPlanner, line: bytes, fingerprint) -> dict:
@@ -116,9 +141,8 @@ def answer(planner: WarmPlanner, line: bytes, fingerprint) -> dict:
         return {"error": failure_cause("".join(traceback.format_exception(exc)))}
 
 
-def serve(listener: socket.socket, planner: WarmPlanner, idle_s: float) -> None:
+def serve(listener: socket.socket, planner: WarmPlanner, idle_s: float, fingerprint) -> None:
     """Answer requests in turn until ``idle_s`` passes without one or the code changes."""
-    fingerprint = code_fingerprint()
     listener.settimeout(idle_s)
     while True:
         try:
@@ -128,11 +152,33 @@ def serve(listener: socket.socket, planner: WarmPlanner, idle_s: float) -> None:
         with conn, conn.makefile("rb") as lines:
             conn.settimeout(30.0)
             with contextlib.suppress(OSError):
-                reply = answer(planner, lines.readline(), fingerprint) if _same_user(conn) else {
+                line = lines.readline()
+                if _caller_gone(conn):  # gave up while queued: its job is not submitted
+                    continue
+                reply = answer(planner, line, fingerprint) if _same_user(conn) else {
                     "error": "the warm submitter serves only the user it runs as"}
-                conn.sendall((json.dumps(reply) + "\n").encode())
+                _deliver(conn, reply, line)
                 if reply.get("restart"):
                     return
+
+
+def _caller_gone(conn: socket.socket) -> bool:
+    readable, _, _ = select.select([conn], [], [], 0)
+    return bool(readable) and conn.recv(1, socket.MSG_PEEK) == b""
+
+
+def _deliver(conn: socket.socket, reply: dict, line: bytes) -> None:
+    """Send the reply; a job whose caller is gone by then (it timed out, or was interrupted) is cancelled,
+    never left running unknown to anyone."""
+    try:
+        conn.sendall((json.dumps(reply) + "\n").encode())
+    except OSError:
+        if "job_id" in reply:
+            rest = SubmitRequest.from_json(line.decode()).rest
+            cancel = urllib.request.Request(f"http://{rest}/jobs/{reply['job_id']}?mode=cancel", method="PATCH")
+            with contextlib.suppress(OSError), urllib.request.urlopen(cancel, timeout=10):
+                print(f"cancelled {reply['job_id']}: its caller was gone", flush=True)
+        raise
 
 
 def _same_user(conn: socket.socket) -> bool:
@@ -144,10 +190,12 @@ def _same_user(conn: socket.socket) -> bool:
 
 
 def main(argv: list[str] | None = None) -> None:
+    fingerprint = code_fingerprint()  # before anything is imported or planned
     parser = argparse.ArgumentParser(prog="submitter_daemon")
     parser.add_argument("--socket", required=True)
     parser.add_argument("--pid-file", required=True)
-    parser.add_argument("--idle-s", type=float, default=900.0)
+    parser.add_argument("--lock-file", required=True)
+    parser.add_argument("--idle-s", type=float, default=300.0)
     args = parser.parse_args(argv)
     Path(args.pid_file).write_text(f"{os.getpid()}\n")
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -155,13 +203,14 @@ def main(argv: list[str] | None = None) -> None:
         listener.bind(args.socket)  # first, so clients queue while the gateway JVM starts
         os.chmod(args.socket, 0o600)
         listener.listen(16)
-        serve(listener, WarmPlanner(), args.idle_s)
+        serve(listener, WarmPlanner(), args.idle_s, fingerprint)
     finally:
-        listener.close()
-        with contextlib.suppress(OSError):
-            if Path(args.pid_file).read_text().strip() == str(os.getpid()):
-                Path(args.pid_file).unlink()
-                Path(args.socket).unlink(missing_ok=True)
+        with exclusive(Path(args.lock_file)):  # no client starts a successor meanwhile
+            listener.close()
+            with contextlib.suppress(OSError):
+                if Path(args.pid_file).read_text().strip() == str(os.getpid()):
+                    Path(args.pid_file).unlink()
+                    Path(args.socket).unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

@@ -178,7 +178,7 @@ def test_the_checker_finds_a_ring():
 # Outside the settings, only these read a setting-like variable of their own environment, each for a reason:
 ENVIRONMENT_READERS = {
     "jobs.job_secrets": "the job's driver finds the properties file its submitter left (a path, not a setting)",
-    "jobs.submitter_daemon": "gives each job script it runs its request's secrets-file variable, then restores it",
+    "jobs.submitter_daemon": "gives each job script it runs its caller's environment, then restores its own",
 }
 
 

@@ -15,7 +15,8 @@ from jobs.submitter_client import DaemonFiles, SubmitRequest, SubmitterError
 from streamscore.foundation.config import load_settings
 
 REQUEST = SubmitRequest("/jobs/scoring_job.py", ("--config", '{"a": 1}'), "127.0.0.1:8081", "/venv/bin/python",
-                        savepoint="file:///sp/1", env=(("STREAMSCORE_JOB_KAFKA_PROPERTIES_FILE", "/run/k.json"),))
+                        savepoint="file:///sp/1", env=(("STREAMSCORE_JOB_KAFKA_PROPERTIES_FILE", "/run/k.json"),
+                                                       ("PATH", "/usr/bin")), cwd="/")
 
 
 class FakePlanner:
@@ -49,13 +50,15 @@ def test_the_fingerprint_changes_with_any_python_file_of_the_project(tmp_path):
     assert submitter_daemon.code_fingerprint(tmp_path) != after_edit
 
 
-def test_a_job_script_gets_its_argv_and_secrets_variable_and_both_are_restored(monkeypatch):
+def test_a_job_script_gets_the_callers_argv_environment_and_folder_and_the_daemons_come_back(monkeypatch):
     monkeypatch.delenv("STREAMSCORE_JOB_KAFKA_PROPERTIES_FILE", raising=False)
-    argv = list(sys.argv)
+    monkeypatch.setenv("ONLY_THE_DAEMONS", "1")
+    argv, env, cwd = list(sys.argv), dict(os.environ), os.getcwd()
     with submitter_daemon._job_environment(REQUEST):
         assert sys.argv == ["/jobs/scoring_job.py", "--config", '{"a": 1}']
-        assert os.environ["STREAMSCORE_JOB_KAFKA_PROPERTIES_FILE"] == "/run/k.json"
-    assert sys.argv == argv and "STREAMSCORE_JOB_KAFKA_PROPERTIES_FILE" not in os.environ
+        assert dict(os.environ) == {"STREAMSCORE_JOB_KAFKA_PROPERTIES_FILE": "/run/k.json", "PATH": "/usr/bin"}
+        assert os.getcwd() == "/"
+    assert (sys.argv, dict(os.environ), os.getcwd()) == (argv, env, cwd)
 
 
 def test_the_answer_is_the_job_id_the_failure_in_one_line_or_a_restart(monkeypatch):
@@ -69,12 +72,14 @@ def test_the_answer_is_the_job_id_the_failure_in_one_line_or_a_restart(monkeypat
     assert submitter_daemon.answer(untouched, line, ()) == {"restart": True} and not untouched.seen
 
 
-def _serving(tmp_path: Path, planner) -> tuple[Path, threading.Thread]:
+def _serving(tmp_path: Path, planner, before=lambda path: None) -> tuple[Path, threading.Thread]:
     path = tmp_path / "s.sock"
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(str(path))
     listener.listen(4)
-    thread = threading.Thread(target=submitter_daemon.serve, args=(listener, planner, 2.0), daemon=True)
+    before(path)  # queued before the daemon answers anything
+    thread = threading.Thread(target=submitter_daemon.serve,
+                              args=(listener, planner, 2.0, submitter_daemon.code_fingerprint()), daemon=True)
     thread.start()
     return path, thread
 
@@ -113,3 +118,34 @@ def test_a_socket_path_too_long_for_unix_moves_under_the_temporary_directory(tmp
     assert len(os.fsencode(socket_path)) <= submitter_client.SOCKET_PATH_MAX
     assert socket_path.parent.stat().st_mode & 0o777 == 0o700
     assert socket_path == DaemonFiles.of(deep).socket != DaemonFiles.of(short).socket  # one per stack home
+
+
+def test_a_caller_that_gave_up_while_queued_gets_no_job(tmp_path):
+    def give_up(path):
+        gone = submitter_client._try_connect(path)
+        gone.sendall(REQUEST.to_line())
+        gone.close()
+
+    planner = FakePlanner()
+    path, thread = _serving(tmp_path, planner, before=give_up)
+    reply = submitter_client._exchange(submitter_client._try_connect(path), REQUEST, 10.0)
+    assert reply == {"job_id": "0" * 31 + "1"} and planner.seen == [REQUEST]  # only the caller still there
+    thread.join(timeout=10)
+
+
+def test_a_daemon_that_left_before_reading_is_retried(tmp_path, monkeypatch):
+    settings = load_settings({"STREAMSCORE_HOME": str(tmp_path)})
+    replies = iter([ConnectionResetError(), {"restart": True}, {"job_id": "ab" * 16}])
+
+    def exchange(_sock, _request, _timeout):
+        reply = next(replies)
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
+    monkeypatch.setattr(submitter_client, "_connected", lambda _settings: None)
+    monkeypatch.setattr(submitter_client, "_exchange", exchange)
+    assert submitter_client.submit_through_daemon(settings, REQUEST, 10.0) == "ab" * 16
+    monkeypatch.setattr(submitter_client, "_exchange", lambda *_: {"restart": True})
+    with pytest.raises(SubmitterError, match="left 3 times"):
+        submitter_client.submit_through_daemon(settings, REQUEST, 10.0)
