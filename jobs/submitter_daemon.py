@@ -80,8 +80,9 @@ class WarmPlanner:
             with _job_environment(request), contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
                 runpy.run_path(request.script, run_name="__main__")
         except SystemExit as exc:  # argparse's refusal, say: its message is the last line it printed
-            lines = printed.getvalue().strip().splitlines() or ["(nothing printed)"]
-            raise RuntimeError(f"{Path(request.script).name} exited ({exc.code}): {lines[-1]}") from exc
+            if exc.code not in (0, None):
+                lines = printed.getvalue().strip().splitlines() or ["(nothing printed)"]
+                raise RuntimeError(f"{Path(request.script).name} exited ({exc.code}): {lines[-1]}") from exc
         finally:
             context.unsetAsContext()
             self.thread.setContextClassLoader(self.class_loader)  # PyFlink adds each job's jars on top
@@ -138,7 +139,18 @@ def answer(planner: WarmPlanner, line: bytes, fingerprint) -> dict:
     try:
         return {"job_id": planner.submit(SubmitRequest.from_json(line.decode()))}
     except Exception as exc:  # noqa: BLE001 - a job's failure is the client's answer, not the daemon's end
-        return {"error": failure_cause("".join(traceback.format_exception(exc)))}
+        return {"error": one_line(exc)}
+
+
+def one_line(exc: Exception) -> str:
+    """What went wrong, in one line: a Java failure's deepest cause (py4j's own message names only the call),
+    else the telling line of the traceback, as ``flink run``'s output is read."""
+    java = getattr(exc, "java_exception", None)
+    if java is None:
+        return failure_cause("".join(traceback.format_exception(exc)))
+    while java.getCause() is not None:
+        java = java.getCause()
+    return str(java.toString()).splitlines()[0][:500]
 
 
 def serve(listener: socket.socket, planner: WarmPlanner, idle_s: float, fingerprint) -> None:

@@ -3,6 +3,7 @@ Kafka on SASL_SSL (SCRAM-SHA-512) with a test CA, Redis with a password."""
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 
@@ -49,4 +50,6 @@ def secure_env(root: Path, tls, *, kafka_password: str, redis_password: str) -> 
         "STREAMSCORE_FLINK_METRICS_PORT": str(free_port(pair=True)), "STREAMSCORE_FLINK_SLOTS": "1",
         "STREAMSCORE_FLINK_TASKMANAGER_MEMORY": "1536m",
         "STREAMSCORE_SCHEMA_REGISTRY_URL": f"http://127.0.0.1:{free_port(pair=True)}/apis/ccompat/v7",
+        # as the suite's other stacks: its jobs' secrets-file path then travels through the warm submitter
+        "STREAMSCORE_FLINK_SUBMITTER": os.environ.get("STREAMSCORE_FLINK_SUBMITTER", "cli"),
     }

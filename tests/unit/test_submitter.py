@@ -149,3 +149,46 @@ def test_a_daemon_that_left_before_reading_is_retried(tmp_path, monkeypatch):
     monkeypatch.setattr(submitter_client, "_exchange", lambda *_: {"restart": True})
     with pytest.raises(SubmitterError, match="left 3 times"):
         submitter_client.submit_through_daemon(settings, REQUEST, 10.0)
+
+
+class FakeJavaError:
+    def __init__(self, text: str, cause: FakeJavaError | None = None):
+        self.text, self.cause = text, cause
+
+    def getCause(self):
+        return self.cause
+
+    def toString(self):
+        return self.text
+
+
+def test_a_java_failure_is_told_by_its_deepest_cause():
+    exc = RuntimeError("An error occurred while calling o42.executeSql.")
+    exc.java_exception = FakeJavaError("org.apache.flink.table.api.ValidationException: SQL validation failed",
+                                       FakeJavaError("org.apache.kafka.common.KafkaException: no such topic\n\tat x"))
+    assert submitter_daemon.one_line(exc) == "org.apache.kafka.common.KafkaException: no such topic"
+
+
+class FakeConfiguration(dict):
+    def __init__(self, base=None):
+        super().__init__(base or {})
+
+    def setString(self, key, value):
+        self[key] = value
+
+
+def test_the_context_says_what_flink_run_says(monkeypatch, tmp_path):
+    from types import SimpleNamespace
+
+    planner = submitter_daemon.WarmPlanner.__new__(submitter_daemon.WarmPlanner)
+    module = SimpleNamespace(Configuration=FakeConfiguration,
+                             GlobalConfiguration=SimpleNamespace(loadConfiguration=lambda _dir: {"from": "yaml"}))
+    planner.jvm = SimpleNamespace(org=SimpleNamespace(apache=SimpleNamespace(flink=SimpleNamespace(
+        configuration=module))))
+    planner.python_jar = "file:///flink/opt/flink-python-2.2.1.jar"
+    monkeypatch.setenv("FLINK_CONF_DIR", str(tmp_path))
+    conf = planner._configuration(REQUEST)
+    assert conf == {"from": "yaml", "execution.target": "remote", "rest.address": "127.0.0.1", "rest.port": "8081",
+                    "execution.attached": "false", "python.executable": "/venv/bin/python",
+                    "pipeline.jars": "file:///flink/opt/flink-python-2.2.1.jar",
+                    "execution.state-recovery.path": "file:///sp/1"}
