@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
@@ -110,7 +112,10 @@ def test_stopping_trusts_only_a_pid_whose_command_line_is_the_daemon(tmp_path):
     assert submitter_client.stop_daemon(settings) is False and not files.pid.exists()
 
 
-def test_a_socket_path_too_long_for_unix_moves_under_the_temporary_directory(tmp_path):
+def test_a_socket_path_too_long_for_unix_moves_under_the_temporary_directory(tmp_path, monkeypatch, request):
+    short_tmp = tempfile.mkdtemp(prefix="ss-")  # a short temporary directory of this test's own
+    request.addfinalizer(lambda: shutil.rmtree(short_tmp))
+    monkeypatch.setattr(tempfile, "tempdir", short_tmp)
     short = load_settings({"STREAMSCORE_HOME": str(tmp_path)})
     assert DaemonFiles.of(short).socket == short.run_dir / "flink-submitter.sock"
     deep = load_settings({"STREAMSCORE_HOME": str(tmp_path / ("d" * 120))})
