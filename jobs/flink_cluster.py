@@ -47,25 +47,24 @@ def submit_python_job(settings: Settings, script: Path, job_args: list[str], *,
     ``flink run`` (a client JVM of its own), or through the stack home's warm submitter when
     ``settings.flink_submitter`` is ``daemon`` (jobs/submitter_client.py)."""
     with job_secrets_env(settings) as secrets_env:  # deleted once the job graph is submitted
+        env = without_secrets(flink_env(settings)) | secrets_env  # the driver's environment, either way
         if settings.flink_submitter == "daemon":
-            env = without_secrets(flink_env(settings)) | secrets_env  # what `flink run` would be given
             request = SubmitRequest(str(script), tuple(job_args), str(settings.flink_rest), settings.cluster_python,
                                     savepoint, tuple(env.items()), os.getcwd())
             try:
                 return submit_through_daemon(settings, request, timeout_s)
             except SubmitterError as exc:
                 raise FlinkJobError(f"submitting {script.name} to {settings.flink_rest} failed: {exc}") from exc
-        return _flink_run(settings, script, job_args, savepoint, timeout_s, secrets_env)
+        return _flink_run(settings, script, job_args, savepoint, timeout_s, env)
 
 
 def _flink_run(settings: Settings, script: Path, job_args: list[str], savepoint: str | None, timeout_s: float,
-               secrets_env: dict[str, str]) -> str:
+               env: dict[str, str]) -> str:
     flink = pyflink_dir() / "bin" / "flink"
     argv = ["bash", str(flink), "run", "-d", "-m", str(settings.flink_rest)]
     if savepoint:
         argv += ["-s", savepoint]
     argv += ["-pyexec", settings.cluster_python, "-py", str(script), *job_args]
-    env = without_secrets(flink_env(settings)) | secrets_env
     try:
         proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout_s, check=False)
     except subprocess.TimeoutExpired as exc:
