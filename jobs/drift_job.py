@@ -10,12 +10,15 @@ Topology (Table API, then DataStream for the stateful part):
    event-time window each record falls in; rows without a partial are filtered out, so roughly
    one row per batch and window crosses into the stateful step, whatever the traffic.
    Sources and counting run at ``config.parallelism``: each subtask counts its own partitions.
-3. A keyed process function (one key: one judgement per window, whatever the parallelism) merges
-   partials in Flink state (checkpointed), closes a window when
-   the watermark passes its end plus the allowed lateness (time windows) or when it holds the
-   configured number of events (count windows), judges it, applies hysteresis / cooldown /
-   episodes (``drift.decision``, state kept in Flink), and emits Avro alerts and triggers.
-4. Two Kafka EXACTLY_ONCE sinks.
+3. With a labels topic: labels joined to scored records by event id, counted per Arrow batch and
+   bucket of label time into labelled partials.
+4. A keyed process function (``jobs.drift_windows``; one key: one judgement per window, whatever the
+   parallelism) merges partials in Flink state (checkpointed), closes a window when the watermark
+   passes its end plus the allowed lateness (time windows) or when it holds the configured number
+   of events (count windows; labelled windows over whole buckets of label time, ``jobs.label_windows``),
+   judges it, applies hysteresis / cooldown / episodes (``drift.decision``, state kept in Flink),
+   and emits Avro alerts and triggers.
+5. Two Kafka EXACTLY_ONCE sinks.
 """
 
 from __future__ import annotations
@@ -23,21 +26,20 @@ from __future__ import annotations
 import argparse
 
 import pandas as pd
-from pyflink.common import Row, Types
+from pyflink.common import Types
 from pyflink.datastream import StreamExecutionEnvironment
-from pyflink.datastream.functions import KeyedProcessFunction, RuntimeContext
-from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 from pyflink.table import DataTypes, StreamTableEnvironment
 from pyflink.table.udf import FunctionContext, ScalarFunction, udf
 
 from jobs.drift_config import DriftJobConfig
-from jobs.drift_logic import LABELS_WINDOW
+from jobs.drift_windows import DriftWindows
 from jobs.kafka_tables import KafkaTableSpec, sink_ddl, source_ddl
 
 PARTIAL_TYPE = DataTypes.ROW([
     DataTypes.FIELD("window_start", DataTypes.BIGINT()),
     DataTypes.FIELD("n", DataTypes.BIGINT()),
     DataTypes.FIELD("counts", DataTypes.BYTES()),
+    DataTypes.FIELD("labelled", DataTypes.BOOLEAN()),  # a labelled partial: window_start is its label-time bucket
 ])
 SCORED_IDS_TYPE = DataTypes.ROW([
     DataTypes.FIELD("event_id", DataTypes.STRING()),
@@ -47,6 +49,7 @@ SCORED_IDS_TYPE = DataTypes.ROW([
 LABEL_IDS_TYPE = DataTypes.ROW([
     DataTypes.FIELD("event_id", DataTypes.STRING()),
     DataTypes.FIELD("label", DataTypes.INT()),
+    DataTypes.FIELD("label_ms", DataTypes.BIGINT()),
 ])
 OUTPUT_TYPE = Types.ROW_NAMED(["sink", "msg_key", "payload"],
                               [Types.STRING(), Types.PRIMITIVE_ARRAY(Types.BYTE()),
@@ -73,7 +76,7 @@ class PartialCounts(ScalarFunction):
         starts, sizes, blobs = [0] * n, [0] * n, [b""] * n
         for i, (window_start, size, blob) in enumerate(partials[:n]):
             starts[i], sizes[i], blobs[i] = window_start, size, blob
-        return pd.DataFrame({"window_start": starts, "n": sizes, "counts": blobs})
+        return pd.DataFrame({"window_start": starts, "n": sizes, "counts": blobs, "labelled": [False] * n})
 
 
 class DecodeIds(ScalarFunction):
@@ -88,106 +91,39 @@ class DecodeIds(ScalarFunction):
 
         self.logic = SidecarLogic.for_model(self.config)
 
-    def eval(self, payload: pd.Series) -> pd.DataFrame:
+    def eval(self, payload: pd.Series, ts: pd.Series | None = None) -> pd.DataFrame:
         if self.source == "scored":
             ids, scores, predicted = self.logic.decode_scored_ids(payload.tolist())
             return pd.DataFrame({"event_id": ids, "score": scores, "predicted": predicted})
         ids, labels = self.logic.decode_label_ids(payload.tolist())
-        return pd.DataFrame({"event_id": ids, "label": labels})
+        return pd.DataFrame({"event_id": ids, "label": labels, "label_ms": _epoch_millis(ts)})
 
 
 class LabelledPartial(ScalarFunction):
-    """Joined (score, predicted, actual) rows of one Arrow batch -> one partial count vector (first row)."""
+    """Joined (score, predicted, actual, label time) rows of one Arrow batch -> one partial count vector per
+    bucket of label time present (first rows)."""
 
-    def eval(self, score: pd.Series, predicted: pd.Series, actual: pd.Series) -> pd.DataFrame:
+    def __init__(self, config: DriftJobConfig):
+        self.config = config
+
+    def eval(self, score: pd.Series, predicted: pd.Series, actual: pd.Series, label_ms: pd.Series) -> pd.DataFrame:
         from jobs.drift_logic import SidecarLogic
+        from jobs.label_windows import LabelWindowCutter
 
+        cutter = LabelWindowCutter(self.config.label_bucket_ms, self.config.label_window_events)
+        partials = SidecarLogic.label_partials((score.to_numpy(), predicted.to_numpy(), actual.to_numpy()),
+                                               label_ms.to_numpy(), cutter)
         n = len(score)
-        window, size, blob = SidecarLogic.label_partial(score.to_numpy(), predicted.to_numpy(), actual.to_numpy())
-        return pd.DataFrame({"window_start": [window] * n, "n": [size] + [0] * (n - 1),
-                             "counts": [blob] + [b""] * (n - 1)})
+        starts, sizes, blobs = [0] * n, [0] * n, [b""] * n
+        for i, (bucket, size, blob) in enumerate(partials[:n]):
+            starts[i], sizes[i], blobs[i] = bucket, size, blob
+        return pd.DataFrame({"window_start": starts, "n": sizes, "counts": blobs, "labelled": [True] * n})
 
 
 def _epoch_millis(ts: pd.Series):
     """Arrow TIMESTAMP_LTZ values -> int64 epoch milliseconds."""
     values = pd.to_datetime(ts, utc=True).dt.tz_convert(None).to_numpy()
     return values.astype("datetime64[ms]").astype("int64")
-
-
-class DriftWindows(KeyedProcessFunction):
-    """Merges partials per window in Flink state; judges closed windows; emits alerts and triggers."""
-
-    def __init__(self, config: DriftJobConfig):
-        self.config = config
-
-    def open(self, runtime_context: RuntimeContext):
-        from jobs.drift_logic import SidecarLogic
-        from jobs.job_metrics import SidecarMetrics
-
-        self.logic = SidecarLogic.for_model(self.config)
-        self.metrics = SidecarMetrics(runtime_context.get_metrics_group(), self.logic.model_name,
-                                      self.logic.model_version, self.logic.counter.contract.names)
-        self.labelled = runtime_context.get_state(ValueStateDescriptor("labelled", Types.PRIMITIVE_ARRAY(Types.BYTE())))
-        self.labelled_state = runtime_context.get_state(
-            ValueStateDescriptor("labelled_episodes", Types.PRIMITIVE_ARRAY(Types.BYTE())))
-        self.windows = runtime_context.get_map_state(
-            MapStateDescriptor("windows", Types.LONG(), Types.PRIMITIVE_ARRAY(Types.BYTE())))
-        self.detector_state = runtime_context.get_state(
-            ValueStateDescriptor("detector", Types.PRIMITIVE_ARRAY(Types.BYTE())))
-
-    def process_element(self, value, ctx: KeyedProcessFunction.Context):
-        window_start, blob = value[0], value[2]
-        if window_start == LABELS_WINDOW:
-            yield from self._labelled(blob)
-            return
-        if self.config.window_kind == "time" and self._judged(window_start, ctx):
-            self.metrics.late_partials.inc(1)  # past its allowed lateness: re-opening it would judge it twice
-            return
-        current = self.windows.get(window_start)
-        merged = self.logic.merge(current, blob)
-        if self.config.window_kind == "count":
-            if self.logic.events_in(merged) >= self.config.window_events:
-                self.windows.remove(window_start)
-                yield from self._judge(window_start, merged)
-                return
-        elif current is None:
-            ctx.timer_service().register_event_time_timer(self._closes(window_start))
-        self.windows.put(window_start, merged)
-
-    def _closes(self, window_start: int) -> int:
-        """The event time the window is judged at: its end plus its allowed lateness (its timer)."""
-        return window_start + self.config.window_ms + self.config.allowed_lateness_ms - 1
-
-    def _judged(self, window_start: int, ctx) -> bool:
-        """Whether the watermark passed the window's timer (it was judged already)."""
-        return self._closes(window_start) <= ctx.timer_service().current_watermark()
-
-    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
-        window_start = timestamp + 1 - self.config.window_ms - self.config.allowed_lateness_ms
-        merged = self.windows.get(window_start)
-        if merged is not None:
-            self.windows.remove(window_start)
-            yield from self._judge(window_start, merged)
-
-    def _judge(self, window_start: int, counts: bytes):
-        state = self.detector_state.value()
-        outputs, new_state = self.logic.judge(window_start, counts, state)
-        self.detector_state.update(new_state)
-        self.metrics.record_window(self.logic.last_verdict)
-        for sink, key, payload in outputs:
-            yield Row(sink, key, payload)
-
-    def _labelled(self, blob: bytes):
-        merged = self.logic.merge_labelled(self.labelled.value(), blob)
-        if self.logic.events_in(merged) < self.config.label_window_events:
-            self.labelled.update(merged)
-            return
-        self.labelled.clear()
-        outputs, new_state = self.logic.judge_labelled(merged, self.labelled_state.value())
-        self.labelled_state.update(new_state)
-        self.metrics.record_labelled(self.logic.last_labelled)
-        for sink, key, payload in outputs:
-            yield Row(sink, key, payload)
 
 
 def labels_enabled(config: DriftJobConfig) -> bool:
@@ -220,21 +156,23 @@ def _register_sources(t_env: StreamTableEnvironment, config: DriftJobConfig, wit
 
 def _labelled_partials(t_env: StreamTableEnvironment, config: DriftJobConfig):
     """Labels joined to scored records by event id (a regular join in Flink SQL, state kept for
-    ``label_wait_ms``), then counted per Arrow batch into labelled partials."""
+    ``label_wait_ms``), then counted per Arrow batch and bucket of the label's time (its Kafka timestamp)
+    into labelled partials."""
     for name, source, result_type in (("scored_ids", "scored", SCORED_IDS_TYPE),
                                       ("label_ids", "labels", LABEL_IDS_TYPE)):
         t_env.create_temporary_function(f"decode_{name}", udf(DecodeIds(config, source), result_type=result_type,
                                                                func_type="pandas"))
-    t_env.create_temporary_function("labelled_partial", udf(LabelledPartial(), result_type=PARTIAL_TYPE,
+    t_env.create_temporary_function("labelled_partial", udf(LabelledPartial(config), result_type=PARTIAL_TYPE,
                                                              func_type="pandas"))
     t_env.execute_sql("CREATE TEMPORARY VIEW scored_ids AS SELECT d.event_id AS event_id, d.score AS score, "
                       "d.predicted AS predicted FROM (SELECT decode_scored_ids(payload) AS d FROM scored_in) "
                       "WHERE d.event_id IS NOT NULL")
-    t_env.execute_sql("CREATE TEMPORARY VIEW label_ids AS SELECT d.event_id AS event_id, d.label AS label "
-                      "FROM (SELECT decode_label_ids(payload) AS d FROM labels_in) WHERE d.event_id IS NOT NULL")
+    t_env.execute_sql("CREATE TEMPORARY VIEW label_ids AS SELECT d.event_id AS event_id, d.label AS label, "
+                      "d.label_ms AS label_ms FROM (SELECT decode_label_ids(payload, src_timestamp) AS d "
+                      "FROM labels_in) WHERE d.event_id IS NOT NULL")
     joined = t_env.sql_query(
-        "SELECT p.window_start, p.n, p.counts FROM (SELECT labelled_partial(s.score, s.predicted, l.label) AS p "
-        "FROM scored_ids s JOIN label_ids l ON s.event_id = l.event_id) WHERE p.n > 0")
+        "SELECT p.window_start, p.n, p.counts, p.labelled FROM (SELECT labelled_partial(s.score, s.predicted, "
+        "l.label, l.label_ms) AS p FROM scored_ids s JOIN label_ids l ON s.event_id = l.event_id) WHERE p.n > 0")
     return t_env.to_data_stream(joined)
 
 
@@ -246,7 +184,7 @@ def build(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment, config
         fn = udf(PartialCounts(config, source), result_type=PARTIAL_TYPE, func_type="pandas")
         t_env.create_temporary_function(f"partial_{source}", fn)
         partials = t_env.sql_query(
-            f"SELECT p.window_start, p.n, p.counts FROM "
+            f"SELECT p.window_start, p.n, p.counts, p.labelled FROM "
             f"(SELECT partial_{source}(payload, src_timestamp) AS p FROM {table}) WHERE p.n > 0")
         partial_streams.append(t_env.to_data_stream(partials))
     if with_labels:

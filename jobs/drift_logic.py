@@ -18,7 +18,6 @@ from schemas import SerdeError
 from streamscore.foundation.vocabulary import ControlKind
 
 SINK_ALERTS, SINK_CONTROL = "alerts", "control"
-LABELS_WINDOW = -1  # the partial stream's window key for labelled (joined) rows: counted, not timed
 ACCURACY_FEATURE = "model_accuracy"
 
 
@@ -207,11 +206,19 @@ class SidecarLogic:
         return ids, labels
 
     @staticmethod
-    def label_partial(scores, predicted, actual) -> tuple[int, int, bytes]:
+    def label_partials(joined: tuple, millis: np.ndarray, cutter) -> list[tuple[int, int, bytes]]:
+        """Joined (scores, predicted, actual) rows with their label times -> (bucket, rows, counts bytes)
+        per bucket of label time present (``cutter``: a :class:`jobs.label_windows.LabelWindowCutter`)."""
         from drift.labelled import label_counts
 
-        counts = label_counts(np.asarray(scores), np.asarray(predicted), np.asarray(actual))
-        return LABELS_WINDOW, int(counts[0]), counts.tobytes()
+        scores, predicted, actual = (np.asarray(column) for column in joined)
+        buckets = cutter.buckets(millis)
+        out = []
+        for bucket in np.unique(buckets):
+            rows = buckets == bucket
+            counts = label_counts(scores[rows], predicted[rows], actual[rows])
+            out.append((int(bucket), int(counts[0]), counts.tobytes()))
+        return out
 
     @staticmethod
     def merge_labelled(current: bytes | None, partial: bytes) -> bytes:
@@ -220,17 +227,19 @@ class SidecarLogic:
         previous = None if current is None else np.frombuffer(current, dtype=np.int64)
         return merge(previous, np.frombuffer(partial, dtype=np.int64)).tobytes()
 
-    def judge_labelled(self, counts: bytes, state: bytes | None):
-        """A closed labelled window -> ([(sink, key, payload)], new state); alerts once per episode and tier."""
+    def judge_labelled(self, closed, state: bytes | None):
+        """A closed labelled window (a :class:`jobs.label_windows.LabelWindow`) -> ([(sink, key, payload)],
+        new state); alerts once per episode and tier. Its bounds are label times: they go into the alert
+        and, with its sequence, into the trigger's id, so a job restarted without its state makes new ids."""
         from drift.labelled import LabelledEpisodes
 
         episodes = LabelledEpisodes(self.reference_accuracy, self.reference_n, alpha=self.config.alpha,
                                     confirm_k=self.config.confirm_k, confirm_m=self.config.confirm_m)
         episodes.restore(state)
-        decision = episodes.decide(np.frombuffer(counts, dtype=np.int64))
+        decision = episodes.decide(closed.counts)
         self.last_labelled = decision
-        window = {"window_id": f"{self.config.job_name}:labels:{decision.sequence}", "start": 0, "end": 0,
-                  "size": decision.summary.n}
+        window = {"window_id": f"{self.config.job_name}:labels:{decision.sequence}", "start": closed.start,
+                  "end": closed.end, "size": decision.summary.n}
         outputs = []
         if decision.alert:
             outputs.append((SINK_ALERTS, f"{self.model_name}:{ACCURACY_FEATURE}".encode(),

@@ -201,6 +201,8 @@ class SidecarMetrics:
         labels.gauge("accuracy_milli", lambda: self.accuracy_milli)
         labels.gauge("auc_milli", lambda: self.auc_milli)
         self.labelled_windows = labels.counter("windows_closed")
+        self.late_labels = labels.counter("late")  # joined labels whose bucket had closed: into the open window
+        self.label_flushes = labels.counter("idle_flushes")  # open buckets added while the watermark stood still
 
     def record_window(self, verdict) -> None:
         """A judged feature window (a :class:`drift.decision.WindowVerdict`)."""

@@ -103,14 +103,19 @@ def _socket_path(run_dir: Path) -> Path:
     return folder / f"submitter-{hashlib.sha256(os.fsencode(run_dir)).hexdigest()[:16]}.sock"
 
 
+# how a connection to a daemon that left before reading the request fails: safe to send again
+LEFT_BEFORE_READING = (ConnectionResetError, BrokenPipeError)
+
+
 def submit_through_daemon(settings: Settings, request: SubmitRequest, timeout_s: float) -> str:
     """The submitted job's id. A daemon that left (the code changed, or it was idle) before it read the
-    request answers ``restart`` or resets the connection: the request then goes to a fresh one."""
+    request answers ``restart``, resets the connection or closed it before the request was sent whole
+    (a broken pipe): the request then goes to a fresh one."""
     log = DaemonFiles.of(settings).log
     for _ in range(TRIES):
         try:
             reply = _exchange(_connected(settings), request, timeout_s)
-        except ConnectionResetError:
+        except LEFT_BEFORE_READING:
             continue
         if reply.get("restart"):
             continue
@@ -164,7 +169,7 @@ def _start(settings: Settings, files: DaemonFiles) -> subprocess.Popen:
 
 def _exchange(sock: socket.socket, request: SubmitRequest, timeout_s: float) -> dict:
     """Send one request and read its one-line JSON reply (the daemon answers requests in turn). A reset
-    connection is raised as it came: the daemon closed without reading the request."""
+    connection or a broken pipe is raised as it came: the daemon closed without reading the request."""
     with sock, sock.makefile("rb") as replies:
         sock.settimeout(timeout_s)
         try:
@@ -173,7 +178,7 @@ def _exchange(sock: socket.socket, request: SubmitRequest, timeout_s: float) -> 
         except TimeoutError as exc:
             raise SubmitterError(f"the warm submitter did not answer within {timeout_s:.0f}s (a job it submits "
                                  f"once this caller is gone is cancelled)") from exc
-        except ConnectionResetError:
+        except LEFT_BEFORE_READING:
             raise
         except OSError as exc:
             raise SubmitterError(f"the warm submitter's connection failed: {exc}") from exc

@@ -140,7 +140,7 @@ def test_a_caller_that_gave_up_while_queued_gets_no_job(tmp_path):
 
 def test_a_daemon_that_left_before_reading_is_retried(tmp_path, monkeypatch):
     settings = load_settings({"STREAMSCORE_HOME": str(tmp_path)})
-    replies = iter([ConnectionResetError(), {"restart": True}, {"job_id": "ab" * 16}])
+    replies = iter([ConnectionResetError(), BrokenPipeError(), {"restart": True}, {"job_id": "ab" * 16}])
 
     def exchange(_sock, _request, _timeout):
         reply = next(replies)
@@ -150,10 +150,20 @@ def test_a_daemon_that_left_before_reading_is_retried(tmp_path, monkeypatch):
 
     monkeypatch.setattr(submitter_client, "_connected", lambda _settings: None)
     monkeypatch.setattr(submitter_client, "_exchange", exchange)
+    monkeypatch.setattr(submitter_client, "TRIES", 4)
     assert submitter_client.submit_through_daemon(settings, REQUEST, 10.0) == "ab" * 16
+    monkeypatch.setattr(submitter_client, "TRIES", 3)
     monkeypatch.setattr(submitter_client, "_exchange", lambda *_: {"restart": True})
     with pytest.raises(SubmitterError, match="left 3 times"):
         submitter_client.submit_through_daemon(settings, REQUEST, 10.0)
+
+
+def test_a_connection_the_daemon_closed_unread_is_raised_to_be_retried():
+    ours, daemons = socket.socketpair()
+    daemons.close()  # the daemon left with the request unread
+    big = SubmitRequest("/jobs/scoring_job.py", ("--config", "a" * 1_000_000), "127.0.0.1:8081", "python3")
+    with pytest.raises(submitter_client.LEFT_BEFORE_READING):
+        submitter_client._exchange(ours, big, 5.0)
 
 
 class FakeJavaError:
