@@ -58,18 +58,24 @@ class WarmPlanner:
     def __init__(self) -> None:
         import pyflink.java_gateway as java_gateway
 
-        launch = java_gateway.launch_gateway_server_process
+        launch, launched = java_gateway.launch_gateway_server_process, []
 
         def launch_draining_stderr(env, args):  # PyFlink pipes the JVM's stderr and never reads it: a
             process = launch(env, args)  # long-lived JVM would block once the pipe is full
             threading.Thread(target=_copy_lines, args=(process.stderr,), daemon=True).start()
+            launched.append(process)
             return process
 
         java_gateway.launch_gateway_server_process = launch_draining_stderr
         self.jvm = java_gateway.get_gateway().jvm
+        self.gateway_process = launched[0] if launched else None
         self.python_jar = next((Path(os.environ["FLINK_HOME"]) / "opt").glob("flink-python*.jar")).as_uri()
         self.thread = self.jvm.java.lang.Thread.currentThread()
         self.class_loader = self.thread.getContextClassLoader()
+
+    def alive(self) -> bool:
+        """Whether the gateway JVM still runs (killed, or out of memory, it answers nothing again)."""
+        return self.gateway_process is None or self.gateway_process.poll() is None
 
     def submit(self, request: SubmitRequest) -> str:
         context = self.jvm.org.apache.flink.client.program.StreamContextEnvironment
@@ -133,13 +139,26 @@ def _copy_lines(stream) -> None:
 
 
 def answer(planner: WarmPlanner, line: bytes, fingerprint) -> dict:
-    """The reply to one request line."""
-    if code_fingerprint() != fingerprint:
+    """The reply to one request line: ``restart`` (the daemon then leaves, the client starts a fresh one)
+    when the code changed, the gateway JVM died or the job is another checkout's (two checkouts that share a
+    stack home: planning imports this checkout's modules)."""
+    try:
+        request = SubmitRequest.from_json(line.decode())
+    except Exception as exc:  # noqa: BLE001 - a garbled request is the client's answer too
+        return {"error": one_line(exc)}
+    if code_fingerprint() != fingerprint or not planner.alive() or _another_checkouts(request.script):
         return {"restart": True}
     try:
-        return {"job_id": planner.submit(SubmitRequest.from_json(line.decode()))}
+        return {"job_id": planner.submit(request)}
     except Exception as exc:  # noqa: BLE001 - a job's failure is the client's answer, not the daemon's end
         return {"error": one_line(exc)}
+
+
+def _another_checkouts(script: str) -> bool:
+    """Whether ``script`` is a job of another checkout of the project (``<root>/jobs/<name>.py``)."""
+    path = Path(script).resolve()
+    return path.parent.name == "jobs" and (path.parent / "submitter_daemon.py").exists() \
+        and path.parent.parent != PROJECT_ROOT
 
 
 def one_line(exc: Exception) -> str:

@@ -35,11 +35,12 @@ def _assert_exactly_once(report, count: int) -> None:
 
 
 def test_exactly_once_survives_five_faults_in_one_run(settings, stack):
-    # 2,500 events/s for 165 s: faults 10, 35, 60, 85 and 110 s in (or later, when the one before takes
-    # longer); the rescale (1 -> 2 -> 1) takes 40-60 s and traffic outlives it. Meanwhile the model is
-    # promoted or rolled back every 35 s (three versions with different models): a replay after a
-    # fault must choose the version the first attempt chose
-    plan = FaultPlan(PROCESS_FAULTS, count=412_500, rate=2500.0, first_at_s=10.0, spacing_s=25.0,
+    # 2,500 events/s for 135 s: faults 10, 30, 50, 70 and 90 s in (or later, when the one before takes
+    # longer: on 2026-12-07 each started on time at a spacing of 25 s); the rescale (1 -> 2 -> 1, each
+    # restore submitted through the warm submitter) takes 20-30 s and traffic outlives it. Meanwhile the
+    # model is promoted or rolled back every 35 s (three versions with different models): a replay after
+    # a fault must choose the version the first attempt chose
+    plan = FaultPlan(PROCESS_FAULTS, count=337_500, rate=2500.0, first_at_s=10.0, spacing_s=20.0,
                      lifecycle_every_s=35.0)
     report = run_faults(settings, plan)
     _assert_exactly_once(report, plan.count)

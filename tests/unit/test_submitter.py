@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import socket
@@ -22,8 +23,11 @@ REQUEST = SubmitRequest("/jobs/scoring_job.py", ("--config", '{"a": 1}'), "127.0
 
 
 class FakePlanner:
-    def __init__(self, fail: Exception | None = None):
-        self.fail, self.seen = fail, []
+    def __init__(self, fail: Exception | None = None, alive: bool = True):
+        self.fail, self.seen, self.jvm_alive = fail, [], alive
+
+    def alive(self) -> bool:
+        return self.jvm_alive
 
     def submit(self, request: SubmitRequest) -> str:
         self.seen.append(request)
@@ -72,6 +76,21 @@ def test_the_answer_is_the_job_id_the_failure_in_one_line_or_a_restart(monkeypat
     assert reply == {"error": "RuntimeError: scoring_job.py exited (2): error: --config is required"}
     untouched = FakePlanner()
     assert submitter_daemon.answer(untouched, line, ()) == {"restart": True} and not untouched.seen
+    jvm_gone = FakePlanner(alive=False)  # its gateway JVM died: a fresh daemon takes the request
+    assert submitter_daemon.answer(jvm_gone, line, fingerprint) == {"restart": True} and not jvm_gone.seen
+
+
+def test_a_job_of_another_checkout_goes_to_a_daemon_of_that_checkout(tmp_path):
+    other = tmp_path / "checkout" / "jobs"
+    other.mkdir(parents=True)
+    for name in ("submitter_daemon.py", "scoring_job.py"):
+        (other / name).write_text("")
+    fingerprint, planner = submitter_daemon.code_fingerprint(), FakePlanner()
+    theirs = dataclasses.replace(REQUEST, script=str(other / "scoring_job.py"))
+    assert submitter_daemon.answer(planner, theirs.to_line(), fingerprint) == {"restart": True}
+    ours = dataclasses.replace(REQUEST, script=str(submitter_daemon.PROJECT_ROOT / "jobs" / "scoring_job.py"))
+    assert "job_id" in submitter_daemon.answer(planner, ours.to_line(), fingerprint)
+    assert "job_id" in submitter_daemon.answer(planner, REQUEST.to_line(), fingerprint)  # a script of no checkout
 
 
 def _serving(tmp_path: Path, planner, before=lambda path: None) -> tuple[Path, threading.Thread]:
