@@ -44,7 +44,7 @@ class DriftJobConfig(JsonJobConfig):
     label_window_events: int = 1000  # labelled (joined) events per accuracy window
     label_wait_ms: int = 600_000  # how long a scored record waits for its label (join state TTL)
     # labelled windows are cut over whole buckets of label time, in label-time order (jobs.label_windows);
-    # when the watermark stands still this long (every source idle), the open buckets are added as they are
+    # when the watermark has not moved for this long (every source idle), the open buckets are added as they are
     label_bucket_ms: int = 1_000
     label_flush_ms: int = 10_000
     # the Schema Registry and the ids of the events' and scored records' schemas (a model with a bound
@@ -61,9 +61,9 @@ class DriftJobConfig(JsonJobConfig):
         for name in ("allowed_lateness_ms", "max_out_of_orderness_ms", "idle_timeout_ms", "cooldown_windows"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.labels_topic and self.label_flush_ms <= self.idle_timeout_ms:
-            raise ConfigError(f"label_flush_ms ({self.label_flush_ms}) must exceed idle_timeout_ms "
-                              f"({self.idle_timeout_ms}): a paused source holds the watermark that long before it "
+        if self.labels_topic and self.label_flush_ms < 2 * max(self.idle_timeout_ms, 1000):
+            raise ConfigError(f"label_flush_ms ({self.label_flush_ms}) must be at least twice idle_timeout_ms "
+                              f"({self.idle_timeout_ms}) and 2000: a paused source holds the watermark until it "
                               f"counts as idle, and the open label buckets must not be added meanwhile")
         if not 0 < self.alpha < 1:
             raise ConfigError(f"alpha must be in (0, 1), got {self.alpha}")

@@ -105,14 +105,18 @@ class LabelledPartial(ScalarFunction):
 
     def __init__(self, config: DriftJobConfig):
         self.config = config
+        self.cutter = None
+
+    def open(self, function_context: FunctionContext):
+        from jobs.label_windows import LabelWindowCutter
+
+        self.cutter = LabelWindowCutter(self.config.label_bucket_ms, self.config.label_window_events)
 
     def eval(self, score: pd.Series, predicted: pd.Series, actual: pd.Series, label_ms: pd.Series) -> pd.DataFrame:
         from jobs.drift_logic import SidecarLogic
-        from jobs.label_windows import LabelWindowCutter
 
-        cutter = LabelWindowCutter(self.config.label_bucket_ms, self.config.label_window_events)
         partials = SidecarLogic.label_partials((score.to_numpy(), predicted.to_numpy(), actual.to_numpy()),
-                                               label_ms.to_numpy(), cutter)
+                                               label_ms.to_numpy(), self.cutter)
         n = len(score)
         starts, sizes, blobs = [0] * n, [0] * n, [b""] * n
         for i, (bucket, size, blob) in enumerate(partials[:n]):

@@ -19,6 +19,7 @@ from jobs.drift_config import DriftJobConfig
 from jobs.label_windows import LabelWindow, LabelWindowCutter
 
 _BYTES = Types.PRIMITIVE_ARRAY(Types.BYTE())
+LONG_MIN = -(2**63)  # Flink's watermark before the first one
 
 
 class DriftWindows(KeyedProcessFunction):
@@ -37,12 +38,15 @@ class DriftWindows(KeyedProcessFunction):
         self.metrics = SidecarMetrics(runtime_context.get_metrics_group(), self.logic.model_name,
                                       self.logic.model_version, self.logic.counter.contract.names)
         self.cutter = LabelWindowCutter(self.config.label_bucket_ms, self.config.label_window_events)
-        # "labelled" held the open window's bare counts in builds before label-time buckets: read once
-        self.labelled = runtime_context.get_state(ValueStateDescriptor("labelled", _BYTES))
         self.label_window = runtime_context.get_state(ValueStateDescriptor("label_window", _BYTES))
         self.label_buckets = runtime_context.get_map_state(MapStateDescriptor("label_buckets", Types.LONG(), _BYTES))
+        # the last label time of the buckets added so far: a label at or before it is late, also right after a
+        # restore (when the watermark starts over) or an idle flush (when it has not reached the buckets)
+        self.labels_added_through = runtime_context.get_state(
+            ValueStateDescriptor("labels_added_through", Types.LONG()))
         # the watermark when the pending idle check was set (None: no check pending)
-        self.label_idle = runtime_context.get_state(ValueStateDescriptor("label_idle_watermark", Types.LONG()))
+        self.idle_check_watermark = runtime_context.get_state(
+            ValueStateDescriptor("label_idle_check_watermark", Types.LONG()))
         self.labelled_state = runtime_context.get_state(ValueStateDescriptor("labelled_episodes", _BYTES))
         self.windows = runtime_context.get_map_state(MapStateDescriptor("windows", Types.LONG(), _BYTES))
         self.detector_state = runtime_context.get_state(ValueStateDescriptor("detector", _BYTES))
@@ -78,16 +82,13 @@ class DriftWindows(KeyedProcessFunction):
         if ctx.time_domain() == TimeDomain.PROCESSING_TIME:
             yield from self._idle_check(ctx.timer_service())
             return
-        window_start = timestamp + 1 - self.config.window_ms - self.config.allowed_lateness_ms
-        merged = self.windows.get(window_start)
-        if merged is not None:
-            self.windows.remove(window_start)
-            yield from self._judge(window_start, merged)
-        bucket = self.cutter.bucket_closing_at(timestamp)
-        counts = self.label_buckets.get(bucket)
-        if counts is not None:
-            self.label_buckets.remove(bucket)
-            yield from self._add_labels(counts, bucket)
+        if self.config.window_kind == "time":  # count windows have no timer (and all live under key 0)
+            window_start = timestamp + 1 - self.config.window_ms - self.config.allowed_lateness_ms
+            merged = self.windows.get(window_start)
+            if merged is not None:
+                self.windows.remove(window_start)
+                yield from self._judge(window_start, merged)
+        yield from self._add_bucket(self.cutter.bucket_closing_at(timestamp))
 
     def _judge(self, window_start: int, counts: bytes):
         state = self.detector_state.value()
@@ -100,7 +101,8 @@ class DriftWindows(KeyedProcessFunction):
     # -- labelled windows over buckets of label time --------------------------------------------------
 
     def _label_partial(self, bucket: int, size: int, blob: bytes, timers):
-        if self.cutter.is_closed(bucket, timers.current_watermark()):
+        added_through = max(timers.current_watermark(), self.labels_added_through.value() or LONG_MIN)
+        if self.cutter.is_closed(bucket, added_through):
             self.metrics.late_labels.inc(size)  # its bucket was added already: it joins the open window
             yield from self._add_labels(blob, bucket)
             return
@@ -108,18 +110,19 @@ class DriftWindows(KeyedProcessFunction):
         if current is None:
             timers.register_event_time_timer(self.cutter.closes_at(bucket))
         self.label_buckets.put(bucket, self.logic.merge_labelled(current, blob))
-        if self.label_idle.value() is None:
+        if self.idle_check_watermark.value() is None:
             self._schedule_idle_check(timers)
 
     def _schedule_idle_check(self, timers) -> None:
-        self.label_idle.update(timers.current_watermark())
+        self.idle_check_watermark.update(timers.current_watermark())
         timers.register_processing_time_timer(timers.current_processing_time() + self.config.label_flush_ms)
 
     def _idle_check(self, timers):
-        """The watermark stood still since the check was set (every source idle): the open buckets are added
-        as they are, in label-time order. Otherwise, while buckets wait, check again later."""
-        stood_still = self.label_idle.value() == timers.current_watermark()
-        self.label_idle.clear()
+        """The watermark has not moved since the check was set, label_flush_ms ago (every source idle: the
+        stream paused): the open buckets are added as they are, in label-time order, and the windows they
+        complete are judged. Otherwise, while buckets wait, check again later."""
+        stood_still = self.idle_check_watermark.value() == timers.current_watermark()
+        self.idle_check_watermark.clear()
         buckets = sorted(self.label_buckets.keys())
         if not buckets:
             return
@@ -128,12 +131,20 @@ class DriftWindows(KeyedProcessFunction):
             return
         self.metrics.label_flushes.inc(1)
         for bucket in buckets:
-            counts = self.label_buckets.get(bucket)
-            self.label_buckets.remove(bucket)  # its event-time timer then finds nothing
-            yield from self._add_labels(counts, bucket)
+            yield from self._add_bucket(bucket)  # its event-time timer then finds nothing
+
+    def _add_bucket(self, bucket: int):
+        counts = self.label_buckets.get(bucket)
+        if counts is None:
+            return
+        self.label_buckets.remove(bucket)
+        self.labels_added_through.update(max(self.labels_added_through.value() or LONG_MIN,
+                                             self.cutter.closes_at(bucket)))
+        yield from self._add_labels(counts, bucket)
 
     def _add_labels(self, blob: bytes, bucket: int):
-        window, closed = self.cutter.add(self._open_label_window(), np.frombuffer(blob, dtype=np.int64), bucket)
+        open_window = LabelWindow.from_bytes(self.label_window.value())
+        window, closed = self.cutter.add(open_window, np.frombuffer(blob, dtype=np.int64), bucket)
         self.label_window.update(window.to_bytes())
         if closed is None:
             return
@@ -142,11 +153,3 @@ class DriftWindows(KeyedProcessFunction):
         self.metrics.record_labelled(self.logic.last_labelled)
         for sink, key, payload in outputs:
             yield Row(sink, key, payload)
-
-    def _open_label_window(self) -> LabelWindow:
-        raw = self.label_window.value()
-        if raw is None and self.labelled.value() is not None:  # a savepoint of a build before the buckets
-            legacy = LabelWindow(np.frombuffer(self.labelled.value(), dtype=np.int64).copy())
-            self.labelled.clear()
-            return legacy
-        return LabelWindow.from_bytes(raw)

@@ -8,10 +8,11 @@ adds the bucket to the open window, so buckets join windows in label-time order;
 first bucket that takes it to ``label_window_events`` or more. Which labels share a window then depends
 on their label times alone (window sizes vary by up to a bucket).
 
-Two exceptions, both counted in the sidecar's metrics: a label whose bucket was closed already (it came
-later than the watermark) joins the open window; and when the watermark stands still for
-``label_flush_ms`` (every source idle: the stream paused), the open buckets are added in label-time
-order as they are, so the last labels of a paused stream are judged without waiting for more traffic.
+Two exceptions, both counted in the sidecar's metrics: a label whose bucket was added already (it came
+later than the watermark) joins the open window; and when the watermark has not moved for
+``label_flush_ms`` (every source idle: the stream paused; sampled, so noticed after one to two
+intervals), the open buckets are added in label-time order as they are, and the windows they complete
+are judged (a remainder below ``label_window_events`` waits for more labels, as any open window does).
 
 Pure: no Flink. ``jobs.drift_windows`` holds the buckets in Flink state and calls this.
 """
@@ -27,7 +28,7 @@ from drift.labelled import merge
 _HEADER = 2  # int64s before the counts in the stored open window: its start and end
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # its counts are an array: compare the fields
 class LabelWindow:
     """Labelled counts (``drift.labelled.label_counts`` layout) over label times [start, end)."""
 
@@ -75,7 +76,8 @@ class LabelWindowCutter:
 
     def add(self, window: LabelWindow, counts: np.ndarray, bucket: int) -> tuple[LabelWindow, LabelWindow | None]:
         """``counts`` of ``bucket`` added to the open ``window`` -> (the open window after it, the window
-        closed by it or None). A late bucket (older than the window's end) widens nothing."""
+        closed by it or None). A late bucket (older than the window's start) moves the start back, never
+        the end."""
         merged = merge(window.counts, counts)
         start = bucket if window.counts is None else min(window.start, bucket)
         end = max(window.end, bucket + self.bucket_ms)

@@ -35,7 +35,9 @@ from streamscore.foundation.locks import exclusive
 
 IDLE_S = 300.0  # a daemon with no request for this long exits
 CONNECT_TIMEOUT_S = 10.0
-TRIES = 3  # a request reset by a daemon that was leaving (code changed, idle) goes to a fresh one
+# a request a daemon that was leaving (code changed, idle, another checkout's job) did not take goes to a
+# fresh one; a restart may meet the old listener's queue once more before the fresh daemon listens
+TRIES = 5
 START_TIMEOUT_S = 60.0
 SOCKET_PATH_MAX = 100  # bytes; Linux allows 107 in sun_path
 DAEMON_MODULE = "jobs.submitter_daemon"

@@ -142,11 +142,13 @@ def answer(planner: WarmPlanner, line: bytes, fingerprint) -> dict:
     """The reply to one request line: ``restart`` (the daemon then leaves, the client starts a fresh one)
     when the code changed, the gateway JVM died or the job is another checkout's (two checkouts that share a
     stack home: planning imports this checkout's modules)."""
+    if code_fingerprint() != fingerprint or not planner.alive():  # before parsing: a newer client's request
+        return {"restart": True}  # may not parse in stale code
     try:
         request = SubmitRequest.from_json(line.decode())
     except Exception as exc:  # noqa: BLE001 - a garbled request is the client's answer too
         return {"error": one_line(exc)}
-    if code_fingerprint() != fingerprint or not planner.alive() or _another_checkouts(request.script):
+    if _is_another_checkouts_job(request.script):
         return {"restart": True}
     try:
         return {"job_id": planner.submit(request)}
@@ -154,7 +156,7 @@ def answer(planner: WarmPlanner, line: bytes, fingerprint) -> dict:
         return {"error": one_line(exc)}
 
 
-def _another_checkouts(script: str) -> bool:
+def _is_another_checkouts_job(script: str) -> bool:
     """Whether ``script`` is a job of another checkout of the project (``<root>/jobs/<name>.py``)."""
     path = Path(script).resolve()
     return path.parent.name == "jobs" and (path.parent / "submitter_daemon.py").exists() \

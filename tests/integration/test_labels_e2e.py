@@ -4,11 +4,12 @@
 10 % flipped (concept drift: the features do not move, only the truth does). The labels' times are
 1 ms apart from a whole second on, so each 1 s bucket of label time holds 1,000 labels and each
 labelled window (>= 1,000 labels, cut over whole buckets in label-time order) one bucket. Two
-sidecars read the same topics (two partitions each), one at parallelism 1 and one at 2: both judge
-the same six windows. The first three match the card's held-out accuracy and stay quiet; the fourth
-drops ~9 points and raises one SEVERE accuracy alert, the fifth confirms it with one trigger; the
-episode then continues without repeating them (the last two windows close when the watermark has stood
-still for label_flush_ms: the labels are over).
+sidecars read the same topics (two partitions each), one at parallelism 1 and one at 2: in both, six
+windows close; the first three match the card's held-out accuracy and stay quiet (so they are compared
+by count only); the fourth drops ~9 points and raises the same SEVERE accuracy alert (window bounds,
+size, accuracy, p-value), the fifth confirms it with the same trigger; the episode then continues
+without repeating them (the last two windows close when the watermark has not moved for
+label_flush_ms: the labels are over).
 """
 
 from __future__ import annotations

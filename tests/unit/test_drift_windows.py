@@ -12,6 +12,7 @@ from pyflink.datastream.time_domain import TimeDomain
 from drift.labelled import label_counts
 from jobs.drift_config import DriftJobConfig
 from jobs.drift_windows import DriftWindows
+from jobs.label_windows import LabelWindow
 from models.demo_data import generate_events
 from schemas.serde import serde_for
 
@@ -252,12 +253,12 @@ def test_open_buckets_are_added_in_order_when_the_watermark_stands_still(labelle
     function, runtime, ctx = labelled
     timers = ctx.timer_service()
     timers.watermark = START_MS - 1
-    for partial in (_labels(1, 600, 1), _labels(0, 600, 2)):
+    for partial in (_labels(2, 600, 1), _labels(0, 600, 2), _labels(1, 600, 3)):
         list(function.process_element(partial, ctx))
     assert timers.processing == [10_000]  # one idle check, set by the first bucket
     judged = []
     original = function.logic.judge_labelled
-    function.logic.judge_labelled = lambda closed, state: (judged.append((closed.start, closed.events)),
+    function.logic.judge_labelled = lambda closed, state: (judged.append((closed.start, closed.end, closed.events)),
                                                            original(closed, state))[1]
     ctx.domain = TimeDomain.PROCESSING_TIME
     timers.watermark, timers.now = START_MS + 100, 10_000  # the watermark moved: check again later
@@ -265,15 +266,22 @@ def test_open_buckets_are_added_in_order_when_the_watermark_stands_still(labelle
     assert timers.processing == [10_000, 20_000]
     timers.now = 20_000  # it stood still for label_flush_ms: every open bucket is added, in label-time order
     list(function.on_timer(20_000, ctx))
-    assert judged == [(START_MS, 1200)] and not runtime.maps["label_buckets"]
+    assert judged == [(START_MS, START_MS + 2 * BUCKET_MS, 1200)] and not runtime.maps["label_buckets"]
+    assert runtime.values["label_window"].value() is not None  # bucket 2 opens the next window
     assert runtime.counters["idle_flushes"].value == 1
+    # a label of a bucket the flush added is late, though the watermark has not reached it
+    list(function.process_element(_labels(2, 500, 4), ctx))
+    assert runtime.counters["late"].value == 500 and not runtime.maps["label_buckets"]
+    assert judged[1:] == [(START_MS + 2 * BUCKET_MS, START_MS + 3 * BUCKET_MS, 1100)]
     ctx.domain = TimeDomain.EVENT_TIME
-    assert _close_buckets(function, ctx, up_to=1) == [] and judged == [(START_MS, 1200)]  # their timers find nothing
+    assert _close_buckets(function, ctx, up_to=2) == [] and len(judged) == 2  # their timers find nothing
 
 
-def test_an_open_labelled_window_of_a_build_before_the_buckets_is_carried_on(labelled):
+def test_after_a_restore_the_buckets_added_before_still_count_as_added(labelled):
     function, runtime, ctx = labelled
-    legacy = np.frombuffer(_labels(0, 700, 1)[2], dtype=np.int64)
-    runtime.values["labelled"].update(legacy.tobytes())  # the bare counts the old state held
-    judged = _judged(function, runtime, ctx, [_labels(5, 400, 2)], up_to=5)
-    assert [size for _, _, size, _ in judged] == [1100] and runtime.values["labelled"].value() is None
+    _judged(function, runtime, ctx, [_labels(0, 400, 1), _labels(1, 400, 2)], up_to=1)
+    ctx.timer_service().watermark = -(2**63)  # restored from a checkpoint: the watermark starts over
+    judged = _judged(function, runtime, ctx, [_labels(1, 300, 3)], up_to=-1)  # a replayed label of bucket 1
+    assert runtime.counters["late"].value == 300 and not runtime.maps["label_buckets"]  # late: no new bucket 1
+    assert [(start, end, size) for start, end, size, _ in judged] == [(START_MS, START_MS + 2 * BUCKET_MS, 1100)]
+    assert LabelWindow.from_bytes(runtime.values["label_window"].value()).counts is None
