@@ -72,11 +72,7 @@ class PartialCounts(ScalarFunction):
         window_ms = self.config.window_ms if self.config.window_kind == "time" else 0
         millis = _epoch_millis(ts)
         partials = self.logic.partials(self.source, payload.tolist(), millis, window_ms)
-        n = len(payload)
-        starts, sizes, blobs = [0] * n, [0] * n, [b""] * n
-        for i, (window_start, size, blob) in enumerate(partials[:n]):
-            starts[i], sizes[i], blobs[i] = window_start, size, blob
-        return pd.DataFrame({"window_start": starts, "n": sizes, "counts": blobs, "labelled": [False] * n})
+        return _partials_frame(partials, len(payload), labelled=False)
 
 
 class DecodeIds(ScalarFunction):
@@ -117,11 +113,16 @@ class LabelledPartial(ScalarFunction):
 
         partials = SidecarLogic.label_partials((score.to_numpy(), predicted.to_numpy(), actual.to_numpy()),
                                                label_ms.to_numpy(), self.cutter)
-        n = len(score)
-        starts, sizes, blobs = [0] * n, [0] * n, [b""] * n
-        for i, (bucket, size, blob) in enumerate(partials[:n]):
-            starts[i], sizes[i], blobs[i] = bucket, size, blob
-        return pd.DataFrame({"window_start": starts, "n": sizes, "counts": blobs, "labelled": [True] * n})
+        return _partials_frame(partials, len(score), labelled=True)
+
+
+def _partials_frame(partials: list[tuple[int, int, bytes]], n: int, *, labelled: bool) -> pd.DataFrame:
+    """A batch's ``n`` result rows: its partials (window start or bucket, size, counts) in the first rows,
+    the rest empty (n = 0, filtered out before the stateful step)."""
+    starts, sizes, blobs = [0] * n, [0] * n, [b""] * n
+    for i, (start, size, blob) in enumerate(partials[:n]):
+        starts[i], sizes[i], blobs[i] = start, size, blob
+    return pd.DataFrame({"window_start": starts, "n": sizes, "counts": blobs, "labelled": [labelled] * n})
 
 
 def _epoch_millis(ts: pd.Series):

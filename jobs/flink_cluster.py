@@ -88,8 +88,13 @@ def failure_cause(output: str) -> str:
 
 
 def rest(settings: Settings, path: str, method: str = "GET", body: dict | None = None, timeout: float = 10.0):
+    return rest_at(str(settings.flink_rest), path, method, body, timeout)
+
+
+def rest_at(address: str, path: str, method: str = "GET", body: dict | None = None, timeout: float = 10.0):
+    """One call to the Flink REST API at ``address`` (host:port); its JSON answer."""
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(f"{settings.flink_rest_url}{path}", data=data, method=method,
+    req = urllib.request.Request(f"http://{address}{path}", data=data, method=method,
                                  headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
@@ -97,7 +102,7 @@ def rest(settings: Settings, path: str, method: str = "GET", body: dict | None =
     except urllib.error.HTTPError as exc:
         raise FlinkJobError(f"Flink REST {method} {path}: HTTP {exc.code} {exc.read()[:300]!r}") from exc
     except (urllib.error.URLError, OSError) as exc:
-        raise FlinkJobError(f"Flink at {settings.flink_rest} is unreachable: {exc}") from exc
+        raise FlinkJobError(f"Flink at {address} is unreachable: {exc}") from exc
     return json.loads(payload) if payload else {}
 
 

@@ -23,11 +23,10 @@ import struct
 import sys
 import threading
 import traceback
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from jobs.flink_cluster import JOB_ID_PATTERN, failure_cause
+from jobs.flink_cluster import JOB_ID_PATTERN, FlinkJobError, failure_cause, rest_at
 from jobs.submitter_client import SubmitRequest
 from streamscore.foundation.locks import exclusive
 
@@ -207,9 +206,8 @@ def _deliver(conn: socket.socket, reply: dict, line: bytes) -> None:
         conn.sendall((json.dumps(reply) + "\n").encode())
     except OSError:
         if "job_id" in reply:
-            rest = SubmitRequest.from_json(line.decode()).rest
-            cancel = urllib.request.Request(f"http://{rest}/jobs/{reply['job_id']}?mode=cancel", method="PATCH")
-            with contextlib.suppress(OSError), urllib.request.urlopen(cancel, timeout=10):
+            with contextlib.suppress(FlinkJobError):
+                rest_at(SubmitRequest.from_json(line.decode()).rest, f"/jobs/{reply['job_id']}", method="PATCH")
                 print(f"cancelled {reply['job_id']}: its caller was gone", flush=True)
         raise
 
