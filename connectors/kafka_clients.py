@@ -5,6 +5,7 @@ Reading topics: connectors.kafka_reads.
 
 from __future__ import annotations
 
+import enum
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -16,7 +17,17 @@ from connectors.kafka_errors import ConnectionWatch, KafkaClientError, blocking_
 from connectors.kafka_security import librdkafka_properties
 from streamscore.foundation.config import Settings, TopicSpec
 
-__all__ = ["KafkaClientError", "client_config"]  # KafkaClientError lives in kafka_errors; imported from here too
+__all__ = ["COMMIT_NOW", "KafkaClientError", "client_config"]  # KafkaClientError lives in kafka_errors too
+
+class StreamMark(enum.Enum):
+    """Items of a ``produce_transactionally`` stream that are not records."""
+
+    COMMIT_NOW = "commit now"
+
+
+COMMIT_NOW = StreamMark.COMMIT_NOW
+"""An item of ``produce_transactionally``'s stream that commits the open transaction at once: a source
+that waits between its records (labels written as they come due) makes what it sent visible first."""
 
 
 def client_config(settings: Settings) -> dict[str, str]:
@@ -131,7 +142,8 @@ def transactional_producer(settings: Settings, transactional_id: str | None = No
     return producer
 
 
-def produce_transactionally(settings: Settings, topic: str, items: Iterable[tuple[bytes, bytes, int | None]], *,
+def produce_transactionally(settings: Settings, topic: str,
+                            items: Iterable[tuple[bytes, bytes, int | None] | StreamMark], *,
                             rate: float = 0.0, transaction_size: int = 1000,
                             progress: Callable[[int, float], None] | None = None,
                             throttle: Callable[[], None] | None = None, producer_config: dict | None = None) -> dict:
@@ -140,7 +152,8 @@ def produce_transactionally(settings: Settings, topic: str, items: Iterable[tupl
     The Kafka timestamp is the event time (None: the broker's send time), so event-time
     consumers such as the drift sidecar can window on it.
 
-    Items are pulled lazily, so a generator can stamp each record with its send time.
+    Items are pulled lazily, so a generator can stamp each record with its send time; an item
+    ``COMMIT_NOW`` commits the open transaction before the next record.
     Each record is committed exactly once: a commit that times out (broker restarting) is
     retried, and a transaction the broker aborted is sent again whole. Any other exception
     aborts the open transaction: nothing of it becomes visible.
@@ -152,7 +165,11 @@ def produce_transactionally(settings: Settings, topic: str, items: Iterable[tupl
     began = time.monotonic()
     produced = 0
     try:
-        for key, value, timestamp_ms in items:
+        for item in items:
+            if item is COMMIT_NOW:
+                writer.commit()
+                continue
+            key, value, timestamp_ms = item
             if throttle:
                 throttle()
             writer.add(key, value, timestamp_ms)

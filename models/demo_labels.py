@@ -33,11 +33,21 @@ def label_records(events: Sequence[dict], labels: Sequence[int] | np.ndarray, pl
     """One ``labels`` record per event: its id, true class (flipped per ``plan``), event and label times."""
     if len(events) != len(labels):
         raise ModelError(f"label_records: {len(events)} events but {len(labels)} labels")
+    return [label_record(event, label, plan) for event, label in zip(events, observed_classes(labels, plan).tolist())]
+
+
+def observed_classes(labels: Sequence[int] | np.ndarray, plan: LabelPlan) -> np.ndarray:
+    """The true classes as the labels will report them: ``plan.flip_rate`` of them flipped from
+    ``plan.flip_after`` on (the same draws whether the labels are made at once or one by one)."""
     truth = np.asarray(labels, dtype=np.int64).copy()
     if plan.flip_rate and len(truth) > plan.flip_after:
         draws = np.random.default_rng(plan.seed).random(len(truth))
         flip = (draws < plan.flip_rate) & (np.arange(len(truth)) >= plan.flip_after)
         truth[flip] = 1 - truth[flip]
-    return [{"event_id": event["event_id"], "correlation_id": event.get("correlation_id"), "label": int(label),
-             "event_time": int(event["event_time"]), "label_time": int(event["event_time"]) + plan.delay_ms}
-            for event, label in zip(events, truth.tolist())]
+    return truth
+
+
+def label_record(event: dict, label: int, plan: LabelPlan) -> dict:
+    """The ``labels`` record of one event: known ``plan.delay_ms`` after the event's time."""
+    return {"event_id": event["event_id"], "correlation_id": event.get("correlation_id"), "label": int(label),
+            "event_time": int(event["event_time"]), "label_time": int(event["event_time"]) + plan.delay_ms}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -12,7 +13,7 @@ from typing import get_args
 
 from schemas.json_lines import read_json_lines
 from streamscore.cli.cli_metrics import DeliveryCounter, metrics_port, serve_metrics
-from streamscore.cli.produce_labels import demo_label_plan, produce_demo_labels, produce_label_file
+from streamscore.cli.produce_labels import DemoLabels, demo_label_plan, produce_label_file
 from streamscore.cli.topics import resolve_topic
 from streamscore.foundation.config import Settings
 from streamscore.foundation.errors import InputError, StreamscoreError
@@ -46,7 +47,10 @@ def register(sub) -> None:
                               "amount:scale=2, country:category_mix=0.3@NG; repeatable")
     produce.add_argument("--drift-after", type=int, default=0, help="events before the drift starts")
     produce.add_argument("--labels", action="store_true",
-                         help="demo events: also write their ground truth to the labels topic, after the events")
+                         help="demo events: also write their ground truth to the labels topic, each label once its "
+                              "label time (event time + --label-delay-ms) has come, while the events are sent")
+    produce.add_argument("--labels-topic", default=None, help="with --labels: where they go (default: the labels "
+                                                              "topic)")
     produce.add_argument("--labels-input", type=Path, default=None, metavar="FILE",
                          help="write ground truth from a JSON-lines file to the labels topic (your own model's: "
                               'one {"event_id", "label": 0|1, "event_time"} object a line), no events')
@@ -73,28 +77,33 @@ def produce_from(settings: Settings, args: argparse.Namespace) -> int:
     if args.model and (args.labels or args.drift):
         raise InputError("--labels and --drift are for the demo fraud events; with --model, give your own events "
                          "with --input FILE")
+    drift = [parse_drift(spec, args.drift_after) for spec in args.drift]
     if args.input is not None:
         events: Iterable[dict] = read_json_lines(args.input)  # bad files fail before Kafka is contacted
     elif args.model:
         events = _generated_for(args.model, args.count, args.seed, args.id_prefix)
     else:
         prefix = args.id_prefix or f"ev-{int(time.time())}-"
-        drift = [parse_drift(spec, args.drift_after) for spec in args.drift]
         events = live_demo_events(args.count, args.seed, prefix, drift)
-    label_plan = demo_label_plan(args) if args.labels else None  # bad label flags fail before any event is sent
+    labels = _demo_labels(settings, args, drift) if args.labels else None  # bad label flags fail before any event
     _require_topic(settings, topic)  # after reading the input: a bad file is reported without Kafka
-    sent: list[dict] = []
-    with serve_metrics(getattr(args, "metrics_port", None)) as metrics:
+    with serve_metrics(getattr(args, "metrics_port", None)) as metrics, labels or contextlib.nullcontext():
         limits = ProduceLimits(args.rate, args.transaction_size, args.max_rate, args.max_message_bytes,
                                check_all_first=args.input is not None)
-        stats = produce_events(settings, topic, _remember(events, sent if args.labels else None), limits,
+        stats = produce_events(settings, topic, labels.follow(events) if labels else events, limits,
                                progress=not args.quiet, metrics=metrics,
                                wire=model_wire(settings, args.model, topic, args.wire_format) if args.model else None)
-    print(f"produced {stats['produced']} events to {topic} in {stats['seconds']:.1f}s "
-          f"({stats['rate']:.0f} events/s, {stats['transactions']} transactions){_refused_note(args, stats)}")
-    if label_plan is not None:
-        produce_demo_labels(settings, label_plan, sent, drift)
+        print(f"produced {stats['produced']} events to {topic} in {stats['seconds']:.1f}s "
+              f"({stats['rate']:.0f} events/s, {stats['transactions']} transactions){_refused_note(args, stats)}")
     return 0
+
+
+def _demo_labels(settings: Settings, args: argparse.Namespace, drift) -> DemoLabels:
+    """The demo labels' writer, its flags and topic checked before any event is sent."""
+    plan = demo_label_plan(args)
+    topic = resolve_topic(settings, args.labels_topic or "labels")
+    _require_topic(settings, topic)
+    return DemoLabels(settings, plan, args.count, drift, topic)
 
 
 def _generated_for(ref: str, count: int, seed: int, prefix: str | None) -> list[dict]:
@@ -131,13 +140,6 @@ def _require_topic(settings: Settings, topic: str) -> None:
     if topic not in existing_topics(settings):
         raise InputError(f"topic {topic!r} does not exist at {settings.kafka_bootstrap} "
                          f"(create it: streamscore topics create, or name an existing topic)")
-
-
-def _remember(events: Iterable[dict], sink: list | None) -> Iterator[dict]:
-    for event in events:
-        if sink is not None:
-            sink.append(event)
-        yield event
 
 
 def parse_drift(spec: str, start_after: int):

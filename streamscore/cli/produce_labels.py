@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Iterable, Iterator
 
 from streamscore.cli.topics import resolve_topic
 from streamscore.foundation.config import Settings
@@ -36,13 +37,40 @@ def produce_label_file(settings: Settings, args: argparse.Namespace, require_top
     return 0
 
 
-def produce_demo_labels(settings: Settings, plan, sent: list[dict], drift) -> None:
-    """The true classes of the demo events just sent (the generator knows them), delayed, maybe flipped."""
-    from models.demo_data import draw_labels, generate_columns
-    from models.demo_labels import label_records
-    from streamscore.harness.labels import produce_labels
+class DemoLabels:
+    """The demo events' true classes (the generator knows them), delayed, maybe flipped, each written to
+    the labels topic once its label time has come while the events are still sent (``LabelsWhenDue``).
 
-    truth = draw_labels(generate_columns(len(sent), plan.seed, drift), plan.seed)
-    stats = produce_labels(settings, label_records(sent, truth, plan))
-    print(f"produced {stats['produced']} labels to {settings.topic('labels').name} "
-          f"(delay {plan.delay_ms} ms, {plan.flip_rate:.0%} flipped after {plan.flip_after})")
+    A context manager around the sending; ``follow`` passes the events through, adding each one's label."""
+
+    def __init__(self, settings: Settings, plan, count: int, drift, topic: str):
+        from models.demo_data import draw_labels, generate_columns
+        from models.demo_labels import observed_classes
+        from streamscore.harness.labels import LabelsWhenDue
+
+        self.plan, self.topic = plan, topic
+        self.classes = observed_classes(draw_labels(generate_columns(count, plan.seed, drift), plan.seed), plan)
+        self.writer = LabelsWhenDue(settings, topic)
+        self.last_label_ms = 0
+
+    def follow(self, events: Iterable[dict]) -> Iterator[dict]:
+        from models.demo_labels import label_record
+
+        for event, label in zip(events, self.classes.tolist()):
+            record = label_record(event, label, self.plan)
+            self.writer.add(record)
+            self.last_label_ms = max(self.last_label_ms, record["label_time"])
+            yield event
+
+    def __enter__(self) -> DemoLabels:
+        self.writer.__enter__()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        wait_s = (self.last_label_ms - time.time() * 1000) / 1000
+        if exc_info[0] is None and wait_s > 1:
+            print(f"writing the last labels as they come due (the last in {wait_s:.1f} s)", flush=True)
+        self.writer.__exit__(*exc_info)
+        if exc_info[0] is None:
+            print(f"produced {self.writer.stats['produced']} labels to {self.topic}, each at its label time "
+                  f"(delay {self.plan.delay_ms} ms, {self.plan.flip_rate:.0%} flipped after {self.plan.flip_after})")
