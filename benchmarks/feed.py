@@ -24,7 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 from confluent_kafka import Producer
 
-from connectors.kafka_clients import client_config, produce_transactionally
+from connectors.kafka_clients import client_config
+from connectors.kafka_transactions import produce_transactionally
 from models.demo_data import generate_events
 from schemas import serde_for
 from streamscore.foundation.config import Settings

@@ -16,8 +16,9 @@ import json
 import time
 import uuid
 
-from connectors.kafka_clients import create_topics, delete_topics, produce_transactionally
+from connectors.kafka_clients import create_topics, delete_topics
 from connectors.kafka_reads import read_topic
+from connectors.kafka_transactions import produce_transactionally
 from jobs.flink_cluster import cancel_job
 from jobs.job_wire import RegistryWire
 from jobs.submit import scoring_config_from_settings, submit_scoring

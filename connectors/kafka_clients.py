@@ -1,14 +1,13 @@
 """confluent-kafka clients configured from Settings: admin, topics, the transactional producer.
 
-Reading topics: connectors.kafka_reads.
+Reading topics: connectors.kafka_reads; writing records in transactions: connectors.kafka_transactions.
 """
 
 from __future__ import annotations
 
-import enum
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -17,18 +16,7 @@ from connectors.kafka_errors import ConnectionWatch, KafkaClientError, blocking_
 from connectors.kafka_security import librdkafka_properties
 from streamscore.foundation.config import Settings, TopicSpec
 
-__all__ = ["COMMIT_NOW", "KafkaClientError", "client_config"]  # KafkaClientError lives in kafka_errors too
-
-class StreamMark(enum.Enum):
-    """Items of a ``produce_transactionally`` stream that are not records."""
-
-    COMMIT_NOW = "commit now"
-
-
-COMMIT_NOW = StreamMark.COMMIT_NOW
-"""An item of ``produce_transactionally``'s stream that commits the open transaction at once: a source
-that waits between its records (labels written as they come due) makes what it sent visible first."""
-
+__all__ = ["KafkaClientError", "client_config"]  # KafkaClientError lives in kafka_errors; imported from here too
 
 def client_config(settings: Settings) -> dict[str, str]:
     """The settings every client shares, security included: the one place a client's config starts."""
@@ -140,168 +128,3 @@ def transactional_producer(settings: Settings, transactional_id: str | None = No
     except KafkaException as exc:
         raise KafkaClientError(f"cannot start a transaction at {settings.kafka_bootstrap}: {exc}") from exc
     return producer
-
-
-def produce_transactionally(settings: Settings, topic: str,
-                            items: Iterable[tuple[bytes, bytes, int | None] | StreamMark], *,
-                            rate: float = 0.0, transaction_size: int = 1000,
-                            progress: Callable[[int, float], None] | None = None,
-                            throttle: Callable[[], None] | None = None, producer_config: dict | None = None) -> dict:
-    """Write (key, value, timestamp_ms) triples in transactions of ``transaction_size``, paced at ``rate``/s.
-
-    The Kafka timestamp is the event time (None: the broker's send time), so event-time
-    consumers such as the drift sidecar can window on it.
-
-    Items are pulled lazily, so a generator can stamp each record with its send time; an item
-    ``COMMIT_NOW`` commits the open transaction before the next record.
-    Each record is committed exactly once: a commit that times out (broker restarting) is
-    retried, and a transaction the broker aborted is sent again whole. Any other exception
-    aborts the open transaction: nothing of it becomes visible.
-
-    ``throttle`` is called before each record (a rate ceiling); ``producer_config`` adds to the
-    producer's configuration (e.g. ``message.max.bytes``).
-    """
-    writer = _TransactionWriter(settings, topic, producer_config or {})
-    began = time.monotonic()
-    produced = 0
-    try:
-        for item in items:
-            if item is COMMIT_NOW:
-                writer.commit()
-                continue
-            key, value, timestamp_ms = item
-            if throttle:
-                throttle()
-            writer.add(key, value, timestamp_ms)
-            produced += 1
-            if len(writer.pending) >= transaction_size:
-                writer.commit()
-                if progress:
-                    progress(produced, time.monotonic() - began)
-            if rate > 0:
-                ahead = produced / rate - (time.monotonic() - began)
-                if ahead > 0:
-                    time.sleep(ahead)
-        writer.commit()
-    except BaseException:
-        writer.abort()
-        raise
-    seconds = time.monotonic() - began
-    if progress:
-        progress(-produced, seconds)
-    return {"produced": produced, "transactions": writer.transactions, "seconds": seconds,
-            "rate": produced / seconds if seconds > 0 else 0.0, "resent_transactions": writer.resent,
-            "producer_restarts": writer.restarts}
-
-
-class _TransactionWriter:
-    """One open transaction at a time, its records kept until committed so it can be sent again.
-
-    A transaction the broker aborted is sent again on the same producer once; if the resent one
-    fails too, the producer's own state is suspect (after a broker restart librdkafka can keep a
-    partition's leader as unknown, "new leader -1 not found in cache", until every message times
-    out), so the records go again on a fresh producer under the same transactional id.
-    """
-
-    RETRY_DEADLINE_S = 300.0  # > 2 transaction timeouts (60 s each) plus a fresh producer's start
-
-    def __init__(self, settings: Settings, topic: str, producer_config: dict,
-                 producer_factory: Callable[..., Producer] = transactional_producer):
-        self.settings, self.topic, self.producer_config = settings, topic, producer_config
-        self.producer_factory = producer_factory
-        self.transactional_id = f"streamscore-cli-{uuid.uuid4().hex[:12]}"
-        self.producer = producer_factory(settings, self.transactional_id, **producer_config)
-        self.pending: list[tuple[bytes, bytes, int | None]] = []
-        self.transactions = self.resent = self.restarts = 0
-        self._resent_on_this_producer = False
-        self._deadline = 0.0
-
-    def add(self, key: bytes, value: bytes, timestamp_ms: int | None) -> None:
-        if not self.pending:
-            self.producer.begin_transaction()
-        self.pending.append((key, value, timestamp_ms))
-        _produce(self.producer, self.topic, key, value, timestamp_ms)
-
-    def commit(self) -> None:
-        """Commit the open transaction, whatever the broker does meanwhile (restarts included)."""
-        if not self.pending:
-            return
-        self._deadline = time.monotonic() + self.RETRY_DEADLINE_S
-        while True:
-            try:
-                self.producer.commit_transaction(30)
-                break
-            except KafkaException as exc:
-                error = exc.args[0]
-                if time.monotonic() > self._deadline:
-                    raise KafkaClientError(f"commit failed: {error.str()}") from exc
-                if error.txn_requires_abort() and not self._resent_on_this_producer:
-                    self._resend()
-                elif error.txn_requires_abort() or not error.retriable():
-                    self._restart_until_deadline()  # resent and failed again, or fatal: fence it, start afresh
-        self.pending = []
-        self.transactions += 1
-        self._resent_on_this_producer = False
-
-    def _resend(self) -> None:
-        """The broker aborted the transaction (e.g. it restarted): abort ours and send it again."""
-        try:
-            self.producer.abort_transaction(30)
-        except KafkaException:
-            self._restart_until_deadline()
-            return
-        self.resent += 1
-        self._resent_on_this_producer = True
-        self._send_pending()
-
-    def _restart_until_deadline(self) -> None:
-        """A fresh producer, tried again each second while the broker cannot start one (its coordinator
-        still coming back), until the commit's deadline."""
-        while True:
-            try:
-                self._restart_producer()
-                return
-            except (KafkaClientError, KafkaException) as exc:
-                if time.monotonic() > self._deadline:
-                    raise KafkaClientError(f"cannot start a fresh transactional producer: {exc}") from exc
-                time.sleep(1.0)
-
-    def _restart_producer(self) -> None:
-        """A new producer under the same transactional id: the broker aborts what the old one left open."""
-        try:
-            self.producer.purge()  # the old producer's queued records are sent again by the new one
-        except KafkaException:
-            pass  # a producer in a fatal state: the new one fences it anyway
-        self.producer = self.producer_factory(self.settings, self.transactional_id, **self.producer_config)
-        self.resent += 1
-        self.restarts += 1
-        self._resent_on_this_producer = False
-        self._send_pending()
-
-    def _send_pending(self) -> None:
-        self.producer.begin_transaction()
-        for key, value, timestamp_ms in self.pending:
-            _produce(self.producer, self.topic, key, value, timestamp_ms)
-
-    def abort(self) -> None:
-        if self.pending:
-            try:
-                self.producer.abort_transaction(10)
-            except KafkaException:
-                pass  # the transaction times out on the broker; nothing of it is visible
-        self.pending = []
-
-
-def _produce(producer: Producer, topic: str, key: bytes, value: bytes, timestamp_ms: int | None) -> None:
-    while True:
-        try:
-            producer.produce(topic, value, key=key, timestamp=timestamp_ms or 0)
-            return
-        except BufferError:  # local queue full: let deliveries drain
-            producer.poll(0.05)
-        except KafkaException as exc:
-            error = exc.args[0]
-            if error.code() == KafkaError._UNKNOWN_TOPIC:
-                raise KafkaClientError(f"topic {topic!r} does not exist (create it: streamscore topics create, "
-                                       f"or name an existing topic)") from exc
-            raise KafkaClientError(f"cannot produce to {topic!r}: {error.str()}") from exc

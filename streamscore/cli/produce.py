@@ -67,6 +67,10 @@ def produce_from(settings: Settings, args: argparse.Namespace) -> int:
     if args.count <= 0 or args.transaction_size <= 0 or args.rate < 0:
         raise InputError("--count and --transaction-size must be > 0 and --rate >= 0")
     _check_bounds(args)
+    if args.labels_topic is not None and not args.labels:
+        raise InputError("--labels-topic goes with --labels (with --labels-input, name the topic with --topic)")
+    if args.drift and args.input is not None:
+        raise InputError("--drift changes the generated demo events, not events of --input")
     if args.labels_input is not None:
         return produce_label_file(settings, args, _require_topic)
     topic = resolve_topic(settings, args.topic or "events")
@@ -91,7 +95,7 @@ def produce_from(settings: Settings, args: argparse.Namespace) -> int:
         limits = ProduceLimits(args.rate, args.transaction_size, args.max_rate, args.max_message_bytes,
                                check_all_first=args.input is not None)
         stats = produce_events(settings, topic, labels.follow(events) if labels else events, limits,
-                               progress=not args.quiet, metrics=metrics,
+                               progress=not args.quiet, metrics=metrics, on_commit=labels.committed if labels else None,
                                wire=model_wire(settings, args.model, topic, args.wire_format) if args.model else None)
         print(f"produced {stats['produced']} events to {topic} in {stats['seconds']:.1f}s "
               f"({stats['rate']:.0f} events/s, {stats['transactions']} transactions){_refused_note(args, stats)}")
@@ -103,7 +107,7 @@ def _demo_labels(settings: Settings, args: argparse.Namespace, drift) -> DemoLab
     plan = demo_label_plan(args)
     topic = resolve_topic(settings, args.labels_topic or "labels")
     _require_topic(settings, topic)
-    return DemoLabels(settings, plan, args.count, drift, topic)
+    return DemoLabels(settings, plan, args.count, drift, topic, quiet=args.quiet)
 
 
 def _generated_for(ref: str, count: int, seed: int, prefix: str | None) -> list[dict]:
@@ -221,18 +225,20 @@ class ProduceLimits:
 
 
 def produce_events(settings: Settings, topic: str, events: Iterable[dict], limits: ProduceLimits = ProduceLimits(),
-                   *, progress: bool = False, metrics=None, wire: EventWire | None = None) -> dict:
+                   *, progress: bool = False, metrics=None, wire: EventWire | None = None, on_commit=None) -> dict:
     """Validate, encode and write ``events`` within ``limits`` (default: the demo fraud events' wire).
 
-    ``metrics`` (a :class:`streamscore.cli.cli_metrics.CliMetrics`) counts delivered and failed records."""
-    from connectors.kafka_clients import produce_transactionally
+    ``metrics`` (a :class:`streamscore.cli.cli_metrics.CliMetrics`) counts delivered and failed records;
+    ``on_commit`` is given each committed transaction's (key, value, timestamp) records."""
+    from connectors.kafka_transactions import produce_transactionally
     from streamscore.cli.bounds import SizeBound, TokenBucket
 
     items = _encoded_events(events, topic, wire or demo_wire(settings, topic))
     bound = SizeBound(limits.max_message_bytes) if limits.max_message_bytes is not None else None
     options = {"rate": limits.rate, "transaction_size": limits.transaction_size,
                "throttle": TokenBucket(limits.max_rate).acquire if limits.max_rate is not None else None,
-               "producer_config": {"message.max.bytes": bound.producer_message_max_bytes()} if bound else None}
+               "producer_config": {"message.max.bytes": bound.producer_message_max_bytes()} if bound else None,
+               "on_commit": on_commit}
     if limits.check_all_first:
         items = iter(list(items))  # a bad event fails the run before any transaction commits
     items = bound.filter(items) if bound else items

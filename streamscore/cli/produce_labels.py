@@ -39,28 +39,37 @@ def produce_label_file(settings: Settings, args: argparse.Namespace, require_top
 
 class DemoLabels:
     """The demo events' true classes (the generator knows them), delayed, maybe flipped, each written to
-    the labels topic once its label time has come while the events are still sent (``LabelsWhenDue``).
+    the labels topic once its event's transaction has committed and its label time has come, while the
+    events are still sent (``LabelsWhenDue``): never a label before its event, nor of an event that was
+    refused (``--max-message-bytes``) or never committed (a run that failed).
 
-    A context manager around the sending; ``follow`` passes the events through, adding each one's label."""
+    A context manager around the sending: ``follow`` passes the events through, noting each one's label;
+    ``committed`` (``produce_transactionally``'s ``on_commit``) hands those of a committed transaction on."""
 
-    def __init__(self, settings: Settings, plan, count: int, drift, topic: str):
+    def __init__(self, settings: Settings, plan, count: int, drift, topic: str, quiet: bool = False):
         from models.demo_data import draw_labels, generate_columns
         from models.demo_labels import observed_classes
         from streamscore.harness.labels import LabelsWhenDue
 
-        self.plan, self.topic = plan, topic
+        self.plan, self.topic, self.quiet = plan, topic, quiet
         self.classes = observed_classes(draw_labels(generate_columns(count, plan.seed, drift), plan.seed), plan)
         self.writer = LabelsWhenDue(settings, topic)
+        self.uncommitted: dict[str, dict] = {}  # event id -> its label, until the event's transaction commits
         self.last_label_ms = 0
 
     def follow(self, events: Iterable[dict]) -> Iterator[dict]:
         from models.demo_labels import label_record
 
         for event, label in zip(events, self.classes.tolist()):
-            record = label_record(event, label, self.plan)
-            self.writer.add(record)
-            self.last_label_ms = max(self.last_label_ms, record["label_time"])
+            self.uncommitted[str(event["event_id"])] = label_record(event, label, self.plan)
             yield event
+
+    def committed(self, records: list[tuple[bytes, bytes, int | None]]) -> None:
+        for key, _, _ in records:
+            label = self.uncommitted.pop(key.decode(), None)
+            if label is not None:
+                self.writer.add(label)
+                self.last_label_ms = max(self.last_label_ms, label["label_time"])
 
     def __enter__(self) -> DemoLabels:
         self.writer.__enter__()
@@ -68,9 +77,11 @@ class DemoLabels:
 
     def __exit__(self, *exc_info) -> None:
         wait_s = (self.last_label_ms - time.time() * 1000) / 1000
-        if exc_info[0] is None and wait_s > 1:
+        if exc_info[0] is None and wait_s > 1 and not self.quiet:
             print(f"writing the last labels as they come due (the last in {wait_s:.1f} s)", flush=True)
         self.writer.__exit__(*exc_info)
         if exc_info[0] is None:
+            unsent = f"; {len(self.uncommitted)} of events not sent (refused) not written" if self.uncommitted else ""
             print(f"produced {self.writer.stats['produced']} labels to {self.topic}, each at its label time "
-                  f"(delay {self.plan.delay_ms} ms, {self.plan.flip_rate:.0%} flipped after {self.plan.flip_after})")
+                  f"(delay {self.plan.delay_ms} ms, {self.plan.flip_rate:.0%} flipped after {self.plan.flip_after})"
+                  f"{unsent}")

@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterable, Iterator
 
 from streamscore.foundation.config import Settings
+from streamscore.foundation.logs import get_logger
 
 
 def produce_labels(settings: Settings, records: Iterable[dict], *, topic: str | None = None,
@@ -17,7 +18,7 @@ def produce_labels(settings: Settings, records: Iterable[dict], *, topic: str | 
     """Write label records (see ``models.demo_labels``) transactionally, keyed by event id, with the
     label time as Kafka timestamp, on the Confluent wire. Each record is validated against
     ``schemas/avro/label.avsc``."""
-    from connectors.kafka_clients import produce_transactionally
+    from connectors.kafka_transactions import produce_transactionally
 
     topic = topic or settings.topic("labels").name
     return produce_transactionally(settings, topic, _encoded(settings, topic, records),
@@ -25,7 +26,7 @@ def produce_labels(settings: Settings, records: Iterable[dict], *, topic: str | 
 
 
 def _encoded(settings: Settings, topic: str, records: Iterable[dict]) -> Iterator:
-    from connectors.kafka_clients import COMMIT_NOW
+    from connectors.kafka_transactions import COMMIT_NOW
     from connectors.schema_registry import writer_of
 
     encode = writer_of(settings.schema_registry, topic, "label").encode
@@ -40,8 +41,11 @@ class LabelsWhenDue:
     at most ``tick_s`` (plus a commit) after it, so the drift sidecar's watermark has not passed it.
 
     A context manager: ``add`` labels (any order) while it is open; leaving it normally waits for the
-    last label's time and writes it; leaving it on an exception writes no more (the open transaction
-    is aborted). A failure of the writing thread is raised when the block is left."""
+    last label's time and writes it; leaving it on an exception (or interrupted while waiting) writes no
+    more (the open transaction is aborted). A failure of the writing thread is raised by the next ``add``
+    or when the block is left, or logged when the block is left on an exception of its own."""
+
+    STOP_WAIT_S = 15.0  # leaving on an error: how long the thread may take to abort its transaction
 
     def __init__(self, settings: Settings, topic: str | None = None, tick_s: float = 0.1):
         self.settings, self.topic, self.tick_s = settings, topic or settings.topic("labels").name, tick_s
@@ -52,6 +56,9 @@ class LabelsWhenDue:
         self._thread = threading.Thread(target=self._write, name="labels-when-due", daemon=True)
 
     def add(self, record: dict) -> None:
+        """Queue a label; a failure of the writing thread is raised here at once (not after the whole run)."""
+        if self._failure is not None:
+            raise self._failure
         self._inbox.put(record)
 
     def __enter__(self) -> LabelsWhenDue:
@@ -59,10 +66,25 @@ class LabelsWhenDue:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        (self._finishing if exc_type is None else self._stopping).set()
-        self._thread.join()
-        if exc_type is None and self._failure is not None:
+        if exc_type is not None:
+            self._stop(f"{exc_type.__name__}: {exc}")
+            return
+        self._finishing.set()
+        try:
+            self._thread.join()
+        except BaseException:  # interrupted while waiting for the last labels' time
+            self._stop("interrupted")
+            raise
+        if self._failure is not None:
             raise self._failure
+
+    def _stop(self, why: str) -> None:
+        """Write no more: the thread aborts its open transaction (a commit in retry may hold it a while)."""
+        self._stopping.set()
+        self._thread.join(timeout=self.STOP_WAIT_S)
+        if self._failure is not None and not isinstance(self._failure, _Stopped):
+            get_logger("streamscore.labels").warning("labels_writer_failed", topic=self.topic, reason=why,
+                                                     error=f"{type(self._failure).__name__}: {self._failure}")
 
     def _write(self) -> None:
         try:
@@ -73,7 +95,7 @@ class LabelsWhenDue:
     def _due(self) -> Iterator:
         """Labels in label-time order as each comes due, a commit after each tick's group; ends when the
         block is left and every label is written (or at once when it is left on an exception)."""
-        from connectors.kafka_clients import COMMIT_NOW
+        from connectors.kafka_transactions import COMMIT_NOW
 
         waiting: list[tuple[int, int, dict]] = []
         order = itertools.count()

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from confluent_kafka import TopicPartition
 
-from connectors.kafka_clients import existing_topics, produce_transactionally
+from connectors.kafka_clients import existing_topics
 from connectors.kafka_reads import read_committed_consumer
+from connectors.kafka_transactions import produce_transactionally
 from schemas import SerdeError
 from schemas.malformed import MalformedPayload
 from streamscore.foundation.config import Settings

@@ -9,8 +9,8 @@ import uuid
 
 from topic_reads import decoder_of, demo_events_writer
 
-from connectors.kafka_clients import produce_transactionally
 from connectors.kafka_reads import read_topic
+from connectors.kafka_transactions import produce_transactionally
 from jobs.flink_cluster import cancel_jobs
 from jobs.submit import drift_config_from_settings, scoring_config_from_settings, submit_drift, submit_together
 from models.demo_data import DriftSpec, generate_events

@@ -28,8 +28,8 @@ import numpy as np
 import pytest
 
 from benchmarks.feed import with_repeats
-from connectors.kafka_clients import produce_transactionally
 from connectors.kafka_reads import read_topic
+from connectors.kafka_transactions import produce_transactionally
 from connectors.schema_registry import SchemaRegistry, topic_reader, topic_writer
 from jobs.flink_cluster import cancel_job
 from jobs.flink_metrics import scrape

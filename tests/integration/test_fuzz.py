@@ -18,7 +18,7 @@ import pytest
 from poison_model import POISON_AMOUNT, register_poison_model
 from topic_reads import read_until
 
-from connectors.kafka_clients import produce_transactionally
+from connectors.kafka_transactions import produce_transactionally
 from connectors.schema_registry import SchemaRegistry, subject_for, topic_reader, topic_writer
 from jobs.flink_cluster import cancel_job, job_failures, rest
 from jobs.submit import scoring_config_from_settings, submit_scoring

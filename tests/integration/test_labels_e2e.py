@@ -21,8 +21,8 @@ import warnings
 import pytest
 from topic_reads import decoder_of, demo_events_writer
 
-from connectors.kafka_clients import produce_transactionally
 from connectors.kafka_reads import read_topic
+from connectors.kafka_transactions import produce_transactionally
 from drift.accuracy import ACCURACY_BOUNDS
 from drift.settings import Tier
 from jobs.flink_cluster import cancel_jobs, job_failures

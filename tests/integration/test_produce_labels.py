@@ -1,5 +1,6 @@
 """``streamscore produce --labels`` on the real broker: each label is written while the events still flow,
-once its label time has come, never before it; one label per event, with the flipped truth the plan says.
+once its label time has come and its event is committed, never before; one label per event, with the
+flipped truth the plan says.
 
 The drift sidecar counts a label late when the watermark has passed its label time; labels written long
 after their time (as they were, all after the events) were late in any run longer than the delay."""
@@ -24,9 +25,9 @@ pytestmark = pytest.mark.integration
 COUNT, RATE, DELAY_MS, SEED = 3000, 400, 1000, 5  # 7.5 s of events; the first labels due after 1 s
 
 
-def _watch(settings, topic: str, seen: list) -> threading.Thread:
-    """Labels as a read_committed consumer sees them, each with the wall time it arrived."""
-    decode = decoder_of(settings, "label")
+def _watch(settings, topic: str, schema: str, seen: list) -> threading.Thread:
+    """Records of ``topic`` as a read_committed consumer sees them, each with the wall time it arrived."""
+    decode = decoder_of(settings, schema)
 
     def follow():
         for record in read_topic(settings, topic, max_records=COUNT, follow=True):
@@ -41,17 +42,19 @@ def test_demo_labels_are_written_as_they_come_due_while_events_flow(settings, fr
     events_t, labels_t = fresh_topics("events", "labels")
     prefix = f"lab-{uuid.uuid4().hex[:8]}-"
     seen: list[tuple[float, int, dict]] = []
-    watcher = _watch(settings, labels_t, seen)
+    events_seen: list[tuple[float, int, dict]] = []
+    watchers = [_watch(settings, labels_t, "label", seen), _watch(settings, events_t, "event", events_seen)]
     produced = subprocess.run(
         [sys.executable, "-m", "streamscore.cli.main", "produce", "--count", str(COUNT), "--rate", str(RATE),
-         "--topic", events_t, "--labels", "--labels-topic", labels_t, "--label-delay-ms", str(DELAY_MS),
-         "--label-flip", "0.5", "--drift-after", "1500", "--seed", str(SEED), "--id-prefix", prefix, "--quiet"],
+         "--transaction-size", "200", "--topic", events_t, "--labels", "--labels-topic", labels_t,
+         "--label-delay-ms", str(DELAY_MS), "--label-flip", "0.5", "--drift-after", "1500", "--seed", str(SEED),
+         "--id-prefix", prefix, "--quiet"],
         capture_output=True, text=True, timeout=180, check=False)
     assert produced.returncode == 0, produced.stderr[-2000:]
     assert f"produced {COUNT} labels to {labels_t}" in produced.stdout, produced.stdout
-    watcher.join(timeout=60)
-    events = {e["event_id"]: e for e in map(decoder_of(settings, "event"),
-                                             (r.value for r in read_topic(settings, events_t)))}
+    for watcher in watchers:
+        watcher.join(timeout=60)
+    events = {event["event_id"]: (arrived, event) for arrived, _, event in events_seen}
 
     assert len(events) == COUNT and len(seen) == COUNT, (len(events), len(seen))
     labels = {label["event_id"]: label for _, _, label in seen}
@@ -59,10 +62,12 @@ def test_demo_labels_are_written_as_they_come_due_while_events_flow(settings, fr
     truth = observed_classes(draw_labels(generate_columns(COUNT, SEED), SEED), LabelPlan(DELAY_MS, 0.5, 1500, SEED))
     assert [labels[f"{prefix}{i:09d}"]["label"] for i in range(COUNT)] == truth.tolist()
     for arrived_ms, kafka_ms, label in seen:
-        assert label["event_time"] == events[label["event_id"]]["event_time"]
+        event_arrived_ms, event = events[label["event_id"]]
+        assert label["event_time"] == event["event_time"]
         assert kafka_ms == label["label_time"] == label["event_time"] + DELAY_MS
-        assert arrived_ms >= label["label_time"], label  # never visible before its time
+        assert arrived_ms >= label["label_time"], label  # never visible before its time ...
+        assert arrived_ms >= event_arrived_ms, label  # ... nor before its event
     lags = sorted(arrived - label["label_time"] for arrived, _, label in seen)
-    assert lags[-1] < 5000, lags[-10:]  # each came due and went out promptly (0.1 s ticks), not at the end
-    last_event_ms = max(e["event_time"] for e in events.values())
+    assert lags[-1] < 5000, lags[-10:]  # each went out once due and committed (0.1 s ticks), not at the end
+    last_event_ms = max(event["event_time"] for _, event in events.values())
     assert seen[0][0] < last_event_ms - 3000, "the first labels came after the events, not while they flowed"

@@ -12,7 +12,7 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerialize
 from confluent_kafka.serialization import MessageField, SerializationContext
 from topic_reads import read_until
 
-from connectors.kafka_clients import produce_transactionally
+from connectors.kafka_transactions import produce_transactionally
 from connectors.schema_registry import (
     IncompatibleSchema,
     SchemaRegistry,

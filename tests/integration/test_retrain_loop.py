@@ -32,8 +32,8 @@ from model_copies import register_renamed
 from sklearn.metrics import roc_auc_score
 from topic_reads import decoder_of, demo_events_writer
 
-from connectors.kafka_clients import produce_transactionally
 from connectors.kafka_reads import read_topic
+from connectors.kafka_transactions import produce_transactionally
 from jobs.flink_cluster import cancel_jobs
 from jobs.flink_metrics import LIFECYCLE_PREFIX, job_series
 from jobs.submit import drift_config_from_settings, scoring_config_from_settings, submit_together

@@ -15,8 +15,8 @@ import pytest
 from model_copies import register_renamed
 from sklearn.metrics import roc_auc_score
 
-from connectors.kafka_clients import produce_transactionally
 from connectors.kafka_reads import read_topic
+from connectors.kafka_transactions import produce_transactionally
 from connectors.schema_registry import SchemaRegistry, topic_writer, writer_of
 from models.registry import ModelRegistry
 from models.runtime import OnnxScorer

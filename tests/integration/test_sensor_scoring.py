@@ -17,7 +17,7 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 from topic_reads import read_until, read_with_flink_sql
 
-from connectors.kafka_clients import produce_transactionally
+from connectors.kafka_transactions import produce_transactionally
 from connectors.schema_registry import SchemaRegistry, subject_for, topic_reader
 from jobs.flink_cluster import cancel_job, cancel_jobs
 from jobs.submit import scoring_config_from_settings, submit_scoring, submit_together

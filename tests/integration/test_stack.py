@@ -56,7 +56,8 @@ def test_topics_keep_records_whatever_their_event_time(settings, fresh_topics):
     so). The broker retains by size; a topic of the stack says so, and keeps a 2025 record."""
     from confluent_kafka.admin import ConfigResource
 
-    from connectors.kafka_clients import admin, produce_transactionally
+    from connectors.kafka_clients import admin
+    from connectors.kafka_transactions import produce_transactionally
 
     (topic,) = fresh_topics("old")
     client = admin(settings)  # kept: a collected client cancels its pending futures

@@ -201,10 +201,20 @@ def test_produce_bad_label_flags_fail_before_any_event_is_sent(capsys, flags):
         assert_one_error_line(err)
 
 
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--labels-topic", "t"], "--labels-topic goes with --labels (with --labels-input, name the topic with --topic)"),
+    (["--input", "events.jsonl", "--drift", "amount:scale=2"],
+     "--drift changes the generated demo events, not events of --input")])
+def test_produce_flags_that_would_be_ignored_are_refused(capsys, flags, message):
+    code, out, err = run_cli(capsys, ["produce", "--count", "10", *flags])
+    assert code == 1 and out == ""
+    assert message in assert_one_error_line(err)
+
+
 def test_a_file_goes_whole_or_not_at_all(monkeypatch):
     # the producer is replaced by a recorder (no Kafka in unit tests): with the file checked first, a bad
     # event in the third transaction's worth fails the run before the producer pulls a single record
-    import connectors.kafka_clients
+    import connectors.kafka_transactions
     from streamscore.cli.produce import EventWire, ProduceLimits, produce_events
 
     pulled = []
@@ -218,7 +228,7 @@ def test_a_file_goes_whole_or_not_at_all(monkeypatch):
             raise InputError(f"{event['id']}: amount is not a number")
         return b"ok"
 
-    monkeypatch.setattr(connectors.kafka_clients, "produce_transactionally", record)
+    monkeypatch.setattr(connectors.kafka_transactions, "produce_transactionally", record)
     wire = EventWire(encode, "id", None, 1)
     events = [{"id": f"e{i}", "amount": 1.0} for i in range(2500)]
     events[2100]["amount"] = "oops"

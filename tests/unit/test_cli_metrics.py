@@ -83,7 +83,7 @@ def test_produce_command_serves_metrics_while_it_runs(settings, monkeypatch):
         seen.update(scrape(port))  # the command still runs: the endpoint is up
         return {"produced": produced, "seconds": 0.2, "rate": produced / 0.2, "transactions": 3}
 
-    monkeypatch.setattr("connectors.kafka_clients.produce_transactionally", fake_produce)
+    monkeypatch.setattr("connectors.kafka_transactions.produce_transactionally", fake_produce)
     monkeypatch.setattr("streamscore.cli.produce._require_topic", lambda settings, topic: None)
     monkeypatch.setattr("streamscore.cli.produce.demo_wire", _unregistered_wire)
     args = build_parser().parse_args(["produce", "--count", "250", "--transaction-size", "100", "--quiet",
@@ -108,7 +108,7 @@ def test_produce_counts_the_records_of_a_failed_transaction(settings, monkeypatc
         for _ in items:
             pass
 
-    monkeypatch.setattr("connectors.kafka_clients.produce_transactionally", fake_produce)
+    monkeypatch.setattr("connectors.kafka_transactions.produce_transactionally", fake_produce)
     monkeypatch.setattr("streamscore.cli.produce._require_topic", lambda settings, topic: None)
     monkeypatch.setattr("streamscore.cli.produce.demo_wire", _unregistered_wire)
     port = free_port()

@@ -8,10 +8,11 @@ import time
 import numpy as np
 import pytest
 
-import connectors.kafka_clients as kafka_clients
+import connectors.kafka_transactions as kafka_transactions
 import streamscore.harness.labels as labels_module
-from connectors.kafka_clients import COMMIT_NOW, KafkaClientError, produce_transactionally
+from connectors.kafka_transactions import COMMIT_NOW, KafkaClientError, produce_transactionally
 from models.demo_labels import LabelPlan, label_record, label_records, observed_classes
+from streamscore.cli.produce_labels import DemoLabels
 from streamscore.harness.labels import LabelsWhenDue
 
 
@@ -42,39 +43,67 @@ def _label(event_id: str, label_time: float) -> dict:
     return {"event_id": event_id, "label": 1, "event_time": int(label_time) - 10, "label_time": int(label_time)}
 
 
+def _wait_for(predicate, timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
 def test_each_label_comes_out_at_its_time_in_label_time_order(monkeypatch):
     recorder = Recorder()
     monkeypatch.setattr(labels_module, "produce_labels", recorder)
     now = time.time() * 1000
     with LabelsWhenDue(FakeSettings(), tick_s=0.02) as writer:
-        for event_id, offset_ms in [("b", 300), ("a", 150), ("past", -1000), ("c", 450)]:
+        for event_id, offset_ms in [("b", 1300), ("a", 1000), ("past", -1000), ("c", 1600)]:
             writer.add(_label(event_id, now + offset_ms))
-        time.sleep(0.05)
+        _wait_for(lambda: recorder.labels())
         assert [r["event_id"] for r in recorder.labels()] == ["past"]  # only what is due
-    assert [r["event_id"] for r in recorder.labels()] == ["past", "a", "b", "c"]  # leaving waited for the last
-    for out_ms, item in recorder.items:
-        if item is not COMMIT_NOW and item["event_id"] != "past":
-            assert item["label_time"] <= out_ms < item["label_time"] + 1000, item  # never early, not much later
+    labels = recorder.labels()
+    assert [r["event_id"] for r in labels] == ["past", "a", "b", "c"]  # leaving waited for the last
+    out_ms = {item["event_id"]: at for at, item in recorder.items if item is not COMMIT_NOW}
+    assert all(out_ms[r["event_id"]] >= r["label_time"] for r in labels)  # never before its time
+    assert out_ms["a"] < labels[-1]["label_time"]  # as it came due, not at the end
     assert recorder.items[-1][1] is COMMIT_NOW  # each tick's labels committed before it waits
     assert writer.stats == {"produced": 4}
 
 
-def test_leaving_on_an_error_writes_no_more_labels_and_keeps_the_error(monkeypatch):
+def test_leaving_on_an_error_writes_no_more_labels(monkeypatch):
     recorder = Recorder()
     monkeypatch.setattr(labels_module, "produce_labels", recorder)
     now = time.time() * 1000
     with pytest.raises(KeyboardInterrupt), LabelsWhenDue(FakeSettings(), tick_s=0.02) as writer:
         writer.add(_label("now", now - 1))
         writer.add(_label("later", now + 60_000))
-        time.sleep(0.1)
+        _wait_for(lambda: recorder.labels())
         raise KeyboardInterrupt
     assert [r["event_id"] for r in recorder.labels()] == ["now"]
 
 
-def test_a_failure_of_the_writing_thread_is_raised_when_the_block_is_left(monkeypatch):
+def test_a_failure_of_the_writing_thread_is_raised_by_the_next_add_and_on_leaving(monkeypatch):
     monkeypatch.setattr(labels_module, "produce_labels", Recorder(fail_after=0))
     with pytest.raises(KafkaClientError, match="broker gone"), LabelsWhenDue(FakeSettings(), tick_s=0.02) as writer:
         writer.add(_label("x", time.time() * 1000 - 1))
+        _wait_for(lambda: writer._failure is not None)
+        with pytest.raises(KafkaClientError, match="broker gone"):
+            writer.add(_label("y", time.time() * 1000))  # the run stops at once, not after every event
+    with pytest.raises(KafkaClientError, match="broker gone"), LabelsWhenDue(FakeSettings(), tick_s=0.02) as writer:
+        writer.add(_label("x", time.time() * 1000 - 1))
+
+
+def test_demo_labels_go_out_only_for_committed_events(monkeypatch, capsys):
+    recorder = Recorder()
+    monkeypatch.setattr(labels_module, "produce_labels", recorder)
+    plan = LabelPlan(delay_ms=0, seed=3)
+    events = [{"event_id": f"e{i}", "event_time": int(time.time() * 1000), "correlation_id": None} for i in range(4)]
+    with DemoLabels(FakeSettings(), plan, len(events), (), "labels-topic") as labels:
+        passed = list(labels.follow(events))
+        time.sleep(0.1)
+        assert recorder.labels() == []  # nothing committed yet: no label, however due
+        labels.committed([(b"e2", b"", None), (b"e0", b"", None)])  # e1 refused, e3 never committed
+    assert passed == events
+    assert sorted(r["event_id"] for r in recorder.labels()) == ["e0", "e2"]
+    assert "; 2 of events not sent (refused) not written" in capsys.readouterr().out
 
 
 def test_commit_now_commits_the_open_transaction_at_once(monkeypatch):
@@ -90,12 +119,12 @@ def test_commit_now_commits_the_open_transaction_at_once(monkeypatch):
         def commit_transaction(self, timeout):
             commits.append(self.open)
 
-    real_writer = kafka_clients._TransactionWriter
+    real_writer = kafka_transactions._TransactionWriter
 
     def writer(settings, topic, config):
         return real_writer(settings, topic, config, producer_factory=lambda *args, **kwargs: FakeProducer())
 
-    monkeypatch.setattr(kafka_clients, "_TransactionWriter", writer)
+    monkeypatch.setattr(kafka_transactions, "_TransactionWriter", writer)
     items = [(b"a", b"1", None), COMMIT_NOW, COMMIT_NOW, (b"b", b"2", None), (b"c", b"3", None), COMMIT_NOW,
              (b"d", b"4", None)]
     stats = produce_transactionally(object(), "t", items, transaction_size=100)

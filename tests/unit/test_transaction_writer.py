@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
-from connectors.kafka_clients import KafkaClientError, _TransactionWriter
+from connectors.kafka_clients import KafkaClientError
+from connectors.kafka_transactions import _TransactionWriter
 
 
 def _abortable() -> KafkaException:
