@@ -59,7 +59,7 @@ class BenchPlan:
 # the latency phase: 10 s at up to 60,000 events/s (capped at 150,000 events before run 064614Z, a fast row's
 # phase lasted ~3 s and its p99 was the top ~24 ms of arrivals: one checkpoint's burst set it)
 FULL = BenchPlan(3, 10.0, 5_000, 600_000, 10.0, 600_000, 2.0, (1, 8, 64, 256, 1024), (10,))
-SMOKE = BenchPlan(1, 0.0, 2_000, 2_000, 2.0, 2_000, 0.2, (), (), stall_s=45.0)  # no sweep: same runner as EO
+SMOKE = BenchPlan(1, 0.0, 1_000, 1_000, 1.0, 1_000, 0.2, (), (), stall_s=45.0)  # no sweep: same runner as EO
 
 
 def machine() -> dict:

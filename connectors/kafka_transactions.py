@@ -64,10 +64,7 @@ def produce_transactionally(settings: Settings, topic: str,
                 writer.commit()
                 if progress:
                     progress(produced, time.monotonic() - began)
-            if rate > 0:
-                ahead = produced / rate - (time.monotonic() - began)
-                if ahead > 0:
-                    time.sleep(ahead)
+            _pace(rate, produced, began)
         writer.commit()
     except BaseException:
         writer.abort()
@@ -78,6 +75,14 @@ def produce_transactionally(settings: Settings, topic: str,
     return {"produced": produced, "transactions": writer.transactions, "seconds": seconds,
             "rate": produced / seconds if seconds > 0 else 0.0, "resent_transactions": writer.resent,
             "producer_restarts": writer.restarts}
+
+
+def _pace(rate: float, produced: int, began: float) -> None:
+    """Sleep until ``produced`` records are due at ``rate``/s since ``began`` (0: as fast as possible)."""
+    if rate > 0:
+        ahead = produced / rate - (time.monotonic() - began)
+        if ahead > 0:
+            time.sleep(ahead)
 
 
 class _TransactionWriter:
