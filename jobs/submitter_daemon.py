@@ -76,6 +76,11 @@ class WarmPlanner:
         """Whether the gateway JVM still runs (killed, or out of memory, it answers nothing again)."""
         return self.gateway_process is None or self.gateway_process.poll() is None
 
+    def stop_jvm(self) -> None:
+        """Kill the gateway JVM: a call stuck in it fails, and the next request is answered ``restart``."""
+        if self.gateway_process is not None:
+            self.gateway_process.kill()
+
     def submit(self, request: SubmitRequest) -> str:
         context = self.jvm.org.apache.flink.client.program.StreamContextEnvironment
         context.setAsContext(self.jvm.org.apache.flink.core.execution.DefaultExecutorServiceLoader(),
@@ -137,7 +142,10 @@ def _copy_lines(stream) -> None:
         sys.__stdout__.flush()
 
 
-def answer(planner: WarmPlanner, line: bytes, fingerprint) -> dict:
+PLAN_LIMIT_S = 150.0  # below the client's 180 s wait (jobs.flink_cluster): a stuck planning gets an answer
+
+
+def answer(planner: WarmPlanner, line: bytes, fingerprint, plan_limit_s: float = PLAN_LIMIT_S) -> dict:
     """The reply to one request line: ``restart`` (the daemon then leaves, the client starts a fresh one)
     when the code changed, the gateway JVM died or the job is another checkout's (two checkouts that share a
     stack home: planning imports this checkout's modules)."""
@@ -149,10 +157,46 @@ def answer(planner: WarmPlanner, line: bytes, fingerprint) -> dict:
         return {"error": one_line(exc)}
     if _is_another_checkouts_job(request.script):
         return {"restart": True}
-    try:
-        return {"job_id": planner.submit(request)}
-    except Exception as exc:  # noqa: BLE001 - a job's failure is the client's answer, not the daemon's end
-        return {"error": one_line(exc)}
+    with PlanningWatchdog(planner, plan_limit_s) as watchdog:
+        try:
+            return {"job_id": planner.submit(request)}
+        except Exception as exc:  # noqa: BLE001 - a job's failure is the client's answer, not the daemon's end
+            if watchdog.expired:
+                return {"error": f"planning took longer than {plan_limit_s:.0f} s: the warm submitter stopped its "
+                                 f"JVM ({one_line(exc)}); the next submission starts a fresh one"}
+            return {"error": one_line(exc)}
+
+
+class PlanningWatchdog:
+    """Bounds one planning: past ``limit_s`` the gateway JVM is killed (a call stuck in it then fails, and the
+    daemon answers the next request ``restart``); a planning stuck in Python still ``grace_s`` later ends the
+    daemon (``leave``), whose clients then start a fresh one. Without it a planning that never returned
+    held every later submission of the home in the daemon's queue until each client's wait ran out.
+    (A job the JVM had already handed to the cluster when it was killed keeps running: its id was never read.)"""
+
+    def __init__(self, planner, limit_s: float, grace_s: float = 15.0, leave=None):
+        self.planner, self.limit_s, self.grace_s = planner, limit_s, grace_s
+        self.leave = leave or (lambda: os._exit(3))
+        self.expired = False
+        self._returned = threading.Event()
+        self._timer = threading.Timer(limit_s, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> PlanningWatchdog:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._timer.cancel()
+        self._returned.set()
+
+    def _expire(self) -> None:
+        self.expired = True
+        print(f"planning took longer than {self.limit_s:.0f} s: stopping the gateway JVM", flush=True)
+        self.planner.stop_jvm()
+        if not self._returned.wait(self.grace_s):
+            print(f"planning still stuck {self.grace_s:.0f} s later: the warm submitter leaves", flush=True)
+            self.leave()
 
 
 def _is_another_checkouts_job(script: str) -> bool:

@@ -224,3 +224,44 @@ def test_the_context_says_what_flink_run_says(monkeypatch, tmp_path):
                     "execution.attached": "false", "python.executable": "/venv/bin/python",
                     "pipeline.jars": "file:///flink/opt/flink-python-2.2.1.jar",
                     "execution.state-recovery.path": "file:///sp/1"}
+
+
+class StuckPlanner(FakePlanner):
+    """A planning that hangs until its JVM is stopped (``in_jvm``), or for good (stuck in Python)."""
+
+    def __init__(self, in_jvm: bool):
+        super().__init__()
+        self.in_jvm, self.stopped = in_jvm, threading.Event()
+
+    def stop_jvm(self) -> None:
+        self.jvm_alive = False
+        if self.in_jvm:
+            self.stopped.set()
+
+    def submit(self, request: SubmitRequest) -> str:
+        self.stopped.wait(5.0)
+        raise ConnectionError("Error while sending or receiving")  # py4j's, once the JVM is gone
+
+
+def test_a_planning_stuck_in_the_jvm_is_stopped_and_answered(monkeypatch):
+    fingerprint = submitter_daemon.code_fingerprint()
+    planner = StuckPlanner(in_jvm=True)
+    reply = submitter_daemon.answer(planner, REQUEST.to_line(), fingerprint, plan_limit_s=0.2)
+    assert reply["error"].startswith("planning took longer than 0 s: the warm submitter stopped its JVM"), reply
+    assert submitter_daemon.answer(planner, REQUEST.to_line(), fingerprint) == {"restart": True}  # a fresh daemon
+
+
+def test_a_planning_stuck_in_python_ends_the_daemon():
+    left = threading.Event()
+    planner = StuckPlanner(in_jvm=False)
+    with submitter_daemon.PlanningWatchdog(planner, 0.1, grace_s=0.2, leave=left.set) as watchdog:
+        assert left.wait(5.0)  # the JVM stopped, the planning still stuck: the daemon leaves
+    assert watchdog.expired and not planner.jvm_alive
+
+
+def test_a_planning_in_time_is_left_alone():
+    planner = FakePlanner()
+    with submitter_daemon.PlanningWatchdog(planner, 0.2, leave=pytest.fail) as watchdog:
+        planner.submit(REQUEST)
+    threading.Event().wait(0.4)  # past the limit: the timer was cancelled
+    assert not watchdog.expired and planner.jvm_alive
