@@ -22,11 +22,13 @@ import socket
 import struct
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
 from jobs.flink_cluster import JOB_ID_PATTERN, FlinkJobError, failure_cause, rest_at
+from jobs.planning_watchdog import PLAN_LIMIT_S, PlanningWatchdog, cancel_unreported_job
 from jobs.submitter_client import SubmitRequest
 from streamscore.foundation.locks import exclusive
 
@@ -68,16 +70,18 @@ class WarmPlanner:
         java_gateway.launch_gateway_server_process = launch_draining_stderr
         self.jvm = java_gateway.get_gateway().jvm
         self.gateway_process = launched[0] if launched else None
+        self.jvm_stopped = False
         self.python_jar = next((Path(os.environ["FLINK_HOME"]) / "opt").glob("flink-python*.jar")).as_uri()
         self.thread = self.jvm.java.lang.Thread.currentThread()
         self.class_loader = self.thread.getContextClassLoader()
 
     def alive(self) -> bool:
         """Whether the gateway JVM still runs (killed, or out of memory, it answers nothing again)."""
-        return self.gateway_process is None or self.gateway_process.poll() is None
+        return not self.jvm_stopped and (self.gateway_process is None or self.gateway_process.poll() is None)
 
     def stop_jvm(self) -> None:
-        """Kill the gateway JVM: a call stuck in it fails, and the next request is answered ``restart``."""
+        """Kill the gateway JVM: a call stuck in it fails, and the daemon leaves once it has answered."""
+        self.jvm_stopped = True  # at once: poll() may not see the kill until the process is reaped
         if self.gateway_process is not None:
             self.gateway_process.kill()
 
@@ -142,9 +146,6 @@ def _copy_lines(stream) -> None:
         sys.__stdout__.flush()
 
 
-PLAN_LIMIT_S = 150.0  # below the client's 180 s wait (jobs.flink_cluster): a stuck planning gets an answer
-
-
 def answer(planner: WarmPlanner, line: bytes, fingerprint, plan_limit_s: float = PLAN_LIMIT_S) -> dict:
     """The reply to one request line: ``restart`` (the daemon then leaves, the client starts a fresh one)
     when the code changed, the gateway JVM died or the job is another checkout's (two checkouts that share a
@@ -157,46 +158,21 @@ def answer(planner: WarmPlanner, line: bytes, fingerprint, plan_limit_s: float =
         return {"error": one_line(exc)}
     if _is_another_checkouts_job(request.script):
         return {"restart": True}
-    with PlanningWatchdog(planner, plan_limit_s) as watchdog:
+    return _plan(planner, request, plan_limit_s)
+
+
+def _plan(planner: WarmPlanner, request: SubmitRequest, limit_s: float) -> dict:
+    """The job id, or the failure in one line; a planning past ``limit_s`` is stopped (jobs.planning_watchdog)."""
+    began_ms = int(time.time() * 1000)
+    with PlanningWatchdog(planner, limit_s) as watchdog:
         try:
             return {"job_id": planner.submit(request)}
         except Exception as exc:  # noqa: BLE001 - a job's failure is the client's answer, not the daemon's end
-            if watchdog.expired:
-                return {"error": f"planning took longer than {plan_limit_s:.0f} s: the warm submitter stopped its "
-                                 f"JVM ({one_line(exc)}); the next submission starts a fresh one"}
-            return {"error": one_line(exc)}
-
-
-class PlanningWatchdog:
-    """Bounds one planning: past ``limit_s`` the gateway JVM is killed (a call stuck in it then fails, and the
-    daemon answers the next request ``restart``); a planning stuck in Python still ``grace_s`` later ends the
-    daemon (``leave``), whose clients then start a fresh one. Without it a planning that never returned
-    held every later submission of the home in the daemon's queue until each client's wait ran out.
-    (A job the JVM had already handed to the cluster when it was killed keeps running: its id was never read.)"""
-
-    def __init__(self, planner, limit_s: float, grace_s: float = 15.0, leave=None):
-        self.planner, self.limit_s, self.grace_s = planner, limit_s, grace_s
-        self.leave = leave or (lambda: os._exit(3))
-        self.expired = False
-        self._returned = threading.Event()
-        self._timer = threading.Timer(limit_s, self._expire)
-        self._timer.daemon = True
-
-    def __enter__(self) -> PlanningWatchdog:
-        self._timer.start()
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self._timer.cancel()
-        self._returned.set()
-
-    def _expire(self) -> None:
-        self.expired = True
-        print(f"planning took longer than {self.limit_s:.0f} s: stopping the gateway JVM", flush=True)
-        self.planner.stop_jvm()
-        if not self._returned.wait(self.grace_s):
-            print(f"planning still stuck {self.grace_s:.0f} s later: the warm submitter leaves", flush=True)
-            self.leave()
+            if not watchdog.expired:
+                return {"error": one_line(exc)}
+            failure = one_line(exc)
+    return {"error": f"planning took longer than {limit_s:.0f} s: the warm submitter stopped its JVM "
+                     f"({failure}); {cancel_unreported_job(request, began_ms)}; the next submission starts afresh"}
 
 
 def _is_another_checkouts_job(script: str) -> bool:
@@ -234,7 +210,7 @@ def serve(listener: socket.socket, planner: WarmPlanner, idle_s: float, fingerpr
                 reply = answer(planner, line, fingerprint) if _same_user(conn) else {
                     "error": "the warm submitter serves only the user it runs as"}
                 _deliver(conn, reply, line)
-                if reply.get("restart"):
+                if reply.get("restart") or not planner.alive():  # queued callers go to a fresh daemon
                     return
 
 

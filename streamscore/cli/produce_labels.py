@@ -81,7 +81,7 @@ class DemoLabels:
             print(f"writing the last labels as they come due (the last in {wait_s:.1f} s)", flush=True)
         self.writer.__exit__(*exc_info)
         if exc_info[0] is None:
-            unsent = f"; {len(self.uncommitted)} of events not sent (refused) not written" if self.uncommitted else ""
+            unsent = f"; {len(self.uncommitted)} labels of refused events not written" if self.uncommitted else ""
             print(f"produced {self.writer.stats['produced']} labels to {self.topic}, each at its label time "
                   f"(delay {self.plan.delay_ms} ms, {self.plan.flip_rate:.0%} flipped after {self.plan.flip_after})"
                   f"{unsent}")

@@ -67,24 +67,26 @@ class LabelsWhenDue:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is not None:
-            self._stop(f"{exc_type.__name__}: {exc}")
+            self._stop(exc)
             return
         self._finishing.set()
         try:
             self._thread.join()
         except BaseException:  # interrupted while waiting for the last labels' time
-            self._stop("interrupted")
+            self._stop(None)
             raise
         if self._failure is not None:
             raise self._failure
 
-    def _stop(self, why: str) -> None:
-        """Write no more: the thread aborts its open transaction (a commit in retry may hold it a while)."""
+    def _stop(self, leaving: BaseException | None) -> None:
+        """Write no more: the thread aborts its open transaction (a commit in retry may hold it a while). A
+        failure of its own that is not what the block is left with (``add`` raised it) is logged."""
         self._stopping.set()
         self._thread.join(timeout=self.STOP_WAIT_S)
-        if self._failure is not None and not isinstance(self._failure, _Stopped):
-            get_logger("streamscore.labels").warning("labels_writer_failed", topic=self.topic, reason=why,
-                                                     error=f"{type(self._failure).__name__}: {self._failure}")
+        failure = self._failure
+        if failure is not None and failure is not leaving and not isinstance(failure, _Stopped):
+            get_logger("streamscore.labels").warning("labels_writer_failed", topic=self.topic,
+                                                     error=f"{type(failure).__name__}: {failure}")
 
     def _write(self) -> None:
         try:

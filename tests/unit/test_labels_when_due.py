@@ -103,7 +103,7 @@ def test_demo_labels_go_out_only_for_committed_events(monkeypatch, capsys):
         labels.committed([(b"e2", b"", None), (b"e0", b"", None)])  # e1 refused, e3 never committed
     assert passed == events
     assert sorted(r["event_id"] for r in recorder.labels()) == ["e0", "e2"]
-    assert "; 2 of events not sent (refused) not written" in capsys.readouterr().out
+    assert "; 2 labels of refused events not written" in capsys.readouterr().out
 
 
 def test_commit_now_commits_the_open_transaction_at_once(monkeypatch):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs import submitter_client, submitter_daemon
+from jobs import planning_watchdog, submitter_client, submitter_daemon
 from jobs.submitter_client import DaemonFiles, SubmitRequest, SubmitterError
 from streamscore.foundation.config import load_settings
 
@@ -244,24 +244,49 @@ class StuckPlanner(FakePlanner):
 
 
 def test_a_planning_stuck_in_the_jvm_is_stopped_and_answered(monkeypatch):
+    monkeypatch.setattr(os, "_exit", pytest.fail)  # the daemon's end would be the test process's
     fingerprint = submitter_daemon.code_fingerprint()
     planner = StuckPlanner(in_jvm=True)
     reply = submitter_daemon.answer(planner, REQUEST.to_line(), fingerprint, plan_limit_s=0.2)
     assert reply["error"].startswith("planning took longer than 0 s: the warm submitter stopped its JVM"), reply
+    assert "a job it may have submitted was not looked for (the request names none)" in reply["error"]
     assert submitter_daemon.answer(planner, REQUEST.to_line(), fingerprint) == {"restart": True}  # a fresh daemon
 
 
 def test_a_planning_stuck_in_python_ends_the_daemon():
     left = threading.Event()
     planner = StuckPlanner(in_jvm=False)
-    with submitter_daemon.PlanningWatchdog(planner, 0.1, grace_s=0.2, leave=left.set) as watchdog:
+    with planning_watchdog.PlanningWatchdog(planner, 0.1, grace_s=0.2, leave=left.set) as watchdog:
         assert left.wait(5.0)  # the JVM stopped, the planning still stuck: the daemon leaves
     assert watchdog.expired and not planner.jvm_alive
 
 
 def test_a_planning_in_time_is_left_alone():
     planner = FakePlanner()
-    with submitter_daemon.PlanningWatchdog(planner, 0.2, leave=pytest.fail) as watchdog:
+    with planning_watchdog.PlanningWatchdog(planner, 0.2, leave=pytest.fail) as watchdog:
         planner.submit(REQUEST)
     threading.Event().wait(0.4)  # past the limit: the timer was cancelled
     assert not watchdog.expired and planner.jvm_alive
+
+
+def test_the_job_a_stopped_planning_submitted_is_found_by_name_and_cancelled(monkeypatch):
+    calls = []
+    jobs = [{"jid": "a" * 32, "name": "it-x", "start-time": 10_000, "state": "RUNNING"},  # this planning's
+            {"jid": "b" * 32, "name": "it-x", "start-time": 1_000, "state": "RUNNING"},  # an older run's
+            {"jid": "c" * 32, "name": "other", "start-time": 10_000, "state": "RUNNING"},
+            {"jid": "d" * 32, "name": "it-x", "start-time": 10_000, "state": "CANCELED"}]
+
+    def rest_at(address, path, method="GET"):
+        calls.append((address, path, method))
+        return {"jobs": jobs} if path == "/jobs/overview" else {}
+
+    monkeypatch.setattr(planning_watchdog, "rest_at", rest_at)
+    monkeypatch.setattr(planning_watchdog, "REGISTER_WAIT_S", 0.0)
+    request = dataclasses.replace(REQUEST, args=("--config", '{"job_name": "it-x"}'))
+    done = planning_watchdog.cancel_unreported_job(request, since_ms=9_000)
+    assert done == "cancelled the job 'it-x' it had submitted"
+    assert calls[1:] == [("127.0.0.1:8081", f"/jobs/{'a' * 32}", "PATCH")]
+    named = dataclasses.replace(REQUEST, args=("--job-name", "other", "--bootstrap", "k:9092"))
+    assert planning_watchdog.requested_job_name(named) == "other"
+    assert planning_watchdog.cancel_unreported_job(dataclasses.replace(named, args=("--job-name", "none")),
+                                                   since_ms=0) == "no job 'none' was submitted"

@@ -97,7 +97,7 @@ def test_it_gives_up_with_the_broker_error_after_its_deadline(monkeypatch):
 
 
 def test_a_fresh_producer_that_cannot_start_yet_is_tried_again_until_it_can(monkeypatch):
-    monkeypatch.setattr("connectors.kafka_clients.time.sleep", lambda s: None)
+    monkeypatch.setattr("connectors.kafka_transactions.time.sleep", lambda s: None)
     writer, made = _writer([2, 0], refused_starts=3)
     _send(writer, [b"a", b"b"])
     assert len(made) == 2 and made[1].committed == [b"a", b"b"]
@@ -108,9 +108,21 @@ def test_a_fresh_producer_refused_past_the_deadline_gives_up_with_the_reason(mon
     import time
 
     real_sleep = time.sleep  # the module's time is this one: patched below
-    monkeypatch.setattr("connectors.kafka_clients.time.sleep", lambda s: real_sleep(0.01))
+    monkeypatch.setattr("connectors.kafka_transactions.time.sleep", lambda s: real_sleep(0.01))
     monkeypatch.setattr(_TransactionWriter, "RETRY_DEADLINE_S", 0.2)  # the resend comes first, then refusals
     writer, _ = _writer([2], refused_starts=10_000)
     writer.add(b"a", b"v", None)
     with pytest.raises(KafkaClientError, match=r"cannot start a fresh transactional producer: .*coordinator"):
         writer.commit()
+
+
+@pytest.mark.parametrize("failures", [[0], [1], [2, 0], [2, 2, 0]])
+def test_on_commit_hears_each_transaction_once_with_its_records_whatever_was_resent(failures):
+    writer, made = _writer(failures)
+    heard = []
+    writer.on_commit = lambda records: heard.append([key for key, _, _ in records])
+    _send(writer, [b"a", b"b"])
+    writer.commit()  # nothing open: nothing to hear
+    _send(writer, [b"c"])
+    assert heard == [[b"a", b"b"], [b"c"]]
+    assert made[-1].committed[-1:] == [b"c"]
