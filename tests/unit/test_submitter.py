@@ -114,6 +114,23 @@ def test_requests_are_answered_in_turn_over_the_socket_until_idle(tmp_path):
     assert not thread.is_alive()  # idle for 2 s: the daemon ends
 
 
+def test_the_daemon_retires_after_its_last_job_and_a_queued_caller_is_told_to_go_again(tmp_path):
+    planner = FakePlanner()
+    path = tmp_path / "s.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen(4)
+    thread = threading.Thread(target=submitter_daemon.serve, daemon=True,
+                              args=(listener, planner, 30.0, submitter_daemon.code_fingerprint(), 2))
+    thread.start()
+    replies = [submitter_client._exchange(submitter_client._try_connect(path), REQUEST, 10.0) for _ in range(2)]
+    assert [r["job_id"][-1] for r in replies] == ["1", "2"]
+    thread.join(timeout=10)
+    assert not thread.is_alive()  # two jobs: it leaves at once, not after its idle time
+    listener.close()  # as main() does: a caller queued meanwhile is reset, and the client goes again
+    assert submitter_client._try_connect(path) is None
+
+
 def test_a_refused_job_is_a_submitter_error_with_the_daemons_line(tmp_path, monkeypatch):
     path, _ = _serving(tmp_path, FakePlanner(ValueError("no such model")))
     settings = load_settings({"STREAMSCORE_HOME": str(tmp_path)})
