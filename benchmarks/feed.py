@@ -25,7 +25,7 @@ import numpy as np
 from confluent_kafka import Producer
 
 from connectors.kafka_clients import client_config
-from connectors.kafka_transactions import produce_transactionally
+from connectors.kafka_transactions import TransactionPlan, produce_transactionally
 from models.demo_data import generate_events
 from schemas import serde_for
 from streamscore.foundation.config import Settings
@@ -152,7 +152,7 @@ def with_repeats(events: list[dict], fraction: float, seed: int) -> None:
 def preload(settings: Settings, topic: str, events: EncodedEvents) -> float:
     """Write ``events`` transactionally; returns the seconds it took."""
     items = ((k, v, None) for k, v in zip(events.keys, events.values))
-    return produce_transactionally(settings, topic, items, transaction_size=20_000)["seconds"]
+    return produce_transactionally(settings, topic, items, TransactionPlan(transaction_size=20_000))["seconds"]
 
 
 @dataclass

@@ -18,7 +18,7 @@ import uuid
 
 from connectors.kafka_clients import create_topics, delete_topics
 from connectors.kafka_reads import read_topic
-from connectors.kafka_transactions import produce_transactionally
+from connectors.kafka_transactions import TransactionPlan, produce_transactionally
 from jobs.flink_cluster import cancel_job
 from jobs.job_wire import RegistryWire
 from jobs.submit import scoring_config_from_settings, submit_scoring
@@ -40,7 +40,7 @@ def drain_throughput(settings, batch_size: int, count: int, **knobs) -> dict:
     encode = serde_for("event").encode_trusted
     items = ((e["event_id"].encode(), encode(e), None)
              for e in generate_events(count, seed=3, id_prefix=f"b{tag}-"))
-    produce_transactionally(settings, events, items, transaction_size=5000)
+    produce_transactionally(settings, events, items, TransactionPlan(transaction_size=5000))
     config = scoring_config_from_settings(settings, events_topic=events, scored_topic=scored, dead_letter_topic=dead,
                                           job_name=f"bench-{tag}", max_batch_size=batch_size,
                                           startup_mode="earliest-offset",

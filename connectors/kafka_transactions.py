@@ -5,7 +5,8 @@ from __future__ import annotations
 import enum
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
@@ -20,18 +21,30 @@ class StreamMark(enum.Enum):
     COMMIT_NOW = "commit now"
 
 
+Record = tuple[bytes, bytes, int | None]
+"""A record to write: (key, value, Kafka timestamp in ms; None: the broker's send time)."""
+
 COMMIT_NOW = StreamMark.COMMIT_NOW
 """An item of ``produce_transactionally``'s stream that commits the open transaction at once: a source
 that waits between its records (labels written as they come due) makes what it sent visible first."""
 
 
-def produce_transactionally(settings: Settings, topic: str,
-                            items: Iterable[tuple[bytes, bytes, int | None] | StreamMark], *,
-                            rate: float = 0.0, transaction_size: int = 1000,
-                            progress: Callable[[int, float], None] | None = None,
-                            throttle: Callable[[], None] | None = None, producer_config: dict | None = None,
-                            on_commit: Callable[[list[tuple[bytes, bytes, int | None]]], None] | None = None) -> dict:
-    """Write (key, value, timestamp_ms) triples in transactions of ``transaction_size``, paced at ``rate``/s.
+@dataclass(frozen=True)
+class TransactionPlan:
+    """How ``produce_transactionally`` paces and groups its records, and whom it tells what it did."""
+
+    rate: float = 0.0  # records/s; 0: as fast as possible
+    transaction_size: int = 1000
+    throttle: Callable[[], None] | None = None  # called before each record (a rate ceiling)
+    producer_config: Mapping[str, object] | None = None  # added to the producer's (e.g. ``message.max.bytes``)
+    progress: Callable[[int, float], None] | None = None  # (records so far, seconds) per commit; negated at the end
+    on_commit: Callable[[list[Record]], None] | None = None  # each committed transaction's records, once
+
+
+def produce_transactionally(settings: Settings, topic: str, items: Iterable[Record | StreamMark],
+                            plan: TransactionPlan = TransactionPlan()) -> dict:
+    """Write (key, value, timestamp_ms) triples in transactions of ``plan.transaction_size``, paced at
+    ``plan.rate``/s.
 
     The Kafka timestamp is the event time (None: the broker's send time), so event-time
     consumers such as the drift sidecar can window on it.
@@ -41,40 +54,42 @@ def produce_transactionally(settings: Settings, topic: str,
     Each record is committed exactly once: a commit that times out (broker restarting) is
     retried, and a transaction the broker aborted is sent again whole. Any other exception
     aborts the open transaction: nothing of it becomes visible.
-
-    ``throttle`` is called before each record (a rate ceiling); ``producer_config`` adds to the
-    producer's configuration (e.g. ``message.max.bytes``); ``on_commit`` is given each committed
-    transaction's records once the broker has committed them.
     """
-    writer = _TransactionWriter(settings, topic, producer_config or {})
-    writer.on_commit = on_commit
+    writer = _TransactionWriter(settings, topic, dict(plan.producer_config or {}))
+    writer.on_commit = plan.on_commit
     began = time.monotonic()
-    produced = 0
     try:
-        for item in items:
-            if item is COMMIT_NOW:
-                writer.commit()
-                continue
-            key, value, timestamp_ms = item
-            if throttle:
-                throttle()
-            writer.add(key, value, timestamp_ms)
-            produced += 1
-            if len(writer.pending) >= transaction_size:
-                writer.commit()
-                if progress:
-                    progress(produced, time.monotonic() - began)
-            _pace(rate, produced, began)
-        writer.commit()
+        produced = _write_all(writer, items, plan, began)
     except BaseException:
         writer.abort()
         raise
     seconds = time.monotonic() - began
-    if progress:
-        progress(-produced, seconds)
+    if plan.progress:
+        plan.progress(-produced, seconds)
     return {"produced": produced, "transactions": writer.transactions, "seconds": seconds,
             "rate": produced / seconds if seconds > 0 else 0.0, "resent_transactions": writer.resent,
             "producer_restarts": writer.restarts}
+
+
+def _write_all(writer: _TransactionWriter, items: Iterable[Record | StreamMark], plan: TransactionPlan,
+               began: float) -> int:
+    """Every item through ``writer``, the last transaction committed: the number of records written."""
+    produced = 0
+    for item in items:
+        if item is COMMIT_NOW:
+            writer.commit()
+            continue
+        if plan.throttle:
+            plan.throttle()
+        writer.add(*item)
+        produced += 1
+        if len(writer.pending) >= plan.transaction_size:
+            writer.commit()
+            if plan.progress:
+                plan.progress(produced, time.monotonic() - began)
+        _pace(plan.rate, produced, began)
+    writer.commit()
+    return produced
 
 
 def _pace(rate: float, produced: int, began: float) -> None:
@@ -102,11 +117,11 @@ class _TransactionWriter:
         self.producer_factory = producer_factory
         self.transactional_id = f"streamscore-cli-{uuid.uuid4().hex[:12]}"
         self.producer = producer_factory(settings, self.transactional_id, **producer_config)
-        self.pending: list[tuple[bytes, bytes, int | None]] = []
+        self.pending: list[Record] = []
         self.transactions = self.resent = self.restarts = 0
         self._resent_on_this_producer = False
         self._deadline = 0.0
-        self.on_commit: Callable[[list[tuple[bytes, bytes, int | None]]], None] | None = None
+        self.on_commit: Callable[[list[Record]], None] | None = None
 
     def add(self, key: bytes, value: bytes, timestamp_ms: int | None) -> None:
         if not self.pending:

@@ -106,6 +106,11 @@ def rest_at(address: str, path: str, method: str = "GET", body: dict | None = No
     return json.loads(payload) if payload else {}
 
 
+def ask_cancel_at(address: str, job_id: str) -> None:
+    """Ask the cluster at ``address`` to cancel ``job_id``; returns at once, the job stops shortly after."""
+    rest_at(address, f"/jobs/{job_id}", method="PATCH")
+
+
 def list_jobs(settings: Settings) -> list[JobInfo]:
     jobs = rest(settings, "/jobs/overview").get("jobs", [])
     return [JobInfo(j["jid"], j["name"], j["state"], j.get("start-time", 0)) for j in jobs]
@@ -151,7 +156,7 @@ def cancel_job(settings: Settings, job_id: str, savepoint_dir: str | None = None
                timeout_s: float = 120.0) -> str | None:
     """Cancel (or stop with a savepoint when ``savepoint_dir`` is given). Returns the savepoint path."""
     if savepoint_dir is None:
-        rest(settings, f"/jobs/{job_id}", method="PATCH")
+        ask_cancel_at(str(settings.flink_rest), job_id)
         wait_for_state(settings, job_id, {"CANCELED"}, timeout_s)
         return None
     trigger = rest(settings, f"/jobs/{job_id}/stop", method="POST",
@@ -169,7 +174,7 @@ def cancel_jobs(settings: Settings, job_ids: Sequence[str], *, quietly: bool = F
     asked = []
     for job_id in job_ids:
         try:
-            rest(settings, f"/jobs/{job_id}", method="PATCH")
+            ask_cancel_at(str(settings.flink_rest), job_id)
             asked.append(job_id)
         except StreamscoreError as exc:
             failures.append((job_id, exc))

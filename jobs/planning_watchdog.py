@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 
-from jobs.flink_cluster import ENDED_STATES, FlinkJobError, rest_at
+from jobs.flink_cluster import ENDED_STATES, FlinkJobError, ask_cancel_at, rest_at
 from jobs.submitter_client import SubmitRequest
 
 PLAN_LIMIT_S = 150.0  # below the client's 180 s wait (jobs.flink_cluster): a stuck planning gets an answer
@@ -83,7 +83,7 @@ def cancel_unreported_job(request: SubmitRequest, since_ms: int) -> str:
         found = [j["jid"] for j in jobs if j.get("name") == name and j.get("start-time", 0) >= since_ms - 5000
                  and j.get("state") not in ENDED_STATES]
         for job_id in found:
-            rest_at(request.rest, f"/jobs/{job_id}", method="PATCH")
+            ask_cancel_at(request.rest, job_id)
             _log(f"cancelled {job_id} ({name}): submitted by a planning that was stopped")
     except FlinkJobError as exc:
         return f"the cluster could not be asked for a job {name!r} it may have submitted: {exc}"

@@ -27,7 +27,7 @@ import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
-from jobs.flink_cluster import JOB_ID_PATTERN, FlinkJobError, failure_cause, rest_at
+from jobs.flink_cluster import JOB_ID_PATTERN, FlinkJobError, ask_cancel_at, failure_cause
 from jobs.planning_watchdog import PLAN_LIMIT_S, PlanningWatchdog, cancel_unreported_job
 from jobs.submitter_client import SubmitRequest
 from streamscore.foundation.locks import exclusive
@@ -236,7 +236,7 @@ def _deliver(conn: socket.socket, reply: dict, line: bytes) -> None:
     except OSError:
         if "job_id" in reply:
             with contextlib.suppress(FlinkJobError):
-                rest_at(SubmitRequest.from_json(line.decode()).rest, f"/jobs/{reply['job_id']}", method="PATCH")
+                ask_cancel_at(SubmitRequest.from_json(line.decode()).rest, reply["job_id"])
                 print(f"cancelled {reply['job_id']}: its caller was gone", flush=True)
         raise
 

@@ -7,7 +7,7 @@ import contextlib
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import get_args
 
@@ -230,25 +230,26 @@ def produce_events(settings: Settings, topic: str, events: Iterable[dict], limit
 
     ``metrics`` (a :class:`streamscore.cli.cli_metrics.CliMetrics`) counts delivered and failed records;
     ``on_commit`` is given each committed transaction's (key, value, timestamp) records."""
-    from connectors.kafka_transactions import produce_transactionally
+    from connectors.kafka_transactions import TransactionPlan, produce_transactionally
     from streamscore.cli.bounds import SizeBound, TokenBucket
 
     items = _encoded_events(events, topic, wire or demo_wire(settings, topic))
     bound = SizeBound(limits.max_message_bytes) if limits.max_message_bytes is not None else None
-    options = {"rate": limits.rate, "transaction_size": limits.transaction_size,
-               "throttle": TokenBucket(limits.max_rate).acquire if limits.max_rate is not None else None,
-               "producer_config": {"message.max.bytes": bound.producer_message_max_bytes()} if bound else None,
-               "on_commit": on_commit}
+    plan = TransactionPlan(
+        rate=limits.rate, transaction_size=limits.transaction_size,
+        throttle=TokenBucket(limits.max_rate).acquire if limits.max_rate is not None else None,
+        producer_config={"message.max.bytes": bound.producer_message_max_bytes()} if bound else None,
+        on_commit=on_commit)
     if limits.check_all_first:
         items = iter(list(items))  # a bad event fails the run before any transaction commits
     items = bound.filter(items) if bound else items
     if metrics is None:
         return _with_refused(bound, produce_transactionally(
-            settings, topic, items, progress=_progress if progress else None, **options))
+            settings, topic, items, replace(plan, progress=_progress if progress else None)))
     counter = DeliveryCounter(metrics, topic, echo=_progress if progress else None)
     try:
         return _with_refused(bound, produce_transactionally(
-            settings, topic, counter.count_pulled(items), progress=counter, **options))
+            settings, topic, counter.count_pulled(items), replace(plan, progress=counter)))
     except (StreamscoreError, KeyboardInterrupt) as exc:
         counter.failed(exc)
         raise

@@ -18,11 +18,11 @@ def produce_labels(settings: Settings, records: Iterable[dict], *, topic: str | 
     """Write label records (see ``models.demo_labels``) transactionally, keyed by event id, with the
     label time as Kafka timestamp, on the Confluent wire. Each record is validated against
     ``schemas/avro/label.avsc``."""
-    from connectors.kafka_transactions import produce_transactionally
+    from connectors.kafka_transactions import TransactionPlan, produce_transactionally
 
     topic = topic or settings.topic("labels").name
     return produce_transactionally(settings, topic, _encoded(settings, topic, records),
-                                   transaction_size=transaction_size)
+                                   TransactionPlan(transaction_size=transaction_size))
 
 
 def _encoded(settings: Settings, topic: str, records: Iterable[dict]) -> Iterator:

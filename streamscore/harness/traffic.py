@@ -19,7 +19,7 @@ from confluent_kafka import TopicPartition
 
 from connectors.kafka_clients import existing_topics
 from connectors.kafka_reads import read_committed_consumer
-from connectors.kafka_transactions import produce_transactionally
+from connectors.kafka_transactions import TransactionPlan, produce_transactionally
 from schemas import SerdeError
 from schemas.malformed import MalformedPayload
 from streamscore.foundation.config import Settings
@@ -171,7 +171,7 @@ def run_traffic(settings: Settings, plan: TrafficPlan, topics: TrafficTopics | N
     collector.start()
     try:
         stats = produce_transactionally(settings, topics.events, _payloads(plan, report),
-                                        rate=plan.rate, transaction_size=plan.transaction_size)
+                                        TransactionPlan(rate=plan.rate, transaction_size=plan.transaction_size))
         report.produce_seconds = stats["seconds"]
         report.drain_seconds = _wait_accounted(settings, report, collector, plan.timeout_s)
     finally:

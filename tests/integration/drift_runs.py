@@ -10,7 +10,7 @@ import uuid
 from topic_reads import decoder_of, demo_events_writer
 
 from connectors.kafka_reads import read_topic
-from connectors.kafka_transactions import produce_transactionally
+from connectors.kafka_transactions import TransactionPlan, produce_transactionally
 from jobs.flink_cluster import cancel_jobs
 from jobs.submit import drift_config_from_settings, scoring_config_from_settings, submit_drift, submit_together
 from models.demo_data import DriftSpec, generate_events
@@ -54,7 +54,7 @@ def produce_with_drift(settings, topic: str, prefix: str, tail_ms: int = 0) -> i
                 if item[2] >= tail_until:
                     return
 
-    produce_transactionally(settings, topic, items(), rate=5000, transaction_size=250)
+    produce_transactionally(settings, topic, items(), TransactionPlan(rate=5000, transaction_size=250))
     return stamps["first_drifted"]
 
 

@@ -29,7 +29,7 @@ import pytest
 
 from benchmarks.feed import with_repeats
 from connectors.kafka_reads import read_topic
-from connectors.kafka_transactions import produce_transactionally
+from connectors.kafka_transactions import TransactionPlan, produce_transactionally
 from connectors.schema_registry import SchemaRegistry, topic_reader, topic_writer
 from jobs.flink_cluster import cancel_job
 from jobs.flink_metrics import scrape
@@ -101,7 +101,7 @@ def _submit_all(settings, topics: dict, jobs: dict) -> None:
 
 def _run_a_and_b(settings, jobs: dict, topics: dict, records: list) -> dict:
     """(a) and (b) score the preloaded topic: their metrics once all is committed, then they stop."""
-    produce_transactionally(settings, topics["events"], records, transaction_size=5_000)
+    produce_transactionally(settings, topics["events"], records, TransactionPlan(transaction_size=5_000))
     for role in "ab":
         _wait_metric(settings, jobs[role][1], "events_scored", COUNT)
         _wait_committed(settings, topics[role])
@@ -118,11 +118,11 @@ def _run_a_and_b(settings, jobs: dict, topics: dict, records: list) -> dict:
 def _run_c_through_a_redis_kill(settings, stack, jobs: dict, topics: dict, records: list) -> dict:
     """(c): a backlog (all hits), then paced records while Redis is SIGKILLed and restarted."""
     job_name = jobs["c"][1]
-    produce_transactionally(settings, topics["events_c"], records[:BACKLOG_C], transaction_size=5_000)
+    produce_transactionally(settings, topics["events_c"], records[:BACKLOG_C], TransactionPlan(transaction_size=5_000))
     before = _wait_metric(settings, job_name, "cache_lookups", BACKLOG_C)
     with ThreadPoolExecutor(1) as pool:
         feeder = pool.submit(produce_transactionally, settings, topics["events_c"], records[BACKLOG_C:],
-                             rate=RATE_C, transaction_size=int(RATE_C // 10))
+                             TransactionPlan(rate=RATE_C, transaction_size=int(RATE_C // 10)))
         time.sleep(KILL_AFTER_S)
         _kill_redis(stack)
         time.sleep(DOWN_S)

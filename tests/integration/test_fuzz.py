@@ -18,7 +18,7 @@ import pytest
 from poison_model import POISON_AMOUNT, register_poison_model
 from topic_reads import read_until
 
-from connectors.kafka_transactions import produce_transactionally
+from connectors.kafka_transactions import TransactionPlan, produce_transactionally
 from connectors.schema_registry import SchemaRegistry, subject_for, topic_reader, topic_writer
 from jobs.flink_cluster import cancel_job, job_failures, rest
 from jobs.submit import scoring_config_from_settings, submit_scoring
@@ -136,7 +136,7 @@ def _run(settings, fresh_topics, registry: Path):
         items.append((f"bad-{kind}".encode(), payload, None))
         items.append((event["event_id"].encode(), writers.events.encode(event), None))
     try:
-        produce_transactionally(settings, events, items, transaction_size=50)
+        produce_transactionally(settings, events, items, TransactionPlan(transaction_size=50))
         scored_ids = [r["event_id"] for r in read_until(settings, scored, len(valid),
                                                         topic_reader(writers.registry, "scored").decode)]
         dead_letters = read_until(settings, dead, len(bad), topic_reader(writers.registry, "dead_letter").decode)

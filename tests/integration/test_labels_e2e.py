@@ -22,7 +22,7 @@ import pytest
 from topic_reads import decoder_of, demo_events_writer
 
 from connectors.kafka_reads import read_topic
-from connectors.kafka_transactions import produce_transactionally
+from connectors.kafka_transactions import TransactionPlan, produce_transactionally
 from drift.accuracy import ACCURACY_BOUNDS
 from drift.settings import Tier
 from jobs.flink_cluster import cancel_jobs, job_failures
@@ -72,7 +72,7 @@ def test_flipped_labels_raise_the_same_accuracy_alert_and_trigger_at_parallelism
     jobs = submit_together(settings, [scoring, *sidecars.values()])
     try:
         produce_transactionally(settings, events_t, ((e["event_id"].encode(), encode(e), e["event_time"])
-                                                     for e in events), transaction_size=500)
+                                                     for e in events), TransactionPlan(transaction_size=500))
         _wait_for(lambda: len(_read(settings, scored_t, "scored", 2)) >= TOTAL, 120, "all events scored")
         # the labels become known now: label times from the next whole second on (later than every event's)
         first_label = (int(time.time() * 1000) // BUCKET_MS + 2) * BUCKET_MS

@@ -33,7 +33,7 @@ from sklearn.metrics import roc_auc_score
 from topic_reads import decoder_of, demo_events_writer
 
 from connectors.kafka_reads import read_topic
-from connectors.kafka_transactions import produce_transactionally
+from connectors.kafka_transactions import TransactionPlan, produce_transactionally
 from jobs.flink_cluster import cancel_jobs
 from jobs.flink_metrics import LIFECYCLE_PREFIX, job_series
 from jobs.submit import drift_config_from_settings, scoring_config_from_settings, submit_together
@@ -88,7 +88,7 @@ def _produce(settings, topics, events, truth, start_ms: int) -> None:
         event["event_time"] = start_ms + i
     encode = demo_events_writer(settings, topics["events"]).encode
     produce_transactionally(settings, topics["events"], ((e["event_id"].encode(), encode(e), e["event_time"])
-                                                         for e in events), transaction_size=500)
+                                                         for e in events), TransactionPlan(transaction_size=500))
     produce_labels(settings, label_records(events, truth, LabelPlan(delay_ms=1000)), topic=topics["labels"],
                    transaction_size=500)
 

@@ -16,7 +16,7 @@ from model_copies import register_renamed
 from sklearn.metrics import roc_auc_score
 
 from connectors.kafka_reads import read_topic
-from connectors.kafka_transactions import produce_transactionally
+from connectors.kafka_transactions import TransactionPlan, produce_transactionally
 from connectors.schema_registry import SchemaRegistry, topic_writer, writer_of
 from models.registry import ModelRegistry
 from models.runtime import OnnxScorer
@@ -44,7 +44,7 @@ def _produce(settings, topics, schema, folder) -> tuple[list[dict], list[int]]:
     truth = [r.pop("is_anomaly") for r in readings]
     encode = topic_writer(SchemaRegistry(settings.schema_registry), topics["events"], schema).encode
     produce_transactionally(settings, topics["events"], ((r["reading_id"].encode(), encode(r), r["ts"])
-                                                         for r in readings), transaction_size=1000)
+                                                         for r in readings), TransactionPlan(transaction_size=1000))
     labels = folder / "labels.jsonl"
     labels.write_text("".join(json.dumps({"event_id": r["reading_id"], "label": label, "event_time": r["ts"]})
                               + "\n" for r, label in zip(readings, truth)))

@@ -219,7 +219,7 @@ def test_a_file_goes_whole_or_not_at_all(monkeypatch):
 
     pulled = []
 
-    def record(settings, topic, items, **options):
+    def record(settings, topic, items, plan):
         pulled.extend(items)
         return {"produced": len(pulled)}
 

@@ -73,13 +73,13 @@ def test_delivery_counter_counts_commits_and_what_never_got_delivered():
 def test_produce_command_serves_metrics_while_it_runs(settings, monkeypatch):
     port, seen = free_port(), {}
 
-    def fake_produce(settings, topic, items, *, rate, transaction_size, progress, **_limits):
+    def fake_produce(settings, topic, items, plan):
         produced = 0
         for _ in items:
             produced += 1
-            if produced % transaction_size == 0:
-                progress(produced, 0.1)
-        progress(-produced, 0.2)
+            if produced % plan.transaction_size == 0:
+                plan.progress(produced, 0.1)
+        plan.progress(-produced, 0.2)
         seen.update(scrape(port))  # the command still runs: the endpoint is up
         return {"produced": produced, "seconds": 0.2, "rate": produced / 0.2, "transactions": 3}
 
@@ -104,7 +104,7 @@ def test_produce_counts_the_records_of_a_failed_transaction(settings, monkeypatc
     events = list(generate_events(3, seed=1, id_prefix="t-"))
     events[2]["amount"] = "not a number"
 
-    def fake_produce(settings, topic, items, *, rate, transaction_size, progress, **_limits):
+    def fake_produce(settings, topic, items, plan):
         for _ in items:
             pass
 

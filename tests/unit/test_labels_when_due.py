@@ -10,7 +10,7 @@ import pytest
 
 import connectors.kafka_transactions as kafka_transactions
 import streamscore.harness.labels as labels_module
-from connectors.kafka_transactions import COMMIT_NOW, KafkaClientError, produce_transactionally
+from connectors.kafka_transactions import COMMIT_NOW, KafkaClientError, TransactionPlan, produce_transactionally
 from models.demo_labels import LabelPlan, label_record, label_records, observed_classes
 from streamscore.cli.produce_labels import DemoLabels
 from streamscore.harness.labels import LabelsWhenDue
@@ -127,7 +127,7 @@ def test_commit_now_commits_the_open_transaction_at_once(monkeypatch):
     monkeypatch.setattr(kafka_transactions, "_TransactionWriter", writer)
     items = [(b"a", b"1", None), COMMIT_NOW, COMMIT_NOW, (b"b", b"2", None), (b"c", b"3", None), COMMIT_NOW,
              (b"d", b"4", None)]
-    stats = produce_transactionally(object(), "t", items, transaction_size=100)
+    stats = produce_transactionally(object(), "t", items, TransactionPlan(transaction_size=100))
     assert commits == [[b"a"], [b"b", b"c"], [b"d"]]  # an empty transaction is not committed
     assert (stats["produced"], stats["transactions"]) == (4, 3)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs import planning_watchdog, submitter_client, submitter_daemon
+from jobs import flink_cluster, planning_watchdog, submitter_client, submitter_daemon
 from jobs.submitter_client import DaemonFiles, SubmitRequest, SubmitterError
 from streamscore.foundation.config import load_settings
 
@@ -298,6 +298,7 @@ def test_the_job_a_stopped_planning_submitted_is_found_by_name_and_cancelled(mon
         return {"jobs": jobs} if path == "/jobs/overview" else {}
 
     monkeypatch.setattr(planning_watchdog, "rest_at", rest_at)
+    monkeypatch.setattr(flink_cluster, "rest_at", rest_at)  # the cancel it asks for
     monkeypatch.setattr(planning_watchdog, "REGISTER_WAIT_S", 0.0)
     request = dataclasses.replace(REQUEST, args=("--config", '{"job_name": "it-x"}'))
     done = planning_watchdog.cancel_unreported_job(request, since_ms=9_000)
