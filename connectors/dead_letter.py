@@ -19,12 +19,12 @@ class SourceCoordinates:
     offset: int
 
 
-def dead_letter_record(original: bytes, source: SourceCoordinates, stage: str, reason: str, *,
+def dead_letter_record(original: bytes | None, source: SourceCoordinates, stage: str, reason: str, *,
                        job: str, failed_time_ms: int, event_id: str | None = None,
                        correlation_id: str | None = None) -> dict:
     stage = DeadLetterStage(stage)  # ValueError on an unknown stage
     return {
-        "original_bytes": bytes(original),
+        "original_bytes": bytes(original) if original is not None else b"",  # None: a tombstone (no value)
         "source_topic": source.topic,
         "source_partition": int(source.partition),
         "source_offset": int(source.offset),

@@ -51,7 +51,11 @@ def read_topic(settings: Settings, topic: str, *, max_records: int | None = None
         raise KafkaClientError(f"topic {topic!r} does not exist at {settings.kafka_bootstrap}")
     start = {} if from_beginning else {"auto.offset.reset": "latest"}
     consumer = read_committed_consumer(settings, **start, **{"isolation.level": isolation_level})
-    consumer.assign([TopicPartition(topic, p, -2 if from_beginning else -1) for p in range(partitions)])
+    try:
+        consumer.assign([TopicPartition(topic, p, -2 if from_beginning else -1) for p in range(partitions)])
+    except BaseException:
+        consumer.close()
+        raise
     yield from _drain(consumer, partitions, max_records, idle_timeout_s, follow)
 
 

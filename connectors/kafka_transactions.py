@@ -125,7 +125,7 @@ class _TransactionWriter:
 
     def add(self, key: bytes, value: bytes, timestamp_ms: int | None) -> None:
         if not self.pending:
-            self.producer.begin_transaction()
+            self._begin()
         self.pending.append((key, value, timestamp_ms))
         _produce(self.producer, self.topic, key, value, timestamp_ms)
 
@@ -187,8 +187,15 @@ class _TransactionWriter:
         self._resent_on_this_producer = False
         self._send_pending()
 
+    def _begin(self) -> None:
+        try:
+            self.producer.begin_transaction()
+        except KafkaException as exc:  # a producer in an error state (fatal, fenced) cannot open one
+            raise KafkaClientError(f"cannot begin a transaction on {self.topic!r}: "
+                                   f"{exc.args[0].str() if exc.args else exc}") from exc
+
     def _send_pending(self) -> None:
-        self.producer.begin_transaction()
+        self._begin()
         for key, value, timestamp_ms in self.pending:
             _produce(self.producer, self.topic, key, value, timestamp_ms)
 

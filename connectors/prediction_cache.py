@@ -13,6 +13,7 @@ before it: they are the same model's scores of the same inputs, so outputs do no
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import struct
 import time
@@ -132,6 +133,9 @@ class PredictionCache:
         self.stats.bypassed_rows += rows
         starting = self._bypass_until is None
         self._bypass_until = self._clock() + self.retry_after_s
+        if self._client is not None:
+            with contextlib.suppress(Exception):  # its sockets, not left to the garbage collector
+                self._client.close()
         self._client = None  # reconnect on the next try
         if starting and self._log is not None:
             self._log.warning("prediction_cache_unavailable", error=f"{type(exc).__name__}: {str(exc)[:200]}",

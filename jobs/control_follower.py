@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 
-from jobs.model_router import Change, ModelRouter, change_from_control
+from jobs.model_router import Change, ModelRouter, change_from_control, is_lifecycle_message_of
 from schemas import SerdeError, serde_for
 
 
@@ -92,6 +92,9 @@ class ControlFollower(threading.Thread):
                 self.log.warning("control_message_undecodable", partition=msg.partition(), offset=msg.offset())
             return None
         change = change_from_control(message, (msg.partition(), msg.offset()), self.router.model_name)
+        if change is None and self.log and is_lifecycle_message_of(message, self.router.model_name):
+            self.log.warning("control_message_malformed", kind=str(message.get("kind")), partition=msg.partition(),
+                             offset=msg.offset())
         if change is not None and self.log:
             self.log.info("control_change", role=change.role, version=change.version, percent=change.percent,
                           effective_from_ms=change.effective_from_ms, offset=msg.offset())

@@ -103,12 +103,20 @@ def rest_at(address: str, path: str, method: str = "GET", body: dict | None = No
         raise FlinkJobError(f"Flink REST {method} {path}: HTTP {exc.code} {exc.read()[:300]!r}") from exc
     except (urllib.error.URLError, OSError) as exc:
         raise FlinkJobError(f"Flink at {address} is unreachable: {exc}") from exc
-    return json.loads(payload) if payload else {}
+    try:
+        return json.loads(payload) if payload else {}
+    except ValueError as exc:  # something else answers at that address
+        raise FlinkJobError(f"{address} answered {method} {path} with no JSON: is it Flink's REST address? "
+                            f"({payload[:80]!r})") from exc
 
 
 def ask_cancel_at(address: str, job_id: str) -> None:
     """Ask the cluster at ``address`` to cancel ``job_id``; returns at once, the job stops shortly after."""
     rest_at(address, f"/jobs/{job_id}", method="PATCH")
+
+
+def ask_cancel(settings: Settings, job_id: str) -> None:
+    ask_cancel_at(str(settings.flink_rest), job_id)
 
 
 def list_jobs(settings: Settings) -> list[JobInfo]:
@@ -156,7 +164,7 @@ def cancel_job(settings: Settings, job_id: str, savepoint_dir: str | None = None
                timeout_s: float = 120.0) -> str | None:
     """Cancel (or stop with a savepoint when ``savepoint_dir`` is given). Returns the savepoint path."""
     if savepoint_dir is None:
-        ask_cancel_at(str(settings.flink_rest), job_id)
+        ask_cancel(settings, job_id)
         wait_for_state(settings, job_id, {"CANCELED"}, timeout_s)
         return None
     trigger = rest(settings, f"/jobs/{job_id}/stop", method="POST",
@@ -174,7 +182,7 @@ def cancel_jobs(settings: Settings, job_ids: Sequence[str], *, quietly: bool = F
     asked = []
     for job_id in job_ids:
         try:
-            ask_cancel_at(str(settings.flink_rest), job_id)
+            ask_cancel(settings, job_id)
             asked.append(job_id)
         except StreamscoreError as exc:
             failures.append((job_id, exc))

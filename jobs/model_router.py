@@ -105,16 +105,27 @@ def change_from_control(message: dict, sequence: tuple[int, int], model_name: st
     role = KIND_ROLES.get(message.get("kind"))
     if role is None or message.get("model_name") != model_name:
         return None
+    return _read_change(message, sequence, role)
+
+
+def is_lifecycle_message_of(message: dict, model_name: str) -> bool:
+    """Whether ``message`` is meant as a lifecycle change of ``model_name`` (well-formed or not)."""
+    return message.get("kind") in KIND_ROLES and message.get("model_name") == model_name
+
+
+def _read_change(message: dict, sequence: tuple[int, int], role: str) -> Change | None:
+    """The change a lifecycle message's payload describes; None when it is malformed (not JSON, no
+    effective time, a percent that is no number in 0..100): no hand-written message may fail the job."""
     try:
         payload = json.loads(message.get("payload_json") or "{}")
         effective = int(payload["effective_from_ms"])
-    except (ValueError, KeyError, TypeError):
+        percent = int(payload.get("percent", 0)) if role == CANARY else 0
+        version = payload.get("version", message.get("model_version"))
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
         return None
-    version = payload.get("version", message.get("model_version"))
     if message["kind"] == ControlKind.SHADOW_DETACHED:
         version = None
-    percent = int(payload.get("percent", 0)) if role == CANARY else 0
-    if role == CANARY and not 0 <= percent <= 100:
+    if (role == CANARY and not 0 <= percent <= 100) or not isinstance(version, str | None):
         return None
     return Change(effective, sequence, role, version, percent)
 

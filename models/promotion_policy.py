@@ -146,9 +146,18 @@ def history_refusal(messages: Iterable[Mapping], name: str, version: str) -> str
     messages = list(messages)
     for message in messages:
         if message.get("kind") in PRIMARY_KINDS and message.get("model_name") == name:
-            payload = json.loads(message.get("payload_json") or "{}")
+            payload = _payload(message)
             if version in (message.get("model_version"), payload.get("version"), payload.get("previous")):
                 return f"{name}:{version} was already promoted or rolled back ({message['kind']} on control)"
     if current_shadow(messages, name) != version:
         return f"{name}:{version} is not the current shadow of {name}"
     return None
+
+
+def _payload(message: Mapping) -> Mapping:
+    """A control message's payload as a mapping; {} for a malformed (hand-written) one."""
+    try:
+        payload = json.loads(message.get("payload_json") or "{}")
+    except (ValueError, RecursionError):
+        return {}
+    return payload if isinstance(payload, dict) else {}

@@ -34,6 +34,8 @@ class JsonEvents:
             value = json.loads(bytes(view))
         except (ValueError, UnicodeDecodeError) as exc:
             raise BadJsonError(f"{self.name}: not JSON: {exc}"[:300]) from exc
+        except RecursionError as exc:  # e.g. thousands of nested arrays: deeper than any event
+            raise BadJsonError(f"{self.name}: JSON nested too deeply to read") from exc
         if not isinstance(value, dict):
             raise BadJsonError(f"{self.name}: a JSON {type(value).__name__}, not an object")
         record = {**self._defaults, **{k: v for k, v in value.items() if k in self._names}}

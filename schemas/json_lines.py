@@ -28,6 +28,8 @@ def read_json_lines(path: str | Path) -> list[dict]:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
             raise InputError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from exc
+        except RecursionError as exc:
+            raise InputError(f"{path}:{lineno}: JSON nested too deeply to read") from exc
         if not isinstance(record, dict):
             raise InputError(f"{path}:{lineno}: expected a JSON object, got {type(record).__name__}")
         records.append(record)

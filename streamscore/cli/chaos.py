@@ -4,8 +4,10 @@ exactly-once under faults and overload, on the running stack."""
 from __future__ import annotations
 
 import argparse
+import tempfile
 from pathlib import Path
 
+from streamscore.cli.arg_types import finite_float
 from streamscore.foundation.config import Settings
 from streamscore.foundation.errors import ConfigError
 from streamscore.harness.fault_kinds import DEMO_MODELS, FRAUD_MODEL, FaultKind
@@ -20,17 +22,17 @@ def register(sub) -> None:
                             "back): fraud:1.0.0 (default) or sensor:1.0.0, both on the Confluent wire; not with "
                             "--overload")
     chaos.add_argument("--count", type=int, default=None, help="events of a fault run (default 200000)")
-    chaos.add_argument("--rate", type=float, default=None,
+    chaos.add_argument("--rate", type=finite_float, default=None,
                        help="events/s (default 5000; the soak 2500, steady beside its own producer and reader "
                             "on a 2-core machine)")
-    chaos.add_argument("--spacing", type=float, default=None, help="seconds between two faults (default 25)")
+    chaos.add_argument("--spacing", type=finite_float, default=None, help="seconds between two faults (default 25)")
     chaos.add_argument("--soak", action="store_true",
                        help="steady traffic for --minutes with faults of every kind at random times, memory "
                             "and checkpoint sizes sampled; the report goes to --out as JSON")
     chaos.add_argument("--overload", action="store_true",
                        help="measure the scoring job's capacity, then send 2x it for --minutes (default 3) "
                             "between two calm phases at half of it; the report goes to --out as JSON")
-    chaos.add_argument("--minutes", type=float, default=None,
+    chaos.add_argument("--minutes", type=finite_float, default=None,
                        help="the soak's length (default 30), the overload's (default 3)")
     chaos.add_argument("--seed", type=int, default=1, help="the soak's fault schedule (default 1)")
     chaos.add_argument("--out", type=Path, default=Path("benchmarks/results"),
@@ -62,6 +64,16 @@ def _checked_mode(args: argparse.Namespace) -> str:
     return mode
 
 
+def _writable_folder(out: Path) -> None:
+    """The report's folder, made and checked before a run of many minutes, not after it."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"--out {out}: cannot write a report there ({exc.strerror or exc})") from exc
+
+
 def _or(value, default):
     return default if value is None else value
 
@@ -70,6 +82,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from streamscore.harness.chaos import FaultPlan, run_faults
 
     mode = _checked_mode(args)
+    if mode in ("soak", "overload"):
+        _writable_folder(args.out)
     if mode == "soak":
         return _soak(args, settings)
     if mode == "overload":

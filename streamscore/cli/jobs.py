@@ -6,6 +6,7 @@ import argparse
 from typing import get_args
 
 from jobs.scoring_config import BUNDLE_AT_LEAST
+from streamscore.cli.arg_types import finite_float
 from streamscore.foundation.config import Settings
 from streamscore.foundation.errors import StreamscoreError
 from streamscore.foundation.vocabulary import InputFormat
@@ -40,7 +41,7 @@ def _add_scoring_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache", action="store_true",
                         help="cache predictions in Redis (one MGET per micro-batch; off by default)")
     parser.add_argument("--cache-ttl-s", type=int, default=None, help="cached prediction lifetime (3600)")
-    parser.add_argument("--low-confidence-band", type=float, default=None,
+    parser.add_argument("--low-confidence-band", type=finite_float, default=None,
                         help="|score - threshold| within this counts as low confidence (0.05)")
     parser.add_argument("--follow-control", action="store_true",
                         help="follow model promotions, shadow and canary on the control topic")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from streamscore.cli.arg_types import finite_float
 from streamscore.foundation.config import Settings
 from streamscore.foundation.errors import InputError
 
@@ -27,7 +28,7 @@ def add_parser(actions) -> argparse.ArgumentParser:
     parser.add_argument("--time-field", default=None, help="the event time field (long epoch ms; default: the "
                                                            "Kafka timestamp)")
     parser.add_argument("--label-field", default=None, help="a 0/1 field of the sample: AUC and accuracy on it")
-    parser.add_argument("--threshold", type=float, default=0.5, help="label = score >= threshold (default 0.5)")
+    parser.add_argument("--threshold", type=finite_float, default=0.5, help="label = score >= threshold (default 0.5)")
     return parser
 
 
@@ -79,6 +80,9 @@ def _binding(args: argparse.Namespace, settings: Settings):
         try:
             with open(args.schema, encoding="utf-8") as handle:
                 schema = json.load(handle)
+        except UnicodeDecodeError as exc:
+            raise InputError(f"--schema {args.schema}: not UTF-8 text (byte {exc.start}: {exc.reason}); "
+                             f"an Avro schema is a JSON document") from exc
         except (OSError, json.JSONDecodeError) as exc:
             raise InputError(f"--schema {args.schema}: {getattr(exc, 'strerror', None) or exc}") from exc
     if schema is not None and version is not None:

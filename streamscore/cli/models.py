@@ -12,6 +12,7 @@ import json
 
 from jobs.model_router import DEFAULT_ACTIVATION_DELAY_MS
 from streamscore.cli import model_register
+from streamscore.cli.arg_types import finite_float
 from streamscore.foundation.config import Settings
 from streamscore.foundation.errors import StreamscoreError
 from streamscore.foundation.vocabulary import LifecycleAction
@@ -75,7 +76,7 @@ def _add_registry_actions(actions) -> None:
     which.add_argument("--int8", action="store_true", help="static INT8 quantization")
     which.add_argument("--fp16", action="store_true", help="FP16 conversion (for GPU providers)")
     which.add_argument("--opt-level", choices=["basic", "extended", "all"], help="ONNX Runtime graph level")
-    optimize.add_argument("--max-auc-drop", type=float, default=0.01,
+    optimize.add_argument("--max-auc-drop", type=finite_float, default=0.01,
                           help="refuse a version whose held-out AUC drops more (default 0.01)")
     optimize.add_argument("--eval-rows", type=int, default=20_000, help="held-out rows (default 20000)")
     optimize.add_argument("--force", action="store_true", help="replace an existing variant")

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import get_args
 
 from schemas.json_lines import read_json_lines
+from streamscore.cli.arg_types import finite_float
 from streamscore.cli.cli_metrics import DeliveryCounter, metrics_port, serve_metrics
 from streamscore.cli.produce_labels import DemoLabels, demo_label_plan, produce_label_file
 from streamscore.cli.topics import resolve_topic
@@ -23,8 +24,8 @@ from streamscore.foundation.vocabulary import InputFormat
 def register(sub) -> None:
     produce = sub.add_parser("produce", help="write events transactionally (demo generator or JSON lines)")
     produce.add_argument("--count", type=int, default=10_000, help="events to generate (default 10000)")
-    produce.add_argument("--rate", type=float, default=0.0, help="events/s; 0 = as fast as possible")
-    produce.add_argument("--max-rate", type=float, default=None, metavar="EVENTS_PER_S",
+    produce.add_argument("--rate", type=finite_float, default=0.0, help="events/s; 0 = as fast as possible")
+    produce.add_argument("--max-rate", type=finite_float, default=None, metavar="EVENTS_PER_S",
                          help="a ceiling on events/s (token bucket, bursts of at most 0.1 s of events) that holds "
                               "even while --rate catches up after a stall; --rate may not exceed it")
     produce.add_argument("--max-message-bytes", type=int, default=None, metavar="BYTES",
@@ -55,7 +56,7 @@ def register(sub) -> None:
                          help="write ground truth from a JSON-lines file to the labels topic (your own model's: "
                               'one {"event_id", "label": 0|1, "event_time"} object a line), no events')
     produce.add_argument("--label-delay-ms", type=int, default=5000, help="label time = event time + this")
-    produce.add_argument("--label-flip", type=float, default=0.0, metavar="RATE",
+    produce.add_argument("--label-flip", type=finite_float, default=0.0, metavar="RATE",
                          help="concept drift: flip this fraction of labels from --drift-after on")
     produce.add_argument("--quiet", action="store_true")
     produce.add_argument("--metrics-port", type=metrics_port, default=None, metavar="PORT",

@@ -14,6 +14,7 @@ import time
 
 from jobs.model_router import DEFAULT_ACTIVATION_DELAY_MS
 from models.promotion_policy import DEFAULT_MIN_LABELLED, DEFAULT_PROMOTE_AFTER
+from streamscore.cli.arg_types import positive_float
 from streamscore.cli.models import activation_delay_ms
 from streamscore.foundation.config import Settings
 from streamscore.foundation.errors import StreamscoreError
@@ -39,7 +40,8 @@ def register(sub) -> None:
     retrain.add_argument("--registry-dir", default=None)
     retrain.add_argument("--activation-delay-ms", type=activation_delay_ms, default=DEFAULT_ACTIVATION_DELAY_MS,
                          help="the shadow attach takes effect this long after publication")
-    retrain.add_argument("--poll-s", type=float, default=2.0, help="--follow: seconds between reads of control")
+    retrain.add_argument("--poll-s", type=positive_float, default=2.0,
+                         help="--follow: seconds between reads of control")
     retrain.add_argument("--auto-promote", type=_agreement, default=None, metavar="AGREEMENT",
                          help="promote the challenger in shadow when its label agreement with the champion is >= "
                               "AGREEMENT (0 < AGREEMENT <= 1) and its accuracy is not below the champion's")

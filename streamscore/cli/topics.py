@@ -7,6 +7,7 @@ import base64
 import json
 from collections.abc import Iterable
 
+from streamscore.cli.arg_types import positive_float
 from streamscore.cli.cli_metrics import error_reason, metrics_port, serve_metrics
 from streamscore.foundation.config import TOPIC_ROLES, Settings
 from streamscore.foundation.errors import InputError, StreamscoreError
@@ -24,7 +25,7 @@ def register(sub) -> None:
     consume.add_argument("--from-beginning", action="store_true")
     consume.add_argument("--max", type=int, default=None)
     consume.add_argument("--follow", action="store_true")
-    consume.add_argument("--idle-timeout", type=float, default=5.0)
+    consume.add_argument("--idle-timeout", type=positive_float, default=5.0)
     consume.add_argument("--metrics-port", type=metrics_port, default=None, metavar="PORT",
                          help="serve Prometheus metrics on 127.0.0.1:PORT while consuming")
     consume.set_defaults(handler=lambda args, settings: consume_topic(settings, args))

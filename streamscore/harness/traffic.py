@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from confluent_kafka import TopicPartition
 
-from connectors.kafka_clients import existing_topics
+from connectors.kafka_clients import KafkaClientError, existing_topics
 from connectors.kafka_reads import read_committed_consumer
 from connectors.kafka_transactions import TransactionPlan, produce_transactionally
 from schemas import SerdeError
@@ -44,7 +44,9 @@ class TrafficReport:
 
     @property
     def accounted(self) -> int:
-        return len(self.scored) + self.scored_duplicates + len(self.dead_letters)
+        """Distinct ids scored plus dead letters read (a scored duplicate is not one more record; which
+        record each dead letter is, and whether one came twice, only the identity accounting tells)."""
+        return len(self.scored) + len(self.dead_letters)
 
     def latency_percentiles(self) -> dict[str, float]:
         if not self.latencies_ms:
@@ -62,8 +64,12 @@ class _Collector(threading.Thread):
         self.report, self.id_prefix, self.topics, self.plan = report, plan.id_prefix, topics, plan
         self.scored_topic, self.dead_topic = topics.scored, topics.dead
         self.consumer = read_committed_consumer(settings, **{"enable.partition.eof": False})
-        self.start_offsets = start or _end_offsets(self.consumer, settings, [topics.scored, topics.dead])
-        self.consumer.assign([TopicPartition(tp.topic, tp.partition, tp.offset) for tp in self.start_offsets])
+        try:
+            self.start_offsets = start or _end_offsets(self.consumer, settings, [topics.scored, topics.dead])
+            self.consumer.assign([TopicPartition(tp.topic, tp.partition, tp.offset) for tp in self.start_offsets])
+        except BaseException:
+            self.consumer.close()  # never started: run() would not close it
+            raise
         self.stop_event = threading.Event()
         self._scored, self._dead = plan.wire.scored, plan.wire.dead_letter
 
@@ -99,6 +105,8 @@ def _end_offsets(consumer, settings: Settings, topics: list[str]) -> list[TopicP
     counts = existing_topics(settings)
     assignment = []
     for topic in topics:
+        if topic not in counts:
+            raise KafkaClientError(f"topic {topic!r} does not exist at {settings.kafka_bootstrap}")
         for partition in range(counts[topic]):
             _, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
             assignment.append(TopicPartition(topic, partition, high))
@@ -252,7 +260,7 @@ def _drain_all(consumer, idle_s: float = 5.0):
 
 def _mine(report: TrafficReport, id_prefix: str) -> int:
     dead = sum(1 for d in list(report.dead_letters) if _is_mine(d, report, id_prefix))
-    return len(report.scored) + report.scored_duplicates + dead
+    return len(report.scored) + dead  # a duplicate is no record more: the wait goes on for a missing one
 
 
 def _is_mine(dead: dict, report: TrafficReport, id_prefix: str) -> bool:

@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from jobs.model_router import DEFAULT_ACTIVATION_DELAY_MS
+from jobs.model_router import DEFAULT_ACTIVATION_DELAY_MS, change_from_control
 from models.registry import ModelRegistry, parse_ref
 from streamscore.foundation.config import Settings
 from streamscore.foundation.errors import ModelError, StreamscoreError
@@ -79,12 +79,23 @@ def lifecycle_message(kind: ControlKind, name: str, version: str, *, now_ms: int
 
 
 def current_primary(messages: list[dict], name: str) -> dict | None:
-    """The payload of the latest promotion/rollback of ``name`` in log order, or None."""
+    """The payload of the latest promotion/rollback of ``name`` in log order, or None. A malformed one (a
+    hand-written message: not a JSON object, or no version) is skipped, as the scoring jobs skip it."""
     latest = None
     for message in messages:
         if message.get("kind") in PRIMARY_KINDS and message.get("model_name") == name:
-            latest = json.loads(message.get("payload_json") or "{}")
+            latest = _primary_payload(message, name) or latest
     return latest
+
+
+def _primary_payload(message: dict, name: str) -> dict | None:
+    """The payload of a promotion or rollback the scoring jobs follow (``change_from_control``), else None."""
+    change = change_from_control(message, (0, 0), name)
+    if change is None or change.version is None:
+        return None
+    payload = json.loads(message.get("payload_json") or "{}")
+    previous = payload.get("previous")
+    return {**payload, "version": change.version, "previous": previous if isinstance(previous, str) else None}
 
 
 def rollback_target(messages: list[dict], name: str) -> tuple[str, str]:
@@ -108,8 +119,8 @@ def read_control(settings: Settings, topic: str, timeout_s: float = 15.0) -> lis
     partitions = existing_topics(settings).get(topic)
     if partitions is None:
         raise KafkaClientError(f"control topic {topic!r} does not exist at {settings.kafka_bootstrap}")
-    consumer = read_committed_consumer(settings, **{"enable.partition.eof": False})
     serde, messages, deadline = reader_of(settings.schema_registry, "control"), [], time.monotonic() + timeout_s
+    consumer = read_committed_consumer(settings, **{"enable.partition.eof": False})
     try:
         tps = [TopicPartition(topic, p, -2) for p in range(partitions)]
         consumer.assign(tps)

@@ -259,5 +259,6 @@ class _OwnEvents:
 
         self._avro, self._json = RegistryAvroSerde(schema, None, registry), JsonEvents(schema)
 
-    def decode(self, payload: bytes) -> dict:
-        return self._json.decode(payload) if payload[:1] == b"{" else self._avro.decode(payload)
+    def decode(self, payload: bytes | None) -> dict:
+        is_json = payload is not None and payload[:1] == b"{"  # None (a tombstone): the Avro reader refuses it
+        return self._json.decode(payload) if is_json else self._avro.decode(payload)

@@ -23,7 +23,7 @@ def read_tail(settings: Settings, topic: str, count: int, decode, timeout_s: flo
               skipped: Counter | None = None) -> list[dict]:
     """Decoded committed records among the last ``count`` offsets of ``topic`` (spread over its partitions);
     records that do not decode are skipped (counted in ``skipped`` by error, where given)."""
-    from confluent_kafka import TopicPartition
+    from confluent_kafka import KafkaException, TopicPartition
 
     from connectors.kafka_clients import KafkaClientError, existing_topics
     from connectors.kafka_reads import read_committed_consumer
@@ -51,6 +51,8 @@ def read_tail(settings: Settings, topic: str, count: int, decode, timeout_s: flo
                     except SerdeError as exc:
                         if skipped is not None:
                             skipped[type(exc).__name__] += 1
+    except KafkaException as exc:
+        raise KafkaClientError(f"could not read topic {topic!r}: {exc.args[0].str() if exc.args else exc}") from exc
     finally:
         consumer.close()
     return records

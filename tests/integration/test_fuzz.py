@@ -64,7 +64,7 @@ def _retype_field(fields, name):
             f["type"] = "string"
 
 
-KINDS = ("truncated", "empty", "bad_magic", "single_object", "unknown_schema_id", "other_subject",
+KINDS = ("truncated", "empty", "tombstone", "bad_magic", "single_object", "unknown_schema_id", "other_subject",
          "missing_field", "wrong_type", "non_finite", "out_of_range", "unknown_category", "oversized",
          "model_fails", "far_ahead")
 
@@ -75,6 +75,8 @@ def bad_payload(rng: random.Random, kind: str, writers: Writers):
     event["event_id"] = f"fuzz-{rng.randrange(10**12)}"
     encode = writers.events.encode
     good = encode(event)
+    if kind == "tombstone":  # a record without a value: nothing to decode, nothing to keep but where it was
+        return kind, None, "DECODE"
     if kind in ("truncated", "empty", "bad_magic", "single_object", "unknown_schema_id", "oversized"):
         return kind, _broken_frame(rng, kind, good, event), "DECODE"
     if kind == "other_subject":  # a valid id, of the scored records' schema: not an event
@@ -160,7 +162,8 @@ def _num_restarts(settings, job_id: str, timeout_s: float = 30.0) -> float | Non
 
 
 def test_fuzzed_bad_input_is_dead_lettered_and_never_stops_the_stream(settings, fresh_topics, tmp_path):
-    """168 bad payloads of fourteen kinds, random parameters (seeded), each followed by a valid event.
+    """180 bad payloads of fifteen kinds (a tombstone among them), random parameters (seeded), each followed
+    by a valid event.
 
     (Property-based fuzzing of the same decode/contract path with hypothesis runs in
     tests/unit/test_batch_scorer.py and test_serde.py; here the real job, broker and sinks.)
@@ -172,7 +175,7 @@ def test_fuzzed_bad_input_is_dead_lettered_and_never_stops_the_stream(settings, 
     assert sorted(scored_ids) == sorted(e["event_id"] for e in valid)  # the next valid event is scored
     assert len(dead_letters) == len(bad)
     by_offset = sorted(dead_letters, key=lambda d: (d["source_partition"], d["source_offset"]))
-    assert [d["original_bytes"] for d in by_offset] == [payload for _, payload, _ in bad]
+    assert [d["original_bytes"] for d in by_offset] == [payload or b"" for _, payload, _ in bad]
     for (kind, _, stage), dead in zip(bad, by_offset):
         assert dead["stage"] == stage, (kind, dead["reason"])
         assert dead["reason"], kind

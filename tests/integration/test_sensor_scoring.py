@@ -241,7 +241,8 @@ def test_the_sensor_models_drift_sidecar_alerts_on_its_own_shifted_feature(setti
 
 
 
-BAD_JSON = [b"not json", b"[1, 2]", b'{"reading_id": "js-missing"}', b'{"reading_id": 5}']
+# the last: JSON nested deeper than a decoder goes (a dead letter, never a failed task)
+BAD_JSON = [b"not json", b"[1, 2]", b'{"reading_id": "js-missing"}', b'{"reading_id": 5}', b"[" * 5000]
 # valid JSON of the schema's types, but its id holds a lone surrogate: no Avro string (nor Kafka key) can
 # carry it, so the scored record cannot be encoded -- an ENCODE dead letter, and the stream goes on
 UNENCODABLE_ID = "js-\\ud800"

@@ -239,17 +239,18 @@ def test_every_malformed_kind_at_once(model, onnx_scorer, events, payloads):
 
 
 def test_whole_batch_undecodable(model, onnx_scorer):
-    batch = [b"", b"\xc3\x01", b"junk"]
+    batch = [b"", None, b"\xc3\x01", b"junk"]  # None: a tombstone (a record without a value)
     calls = PoisonablePredictor(onnx_scorer)
-    result = make_scorer(model, calls).score(batch, [0, 0, 0], [0, 1, 2])
-    assert result.is_scored == [False, False, False]
-    assert result.dead_by_stage == {"DECODE": 3}
+    result = make_scorer(model, calls).score(batch, [0, 0, 0, 0], [0, 1, 2, 3])
+    assert result.is_scored == [False, False, False, False]
+    assert result.dead_by_stage == {"DECODE": 4}
     assert result.model_calls == 0 and calls.calls == []
     reasons = [decode_dead(b)["reason"] for b in result.bodies]
     assert reasons[0].startswith("empty: ")
-    assert reasons[1].startswith("truncated: ")
-    assert reasons[2].startswith("bad_marker: ")
-    assert [decode_dead(b)["original_bytes"] for b in result.bodies] == batch
+    assert reasons[1] == "empty: payload is None (a tombstone?)"
+    assert reasons[2].startswith("truncated: ")
+    assert reasons[3].startswith("bad_marker: ")
+    assert [decode_dead(b)["original_bytes"] for b in result.bodies] == [b"", b"", b"\xc3\x01", b"junk"]
 
 
 # --- inference failures ------------------------------------------------------------------------------

@@ -419,3 +419,33 @@ def test_generated_demo_events_are_stamped_recently_and_never_ahead():
     stamps = [r["ts"] for r in readings]
     assert before - 120_000 <= min(stamps) and max(stamps) <= after, (before, min(stamps), max(stamps), after)
     assert all(before <= e["event_time"] <= after for e in events), [e["event_time"] for e in events]
+
+
+def test_a_schema_file_that_is_not_text_is_refused_in_one_line(capsys, tmp_path):
+    schema = tmp_path / "readings.avsc"
+    schema.write_bytes(b"\xff\xfe\x00{")
+    code, out, err = run_cli(capsys, ["models", "register", "--onnx", str(tmp_path / "m.onnx"), "--schema",
+                                      str(schema), "--model", "m:1.0.0", "--features", "a", "--training-sample",
+                                      str(tmp_path / "s.jsonl")])
+    assert code == 1 and out == ""
+    assert f"--schema {schema}: not UTF-8 text (byte 0" in assert_one_error_line(err)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["produce", "--rate", "nan"], "argument --rate: not a finite number: 'nan'"),
+    (["produce", "--max-rate", "inf"], "argument --max-rate: not a finite number: 'inf'"),
+    (["retrain", "--follow", "--poll-s", "-1"], "argument --poll-s: must be > 0, got '-1'"),
+    (["consume", "scored", "--idle-timeout", "0"], "argument --idle-timeout: must be > 0, got '0'")])
+def test_number_flags_refuse_what_float_takes_but_no_flag_means(capsys, argv, message):
+    code, out, err = run_cli(capsys, argv)
+    assert code == 2 and out == ""
+    assert message in err.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("mode", ["--soak", "--overload"])
+def test_a_report_folder_that_cannot_be_written_is_refused_before_the_run(capsys, tmp_path, mode):
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("x")
+    code, out, err = run_cli(capsys, ["chaos", mode, "--out", str(not_a_folder / "reports")])
+    assert code == 1 and out == ""
+    assert f"--out {not_a_folder / 'reports'}: cannot write a report there (" in assert_one_error_line(err)

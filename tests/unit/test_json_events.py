@@ -35,7 +35,8 @@ def test_a_reading_round_trips_defaults_fill_in_and_unknown_fields_are_ignored(e
 
 @pytest.mark.parametrize("payload, says", [
     (b"{", "not JSON"), (b"\xff\xfe", "not JSON"), (b"[1]", "a JSON list, not an object"),
-    (b'{"reading_id": "r"}', "missing field"), (b"null", "a JSON NoneType, not an object")])
+    (b'{"reading_id": "r"}', "missing field"), (b"null", "a JSON NoneType, not an object"),
+    (b"[" * 100_000, "nested too deeply"), (b'{"a":' * 100_000, "nested too deeply")])
 def test_anything_else_is_bad_json(events, payload, says):
     with pytest.raises(BadJsonError, match=says) as err:
         events.decode(payload)

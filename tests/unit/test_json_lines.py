@@ -29,6 +29,9 @@ def test_the_bad_line_is_named(tmp_path):
     with pytest.raises(InputError) as info:
         read_json_lines(path)
     assert str(info.value).startswith(f"{path}:3: not valid JSON (")
+    path.write_text('{"event_id": "a"}\n' + "[" * 100_000 + "\n", encoding="utf-8")
+    with pytest.raises(InputError, match=f"{path}:2: JSON nested too deeply to read"):
+        read_json_lines(path)
 
 
 def test_each_line_must_be_an_object(tmp_path):

@@ -104,6 +104,10 @@ def test_change_from_control_reads_lifecycle_messages_of_its_model_only():
     canary = lifecycle_message("CANARY_WEIGHT", "fraud", "1.1.0", now_ms=T0, delay_ms=1, percent=25)
     assert change_from_control(canary, (0, 7), "fraud") == Change(T0 + 1, (0, 7), CANARY, "1.1.0", 25)
     assert change_from_control({**canary, "payload_json": "not json"}, (0, 8), "fraud") is None
+    for payload in ('{"effective_from_ms": 1, "percent": "ten"}', '{"effective_from_ms": 1, "percent": null}',
+                    '{"effective_from_ms": 1, "percent": 101}', '{"effective_from_ms": 1, "percent": 5, "version": 7}',
+                    '[1, 2]', '"text"', "[" * 100_000):  # hand-written: never a change, never an exception
+        assert change_from_control({**canary, "payload_json": payload}, (0, 9), "fraud") is None, payload
 
 
 # ---------------------------------------------------------------- the catch-up rule
@@ -342,6 +346,8 @@ def test_promotion_messages_encode_and_rollback_goes_to_the_previous_version():
     with pytest.raises(StreamscoreError, match="nothing to roll back"):
         rollback_target(history[:1], "fraud")
     assert current_primary(history, "other") is None
+    hand_written = [{**history[-1], "payload_json": text} for text in ("not json", "[1]", '{"version": 2}')]
+    assert current_primary(history + hand_written, "fraud")["version"] == "1.2.0"  # skipped, as the jobs skip them
 
 
 # ---------------------------------------------------------------- lifecycle metrics

@@ -136,15 +136,13 @@ class _Rest:
     def __init__(self, monkeypatch, gone: set[str] = frozenset(), stuck: set[str] = frozenset()):
         self.calls: list[tuple[str, str]] = []
         self.gone, self.stuck = gone, stuck
-        monkeypatch.setattr(flink_cluster, "rest", self.rest)
+        monkeypatch.setattr(flink_cluster, "ask_cancel", self.ask_cancel)
         monkeypatch.setattr(flink_cluster, "wait_for_state", self.wait_for_state)
 
-    def rest(self, settings, path, method="GET", body=None, timeout=10.0):
-        job_id = path.rsplit("/", 1)[1]
+    def ask_cancel(self, settings, job_id):
         self.calls.append(("ask", job_id))
         if job_id in self.gone:
-            raise FlinkJobError(f"Flink REST PATCH {path}: HTTP 404")
-        return {}
+            raise FlinkJobError(f"Flink REST PATCH /jobs/{job_id}: HTTP 404")
 
     def wait_for_state(self, settings, job_id, states, timeout_s=60.0):
         self.calls.append(("await", job_id))

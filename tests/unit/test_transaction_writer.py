@@ -126,3 +126,16 @@ def test_on_commit_hears_each_transaction_once_with_its_records_whatever_was_res
     _send(writer, [b"c"])
     assert heard == [[b"a", b"b"], [b"c"]]
     assert made[-1].committed[-1:] == [b"c"]
+
+
+def test_a_producer_that_cannot_begin_a_transaction_fails_in_one_line():
+    writer, made = _writer([0])
+
+    def fatal():
+        raise KafkaException(KafkaError(KafkaError._FATAL, "producer fenced", fatal=True))
+
+    made[0].begin_transaction = fatal
+    with pytest.raises(KafkaClientError, match="cannot begin a transaction on 't': producer fenced") as caught:
+        writer.add(b"a", b"v", None)
+    assert isinstance(caught.value.__cause__, KafkaException)
+    assert writer.pending == []  # nothing was taken in
