@@ -28,6 +28,7 @@ from benchmarks.measure import RunParams, measure
 from benchmarks.options import add_arguments
 from benchmarks.system_specs import SystemSpec
 from streamscore.foundation.config import Settings, load_settings
+from streamscore.foundation.errors import ConfigError
 from streamscore.stack import Stack
 
 ONNX_BATCHES = (1, 8, 64, 256, 1024)
@@ -158,6 +159,10 @@ def run(args: argparse.Namespace, settings: Settings | None = None) -> dict:
         plan = BenchPlan(**{**plan.__dict__, "repetitions": args.repetitions})
     specs = system_specs.catalogue(plan.sweep_batches, plan.sweep_delays, model_rows=not args.smoke)
     if args.systems:
+        unknown = sorted(set(args.systems) - {s.key for s in specs})
+        if unknown:  # a retired or mistyped row would otherwise be skipped without a word
+            raise ConfigError(f"--systems: no such system {', '.join(unknown)} in this plan "
+                              f"(the keys are in benchmarks/system_specs.py)")
         specs = [s for s in specs if s.key in args.systems]
     system_specs.ensure_models(specs)
     began = dt.datetime.now(dt.UTC)

@@ -32,7 +32,7 @@ def _add_scoring_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scored-topic", default=None, help="default: the scored topic")
     parser.add_argument("--dead-letter-topic", default=None, help="default: the dead-letter topic")
     parser.add_argument("--max-batch-size", type=int, default=None,
-                        help="records per model call (default 512; 2048 for a model that binds its event schema)")
+                        help="records per model call (default 2048, set by a sweep: docs/benchmarks.md)")
     parser.add_argument("--max-delay-ms", type=int, default=None,
                         help="flush a partial batch after it (Flink: up to about twice it; default 100)")
     parser.add_argument("--batches-per-bundle", type=int, default=None,

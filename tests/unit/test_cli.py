@@ -449,3 +449,9 @@ def test_a_report_folder_that_cannot_be_written_is_refused_before_the_run(capsys
     code, out, err = run_cli(capsys, ["chaos", mode, "--out", str(not_a_folder / "reports")])
     assert code == 1 and out == ""
     assert f"--out {not_a_folder / 'reports'}: cannot write a report there (" in assert_one_error_line(err)
+
+
+def test_bench_refuses_a_system_key_it_does_not_have(capsys):
+    code, out, err = run_cli(capsys, ["bench", "--systems", "wire-jvm-eo", "wire-jvm-b2048"])
+    assert code == 1 and out == ""
+    assert "--systems: no such system wire-jvm-b2048 in this plan" in assert_one_error_line(err)
