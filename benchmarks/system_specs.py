@@ -46,6 +46,7 @@ class SystemSpec:
     framing: Framing | None = None  # None: a model's own schema on the Confluent wire, the demo events single-object
     batches_per_bundle: int | None = None  # streamscore rows: batches per bundle (None: the job's default)
     object_reuse: bool | None = None  # streamscore rows: Flink's object reuse (None: the job's default)
+    transaction_naming: str | None = None  # streamscore rows: how the sinks name transactions (None: the default)
     apparatus_nice: int = APPARATUS_NICE  # the CPU priority of the benchmark's sender and reader (0: the system's)
 
     def __post_init__(self) -> None:
@@ -134,6 +135,10 @@ def wire_rows(sweep_batches: tuple[int, ...]) -> list[SystemSpec]:
     rows.append(SystemSpec("wire-jvm-eo-copying", f"sensor model, decoded in the JVM, EO (batch {DEFAULT_BOUND_BATCH}, "
                            "object reuse off: records copied between chained operators)", "flink-scoring",
                            "wire-sweep", max_batch=DEFAULT_BOUND_BATCH, decoder="jvm", object_reuse=False, **sensor))
+    rows.append(SystemSpec("wire-jvm-eo-incrementing", f"sensor model, decoded in the JVM, EO (batch "
+                           f"{DEFAULT_BOUND_BATCH}, a new transactional id every checkpoint: the connector's default)",
+                           "flink-scoring", "wire-sweep", max_batch=DEFAULT_BOUND_BATCH, decoder="jvm",
+                           transaction_naming="incrementing", **sensor))
     rows.append(SystemSpec("wire-jvm-alo-bundle1", f"sensor model, decoded in the JVM, ALO (batch "
                            f"{DEFAULT_BOUND_BATCH}, delay 10 ms, 1 batch per bundle)", "flink-scoring", "wire-sweep",
                            max_batch=DEFAULT_BOUND_BATCH, decoder="jvm", exactly_once=False, batches_per_bundle=1,

@@ -67,7 +67,7 @@ def start(settings: Settings, spec: SystemSpec, topics: Topics, commit_interval_
             checkpoint_interval_ms=commit_interval_ms, exactly_once=spec.exactly_once,
             startup_mode="earliest-offset", model=spec.model, cache_enabled=spec.cache or None,
             parallelism=spec.parallelism, registry=_framing(spec), batches_per_bundle=spec.batches_per_bundle,
-            object_reuse=spec.object_reuse)
+            object_reuse=spec.object_reuse, transaction_naming=spec.transaction_naming)
         return RunningSystem(spec, flink_job=submit_scoring(settings, config), keyed_topics={topics.scored})
     if spec.kind == "flink-passthrough":
         args = ["--bootstrap", settings.jobs_kafka_bootstrap, "--source-topic", topics.source,

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 from jobs.job_config import JsonJobConfig
 from jobs.job_wire import RegistryWire, check_reading_wire
-from jobs.scoring_config import MIN_TRANSACTION_TIMEOUT_MS, TIMEOUT_HEADROOM
+from jobs.scoring_config import MIN_TRANSACTION_TIMEOUT_MS, TIMEOUT_HEADROOM, check_transaction_naming
 from streamscore.foundation.errors import ConfigError
+from streamscore.foundation.vocabulary import TransactionNaming
 
 WINDOW_KINDS = ("count", "time")
 
@@ -35,6 +36,7 @@ class DriftJobConfig(JsonJobConfig):
     # each window stay on one subtask (one key), so the alerts are the same whatever it is
     parallelism: int = 1
     transaction_timeout_ms: int = 600_000
+    transaction_naming: TransactionNaming = "pooling"  # how the sinks name their transactions (docs/design.md)
     startup_mode: str = "group-offsets"
     alpha: float = 0.01
     confirm_k: int = 2
@@ -52,6 +54,7 @@ class DriftJobConfig(JsonJobConfig):
     registry: RegistryWire = RegistryWire()
 
     def checked(self) -> DriftJobConfig:
+        check_transaction_naming(self.transaction_naming)
         if self.window_kind not in WINDOW_KINDS:
             raise ConfigError(f"window_kind must be one of {WINDOW_KINDS}, got {self.window_kind!r}")
         for name in ("window_events", "window_ms", "checkpoint_interval_ms", "confirm_k", "confirm_m",

@@ -33,7 +33,7 @@ from pyflink.table.udf import FunctionContext, ScalarFunction, udf
 
 from jobs.drift_config import DriftJobConfig
 from jobs.drift_windows import DriftWindows
-from jobs.kafka_tables import KafkaTableSpec, sink_ddl, source_ddl
+from jobs.kafka_tables import KafkaTableSpec, SinkDelivery, sink_ddl, source_ddl
 
 PARTIAL_TYPE = DataTypes.ROW([
     DataTypes.FIELD("window_start", DataTypes.BIGINT()),
@@ -154,9 +154,10 @@ def _register_sources(t_env: StreamTableEnvironment, config: DriftJobConfig, wit
                                      watermark_delay_ms=config.max_out_of_orderness_ms))
     for table, topic, suffix in (("alerts_out", config.alerts_topic, "alerts"),
                                  ("control_out", config.control_topic, "control")):
-        t_env.execute_sql(sink_ddl(KafkaTableSpec(table, topic, config.bootstrap),
-                                   f"{config.job_name}-{suffix}", config.transaction_timeout_ms,
-                                   exactly_once=True, keyed=True, with_timestamp=False))
+        delivery = SinkDelivery(f"{config.job_name}-{suffix}", config.transaction_timeout_ms,
+                                naming=config.transaction_naming)
+        t_env.execute_sql(sink_ddl(KafkaTableSpec(table, topic, config.bootstrap), delivery, keyed=True,
+                                   with_timestamp=False))
 
 
 def _labelled_partials(t_env: StreamTableEnvironment, config: DriftJobConfig):

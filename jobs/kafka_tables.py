@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from jobs.job_secrets import job_kafka_properties
 from streamscore.foundation.errors import ConfigError
+from streamscore.foundation.vocabulary import TransactionNaming
 
 
 @dataclass(frozen=True)
@@ -38,12 +39,24 @@ def _topic(spec: KafkaTableSpec) -> dict[str, str]:
     return {"connector": "kafka", "topic": spec.topic, "properties.bootstrap.servers": spec.bootstrap}
 
 
-def _delivery(transactional_id_prefix: str, transaction_timeout_ms: int, exactly_once: bool = True) -> dict[str, str]:
-    """A sink's guarantee: EXACTLY_ONCE commits Kafka transactions on Flink checkpoints."""
-    return {"sink.delivery-guarantee": "exactly-once" if exactly_once else "at-least-once",
-            "sink.transactional-id-prefix": transactional_id_prefix,
-            "properties.transaction.timeout.ms": str(transaction_timeout_ms),
-            "properties.linger.ms": "5", "properties.compression.type": "lz4"}
+@dataclass(frozen=True)
+class SinkDelivery:
+    """How a sink writes: exactly once, in Kafka transactions its checkpoints commit (their ids named by
+    ``naming``, docs/design.md), or at least once."""
+
+    transactional_id_prefix: str
+    transaction_timeout_ms: int
+    exactly_once: bool = True
+    naming: TransactionNaming = "pooling"
+
+    def options(self) -> dict[str, str]:
+        options = {"sink.delivery-guarantee": "exactly-once" if self.exactly_once else "at-least-once",
+                   "sink.transactional-id-prefix": self.transactional_id_prefix,
+                   "properties.transaction.timeout.ms": str(self.transaction_timeout_ms),
+                   "properties.linger.ms": "5", "properties.compression.type": "lz4"}
+        if self.exactly_once:
+            options["sink.transaction-naming-strategy"] = self.naming.upper()
+        return options
 
 
 def source_ddl(spec: KafkaTableSpec, group_id: str, startup: str = "group-offsets",
@@ -68,11 +81,10 @@ def source_ddl(spec: KafkaTableSpec, group_id: str, startup: str = "group-offset
                                f"src_timestamp TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL{watermark}", options)
 
 
-def sink_ddl(spec: KafkaTableSpec, transactional_id_prefix: str, transaction_timeout_ms: int,
-             exactly_once: bool = True, keyed: bool = False, with_timestamp: bool = True) -> str:
+def sink_ddl(spec: KafkaTableSpec, delivery: SinkDelivery, keyed: bool = False, with_timestamp: bool = True) -> str:
     """Raw bytes value (and key); EXACTLY_ONCE commits Kafka transactions on Flink checkpoints."""
     options = {**_topic(spec), "format": "raw",
-               **_delivery(transactional_id_prefix, transaction_timeout_ms, exactly_once)}
+               **delivery.options()}
     columns = "payload BYTES"
     if keyed:  # key + value (+ the Kafka timestamp: the source record's, so event time flows through)
         columns = "msg_key BYTES, payload BYTES"
@@ -129,12 +141,11 @@ def confluent_source_ddl(table: ConfluentTable, group_id: str) -> str:
     return _create(table.spec.table, confluent_columns(table.schema), options)
 
 
-def confluent_sink_ddl(table: ConfluentTable, transactional_id_prefix: str, transaction_timeout_ms: int,
-                       exactly_once: bool = True) -> str:
+def confluent_sink_ddl(table: ConfluentTable, delivery: SinkDelivery) -> str:
     """Exactly-once (or at-least-once); the value's schema derived from the columns (Flink's writer cannot
     write an enum from a string) and registered under ``<topic>-value``; the key is ``key_field`` as UTF-8 bytes."""
     options = {**_topic(table.spec), "key.format": "raw", "key.fields": table.key_field,
                "value.format": "avro-confluent", "value.avro-confluent.url": table.registry_url,
                "value.fields-include": "ALL",
-               **_delivery(transactional_id_prefix, transaction_timeout_ms, exactly_once)}
+               **delivery.options()}
     return _create(table.spec.table, confluent_columns(table.schema), options)

@@ -16,6 +16,7 @@ from pyflink.table import EnvironmentSettings, TableEnvironment
 from jobs.kafka_tables import (
     ConfluentTable,
     KafkaTableSpec,
+    SinkDelivery,
     confluent_sink_ddl,
     confluent_source_ddl,
     sink_ddl,
@@ -57,18 +58,17 @@ def main(argv: list[str] | None = None) -> None:
         config.set("pipeline.jars", args.jars)
     source, sink = KafkaTableSpec("events_in", args.source_topic, args.bootstrap), \
         KafkaTableSpec("events_out", args.sink_topic, args.bootstrap)
+    delivery = SinkDelivery(args.transactional_id_prefix, args.transaction_timeout_ms, not args.at_least_once)
     if args.avro_schema:
         schema = json.loads(args.avro_schema)
         t_env.execute_sql(confluent_source_ddl(ConfluentTable(source, schema, args.registry_url, args.key_field),
                                                args.group_id))
         t_env.execute_sql(confluent_sink_ddl(ConfluentTable(sink, schema, args.registry_url, args.key_field),
-                                             args.transactional_id_prefix, args.transaction_timeout_ms,
-                                             exactly_once=not args.at_least_once))
+                                             delivery))
         _report(args, t_env.execute_sql("INSERT INTO events_out SELECT * FROM events_in"))
         return
     t_env.execute_sql(source_ddl(source, args.group_id))
-    t_env.execute_sql(sink_ddl(sink, args.transactional_id_prefix, args.transaction_timeout_ms,
-                               exactly_once=not args.at_least_once))
+    t_env.execute_sql(sink_ddl(sink, delivery))
     _report(args, t_env.execute_sql("INSERT INTO events_out SELECT payload FROM events_in"))
 
 

@@ -31,7 +31,7 @@ import pandas as pd
 from pyflink.table import DataTypes, EnvironmentSettings, TableEnvironment
 from pyflink.table.udf import FunctionContext, ScalarFunction, udf
 
-from jobs.kafka_tables import KafkaTableSpec, sink_ddl, source_ddl
+from jobs.kafka_tables import KafkaTableSpec, SinkDelivery, sink_ddl, source_ddl
 from jobs.scoring_config import BUNDLE_AT_LEAST, ScoringJobConfig
 
 RESULT_TYPE = DataTypes.ROW([
@@ -223,9 +223,9 @@ def build_pipeline(t_env: TableEnvironment, config: ScoringJobConfig):
     if config.control_topic:
         sinks.append(("shadow_out", config.shadow_topic, "shadow"))
     for table, topic, suffix in sinks:
-        t_env.execute_sql(sink_ddl(KafkaTableSpec(table, topic, config.bootstrap),
-                                   f"{config.transactional_prefix}-{suffix}", config.transaction_timeout_ms,
-                                   exactly_once=config.exactly_once, keyed=True))
+        delivery = SinkDelivery(f"{config.transactional_prefix}-{suffix}", config.transaction_timeout_ms,
+                                config.exactly_once, config.transaction_naming)
+        t_env.execute_sql(sink_ddl(KafkaTableSpec(table, topic, config.bootstrap), delivery, keyed=True))
     if config.decoder_jar and config.registry.confluent:
         from jobs.jvm_decode import decoded_scoring_view
 

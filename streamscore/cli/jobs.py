@@ -9,7 +9,7 @@ from jobs.scoring_config import BUNDLE_AT_LEAST
 from streamscore.cli.arg_types import finite_float
 from streamscore.foundation.config import Settings
 from streamscore.foundation.errors import StreamscoreError
-from streamscore.foundation.vocabulary import InputFormat
+from streamscore.foundation.vocabulary import InputFormat, TransactionNaming
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -18,6 +18,10 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--job-name", default=None)
     parser.add_argument("--checkpoint-interval-ms", type=int, default=None, help="default 1000")
     parser.add_argument("--transaction-timeout-ms", type=int, default=None, help="default 600000")
+    parser.add_argument("--transaction-naming", default=None, choices=get_args(TransactionNaming),
+                        help="how the sinks name their Kafka transactions: pooling (default: a few ids reused, "
+                             "Kafka 3.0+, READ on the output topics under ACLs) or incrementing (a new id every "
+                             "checkpoint, kept by the broker for 7 days)")
     parser.add_argument("--startup-mode", default=None, choices=["group-offsets", "earliest-offset", "latest-offset"])
     parser.add_argument("--parallelism", type=int, default=None,
                         help="subtasks of the job's operators (default 1; at most the input topic's partitions "
@@ -90,7 +94,7 @@ def scoring_config(settings: Settings, args: argparse.Namespace):
         events_topic=args.input_topic, scored_topic=args.scored_topic, dead_letter_topic=args.dead_letter_topic,
         max_batch_size=args.max_batch_size, max_delay_ms=args.max_delay_ms,
         batches_per_bundle=args.batches_per_bundle, checkpoint_interval_ms=args.checkpoint_interval_ms,
-        transaction_timeout_ms=args.transaction_timeout_ms,
+        transaction_timeout_ms=args.transaction_timeout_ms, transaction_naming=args.transaction_naming,
         parallelism=args.parallelism, exactly_once=False if args.at_least_once else None,
         startup_mode=args.startup_mode, low_confidence_band=args.low_confidence_band,
         cache_enabled=True if args.cache else None, cache_ttl_s=args.cache_ttl_s,
@@ -126,8 +130,9 @@ def drift_config(settings: Settings, args: argparse.Namespace):
         job_name=args.job_name or _job_name(args, "streamscore-drift"),
         events_topic=args.input_topic, scored_topic=args.scored_topic,
         checkpoint_interval_ms=args.checkpoint_interval_ms, transaction_timeout_ms=args.transaction_timeout_ms,
-        startup_mode=args.startup_mode, window_kind=args.window_kind, window_events=args.window_events,
-        window_ms=args.window_ms, parallelism=args.parallelism, **_input_format(args))
+        transaction_naming=args.transaction_naming, startup_mode=args.startup_mode, window_kind=args.window_kind,
+        window_events=args.window_events, window_ms=args.window_ms, parallelism=args.parallelism,
+        **_input_format(args))
 
 
 def run_embedded(args: argparse.Namespace, settings: Settings) -> int:

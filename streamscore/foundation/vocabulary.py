@@ -137,6 +137,10 @@ SHADOW_KINDS = (ControlKind.SHADOW_ATTACHED, ControlKind.SHADOW_DETACHED)
 
 
 InputFormat = Literal["avro", "json"]  # how a model's input topic carries its events
+# how an exactly-once sink names its Kafka transactions: reusing a few ids per subtask (the broker's state stays
+# bounded; Kafka 3.0+, and READ on the output topics where ACLs apply), or a new id every checkpoint (the
+# connector's default, which the broker keeps for 7 days; for clusters that cannot grant that READ)
+TransactionNaming = Literal["pooling", "incrementing"]
 # how a scoring job's Avro records are framed: the Schema Registry's wire (every tool reads it), or the
 # single-object encoding of the demo events before the registry (kept for migration and as the benchmark's
 # reference row)

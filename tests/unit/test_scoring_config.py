@@ -70,6 +70,9 @@ def test_from_json_checks_the_values():
     text = json.dumps({"bootstrap": BOOTSTRAP, "max_batch_size": 0})
     with pytest.raises(ConfigError, match=r"max_batch_size must be >= 1, got 0"):
         ScoringJobConfig.from_json(text)
+    text = json.dumps({"bootstrap": BOOTSTRAP, "transaction_naming": "POOLED"})
+    with pytest.raises(ConfigError, match=r"transaction_naming must be one of pooling, incrementing, got 'POOLED'"):
+        ScoringJobConfig.from_json(text)
 
 
 def test_unknown_keys_are_named():

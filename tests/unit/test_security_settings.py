@@ -131,7 +131,8 @@ def test_a_job_gets_its_properties_from_a_private_file_that_is_gone_afterwards(t
         assert job_kafka_properties(env) == java_client_properties(settings.kafka_security)
         monkeypatch.setenv(ENV_VAR, str(path))
         ddl = kafka_tables.source_ddl(kafka_tables.KafkaTableSpec("t", "events", "127.0.0.1:9092"), "g")
-        sink = kafka_tables.sink_ddl(kafka_tables.KafkaTableSpec("s", "scored", "127.0.0.1:9092"), "p", 60000)
+        sink = kafka_tables.sink_ddl(kafka_tables.KafkaTableSpec("s", "scored", "127.0.0.1:9092"),
+                                      kafka_tables.SinkDelivery("p", 60000))
     assert not path.exists()
     for text in (ddl, sink):
         assert "'properties.security.protocol' = 'SASL_SSL'" in text
@@ -240,8 +241,13 @@ def test_a_confluent_table_has_typed_columns_from_the_schema_and_the_id_as_its_k
         "`firmware` STRING")
     source = kafka_tables.confluent_source_ddl(table, "g")
     assert "'format' = 'avro-confluent'" in source and "'avro-confluent.schema'" in source
-    sink = kafka_tables.confluent_sink_ddl(table, "p", 60000)
+    sink = kafka_tables.confluent_sink_ddl(table, kafka_tables.SinkDelivery("p", 60000))
     assert "'key.fields' = 'reading_id'" in sink and "'sink.delivery-guarantee' = 'exactly-once'" in sink
+    assert "'sink.transaction-naming-strategy' = 'POOLING'" in sink  # the broker keeps a few ids, not one a checkpoint
+    assert "'sink.transaction-naming-strategy' = 'INCREMENTING'" in kafka_tables.confluent_sink_ddl(
+        table, kafka_tables.SinkDelivery("p", 60000, naming="incrementing"))
+    assert "transaction-naming" not in kafka_tables.confluent_sink_ddl(
+        table, kafka_tables.SinkDelivery("p", 60000, exactly_once=False))  # no transactions to name
     with pytest.raises(ConfigError, match="unions"):
         kafka_tables.confluent_columns({"fields": [{"name": "x", "type": ["null", "int", "string"]}]})
 
