@@ -121,7 +121,7 @@ def _read_change(message: dict, sequence: tuple[int, int], role: str) -> Change 
         effective = int(payload["effective_from_ms"])
         percent = int(payload.get("percent", 0)) if role == CANARY else 0
         version = payload.get("version", message.get("model_version"))
-    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError, OverflowError):  # int(Infinity)
         return None
     if message["kind"] == ControlKind.SHADOW_DETACHED:
         version = None

@@ -142,7 +142,9 @@ def current_shadow(messages: Iterable[Mapping], name: str) -> str | None:
 
 
 def history_refusal(messages: Iterable[Mapping], name: str, version: str) -> str | None:
-    """Why ``name:version`` may not be auto-promoted given the control history, or None when it may."""
+    """Why ``name:version`` may not be auto-promoted given the control history, or None when it may.
+    Stricter than the jobs on purpose: a promotion message naming the version refuses it even when the jobs
+    skip that message as malformed (an auto-promotion waits for a person rather than guess)."""
     messages = list(messages)
     for message in messages:
         if message.get("kind") in PRIMARY_KINDS and message.get("model_name") == name:

@@ -106,7 +106,9 @@ def test_change_from_control_reads_lifecycle_messages_of_its_model_only():
     assert change_from_control({**canary, "payload_json": "not json"}, (0, 8), "fraud") is None
     for payload in ('{"effective_from_ms": 1, "percent": "ten"}', '{"effective_from_ms": 1, "percent": null}',
                     '{"effective_from_ms": 1, "percent": 101}', '{"effective_from_ms": 1, "percent": 5, "version": 7}',
-                    '[1, 2]', '"text"', "[" * 100_000):  # hand-written: never a change, never an exception
+                    '{"effective_from_ms": Infinity}', '{"effective_from_ms": 1e999}',
+                    '{"effective_from_ms": 1, "percent": Infinity}', '[1, 2]', '"text"',
+                    "[" * 100_000):  # hand-written: never a change, never an exception
         assert change_from_control({**canary, "payload_json": payload}, (0, 9), "fraud") is None, payload
 
 
