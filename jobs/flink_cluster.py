@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import os
 import re
@@ -65,11 +67,14 @@ def _flink_run(settings: Settings, script: Path, job_args: list[str], savepoint:
     if savepoint:
         argv += ["-s", savepoint]
     argv += ["-pyexec", settings.cluster_python, "-py", str(script), *job_args]
+    began_ms = int(time.time() * 1000)
     try:
         proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout_s, check=False)
     except subprocess.TimeoutExpired as exc:
+        time.sleep(2.0)  # a job handed over just before the client was stopped shows in the job list
+        done = cancel_unreported(str(settings.flink_rest), job_name_in_args(job_args), began_ms)
         raise FlinkJobError(f"submitting {script.name} to {settings.flink_rest} timed out after "
-                            f"{timeout_s:.0f}s") from exc
+                            f"{timeout_s:.0f}s ({done})") from exc
     match = JOB_ID_PATTERN.search(proc.stdout + proc.stderr)
     if proc.returncode != 0 or not match:
         raise FlinkJobError(f"submitting {script.name} to {settings.flink_rest} failed: "
@@ -117,6 +122,36 @@ def ask_cancel_at(address: str, job_id: str) -> None:
 
 def ask_cancel(settings: Settings, job_id: str) -> None:
     ask_cancel_at(str(settings.flink_rest), job_id)
+
+
+def job_name_in_args(args: Sequence[str]) -> str | None:
+    """A job script's name as its arguments give it (``--job-name N`` or ``--config`` JSON's ``job_name``)."""
+    for flag, value in itertools.pairwise(args):
+        if flag == "--job-name":
+            return value
+        if flag == "--config":
+            with contextlib.suppress(ValueError, AttributeError):
+                return json.loads(value).get("job_name")
+    return None
+
+
+def cancel_unreported(address: str, name: str | None, since_ms: int, log=None) -> str:
+    """Cancel the running jobs called ``name`` that the cluster at ``address`` started since ``since_ms``: a
+    submission that failed (timed out, or was stopped) may still have handed its job over, and its caller
+    never got the id. What was done, in words for the caller's error."""
+    if name is None:
+        return "a job it may have submitted was not looked for (the request names none)"
+    try:
+        jobs = rest_at(address, "/jobs/overview").get("jobs", [])
+        found = [j["jid"] for j in jobs if j.get("name") == name and j.get("start-time", 0) >= since_ms - 5000
+                 and j.get("state") not in ENDED_STATES]
+        for job_id in found:
+            ask_cancel_at(address, job_id)
+            if log:
+                log(job_id, name)
+    except FlinkJobError as exc:
+        return f"the cluster could not be asked for a job {name!r} it may have submitted: {exc}"
+    return f"cancelled the job {name!r} it had submitted" if found else f"no job {name!r} was submitted"
 
 
 def list_jobs(settings: Settings) -> list[JobInfo]:

@@ -10,15 +10,12 @@ job is left running that its caller never heard of.
 
 from __future__ import annotations
 
-import contextlib
-import itertools
-import json
 import os
 import sys
 import threading
 import time
 
-from jobs.flink_cluster import ENDED_STATES, FlinkJobError, ask_cancel_at, rest_at
+from jobs.flink_cluster import cancel_unreported, job_name_in_args
 from jobs.submitter_client import SubmitRequest
 
 PLAN_LIMIT_S = 150.0  # below the client's 180 s wait (jobs.flink_cluster): a stuck planning gets an answer
@@ -62,29 +59,13 @@ class PlanningWatchdog:
 
 def requested_job_name(request: SubmitRequest) -> str | None:
     """The job's name as the request gives it (``--job-name N`` or ``--config`` JSON's ``job_name``)."""
-    for flag, value in itertools.pairwise(request.args):
-        if flag == "--job-name":
-            return value
-        if flag == "--config":
-            with contextlib.suppress(ValueError, AttributeError):
-                return json.loads(value).get("job_name")
-    return None
+    return job_name_in_args(request.args)
 
 
 def cancel_unreported_job(request: SubmitRequest, since_ms: int) -> str:
     """Cancel the request's job if the cluster got it after ``since_ms`` (its caller never got its id);
     what was done, in words for the caller's error."""
-    name = requested_job_name(request)
-    if name is None:
-        return "a job it may have submitted was not looked for (the request names none)"
     time.sleep(REGISTER_WAIT_S)
-    try:
-        jobs = rest_at(request.rest, "/jobs/overview").get("jobs", [])
-        found = [j["jid"] for j in jobs if j.get("name") == name and j.get("start-time", 0) >= since_ms - 5000
-                 and j.get("state") not in ENDED_STATES]
-        for job_id in found:
-            ask_cancel_at(request.rest, job_id)
-            _log(f"cancelled {job_id} ({name}): submitted by a planning that was stopped")
-    except FlinkJobError as exc:
-        return f"the cluster could not be asked for a job {name!r} it may have submitted: {exc}"
-    return f"cancelled the job {name!r} it had submitted" if found else f"no job {name!r} was submitted"
+    return cancel_unreported(request.rest, requested_job_name(request), since_ms,
+                             log=lambda job_id, name: _log(f"cancelled {job_id} ({name}): submitted by a planning "
+                                                           f"that was stopped"))

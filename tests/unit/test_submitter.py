@@ -297,8 +297,7 @@ def test_the_job_a_stopped_planning_submitted_is_found_by_name_and_cancelled(mon
         calls.append((address, path, method))
         return {"jobs": jobs} if path == "/jobs/overview" else {}
 
-    monkeypatch.setattr(planning_watchdog, "rest_at", rest_at)
-    monkeypatch.setattr(flink_cluster, "rest_at", rest_at)  # the cancel it asks for
+    monkeypatch.setattr(flink_cluster, "rest_at", rest_at)  # the job list and the cancel it asks for
     monkeypatch.setattr(planning_watchdog, "REGISTER_WAIT_S", 0.0)
     request = dataclasses.replace(REQUEST, args=("--config", '{"job_name": "it-x"}'))
     done = planning_watchdog.cancel_unreported_job(request, since_ms=9_000)
@@ -308,3 +307,33 @@ def test_the_job_a_stopped_planning_submitted_is_found_by_name_and_cancelled(mon
     assert planning_watchdog.requested_job_name(named) == "other"
     assert planning_watchdog.cancel_unreported_job(dataclasses.replace(named, args=("--job-name", "none")),
                                                    since_ms=0) == "no job 'none' was submitted"
+
+
+def test_a_flink_run_that_timed_out_has_the_job_it_handed_over_cancelled(monkeypatch, tmp_path):
+    """The plain ``flink run`` path: the client timed out, but the cluster got the job (its caller never
+    got the id), so it is found by name and cancelled, and the error says so."""
+    import subprocess
+    import time
+
+    from streamscore.foundation.config import load_settings
+
+    calls = []
+
+    def run(argv, **kwargs):
+        raise subprocess.TimeoutExpired(argv, kwargs["timeout"])
+
+    def rest_at(address, path, method="GET"):
+        calls.append((path, method))
+        started = int(time.time() * 1000)
+        return {"jobs": [{"jid": "e" * 32, "name": "it-late", "start-time": started, "state": "RUNNING"}]} \
+            if path == "/jobs/overview" else {}
+
+    monkeypatch.setattr(flink_cluster.subprocess, "run", run)
+    monkeypatch.setattr(flink_cluster.time, "sleep", lambda s: None)
+    monkeypatch.setattr(flink_cluster, "rest_at", rest_at)
+    settings = load_settings({"STREAMSCORE_HOME": str(tmp_path)})
+    with pytest.raises(flink_cluster.FlinkJobError,
+                       match=r"timed out after 5s \(cancelled the job 'it-late' it had submitted\)"):
+        flink_cluster._flink_run(settings, tmp_path / "scoring_job.py", ["--config", '{"job_name": "it-late"}'],
+                                 None, 5.0, {})
+    assert calls == [("/jobs/overview", "GET"), (f"/jobs/{'e' * 32}", "PATCH")]
