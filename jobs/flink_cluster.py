@@ -71,8 +71,10 @@ def _flink_run(settings: Settings, script: Path, job_args: list[str], savepoint:
     try:
         proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout_s, check=False)
     except subprocess.TimeoutExpired as exc:
-        time.sleep(2.0)  # a job handed over just before the client was stopped shows in the job list
-        done = cancel_unreported(str(settings.flink_rest), job_name_in_args(job_args), began_ms)
+        name = job_name_in_args(job_args)
+        if name is not None:
+            time.sleep(2.0)  # a job handed over just before the client was stopped shows in the job list
+        done = cancel_unreported(str(settings.flink_rest), name, began_ms)
         raise FlinkJobError(f"submitting {script.name} to {settings.flink_rest} timed out after "
                             f"{timeout_s:.0f}s ({done})") from exc
     match = JOB_ID_PATTERN.search(proc.stdout + proc.stderr)

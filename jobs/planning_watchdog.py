@@ -65,7 +65,9 @@ def requested_job_name(request: SubmitRequest) -> str | None:
 def cancel_unreported_job(request: SubmitRequest, since_ms: int) -> str:
     """Cancel the request's job if the cluster got it after ``since_ms`` (its caller never got its id);
     what was done, in words for the caller's error."""
-    time.sleep(REGISTER_WAIT_S)
-    return cancel_unreported(request.rest, requested_job_name(request), since_ms,
+    name = requested_job_name(request)
+    if name is not None:  # nothing to look for otherwise: no wait
+        time.sleep(REGISTER_WAIT_S)
+    return cancel_unreported(request.rest, name, since_ms,
                              log=lambda job_id, name: _log(f"cancelled {job_id} ({name}): submitted by a planning "
                                                            f"that was stopped"))
