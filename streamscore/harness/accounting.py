@@ -84,7 +84,10 @@ def account(identities: Identities, scored: Mapping[str, object], scored_duplica
     missing = produced - scored_ids - set(dead)
     in_both = scored_ids & set(dead)
     misrouted = (scored_ids & identities.malformed) | (set(dead) - identities.malformed)
-    duplicates = identities.input_duplicates + scored_duplicates + sum(n - 1 for n in dead.values())
+    # a record the producer committed twice is rightly scored (or dead-lettered) twice: its extra output copy is
+    # the producer's duplicate, counted once, and only output copies beyond the input's are the pipeline's
+    output_extra = scored_duplicates + sum(n - 1 for n in dead.values())
+    duplicates = max(identities.input_duplicates, output_extra)
     examples = sorted(missing)[:3] + sorted(in_both)[:3] + sorted(misrouted)[:3]
     return IdentityAccount(len(produced), len(scored_ids), len(dead), len(missing), duplicates, len(in_both),
                            len(misrouted), unidentified + len(set(scored) - produced), tuple(examples))

@@ -48,6 +48,23 @@ def test_dead_letters_of_unknown_coordinates_or_another_topic_or_a_wrong_id_are_
 def test_scored_duplicates_and_producer_duplicates_count():
     twice = Identities(TOPIC, IDS.sent, IDS.malformed, {**KEYS, (1, 3): "a-3"})
     found = account(twice, SCORED, 2, [_letter(0, 1), _letter(0, 2)])
+    assert found.duplicates == 2  # a-3 committed twice (scored twice, rightly) and one more scored copy
+
+
+def test_a_producer_duplicate_scored_once_per_copy_counts_once():
+    twice = Identities(TOPIC, IDS.sent, IDS.malformed, {**KEYS, (1, 3): "a-3"})
+    assert account(twice, SCORED, 1, [_letter(0, 1), _letter(0, 2)]).duplicates == 1
+    assert not account(twice, SCORED, 1, [_letter(0, 1), _letter(0, 2)]).clean
+
+
+def test_a_producer_duplicate_of_a_malformed_record_dead_lettered_per_copy_counts_once():
+    twice = Identities(TOPIC, IDS.sent, IDS.malformed, {**KEYS, (0, 3): "m-1"})
+    found = account(twice, SCORED, 0, [_letter(0, 1), _letter(0, 2), _letter(0, 3)])
+    assert (found.duplicates, found.missing, found.dead_lettered) == (1, 0, 2)
+
+
+def test_no_producer_duplicate_leaves_every_output_copy_counted():
+    found = account(IDS, SCORED, 2, [_letter(0, 1), _letter(0, 1), _letter(0, 2)])
     assert found.duplicates == 3
 
 
