@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import get_args
 
 from jobs.job_config import JsonJobConfig
 from jobs.job_wire import RegistryWire, check_reading_wire
 from jobs.scoring_config import MIN_TRANSACTION_TIMEOUT_MS, TIMEOUT_HEADROOM, check_transaction_naming
 from streamscore.foundation.errors import ConfigError
-from streamscore.foundation.vocabulary import TransactionNaming
+from streamscore.foundation.vocabulary import StateBackend, TransactionNaming
 
 WINDOW_KINDS = ("count", "time")
 
@@ -37,6 +38,9 @@ class DriftJobConfig(JsonJobConfig):
     parallelism: int = 1
     transaction_timeout_ms: int = 600_000
     transaction_naming: TransactionNaming = "pooling"  # how the sinks name their transactions (docs/design.md)
+    # the label join holds every scored record and label for label_wait_ms: on RocksDB a checkpoint writes only
+    # what changed since the last one, on the heap all of it every time (docs/drift.md)
+    state_backend: StateBackend = "rocksdb"
     startup_mode: str = "group-offsets"
     alpha: float = 0.01
     confirm_k: int = 2
@@ -44,7 +48,9 @@ class DriftJobConfig(JsonJobConfig):
     cooldown_windows: int = 10
     labels_topic: str | None = None  # delayed ground truth joined to scored records by event id; None = off
     label_window_events: int = 1000  # labelled (joined) events per accuracy window
-    label_wait_ms: int = 600_000  # how long a scored record waits for its label (join state TTL)
+    # how long the label join keeps a scored record (and a label) after its last write: a label that comes
+    # later finds nothing to join and is not counted (the join's state TTL, processing time)
+    label_wait_ms: int = 600_000
     # labelled windows are cut over whole buckets of label time, in label-time order (jobs.label_windows);
     # when the watermark has not moved for this long (every source idle), the open buckets are added as they are
     label_bucket_ms: int = 1_000
@@ -55,6 +61,9 @@ class DriftJobConfig(JsonJobConfig):
 
     def checked(self) -> DriftJobConfig:
         check_transaction_naming(self.transaction_naming)
+        if self.state_backend not in get_args(StateBackend):
+            raise ConfigError(f"state_backend must be one of {', '.join(get_args(StateBackend))}, "
+                              f"got {self.state_backend!r}")
         if self.window_kind not in WINDOW_KINDS:
             raise ConfigError(f"window_kind must be one of {WINDOW_KINDS}, got {self.window_kind!r}")
         for name in ("window_events", "window_ms", "checkpoint_interval_ms", "confirm_k", "confirm_m",

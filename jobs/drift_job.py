@@ -227,6 +227,9 @@ def main(argv: list[str] | None = None) -> None:
     conf.set("python.fn-execution.bundle.time", "200")
     conf.set("table.exec.source.idle-timeout", f"{config.idle_timeout_ms} ms")
     conf.set("table.exec.state.ttl", f"{config.label_wait_ms} ms")  # the label join's state
+    conf.set("state.backend.type", config.state_backend)
+    if config.state_backend == "rocksdb":  # a checkpoint uploads only the files written since the last one
+        conf.set("execution.checkpointing.incremental", "true")
     if args.connector_jar:
         conf.set("pipeline.jars", args.connector_jar)
     result = build(env, t_env, config).execute()

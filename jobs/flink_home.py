@@ -102,6 +102,8 @@ class FlinkHome:
             "state.savepoints.dir": self.savepoint_dir.as_uri(),
             "execution.checkpointing.dir": self.checkpoint_dir.as_uri(),
             "execution.checkpointing.savepoint-dir": self.savepoint_dir.as_uri(),
+            # the working files of a job on RocksDB (the drift sidecar) stay in the stack home, not /tmp
+            "state.backend.rocksdb.localdir": str(self.root / "rocksdb"),
             "restart-strategy.type": "exponential-delay",
             "restart-strategy.exponential-delay.initial-backoff": "1s",
             "restart-strategy.exponential-delay.max-backoff": "10s",

@@ -9,7 +9,7 @@ from jobs.scoring_config import BUNDLE_AT_LEAST
 from streamscore.cli.arg_types import finite_float
 from streamscore.foundation.config import Settings
 from streamscore.foundation.errors import StreamscoreError
-from streamscore.foundation.vocabulary import InputFormat, TransactionNaming
+from streamscore.foundation.vocabulary import InputFormat, StateBackend, TransactionNaming
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -59,6 +59,9 @@ def _add_drift_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--window-events", type=int, default=None,
                         help="a count window closes with the micro-batch that reaches this many events (1000)")
     parser.add_argument("--window-ms", type=int, default=None, help="event-time window length (60000)")
+    parser.add_argument("--state-backend", default=None, choices=get_args(StateBackend),
+                        help="where the sidecar keeps its state: rocksdb (default: incremental checkpoints, for the "
+                             "label join's scored records) or hashmap (the heap, a full copy every checkpoint)")
 
 
 def _add_job_kinds(parser: argparse.ArgumentParser, handler, savepoint: bool) -> None:
@@ -132,7 +135,7 @@ def drift_config(settings: Settings, args: argparse.Namespace):
         checkpoint_interval_ms=args.checkpoint_interval_ms, transaction_timeout_ms=args.transaction_timeout_ms,
         transaction_naming=args.transaction_naming, startup_mode=args.startup_mode, window_kind=args.window_kind,
         window_events=args.window_events, window_ms=args.window_ms, parallelism=args.parallelism,
-        **_input_format(args))
+        state_backend=args.state_backend, **_input_format(args))
 
 
 def run_embedded(args: argparse.Namespace, settings: Settings) -> int:

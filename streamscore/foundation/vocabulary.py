@@ -141,6 +141,10 @@ InputFormat = Literal["avro", "json"]  # how a model's input topic carries its e
 # bounded; Kafka 3.0+, and READ on the output topics where ACLs apply), or a new id every checkpoint (the
 # connector's default, which the broker keeps for 7 days; for clusters that cannot grant that READ)
 TransactionNaming = Literal["pooling", "incrementing"]
+# where a job keeps its keyed state: RocksDB on local disk with incremental checkpoints (a checkpoint writes only
+# what changed: the drift sidecar's label join keeps every scored record for label_wait_ms), or Flink's heap
+# (every checkpoint a full copy; the fastest per access, for small state)
+StateBackend = Literal["rocksdb", "hashmap"]
 # how a scoring job's Avro records are framed: the Schema Registry's wire (every tool reads it), or the
 # single-object encoding of the demo events before the registry (kept for migration and as the benchmark's
 # reference row)

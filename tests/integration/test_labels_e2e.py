@@ -4,7 +4,8 @@
 10 % flipped (concept drift: the features do not move, only the truth does). The labels' times are
 1 ms apart from a whole second on, so each 1 s bucket of label time holds 1,000 labels and each
 labelled window (>= 1,000 labels, cut over whole buckets in label-time order) one bucket. Two
-sidecars read the same topics (two partitions each), one at parallelism 1 and one at 2: in both, six
+sidecars read the same topics (two partitions each), one at parallelism 1 keeping its state on Flink's heap and
+one at 2 on RocksDB (the default: incremental checkpoints): in both, six
 windows close; the first three match the card's held-out accuracy and stay quiet (so they are compared
 by count only); the fourth drops ~9 points and raises the same SEVERE accuracy alert (window bounds,
 size, accuracy, p-value), the fifth confirms it with the same trigger; the episode then continues
@@ -25,7 +26,7 @@ from connectors.kafka_reads import read_topic
 from connectors.kafka_transactions import TransactionPlan, produce_transactionally
 from drift.accuracy import ACCURACY_BOUNDS
 from drift.settings import Tier
-from jobs.flink_cluster import cancel_jobs, job_failures
+from jobs.flink_cluster import cancel_jobs, job_failures, rest
 from jobs.flink_metrics import scrape
 from jobs.submit import drift_config_from_settings, scoring_config_from_settings, submit_together
 from models.demo_data import generate_labelled
@@ -49,6 +50,8 @@ def _wait_for(predicate, timeout_s: float, what: str) -> None:
 
 TOTAL, FLIP_AFTER, BUCKET_MS = 6_000, 3_000, 1_000
 PARALLELISMS = (1, 2)
+BACKENDS = {1: "hashmap", 2: "rocksdb"}  # where each keeps its state, and what Flink reports for it
+FLINK_BACKEND_NAMES = {"hashmap": "HashMapStateBackend", "rocksdb": "EmbeddedRocksDBStateBackend"}
 
 
 def test_flipped_labels_raise_the_same_accuracy_alert_and_trigger_at_parallelism_1_and_2(settings, fresh_topics):
@@ -63,7 +66,8 @@ def test_flipped_labels_raise_the_same_accuracy_alert_and_trigger_at_parallelism
         sidecars[parallelism] = drift_config_from_settings(
             settings, events_topic=events_t, scored_topic=scored_t, alerts_topic=alerts_t, control_topic=control_t,
             labels_topic=labels_t, job_name=f"it-ldrift-p{parallelism}-{tag}", startup_mode="earliest-offset",
-            label_window_events=1000, label_bucket_ms=BUCKET_MS, parallelism=parallelism)
+            label_window_events=1000, label_bucket_ms=BUCKET_MS, parallelism=parallelism,
+            state_backend=BACKENDS[parallelism])
     events, truth = generate_labelled(TOTAL, seed=31, id_prefix=f"l{tag}-")
     now = int(time.time() * 1000)
     for i, event in enumerate(events):
@@ -84,9 +88,12 @@ def test_flipped_labels_raise_the_same_accuracy_alert_and_trigger_at_parallelism
         found = {p: (_accuracy_alerts(settings, config.alerts_topic),
                      _read(settings, config.control_topic, "control", 3)) for p, config in sidecars.items()}
         failovers = [f for job in jobs for f in job_failures(settings, job)]
+        backends = {p: rest(settings, f"/jobs/{job}/checkpoints/config").get("state_backend")
+                    for p, job in zip(PARALLELISMS, jobs[1:], strict=True)}
     finally:
         cancel_jobs(settings, jobs)
 
+    assert backends == {p: FLINK_BACKEND_NAMES[b] for p, b in BACKENDS.items()}, backends
     # both sidecars judged the same windows: bounds, sizes, accuracy, p-value, tier; the same trigger
     facts = {p: [_facts(a) for a in alerts] for p, (alerts, _) in found.items()}
     assert facts[1] == facts[2], facts

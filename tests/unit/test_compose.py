@@ -54,6 +54,7 @@ FLINK_IMAGE_DEFAULTS = {
     "taskmanager.host",
     "rest.address",
     "rest.bind-address",
+    "state.backend.rocksdb.localdir",  # RocksDB's working files: the container's own tmp dirs
 }
 
 

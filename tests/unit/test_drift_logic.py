@@ -344,12 +344,19 @@ def test_merge_keeps_the_counter_layout(logic, clean_counts):
     ({"transaction_timeout_ms": 1000}, "use at least 60000 ms"),
     ({"registry": RegistryWire(framing="bogus")}, "registry.framing must be one of"),
     ({"registry": RegistryWire(url="http://r", wait_ms=10_000_000)}, "registry.wait_ms 10000000 must be > 0"),
+    ({"state_backend": "memory"}, "state_backend must be one of rocksdb, hashmap, got 'memory'"),
 ])
 def test_the_sidecar_refuses_settings_that_cannot_work(changes, message):
     from streamscore.foundation.errors import ConfigError
 
     with pytest.raises(ConfigError, match=re.escape(message)):
         DriftJobConfig(bootstrap="x", **changes).checked()
+
+
+def test_the_sidecar_keeps_its_state_in_rocksdb_unless_told_otherwise():
+    assert DriftJobConfig(bootstrap="x").checked().state_backend == "rocksdb"
+    assert DriftJobConfig.from_json(DriftJobConfig(bootstrap="x", state_backend="hashmap").to_json()).state_backend \
+        == "hashmap"
 
 
 def test_a_trigger_id_names_the_model_version_and_the_windows_first_event(logic, clean_counts, drifted_counts):
