@@ -65,16 +65,20 @@ class CheckpointWatcher(threading.Thread):
 
 
 def _traffic(settings: Settings, events: int, rate: float) -> None:
+    from connectors.kafka_transactions import TransactionPlan, produce_transactionally
+    from connectors.schema_registry import SchemaRegistry, topic_writer
     from models.demo_data import generate_labelled
     from models.demo_labels import LabelPlan, label_records
-    from streamscore.cli.produce import ProduceLimits, produce_events
+    from schemas.serde import schema_document
     from streamscore.harness.labels import produce_labels
 
     batch, truth = generate_labelled(events, seed=7, id_prefix=f"state-{uuid.uuid4().hex[:8]}-")
-    now = int(time.time() * 1000)
+    now, topic = int(time.time() * 1000), settings.topic("events").name
     for i, event in enumerate(batch):
         event["event_time"] = now + int(i * 1000 / rate)
-    produce_events(settings, settings.topic("events").name, batch, ProduceLimits(rate=rate, transaction_size=500))
+    encode = topic_writer(SchemaRegistry(settings.schema_registry), topic, schema_document("event")).encode
+    produce_transactionally(settings, topic, ((e["event_id"].encode(), encode(e), e["event_time"]) for e in batch),
+                            TransactionPlan(rate=rate, transaction_size=500))
     produce_labels(settings, label_records(batch, truth, LabelPlan(delay_ms=1_000)))
 
 
