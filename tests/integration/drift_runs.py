@@ -6,14 +6,16 @@ import itertools
 import threading
 import time
 import uuid
+from typing import get_args
 
 from topic_reads import decoder_of, demo_events_writer
 
 from connectors.kafka_reads import read_topic
 from connectors.kafka_transactions import TransactionPlan, produce_transactionally
-from jobs.flink_cluster import cancel_jobs
+from jobs.flink_cluster import cancel_jobs, rest
 from jobs.submit import drift_config_from_settings, scoring_config_from_settings, submit_drift, submit_together
 from models.demo_data import DriftSpec, generate_events
+from streamscore.foundation.vocabulary import StateBackend
 
 TOTAL, DRIFT_AFTER = 30_000, 15_000
 TIERS = ("NONE", "SMALL", "MODERATE", "SEVERE")
@@ -71,13 +73,14 @@ def read_all(settings, topic: str, serde_name: str, settle_s: float) -> list[dic
 
 class _Rescaler(threading.Thread):
     """Rescales one running sidecar while the events flow: ``after_s`` in, stop it with a savepoint and
-    restore it at parallelism 2, then (once it runs, ``hold_s`` later) stop and restore it at 1."""
+    restore it at parallelism 2 on the other state backend, then (once it runs, ``hold_s`` later) stop and
+    restore it at 1 on the one it started on: a savepoint moves between RocksDB and the heap both ways."""
 
     def __init__(self, settings, config, jobs: list[str], index: int, after_s: float = 4.0, hold_s: float = 5.0):
         super().__init__(daemon=True)
         self.settings, self.config, self.jobs, self.index = settings, config, jobs, index
         self.after_s, self.hold_s = after_s, hold_s
-        self.restored: list[int] = []
+        self.restored: list[tuple[int, str]] = []  # (parallelism, the state backend Flink reports)
         self.submitted: list[str] = []  # every job it started, cancelled by run_sidecars whatever happens
         self.error: BaseException | None = None
         self.stopped = threading.Event()
@@ -89,14 +92,16 @@ class _Rescaler(threading.Thread):
         try:
             if self.stopped.wait(self.after_s):
                 return
-            for parallelism in (2, 1):
+            other = next(b for b in get_args(StateBackend) if b != self.config.state_backend)
+            for parallelism, backend in ((2, other), (1, self.config.state_backend)):
                 ctx = FaultContext(Stack(self.settings), self.settings, self.config, self.jobs[self.index])
                 location = stop_with_savepoint(ctx)
-                job_id = submit_drift(self.settings, self.config.with_changes(parallelism=parallelism),
-                                      savepoint=location)
+                job_id = submit_drift(self.settings, self.config.with_changes(
+                    parallelism=parallelism, state_backend=backend), savepoint=location)
                 self.submitted.append(job_id)
                 self.jobs[self.index] = job_id
-                self.restored.append(parallelism)
+                reported = rest(self.settings, f"/jobs/{job_id}/checkpoints/config").get("state_backend", "")
+                self.restored.append((parallelism, reported))
                 if self.stopped.wait(self.hold_s):
                     return
         except BaseException as exc:  # noqa: BLE001 - reported by run_sidecars
@@ -131,7 +136,10 @@ def run_sidecars(settings, fresh_topics, sidecars: dict[str, dict], *, partition
         drift_started_ms = produce_with_drift(settings, events, f"d{tag}-", tail_ms=tail_ms)
         if rescaler:
             rescaler.join(300)
-            assert rescaler.error is None and rescaler.restored == [2, 1], (rescaler.error, rescaler.restored)
+            restored = [(p, "RocksDB" in reported) for p, reported in rescaler.restored]
+            on_rocksdb = configs[index].state_backend == "rocksdb"
+            assert rescaler.error is None and restored == [(2, not on_rocksdb), (1, on_rocksdb)], \
+                (rescaler.error, rescaler.restored)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not all(read_all(settings, control, "control", 2)
                                                       for _, control in outputs.values()):

@@ -96,8 +96,9 @@ def _subtasks(ids: set[str]) -> set[int]:
 
 def test_the_drift_sidecar_judges_the_same_windows_at_parallelism_1_2_and_rescaled(two_taskmanagers, fresh_topics):
     """Event-time windows of 2 s over 2 partitions scored at parallelism 2: a sidecar rescaled 1 -> 2 -> 1
-    through savepoints while the events flow (at 2: two subtasks counting, one judging) raises the very
-    feature alerts (same windows, sizes, tiers, PSI to 1e-9) and trigger one left at 1 does."""
+    through savepoints while the events flow (at 2: two subtasks counting, one judging, on the heap instead
+    of RocksDB) raises the very feature alerts (same windows, sizes, tiers, PSI to 1e-9) and trigger one left
+    at 1 does."""
     sidecars = {"p1": {"window_kind": "time"}, "rescaled": {"window_kind": "time"}}
     found, drift_started_ms = run_sidecars(two_taskmanagers, fresh_topics, sidecars, partitions=2,
                                            scoring_parallelism=2, rescaled="rescaled")
