@@ -59,7 +59,7 @@ class CheckpointWatcher(threading.Thread):
 
     def between(self, start_ms: int, end_ms: int) -> dict:
         """Those that ended between the two times: largest state, largest written, longest."""
-        done = [c for c in self.completed.values() if start_ms <= c.get("latest_ack_timestamp", 0) <= end_ms]
+        done = [c for c in list(self.completed.values()) if start_ms <= c.get("latest_ack_timestamp", 0) <= end_ms]
         if not done:
             return {"count": 0}
         return {"count": len(done), "max_state_mb": max(c["state_size"] for c in done) / 1e6,

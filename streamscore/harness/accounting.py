@@ -85,7 +85,9 @@ def account(identities: Identities, scored: Mapping[str, object], scored_duplica
     in_both = scored_ids & set(dead)
     misrouted = (scored_ids & identities.malformed) | (set(dead) - identities.malformed)
     # a record the producer committed twice is rightly scored (or dead-lettered) twice: its extra output copy is
-    # the producer's duplicate, counted once, and only output copies beyond the input's are the pipeline's
+    # the producer's duplicate, counted once, and only output copies beyond the input's are the pipeline's. By
+    # totals, not per record: a producer's duplicate scored once beside a pipeline's duplicate of another record
+    # counts 1, not 2; either way the account is not clean
     output_extra = scored_duplicates + sum(n - 1 for n in dead.values())
     duplicates = max(identities.input_duplicates, output_extra)
     examples = sorted(missing)[:3] + sorted(in_both)[:3] + sorted(misrouted)[:3]
