@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import get_args
 
-from jobs.job_config import JsonJobConfig
+from jobs.job_config import JsonJobConfig, check_choice
 from jobs.job_wire import RegistryWire, check_reading_wire
-from jobs.scoring_config import MIN_TRANSACTION_TIMEOUT_MS, TIMEOUT_HEADROOM, check_transaction_naming
+from jobs.scoring_config import MIN_TRANSACTION_TIMEOUT_MS, TIMEOUT_HEADROOM
 from streamscore.foundation.errors import ConfigError
 from streamscore.foundation.vocabulary import StateBackend, TransactionNaming
 
@@ -60,10 +59,8 @@ class DriftJobConfig(JsonJobConfig):
     registry: RegistryWire = RegistryWire()
 
     def checked(self) -> DriftJobConfig:
-        check_transaction_naming(self.transaction_naming)
-        if self.state_backend not in get_args(StateBackend):
-            raise ConfigError(f"state_backend must be one of {', '.join(get_args(StateBackend))}, "
-                              f"got {self.state_backend!r}")
+        check_choice("transaction_naming", self.transaction_naming, TransactionNaming)
+        check_choice("state_backend", self.state_backend, StateBackend)
         if self.window_kind not in WINDOW_KINDS:
             raise ConfigError(f"window_kind must be one of {WINDOW_KINDS}, got {self.window_kind!r}")
         for name in ("window_events", "window_ms", "checkpoint_interval_ms", "confirm_k", "confirm_m",

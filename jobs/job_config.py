@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, fields, is_dataclass, replace
-from typing import Any
+from typing import Any, get_args
 
 from streamscore.foundation.errors import ConfigError
 
@@ -25,6 +25,12 @@ class JsonJobConfig:
 
     def with_changes(self, **changes):
         return replace(self, **changes).checked()
+
+
+def check_choice(name: str, value: object, choices: Any) -> None:
+    """Refuse ``value`` unless it is one of the ``Literal`` type ``choices`` (a closed choice declared once)."""
+    if value not in get_args(choices):
+        raise ConfigError(f"{name} must be one of {', '.join(get_args(choices))}, got {value!r}")
 
 
 def config_from_json(cls, text: str, label: str, required: tuple[str, ...] = ("bootstrap",)) -> Any:

@@ -7,9 +7,8 @@ remote cluster all run exactly the same configuration.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import get_args
 
-from jobs.job_config import JsonJobConfig
+from jobs.job_config import JsonJobConfig, check_choice
 from jobs.job_wire import RegistryWire, check_wire
 from streamscore.foundation.errors import ConfigError
 from streamscore.foundation.security import ClientAuth
@@ -95,7 +94,7 @@ class ScoringJobConfig(JsonJobConfig):
         for name in ("max_batch_size", "max_delay_ms", "checkpoint_interval_ms", "parallelism", "intra_op_threads"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        check_transaction_naming(self.transaction_naming)
+        check_choice("transaction_naming", self.transaction_naming, TransactionNaming)
         if self.batches_per_bundle < 0:
             raise ConfigError(f"batches_per_bundle must be >= 0 (0: enough for {BUNDLE_AT_LEAST} records), got "
                               f"{self.batches_per_bundle}")
@@ -139,12 +138,6 @@ def _check_lifecycle(config: ScoringJobConfig, topics: list[str]) -> None:
     if config.activation_delay_ms < 100 or config.control_max_wait_ms < 1000:
         raise ConfigError(f"activation_delay_ms must be >= 100 and control_max_wait_ms >= 1000, got "
                           f"{config.activation_delay_ms} and {config.control_max_wait_ms}")
-
-
-def check_transaction_naming(naming: str) -> None:
-    if naming not in get_args(TransactionNaming):
-        raise ConfigError(f"transaction_naming must be one of {', '.join(get_args(TransactionNaming))}, "
-                          f"got {naming!r}")
 
 
 def min_transaction_timeout_ms(config: ScoringJobConfig) -> int:
