@@ -48,7 +48,7 @@ class DriftJobConfig(JsonJobConfig):
     labels_topic: str | None = None  # delayed ground truth joined to scored records by event id; None = off
     label_window_events: int = 1000  # labelled (joined) events per accuracy window
     # how long the label join keeps a scored record (and a label) after its last write: a label that comes
-    # later finds nothing to join and is not counted (the join's state TTL, processing time)
+    # later finds nothing to join; it is counted as read, not as joined (the join's state TTL, processing time)
     label_wait_ms: int = 600_000
     # labelled windows are cut over whole buckets of label time, in label-time order (jobs.label_windows);
     # when the watermark has not moved for this long (every source idle), the open buckets are added as they are

@@ -76,23 +76,29 @@ class PartialCounts(ScalarFunction):
 
 
 class DecodeIds(ScalarFunction):
-    """Arrow batches of ``scored`` or ``labels`` payloads -> the join's columns (event_id None = skip)."""
+    """Arrow batches of ``scored`` or ``labels`` payloads -> the join's columns (event_id None = skip: another
+    model's scored record, or a labels record rejected, which is counted)."""
 
     def __init__(self, config: DriftJobConfig, source: str):
         self.config, self.source = config, source
-        self.logic = None
+        self.logic = self.label_metrics = None
 
     def open(self, function_context: FunctionContext):
-        from jobs.drift_logic import SidecarLogic
+        from jobs.drift_logic import LABEL_REJECTIONS, SidecarLogic
+        from jobs.job_metrics import LabelReadMetrics
 
         self.logic = SidecarLogic.for_model(self.config)
+        if self.source == "labels":
+            self.label_metrics = LabelReadMetrics(function_context.get_metric_group(), self.logic.model_name,
+                                                  self.logic.model_version, LABEL_REJECTIONS)
 
     def eval(self, payload: pd.Series, ts: pd.Series | None = None) -> pd.DataFrame:
         if self.source == "scored":
             ids, scores, predicted = self.logic.decode_scored_ids(payload.tolist())
             return pd.DataFrame({"event_id": ids, "score": scores, "predicted": predicted})
-        ids, labels = self.logic.decode_label_ids(payload.tolist())
-        return pd.DataFrame({"event_id": ids, "label": labels, "label_ms": _epoch_millis(ts)})
+        decoded = self.logic.decode_label_ids(payload.tolist())
+        self.label_metrics.record(len(payload), decoded.rejected)
+        return pd.DataFrame({"event_id": decoded.ids, "label": decoded.labels, "label_ms": _epoch_millis(ts)})
 
 
 class LabelledPartial(ScalarFunction):
@@ -101,16 +107,21 @@ class LabelledPartial(ScalarFunction):
 
     def __init__(self, config: DriftJobConfig):
         self.config = config
-        self.cutter = None
+        self.cutter = self.joined = None
 
     def open(self, function_context: FunctionContext):
+        from jobs.job_metrics import labels_joined_counter
         from jobs.label_windows import LabelWindowCutter
+        from models.registry import parse_ref
 
         self.cutter = LabelWindowCutter(self.config.label_bucket_ms, self.config.label_window_events)
+        model = parse_ref(self.config.model)
+        self.joined = labels_joined_counter(function_context.get_metric_group(), model.name, model.version)
 
     def eval(self, score: pd.Series, predicted: pd.Series, actual: pd.Series, label_ms: pd.Series) -> pd.DataFrame:
         from jobs.drift_logic import SidecarLogic
 
+        self.joined.inc(len(score))
         partials = SidecarLogic.label_partials((score.to_numpy(), predicted.to_numpy(), actual.to_numpy()),
                                                label_ms.to_numpy(), self.cutter)
         return _partials_frame(partials, len(score), labelled=True)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections import Counter
+from typing import NamedTuple
 
 import numpy as np
 
@@ -15,10 +17,19 @@ from drift.window_counts import WindowCounter, counter_for_model
 from jobs.drift_config import DriftJobConfig
 from models.drift_profile import load_profile
 from schemas import SerdeError
-from streamscore.foundation.vocabulary import ControlKind
+from streamscore.foundation.vocabulary import ControlKind, RejectCode
 
 SINK_ALERTS, SINK_CONTROL = "alerts", "control"
 ACCURACY_FEATURE = "model_accuracy"
+LABEL_REJECTIONS = (RejectCode.UNDECODABLE, RejectCode.OUT_OF_RANGE)  # why a labels record is not joined at all
+
+
+class DecodedLabels(NamedTuple):
+    """A batch of labels records: the join's columns (event id None: rejected) and the rejections by reason."""
+
+    ids: list
+    labels: list
+    rejected: Counter
 
 
 class SidecarLogic:
@@ -193,17 +204,21 @@ class SidecarLogic:
             ids[i], scores[i], predicted[i] = record["event_id"], record["score"], record["label"]
         return ids, scores, predicted
 
-    def decode_label_ids(self, payloads: list[bytes]) -> tuple[list, list]:
-        """(event_id or None, true label) per labels payload."""
-        ids, labels = [None] * len(payloads), [0] * len(payloads)
+    def decode_label_ids(self, payloads: list[bytes]) -> DecodedLabels:
+        """(event_id or None, true label) per labels payload, and the records rejected by reason: one that
+        does not decode as a label, or whose label is not a class (0 or 1)."""
+        ids, labels, rejected = [None] * len(payloads), [0] * len(payloads), Counter()
         for i, payload in enumerate(payloads):
             try:
                 record = self._label.decode(payload)
             except SerdeError:
+                rejected[RejectCode.UNDECODABLE] += 1
                 continue
             if record["label"] in (0, 1):
                 ids[i], labels[i] = record["event_id"], record["label"]
-        return ids, labels
+            else:
+                rejected[RejectCode.OUT_OF_RANGE] += 1
+        return DecodedLabels(ids, labels, rejected)
 
     @staticmethod
     def label_partials(joined: tuple, millis: np.ndarray, cutter) -> list[tuple[int, int, bytes]]:

@@ -177,6 +177,11 @@ class LifecycleMetrics:
             self.shadow_failures.inc(result.shadow_errors)
 
 
+def drift_group(root_group, model_name: str, model_version: str):
+    """The drift sidecar's metric group: ``model``/``version``/``drift``."""
+    return root_group.add_group("model", model_name).add_group("version", model_version).add_group("drift")
+
+
 class SidecarMetrics:
     """The drift sidecar's metrics under ``model``/``version``/``drift`` groups (see docs/metrics.md).
 
@@ -185,7 +190,7 @@ class SidecarMetrics:
     TIERS = tuple(tier.value for tier in DriftTier if tier is not DriftTier.NONE)
 
     def __init__(self, root_group, model_name: str, model_version: str, features: Sequence[str]):
-        group = root_group.add_group("model", model_name).add_group("version", model_version).add_group("drift")
+        group = drift_group(root_group, model_name, model_version)
         self.psi_milli: dict[str, int] = dict.fromkeys(features, 0)
         self.ks_milli: dict[str, int] = dict.fromkeys(features, 0)
         for feature in features:
@@ -225,3 +230,27 @@ class SidecarMetrics:
             self.alerts[decision.verdict.tier.name].inc(1)
         if decision.trigger is not None:
             self.triggers[decision.trigger.name].inc(1)
+
+
+
+class LabelReadMetrics:
+    """The labels' accounting where they are decoded (docs/metrics.md): every labels record read, and those
+    rejected by reason. The join's own operator counts the rows it joined (``labels_joined``), so
+    ``read - rejected - joined`` are the labels not (yet) joined: a label joins only while its scored
+    record is held (``label_wait_ms`` after its last write), so one later than that, or for an event this
+    model never scored, stays in that difference."""
+
+    def __init__(self, root_group, model_name: str, model_version: str, rejections: Sequence[str]):
+        labels = drift_group(root_group, model_name, model_version).add_group("labels")
+        self.read = labels.counter("read")
+        self.rejected = {code: labels.add_group("reason", code).counter("rejected") for code in rejections}
+
+    def record(self, records: int, rejected: dict[str, int]) -> None:
+        self.read.inc(records)
+        for code, count in rejected.items():
+            self.rejected[code].inc(count)
+
+
+def labels_joined_counter(root_group, model_name: str, model_version: str):
+    """The labelled rows the sidecar joined to their scored records (see :class:`LabelReadMetrics`)."""
+    return drift_group(root_group, model_name, model_version).add_group("labels").counter("joined")

@@ -62,6 +62,10 @@ def _add_drift_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--state-backend", default=None, choices=get_args(StateBackend),
                         help="where the sidecar keeps its state: rocksdb (default: incremental checkpoints, for the "
                              "label join's scored records) or hashmap (the heap, a full copy every checkpoint)")
+    parser.add_argument("--label-wait-ms", type=int, default=None,
+                        help="how long the label join keeps a scored record for its label after its last write "
+                             "(default 600000); a label later than that is read but not joined (counted in "
+                             "drift_labels_read, not in drift_labels_joined)")
 
 
 def _add_job_kinds(parser: argparse.ArgumentParser, handler, savepoint: bool) -> None:
@@ -135,7 +139,7 @@ def drift_config(settings: Settings, args: argparse.Namespace):
         checkpoint_interval_ms=args.checkpoint_interval_ms, transaction_timeout_ms=args.transaction_timeout_ms,
         transaction_naming=args.transaction_naming, startup_mode=args.startup_mode, window_kind=args.window_kind,
         window_events=args.window_events, window_ms=args.window_ms, parallelism=args.parallelism,
-        state_backend=args.state_backend, **_input_format(args))
+        state_backend=args.state_backend, label_wait_ms=args.label_wait_ms, **_input_format(args))
 
 
 def run_embedded(args: argparse.Namespace, settings: Settings) -> int:

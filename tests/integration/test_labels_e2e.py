@@ -82,6 +82,7 @@ def test_flipped_labels_raise_the_same_accuracy_alert_and_trigger_at_parallelism
         first_label = (int(time.time() * 1000) // BUCKET_MS + 2) * BUCKET_MS
         labels = label_records(events, truth, LabelPlan(delay_ms=first_label - now, flip_rate=0.10,
                                                         flip_after=FLIP_AFTER, seed=5))
+        _produce_labels_that_cannot_join(settings, labels_t, tag)  # stamped before first_label: no bucket
         produce_labels(settings, labels, topic=labels_t, transaction_size=500)
         metrics = {p: _labelled_metrics(settings, config.job_name, windows=TOTAL // 1000)
                    for p, config in sidecars.items()}
@@ -101,6 +102,7 @@ def test_flipped_labels_raise_the_same_accuracy_alert_and_trigger_at_parallelism
     for parallelism, (alerts, triggers) in found.items():
         _assert_one_episode(alerts, triggers, first_label, parallelism)
         _assert_metrics(metrics[parallelism], triggers[0]["tier"], failovers)
+        _assert_labels_accounted(metrics[parallelism], failovers)
 
 
 def _labelled_metrics(settings, job_name: str, windows: int) -> dict:
@@ -120,6 +122,40 @@ def _labelled_metrics(settings, job_name: str, windows: int) -> dict:
         time.sleep(1)
         metrics = scrape(settings, job_name)
     return metrics
+
+
+NEVER_SCORED, OUT_OF_RANGE, UNDECODABLE = 7, 3, 2  # labels records that cannot join, besides the TOTAL that do
+
+
+def _produce_labels_that_cannot_join(settings, labels_topic: str, tag: str) -> None:
+    """Labels for events never scored, labels that are no class (label 7) and records that are no label at all,
+    stamped now: every sidecar reads them, joins none, and counts each."""
+    now = int(time.time() * 1000)
+
+    def label(i: int, value: int) -> dict:
+        return {"event_id": f"never-{tag}-{i}", "correlation_id": None, "label": value, "event_time": now - 1,
+                "label_time": now}
+
+    produce_labels(settings, [label(i, i % 2) for i in range(NEVER_SCORED)] +
+                   [label(NEVER_SCORED + i, 7) for i in range(OUT_OF_RANGE)], topic=labels_topic)
+    junk = (b"\x07not even framed", b"\x00\x7f\xff\xff\xf0a schema id the registry does not know")
+    assert len(junk) == UNDECODABLE
+    produce_transactionally(settings, labels_topic, ((b"junk", payload, now) for payload in junk), TransactionPlan())
+
+
+def _assert_labels_accounted(metrics: dict, failovers: list[str]) -> None:
+    """Every labels record is read; the TOTAL labels of scored events join; the rest are rejected by reason or
+    left unjoined (read - rejected - joined = the labels for events never scored)."""
+    read = metrics.get("drift_labels_read", {}).get("", 0)
+    joined = metrics.get("drift_labels_joined", {}).get("", 0)
+    rejected = metrics.get("drift_labels_reason_rejected", {})
+    if failovers:  # a task attempt's counters start again from 0 (see _assert_metrics)
+        assert joined <= TOTAL and read <= TOTAL + NEVER_SCORED + OUT_OF_RANGE + UNDECODABLE, dict(metrics)
+        return
+    assert read == TOTAL + NEVER_SCORED + OUT_OF_RANGE + UNDECODABLE, dict(metrics)
+    assert rejected == {"undecodable": UNDECODABLE, "out_of_range": OUT_OF_RANGE}, dict(metrics)
+    assert joined == TOTAL, dict(metrics)
+    assert read - sum(rejected.values()) - joined == NEVER_SCORED
 
 
 def _accuracy_alerts(settings, topic: str) -> list[dict]:

@@ -138,7 +138,8 @@ def test_help_goes_to_stdout_and_exits_0(capsys):
     (["models", "canary", "--help"], ["--percent", "--activation-delay-ms"], ["--int8", "--heavy"]),
     (["submit", "scoring", "--help"], ["--max-batch-size", "--batches-per-bundle", "--cache"],
      ["--window-events", "--window-kind"]),
-    (["submit", "drift", "--help"], ["--window-events", "--state-backend"], ["--max-batch-size", "--cache"]),
+    (["submit", "drift", "--help"], ["--window-events", "--state-backend", "--label-wait-ms"],
+     ["--max-batch-size", "--cache"]),
 ])
 def test_each_subcommand_lists_only_its_own_flags(capsys, argv, own, others):
     code, out, _ = run_cli(capsys, argv)
@@ -413,6 +414,20 @@ def test_the_drift_sidecars_state_backend_comes_from_its_flag():
     chosen = parser.parse_args(["submit", "drift", "--state-backend", "hashmap"])
     assert drift_config(settings, chosen).state_backend == "hashmap"
     assert drift_config(settings, parser.parse_args(["submit", "drift"])).state_backend == "rocksdb"
+
+
+def test_the_label_joins_wait_comes_from_its_flag_and_is_refused_below_1(capsys):
+    from streamscore.cli.jobs import drift_config
+    from streamscore.cli.main import build_parser
+    from streamscore.foundation.config import load_settings
+
+    settings, parser = load_settings(), build_parser()
+    chosen = parser.parse_args(["submit", "drift", "--label-wait-ms", "3600000"])
+    assert drift_config(settings, chosen).label_wait_ms == 3_600_000
+    assert drift_config(settings, parser.parse_args(["submit", "drift"])).label_wait_ms == 600_000
+    code, _, err = run_cli(capsys, ["submit", "drift", "--label-wait-ms", "0"])
+    assert code == 1
+    assert assert_one_error_line(err) == "streamscore: error: label_wait_ms must be >= 1, got 0"
 
 
 def test_generated_demo_events_are_stamped_recently_and_never_ahead():

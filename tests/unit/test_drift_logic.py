@@ -378,3 +378,20 @@ def test_a_trigger_id_names_the_model_version_and_the_windows_first_event(logic,
     assert len(ids) == 1 and ids == trigger_ids(logic, drifted_counts[0])  # deterministic
     assert trigger_ids(promoted, drifted_counts[0])[0] != ids[0]
     assert trigger_ids(logic, later)[0] != ids[0]
+
+
+def test_labels_that_cannot_join_are_counted_by_reason_never_skipped_silently(logic):
+    from streamscore.foundation.vocabulary import RejectCode
+
+    serde = serde_for("label")
+
+    def label(i, value):
+        return serde.encode({"event_id": f"evt-{i}", "correlation_id": None, "label": value,
+                             "event_time": START_MS + i, "label_time": START_MS + i + 5})
+
+    payloads = [label(1, 1), b"\x00not a label", label(2, 0), label(3, 7), label(4, -1), b""]
+    decoded = logic.decode_label_ids(payloads)
+    assert decoded.ids == ["evt-1", None, "evt-2", None, None, None]
+    assert decoded.labels[0] == 1 and decoded.labels[2] == 0
+    assert decoded.rejected == {RejectCode.UNDECODABLE: 2, RejectCode.OUT_OF_RANGE: 2}
+    assert set(decoded.rejected) <= set(drift_logic.LABEL_REJECTIONS)  # the metric registers each in advance
