@@ -47,14 +47,19 @@ class BenchPlan:
     sweep_delays: tuple[int, ...]
     commit_interval_ms: int = 1000
     stall_s: float = 60.0
+    extra_loads: tuple[float, ...] = ()  # latency phases after the half-load one (fractions of the drained rate)
 
     def backlog(self, rate: float) -> int:
         return int(min(self.max_backlog, max(self.min_backlog, rate * self.target_drain_s)))
 
     def run_params(self, rate: float, latency_seconds: float | None = None) -> RunParams:
-        """One run of a system: a backlog sized for ``rate``, then the latency phase (the plan's, unless given)."""
-        return RunParams(self.backlog(rate), self.latency_seconds if latency_seconds is None else latency_seconds,
-                         self.latency_max_events, self.commit_interval_ms, self.stall_s)
+        """One run of a system: a backlog sized for ``rate``, then the latency phases (the plan's; one phase of
+        ``latency_seconds`` when given, as a warm-up runs)."""
+        if latency_seconds is not None:
+            return RunParams(self.backlog(rate), latency_seconds, self.latency_max_events, self.commit_interval_ms,
+                             self.stall_s)
+        return RunParams(self.backlog(rate), self.latency_seconds, self.latency_max_events, self.commit_interval_ms,
+                         self.stall_s, self.extra_loads)
 
 
 # the latency phase: 10 s at up to 60,000 events/s (capped at 150,000 events before run 064614Z, a fast row's
@@ -152,11 +157,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def checked_loads(loads) -> tuple[float, ...]:
+    """``--latency-loads``: fractions of the drained rate in (0, 1], the half load (measured anyway) left out."""
+    bad = [load for load in loads if not 0 < load <= 1]
+    if bad:
+        raise ConfigError(f"--latency-loads: each is a fraction of the drained rate in (0, 1], got {bad}")
+    return tuple(dict.fromkeys(load for load in loads if load != 0.5))
+
+
 def run(args: argparse.Namespace, settings: Settings | None = None) -> dict:
     settings = settings or load_settings()
     plan = SMOKE if args.smoke else FULL
     if args.repetitions:
         plan = BenchPlan(**{**plan.__dict__, "repetitions": args.repetitions})
+    if args.latency_loads:
+        plan = BenchPlan(**{**plan.__dict__, "extra_loads": checked_loads(args.latency_loads)})
     specs = system_specs.catalogue(plan.sweep_batches, plan.sweep_delays, model_rows=not args.smoke)
     if args.systems:
         unknown = sorted(set(args.systems) - {s.key for s in specs})

@@ -86,8 +86,9 @@ class EventPool:
         return self._get("bk-", count, repeat, model, confluent)
 
     def latency(self, count: int, repeat: float = 0.0, model: str | None = None,
-                confluent: bool = False) -> EncodedEvents:
-        return self._get("lt-", count, repeat, model, confluent)
+                confluent: bool = False, phase: int = 0) -> EncodedEvents:
+        """The events of a run's latency phase ``phase`` (0: the half-load one): ids of its own per phase."""
+        return self._get("lt-" if phase == 0 else f"l{phase}-", count, repeat, model, confluent)
 
     def _get(self, prefix: str, count: int, repeat: float, model: str | None, confluent: bool) -> EncodedEvents:
         sensor = model == SENSOR_MODEL

@@ -44,6 +44,9 @@ class RunParams:
     latency_max_events: int
     commit_interval_ms: int = 1000
     stall_s: float = 60.0
+    # further latency phases after the half-load one, each at this fraction of the drained rate (the curve of
+    # latency against load: up to what load a latency target holds)
+    extra_loads: tuple[float, ...] = ()
 
 
 @contextmanager
@@ -96,7 +99,8 @@ def _measure(settings: Settings, spec: system_specs.SystemSpec, pool: EventPool,
         row.update(_drain(collector, sampler, running, len(backlog), params, started_at))
         latency_ids: set[str] = set()
         if row["drained"]:
-            latency_ids = _latency(settings, row, collector, pool, topics, len(backlog), params, spec)
+            latency_ids = _latency_phases(settings, row, LatencyRun(collector, pool, topics, params, spec),
+                                          len(backlog))
         systems.stop(settings, running)
         running = None
         sampler.stop()
@@ -135,31 +139,61 @@ def _drain(collector: SinkCollector, sampler: ProcessSampler, running: systems.R
             "cpu_s_per_million": round(sum(cpu.values()) / max(1, len(window)) * 1e6, 1)}
 
 
-def _latency(settings: Settings, row: dict, collector: SinkCollector, pool: EventPool, topics: system_specs.Topics,
-             backlog: int, params: RunParams, spec: system_specs.SystemSpec) -> set[str]:
-    rate = max(10.0, 0.5 * row["events_per_s"])
-    count = int(max(100, min(params.latency_max_events, rate * params.latency_seconds)))
-    events = pool.latency(count, spec.repeat, spec.model, spec.confluent)
+@dataclass(frozen=True)
+class LatencyRun:
+    """What the latency phases of one run share: the collector, the events, the topics, the plan, the system."""
+
+    collector: SinkCollector
+    pool: EventPool
+    topics: system_specs.Topics
+    params: RunParams
+    spec: system_specs.SystemSpec
+
+
+def _latency_phases(settings: Settings, row: dict, run: LatencyRun, backlog: int) -> set[str]:
+    """The half-load phase (its figures in ``row``, as the targets read them), then one phase per extra load
+    (``row["latency_by_load"]``, keyed by the fraction; the half load's too); returns every id sent."""
+    phase, ids = _latency(settings, run, 0.5 * row["events_per_s"], backlog)
+    row.update(phase)
+    if run.params.extra_loads:
+        row["latency_by_load"] = {"0.5": {k: phase[k] for k in LOAD_FIELDS}}
+    for number, load in enumerate(run.params.extra_loads, start=1):
+        extra, sent = _latency(settings, run, load * row["events_per_s"], backlog + len(ids), number)
+        row["latency_by_load"][f"{load:g}"] = {k: extra[k] for k in LOAD_FIELDS}
+        ids |= sent
+    return ids
+
+
+LOAD_FIELDS = ("latency_rate", "latency_measured", "latency_lost", "p50_ms", "p95_ms", "p99_ms")
+
+
+def _latency(settings: Settings, run: LatencyRun, rate: float, expected_before: int,
+             number: int = 0) -> tuple[dict, set[str]]:
+    """One open-loop phase at ``rate`` (the run's phase ``number``): its latency figures, and the ids it sent."""
+    rate = max(10.0, rate)
+    collector, spec = run.collector, run.spec
+    count = int(max(100, min(run.params.latency_max_events, rate * run.params.latency_seconds)))
+    events = run.pool.latency(count, spec.repeat, spec.model, spec.confluent, phase=number)
     if spec.kind == "flink-scoring":
         collector.keep_values.set()  # the scored records' scoring times: the split below
-    sent = send_open_loop_apart(settings, topics.source, events, rate, nice=spec.apparatus_nice)
-    complete = collector.wait_for(backlog + count, stall_s=min(30.0, params.stall_s), timeout_s=120)
+    sent = send_open_loop_apart(settings, run.topics.source, events, rate, nice=spec.apparatus_nice)
+    complete = collector.wait_for(expected_before + count, stall_s=min(30.0, run.params.stall_s), timeout_s=120)
     collector.keep_values.clear()
     first = _first_arrivals(list(collector.arrivals), events.ids())
     keep = int(count * WARMUP_FRACTION)
     measured = [(first[k.decode()], sent.intended_ms[i]) for i, k in enumerate(events.keys)
                 if i >= keep and k.decode() in first]
     p50, p95, p99 = _percentiles([a.at * 1000.0 - intended for a, intended in measured])
-    row.update({"sender_nice": sent.nice, "reader_nice": collector.nice_in_force,
-                "latency_rate": round(rate, 1), "latency_events": count, "latency_measured": len(measured),
-                "sender_max_lag_ms": round(sent.max_lag_ms, 1), "latency_complete": complete,
-                "latency_lost": count - len(first),
-                "p50_ms": round(float(p50), 1), "p95_ms": round(float(p95), 1), "p99_ms": round(float(p99), 1)})
+    phase = {"sender_nice": sent.nice, "reader_nice": collector.nice_in_force,
+             "latency_rate": round(rate, 1), "latency_events": count, "latency_measured": len(measured),
+             "sender_max_lag_ms": round(sent.max_lag_ms, 1), "latency_complete": complete,
+             "latency_lost": count - len(first),
+             "p50_ms": round(float(p50), 1), "p95_ms": round(float(p95), 1), "p99_ms": round(float(p99), 1)}
     if spec.kind == "flink-scoring":  # its scored records carry their input's Kafka timestamp: the actual send
         p50, _, p99 = _percentiles([a.at * 1000.0 - a.timestamp_ms for a, _ in measured if a.timestamp_ms])
-        row.update({"p50_from_send_ms": round(float(p50), 1), "p99_from_send_ms": round(float(p99), 1)})
-        row.update(_step_split(settings, measured, topics.scored, spec.parallelism))
-    return events.ids()
+        phase.update({"p50_from_send_ms": round(float(p50), 1), "p99_from_send_ms": round(float(p99), 1)})
+        phase.update(_step_split(settings, measured, run.topics.scored, spec.parallelism))
+    return phase, events.ids()
 
 
 def _step_split(settings: Settings, measured: list, scored_topic: str, parallelism: int) -> dict:

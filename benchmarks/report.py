@@ -48,9 +48,17 @@ def summarize(rows: list[dict]) -> list[dict]:
             **{f"{p}_from_send": _stats([r.get(f"{p}_from_send_ms") for r in valid]) for p in ("p50", "p99")},
             "cpu_s_per_million": _stats([r.get("cpu_s_per_million") for r in valid]),
             "step_split": {f: _stats([r.get(f) for r in valid]) for f in SPLIT_FIELDS},
+            "latency_by_load": _by_load(valid),
             "peak_rss_mb": rss,
         })
     return out
+
+
+def _by_load(runs: list[dict]) -> dict:
+    """Latency per load (fraction of the run's drained rate, highest first), over the runs that measured it."""
+    loads = sorted({load for r in runs for load in r.get("latency_by_load", {})}, key=float, reverse=True)
+    return {load: {field: _stats([r["latency_by_load"].get(load, {}).get(field) for r in runs])
+                   for field in ("latency_rate", "p50_ms", "p95_ms", "p99_ms")} for load in loads}
 
 
 def _med(summary: dict, field: str) -> float | None:
@@ -162,6 +170,7 @@ def markdown(summaries: list[dict], onnx: dict | None) -> str:
                      f"{s['commit_interval_ms']} ms{delay} | {_fmt(s['cpu_s_per_million'], 1)} | {rss} | "
                      f"{s['runs']} ({s['void_runs']}) |")
     lines += _split_table(summaries)
+    lines += _load_table(summaries)
     if onnx:
         lines += ["", "| ONNX Runtime alone, batch | " + " | ".join(str(b) for b in onnx) + " |",
                   "|---|" + "---|" * len(onnx),
@@ -182,6 +191,19 @@ def _split_table(summaries: list[dict]) -> list[str]:
         lines.append(f"| {s['label']} | {_fmt(split['p50_to_step_ms'])} / {_fmt(split['p99_to_step_ms'])} | "
                      f"{_fmt(split['p50_after_step_ms'])} / {_fmt(split['p99_after_step_ms'])} | "
                      f"{_fmt(split['p50_batch_rows'])} | {cycle} |")
+    return lines
+
+
+def _load_table(summaries: list[dict]) -> list[str]:
+    """Latency against load, for the rows measured at several loads (``--latency-loads``)."""
+    rows = [s for s in summaries if s.get("latency_by_load")]
+    if not rows:
+        return []
+    lines = ["", "| system | load (of its drained rate) | rate/s | p50 / p95 / p99 ms |", "|---|---|---|---|"]
+    for s in rows:
+        for load, stats in s["latency_by_load"].items():
+            lat = " / ".join(_fmt(stats[f"{p}_ms"]) for p in ("p50", "p95", "p99")) if stats["p99_ms"] else "void"
+            lines.append(f"| {s['label']} | {float(load):.0%} | {_fmt(stats['latency_rate'])} | {lat} |")
     return lines
 
 

@@ -127,3 +127,26 @@ def test_a_row_of_an_unknown_kind_or_group_is_refused(kind, group, refused):
 
     with pytest.raises(ValueError, match=refused):
         SystemSpec("row", "a row", kind, group)
+
+
+def test_latency_loads_are_fractions_of_the_drained_rate_and_the_half_load_is_not_measured_twice():
+    from benchmarks.bench import FULL, checked_loads
+    from streamscore.foundation.errors import ConfigError
+
+    assert checked_loads([0.4, 0.5, 0.2, 0.4]) == (0.4, 0.2)
+    with pytest.raises(ConfigError, match=r"--latency-loads: .* got \[0.0, 1.5\]"):
+        checked_loads([0.3, 0.0, 1.5])
+    plan = dataclasses.replace(FULL, extra_loads=(0.3,))
+    assert plan.run_params(50_000.0).extra_loads == (0.3,)
+    assert plan.run_params(50_000.0, latency_seconds=2.0).extra_loads == ()  # a warm-up: one short phase
+
+
+def test_each_latency_phase_sends_ids_of_its_own():
+    from benchmarks.feed import EventPool
+
+    pool = EventPool(settings=None)
+    phases = [pool.latency(50, phase=number) for number in range(3)]
+    ids = [events.ids() for events in phases]
+    assert all(len(i) == 50 for i in ids)
+    assert not (ids[0] & ids[1]) and not (ids[0] & ids[2]) and not (ids[1] & ids[2])
+    assert not (ids[1] & pool.backlog(50).ids())

@@ -171,3 +171,23 @@ def test_the_peer_rows_differ_from_their_rows_only_in_the_apparatus_priority():
         same = replace(peer, key=base, label=full[base].label, group=full[base].group, apparatus_nice=APPARATUS_NICE)
         assert same == full[base]  # the group only places it in the report (a sweep row)
     assert all(s.apparatus_nice == APPARATUS_NICE for k, s in full.items() if not k.endswith("-peer"))
+
+
+def test_the_latency_curve_lists_each_load_highest_first_with_its_medians():
+    from benchmarks.report import markdown, summarize
+
+    def run(p99_at_low):
+        phases = {"0.5": {"latency_rate": 50_000.0, "p50_ms": 60.0, "p95_ms": 100.0, "p99_ms": 120.0},
+                  "0.2": {"latency_rate": 20_000.0, "p50_ms": 30.0, "p95_ms": 50.0, "p99_ms": p99_at_low}}
+        return {"system": "wire-jvm-alo", "label": "ALO", "group": "wire", "commit_interval_ms": 1000,
+                "events_per_s": 100_000.0, "p50_ms": 60.0, "p95_ms": 100.0, "p99_ms": 120.0,
+                "latency_by_load": phases}
+
+    summaries = summarize([run(70.0), run(90.0), run(80.0)])
+    assert list(summaries[0]["latency_by_load"]) == ["0.5", "0.2"]
+    assert summaries[0]["latency_by_load"]["0.2"]["p99_ms"] == {"min": 70.0, "median": 80.0, "max": 90.0, "n": 3}
+    table = markdown(summaries, None)
+    assert "| ALO | 50% | 50,000 (50,000-50,000) | 60 (60-60) / 100 (100-100) / 120 (120-120) |" in table
+    assert "| ALO | 20% | 20,000 (20,000-20,000) | 30 (30-30) / 50 (50-50) / 80 (70-90) |" in table
+    plain = dict(summaries[0], latency_by_load={})
+    assert "load (of its drained rate)" not in markdown([plain], None)  # no curve: no table
