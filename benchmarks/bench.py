@@ -24,7 +24,7 @@ import psutil
 from benchmarks import capacity, report, system_specs
 from benchmarks.feed import EventPool
 from benchmarks.limits import feature_matrix, onnx_rows
-from benchmarks.measure import RunParams, measure
+from benchmarks.measure import HALF_LOAD, RunParams, measure
 from benchmarks.options import add_arguments
 from benchmarks.system_specs import SystemSpec
 from streamscore.foundation.config import Settings, load_settings
@@ -158,11 +158,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def checked_loads(loads) -> tuple[float, ...]:
-    """``--latency-loads``: fractions of the drained rate in (0, 1], the half load (measured anyway) left out."""
-    bad = [load for load in loads if not 0 < load <= 1]
+    """``--latency-loads``: fractions of the drained rate below the half load (measured anyway, and left out
+    here). Higher loads are refused: a phase the system cannot keep up with would leave records in flight when it
+    stops, and void the whole run, its throughput and half-load latency with it."""
+    bad = [load for load in loads if not 0 < load <= HALF_LOAD]
     if bad:
-        raise ConfigError(f"--latency-loads: each is a fraction of the drained rate in (0, 1], got {bad}")
-    return tuple(dict.fromkeys(load for load in loads if load != 0.5))
+        raise ConfigError(f"--latency-loads: each is a fraction of the drained rate in (0, {HALF_LOAD:g}], got {bad}")
+    return tuple(dict.fromkeys(load for load in loads if load != HALF_LOAD))
 
 
 def run(args: argparse.Namespace, settings: Settings | None = None) -> dict:

@@ -88,14 +88,17 @@ class EventPool:
     def latency(self, count: int, repeat: float = 0.0, model: str | None = None,
                 confluent: bool = False, phase: int = 0) -> EncodedEvents:
         """The events of a run's latency phase ``phase`` (0: the half-load one): ids of its own per phase."""
-        return self._get("lt-" if phase == 0 else f"l{phase}-", count, repeat, model, confluent)
+        return self._get("lt-" if phase == 0 else f"l{phase}-", count, repeat, model, confluent, 1000 * phase)
 
-    def _get(self, prefix: str, count: int, repeat: float, model: str | None, confluent: bool) -> EncodedEvents:
+    def _get(self, prefix: str, count: int, repeat: float, model: str | None, confluent: bool,
+             seed_offset: int = 0) -> EncodedEvents:
+        """``seed_offset``: values of their own (a later latency phase), not only ids: the prediction cache keys
+        on the features, so a phase that repeated another's values would be all cache hits."""
         sensor = model == SENSOR_MODEL
         key = f"{prefix}{repeat}{'sensor' if sensor else ''}{'confluent' if confluent else ''}"
         have = self._lists.get(key)
         if have is None or len(have) < count:
-            seed = SEED + len(prefix) + ord(prefix[0])
+            seed = SEED + len(prefix) + ord(prefix[0]) + seed_offset
             have = self._sensor(prefix, count, seed) if sensor else _fraud(prefix, count, seed, repeat)
             if confluent and not sensor:
                 have = self._framed(have)

@@ -6,7 +6,8 @@
    first commit or checkpoint (the warm-up) are excluded.
 2. **Latency**: on the same, now warm, system an open-loop sender sends at 50 % of the
    throughput just measured; latency = first visible at the sink - intended send time. The
-   first 20 % of the sending span is warm-up and excluded.
+   first 20 % of the sending span is warm-up and excluded. With ``--latency-loads`` more phases
+   follow, each at a lower fraction of that throughput (the curve of latency against load).
 3. **Accounting**: every backlog and latency event must be visible exactly once (distinct ids):
    any lost or duplicated event makes the run void.
 """
@@ -31,6 +32,7 @@ from streamscore.foundation.config import Settings, TopicSpec
 from streamscore.foundation.errors import StreamscoreError
 
 WARMUP_FRACTION = 0.2
+HALF_LOAD = 0.5  # the latency phase the targets read: half the rate just drained
 
 
 class BenchError(StreamscoreError):
@@ -153,10 +155,10 @@ class LatencyRun:
 def _latency_phases(settings: Settings, row: dict, run: LatencyRun, backlog: int) -> set[str]:
     """The half-load phase (its figures in ``row``, as the targets read them), then one phase per extra load
     (``row["latency_by_load"]``, keyed by the fraction; the half load's too); returns every id sent."""
-    phase, ids = _latency(settings, run, 0.5 * row["events_per_s"], backlog)
+    phase, ids = _latency(settings, run, HALF_LOAD * row["events_per_s"], backlog)
     row.update(phase)
     if run.params.extra_loads:
-        row["latency_by_load"] = {"0.5": {k: phase[k] for k in LOAD_FIELDS}}
+        row["latency_by_load"] = {f"{HALF_LOAD:g}": {k: phase[k] for k in LOAD_FIELDS}}
     for number, load in enumerate(run.params.extra_loads, start=1):
         extra, sent = _latency(settings, run, load * row["events_per_s"], backlog + len(ids), number)
         row["latency_by_load"][f"{load:g}"] = {k: extra[k] for k in LOAD_FIELDS}
@@ -164,7 +166,8 @@ def _latency_phases(settings: Settings, row: dict, run: LatencyRun, backlog: int
     return ids
 
 
-LOAD_FIELDS = ("latency_rate", "latency_measured", "latency_lost", "p50_ms", "p95_ms", "p99_ms")
+LOAD_FIELDS = ("latency_rate", "latency_measured", "latency_lost", "latency_complete", "sender_max_lag_ms",
+               "p50_ms", "p95_ms", "p99_ms")
 
 
 def _latency(settings: Settings, run: LatencyRun, rate: float, expected_before: int,

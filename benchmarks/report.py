@@ -57,8 +57,15 @@ def summarize(rows: list[dict]) -> list[dict]:
 def _by_load(runs: list[dict]) -> dict:
     """Latency per load (fraction of the run's drained rate, highest first), over the runs that measured it."""
     loads = sorted({load for r in runs for load in r.get("latency_by_load", {})}, key=float, reverse=True)
-    return {load: {field: _stats([r["latency_by_load"].get(load, {}).get(field) for r in runs])
-                   for field in ("latency_rate", "p50_ms", "p95_ms", "p99_ms")} for load in loads}
+    return {load: {**{field: _stats([r.get("latency_by_load", {}).get(load, {}).get(field) for r in runs])
+                      for field in ("latency_rate", "p50_ms", "p95_ms", "p99_ms")},
+                   "incomplete": sum(1 for r in runs if _incomplete(r.get("latency_by_load", {}).get(load)))}
+            for load in loads}
+
+
+def _incomplete(phase: dict | None) -> bool:
+    """A phase whose records did not all arrive in time (its percentiles would leave the slowest out)."""
+    return bool(phase) and (phase.get("latency_lost", 0) > 0 or phase.get("latency_complete") is False)
 
 
 def _med(summary: dict, field: str) -> float | None:
@@ -203,6 +210,8 @@ def _load_table(summaries: list[dict]) -> list[str]:
     for s in rows:
         for load, stats in s["latency_by_load"].items():
             lat = " / ".join(_fmt(stats[f"{p}_ms"]) for p in ("p50", "p95", "p99")) if stats["p99_ms"] else "void"
+            if stats.get("incomplete"):
+                lat += f" ({stats['incomplete']} incomplete)"
             lines.append(f"| {s['label']} | {float(load):.0%} | {_fmt(stats['latency_rate'])} | {lat} |")
     return lines
 

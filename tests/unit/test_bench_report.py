@@ -189,5 +189,8 @@ def test_the_latency_curve_lists_each_load_highest_first_with_its_medians():
     table = markdown(summaries, None)
     assert "| ALO | 50% | 50,000 (50,000-50,000) | 60 (60-60) / 100 (100-100) / 120 (120-120) |" in table
     assert "| ALO | 20% | 20,000 (20,000-20,000) | 30 (30-30) / 50 (50-50) / 80 (70-90) |" in table
+    late = run(75.0)
+    late["latency_by_load"]["0.2"] |= {"latency_lost": 3, "latency_complete": False}
+    assert "| ALO | 20% | 20,000 | 30 / 50 / 75 (1 incomplete) |" in markdown(summarize([late]), None)
     plain = dict(summaries[0], latency_by_load={})
     assert "load (of its drained rate)" not in markdown([plain], None)  # no curve: no table
