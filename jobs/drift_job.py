@@ -84,13 +84,13 @@ class DecodeIds(ScalarFunction):
         self.logic = self.label_metrics = None
 
     def open(self, function_context: FunctionContext):
-        from jobs.drift_logic import LABEL_REJECTIONS, SidecarLogic
+        from jobs.drift_logic import SidecarLogic
         from jobs.job_metrics import LabelReadMetrics
 
         self.logic = SidecarLogic.for_model(self.config)
         if self.source == "labels":
             self.label_metrics = LabelReadMetrics(function_context.get_metric_group(), self.logic.model_name,
-                                                  self.logic.model_version, LABEL_REJECTIONS)
+                                                  self.logic.model_version)
 
     def eval(self, payload: pd.Series, ts: pd.Series | None = None) -> pd.DataFrame:
         if self.source == "scored":

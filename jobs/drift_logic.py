@@ -14,6 +14,7 @@ from typing import NamedTuple
 import numpy as np
 
 from drift.window_counts import WindowCounter, counter_for_model
+from jobs.decoded_batch import reject_code
 from jobs.drift_config import DriftJobConfig
 from models.drift_profile import load_profile
 from schemas import SerdeError
@@ -21,11 +22,11 @@ from streamscore.foundation.vocabulary import ControlKind, RejectCode
 
 SINK_ALERTS, SINK_CONTROL = "alerts", "control"
 ACCURACY_FEATURE = "model_accuracy"
-LABEL_REJECTIONS = (RejectCode.UNDECODABLE, RejectCode.OUT_OF_RANGE)  # why a labels record is not joined at all
 
 
 class DecodedLabels(NamedTuple):
-    """A batch of labels records: the join's columns (event id None: rejected) and the rejections by reason."""
+    """A batch of labels records: the join's columns (event id None: rejected) and the rejections by reason (the
+    decoder's reject code, or ``out_of_range`` for a label other than 0 or 1)."""
 
     ids: list
     labels: list
@@ -211,8 +212,8 @@ class SidecarLogic:
         for i, payload in enumerate(payloads):
             try:
                 record = self._label.decode(payload)
-            except SerdeError:
-                rejected[RejectCode.UNDECODABLE] += 1
+            except SerdeError as exc:  # empty, bad_magic, unknown_schema_id, wrong_schema, ... or undecodable
+                rejected[reject_code(getattr(exc, "reason", None))] += 1
                 continue
             if record["label"] in (0, 1):
                 ids[i], labels[i] = record["event_id"], record["label"]

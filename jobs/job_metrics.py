@@ -232,25 +232,26 @@ class SidecarMetrics:
             self.triggers[decision.trigger.name].inc(1)
 
 
-
 class LabelReadMetrics:
     """The labels' accounting where they are decoded (docs/metrics.md): every labels record read, and those
-    rejected by reason. The join's own operator counts the rows it joined (``labels_joined``), so
-    ``read - rejected - joined`` are the labels not (yet) joined: a label joins only while its scored
-    record is held (``label_wait_ms`` after its last write), so one later than that, or for an event this
-    model never scored, stays in that difference."""
+    rejected, by reason. The join's own operator counts its joined rows (``labels_joined``), so ``read - rejected
+    - joined`` are the labels not (yet) joined: waiting for their scored record, later than ``label_wait_ms``
+    after it, or for an event this model did not score (another model's, on a shared labels topic)."""
 
-    def __init__(self, root_group, model_name: str, model_version: str, rejections: Sequence[str]):
-        labels = drift_group(root_group, model_name, model_version).add_group("labels")
-        self.read = labels.counter("read")
-        self.rejected = {code: labels.add_group("reason", code).counter("rejected") for code in rejections}
+    def __init__(self, root_group, model_name: str, model_version: str):
+        self._labels = drift_group(root_group, model_name, model_version).add_group("labels")
+        self.read = self._labels.counter("read")
+        self.rejected: dict[str, object] = {}
 
     def record(self, records: int, rejected: dict[str, int]) -> None:
         self.read.inc(records)
         for code, count in rejected.items():
+            if code not in self.rejected:  # registered on first use, as a Python counter shows only once it moves
+                self.rejected[code] = self._labels.add_group("reason", code).counter("rejected")
             self.rejected[code].inc(count)
 
 
 def labels_joined_counter(root_group, model_name: str, model_version: str):
-    """The labelled rows the sidecar joined to their scored records (see :class:`LabelReadMetrics`)."""
+    """The rows the sidecar's label join put out (see :class:`LabelReadMetrics`): one a label, unless a scored
+    record came twice (an at-least-once scoring job's replay), which joins its label twice."""
     return drift_group(root_group, model_name, model_version).add_group("labels").counter("joined")

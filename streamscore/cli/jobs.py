@@ -64,7 +64,7 @@ def _add_drift_flags(parser: argparse.ArgumentParser) -> None:
                              "label join's scored records) or hashmap (the heap, a full copy every checkpoint)")
     parser.add_argument("--label-wait-ms", type=int, default=None,
                         help="how long the label join keeps a scored record for its label after its last write "
-                             "(default 600000); a label later than that is read but not joined (counted in "
+                             "(default: 10 minutes); a label later than that is read but not joined (counted in "
                              "drift_labels_read, not in drift_labels_joined)")
 
 

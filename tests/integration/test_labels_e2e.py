@@ -89,6 +89,7 @@ def test_flipped_labels_raise_the_same_accuracy_alert_and_trigger_at_parallelism
         found = {p: (_accuracy_alerts(settings, config.alerts_topic),
                      _read(settings, config.control_topic, "control", 3)) for p, config in sidecars.items()}
         failovers = [f for job in jobs for f in job_failures(settings, job)]
+        sidecar_failovers = {p: job_failures(settings, job) for p, job in zip(PARALLELISMS, jobs[1:], strict=True)}
         backends = {p: rest(settings, f"/jobs/{job}/checkpoints/config").get("state_backend")
                     for p, job in zip(PARALLELISMS, jobs[1:], strict=True)}
     finally:
@@ -102,7 +103,7 @@ def test_flipped_labels_raise_the_same_accuracy_alert_and_trigger_at_parallelism
     for parallelism, (alerts, triggers) in found.items():
         _assert_one_episode(alerts, triggers, first_label, parallelism)
         _assert_metrics(metrics[parallelism], triggers[0]["tier"], failovers)
-        _assert_labels_accounted(metrics[parallelism], failovers)
+        _assert_labels_accounted(metrics[parallelism], sidecar_failovers[parallelism])
 
 
 def _labelled_metrics(settings, job_name: str, windows: int) -> dict:
@@ -124,7 +125,11 @@ def _labelled_metrics(settings, job_name: str, windows: int) -> dict:
     return metrics
 
 
-NEVER_SCORED, OUT_OF_RANGE, UNDECODABLE = 7, 3, 2  # labels records that cannot join, besides the TOTAL that do
+NEVER_SCORED, OUT_OF_RANGE = 7, 3  # labels that cannot join, besides the TOTAL that do
+# records on the labels topic that are no label, by the reason the sidecar gives
+JUNK = {"bad_marker": b"\x07neither the Confluent wire nor single-object",
+        "unknown_schema_id": b"\x00\x7f\xff\xff\xf0a schema id the registry does not know"}
+LABELS_READ = TOTAL + NEVER_SCORED + OUT_OF_RANGE + len(JUNK)
 
 
 def _produce_labels_that_cannot_join(settings, labels_topic: str, tag: str) -> None:
@@ -138,9 +143,8 @@ def _produce_labels_that_cannot_join(settings, labels_topic: str, tag: str) -> N
 
     produce_labels(settings, [label(i, i % 2) for i in range(NEVER_SCORED)] +
                    [label(NEVER_SCORED + i, 7) for i in range(OUT_OF_RANGE)], topic=labels_topic)
-    junk = (b"\x07not even framed", b"\x00\x7f\xff\xff\xf0a schema id the registry does not know")
-    assert len(junk) == UNDECODABLE
-    produce_transactionally(settings, labels_topic, ((b"junk", payload, now) for payload in junk), TransactionPlan())
+    produce_transactionally(settings, labels_topic, ((b"junk", payload, now) for payload in JUNK.values()),
+                            TransactionPlan())
 
 
 def _assert_labels_accounted(metrics: dict, failovers: list[str]) -> None:
@@ -149,13 +153,14 @@ def _assert_labels_accounted(metrics: dict, failovers: list[str]) -> None:
     read = metrics.get("drift_labels_read", {}).get("", 0)
     joined = metrics.get("drift_labels_joined", {}).get("", 0)
     rejected = metrics.get("drift_labels_reason_rejected", {})
-    if failovers:  # a task attempt's counters start again from 0 (see _assert_metrics)
-        assert joined <= TOTAL and read <= TOTAL + NEVER_SCORED + OUT_OF_RANGE + UNDECODABLE, dict(metrics)
+    expected_rejected = {**dict.fromkeys(JUNK, 1), "out_of_range": OUT_OF_RANGE}
+    if failovers:  # this sidecar restarted: its task attempt's counters start again from 0 (see _assert_metrics)
+        warnings.warn(f"the sidecar failed over ({failovers[0]}): its labels counted since", stacklevel=1)
+        assert joined <= TOTAL and read <= LABELS_READ and set(rejected) <= set(expected_rejected), dict(metrics)
         return
-    assert read == TOTAL + NEVER_SCORED + OUT_OF_RANGE + UNDECODABLE, dict(metrics)
-    assert rejected == {"undecodable": UNDECODABLE, "out_of_range": OUT_OF_RANGE}, dict(metrics)
-    assert joined == TOTAL, dict(metrics)
-    assert read - sum(rejected.values()) - joined == NEVER_SCORED
+    assert read == LABELS_READ, dict(metrics)
+    assert rejected == expected_rejected, dict(metrics)
+    assert joined == TOTAL, dict(metrics)  # so read - rejected - joined: the NEVER_SCORED labels
 
 
 def _accuracy_alerts(settings, topic: str) -> list[dict]:

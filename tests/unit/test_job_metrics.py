@@ -223,7 +223,6 @@ def test_every_metric_the_jobs_register_is_documented():
 
     from metric_contract import documented_metrics
 
-    from jobs.drift_logic import LABEL_REJECTIONS
     from jobs.job_metrics import LabelReadMetrics, LifecycleMetrics, SidecarMetrics, labels_joined_counter
 
     names: set[str] = set()
@@ -234,18 +233,17 @@ def test_every_metric_the_jobs_register_is_documented():
     lifecycle.record_batch(SimpleNamespace(version_call_us={"1.0.0": [10]}, version_scored={"1.0.0": 2},
                                            shadow={"1.1.0": shadow}, shadow_errors=0))
     SidecarMetrics(root, "fraud", "1.0.0", ["amount"])
-    LabelReadMetrics(root, "fraud", "1.0.0", LABEL_REJECTIONS)
+    LabelReadMetrics(root, "fraud", "1.0.0").record(1, {RejectCode.EMPTY: 1})
     labels_joined_counter(root, "fraud", "1.0.0")
     assert len(names) > 40
     assert names - documented_metrics() == set()  # docs/metrics.md names each one
 
 
 def test_labels_read_are_counted_with_their_rejections_by_reason_and_the_joined_apart():
-    from jobs.drift_logic import LABEL_REJECTIONS
     from jobs.job_metrics import LabelReadMetrics, labels_joined_counter
 
     root = Group()
-    reading = LabelReadMetrics(root, "fraud", "1.0.0", LABEL_REJECTIONS)
+    reading = LabelReadMetrics(root, "fraud", "1.0.0")
     reading.record(10, {RejectCode.UNDECODABLE: 2})
     reading.record(5, {RejectCode.OUT_OF_RANGE: 1, RejectCode.UNDECODABLE: 1})
     labels_joined_counter(root, "fraud", "1.0.0").inc(9)

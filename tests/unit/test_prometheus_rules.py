@@ -24,7 +24,7 @@ EXPECTED_ALERTS = {
     "StreamscoreDeadLetterSLOFastBurn", "StreamscoreDeadLetterSLOSlowBurn",
     "StreamscoreScoringJobAbsent", "StreamscoreScoringNoThroughput", "StreamscoreInferenceErrors",
     "StreamscoreDriftSmall", "StreamscoreDriftModerate", "StreamscoreDriftSevere",
-    "StreamscoreRetrainingTriggered", "StreamscoreLabelsNotJoining",
+    "StreamscoreRetrainingTriggered", "StreamscoreLabelsRejected",
 }
 
 
