@@ -48,7 +48,6 @@ class SystemSpec:
     object_reuse: bool | None = None  # streamscore rows: Flink's object reuse (None: the job's default)
     transaction_naming: str | None = None  # streamscore rows: how the sinks name transactions (None: the default)
     apparatus_nice: int = APPARATUS_NICE  # the CPU priority of the benchmark's sender and reader (0: the system's)
-    checkpoint_ms: int | None = None  # EXPERIMENT Flink rows: the checkpoint interval (None: the run's commit interval)
 
     def __post_init__(self) -> None:
         for name, value, choices in (("kind", self.kind, SystemKind), ("group", self.group, SystemGroup)):
@@ -130,9 +129,6 @@ def wire_rows(sweep_batches: tuple[int, ...]) -> list[SystemSpec]:
                        f"{DEFAULT_BOUND_BATCH}: its path now; streamscore-eo is its path before)", "flink-scoring",
                        "wire", max_batch=DEFAULT_BOUND_BATCH, max_delay_ms=100, decoder="jvm", model="fraud:1.0.0",
                        framing="confluent", rate_hint=70_000.0)]
-    rows.append(SystemSpec("wire-jvm-alo-c5", "EXPERIMENT sensor ALO, checkpoints every 5 s", "flink-scoring",
-                           "wire-sweep", max_batch=DEFAULT_BOUND_BATCH, decoder="jvm", exactly_once=False,
-                           checkpoint_ms=5000, **{**sensor, "max_delay_ms": 10}))
     rows += [SystemSpec(f"wire-jvm-eo-bundle{n}", f"sensor model, decoded in the JVM, EO (batch {DEFAULT_BOUND_BATCH}, "
                         f"{n} batches per bundle)", "flink-scoring", "wire-sweep", max_batch=DEFAULT_BOUND_BATCH,
                         decoder="jvm", batches_per_bundle=n, **sensor) for n in (1, 2, 8)]

@@ -57,7 +57,6 @@ class RunningSystem:
 
 def start(settings: Settings, spec: SystemSpec, topics: Topics, commit_interval_ms: int) -> RunningSystem:
     tag = uuid.uuid4().hex[:8]
-    commit_interval_ms = spec.checkpoint_ms or commit_interval_ms  # EXPERIMENT
     if spec.kind == "flink-scoring":
         if spec.decoder:
             settings = dataclasses.replace(settings, schema_registry=dataclasses.replace(
