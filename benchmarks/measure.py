@@ -166,8 +166,8 @@ def _latency_phases(settings: Settings, row: dict, run: LatencyRun, backlog: int
     return ids
 
 
-LOAD_FIELDS = ("latency_rate", "latency_measured", "latency_lost", "latency_complete", "sender_max_lag_ms",
-               "p50_ms", "p95_ms", "p99_ms")
+LOAD_FIELDS = ("latency_rate", "latency_events", "latency_measured", "latency_lost", "latency_complete",
+               "sender_max_lag_ms", "p50_ms", "p95_ms", "p99_ms")
 
 
 def _latency(settings: Settings, run: LatencyRun, rate: float, expected_before: int,

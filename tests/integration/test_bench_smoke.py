@@ -6,20 +6,20 @@ start-up); what must hold is the accounting and the shape of the results.
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import pytest
 
-from benchmarks.bench import ONNX_BATCHES, SMOKE, run
+from benchmarks.bench import ONNX_BATCHES, SMOKE, parse_args, run
 from benchmarks.system_specs import catalogue
 
 pytestmark = pytest.mark.integration
 
 
 def test_bench_smoke_accounts_for_every_event(settings, stack, tmp_path):
-    args = argparse.Namespace(smoke=True, repetitions=None, systems=None, out=tmp_path, note="test")
-    payload = run(args, settings)
+    # a second latency phase at a quarter of the drained rate: its own ids, counted with the rest
+    payload = run(parse_args(["--smoke", "--out", str(tmp_path), "--note", "test", "--latency-loads", "0.25"]),
+                  settings)
 
     specs = catalogue(SMOKE.sweep_batches, SMOKE.sweep_delays, model_rows=False)
     expected_systems = [s.key for s in specs]
@@ -30,7 +30,10 @@ def test_bench_smoke_accounts_for_every_event(settings, stack, tmp_path):
     for row in rows:
         assert not row.get("error"), f"{row['system']}: {row.get('error')}\n{row.get('trace', '')}"
         assert row["drained"], f"{row['system']} did not drain its backlog"
-        assert row["expected"] == row["backlog"] + row["latency_events"], row["system"]
+        phases = row["latency_by_load"]
+        assert list(phases) == ["0.5", "0.25"] and all(p["latency_complete"] for p in phases.values()), phases
+        assert row["expected"] == row["backlog"] + sum(p["latency_events"] for p in phases.values()), row["system"]
+        assert phases["0.5"]["latency_events"] == row["latency_events"]
         assert (row["lost"], row["duplicates"]) == (0, 0), f"{row['system']}: {row['lost']} lost, " \
                                                            f"{row['duplicates']} duplicated"
         assert row["distinct"] == row["expected"]
