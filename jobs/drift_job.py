@@ -81,23 +81,30 @@ class DecodeIds(ScalarFunction):
 
     def __init__(self, config: DriftJobConfig, source: str):
         self.config, self.source = config, source
-        self.logic = self.label_metrics = None
+        self.logic = self.label_metrics = self.log = None
 
     def open(self, function_context: FunctionContext):
         from jobs.drift_logic import SidecarLogic
         from jobs.job_metrics import LabelReadMetrics
+        from streamscore.foundation.logs import configure_logging, get_logger
 
         self.logic = SidecarLogic.for_model(self.config)
         if self.source == "labels":
             self.label_metrics = LabelReadMetrics(function_context.get_metric_group(), self.logic.model_name,
                                                   self.logic.model_version)
+            configure_logging(stream="stdout")  # a Python worker's stdout becomes INFO lines of the TaskManager log
+            self.log = get_logger("streamscore.drift", job=self.config.job_name, model=self.config.model)
 
-    def eval(self, payload: pd.Series, ts: pd.Series | None = None) -> pd.DataFrame:
+    def eval(self, payload: pd.Series, ts: pd.Series | None = None, partition: pd.Series | None = None,
+             offset: pd.Series | None = None) -> pd.DataFrame:
         if self.source == "scored":
             ids, scores, predicted = self.logic.decode_scored_ids(payload.tolist())
             return pd.DataFrame({"event_id": ids, "score": scores, "predicted": predicted})
         decoded = self.logic.decode_label_ids(payload.tolist())
         self.label_metrics.record(len(payload), decoded.rejected)
+        if decoded.rejections:  # each identified: where it sits on the labels topic, and why
+            for facts in decoded.rejection_facts(self.config.labels_topic, partition.to_numpy(), offset.to_numpy()):
+                self.log.warning("label_rejected", **facts)
         return pd.DataFrame({"event_id": decoded.ids, "label": decoded.labels, "label_ms": _epoch_millis(ts)})
 
 
@@ -185,8 +192,8 @@ def _labelled_partials(t_env: StreamTableEnvironment, config: DriftJobConfig):
                       "d.predicted AS predicted FROM (SELECT decode_scored_ids(payload) AS d FROM scored_in) "
                       "WHERE d.event_id IS NOT NULL")
     t_env.execute_sql("CREATE TEMPORARY VIEW label_ids AS SELECT d.event_id AS event_id, d.label AS label, "
-                      "d.label_ms AS label_ms FROM (SELECT decode_label_ids(payload, src_timestamp) AS d "
-                      "FROM labels_in) WHERE d.event_id IS NOT NULL")
+                      "d.label_ms AS label_ms FROM (SELECT decode_label_ids(payload, src_timestamp, src_partition, "
+                      "src_offset) AS d FROM labels_in) WHERE d.event_id IS NOT NULL")
     joined = t_env.sql_query(
         "SELECT p.window_start, p.n, p.counts, p.labelled FROM (SELECT labelled_partial(s.score, s.predicted, "
         "l.label, l.label_ms) AS p FROM scored_ids s JOIN label_ids l ON s.event_id = l.event_id) WHERE p.n > 0")

@@ -25,12 +25,21 @@ ACCURACY_FEATURE = "model_accuracy"
 
 
 class DecodedLabels(NamedTuple):
-    """A batch of labels records: the join's columns (event id None: rejected) and the rejections by reason (the
-    decoder's reject code, or ``out_of_range`` for a label other than 0 or 1)."""
+    """A batch of labels records: the join's columns (event id None: rejected) and each rejection, (row, reason):
+    the decoder's reject code, or ``out_of_range`` for a label other than 0 or 1."""
 
     ids: list
     labels: list
-    rejected: Counter
+    rejections: list[tuple[int, RejectCode]]
+
+    @property
+    def rejected(self) -> Counter:  # by reason
+        return Counter(code for _, code in self.rejections)
+
+    def rejection_facts(self, topic: str, partitions, offsets) -> list[dict]:
+        """Where each rejected record sits on the topic, and why (a log line's fields; never its bytes)."""
+        return [{"topic": topic, "source_partition": int(partitions[i]), "source_offset": int(offsets[i]),
+                 "reason_code": code.value} for i, code in self.rejections]
 
 
 class SidecarLogic:
@@ -195,7 +204,6 @@ class SidecarLogic:
             "emitted_time": int(time.time() * 1000),
         })
 
-
     # -- labelled windows (delayed ground truth joined by event id) --------------------------------
 
     def decode_scored_ids(self, payloads: list[bytes]) -> tuple[list, list, list]:
@@ -208,18 +216,18 @@ class SidecarLogic:
     def decode_label_ids(self, payloads: list[bytes]) -> DecodedLabels:
         """(event_id or None, true label) per labels payload, and the records rejected by reason: one that
         does not decode as a label, or whose label is not a class (0 or 1)."""
-        ids, labels, rejected = [None] * len(payloads), [0] * len(payloads), Counter()
+        ids, labels, rejections = [None] * len(payloads), [0] * len(payloads), []
         for i, payload in enumerate(payloads):
             try:
                 record = self._label.decode(payload)
             except SerdeError as exc:  # empty, bad_magic, unknown_schema_id, wrong_schema, ... or undecodable
-                rejected[reject_code(getattr(exc, "reason", None))] += 1
+                rejections.append((i, reject_code(getattr(exc, "reason", None))))
                 continue
             if record["label"] in (0, 1):
                 ids[i], labels[i] = record["event_id"], record["label"]
             else:
-                rejected[RejectCode.OUT_OF_RANGE] += 1
-        return DecodedLabels(ids, labels, rejected)
+                rejections.append((i, RejectCode.OUT_OF_RANGE))
+        return DecodedLabels(ids, labels, rejections)
 
     @staticmethod
     def label_partials(joined: tuple, millis: np.ndarray, cutter) -> list[tuple[int, int, bytes]]:

@@ -15,6 +15,7 @@ label_flush_ms: the labels are over).
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 import warnings
@@ -104,6 +105,11 @@ def test_flipped_labels_raise_the_same_accuracy_alert_and_trigger_at_parallelism
         _assert_one_episode(alerts, triggers, first_label, parallelism)
         _assert_metrics(metrics[parallelism], triggers[0]["tier"], failovers)
         _assert_labels_accounted(metrics[parallelism], sidecar_failovers[parallelism])
+    # and each rejected record identified: the sidecar's log names its partition, offset and reason
+    rejected = _rejected_on_topic(settings, labels_t)
+    assert len(rejected) == OUT_OF_RANGE + len(JUNK), rejected
+    for config in sidecars.values():
+        assert _rejections_logged(settings, config.job_name) == rejected, config.job_name
 
 
 def _labelled_metrics(settings, job_name: str, windows: int) -> dict:
@@ -161,6 +167,32 @@ def _assert_labels_accounted(metrics: dict, failovers: list[str]) -> None:
     assert read == LABELS_READ, dict(metrics)
     assert rejected == expected_rejected, dict(metrics)
     assert joined == TOTAL, dict(metrics)  # so read - rejected - joined: the NEVER_SCORED labels
+
+
+def _rejected_on_topic(settings, labels_topic: str) -> set[tuple[int, int, str]]:
+    """(partition, offset, reason) of every labels record that is no label, read back from the topic."""
+    decode, junk = decoder_of(settings, "label"), {payload: reason for reason, payload in JUNK.items()}
+    out = set()
+    for record in read_topic(settings, labels_topic, idle_timeout_s=2):
+        reason = junk.get(record.value) or ("out_of_range" if decode(record.value)["label"] not in (0, 1) else None)
+        if reason:
+            out.add((record.partition, record.offset, reason))
+    return out
+
+
+def _rejections_logged(settings, job_name: str) -> set[tuple[int, int, str]]:
+    """(partition, offset, reason) of the ``label_rejected`` lines a sidecar's Python workers wrote into the
+    TaskManagers' logs (JSON, one a line; a replay after a failover writes the same again)."""
+    text = "".join(p.read_text(errors="replace") for p in sorted(settings.log_dir.glob("flink-*taskexecutor*.log")))
+    out = set()
+    for line in text.splitlines():
+        start = line.find('{"')
+        if start < 0 or '"label_rejected"' not in line:
+            continue
+        entry = json.loads(line[start:])
+        if entry.get("job") == job_name and entry.get("event") == "label_rejected":
+            out.add((entry["source_partition"], entry["source_offset"], entry["reason_code"]))
+    return out
 
 
 def _accuracy_alerts(settings, topic: str) -> list[dict]:

@@ -395,3 +395,8 @@ def test_labels_that_cannot_join_are_counted_by_reason_never_skipped_silently(lo
     assert decoded.labels[0] == 1 and decoded.labels[2] == 0
     # each by the decoder's own reason, as the scoring job's dead letters are
     assert decoded.rejected == {RejectCode.BAD_MARKER: 1, RejectCode.EMPTY: 1, RejectCode.OUT_OF_RANGE: 2}
+    # and each identified by where it sits on the topic (what the sidecar logs of it; never its bytes)
+    facts = decoded.rejection_facts("labels", np.array([0, 1, 0, 1, 0, 1]), np.array([10, 11, 12, 13, 14, 15]))
+    assert facts == [{"topic": "labels", "source_partition": p, "source_offset": o, "reason_code": code}
+                     for p, o, code in ((1, 11, "bad_marker"), (1, 13, "out_of_range"), (0, 14, "out_of_range"),
+                                        (1, 15, "empty"))]
