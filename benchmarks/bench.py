@@ -55,11 +55,10 @@ class BenchPlan:
     def run_params(self, rate: float, latency_seconds: float | None = None) -> RunParams:
         """One run of a system: a backlog sized for ``rate``, then the latency phases (the plan's; one phase of
         ``latency_seconds`` when given, as a warm-up runs)."""
-        if latency_seconds is not None:
-            return RunParams(self.backlog(rate), latency_seconds, self.latency_max_events, self.commit_interval_ms,
-                             self.stall_s)
-        return RunParams(self.backlog(rate), self.latency_seconds, self.latency_max_events, self.commit_interval_ms,
-                         self.stall_s, self.extra_loads)
+        one_phase = latency_seconds is not None
+        return RunParams(self.backlog(rate), latency_seconds if one_phase else self.latency_seconds,
+                         self.latency_max_events, self.commit_interval_ms, self.stall_s,
+                         () if one_phase else self.extra_loads)
 
 
 # the latency phase: 10 s at up to 60,000 events/s (capped at 150,000 events before run 064614Z, a fast row's

@@ -75,36 +75,42 @@ class PartialCounts(ScalarFunction):
         return _partials_frame(partials, len(payload), labelled=False)
 
 
-class DecodeIds(ScalarFunction):
-    """Arrow batches of ``scored`` or ``labels`` payloads -> the join's columns (event_id None = skip: another
-    model's scored record, or a labels record rejected, which is counted)."""
+class DecodeScoredIds(ScalarFunction):
+    """Arrow batches of ``scored`` payloads -> the join's columns (event_id None = skip: another model's record)."""
 
-    def __init__(self, config: DriftJobConfig, source: str):
-        self.config, self.source = config, source
-        self.logic = self.label_metrics = self.log = None
+    def __init__(self, config: DriftJobConfig):
+        self.config = config
+        self.logic = None
 
     def open(self, function_context: FunctionContext):
         from jobs.drift_logic import SidecarLogic
+
+        self.logic = SidecarLogic.for_model(self.config)
+
+    def eval(self, payload: pd.Series) -> pd.DataFrame:
+        ids, scores, predicted = self.logic.decode_scored_ids(payload.tolist())
+        return pd.DataFrame({"event_id": ids, "score": scores, "predicted": predicted})
+
+
+class DecodeLabelIds(DecodeScoredIds):
+    """Arrow batches of ``labels`` payloads -> the join's columns (event_id None = skip: a rejected record,
+    counted by reason and logged with its partition and offset)."""
+
+    def open(self, function_context: FunctionContext):
         from jobs.job_metrics import LabelReadMetrics
         from streamscore.foundation.logs import configure_logging, get_logger
 
-        self.logic = SidecarLogic.for_model(self.config)
-        if self.source == "labels":
-            self.label_metrics = LabelReadMetrics(function_context.get_metric_group(), self.logic.model_name,
-                                                  self.logic.model_version)
-            configure_logging(stream="stdout")  # a Python worker's stdout becomes INFO lines of the TaskManager log
-            self.log = get_logger("streamscore.drift", job=self.config.job_name, model=self.config.model)
+        super().open(function_context)
+        self.metrics = LabelReadMetrics(function_context.get_metric_group(), self.logic.model_name,
+                                        self.logic.model_version)
+        configure_logging(stream="stdout")  # a Python worker's stdout becomes INFO lines of the TaskManager log
+        self.log = get_logger("streamscore.drift", job=self.config.job_name, model=self.config.model)
 
-    def eval(self, payload: pd.Series, ts: pd.Series | None = None, partition: pd.Series | None = None,
-             offset: pd.Series | None = None) -> pd.DataFrame:
-        if self.source == "scored":
-            ids, scores, predicted = self.logic.decode_scored_ids(payload.tolist())
-            return pd.DataFrame({"event_id": ids, "score": scores, "predicted": predicted})
+    def eval(self, payload: pd.Series, ts: pd.Series, partition: pd.Series, offset: pd.Series) -> pd.DataFrame:
         decoded = self.logic.decode_label_ids(payload.tolist())
-        self.label_metrics.record(len(payload), decoded.rejected)
-        if decoded.rejections:  # each identified: where it sits on the labels topic, and why
-            for facts in decoded.rejection_facts(self.config.labels_topic, partition.to_numpy(), offset.to_numpy()):
-                self.log.warning("label_rejected", **facts)
+        self.metrics.record(len(payload), decoded.rejected)
+        for facts in decoded.rejection_facts(self.config.labels_topic, partition.to_numpy(), offset.to_numpy()):
+            self.log.warning("label_rejected", **facts)
         return pd.DataFrame({"event_id": decoded.ids, "label": decoded.labels, "label_ms": _epoch_millis(ts)})
 
 
@@ -182,9 +188,9 @@ def _labelled_partials(t_env: StreamTableEnvironment, config: DriftJobConfig):
     """Labels joined to scored records by event id (a regular join in Flink SQL, state kept for
     ``label_wait_ms``), then counted per Arrow batch and bucket of the label's time (its Kafka timestamp)
     into labelled partials."""
-    for name, source, result_type in (("scored_ids", "scored", SCORED_IDS_TYPE),
-                                      ("label_ids", "labels", LABEL_IDS_TYPE)):
-        t_env.create_temporary_function(f"decode_{name}", udf(DecodeIds(config, source), result_type=result_type,
+    for name, function, result_type in (("scored_ids", DecodeScoredIds, SCORED_IDS_TYPE),
+                                        ("label_ids", DecodeLabelIds, LABEL_IDS_TYPE)):
+        t_env.create_temporary_function(f"decode_{name}", udf(function(config), result_type=result_type,
                                                                func_type="pandas"))
     t_env.create_temporary_function("labelled_partial", udf(LabelledPartial(config), result_type=PARTIAL_TYPE,
                                                              func_type="pandas"))

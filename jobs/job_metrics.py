@@ -182,6 +182,11 @@ def drift_group(root_group, model_name: str, model_version: str):
     return root_group.add_group("model", model_name).add_group("version", model_version).add_group("drift")
 
 
+def labels_group(root_group, model_name: str, model_version: str):
+    """The drift sidecar's labels metrics: ``model``/``version``/``drift``/``labels``."""
+    return drift_group(root_group, model_name, model_version).add_group("labels")
+
+
 class SidecarMetrics:
     """The drift sidecar's metrics under ``model``/``version``/``drift`` groups (see docs/metrics.md).
 
@@ -201,7 +206,7 @@ class SidecarMetrics:
         self.late_partials = group.counter("late_partials_dropped")  # counts for a window already judged
         self.alerts = {tier: group.add_group("tier", tier).counter("alerts") for tier in self.TIERS}
         self.triggers = {tier: group.add_group("tier", tier).counter("triggers") for tier in self.TIERS}
-        labels = group.add_group("labels")
+        labels = labels_group(root_group, model_name, model_version)
         self.accuracy_milli, self.auc_milli = 0, 0
         labels.gauge("accuracy_milli", lambda: self.accuracy_milli)
         labels.gauge("auc_milli", lambda: self.auc_milli)
@@ -239,7 +244,7 @@ class LabelReadMetrics:
     after it, or for an event this model did not score (another model's, on a shared labels topic)."""
 
     def __init__(self, root_group, model_name: str, model_version: str):
-        self._labels = drift_group(root_group, model_name, model_version).add_group("labels")
+        self._labels = labels_group(root_group, model_name, model_version)
         self.read = self._labels.counter("read")
         self.rejected: dict[str, object] = {}
 
@@ -254,4 +259,4 @@ class LabelReadMetrics:
 def labels_joined_counter(root_group, model_name: str, model_version: str):
     """The rows the sidecar's label join put out (see :class:`LabelReadMetrics`): one a label, unless a scored
     record came twice (an at-least-once scoring job's replay), which joins its label twice."""
-    return drift_group(root_group, model_name, model_version).add_group("labels").counter("joined")
+    return labels_group(root_group, model_name, model_version).counter("joined")

@@ -15,12 +15,12 @@ label_flush_ms: the labels are over).
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 import warnings
 
 import pytest
+from job_logs import job_log_lines
 from topic_reads import decoder_of, demo_events_writer
 
 from connectors.kafka_reads import read_topic
@@ -181,18 +181,10 @@ def _rejected_on_topic(settings, labels_topic: str) -> set[tuple[int, int, str]]
 
 
 def _rejections_logged(settings, job_name: str) -> set[tuple[int, int, str]]:
-    """(partition, offset, reason) of the ``label_rejected`` lines a sidecar's Python workers wrote into the
-    TaskManagers' logs (JSON, one a line; a replay after a failover writes the same again)."""
-    text = "".join(p.read_text(errors="replace") for p in sorted(settings.log_dir.glob("flink-*taskexecutor*.log")))
-    out = set()
-    for line in text.splitlines():
-        start = line.find('{"')
-        if start < 0 or '"label_rejected"' not in line:
-            continue
-        entry = json.loads(line[start:])
-        if entry.get("job") == job_name and entry.get("event") == "label_rejected":
-            out.add((entry["source_partition"], entry["source_offset"], entry["reason_code"]))
-    return out
+    """(partition, offset, reason) of the ``label_rejected`` lines a sidecar's Python workers logged (a replay
+    after a failover writes the same again)."""
+    return {(line["source_partition"], line["source_offset"], line["reason_code"])
+            for line in job_log_lines(settings, job_name) if line.get("event") == "label_rejected"}
 
 
 def _accuracy_alerts(settings, topic: str) -> list[dict]:

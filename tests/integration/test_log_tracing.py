@@ -15,6 +15,7 @@ import time
 import uuid
 
 import pytest
+from job_logs import job_log_lines, json_lines
 from topic_reads import decoder_of
 
 from connectors.kafka_reads import read_topic
@@ -23,24 +24,6 @@ from jobs.submit import scoring_config_from_settings, submit_scoring
 from models.demo_data import generate_events
 
 pytestmark = pytest.mark.integration
-
-
-def _json_lines(text: str) -> list[dict]:
-    out = []
-    for line in text.splitlines():
-        start = line.find("{")
-        if start < 0:
-            continue
-        try:
-            out.append(json.loads(line[start:]))
-        except json.JSONDecodeError:
-            continue
-    return out
-
-
-def _job_log_lines(settings, job_name: str) -> list[dict]:
-    text = "".join(p.read_text(errors="replace") for p in sorted(settings.log_dir.glob("flink-*taskexecutor*.log")))
-    return [r for r in _json_lines(text) if r.get("job") == job_name]
 
 
 def test_a_dead_letter_is_traceable_by_correlation_id_from_producer_log_to_dead_letter(
@@ -67,13 +50,13 @@ def test_a_dead_letter_is_traceable_by_correlation_id_from_producer_log_to_dead_
             letters = [dead(r.value) for r in read_topic(settings, dead_t, idle_timeout_s=2)]
         deadline, job_lines = time.monotonic() + 30, []
         while not job_lines and time.monotonic() < deadline:
-            job_lines = [r for r in _job_log_lines(settings, config.job_name) if r.get("event") == "dead_lettered"]
+            job_lines = [r for r in job_log_lines(settings, config.job_name) if r.get("event") == "dead_lettered"]
             time.sleep(1)
     finally:
         cancel_job(settings, job_id)
 
     # 1. the producer's line for the bad event
-    sent = [r for r in _json_lines(produced.stderr) if r.get("event") == "event_sent"]
+    sent = [r for r in json_lines(produced.stderr) if r.get("event") == "event_sent"]
     assert len(sent) == 5, produced.stderr[-2000:]
     mine = [r for r in sent if r["event_id"] == bad["event_id"]]
     assert len(mine) == 1 and mine[0]["correlation_id"] == bad["correlation_id"] and mine[0]["topic"] == events_t
