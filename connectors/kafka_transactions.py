@@ -39,6 +39,10 @@ class TransactionPlan:
     producer_config: Mapping[str, object] | None = None  # added to the producer's (e.g. ``message.max.bytes``)
     progress: Callable[[int, float], None] | None = None  # (records so far, seconds) per commit; negated at the end
     on_commit: Callable[[list[Record]], None] | None = None  # each committed transaction's records, once
+    # a transaction is committed before it is this old, full or not: a slow rate (10 records/s in transactions
+    # of 1000) would otherwise keep one open past the producer's transaction.timeout.ms (60 s), and the broker
+    # would abort it under the sender
+    max_open_s: float = 10.0
 
 
 def produce_transactionally(settings: Settings, topic: str, items: Iterable[Record | StreamMark],
@@ -83,21 +87,20 @@ def _write_all(writer: _TransactionWriter, items: Iterable[Record | StreamMark],
             plan.throttle()
         writer.add(*item)
         produced += 1
-        if len(writer.pending) >= plan.transaction_size:
+        ahead = _ahead(plan.rate, produced, began)
+        if len(writer.pending) >= plan.transaction_size or writer.open_s() + ahead >= plan.max_open_s:
             writer.commit()
             if plan.progress:
                 plan.progress(produced, time.monotonic() - began)
-        _pace(plan.rate, produced, began)
+        if ahead > 0:
+            time.sleep(ahead)
     writer.commit()
     return produced
 
 
-def _pace(rate: float, produced: int, began: float) -> None:
-    """Sleep until ``produced`` records are due at ``rate``/s since ``began`` (0: as fast as possible)."""
-    if rate > 0:
-        ahead = produced / rate - (time.monotonic() - began)
-        if ahead > 0:
-            time.sleep(ahead)
+def _ahead(rate: float, produced: int, began: float) -> float:
+    """Seconds until the record after ``produced`` is due at ``rate``/s since ``began`` (0: as fast as possible)."""
+    return max(0.0, produced / rate - (time.monotonic() - began)) if rate > 0 else 0.0
 
 
 class _TransactionWriter:
@@ -120,7 +123,7 @@ class _TransactionWriter:
         self.pending: list[Record] = []
         self.transactions = self.resent = self.restarts = 0
         self._resent_on_this_producer = False
-        self._deadline = 0.0
+        self._deadline = self._opened = 0.0
         self.on_commit: Callable[[list[Record]], None] | None = None
 
     def add(self, key: bytes, value: bytes, timestamp_ms: int | None) -> None:
@@ -128,6 +131,10 @@ class _TransactionWriter:
             self._begin()
         self.pending.append((key, value, timestamp_ms))
         _produce(self.producer, self.topic, key, value, timestamp_ms)
+
+    def open_s(self) -> float:
+        """How long the open transaction has been open (0: none is)."""
+        return time.monotonic() - self._opened if self.pending else 0.0
 
     def commit(self) -> None:
         """Commit the open transaction, whatever the broker does meanwhile (restarts included)."""
@@ -188,6 +195,7 @@ class _TransactionWriter:
         self._send_pending()
 
     def _begin(self) -> None:
+        self._opened = time.monotonic()
         try:
             self.producer.begin_transaction()
         except KafkaException as exc:  # a producer in an error state (fatal, fenced) cannot open one

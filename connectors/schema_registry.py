@@ -18,16 +18,14 @@ import functools
 import json
 import ssl
 import threading
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import quote
 
+from connectors.registry_http import RegistryHttp
 from connectors.schema_memory import SchemaMemory
 from streamscore.foundation.errors import (
     IncompatibleSchema,
-    RegistryError,
     RegistryRefused,
     RegistryUnavailable,
     SchemaNotFound,
@@ -81,6 +79,7 @@ class SchemaRegistry:
             self._headers["Authorization"] = f"Basic {token}"
         self._tls = ssl.create_default_context(cafile=str(settings.ca_file)) if settings.ca_file else None
         self.memory = SchemaMemory(settings.ids_file, self.url) if settings.ids_file else None
+        self._http = RegistryHttp(self.url, self._headers, self._tls, timeout_s)
 
     def subjects(self) -> list[str]:
         return list(self._call("GET", "/subjects"))
@@ -166,27 +165,7 @@ class SchemaRegistry:
         return registered
 
     def _call(self, method: str, path: str, body: Any = None) -> Any:
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.url + path, data=data, method=method, headers=self._headers)
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s, context=self._tls) as response:
-                return json.load(response)
-        except urllib.error.HTTPError as exc:
-            raise _http_error(exc, method, self.url + path) from exc
-        except urllib.error.URLError as exc:
-            if isinstance(exc.reason, ssl.SSLError):  # a certificate problem: waiting will not mend it
-                raise RegistryRefused(f"schema registry {self.url}: TLS failed for {method} {path}: "
-                                      f"{exc.reason}") from exc
-            raise RegistryUnavailable(f"schema registry {self.url} did not answer {method} {path}: "
-                                      f"{exc.reason}") from exc
-        except OSError as exc:
-            reason = getattr(exc, "reason", None) or exc
-            raise RegistryUnavailable(f"schema registry {self.url} did not answer {method} {path}: {reason}") from exc
-        except ValueError as exc:  # not JSON: not a registry
-            raise RegistryRefused(f"schema registry {self.url} answered {method} {path} with no JSON") from exc
-
-
-_NOT_FOUND_CODES = range(40400, 40500)  # the registry's own "no such subject / version / schema" answers
+        return self._http.call(method, path, body)
 
 
 def _field(got: Any, key: str, kind: type) -> Any:
@@ -206,23 +185,6 @@ def _parsed(got: Any, what: str) -> Any:
         return json.loads(text)
     except ValueError:
         return {"schemaType": f"unparsable ({what})"}
-
-
-def _http_error(exc: urllib.error.HTTPError, method: str, url: str) -> RegistryError:
-    try:
-        body = json.loads(exc.read() or b"{}")
-    except ValueError:
-        body = {}
-    body = body if isinstance(body, dict) else {}
-    message = " ".join(str(body.get("message", "")).split())[:400] or exc.reason
-    line = f"schema registry: {method} {url} -> {exc.code}: {message}"
-    if exc.code == 404 and body.get("error_code") in _NOT_FOUND_CODES:
-        return SchemaNotFound(line)
-    if exc.code == 409:
-        return IncompatibleSchema(line)
-    if exc.code >= 500 or exc.code in (408, 429):
-        return RegistryUnavailable(line)
-    return RegistryRefused(line)  # a 404 without the registry's own code: a wrong URL, not a missing schema
 
 
 #: topic role -> the streamscore schema its records carry (schemas/avro/)

@@ -127,6 +127,8 @@ def _read_change(message: dict, sequence: tuple[int, int], role: str) -> Change 
         version = None
     if (role == CANARY and not 0 <= percent <= 100) or not isinstance(version, str | None):
         return None
+    if version is None and role != SHADOW:  # only a shadow can be "none": a champion or canary needs a version
+        return None
     return Change(effective, sequence, role, version, percent)
 
 

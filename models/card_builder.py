@@ -71,10 +71,11 @@ def _numeric(name: str, dtype: str, values: list[Any]) -> FeatureSpec:
         return FeatureSpec(name, name, "numeric", dtype, range=(0.0, 1.0))
     try:
         numbers = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        slip = next((v for v in values if not isinstance(v, (int, float)) or isinstance(v, bool)), None)
-        raise ModelError(f"training sample: feature '{name}' ({dtype}) has a value that is not a number: "
-                         f"{slip!r}") from exc
+    except (TypeError, ValueError, OverflowError) as exc:  # OverflowError: an int beyond any float (10**400)
+        slip = next((v for v in values if not isinstance(v, (int, float)) or isinstance(v, bool)
+                     or (isinstance(v, int) and abs(v) > 2**1023)), None)
+        raise ModelError(f"training sample: feature '{name}' ({dtype}) has a value that is not a number a "
+                         f"float64 holds: {repr(slip)[:40]}") from exc
     if not np.isfinite(numbers).all():
         raise ModelError(f"training sample: feature '{name}' has NaN or infinite values")
     low, high = float(numbers.min()), float(numbers.max())

@@ -173,7 +173,12 @@ def _aliases(schema: Mapping[str, Any], full_name: str) -> list[str]:
             for alias in schema.get("aliases") or ()]
 
 
+MAX_SCHEMA_ID = 2**31 - 1  # ids are Java ints in every registry's API: a larger one was never given out
+
+
 def _fetch(lookup: SchemaLookup, schema_id: int) -> Any:
+    if schema_id > MAX_SCHEMA_ID:  # not asked: a registry would answer with an error of its own, not "unknown id"
+        raise UnknownSchemaIdError(schema_id, f"schema id {schema_id} is beyond any registry's ids")
     try:
         return lookup.schema(schema_id)
     except SchemaNotFound as exc:

@@ -51,4 +51,7 @@ class JsonEvents:
             self._checker.check(record)
         except PayloadError as exc:
             raise BadJsonError(str(exc)) from exc
-        return json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode()
+        try:
+            return json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode()
+        except UnicodeEncodeError as exc:  # a lone surrogate (JSON's "\\ud800") is no UTF-8
+            raise BadJsonError(f"{self.name}: a string is not valid Unicode text ({exc.reason})") from exc

@@ -34,11 +34,27 @@ def _problem(record: dict, unknown: list[str]) -> str | None:
         return f"unknown field(s) {', '.join(unknown)}"
     if not isinstance(record["event_id"], str) or not record["event_id"]:
         return "event_id must be a non-empty string"
+    if not all(_utf8(record[name]) for name in ("event_id", "correlation_id")):
+        return "event_id and correlation_id must be valid Unicode text (a lone surrogate such as \\ud800 is not)"
     if type(record["label"]) is not int or record["label"] not in (0, 1):  # not 1.0, not true
         return f"label must be 0 or 1, got {record['label']!r}"
     for name in ("event_time", "label_time"):
-        if not isinstance(record[name], int) or isinstance(record[name], bool) or record[name] < 0:
-            return f"{name} must be epoch milliseconds (an integer >= 0), got {record[name]!r}"
+        value = record[name]
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= _MAX_LONG:
+            return f"{name} must be epoch milliseconds (an integer from 0 to 2^63 - 1), got {repr(value)[:40]}"
     if record["correlation_id"] is not None and not isinstance(record["correlation_id"], str):
         return "correlation_id must be a string"
     return None
+
+
+_MAX_LONG = 2**63 - 1  # an Avro long
+
+
+def _utf8(text: str | None) -> bool:
+    if not isinstance(text, str):
+        return True  # absent (correlation_id), or the type check's to report
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

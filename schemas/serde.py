@@ -255,6 +255,8 @@ class AvroSerde:
                 f"got {type(data.datum).__name__ if data else '?'} {got}",
                 field=field,
             ) from exc
+        except (ValueError, TypeError, OverflowError) as exc:  # fastavro's own conversions (a date string: 2024-02-30)
+            raise RecordEncodeError(f"{self.name}: {type(exc).__name__}: {exc}"[:300]) from exc
 
 
 def _describe_type(schema: Any) -> str:

@@ -95,7 +95,7 @@ def _binding(args: argparse.Namespace, settings: Settings):
             register_subject(registry, subject, schema)
             version = registry.lookup(subject, schema).version
         else:
-            found = registry.version(subject, version or "latest")
+            found = registry.version(subject, "latest" if version is None else version)
             schema, version = found.schema, found.version
     return EventBinding(schema=schema, id_field=args.id_field, time_field=args.time_field, subject=subject,
                         version=version if subject else None)

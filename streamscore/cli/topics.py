@@ -129,5 +129,9 @@ def decode_for_display(payload: bytes | None, reader=None) -> dict:
     return {"_schema": schema, **view} if schema else view
 
 
-def _jsonable(record: dict) -> dict:
+def _jsonable(record) -> dict:
+    """A record's fields, bytes as base64; a value that is no record (a schema of a primitive type, or the null of
+    a nullable record) as ``_value``."""
+    if not isinstance(record, dict):
+        return {"_value": base64.b64encode(record).decode() if isinstance(record, bytes) else record}
     return {k: (base64.b64encode(v).decode() if isinstance(v, bytes) else v) for k, v in record.items()}

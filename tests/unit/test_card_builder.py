@@ -63,12 +63,12 @@ def test_features_that_cannot_be_a_contract_are_refused_in_one_line(features, ca
     assert "\n" not in str(err.value)
 
 
-@pytest.mark.parametrize("slip", ["abc", {"v": 1}, [1, 2]])
+@pytest.mark.parametrize("slip", ["abc", {"v": 1}, [1, 2], 10**400])  # 10**400: an int beyond any float
 def test_a_sample_value_that_is_not_a_number_is_refused_naming_it(slip):
     with pytest.raises(ModelError, match=r"^training sample: feature 'amount' \(double\) has a value that is not a "
-                                         r"number: ") as err:
+                                         r"number a float64 holds: ") as err:
         contract_from_schema(SCHEMA, _request(["amount"]), [*SAMPLE, {**SAMPLE[0], "amount": slip}])
-    assert str(err.value).endswith(repr(slip)) and err.value.__cause__ is not None
+    assert str(err.value).endswith(repr(slip)[:40]) and err.value.__cause__ is not None
 
 
 def test_a_sample_missing_a_feature_is_refused():

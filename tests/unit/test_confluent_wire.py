@@ -219,3 +219,14 @@ def test_a_moved_topic_is_written_on_the_confluent_wire_and_read_in_either_frami
     for tombstone in (None, b""):  # a null-value message on control or labels: a payload error the readers skip
         with pytest.raises(PayloadError):
             both.decode(tombstone)
+
+
+@pytest.mark.parametrize("read", [lambda registry, payload: RegistryAvroSerde(V1, 1, registry).decode(payload),
+                                  lambda registry, payload: RegisteredReader(registry).decode(payload)],
+                         ids=["serde", "any-schema reader"])
+def test_an_id_beyond_any_registry_is_unknown_without_asking(registry, read):
+    """Ids are Java ints in every registry's API: 00 FF FF FF FF ... is garbage, not a question for the registry
+    (whose answer to /schemas/ids/4294967295 would be a refusal of its own, failing the job)."""
+    with pytest.raises(UnknownSchemaIdError) as err:
+        read(registry, b"\x00\xff\xff\xff\xff\x02a" + b"\x00" * 8)
+    assert err.value.reason == RejectCode.UNKNOWN_SCHEMA_ID and registry.calls == 0

@@ -80,3 +80,15 @@ def test_the_single_object_framing_is_for_the_demo_events_in_avro_only():
         config = ScoringJobConfig(bootstrap="kafka:9092", model=ref, registry=wire)
         with pytest.raises(ConfigError, match="single-object framing is for the demo events in Avro"):
             with_registry_wire(load_settings({}), config, load_model(ref).card)
+
+
+def test_a_value_fastavro_cannot_convert_is_bad_json_not_a_crash():
+    """fastavro converts an ISO date string for an int/date field itself, and raises a bare ValueError for a date
+    that does not exist; that is one bad message (a dead letter), not a job failure."""
+    dated = JsonEvents({"type": "record", "name": "Visit", "fields": [
+        {"name": "day", "type": {"type": "int", "logicalType": "date"}},
+        {"name": "who", "type": "string"}]})
+    with pytest.raises(BadJsonError, match="Visit: ValueError: day is out of range for month"):
+        dated.decode(b'{"day": "2024-02-30", "who": "a"}')
+    with pytest.raises(BadJsonError, match="not valid Unicode text"):
+        dated.encode({"day": 3, "who": "a\ud800"})

@@ -56,3 +56,10 @@ def test_a_training_sample_error_is_a_model_error_naming_the_sample(tmp_path):
     with pytest.raises(ModelError, match=rf"^training sample: {path}:2: not valid JSON") as info:
         read_sample(path)
     assert isinstance(info.value.__cause__, InputError)
+
+
+def test_line_separators_inside_json_strings_are_text_not_line_breaks(tmp_path):
+    """JSON allows U+2028, U+2029 and U+0085 raw in a string (str.splitlines would break the line there)."""
+    path = tmp_path / "events.jsonl"
+    path.write_text('{"note": "a\u2028b\u2029c\u0085d"}\n\n{"note": "e"}\n', encoding="utf-8")
+    assert read_json_lines(path) == [{"note": "a\u2028b\u2029c\u0085d"}, {"note": "e"}]

@@ -39,6 +39,10 @@ def test_labels_are_read_with_the_label_time_defaulting_to_now_and_encode_as_lab
     ({"event_id": "r", "label": 1}, "event_time must be epoch milliseconds"),
     ({"event_id": "r", "label": 1, "event_time": 5, "label_time": -1}, "label_time must be epoch milliseconds"),
     ({"event_id": "r", "label": 1, "event_time": 5, "score": 0.4}, "unknown field"),
+    ({"event_id": "r", "label": 1, "event_time": 2**63}, r"event_time must be epoch milliseconds \(an integer from 0"),
+    ({"event_id": "r\ud800", "label": 1, "event_time": 5}, "event_id and correlation_id must be valid Unicode"),
+    ({"event_id": "r", "correlation_id": "\udfff", "label": 1, "event_time": 5},
+     "event_id and correlation_id must be valid"),
 ])
 def test_a_bad_label_is_one_error_naming_its_line(tmp_path, row, message):
     path = _file(tmp_path, {"event_id": "ok", "label": 0, "event_time": 1}, row)

@@ -110,6 +110,12 @@ def test_change_from_control_reads_lifecycle_messages_of_its_model_only():
                     '{"effective_from_ms": 1, "percent": Infinity}', '[1, 2]', '"text"',
                     "[" * 100_000):  # hand-written: never a change, never an exception
         assert change_from_control({**canary, "payload_json": payload}, (0, 9), "fraud") is None, payload
+    # a champion or canary of no version: the jobs would score no row of its event times (a NaN score, then a
+    # failing batch replayed for ever); only a shadow may be none
+    nameless = '{"effective_from_ms": 1, "percent": 5, "version": null}'
+    for message in (decoded, canary):
+        assert change_from_control({**message, "payload_json": nameless}, (0, 10), "fraud") is None
+    assert current_primary([promoted, {**promoted, "payload_json": nameless}], "fraud")["version"] == "1.1.0"
 
 
 # ---------------------------------------------------------------- the catch-up rule

@@ -8,13 +8,13 @@ import urllib.error
 
 import pytest
 
+from connectors.registry_http import http_error as _http_error
 from connectors.schema_registry import (
     IncompatibleSchema,
     RegistryRefused,
     RegistryUnavailable,
     SchemaNotFound,
     SchemaRegistry,
-    _http_error,
     subject_for,
 )
 from streamscore.foundation.config import load_settings

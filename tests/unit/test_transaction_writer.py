@@ -139,3 +139,24 @@ def test_a_producer_that_cannot_begin_a_transaction_fails_in_one_line():
         writer.add(b"a", b"v", None)
     assert isinstance(caught.value.__cause__, KafkaException)
     assert writer.pending == []  # nothing was taken in
+
+
+def test_a_slow_sender_commits_before_its_transaction_grows_old(monkeypatch):
+    """10 records at 20/s in transactions of 1000: without the age bound one transaction would stay open for the
+    whole send (at 10 records/s and 1000 a transaction, 100 s: past the broker's 60 s timeout)."""
+    from connectors import kafka_transactions
+    from connectors.kafka_transactions import TransactionPlan, produce_transactionally
+
+    made: list[FakeProducer] = []
+    real_writer = kafka_transactions._TransactionWriter
+
+    def writer(settings, topic, config):
+        return real_writer(settings, topic, config,
+                           producer_factory=lambda *args, **kwargs: made.append(FakeProducer(0)) or made[-1])
+
+    monkeypatch.setattr(kafka_transactions, "_TransactionWriter", writer)
+    items = [(f"k{i}".encode(), b"v", None) for i in range(10)]
+    stats = produce_transactionally(object(), "t", items, TransactionPlan(rate=20, transaction_size=1000,
+                                                                            max_open_s=0.2))
+    assert made[0].committed == [key for key, _, _ in items]  # each once, in order
+    assert 3 <= stats["transactions"] <= 5  # ~0.2 s of records (4) a transaction, not one for all 10
