@@ -116,7 +116,9 @@ class BatchScorer:
     def _score_primary(self, matrix: np.ndarray, versions: list[str], result: BatchResult) -> PrimaryScores:
         """One model call (or cache pass) per primary version present in the batch."""
         n = len(versions)
-        scores, failed, cards = np.full(n, np.nan), {}, [self.card] * n
+        scores, cards = np.full(n, np.nan), [self.card] * n
+        failed = {k: Reason("inference failed: no model version routes this record", RejectCode.INFERENCE_FAILED)
+                  for k, version in enumerate(versions) if version is None}  # never left unscored and unnamed
         for version, index in version_groups(versions):
             try:
                 chosen = self.pool.get(version)
@@ -264,6 +266,8 @@ class BatchScorer:
                                                                  batch))
         except SerdeError as exc:
             self._dead(result, batch, i, DeadLetterStage.ENCODE, Reason(str(exc), RejectCode.ENCODE_FAILED), event)
+            version = primary.cards[k].version  # counted as its version's scored row when the model answered
+            result.version_scored[version] = result.version_scored.get(version, 1) - 1
             return None
 
     def _dead(self, result: BatchResult, batch: Batch, i: int, stage: DeadLetterStage, reason: Reason,

@@ -113,7 +113,8 @@ class ScoringMetrics:
             self.batch_size.observe(result.call_sizes)
             per_call_us = result.inference_seconds * 1e6 / len(result.call_sizes)
             self.inference_us.observe([per_call_us] * len(result.call_sizes))
-        self.latency_ms.observe(result.latencies_ms)
+        self.latency_ms.observe(np.maximum(result.latencies_ms, 0))  # an event time ahead of this clock: 0, so
+        # the sum, a counter, never goes down (Prometheus would read a reset)
         self.score_milli.observe(np.asarray(result.scores, dtype=np.float64) * 1000.0)
         self.low_confidence.inc(low_confidence_count(result.scores, self.threshold, self.band))
         if result.cache_lookups or result.cache_errors:
@@ -160,10 +161,10 @@ class LifecycleMetrics:
 
     def record_batch(self, result) -> None:
         """Account one :class:`jobs.batch_scorer.BatchResult`: champion versions, challengers, failures."""
-        for version, call_us in result.version_call_us.items():
+        for version in {**result.version_scored, **result.version_call_us}:  # a batch of cache hits: no call
             scored, inference_us = self._role(version, "champion")
             scored.inc(result.version_scored.get(version, 0))
-            inference_us.observe(call_us)
+            inference_us.observe(result.version_call_us.get(version, ()))
         for version, stats in result.shadow.items():
             scored, inference_us = self._role(version, "shadow")
             scored.inc(stats.records)

@@ -62,6 +62,9 @@ KIND_ROLES = {ControlKind.MODEL_PROMOTED: PRIMARY, ControlKind.MODEL_ROLLED_BACK
               ControlKind.CANARY_WEIGHT: CANARY}
 
 
+VIEW_LAG_MARGIN_MS = 2_000  # the control view's lag behind the clock: the follower's 0.5 s poll and a read round
+
+
 class ControlLagError(StreamscoreError):
     """The router's view of the control topic is too old to decide a record's version."""
 
@@ -213,9 +216,10 @@ class ModelRouter:
 
     @property
     def reach_ms(self) -> int:
-        """How far ahead of the clock an event time can be and still be covered within ``max_wait_ms``
-        (a fresh view is at most the clock)."""
-        return self.delay_ms - self.guard_ms + self.max_wait_ms
+        """How far ahead of the clock an event time can be and still be covered within ``max_wait_ms``: a
+        fresh view is at most the clock, and lags it by up to a poll interval and a read round, hence the
+        margin (a record stamped within it would wait out ``max_wait_ms`` and fail the task)."""
+        return self.delay_ms - self.guard_ms + self.max_wait_ms - VIEW_LAG_MARGIN_MS
 
     def beyond_reach(self, event_times: Sequence[int]) -> np.ndarray:
         """Which event times no wait could cover now: stamped more than :attr:`reach_ms` ahead of this

@@ -133,3 +133,4 @@ def test_a_json_id_no_avro_string_can_carry_is_an_encode_dead_letter(model, regi
     assert (dead["stage"], dead["original_bytes"], dead["source_offset"]) == ("ENCODE", payloads[1], 8)
     assert dead["event_id"] == "u-\\ud800" and "surrogates not allowed" in dead["reason"]
     assert result.keys[1] == b"u-\\ud800"
+    assert result.version_scored == {model.card.version: 2}  # the ENCODE dead letter is not counted as scored

@@ -251,3 +251,20 @@ def test_labels_read_are_counted_with_their_rejections_by_reason_and_the_joined_
     assert root.value("rejected", reason=RejectCode.UNDECODABLE) == 3
     assert root.value("rejected", reason=RejectCode.OUT_OF_RANGE) == 1
     assert root.value("joined", labels=None) == 9  # read - rejected - joined = 2 labels not (yet) joined
+
+
+def test_a_batch_answered_from_the_cache_counts_its_scored_rows_and_latency_never_lowers_the_sum():
+    from types import SimpleNamespace
+
+    from jobs.job_metrics import LifecycleMetrics
+
+    root = Group()
+    lifecycle = LifecycleMetrics(root, "fraud")
+    lifecycle.record_batch(SimpleNamespace(version_call_us={}, version_scored={"1.1.0": 5}, shadow={},
+                                           shadow_errors=0))  # every row a cache hit: no model call
+    assert root.value("events_scored", version="1.1.0", role="champion") == 5
+    metrics = ScoringMetrics(root, "fraud", "1.0.0", 0.5, provider="CPUExecutionProvider")
+    batch = SimpleNamespace(scored=2, dead_letters=[], model_calls=0, call_sizes=[], inference_seconds=0.0,
+                            latencies_ms=[-40, 10], scores=[0.1, 0.2], cache_lookups=0, cache_hits=0, cache_errors=0)
+    metrics.record_batch(batch, 2)  # one event time 40 ms ahead of the TaskManager's clock
+    assert root.value("latency_ms_sum", version="1.0.0") == 10
