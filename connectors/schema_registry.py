@@ -18,6 +18,7 @@ import functools
 import json
 import ssl
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import quote
@@ -33,6 +34,8 @@ from streamscore.foundation.errors import (
 from streamscore.foundation.logs import get_logger
 from streamscore.foundation.registry_settings import RegistrySettings
 
+MISSING_ID_RETRY_S = 30.0  # an id the registry did not know is asked again after this (the JVM decoder's too)
+_MISSING_KEPT = 10_000  # at most this many such ids remembered
 SchemaType = Literal["AVRO", "JSON"]
 Compatibility = Literal["BACKWARD", "BACKWARD_TRANSITIVE", "FORWARD", "FORWARD_TRANSITIVE", "FULL",
                         "FULL_TRANSITIVE", "NONE"]
@@ -72,6 +75,7 @@ class SchemaRegistry:
         self.url = settings.url.rstrip("/")
         self.timeout_s = timeout_s
         self._by_id: dict[int, Any] = {}
+        self._missing: dict[int, tuple[float, str]] = {}  # id -> (ask again after, the registry's answer)
         self._lock = threading.Lock()
         self._headers = {"Accept": _CONTENT_TYPE, "Content-Type": _CONTENT_TYPE}
         if settings.username and settings.password:
@@ -102,8 +106,17 @@ class SchemaRegistry:
         with self._lock:
             if schema_id in self._by_id:
                 return self._by_id[schema_id]
+            missing = self._missing.get(schema_id)
+            if missing is not None and time.monotonic() < missing[0]:
+                raise SchemaNotFound(missing[1])  # asked a moment ago: garbage ids cost no request a record
         try:
             found = _parsed(self._call("GET", f"/schemas/ids/{int(schema_id)}"), f"schema id {schema_id}")
+        except SchemaNotFound as exc:
+            with self._lock:
+                if len(self._missing) >= _MISSING_KEPT:
+                    self._missing.clear()
+                self._missing[schema_id] = (time.monotonic() + MISSING_ID_RETRY_S, str(exc))
+            raise
         except RegistryUnavailable:
             found = self.memory.schema_of(schema_id) if self.memory else None
             if found is None:

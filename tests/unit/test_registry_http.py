@@ -111,3 +111,30 @@ def test_a_port_that_does_not_speak_http_is_unavailable():
             RegistryHttp(f"http://127.0.0.1:{listener.getsockname()[1]}", {}, None, 5).call("GET", "/subjects")
     finally:
         listener.close()
+
+
+def test_an_id_the_registry_does_not_know_is_asked_again_only_after_a_while(servers, monkeypatch):
+    """A producer of garbage ids (or ids of another registry) must not cost a registry request a record."""
+    from connectors import schema_registry
+    from connectors.schema_registry import SchemaNotFound, SchemaRegistry
+    from streamscore.foundation.registry_settings import RegistrySettings
+
+    def not_found(handler):
+        body = json.dumps({"error_code": 40403, "message": "Schema 77 not found."}).encode()
+        handler.send_response(404)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    server = servers({"/schemas/ids/77": not_found})
+    registry = SchemaRegistry(RegistrySettings(url=server.url, mode="external"))
+    for _ in range(3):
+        with pytest.raises(SchemaNotFound, match="Schema 77 not found"):
+            registry.schema(77)
+    assert len(server.seen) == 1
+    monkeypatch.setattr(schema_registry, "MISSING_ID_RETRY_S", 0.0)
+    registry._missing.clear()
+    for _ in range(2):
+        with pytest.raises(SchemaNotFound):
+            registry.schema(77)
+    assert len(server.seen) == 3  # remembered for no time at all: asked each time
