@@ -79,12 +79,18 @@ def lifecycle_message(kind: ControlKind, name: str, version: str, *, now_ms: int
 
 
 def current_primary(messages: list[dict], name: str) -> dict | None:
-    """The payload of the latest promotion/rollback of ``name`` in log order, or None. A malformed one (a
-    hand-written message: not a JSON object, or no version) is skipped, as the scoring jobs skip it."""
-    latest = None
-    for message in messages:
+    """The payload of the promotion/rollback of ``name`` that the scoring jobs end up following: the latest
+    effective time, log order among equal ones (as they order changes), or None. A malformed one (a
+    hand-written message: not a JSON object, or no version) is skipped, as the scoring jobs skip it. (Log order
+    alone would name B after "promote A, effective in 60 s", then "promote B, effective in 10 s": the jobs
+    score with B from 10 s on and with A from 60 s on.)"""
+    latest, latest_key = None, None
+    for position, message in enumerate(messages):
         if message.get("kind") in PRIMARY_KINDS and message.get("model_name") == name:
-            latest = _primary_payload(message, name) or latest
+            payload = _primary_payload(message, name)
+            key = None if payload is None else (int(payload["effective_from_ms"]), position)
+            if key is not None and (latest_key is None or key > latest_key):
+                latest, latest_key = payload, key
     return latest
 
 

@@ -405,3 +405,19 @@ def test_lifecycle_metrics_count_versions_roles_and_shadow_agreement(model, onnx
     assert group.value("score_diff_milli_count", version="2.0.0") == 30
     assert group.value("score_diff_milli_bucket", version="2.0.0", le="+Inf") == 30
     assert group.value("shadow_failures") == 0
+
+
+def test_the_current_champion_is_the_one_the_jobs_end_up_following_not_the_last_written():
+    """Promote 1.1.0 effective in 60 s, then 1.2.0 effective in 10 s: the jobs score with 1.2.0 from 10 s and
+    with 1.1.0 from 60 s on (they order changes by effective time), so 1.1.0 is current, and a rollback goes
+    to its previous."""
+    slow = lifecycle_message("MODEL_PROMOTED", "fraud", "1.1.0", now_ms=T0, delay_ms=60_000, previous="1.0.0")
+    fast = lifecycle_message("MODEL_PROMOTED", "fraud", "1.2.0", now_ms=T0 + 5_000, delay_ms=10_000,
+                             previous="1.1.0")
+    history = [slow, fast]
+    assert current_primary(history, "fraud")["version"] == "1.1.0"
+    assert rollback_target(history, "fraud") == ("1.0.0", "1.1.0")
+    schedule = Schedule("1.0.0")
+    for k, message in enumerate(history):
+        schedule.add(change_from_control(message, (0, k), "fraud"))
+    assert [schedule.at(T0 + ms).primary for ms in (20_000, 70_000)] == ["1.2.0", "1.1.0"]
