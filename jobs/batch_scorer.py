@@ -161,8 +161,9 @@ class BatchScorer:
         for event, i in zip(events, rows):
             event["event_id"] = event[id_field]
             event["event_time"] = event[time_field] if time_field else int(batch.timestamps[i])
-            if event.get("correlation_id") is None:
-                event["correlation_id"] = event["event_id"]
+            correlation = event.get("correlation_id")
+            if not isinstance(correlation, str) or not correlation:  # as the JVM decoder: a non-empty string
+                event["correlation_id"] = event["event_id"]  # (a long there failed every scored record's encoding)
 
     def _check_contract(self, batch: Batch, events: list[dict], rows: list[int], result: BatchResult) -> ValidRows:
         matrix, rejects, valid = self.contract.to_matrix(events)

@@ -134,3 +134,17 @@ def test_a_json_id_no_avro_string_can_carry_is_an_encode_dead_letter(model, regi
     assert dead["event_id"] == "u-\\ud800" and "surrogates not allowed" in dead["reason"]
     assert result.keys[1] == b"u-\\ud800"
     assert result.version_scored == {model.card.version: 2}  # the ENCODE dead letter is not counted as scored
+
+
+def test_a_correlation_id_that_is_no_text_gives_way_to_the_event_id_as_in_the_jvm():
+    """The JVM decoder traces an event by its correlation_id only where that is a non-empty string; the Python
+    decoder now does the same (a long there made every scored record fail to encode)."""
+    from types import SimpleNamespace
+
+    from jobs.batch_scorer import BatchScorer
+
+    fake = SimpleNamespace(wire=SimpleNamespace(id_field="reading_id", time_field="ts"))
+    events = [{"reading_id": f"r{k}", "ts": 5, "correlation_id": value} for k, value in
+              enumerate(["trace-1", "", None, 42])]
+    BatchScorer._name_id_and_time(fake, SimpleNamespace(timestamps=[0] * 4), events, [0, 1, 2, 3])
+    assert [e["correlation_id"] for e in events] == ["trace-1", "r1", "r2", "r3"]
