@@ -29,24 +29,30 @@ class ModelPool:
         self.base = base
         self._loader = loader
         self._loaded: dict[str, VersionModel] = {base.card.version: base}
+        self._refused: dict[str, ModelError] = {}  # versions of another contract: that does not change
         self._lock = threading.Lock()
 
     def get(self, version: str) -> VersionModel:
-        """The version, loading it on first use; a failed load raises ModelError (and is retried next time)."""
+        """The version, loading it on first use; a failed load raises ModelError (and is retried next time, but
+        a version of another feature contract is refused for good)."""
         found = self._loaded.get(version)
         if found is not None:
             return found
         with self._lock:
             if version in self._loaded:
                 return self._loaded[version]
+            if version in self._refused:  # not loaded (a session, an engine) again for every batch
+                raise ModelError(str(self._refused[version]))
             try:
                 loaded = self._loader(version)
             except Exception as exc:
                 raise ModelError(f"model {self.base.card.name}:{version} cannot be loaded: "
                                  f"{type(exc).__name__}: {str(exc)[:300]}") from exc
             if loaded.card.features != self.base.card.features:
-                raise ModelError(f"model {loaded.card.ref} has another feature contract than "
-                                 f"{self.base.card.ref}: a job routes only between versions of one contract")
+                self._refused[version] = ModelError(
+                    f"model {loaded.card.ref} has another feature contract than {self.base.card.ref}: a job "
+                    "routes only between versions of one contract")
+                raise ModelError(str(self._refused[version]))
             self._loaded[version] = loaded
             return loaded
 
