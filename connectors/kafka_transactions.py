@@ -87,15 +87,21 @@ def _write_all(writer: _TransactionWriter, items: Iterable[Record | StreamMark],
             plan.throttle()
         writer.add(*item)
         produced += 1
-        ahead = _ahead(plan.rate, produced, began)
-        if len(writer.pending) >= plan.transaction_size or writer.open_s() + ahead >= plan.max_open_s:
+        old_by_next = writer.open_s() + _ahead(plan.rate, produced, began) >= plan.max_open_s
+        if len(writer.pending) >= plan.transaction_size or old_by_next:
             writer.commit()
             if plan.progress:
                 plan.progress(produced, time.monotonic() - began)
-        if ahead > 0:
-            time.sleep(ahead)
+        _pace(plan.rate, produced, began)
     writer.commit()
     return produced
+
+
+def _pace(rate: float, produced: int, began: float) -> None:
+    """Sleep until ``produced`` records are due at ``rate``/s since ``began`` (0: as fast as possible)."""
+    ahead = _ahead(rate, produced, began)
+    if ahead > 0:
+        time.sleep(ahead)
 
 
 def _ahead(rate: float, produced: int, began: float) -> float:

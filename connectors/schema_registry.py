@@ -77,13 +77,13 @@ class SchemaRegistry:
         self._by_id: dict[int, Any] = {}
         self._missing: dict[int, tuple[float, str]] = {}  # id -> (ask again after, the registry's answer)
         self._lock = threading.Lock()
-        self._headers = {"Accept": _CONTENT_TYPE, "Content-Type": _CONTENT_TYPE}
+        headers = {"Accept": _CONTENT_TYPE, "Content-Type": _CONTENT_TYPE}
         if settings.username and settings.password:
             token = base64.b64encode(f"{settings.username}:{settings.password.reveal()}".encode()).decode()
-            self._headers["Authorization"] = f"Basic {token}"
-        self._tls = ssl.create_default_context(cafile=str(settings.ca_file)) if settings.ca_file else None
+            headers["Authorization"] = f"Basic {token}"
+        tls = ssl.create_default_context(cafile=str(settings.ca_file)) if settings.ca_file else None
         self.memory = SchemaMemory(settings.ids_file, self.url) if settings.ids_file else None
-        self._http = RegistryHttp(self.url, self._headers, self._tls, timeout_s)
+        self._http = RegistryHttp(self.url, headers, tls, timeout_s)
 
     def subjects(self) -> list[str]:
         return list(self._call("GET", "/subjects"))

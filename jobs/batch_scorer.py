@@ -117,8 +117,9 @@ class BatchScorer:
         """One model call (or cache pass) per primary version present in the batch."""
         n = len(versions)
         scores, cards = np.full(n, np.nan), [self.card] * n
-        failed = {k: Reason("inference failed: no model version routes this record", RejectCode.INFERENCE_FAILED)
-                  for k, version in enumerate(versions) if version is None}  # never left unscored and unnamed
+        failed = {} if None not in versions else {  # never left unscored and unnamed (a scan in C, not a loop)
+            k: Reason("inference failed: no model version routes this record", RejectCode.INFERENCE_FAILED)
+            for k, version in enumerate(versions) if version is None}
         for version, index in version_groups(versions):
             try:
                 chosen = self.pool.get(version)
@@ -267,8 +268,7 @@ class BatchScorer:
                                                                  batch))
         except SerdeError as exc:
             self._dead(result, batch, i, DeadLetterStage.ENCODE, Reason(str(exc), RejectCode.ENCODE_FAILED), event)
-            version = primary.cards[k].version  # counted as its version's scored row when the model answered
-            result.version_scored[version] = result.version_scored.get(version, 1) - 1
+            result.version_scored[primary.cards[k].version] -= 1  # counted as scored when the model answered
             return None
 
     def _dead(self, result: BatchResult, batch: Batch, i: int, stage: DeadLetterStage, reason: Reason,

@@ -161,7 +161,7 @@ class LifecycleMetrics:
 
     def record_batch(self, result) -> None:
         """Account one :class:`jobs.batch_scorer.BatchResult`: champion versions, challengers, failures."""
-        for version in {**result.version_scored, **result.version_call_us}:  # a batch of cache hits: no call
+        for version in result.version_scored.keys() | result.version_call_us.keys():  # cache hits: no call
             scored, inference_us = self._role(version, "champion")
             scored.inc(result.version_scored.get(version, 0))
             inference_us.observe(result.version_call_us.get(version, ()))

@@ -29,7 +29,7 @@ class ModelPool:
         self.base = base
         self._loader = loader
         self._loaded: dict[str, VersionModel] = {base.card.version: base}
-        self._refused: dict[str, ModelError] = {}  # versions of another contract: that does not change
+        self._refused: dict[str, str] = {}  # version -> why: another contract, which no retry changes
         self._lock = threading.Lock()
 
     def get(self, version: str) -> VersionModel:
@@ -42,17 +42,16 @@ class ModelPool:
             if version in self._loaded:
                 return self._loaded[version]
             if version in self._refused:  # not loaded (a session, an engine) again for every batch
-                raise ModelError(str(self._refused[version]))
+                raise ModelError(self._refused[version])
             try:
                 loaded = self._loader(version)
             except Exception as exc:
                 raise ModelError(f"model {self.base.card.name}:{version} cannot be loaded: "
                                  f"{type(exc).__name__}: {str(exc)[:300]}") from exc
             if loaded.card.features != self.base.card.features:
-                self._refused[version] = ModelError(
-                    f"model {loaded.card.ref} has another feature contract than {self.base.card.ref}: a job "
-                    "routes only between versions of one contract")
-                raise ModelError(str(self._refused[version]))
+                self._refused[version] = (f"model {loaded.card.ref} has another feature contract than "
+                                          f"{self.base.card.ref}: a job routes only between versions of one contract")
+                raise ModelError(self._refused[version])
             self._loaded[version] = loaded
             return loaded
 

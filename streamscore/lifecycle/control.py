@@ -84,14 +84,10 @@ def current_primary(messages: list[dict], name: str) -> dict | None:
     hand-written message: not a JSON object, or no version) is skipped, as the scoring jobs skip it. (Log order
     alone would name B after "promote A, effective in 60 s", then "promote B, effective in 10 s": the jobs
     score with B from 10 s on and with A from 60 s on.)"""
-    latest, latest_key = None, None
-    for position, message in enumerate(messages):
-        if message.get("kind") in PRIMARY_KINDS and message.get("model_name") == name:
-            payload = _primary_payload(message, name)
-            key = None if payload is None else (int(payload["effective_from_ms"]), position)
-            if key is not None and (latest_key is None or key > latest_key):
-                latest, latest_key = payload, key
-    return latest
+    followed = [(int(payload["effective_from_ms"]), position, payload) for position, message in enumerate(messages)
+                if message.get("kind") in PRIMARY_KINDS and message.get("model_name") == name
+                and (payload := _primary_payload(message, name)) is not None]
+    return max(followed, key=lambda found: found[:2])[2] if followed else None
 
 
 def _primary_payload(message: dict, name: str) -> dict | None:

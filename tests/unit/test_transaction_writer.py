@@ -156,7 +156,7 @@ def test_a_slow_sender_commits_before_its_transaction_grows_old(monkeypatch):
 
     monkeypatch.setattr(kafka_transactions, "_TransactionWriter", writer)
     items = [(f"k{i}".encode(), b"v", None) for i in range(10)]
-    stats = produce_transactionally(object(), "t", items, TransactionPlan(rate=20, transaction_size=1000,
-                                                                            max_open_s=0.2))
+    plan = TransactionPlan(rate=20, transaction_size=1000, max_open_s=0.18)  # not 0.2: a record every 0.05 s
+    stats = produce_transactionally(object(), "t", items, plan)  # would land on the bound itself
     assert made[0].committed == [key for key, _, _ in items]  # each once, in order
     assert 3 <= stats["transactions"] <= 5  # ~0.2 s of records (4) a transaction, not one for all 10
